@@ -1,0 +1,180 @@
+//! A TCP segment as the engine sees it: decoded once from a frame,
+//! borrowed from the capture buffer, and handed down the pipeline.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A capture timestamp: seconds since the Unix epoch plus nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl fmt::Display for Timestamp {
+    /// Epoch seconds with 9 decimals, as the sidecar's `ts` column wants.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secs < 0 && self.nanos > 0 {
+            // -1.5 s is stored as secs = -2, nanos = 5e8.
+            let total = self.secs as i128 * 1_000_000_000 + self.nanos as i128;
+            let abs = total.unsigned_abs();
+            write!(f, "-{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
+        } else {
+            write!(f, "{}.{:09}", self.secs, self.nanos)
+        }
+    }
+}
+
+/// The eight TCP flag bits, in header bit order (FIN = 0x01 … CWR = 0x80).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+
+    /// Letters in the sidecar's `FSRPAUEC` order, which is the bit order.
+    const LETTERS: [u8; 8] = *b"FSRPAUEC";
+
+    #[inline]
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    #[inline]
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    #[inline]
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    #[inline]
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+    #[inline]
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+
+    /// The set flags as letters, e.g. `FA`; empty when no flag is set.
+    pub fn letters(self) -> FlagLetters {
+        let mut out = FlagLetters {
+            buf: [0; 8],
+            len: 0,
+        };
+        for (i, letter) in Self::LETTERS.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                out.buf[out.len as usize] = *letter;
+                out.len += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Stack-allocated flag letters (no allocation on the hot path).
+#[derive(Clone, Copy)]
+pub struct FlagLetters {
+    buf: [u8; 8],
+    len: u8,
+}
+
+impl FlagLetters {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters from LETTERS are ever stored.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.letters().as_str())
+    }
+}
+
+/// TCP options the engine cares about, read from the header once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptionsSummary {
+    pub mss: Option<u16>,
+    /// Window-scale shift count (RFC 7323), only meaningful on SYNs.
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+}
+
+/// One TCP segment decoded from one frame.
+///
+/// `payload_len` is the length the IP header declares, which is the true
+/// length even when the capture's snaplen cut the payload short;
+/// `payload` holds only the bytes that were captured.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    /// 1-based record number in the capture (Wireshark's frame.number).
+    pub frame: u64,
+    pub ts: Timestamp,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    /// Raw (unscaled) receive window.
+    pub window: u16,
+    pub payload_len: u32,
+    pub payload: &'a [u8],
+    pub options: TcpOptionsSummary,
+    /// `Some(false)` when the TCP checksum was verified and is wrong,
+    /// `None` when it could not be checked (truncated frame, offload).
+    pub checksum_ok: Option<bool>,
+}
+
+impl Segment<'_> {
+    /// Sequence space this segment occupies: payload plus SYN and FIN.
+    #[inline]
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len + self.flags.syn() as u32 + self.flags.fin() as u32
+    }
+
+    /// Sequence number just past this segment.
+    #[inline]
+    pub fn end_seq(&self) -> u32 {
+        self.seq.wrapping_add(self.seq_len())
+    }
+}
+
+/// `ip:port`, with IPv6 as `[addr]:port` (std's SocketAddr already does this).
+pub fn format_endpoint(addr: &SocketAddr) -> String {
+    addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_letters_follow_fsrpauec() {
+        assert_eq!(TcpFlags(0x11).to_string(), "FA");
+        assert_eq!(TcpFlags(0x14).to_string(), "RA");
+        assert_eq!(TcpFlags(0xff).to_string(), "FSRPAUEC");
+        assert_eq!(TcpFlags(0).to_string(), "");
+    }
+
+    #[test]
+    fn timestamp_has_nine_decimals() {
+        let ts = Timestamp {
+            secs: 1_700_000_000,
+            nanos: 1_500,
+        };
+        assert_eq!(ts.to_string(), "1700000000.000001500");
+        let neg = Timestamp {
+            secs: -2,
+            nanos: 500_000_000,
+        };
+        assert_eq!(neg.to_string(), "-1.500000000");
+    }
+}
