@@ -1,6 +1,102 @@
-//! tcpshut: the command-line front end (argument parsing, directory walking,
-//! parallel batches, progress and exit codes). The engine does the work.
+//! tcpshut: the command-line front end. It parses arguments, finds the
+//! captures, runs the engine on them in parallel, shows progress and sets
+//! the exit code; the engine (`tcpshut-engine`) does the work.
+//!
+//! Exit codes: 0 every capture was processed completely; 1 at least one
+//! input failed (unreadable, not a capture, output not written); 2 usage
+//! error; 3 no failures, but at least one capture was cut short (a
+//! truncated or corrupt record) and was annotated up to its last whole
+//! record.
 
-fn main() {
-    println!("tcpshut: work in progress");
+mod inputs;
+mod output;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Explains how every TCP connection in a capture was torn down.
+#[derive(Parser)]
+#[command(name = "tcpshut", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// Captures (pcap, pcapng) and directories to search for them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Captures to work on at once (default: one per core).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Annotate every TCP segment; writes CAPTURE.tcpshut.csv beside each capture.
+    Annotate {
+        #[command(flatten)]
+        batch: BatchArgs,
+        /// Write to FILE instead (`-` for standard output); one capture only.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+    },
+    /// Print the per-connection table: outcome, who closed, inferred calls.
+    Summary {
+        #[command(flatten)]
+        batch: BatchArgs,
+    },
+}
+
+/// How one input ended, for the exit code and the final count.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Complete,
+    Incomplete,
+    Failed,
+}
+
+impl Status {
+    fn exit_code(worst: Status) -> ExitCode {
+        match worst {
+            Status::Complete => ExitCode::SUCCESS,
+            Status::Failed => ExitCode::from(1),
+            Status::Incomplete => ExitCode::from(3),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let worst = match cli.command {
+        Command::Annotate {
+            batch,
+            output,
+            format,
+        } => report::annotate(&batch, output.as_deref(), format),
+        Command::Summary { batch } => report::summary(&batch),
+    };
+    match worst {
+        Ok(worst) => Status::exit_code(worst),
+        Err(err) => {
+            eprintln!("tcpshut: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -3,12 +3,27 @@
 //! each application most likely made.
 //!
 //! Data flows one way: [`capture`] yields frames, [`link`] decodes them
-//! into [`segment::Segment`]s, [`flow`] groups segments into connections,
-//! [`endpoint`] tracks each side's RFC 9293 state, [`inference`] turns the
-//! evidence into verdicts, [`annotate`] produces one row per segment, and
-//! [`writer`] prints rows as CSV or JSON.
+//! into [`segment::Segment`]s, [`flow`] groups segments into
+//! [`connection`]s whose [`endpoint`]s follow RFC 9293 states,
+//! [`inference`] turns the evidence into verdicts, [`annotate`] makes one
+//! row per segment, and [`writer`] prints rows as CSV or JSON.
+//! [`analysis`] runs the whole pipeline over a file in two streaming
+//! passes.
 
+pub mod analysis;
+pub mod annotate;
 pub mod capture;
+pub mod connection;
+pub mod endpoint;
+pub mod event;
+pub mod flow;
+pub mod inference;
 pub mod link;
+pub mod report;
 pub mod segment;
 pub mod seq;
+pub mod writer;
+pub mod zeek;
+
+pub use analysis::{annotate, verdicts, AnalyzeError, CaptureSummary, RowSink, Verdicts};
+pub use writer::{CsvSink, JsonSink, CSV_HEADER};

@@ -1,0 +1,302 @@
+//! The `annotate` and `summary` commands: run the engine over every
+//! input in parallel, write sidecars, and tell the user what happened,
+//! in input order whatever order the work finished in.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use tcpshut_engine::inference::{Closer, Outcome};
+use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::{CsvSink, JsonSink, RowSink, Verdicts};
+
+use crate::inputs::{self, Input};
+use crate::output::{self, sidecar_path, write_atomically};
+use crate::{BatchArgs, Format, Status};
+
+/// What one input produced: text for the user, and how it ended.
+struct Done {
+    status: Status,
+    /// Lines for standard output (or standard error, when stdout has data).
+    lines: Vec<String>,
+    /// `tcpshut: PATH: error` lines.
+    errors: Vec<String>,
+}
+
+impl Done {
+    fn failed(path: &Path, err: &anyhow::Error) -> Self {
+        Done {
+            status: Status::Failed,
+            lines: Vec::new(),
+            errors: vec![format!("tcpshut: {}: {err:#}", path.display())],
+        }
+    }
+}
+
+/// Runs `work` on every input, in parallel, and prints the results in
+/// input order. Returns the worst status.
+fn run_batch(
+    batch: &BatchArgs,
+    to_stderr: bool,
+    work: impl Fn(&Path) -> Done + Sync,
+) -> anyhow::Result<Status> {
+    let inputs = inputs::collect(&batch.paths);
+    if inputs.is_empty() {
+        bail!("no captures found in the given paths");
+    }
+    let many = inputs.len() > 1;
+    let progress = if many && !batch.no_progress && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(inputs.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} captures {elapsed_precise} {msg}")
+                .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(batch.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")?;
+    let results: Vec<Done> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|input| {
+                let result = match input {
+                    Input::Capture(path) => work(path),
+                    Input::Problem(path, why) => Done::failed(path, &anyhow::anyhow!("{why}")),
+                };
+                progress.inc(1);
+                result
+            })
+            .collect()
+    });
+    progress.finish_and_clear();
+
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(output::stdout())
+    };
+    let mut worst = Status::Complete;
+    let (mut failed, mut incomplete) = (0, 0);
+    for result in &results {
+        for line in &result.lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        for line in &result.errors {
+            eprintln!("{line}");
+        }
+        worst = worst.max(result.status);
+        failed += usize::from(result.status == Status::Failed);
+        incomplete += usize::from(result.status == Status::Incomplete);
+    }
+    if many {
+        writeln!(
+            out,
+            "tcpshut: {} of {} captures done, {failed} failed, {incomplete} incomplete",
+            results.len() - failed,
+            results.len()
+        )?;
+    }
+    out.flush()?;
+    Ok(worst)
+}
+
+/// Status of a finished analysis, with a line about an early end.
+fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
+    match &verdicts.capture.incomplete {
+        None => (Status::Complete, Vec::new()),
+        Some(why) => (
+            Status::Incomplete,
+            vec![format!(
+                "tcpshut: {}: incomplete: {why}; annotated the first {} frames",
+                path.display(),
+                verdicts.capture.frames
+            )],
+        ),
+    }
+}
+
+fn count_outcomes(reports: &[ConnectionReport]) -> String {
+    let kinds = [
+        (Outcome::Graceful, "graceful"),
+        (Outcome::Reset, "reset"),
+        (Outcome::Refused, "refused"),
+        (Outcome::HalfClosed, "half-closed"),
+        (Outcome::Open, "open"),
+    ];
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter_map(|(kind, name)| {
+            let n = reports.iter().filter(|r| r.outcome == *kind).count();
+            (n > 0).then(|| format!("{n} {name}"))
+        })
+        .collect();
+    format!("{} connections ({})", reports.len(), parts.join(", "))
+}
+
+/// `tcpshut annotate`.
+pub fn annotate(batch: &BatchArgs, dest: Option<&Path>, format: Format) -> anyhow::Result<Status> {
+    if dest.is_some() && (batch.paths.len() != 1 || batch.paths[0].is_dir()) {
+        bail!("-o/--output takes exactly one capture file");
+    }
+    let to_stdout = dest == Some(Path::new("-"));
+    run_batch(batch, to_stdout, |path| {
+        let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
+            let mut sink = sink_for(format, out);
+            Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?)
+        };
+        let ext = match format {
+            Format::Csv => "csv",
+            Format::Json => "json",
+        };
+        let (written, result) = match dest {
+            Some(d) if d == Path::new("-") => (
+                "standard output".to_string(),
+                analyse(&mut output::stdout()),
+            ),
+            Some(d) => (d.display().to_string(), write_atomically(d, |w| analyse(w))),
+            None => {
+                let sidecar = sidecar_path(path, ext);
+                (
+                    sidecar.display().to_string(),
+                    write_atomically(&sidecar, |w| analyse(w)),
+                )
+            }
+        };
+        match result {
+            Err(err) => Done::failed(path, &err),
+            Ok(verdicts) => {
+                let (status, errors) = finished(path, &verdicts);
+                let mut lines = vec![format!(
+                    "{}: {}, {} segments -> {written}",
+                    path.display(),
+                    count_outcomes(&verdicts.reports),
+                    verdicts.capture.decode.tcp_segments,
+                )];
+                if batch.paths.len() == 1 && !batch.paths[0].is_dir() {
+                    lines.extend(verdicts.reports.iter().map(one_line));
+                }
+                Done {
+                    status,
+                    lines,
+                    errors,
+                }
+            }
+        }
+    })
+}
+
+fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
+    match format {
+        Format::Csv => Box::new(CsvSink::new(out)),
+        Format::Json => Box::new(JsonSink::new(out)),
+    }
+}
+
+/// One connection in one line, for `annotate`'s short summary.
+fn one_line(r: &ConnectionReport) -> String {
+    let closer = match r.closer {
+        Closer::Client => "client closed first",
+        Closer::Server => "server closed first",
+        Closer::Both => "both closed at once",
+        Closer::None => "nobody closed",
+    };
+    format!(
+        "  #{} {} -> {}: {}, {}; client {}, server {}",
+        r.id,
+        r.client,
+        r.server,
+        r.outcome,
+        closer,
+        calls_or_dash(&r.endpoints[0].calls.to_string()),
+        calls_or_dash(&r.endpoints[1].calls.to_string()),
+    )
+}
+
+fn calls_or_dash(calls: &str) -> &str {
+    if calls.is_empty() {
+        "-"
+    } else {
+        calls
+    }
+}
+
+/// `tcpshut summary`: the per-connection table for people.
+pub fn summary(batch: &BatchArgs) -> anyhow::Result<Status> {
+    run_batch(batch, false, |path| {
+        match tcpshut_engine::verdicts(path, true) {
+            Err(err) => Done::failed(path, &err.into()),
+            Ok(verdicts) => {
+                let (status, errors) = finished(path, &verdicts);
+                let mut lines = vec![format!(
+                    "{}: {}",
+                    path.display(),
+                    count_outcomes(&verdicts.reports)
+                )];
+                lines.extend(table(&verdicts.reports));
+                Done {
+                    status,
+                    lines,
+                    errors,
+                }
+            }
+        }
+    })
+}
+
+/// Aligned columns: endpoints, outcome, who closed, calls, final states.
+fn table(reports: &[ConnectionReport]) -> Vec<String> {
+    let header = [
+        "conn",
+        "client",
+        "server",
+        "outcome",
+        "closer",
+        "client calls",
+        "server calls",
+        "client state",
+        "server state",
+    ];
+    let rows: Vec<[String; 9]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.client.clone(),
+                r.server.clone(),
+                r.outcome.to_string(),
+                r.closer.to_string(),
+                calls_or_dash(&r.endpoints[0].calls.to_string()).to_string(),
+                calls_or_dash(&r.endpoints[1].calls.to_string()).to_string(),
+                r.endpoints[0].final_state.to_string(),
+                r.endpoints[1].final_state.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let format_row = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("  {}", padded.join("  ").trim_end())
+    };
+    let mut lines = vec![format_row(&header)];
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        lines.push(format_row(&cells));
+    }
+    lines
+}

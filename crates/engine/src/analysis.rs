@@ -1,0 +1,170 @@
+//! The pipeline, end to end: two streaming passes over one capture.
+//!
+//! Pass 1 follows every connection and keeps only a small verdict per
+//! connection (and, on request, its report). Pass 2 follows them again,
+//! identically, and emits each row in frame order with the verdict's
+//! hindsight. Neither pass holds more than the connections open at a
+//! time, however long the capture or a connection is.
+
+use std::path::{Path, PathBuf};
+
+use crate::annotate::Row;
+use crate::capture::{CaptureError, CaptureFormat, CaptureReader};
+use crate::connection::Connection;
+use crate::flow::FlowTable;
+use crate::inference::ConnVerdict;
+use crate::link::{self, DecodeStats};
+use crate::report::ConnectionReport;
+use crate::segment::Segment;
+
+/// What the capture held, for the JSON header and the user.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CaptureSummary {
+    pub path: PathBuf,
+    pub format: &'static str,
+    pub frames: u64,
+    pub connections: u32,
+    pub decode: DecodeStats,
+    /// Why reading stopped before the end of the file, if it did: the
+    /// capture was annotated up to its last whole record.
+    pub incomplete: Option<String>,
+}
+
+/// Why a capture could not be analysed at all, or a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// Receives the results of [`annotate`], in order.
+pub trait RowSink {
+    /// Called once, after pass 1, before any row.
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()>;
+    /// Called once per TCP segment, in frame order.
+    fn row(&mut self, row: &Row) -> std::io::Result<()>;
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// Pass 1's result.
+pub struct Verdicts {
+    pub capture: CaptureSummary,
+    /// Indexed by connection id.
+    pub verdicts: Vec<ConnVerdict>,
+    /// Reports in id order (empty unless asked for).
+    pub reports: Vec<ConnectionReport>,
+}
+
+fn format_name(format: CaptureFormat) -> &'static str {
+    match format {
+        CaptureFormat::Pcap {
+            nanosecond: false, ..
+        } => "pcap",
+        CaptureFormat::Pcap {
+            nanosecond: true, ..
+        } => "pcap-ns",
+        CaptureFormat::PcapNg => "pcapng",
+    }
+}
+
+/// Streams the TCP segments of a capture into `each`, stopping after
+/// `limit` frames if given. Returns the frame count and why reading
+/// stopped early, if it did.
+fn for_each_segment(
+    reader: &mut CaptureReader,
+    stats: &mut DecodeStats,
+    limit: Option<u64>,
+    mut each: impl FnMut(&Segment<'_>) -> std::io::Result<()>,
+) -> Result<(u64, Option<String>), AnalyzeError> {
+    let mut frames = 0;
+    loop {
+        if limit.is_some_and(|l| frames >= l) {
+            return Ok((frames, None));
+        }
+        let frame = match reader.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok((frames, None)),
+            Err(e) => return Ok((frames, Some(e.to_string()))),
+        };
+        frames += 1;
+        if let Some(seg) = link::decode(&frame, stats) {
+            each(&seg).map_err(AnalyzeError::Output)?;
+        }
+    }
+}
+
+/// Pass 1: every connection's verdict, and reports if `with_reports`.
+pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeError> {
+    let mut reader = CaptureReader::open(path)?;
+    let format = format_name(reader.format());
+    let mut stats = DecodeStats::default();
+    let mut table = FlowTable::new();
+    let mut verdicts = Vec::new();
+    let mut reports = Vec::new();
+    let mut conclude = |conns: Vec<Connection>| {
+        for conn in conns {
+            let verdict = conn.verdict();
+            let slot = conn.id as usize;
+            if verdicts.len() <= slot {
+                verdicts.resize(slot + 1, ConnVerdict::default());
+            }
+            verdicts[slot] = verdict;
+            if with_reports {
+                reports.push(ConnectionReport::new(&conn, &verdict));
+            }
+        }
+    };
+    let (frames, incomplete) = for_each_segment(&mut reader, &mut stats, None, |seg| {
+        table.observe(seg, None);
+        conclude(table.take_retired());
+        Ok(())
+    })?;
+    let connections = table.connections_seen();
+    conclude(table.finish());
+    reports.sort_unstable_by_key(|r| r.id);
+    Ok(Verdicts {
+        capture: CaptureSummary {
+            path: path.to_path_buf(),
+            format,
+            frames,
+            connections,
+            decode: stats,
+            incomplete,
+        },
+        verdicts,
+        reports,
+    })
+}
+
+/// Both passes: rows with hindsight into `sink`. Returns pass 1's result.
+pub fn annotate(
+    path: &Path,
+    with_reports: bool,
+    sink: &mut dyn RowSink,
+) -> Result<Verdicts, AnalyzeError> {
+    let first = verdicts(path, with_reports)?;
+    sink.begin(&first.capture, &first.reports)
+        .map_err(AnalyzeError::Output)?;
+    let mut reader = CaptureReader::open(path)?;
+    let mut stats = DecodeStats::default();
+    let mut table = FlowTable::new();
+    let hindsight = first.verdicts.as_slice();
+    for_each_segment(&mut reader, &mut stats, Some(first.capture.frames), |seg| {
+        let facts = table.observe(seg, Some(hindsight));
+        // Retired connections are only needed in pass 1.
+        table.take_retired();
+        let verdict = hindsight
+            .get(facts.conn as usize)
+            .copied()
+            .unwrap_or_default();
+        sink.row(&Row::new(seg, &facts, &verdict))
+    })?;
+    sink.finish().map_err(AnalyzeError::Output)?;
+    Ok(first)
+}

@@ -1,0 +1,237 @@
+//! Annotation: one row per TCP segment, combining what the segment meant
+//! ([`SegmentFacts`]) with the connection's verdict from hindsight, and
+//! the plain sentence that Wireshark's "Shutdown" column shows.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::connection::SegmentFacts;
+use crate::endpoint::TcpState;
+use crate::event::{Event, EventSet, Severity};
+use crate::inference::{
+    CallSet, CallSteps, ConnVerdict, ABORT_AFTER_DATA, ABORT_WITHOUT_DATA, FIN_STILL_READING,
+    FIN_STOPPED_READING, FIN_UNDECIDED,
+};
+use crate::segment::{Segment, TcpFlags, Timestamp};
+
+/// Client or server, for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub fn of(endpoint: usize, verdict: &ConnVerdict) -> Side {
+        if endpoint == verdict.client.index {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+    fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Side::Client => "Client",
+            Side::Server => "Server",
+        }
+    }
+}
+
+/// One sidecar row: a TCP segment and its teardown meaning.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub frame: u64,
+    pub ts: Timestamp,
+    pub conn: u32,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub flags: TcpFlags,
+    pub seq: u32,
+    pub ack: u32,
+    pub len: u32,
+    pub sender_state: TcpState,
+    pub receiver_state: TcpState,
+    pub events: EventSet,
+    /// The sender's inferred calls, on the segments that reveal them.
+    pub calls: Option<CallSteps>,
+    pub summary: Summary,
+    pub severity: Severity,
+    pub related: Option<u64>,
+}
+
+impl Row {
+    pub fn new(seg: &Segment<'_>, facts: &SegmentFacts, verdict: &ConnVerdict) -> Row {
+        let sender = Side::of(facts.sender, verdict);
+        let calls = facts.reveals.then(|| verdict.endpoints[facts.sender].calls);
+        Row {
+            frame: seg.frame,
+            ts: seg.ts,
+            conn: facts.conn,
+            src: seg.src,
+            dst: seg.dst,
+            flags: seg.flags,
+            seq: facts.rel_seq,
+            ack: facts.rel_ack,
+            len: seg.payload_len,
+            sender_state: facts.sender_state,
+            receiver_state: facts.receiver_state,
+            events: facts.events,
+            calls,
+            summary: Summary {
+                events: facts.events,
+                sender,
+                calls: verdict.endpoints[facts.sender].calls,
+                sender_in_time_wait: facts.sender_state == TcpState::TimeWait,
+            },
+            severity: facts.events.severity(),
+            related: facts.related,
+        }
+    }
+}
+
+/// The row's sentence, produced only when it is written.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    events: EventSet,
+    sender: Side,
+    calls: CallSteps,
+    sender_in_time_wait: bool,
+}
+
+/// What a step of calls means, in words.
+fn describe_step(step: CallSet) -> &'static str {
+    if step == CallSet::of(FIN_STILL_READING) {
+        "shutdown(SHUT_WR), a half-close: it still reads"
+    } else if step == CallSet::of(FIN_STOPPED_READING) {
+        "close() or shutdown(SHUT_RDWR): it no longer reads"
+    } else if step == CallSet::of(FIN_UNDECIDED) {
+        "close(), shutdown(SHUT_RDWR) or shutdown(SHUT_WR)"
+    } else if step == CallSet::of(ABORT_AFTER_DATA) {
+        "close() with unread data, SO_LINGER 0, or shutdown(SHUT_RD) then close()"
+    } else if step == CallSet::of(ABORT_WITHOUT_DATA) {
+        "close() with SO_LINGER 0"
+    } else {
+        "an unusual sequence of calls"
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = self.sender.name();
+        let peer = self.sender.other().name();
+        let e = self.events;
+        let steps = self.calls.steps();
+        if e.contains(Event::RstIgnored) {
+            return write!(
+                f,
+                "{who} sends an RST outside the receiver's window; it is ignored (RFC 5961)"
+            );
+        }
+        if e.contains(Event::RstRefused) {
+            return write!(
+                f,
+                "{who} refuses the connection: nothing listens on the port"
+            );
+        }
+        if e.contains(Event::RstAfterClose) {
+            return write!(
+                f,
+                "{who} resets data that arrived after it closed; {peer} sees \"connection reset by peer\""
+            );
+        }
+        if e.contains(Event::RstAbort) {
+            let how = steps.last().map_or("", |s| describe_step(*s));
+            return write!(f, "{who} aborts the connection (RST): {how}");
+        }
+        if e.contains(Event::RstStray) {
+            return write!(
+                f,
+                "{who} answers with RST: it no longer has this connection"
+            );
+        }
+        let fin_kind = if e.contains(Event::FinActive) {
+            Some("closes first")
+        } else if e.contains(Event::FinPassive) {
+            Some("closes in reply")
+        } else if e.contains(Event::FinSimultaneous) {
+            Some("closes at the same time as its peer")
+        } else {
+            None
+        };
+        if let Some(kind) = fin_kind {
+            let how = steps.first().map_or("", |s| describe_step(*s));
+            write!(f, "{who} {kind} (FIN): {how}")?;
+            if steps.len() > 1 {
+                f.write_str(", then aborts (RST)")?;
+            }
+            return self.time_wait_clause(f);
+        }
+        if e.contains(Event::FinRetransmit) {
+            return write!(f, "{who} retransmits its FIN");
+        }
+        if e.contains(Event::DataToClosed) {
+            return write!(
+                f,
+                "{who} sends data to a peer that closed for reading; it will be reset"
+            );
+        }
+        if e.contains(Event::DataAfterFin) {
+            return write!(
+                f,
+                "{who} still sends after the peer's FIN (half-close in use)"
+            );
+        }
+        if e.contains(Event::FinAcked) {
+            write!(f, "{who} acknowledges the peer's FIN")?;
+            return self.time_wait_clause(f);
+        }
+        if e.contains(Event::Syn) {
+            let again = if e.contains(Event::PortReuse) {
+                " on the ports of an earlier one"
+            } else {
+                ""
+            };
+            return write!(f, "{who} opens a connection{again}");
+        }
+        if e.contains(Event::SynAck) {
+            return write!(f, "{who} accepts the connection");
+        }
+        if e.contains(Event::MidStream) {
+            return f.write_str("The capture starts mid-connection (no handshake seen)");
+        }
+        if e.contains(Event::TimeWait) {
+            return write!(f, "{} enters TIME-WAIT", self.in_time_wait().name());
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    fn time_wait_clause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.events.contains(Event::TimeWait) {
+            return Ok(());
+        }
+        write!(f, "; {} enters TIME-WAIT", self.in_time_wait().name())
+    }
+
+    fn in_time_wait(&self) -> Side {
+        if self.sender_in_time_wait {
+            self.sender
+        } else {
+            self.sender.other()
+        }
+    }
+}
+
+impl serde::Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

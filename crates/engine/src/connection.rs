@@ -1,0 +1,478 @@
+//! A connection: its two endpoints, and the per-segment logic that turns
+//! each segment into teardown events, state changes and evidence.
+//!
+//! Every decision is made from sequence and ACK numbers, not from capture
+//! order alone, so a capture point close to either side gives the same
+//! verdicts: a FIN is simultaneous when its sender had not acknowledged
+//! the peer's FIN, an RST is ignored when it falls outside the receiver's
+//! window, and so on.
+
+use crate::endpoint::{Endpoint, EndpointEvent, TcpState};
+use crate::event::{Event, EventSet};
+use crate::inference::{infer, ClientChoice, ConnFacts, ConnVerdict, Evidence};
+use crate::segment::Segment;
+use crate::seq::{seq_diff, seq_gt, seq_max};
+use crate::zeek::ZeekTracker;
+
+/// What one segment meant, for its row.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentFacts {
+    pub conn: u32,
+    /// Index of the sending endpoint in [`Connection::endpoints`].
+    pub sender: usize,
+    pub events: EventSet,
+    pub sender_state: TcpState,
+    pub receiver_state: TcpState,
+    /// Frame this segment refers to (the FIN it ACKs, the data it resets…).
+    pub related: Option<u64>,
+    pub rel_seq: u32,
+    pub rel_ack: u32,
+    /// This is the sender's first FIN or first abortive RST: the segment
+    /// that reveals its teardown, where its calls are written.
+    pub reveals: bool,
+}
+
+/// Which parts of the three-way handshake the capture showed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handshake {
+    pub syn: bool,
+    pub syn_ack: bool,
+    pub ack: bool,
+}
+
+/// One TCP connection between two endpoints.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub id: u32,
+    /// Index 0 sent the first segment the capture shows.
+    pub endpoints: [Endpoint; 2],
+    pub evidence: [Evidence; 2],
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub handshake: Handshake,
+    pub mid_stream: bool,
+    /// Both FINs were sent before either was acknowledged.
+    pub simultaneous: bool,
+    /// The SYN was answered by an RST.
+    pub refused: bool,
+    /// An accepted RST closed an endpoint that was still open.
+    pub reset: bool,
+    /// An RST fell outside its receiver's window.
+    pub rst_ignored: bool,
+    /// The connection this one reuses the 4-tuple of.
+    pub reuses: Option<u32>,
+    /// The last new payload each endpoint received after its own FIN and
+    /// has not answered yet: an RST right after it answers that data.
+    unanswered_data_after_fin: [Option<u64>; 2],
+    /// Window scaling is in effect (both SYNs carried the option).
+    window_scaling: bool,
+    /// The client as the handshake showed it (SYN sender).
+    handshake_client: Option<usize>,
+    pub zeek: ZeekTracker,
+}
+
+impl Connection {
+    pub fn new(id: u32, first: &Segment<'_>, reuses: Option<u32>) -> Self {
+        Connection {
+            id,
+            endpoints: [Endpoint::new(first.src), Endpoint::new(first.dst)],
+            evidence: [Evidence::default(); 2],
+            first_frame: first.frame,
+            last_frame: first.frame,
+            handshake: Handshake::default(),
+            mid_stream: !first.flags.syn(),
+            simultaneous: false,
+            refused: false,
+            reset: false,
+            rst_ignored: false,
+            reuses,
+            unanswered_data_after_fin: [None; 2],
+            window_scaling: false,
+            handshake_client: None,
+            zeek: ZeekTracker::default(),
+        }
+    }
+
+    /// Index of the endpoint that sent `seg`.
+    #[inline]
+    pub fn sender_of(&self, seg: &Segment<'_>) -> usize {
+        if self.endpoints[0].addr == seg.src && self.endpoints[1].addr == seg.dst {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// Both directions are done: nothing more can legitimately follow.
+    pub fn is_closed(&self) -> bool {
+        self.reset
+            || self.refused
+            || self.endpoints.iter().all(|e| e.state.is_finished())
+            || self.evidence.iter().all(|e| e.fin_frame.is_some())
+    }
+
+    /// Should a SYN from `sender` start a new connection on this 4-tuple?
+    pub fn reopened_by(&self, seg: &Segment<'_>) -> bool {
+        if !seg.flags.syn() || seg.flags.ack() || seg.flags.rst() {
+            return false;
+        }
+        if self.is_closed() {
+            return true;
+        }
+        // A new ISN on an attempt that was never answered is a new attempt.
+        let sender = &self.endpoints[self.sender_of(seg)];
+        !self.handshake.syn_ack && sender.seq_base.is_some_and(|isn| isn != seg.seq)
+    }
+
+    /// Who the client is: the SYN sender, else the SYN+ACK receiver, else
+    /// a guess from the ports (the lower port serves; ties: first sender).
+    pub fn client(&self) -> ClientChoice {
+        if let Some(index) = self.handshake_client {
+            return ClientChoice {
+                index,
+                guessed: false,
+            };
+        }
+        let [a, b] = [self.endpoints[0].addr.port(), self.endpoints[1].addr.port()];
+        ClientChoice {
+            index: usize::from(b > a),
+            guessed: true,
+        }
+    }
+
+    /// The verdict, once the connection is over (or the capture is).
+    pub fn verdict(&self) -> ConnVerdict {
+        infer(&ConnFacts {
+            evidence: [&self.evidence[0], &self.evidence[1]],
+            client: self.client(),
+            simultaneous: self.simultaneous,
+            refused: self.refused,
+            reset: self.reset,
+        })
+    }
+
+    /// Processes one segment: updates states and evidence, and says what
+    /// the segment meant. `hindsight` is this connection's verdict from a
+    /// first pass over the whole capture, when there was one.
+    pub fn observe(&mut self, seg: &Segment<'_>, hindsight: Option<&ConnVerdict>) -> SegmentFacts {
+        let x = self.sender_of(seg);
+        let y = 1 - x;
+        let mut events = EventSet::default();
+        let mut related = None;
+        self.last_frame = seg.frame;
+        if seg.frame == self.first_frame {
+            if self.mid_stream {
+                events.insert(Event::MidStream);
+            }
+            if self.reuses.is_some() {
+                events.insert(Event::PortReuse);
+            }
+        }
+        self.zeek.observe(seg, x == 0);
+        self.learn_sequence_bases(seg, x, y);
+
+        if seg.flags.rst() {
+            self.observe_rst(seg, x, y, &mut events, &mut related);
+        } else {
+            self.observe_open(seg, x, y, &mut events);
+            self.observe_ack(seg, x, y, &mut events, &mut related);
+            self.observe_payload(seg, x, y, hindsight, &mut events, &mut related);
+            if seg.flags.fin() {
+                self.observe_fin(seg, x, y, hindsight, &mut events, &mut related);
+            }
+            self.unanswered_data_after_fin[x] = None;
+        }
+
+        let own = &self.evidence[x];
+        let reveals = own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame);
+        let window_scaling = self.window_scaling;
+        let sender = &mut self.endpoints[x];
+        sender.note_sent(seg.end_seq());
+        sender.sent_any = true;
+        // RFC 7323 2.2: the window of a SYN is never scaled.
+        let scale = match sender.window_scale {
+            Some(shift) if window_scaling && !seg.flags.syn() => shift.min(14),
+            _ => 0,
+        };
+        sender.window = u32::from(seg.window) << scale;
+        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
+        SegmentFacts {
+            conn: self.id,
+            sender: x,
+            events,
+            sender_state: sender.state,
+            receiver_state: receiver.state,
+            related,
+            rel_seq: sender.relative(seg.seq),
+            rel_ack: if seg.flags.ack() {
+                receiver.relative(seg.ack)
+            } else {
+                0
+            },
+            reveals,
+        }
+    }
+
+    /// Relative numbers count from the ISN; without a SYN, from one before
+    /// the first number seen, so that the first segment shows 1 (as
+    /// Wireshark does).
+    fn learn_sequence_bases(&mut self, seg: &Segment<'_>, x: usize, y: usize) {
+        let sender = &mut self.endpoints[x];
+        if seg.flags.syn() && !seg.flags.rst() {
+            sender.seq_base = Some(seg.seq);
+        } else if sender.seq_base.is_none() {
+            sender.seq_base = Some(seg.seq.wrapping_sub(1));
+        }
+        let receiver = &mut self.endpoints[y];
+        if receiver.seq_base.is_none() && seg.flags.ack() {
+            receiver.seq_base = Some(seg.ack.wrapping_sub(1));
+        }
+    }
+
+    /// SYN and SYN+ACK, or the first plain segment of a mid-stream sender.
+    fn observe_open(&mut self, seg: &Segment<'_>, x: usize, y: usize, events: &mut EventSet) {
+        if seg.flags.syn() && !seg.flags.ack() {
+            events.insert(Event::Syn);
+            self.handshake.syn = true;
+            self.handshake_client = Some(x);
+            let sender = &mut self.endpoints[x];
+            sender.syn_frame.get_or_insert(seg.frame);
+            sender.window_scale = seg.options.window_scale;
+            sender.apply(EndpointEvent::SendSyn);
+        } else if seg.flags.syn() {
+            events.insert(Event::SynAck);
+            self.handshake.syn_ack = true;
+            self.handshake_client.get_or_insert(y);
+            let scale = seg.options.window_scale;
+            self.window_scaling = scale.is_some() && self.endpoints[y].window_scale.is_some();
+            let sender = &mut self.endpoints[x];
+            sender.window_scale = scale;
+            sender.apply(EndpointEvent::SendSynAck);
+            self.endpoints[y].apply(EndpointEvent::RecvSynAck);
+        } else {
+            self.endpoints[x].apply(EndpointEvent::SendMidStream);
+        }
+    }
+
+    /// The ACK field: completes the handshake, acknowledges FINs, and shows
+    /// whether an endpoint that sent FIN still reads (class 1 evidence).
+    fn observe_ack(
+        &mut self,
+        seg: &Segment<'_>,
+        x: usize,
+        y: usize,
+        events: &mut EventSet,
+        related: &mut Option<u64>,
+    ) {
+        if !seg.flags.ack() {
+            return;
+        }
+        let ack = seg.ack;
+        let peer = &mut self.endpoints[y];
+        if peer.state == TcpState::SynReceived
+            && peer.seq_base.is_some_and(|isn| seq_gt(ack, isn))
+            && !seg.flags.syn()
+        {
+            self.handshake.ack = true;
+            peer.apply(EndpointEvent::RecvAckOfSyn);
+        }
+        if let Some(fin_seq) = peer.fin_seq {
+            if peer.fin_acked_frame.is_none() && seq_gt(ack, fin_seq) {
+                peer.fin_acked_frame = Some(seg.frame);
+                peer.apply(EndpointEvent::RecvAckOfFin);
+                events.insert(Event::FinAcked);
+                related.get_or_insert(peer.fin_frame.unwrap_or(seg.frame));
+                if peer.state == TcpState::TimeWait {
+                    events.insert(Event::TimeWait);
+                }
+            }
+        }
+        let own = &mut self.evidence[x];
+        if own.acked_new_data_frame.is_none()
+            && own.reset_new_data_frame.is_none()
+            && own
+                .new_peer_data_from
+                .is_some_and(|start| seq_gt(ack, start))
+        {
+            own.acked_new_data_frame = Some(seg.frame);
+        }
+        self.endpoints[x].note_ack_sent(ack);
+    }
+
+    /// Payload: who received data when, and data sent after a FIN.
+    fn observe_payload(
+        &mut self,
+        seg: &Segment<'_>,
+        x: usize,
+        y: usize,
+        hindsight: Option<&ConnVerdict>,
+        events: &mut EventSet,
+        related: &mut Option<u64>,
+    ) {
+        if seg.payload_len == 0 {
+            return;
+        }
+        self.endpoints[y].received_payload = true;
+        let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
+        let data_end = data_start.wrapping_add(seg.payload_len);
+        let is_new = self.endpoints[x]
+            .snd_nxt
+            .is_none_or(|nxt| seq_gt(data_end, nxt));
+        let Some(peer_fin) = self.endpoints[y].fin_frame else {
+            return;
+        };
+        if !is_new {
+            return;
+        }
+        // The peer's FIN was on the wire before this data.
+        let peer_evidence = &mut self.evidence[y];
+        let from = match peer_evidence.peer_nxt_at_fin {
+            Some(nxt) => seq_max(nxt, data_start),
+            None => data_start,
+        };
+        peer_evidence.new_peer_data_from.get_or_insert(from);
+        self.unanswered_data_after_fin[y] = Some(seg.frame);
+        // Its ACK covers the peer's FIN: it read the FIN and still sends.
+        if self.endpoints[y].fin_acked_frame.is_some() {
+            events.insert(Event::DataAfterFin);
+        }
+        if hindsight.is_some_and(|v| v.endpoints[y].stopped_reading_at_fin) {
+            events.insert(Event::DataToClosed);
+            related.get_or_insert(peer_fin);
+        }
+    }
+
+    /// A FIN: active, passive, simultaneous or retransmitted.
+    fn observe_fin(
+        &mut self,
+        seg: &Segment<'_>,
+        x: usize,
+        y: usize,
+        hindsight: Option<&ConnVerdict>,
+        events: &mut EventSet,
+        related: &mut Option<u64>,
+    ) {
+        let fin_seq = seg.end_seq().wrapping_sub(1);
+        if let Some(first) = self.endpoints[x].fin_frame {
+            // Same FIN again (or a FIN the sender moved; either way not new).
+            events.insert(Event::FinRetransmit);
+            related.get_or_insert(first);
+            return;
+        }
+        let peer_nxt = self.endpoints[y].snd_nxt;
+        let sender = &mut self.endpoints[x];
+        sender.fin_seq = Some(fin_seq);
+        sender.fin_frame = Some(seg.frame);
+        self.evidence[x].fin_frame = Some(seg.frame);
+        self.evidence[x].peer_nxt_at_fin = peer_nxt;
+
+        let peer = &self.endpoints[y];
+        match peer.fin_seq {
+            // observe_ack already recorded an ACK of the peer's FIN, this one's included.
+            Some(_) if peer.fin_acked_frame.is_some() => {
+                // RFC 9293 3.6 case 1: it had received the peer's FIN.
+                events.insert(Event::FinPassive);
+                self.endpoints[x].apply(EndpointEvent::SendFin);
+            }
+            Some(_) => {
+                // RFC 9293 3.6 case 3: both sent FIN before hearing of the other's.
+                events.insert(Event::FinSimultaneous);
+                self.simultaneous = true;
+                let sender = &mut self.endpoints[x];
+                sender.state = TcpState::Established;
+                sender.apply(EndpointEvent::SendFin);
+                sender.apply(EndpointEvent::RecvFin);
+            }
+            None => {
+                let simultaneous = hindsight.is_some_and(|v| v.simultaneous);
+                events.insert(if simultaneous {
+                    Event::FinSimultaneous
+                } else {
+                    Event::FinActive
+                });
+                self.endpoints[x].apply(EndpointEvent::SendFin);
+            }
+        }
+        let peer = &mut self.endpoints[y];
+        peer.apply(EndpointEvent::RecvFin);
+        if peer.state == TcpState::TimeWait {
+            events.insert(Event::TimeWait);
+        }
+    }
+
+    /// An RST: refused, after close, stray, abortive, or ignored.
+    fn observe_rst(
+        &mut self,
+        seg: &Segment<'_>,
+        x: usize,
+        y: usize,
+        events: &mut EventSet,
+        related: &mut Option<u64>,
+    ) {
+        if !self.rst_acceptable(seg, x, y) {
+            events.insert(Event::RstIgnored);
+            self.rst_ignored = true;
+            return;
+        }
+        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
+        if receiver.state == TcpState::SynSent && !sender.sent_any {
+            // RFC 9293 3.10.7.1: a SYN to a port nobody listens on.
+            events.insert(Event::RstRefused);
+            *related = receiver.syn_frame;
+            self.refused = true;
+        } else if let (Some(_), Some(data), false) = (
+            self.evidence[x].fin_frame,
+            self.unanswered_data_after_fin[x],
+            seg.flags.ack(),
+        ) {
+            // RFC 1122 4.2.2.13 / RFC 2525 2.17: data to a closed reader is reset.
+            events.insert(Event::RstAfterClose);
+            *related = Some(data);
+            self.evidence[x]
+                .reset_new_data_frame
+                .get_or_insert(seg.frame);
+        } else if sender.state.is_finished() || !seg.flags.ack() {
+            // RFC 9293 3.5.2 group 1: it answers a segment of a connection it no longer has.
+            events.insert(Event::RstStray);
+        } else {
+            // RFC 9293 3.10.5 (ABORT call): an abortive close.
+            events.insert(Event::RstAbort);
+            let received = sender.received_payload;
+            let own = &mut self.evidence[x];
+            if own.abort_frame.is_none() {
+                own.abort_frame = Some(seg.frame);
+                own.received_payload_before_abort = received;
+            }
+        }
+        for i in [x, y] {
+            let endpoint = &mut self.endpoints[i];
+            if !endpoint.state.is_finished() && endpoint.state != TcpState::Unknown {
+                self.reset |= !self.refused;
+            }
+            endpoint.apply(EndpointEvent::Reset);
+        }
+    }
+
+    /// RFC 5961 section 3.2: an RST outside the receiver's window is
+    /// ignored. The receiver's RCV.NXT is what the sender has sent (or, if
+    /// the capture never saw it send, what the receiver has ACKed).
+    fn rst_acceptable(&self, seg: &Segment<'_>, x: usize, y: usize) -> bool {
+        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
+        let Some(rcv_nxt) = sender.snd_nxt.or(receiver.max_ack_sent) else {
+            return true;
+        };
+        match receiver.state {
+            // RFC 9293 3.10.7.3: in SYN-SENT the ACK field decides.
+            TcpState::SynSent => {
+                return !seg.flags.ack() || receiver.snd_nxt.is_none_or(|nxt| seg.ack == nxt)
+            }
+            // Without state (or a window) the receiver has nothing to check against.
+            TcpState::Unknown | TcpState::Closed => return true,
+            _ if !receiver.sent_any => return true,
+            _ => {}
+        }
+        let window = i64::from(receiver.window.max(1));
+        let offset = i64::from(seq_diff(seg.seq, rcv_nxt));
+        (-1..window).contains(&offset)
+    }
+}

@@ -1,0 +1,170 @@
+//! The teardown vocabulary: event codes a segment can carry, their
+//! severities, and a compact set type for the hot path.
+
+use std::fmt;
+
+/// How much a row deserves attention (Wireshark's expert severities).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    None,
+    Chat,
+    Note,
+    Warn,
+    Error,
+}
+
+impl Severity {
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::None => "",
+            Severity::Chat => "chat",
+            Severity::Note => "note",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+macro_rules! events {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $severity:ident; )*) => {
+        /// One teardown event, as written in the `events` column.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Event { $( $(#[$doc])* $variant, )* }
+
+        impl Event {
+            /// Every event, in the order they are written.
+            pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
+
+            pub fn code(self) -> &'static str {
+                match self { $(Event::$variant => $code,)* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $(Event::$variant => Severity::$severity,)* }
+            }
+        }
+    };
+}
+
+events! {
+    /// Opens a connection (SYN without ACK).
+    Syn = "syn", Chat;
+    /// Accepts a connection (SYN+ACK).
+    SynAck = "syn-ack", Chat;
+    /// The first FIN of the connection.
+    FinActive = "fin-active", Note;
+    /// A FIN sent after acknowledging the peer's FIN.
+    FinPassive = "fin-passive", Note;
+    /// A FIN sent before the sender acknowledged the peer's FIN, by either side.
+    FinSimultaneous = "fin-simultaneous", Note;
+    /// A FIN at the same sequence number as an earlier one.
+    FinRetransmit = "fin-retransmit", Note;
+    /// The first acknowledgement of the peer's FIN.
+    FinAcked = "fin-acked", Chat;
+    /// An endpoint enters TIME-WAIT with this segment.
+    TimeWait = "time-wait", Chat;
+    /// New payload sent after receiving the peer's FIN: half-close in use.
+    DataAfterFin = "data-after-fin", Note;
+    /// New payload sent to an endpoint that closed for reading: it will be reset.
+    DataToClosed = "data-to-closed", Warn;
+    /// An abortive RST (close() with unread data, SO_LINGER 0, …).
+    RstAbort = "rst-abort", Warn;
+    /// An RST answering data that arrived after its sender closed.
+    RstAfterClose = "rst-after-close", Warn;
+    /// An RST answering a SYN: nothing listens.
+    RstRefused = "rst-refused", Warn;
+    /// An RST answering a segment of a connection its sender no longer has.
+    RstStray = "rst-stray", Note;
+    /// An RST outside the receiver's window, which ignores it (RFC 5961).
+    RstIgnored = "rst-ignored", Error;
+    /// A SYN that reopens a 4-tuple after its previous connection closed.
+    PortReuse = "port-reuse", Note;
+    /// The connection's first segment is not a SYN: the capture started mid-stream.
+    MidStream = "mid-stream", Chat;
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A set of events, one bit each, iterated in [`Event::ALL`] order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EventSet(u32);
+
+impl EventSet {
+    #[inline]
+    pub fn insert(&mut self, event: Event) {
+        self.0 |= 1 << event as u8;
+    }
+    #[inline]
+    pub fn remove(&mut self, event: Event) {
+        self.0 &= !(1 << event as u8);
+    }
+    #[inline]
+    pub fn contains(self, event: Event) -> bool {
+        self.0 & (1 << event as u8) != 0
+    }
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Event> {
+        Event::ALL
+            .iter()
+            .copied()
+            .filter(move |e| self.contains(*e))
+    }
+    /// The highest severity among the events.
+    pub fn severity(self) -> Severity {
+        self.iter().map(Event::severity).max().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for EventSet {
+    /// Codes joined by `;`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, event) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            f.write_str(event.code())?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for EventSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(Event::code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_prints_in_table_order() {
+        let mut set = EventSet::default();
+        set.insert(Event::TimeWait);
+        set.insert(Event::FinPassive);
+        set.insert(Event::FinAcked);
+        assert_eq!(set.to_string(), "fin-passive;fin-acked;time-wait");
+        assert_eq!(set.severity(), Severity::Note);
+        set.remove(Event::FinPassive);
+        assert_eq!(set.to_string(), "fin-acked;time-wait");
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut codes: Vec<_> = Event::ALL.iter().map(|e| e.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Event::ALL.len());
+    }
+}

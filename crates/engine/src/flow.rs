@@ -1,0 +1,134 @@
+//! The flow table: groups segments into connections by their 4-tuple,
+//! starts a new connection when a SYN reopens a closed 4-tuple, and
+//! retires closed connections so memory follows the connections open at
+//! a time, not the length of the capture.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
+
+use crate::connection::{Connection, SegmentFacts};
+use crate::inference::ConnVerdict;
+use crate::segment::Segment;
+
+/// How long (capture time) a closed connection stays in the table to
+/// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
+/// keeps TIME-WAIT for 60 s; twice that covers a peer's retransmissions.
+pub const CLOSED_LINGER_SECS: i64 = 120;
+
+/// A 4-tuple with its two endpoints in a fixed order, so both directions
+/// of a connection find the same entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl FlowKey {
+    fn of(seg: &Segment<'_>) -> FlowKey {
+        if seg.src <= seg.dst {
+            FlowKey(seg.src, seg.dst)
+        } else {
+            FlowKey(seg.dst, seg.src)
+        }
+    }
+}
+
+/// All connections open (or recently closed) at one point of the capture.
+#[derive(Default)]
+pub struct FlowTable {
+    open: FxHashMap<FlowKey, Connection>,
+    /// Closed connections in the order they closed, with the time they did.
+    closing: VecDeque<(i64, FlowKey, u32)>,
+    next_id: u32,
+    /// Connections that left the table, waiting for [`FlowTable::take_retired`].
+    retired: Vec<Connection>,
+}
+
+impl FlowTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of connections seen so far.
+    pub fn connections_seen(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Connections currently held.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Routes one segment to its connection and returns what it meant.
+    /// `hindsight` holds the first pass's verdicts, indexed by connection id.
+    pub fn observe(
+        &mut self,
+        seg: &Segment<'_>,
+        hindsight: Option<&[ConnVerdict]>,
+    ) -> SegmentFacts {
+        self.retire_expired(seg.ts.secs);
+        let key = FlowKey::of(seg);
+        let reused = match self.open.get(&key) {
+            Some(conn) if conn.reopened_by(seg) => Some(conn.id),
+            Some(_) => None,
+            None => {
+                let id = self.allocate_id();
+                self.open.insert(key, Connection::new(id, seg, None));
+                None
+            }
+        };
+        if let Some(old_id) = reused {
+            let id = self.allocate_id();
+            let old = self
+                .open
+                .insert(key, Connection::new(id, seg, Some(old_id)));
+            self.retired.extend(old);
+        }
+        let conn = self.open.get_mut(&key).expect("entry ensured above");
+        let was_closed = conn.is_closed();
+        let verdict = hindsight.and_then(|all| all.get(conn.id as usize));
+        let facts = conn.observe(seg, verdict);
+        if !was_closed && conn.is_closed() {
+            self.closing.push_back((seg.ts.secs, key, conn.id));
+        }
+        facts
+    }
+
+    /// Connections that left the table since the last call, by id.
+    pub fn take_retired(&mut self) -> Vec<Connection> {
+        let mut retired = std::mem::take(&mut self.retired);
+        retired.sort_unstable_by_key(|c| c.id);
+        retired
+    }
+
+    /// Ends the capture: every connection still held, in id order.
+    pub fn finish(mut self) -> Vec<Connection> {
+        let mut all = std::mem::take(&mut self.retired);
+        all.extend(self.open.into_values());
+        all.sort_unstable_by_key(|c| c.id);
+        all
+    }
+
+    fn allocate_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Drops connections closed longer than [`CLOSED_LINGER_SECS`] ago.
+    fn retire_expired(&mut self, now_secs: i64) {
+        while let Some(&(closed_at, key, id)) = self.closing.front() {
+            if now_secs.saturating_sub(closed_at) < CLOSED_LINGER_SECS {
+                break;
+            }
+            self.closing.pop_front();
+            // The entry may already be a newer connection on the same 4-tuple.
+            if self.open.get(&key).is_some_and(|c| c.id == id) {
+                self.retired.extend(self.open.remove(&key));
+            }
+        }
+    }
+}

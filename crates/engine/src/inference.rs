@@ -1,0 +1,451 @@
+//! Inference: from what the wire showed of each endpoint to the socket
+//! calls its application most likely made, its role in the teardown and
+//! the connection's outcome. Linux semantics; see `docs/semantics.md`.
+//!
+//! The wire decides between classes of calls, never between the calls of
+//! one class, so a verdict is a list of steps, each a set of candidates.
+
+use std::fmt;
+
+/// A socket call (or call pattern) that shapes a teardown on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Call {
+    /// close() with nothing unread, or process exit.
+    Close,
+    /// close() with unread received data.
+    CloseUnread,
+    /// close() with SO_LINGER {1, 0}.
+    Linger0,
+    ShutRd,
+    ShutRdwr,
+    ShutWr,
+}
+
+impl Call {
+    /// In sorted order of their codes, which is also their bit order.
+    pub const ALL: [Call; 6] = [
+        Call::Close,
+        Call::CloseUnread,
+        Call::Linger0,
+        Call::ShutRd,
+        Call::ShutRdwr,
+        Call::ShutWr,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Call::Close => "close",
+            Call::CloseUnread => "close_unread",
+            Call::Linger0 => "linger0",
+            Call::ShutRd => "shut_rd",
+            Call::ShutRdwr => "shut_rdwr",
+            Call::ShutWr => "shut_wr",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Call> {
+        Call::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+/// The candidates of one step: a set of calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CallSet(u8);
+
+impl CallSet {
+    pub fn of(calls: &[Call]) -> CallSet {
+        CallSet(calls.iter().fold(0, |bits, c| bits | 1 << *c as u8))
+    }
+    pub fn contains(self, call: Call) -> bool {
+        self.0 & (1 << call as u8) != 0
+    }
+    /// Candidates in sorted order.
+    pub fn iter(self) -> impl Iterator<Item = Call> {
+        Call::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+impl fmt::Display for CallSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, call) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            f.write_str(call.code())?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for CallSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(Call::code))
+    }
+}
+
+/// The teardown steps of one endpoint: at most a FIN and a later abort.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CallSteps {
+    steps: [CallSet; 2],
+    len: u8,
+}
+
+impl CallSteps {
+    pub fn push(&mut self, step: CallSet) {
+        if (self.len as usize) < self.steps.len() {
+            self.steps[self.len as usize] = step;
+            self.len += 1;
+        }
+    }
+    pub fn steps(&self) -> &[CallSet] {
+        &self.steps[..self.len as usize]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Display for CallSteps {
+    /// Steps joined by `>`, candidates by `|`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.steps().iter().enumerate() {
+            if i > 0 {
+                f.write_str(">")?;
+            }
+            step.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for CallSteps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.steps())
+    }
+}
+
+/// The first step after a FIN. Class 1: the endpoint later ACKed new
+/// payload, so it could still read: only SHUT_WR leaves a socket readable.
+pub const FIN_STILL_READING: &[Call] = &[Call::ShutWr];
+/// Class 2: new payload after the FIN was answered by an RST.
+pub const FIN_STOPPED_READING: &[Call] = &[Call::Close, Call::ShutRdwr];
+/// Class 3: a FIN and nothing later that tells more.
+pub const FIN_UNDECIDED: &[Call] = &[Call::Close, Call::ShutRdwr, Call::ShutWr];
+/// Class 4: an abortive RST after payload was received.
+pub const ABORT_AFTER_DATA: &[Call] = &[Call::CloseUnread, Call::Linger0, Call::ShutRd];
+/// Class 5: an abortive RST, never having received payload.
+pub const ABORT_WITHOUT_DATA: &[Call] = &[Call::Linger0];
+
+/// The teardown evidence one endpoint gathers (filled by the connection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Its first FIN.
+    pub fin_frame: Option<u64>,
+    /// Peer SND.NXT when its FIN was seen: later peer payload is "new".
+    pub peer_nxt_at_fin: Option<u32>,
+    /// Sequence number where new peer payload after its FIN starts.
+    pub new_peer_data_from: Option<u32>,
+    /// It ACKed new peer payload after its FIN (class 1).
+    pub acked_new_data_frame: Option<u64>,
+    /// It reset new peer payload after its FIN (class 2).
+    pub reset_new_data_frame: Option<u64>,
+    /// Its first abortive RST.
+    pub abort_frame: Option<u64>,
+    /// It had received peer payload before that RST.
+    pub received_payload_before_abort: bool,
+}
+
+impl Evidence {
+    /// Frame of its first teardown signal: FIN or abortive RST.
+    pub fn first_signal(&self) -> Option<u64> {
+        match (self.fin_frame, self.abort_frame) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The steps the wire allows, per the classes of `docs/semantics.md`.
+    pub fn calls(&self) -> CallSteps {
+        let mut steps = CallSteps::default();
+        if self.fin_frame.is_some() {
+            steps.push(CallSet::of(if self.acked_new_data_frame.is_some() {
+                FIN_STILL_READING
+            } else if self.reset_new_data_frame.is_some() {
+                FIN_STOPPED_READING
+            } else {
+                FIN_UNDECIDED
+            }));
+        }
+        if self.abort_frame.is_some() {
+            steps.push(CallSet::of(if self.received_payload_before_abort {
+                ABORT_AFTER_DATA
+            } else {
+                ABORT_WITHOUT_DATA
+            }));
+        }
+        steps
+    }
+
+    pub fn closed_by(&self) -> ClosedBy {
+        match (self.fin_frame, self.abort_frame) {
+            (Some(_), Some(_)) => ClosedBy::FinRst,
+            (Some(_), None) => ClosedBy::Fin,
+            (None, Some(_)) => ClosedBy::Rst,
+            (None, None) => ClosedBy::None,
+        }
+    }
+
+    /// It stopped reading at its FIN: later data to it is `data-to-closed`.
+    pub fn stopped_reading_at_fin(&self) -> bool {
+        self.fin_frame.is_some()
+            && self.reset_new_data_frame.is_some()
+            && self.acked_new_data_frame.is_none()
+    }
+
+    /// Frames that decided its verdict, in frame order.
+    pub fn frames(&self) -> Vec<u64> {
+        let mut frames: Vec<u64> = [
+            self.fin_frame,
+            self.acked_new_data_frame,
+            self.reset_new_data_frame,
+            self.abort_frame,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        frames.sort_unstable();
+        frames.dedup();
+        frames
+    }
+}
+
+/// An endpoint's part in the teardown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Sent the first teardown signal before any came from the peer.
+    Active,
+    /// Its peer was active.
+    Passive,
+    /// Both sent FIN before acknowledging the other's.
+    Simultaneous,
+    /// No teardown (refused, or still open).
+    #[default]
+    None,
+}
+
+/// How an endpoint closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ClosedBy {
+    Fin,
+    Rst,
+    FinRst,
+    #[default]
+    None,
+}
+
+/// How the connection ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Both FINs, no accepted RST.
+    Graceful,
+    /// An accepted RST closed an endpoint that was still open.
+    Reset,
+    /// The SYN was answered by an RST.
+    Refused,
+    /// One FIN only.
+    HalfClosed,
+    #[default]
+    Open,
+}
+
+/// Which side closed first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Closer {
+    Client,
+    Server,
+    Both,
+    #[default]
+    None,
+}
+
+/// Gives an enum its text codes once, for both `Display` and serde.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name,)* }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    };
+}
+
+named!(Role { Active => "active", Passive => "passive", Simultaneous => "simultaneous", None => "none" });
+named!(ClosedBy { Fin => "fin", Rst => "rst", FinRst => "fin+rst", None => "none" });
+named!(Outcome {
+    Graceful => "graceful",
+    Reset => "reset",
+    Refused => "refused",
+    HalfClosed => "half-closed",
+    Open => "open",
+});
+named!(Closer { Client => "client", Server => "server", Both => "both", None => "none" });
+
+/// Which endpoint is the client, and whether the capture showed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientChoice {
+    /// Index of the client endpoint in the connection.
+    pub index: usize,
+    /// No SYN or SYN+ACK told: decided from the ports.
+    pub guessed: bool,
+}
+
+/// What the engine concludes about one endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointVerdict {
+    pub calls: CallSteps,
+    pub role: Role,
+    pub closed_by: ClosedBy,
+    pub stopped_reading_at_fin: bool,
+}
+
+/// The per-connection hindsight kept between the two passes: small, so
+/// that it costs little even for millions of connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnVerdict {
+    pub endpoints: [EndpointVerdict; 2],
+    pub client: ClientChoice,
+    pub simultaneous: bool,
+    pub outcome: Outcome,
+    pub closer: Closer,
+}
+
+/// The facts about a finished connection that the verdict is built from.
+pub struct ConnFacts<'a> {
+    pub evidence: [&'a Evidence; 2],
+    pub client: ClientChoice,
+    pub simultaneous: bool,
+    pub refused: bool,
+    pub reset: bool,
+}
+
+/// Builds the verdict of a connection from its facts.
+pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
+    let [a, b] = facts.evidence;
+    let roles = if facts.refused {
+        [Role::None, Role::None]
+    } else if facts.simultaneous && a.fin_frame.is_some() && b.fin_frame.is_some() {
+        [Role::Simultaneous, Role::Simultaneous]
+    } else {
+        match (a.first_signal(), b.first_signal()) {
+            (Some(x), Some(y)) if x <= y => [Role::Active, Role::Passive],
+            (Some(_), Some(_)) => [Role::Passive, Role::Active],
+            (Some(_), None) => [Role::Active, Role::Passive],
+            (None, Some(_)) => [Role::Passive, Role::Active],
+            (None, None) => [Role::None, Role::None],
+        }
+    };
+    let verdict_of = |e: &Evidence, role: Role| EndpointVerdict {
+        calls: e.calls(),
+        role,
+        closed_by: e.closed_by(),
+        stopped_reading_at_fin: e.stopped_reading_at_fin(),
+    };
+    let outcome = if facts.refused {
+        Outcome::Refused
+    } else if facts.reset {
+        Outcome::Reset
+    } else {
+        match (a.fin_frame.is_some(), b.fin_frame.is_some()) {
+            (true, true) => Outcome::Graceful,
+            (true, false) | (false, true) => Outcome::HalfClosed,
+            (false, false) => Outcome::Open,
+        }
+    };
+    let client = facts.client.index;
+    let closer = match roles {
+        [Role::Simultaneous, _] => Closer::Both,
+        [Role::Active, _] if client == 0 => Closer::Client,
+        [Role::Active, _] => Closer::Server,
+        [_, Role::Active] if client == 1 => Closer::Client,
+        [_, Role::Active] => Closer::Server,
+        _ => Closer::None,
+    };
+    ConnVerdict {
+        endpoints: [verdict_of(a, roles[0]), verdict_of(b, roles[1])],
+        client: facts.client,
+        simultaneous: facts.simultaneous,
+        outcome,
+        closer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fin_at(frame: u64) -> Evidence {
+        Evidence {
+            fin_frame: Some(frame),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn classes_print_as_the_sidecar_wants() {
+        let mut shut_wr_then_abort = fin_at(5);
+        shut_wr_then_abort.acked_new_data_frame = Some(8);
+        shut_wr_then_abort.abort_frame = Some(10);
+        shut_wr_then_abort.received_payload_before_abort = true;
+        assert_eq!(
+            shut_wr_then_abort.calls().to_string(),
+            "shut_wr>close_unread|linger0|shut_rd"
+        );
+        assert_eq!(shut_wr_then_abort.closed_by(), ClosedBy::FinRst);
+
+        let mut stopped = fin_at(5);
+        stopped.reset_new_data_frame = Some(9);
+        assert_eq!(stopped.calls().to_string(), "close|shut_rdwr");
+        assert!(stopped.stopped_reading_at_fin());
+
+        assert_eq!(fin_at(5).calls().to_string(), "close|shut_rdwr|shut_wr");
+
+        let linger = Evidence {
+            abort_frame: Some(4),
+            ..Evidence::default()
+        };
+        assert_eq!(linger.calls().to_string(), "linger0");
+        assert_eq!(Evidence::default().calls().to_string(), "");
+    }
+
+    #[test]
+    fn the_first_signal_makes_the_active_side() {
+        let client = fin_at(7);
+        let server = Evidence {
+            abort_frame: Some(3),
+            ..Evidence::default()
+        };
+        let facts = ConnFacts {
+            evidence: [&client, &server],
+            client: ClientChoice::default(),
+            simultaneous: false,
+            refused: false,
+            reset: true,
+        };
+        let verdict = infer(&facts);
+        assert_eq!(verdict.endpoints[0].role, Role::Passive);
+        assert_eq!(verdict.endpoints[1].role, Role::Active);
+        assert_eq!(verdict.closer, Closer::Server);
+        assert_eq!(verdict.outcome, Outcome::Reset);
+    }
+}

@@ -1,0 +1,98 @@
+//! The per-connection report: the `connections` of the JSON document and
+//! the table `tcpshut summary` prints.
+
+use crate::annotate::Side;
+use crate::connection::Connection;
+use crate::endpoint::TcpState;
+use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+
+/// One endpoint of a finished connection.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EndpointReport {
+    pub addr: String,
+    pub side: Side,
+    pub role: Role,
+    pub closed_by: ClosedBy,
+    pub calls: CallSteps,
+    pub final_state: TcpState,
+    /// Frames the verdict rests on.
+    pub evidence: Vec<u64>,
+}
+
+/// One connection, client endpoint first.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnectionReport {
+    pub id: u32,
+    pub client: String,
+    pub server: String,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// `complete`, `partial` or `none`.
+    pub handshake: &'static str,
+    pub outcome: Outcome,
+    pub closer: Closer,
+    pub notes: Vec<&'static str>,
+    pub zeek_conn_state: &'static str,
+    pub zeek_history: String,
+    pub endpoints: [EndpointReport; 2],
+}
+
+impl ConnectionReport {
+    pub fn new(conn: &Connection, verdict: &ConnVerdict) -> ConnectionReport {
+        let client = verdict.client.index;
+        let endpoint = |i: usize| EndpointReport {
+            addr: conn.endpoints[i].addr.to_string(),
+            side: Side::of(i, verdict),
+            role: verdict.endpoints[i].role,
+            closed_by: verdict.endpoints[i].closed_by,
+            calls: verdict.endpoints[i].calls,
+            final_state: conn.endpoints[i].state,
+            evidence: conn.evidence[i].frames(),
+        };
+        let h = conn.handshake;
+        let handshake = match (h.syn, h.syn_ack, h.ack) {
+            (true, true, true) => "complete",
+            (false, false, _) => "none",
+            _ => "partial",
+        };
+        let mut notes = Vec::new();
+        let states = [
+            conn.endpoints[client].state,
+            conn.endpoints[1 - client].state,
+        ];
+        let note_if = |notes: &mut Vec<_>, cond: bool, note| {
+            if cond {
+                notes.push(note)
+            }
+        };
+        note_if(&mut notes, conn.mid_stream, "mid-stream");
+        note_if(&mut notes, verdict.client.guessed, "client-guessed");
+        note_if(&mut notes, conn.reuses.is_some(), "port-reuse");
+        note_if(&mut notes, verdict.simultaneous, "simultaneous-close");
+        note_if(&mut notes, conn.rst_ignored, "rst-ignored");
+        note_if(
+            &mut notes,
+            states.contains(&TcpState::CloseWait),
+            "close-wait-at-end",
+        );
+        note_if(
+            &mut notes,
+            states.contains(&TcpState::FinWait2),
+            "fin-wait-2-at-end",
+        );
+        ConnectionReport {
+            id: conn.id,
+            client: conn.endpoints[client].addr.to_string(),
+            server: conn.endpoints[1 - client].addr.to_string(),
+            first_frame: conn.first_frame,
+            last_frame: conn.last_frame,
+            handshake,
+            outcome: verdict.outcome,
+            closer: verdict.closer,
+            notes,
+            zeek_conn_state: conn.zeek.conn_state(),
+            zeek_history: conn.zeek.history(),
+            endpoints: [endpoint(client), endpoint(1 - client)],
+        }
+    }
+}
