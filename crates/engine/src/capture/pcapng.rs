@@ -324,7 +324,7 @@ fn option(input: &[u8], e: Endianness) -> Res<'_, (u16, &[u8])> {
 
 /// if_tsresol: the low 7 bits are a negative power of 10, or of 2 when
 /// the top bit is set.
-fn ticks_per_sec(if_tsresol: u8) -> Option<u64> {
+pub(super) fn ticks_per_sec(if_tsresol: u8) -> Option<u64> {
     let exponent = u32::from(if_tsresol & 0x7f);
     if if_tsresol & 0x80 != 0 {
         1u64.checked_shl(exponent)
