@@ -336,3 +336,39 @@ fn main() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed captures still show what the committed manifest says
+    /// (runs without root: only reads files).
+    #[test]
+    fn committed_captures_match_manifest() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let manifest = Manifest::load(&dir.join("manifest.json")).expect("readable manifest");
+        let scenarios = scenarios::all();
+        assert_eq!(manifest.captures.len(), recordings(&scenarios).len());
+        for cap in &manifest.captures {
+            let (packets, conns) = wire::connections(&dir.join(&cap.file)).unwrap();
+            assert_eq!(packets, cap.packets, "{}", cap.file);
+            assert_eq!(conns.len(), cap.connections.len(), "{}", cap.file);
+            for (w, m) in conns.iter().zip(&cap.connections) {
+                assert_eq!(w.client.to_string(), m.client_addr, "{}", cap.file);
+                assert_eq!(w.server.to_string(), m.server_addr, "{}", cap.file);
+                assert_eq!(w.from_client, m.client.segments, "{}", cap.file);
+                assert_eq!(w.from_server, m.server.segments, "{}", cap.file);
+            }
+        }
+    }
+
+    #[test]
+    fn calls_must_fit_expected_steps_in_order() {
+        use Call::*;
+        let two = [vec![ShutWr], vec![CloseUnread, Linger0, ShutRd]];
+        assert!(check_calls("c", &[ShutWr, CloseUnread], &two).is_ok());
+        assert!(check_calls("c", &[CloseUnread, ShutWr], &two).is_err());
+        assert!(check_calls("c", &[Close], &[vec![Linger0]]).is_err());
+        assert!(check_calls("c", &[Close], &[]).is_ok());
+    }
+}
