@@ -493,5 +493,14 @@ pub fn all() -> Vec<Scenario> {
         Outcome::HalfClosed,
         (closer, silent_peer()),
     ));
+    let untouched = side(&[], Role::None, ClosedBy::None, (0, 0, 0));
+    v.push(client_first(
+        "open-at-end",
+        "A request/response and nothing else: neither side closes before the capture stops.",
+        &[PAUSE],
+        &[PAUSE],
+        Outcome::Open,
+        (untouched.clone(), untouched),
+    ));
     v
 }
