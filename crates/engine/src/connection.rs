@@ -383,13 +383,15 @@ impl Connection {
                 sender.apply(EndpointEvent::SendFin);
                 sender.apply(EndpointEvent::RecvFin);
             }
+            None if hindsight.is_some_and(|v| v.simultaneous) => {
+                // Hindsight: the peer sent its own FIN before this one
+                // reached it, so it never was in CLOSE-WAIT.
+                events.insert(Event::FinSimultaneous);
+                self.endpoints[x].apply(EndpointEvent::SendFin);
+                return;
+            }
             None => {
-                let simultaneous = hindsight.is_some_and(|v| v.simultaneous);
-                events.insert(if simultaneous {
-                    Event::FinSimultaneous
-                } else {
-                    Event::FinActive
-                });
+                events.insert(Event::FinActive);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
             }
         }

@@ -21,7 +21,11 @@ fn manifest() -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -41,7 +45,9 @@ fn check_side(at: &str, expected: &Value, got: &EndpointReport) -> Vec<String> {
         .map(|step| step.iter().map(|c| c.code().to_string()).collect())
         .collect();
     if want_calls != got_calls {
-        problems.push(format!("{at}: calls {got_calls:?}, expected {want_calls:?}"));
+        problems.push(format!(
+            "{at}: calls {got_calls:?}, expected {want_calls:?}"
+        ));
     }
     let made = strings(&expected["calls"]);
     for step in &got_calls {
@@ -56,7 +62,10 @@ fn check_side(at: &str, expected: &Value, got: &EndpointReport) -> Vec<String> {
         ("expected_closed_by", got.closed_by.name()),
     ] {
         if expected[field].as_str() != Some(value) {
-            problems.push(format!("{at}: {field} {value}, expected {}", expected[field]));
+            problems.push(format!(
+                "{at}: {field} {value}, expected {}",
+                expected[field]
+            ));
         }
     }
     problems
@@ -71,11 +80,22 @@ fn check_connection(file: &str, i: usize, expected: &Value, got: &ConnectionRepo
         ("expected_outcome", got.outcome.name()),
     ] {
         if expected[field].as_str() != Some(value) {
-            problems.push(format!("{at}: {field} {value}, expected {}", expected[field]));
+            problems.push(format!(
+                "{at}: {field} {value}, expected {}",
+                expected[field]
+            ));
         }
     }
-    problems.extend(check_side(&format!("{at} client"), &expected["client"], &got.endpoints[0]));
-    problems.extend(check_side(&format!("{at} server"), &expected["server"], &got.endpoints[1]));
+    problems.extend(check_side(
+        &format!("{at} client"),
+        &expected["client"],
+        &got.endpoints[0],
+    ));
+    problems.extend(check_side(
+        &format!("{at} server"),
+        &expected["server"],
+        &got.endpoints[1],
+    ));
     problems
 }
 
@@ -90,7 +110,10 @@ fn every_capture_matches_what_its_applications_called() {
         let file = capture["file"].as_str().expect("file name");
         let result = tcpshut_engine::verdicts(&testdata().join(file), true)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert!(result.capture.incomplete.is_none(), "{file} reads to the end");
+        assert!(
+            result.capture.incomplete.is_none(),
+            "{file} reads to the end"
+        );
         let expected = capture["connections"].as_array().expect("connections");
         if expected.len() != result.reports.len() {
             problems.push(format!(
