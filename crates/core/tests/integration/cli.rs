@@ -260,3 +260,60 @@ fn summary_table_shows_calls_and_final_states() {
     );
     assert!(stdout.contains("CLOSED"), "{stdout}");
 }
+
+/// `--pcapng` writes the same packets, byte for byte and in order, with
+/// each row's summary as the packet's comment.
+#[test]
+fn pcapng_copy_carries_the_summaries_as_comments() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use tcpshut_engine::capture::CaptureReader;
+
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("close-client-first-sll2.pcap"));
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "--pcapng"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let sidecar =
+        fs::read_to_string(dir.path().join("close-client-first-sll2.pcap.tcpshut.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(sidecar.as_bytes());
+    let summaries: Vec<(u64, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[13].to_string())
+        })
+        .collect();
+
+    let copy = fs::File::open(
+        dir.path()
+            .join("close-client-first-sll2.pcap.tcpshut.pcapng"),
+    )
+    .unwrap();
+    let mut copy = PcapNgReader::new(copy).unwrap();
+    let mut original = CaptureReader::open(&capture).unwrap();
+    let mut frame = 0u64;
+    while let Some(block) = copy.next_block() {
+        let Block::EnhancedPacket(packet) = block.unwrap() else {
+            continue;
+        };
+        frame += 1;
+        let source = original
+            .next_frame()
+            .unwrap()
+            .expect("same number of frames");
+        assert_eq!(&packet.data[..], source.data, "frame {frame} bytes");
+        let comment = packet.options.iter().find_map(|o| match o {
+            EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+            _ => None,
+        });
+        let expected = summaries
+            .iter()
+            .find(|(f, _)| *f == frame)
+            .map(|(_, s)| s.clone())
+            .filter(|s| !s.is_empty());
+        assert_eq!(comment, expected, "frame {frame} comment");
+    }
+    assert!(original.next_frame().unwrap().is_none());
+    assert!(summaries.iter().any(|(_, s)| s.contains("closes first")));
+}
