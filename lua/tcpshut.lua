@@ -259,15 +259,15 @@ local function load_sidecar()
         fh:close()
     end
     if not data then
-        state.err = format("tcpshut: cannot read sidecar %s (from %s): %s; no annotations shown",
-            path, state.source, why or "not a readable file")
+        state.err = format("tcpshut: cannot read sidecar: %s; no annotations shown (sidecar %s, from %s)",
+            why or "not a readable file", path, state.source)
         state.err_expert = ex_unreadable
         return
     end
     local index, rows = build_index(data)
     if not index then
-        state.err = format("tcpshut: malformed sidecar %s (from %s): %s; no annotations shown",
-            path, state.source, rows)
+        state.err = format("tcpshut: malformed sidecar: %s; no annotations shown (sidecar %s, from %s)",
+            rows, path, state.source)
         state.err_expert = ex_malformed
         return
     end
@@ -444,16 +444,17 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if ok then ok, why = check_row(row) end
     if not ok then
         tree:add(tcpshut):add_proto_expert_info(ex_malformed, format(
-            "tcpshut: malformed sidecar row for frame %d in %s: %s; this row is not shown", num, state.path, why))
+            "tcpshut: malformed sidecar row for frame %d: %s; this row is not shown (sidecar %s)", num, why, state.path))
         return
     end
 
     local matches, shown = ts_matches(row[2], pinfo)
     if not matches then
         state.err = format(
-            "tcpshut: sidecar %s (from %s) does not match this capture: frame %d was captured at %s but its row says %s "
-            .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown",
-            state.path, state.source, num, shown, row[2])
+            "tcpshut: sidecar does not match this capture: frame %d was captured at %s but its row says %s "
+            .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown "
+            .. "(sidecar %s, from %s)",
+            num, shown, row[2], state.path, state.source)
         state.err_expert = ex_mismatch
         state.err_frame = num
         state.index, state.data = nil, nil
