@@ -94,8 +94,6 @@ tcpshut.prefs.sidecar = Pref.string("Sidecar CSV file", "",
     "Path of the CAPTURE.tcpshut.csv written by `tcpshut annotate`. Empty: use the script argument, "
     .. "then $TCPSHUT_SIDECAR, then CAPTURE.tcpshut.csv beside the open capture (Linux).")
 
--- The frame's absolute time as an exact NSTime, when the frame has one.
-local f_time_epoch = Field.new("frame.time_epoch")
 
 ---------------------------------------------------------------------------
 -- Sidecar lookup
@@ -167,14 +165,14 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        data = nil, index = nil, rows = 0,
+        fh = nil, index = nil, stops = nil, rows = 0,
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
     }
 end
 state = new_state()
 
--- Returns index (frame -> offset of the row's first byte), row count,
--- or nil and an error message.
+-- Returns index (frame -> offset of the row's first byte), stops (frame ->
+-- offset just after the row's line end), row count; or nil and an error message.
 local function build_index(data)
     local len = #data
     local pos = 1
@@ -189,7 +187,7 @@ local function build_index(data)
     if header ~= HEADER then
         return nil, "wrong header line (expected \"" .. HEADER .. "\")"
     end
-    local index = {}
+    local index, stops = {}, {}
     local rows, last = 0, 0
     pos = nl + 1
     while pos <= len do
@@ -238,6 +236,7 @@ local function build_index(data)
                 rows + 1, fr, last)
         end
         index[n] = pos
+        stops[n] = nxt
         last = n
         rows = rows + 1
         pos = nxt
@@ -245,7 +244,7 @@ local function build_index(data)
     if rows > 0 and byte(data, len) ~= 10 then
         return nil, "truncated: the last row has no line end"
     end
-    return index, rows
+    return index, stops, rows
 end
 
 local function load_sidecar()
@@ -264,14 +263,27 @@ local function load_sidecar()
         state.err_expert = ex_unreadable
         return
     end
-    local index, rows = build_index(data)
+    local index, stops, rows = build_index(data)
     if not index then
+        rows = stops
         state.err = format("tcpshut: malformed sidecar: %s; no annotations shown (sidecar %s, from %s)",
             rows, path, state.source)
         state.err_expert = ex_malformed
         return
     end
-    state.data, state.index, state.rows = data, index, rows
+    -- Keep only the offsets: rows are read back from the file on demand, so
+    -- the Lua heap stays small (a big heap makes every later collection cost
+    -- more, for all plugins).
+    data = nil
+    state.fh = io.open(path, "rb")
+    if not state.fh then
+        state.err = format("tcpshut: cannot read sidecar: it vanished while loading; no annotations shown (sidecar %s, from %s)",
+            path, state.source)
+        state.err_expert = ex_unreadable
+        return
+    end
+    state.index, state.stops, state.rows = index, stops, rows
+    collectgarbage()
 end
 
 ---------------------------------------------------------------------------
@@ -353,6 +365,33 @@ local function check_uint(s, max)
     return tonumber(s) <= max
 end
 
+-- Fast path for the common row shape: every field unquoted except possibly
+-- the summary, which then holds no quote of its own. The pattern also checks
+-- each field's character set, so only lengths and ranges remain to check.
+-- Rows of any other shape take parse_row + check_row.
+local FAST_HEAD = "^(%d+),(%d+%.%d+),(%d+),([%w%.:%[%]%%_-]*),([%w%.:%[%]%%_-]*),([FSRPAUEC]*),(%d+),(%d+),(%d+),"
+    .. "([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),"
+local FAST_QUOTED = FAST_HEAD .. '"([^"]*)",([a-z]*),(%d*)\r?\n'
+local FAST_PLAIN = FAST_HEAD .. '([^,"\n]*),([a-z]*),(%d*)\r?\n'
+
+local function fast_row(data, pos)
+    local r = { match(data, FAST_QUOTED, pos) }
+    if not r[1] then
+        r = { match(data, FAST_PLAIN, pos) }
+        if not r[1] then return nil end
+    end
+    -- lengths and ranges the pattern cannot express
+    if #r[3] > 9 or #r[7] > 9 or #r[8] > 9 or #r[9] > 9 or #r[16] > 9 or #r[10] > 32 or #r[11] > 32
+        or #r[2] > 22 or #r[4] > 64 or #r[5] > 64 or #r[12] > 256 or #r[13] > 256 or #r[15] > 16
+        or find(r[12], ";;", 1, true) or byte(r[12], 1) == 59 or byte(r[12], -1) == 59 then
+        return nil
+    end
+    local summary = r[14]
+    if #summary > MAX_FIELD or find(summary, "[%c\128-\255]") then return nil end
+    return r
+end
+
+
 -- Checks every field; returns true or false and why.
 local function check_row(r)
     for i = 1, NFIELDS do
@@ -384,13 +423,12 @@ local function check_row(r)
     return true
 end
 
--- The frame's time as integer seconds and nanoseconds.
+-- The frame's time as integer seconds and nanoseconds, from pinfo.abs_ts.
+-- That is a double: for present-day epochs it is good to about 0.12 us, well
+-- inside the 1 us tolerance. (A Field extractor for frame.time_epoch would be
+-- exact, but it forces every dissector to build a tree for every frame, which
+-- costs more than the whole plugin when nobody looks at the tree.)
 local function frame_time(pinfo)
-    local fi = f_time_epoch()
-    if fi then
-        local t = fi.value
-        return t.secs, t.nsecs
-    end
     local t = pinfo.abs_ts
     local s = floor(t)
     local ns = floor((t - s) * 1e9 + 0.5)
@@ -402,16 +440,15 @@ end
 
 -- Compares the row's ts text with the frame's time at microsecond precision,
 -- on integers (seconds and nanoseconds separately), never on a formatted float.
--- Returns matches, the frame's time as text.
+-- Returns whether they match, and the frame's time (secs, nsecs).
 local function ts_matches(ts, pinfo)
     local rs, rf = match(ts, "^(%d+)%.(%d+)$")
-    local rns = tonumber(sub(rf .. "000000000", 1, 9))
+    local rns = #rf == 9 and tonumber(rf) or tonumber(sub(rf .. "000000000", 1, 9))
     local fs, fns = frame_time(pinfo)
-    local shown = format("%.0f.%09.0f", fs, fns)
     local ds = tonumber(rs) - fs
-    if ds > 1 or ds < -1 then return false, shown end
+    if ds > 1 or ds < -1 then return false, fs, fns end
     local d = ds * 1000000000 + (rns - fns)
-    return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS, shown
+    return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS, fs, fns
 end
 
 ---------------------------------------------------------------------------
@@ -419,8 +456,17 @@ end
 ---------------------------------------------------------------------------
 
 function tcpshut.init()
+    if state.fh then pcall(io.close, state.fh) end
     state = new_state()
     state.path, state.source = resolve_sidecar()
+end
+
+-- True when tshark/Wireshark builds no tree for this pass (plain `tshark -r`
+-- with no filter, no custom column, no -V/-T): no field could be shown, so
+-- only the expert items are added (tshark -q -z expert still collects them).
+-- Unknown tostring formats count as "a tree": the plugin then does it all.
+local function no_tree(tree)
+    return find(tostring(tree), "has item=false, has subtree=false", 1, true) ~= nil
 end
 
 function tcpshut.dissector(tvb, pinfo, tree)
@@ -439,17 +485,29 @@ function tcpshut.dissector(tvb, pinfo, tree)
     local pos = index[num]
     if not pos then return end
 
-    local row, why = parse_row(state.data, pos)
-    local ok = row ~= nil
-    if ok then ok, why = check_row(row) end
+    local fh = state.fh
+    local text = fh:seek("set", pos - 1) and fh:read(state.stops[num] - pos)
+    if not text then
+        tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
+            "tcpshut: cannot read the sidecar row for frame %d; this row is not shown (sidecar %s)", num, state.path))
+        return
+    end
+    local row = fast_row(text, 1)
+    local ok, why = row ~= nil, nil
+    if not ok then
+        row, why = parse_row(text, 1)
+        ok = row ~= nil
+        if ok then ok, why = check_row(row) end
+    end
     if not ok then
         tree:add(tcpshut):add_proto_expert_info(ex_malformed, format(
             "tcpshut: malformed sidecar row for frame %d: %s; this row is not shown (sidecar %s)", num, why, state.path))
         return
     end
 
-    local matches, shown = ts_matches(row[2], pinfo)
+    local matches, fs, fns = ts_matches(row[2], pinfo)
     if not matches then
+        local shown = format("%.0f.%09.0f", fs, fns)
         state.err = format(
             "tcpshut: sidecar does not match this capture: frame %d was captured at %s but its row says %s "
             .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown "
@@ -457,16 +515,26 @@ function tcpshut.dissector(tvb, pinfo, tree)
             num, shown, row[2], state.path, state.source)
         state.err_expert = ex_mismatch
         state.err_frame = num
-        state.index, state.data = nil, nil
+        state.index, state.stops = nil, nil
         tree:add(tcpshut):add_proto_expert_info(ex_mismatch, state.err)
         return
     end
 
     local summary = row[14]
+    local events = row[12]
+    if no_tree(tree) then
+        if events ~= "" then
+            local text = summary ~= "" and summary or "(no summary)"
+            for code in events:gmatch("[^;]+") do
+                local ex = EVENT_EXPERT[code]
+                if ex then tree:add_proto_expert_info(ex, "tcpshut " .. code .. ": " .. text) end
+            end
+        end
+        return
+    end
     local st = tree:add(tcpshut, summary ~= "" and ("TCP Shutdown: " .. summary) or "TCP Shutdown")
     st:add(pf.conn, tonumber(row[3]))
-    st:add(pf.events, row[12])
-    local events = row[12]
+    st:add(pf.events, events)
     if events ~= "" then
         for code in events:gmatch("[^;]+") do
             st:add(pf.event, code)

@@ -1,0 +1,4 @@
+//! Integration tests of the tcpshut binary and its Wireshark plugin.
+
+mod util;
+mod wireshark;
