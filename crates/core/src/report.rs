@@ -312,3 +312,22 @@ fn table(reports: &[ConnectionReport]) -> Vec<String> {
     }
     lines
 }
+
+/// The CSV sidecar of `capture`, written first if it is missing or older
+/// than the capture.
+pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let sidecar = sidecar_path(capture, "csv");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let capture_time = std::fs::metadata(capture)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("cannot read {}", capture.display()))?;
+    if modified(&sidecar).is_some_and(|t| t >= capture_time) {
+        return Ok(sidecar);
+    }
+    write_atomically(&sidecar, |out| {
+        let mut sink = CsvSink::new(out);
+        tcpshut_engine::annotate(capture, false, &mut sink)?;
+        Ok(())
+    })?;
+    Ok(sidecar)
+}

@@ -144,23 +144,15 @@ impl Env {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same
-/// folder, then a rename over the target.
+/// Writes `contents` to `path` atomically, creating its folder.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{} has no parent folder", path.display()))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tcpshut-install-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(contents)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::output::write_atomically(path, |out| {
+        out.write_all(contents)
+            .with_context(|| format!("writing {}", path.display()))
+    })
 }
 
 /// The files [`install`] writes, and what goes into each.
@@ -249,6 +241,26 @@ pub fn open_command(capture: &Path, sidecar: &Path) -> Command {
         }
     }
     open_command_with(&env, wireshark_program(), capture, sidecar, &script)
+}
+
+/// The command as one line a POSIX shell would run as is.
+pub fn shell_words(command: &Command) -> String {
+    let quote = |word: &std::ffi::OsStr| {
+        let word = word.to_string_lossy();
+        let plain = word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c));
+        if plain && !word.is_empty() {
+            word.into_owned()
+        } else {
+            format!("'{}'", word.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -3,10 +3,6 @@
 //! Each tshark run gets its own HOME and XDG_CONFIG_HOME, so nothing leaks
 //! into (or from) the real user configuration.
 
-#[allow(dead_code)]
-#[path = "../../src/wireshark.rs"]
-mod plugin;
-
 use crate::util::{
     assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, write_pcap, Frame,
 };
@@ -53,14 +49,16 @@ impl Sandbox {
         self.dir.path().join("home")
     }
 
-    fn env(&self) -> plugin::Env {
-        plugin::Env {
-            os: plugin::Os::Unix,
-            home: Some(self.home()),
-            xdg_config_home: Some(self.home().join("cfg")),
-            wireshark_config_dir: None,
-            appdata: None,
-        }
+    /// Runs the built `tcpshut` with this sandbox's HOME and config dir.
+    fn tcpshut(&self, args: &[&str]) -> std::process::Output {
+        std::fs::create_dir_all(self.home()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+            .args(args)
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join("cfg"))
+            .env_remove("WIRESHARK_CONFIG_DIR")
+            .output()
+            .expect("tcpshut runs")
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -577,9 +575,15 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture() {
         return;
     }
     let sb = Sandbox::new();
-    let written = plugin::install_with(&sb.env(), false).unwrap();
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
     assert!(
-        written.iter().all(|p| p.starts_with(sb.home())),
+        written.iter().all(|p| p.starts_with(sb.home()) && p.exists()),
         "{written:?}"
     );
     let dir = sb.path("captures dir");
