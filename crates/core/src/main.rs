@@ -56,6 +56,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+        /// Also write CAPTURE.tcpshut.pcapng: the packets with each summary as its comment.
+        #[arg(long)]
+        pcapng: bool,
     },
     /// Print the per-connection table: outcome, who closed, inferred calls.
     Summary {
@@ -89,7 +92,8 @@ fn main() -> ExitCode {
             batch,
             output,
             format,
-        } => report::annotate(&batch, output.as_deref(), format),
+            pcapng,
+        } => report::annotate(&batch, output.as_deref(), format, pcapng),
         Command::Summary { batch } => report::summary(&batch),
     };
     match worst {

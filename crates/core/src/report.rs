@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, Outcome};
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CsvSink, JsonSink, RowSink, Verdicts};
+use tcpshut_engine::{CsvSink, JsonSink, PcapngCommentSink, RowSink, Tee, Verdicts};
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -141,7 +141,12 @@ fn count_outcomes(reports: &[ConnectionReport]) -> String {
 }
 
 /// `tcpshut annotate`.
-pub fn annotate(batch: &BatchArgs, dest: Option<&Path>, format: Format) -> anyhow::Result<Status> {
+pub fn annotate(
+    batch: &BatchArgs,
+    dest: Option<&Path>,
+    format: Format,
+    pcapng: bool,
+) -> anyhow::Result<Status> {
     if dest.is_some() && (batch.paths.len() != 1 || batch.paths[0].is_dir()) {
         bail!("-o/--output takes exactly one capture file");
     }
@@ -149,7 +154,14 @@ pub fn annotate(batch: &BatchArgs, dest: Option<&Path>, format: Format) -> anyho
     run_batch(batch, to_stdout, |path| {
         let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
             let mut sink = sink_for(format, out);
-            Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?)
+            if !pcapng {
+                return Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?);
+            }
+            write_atomically(&sidecar_path(path, "pcapng"), |copy| {
+                let mut comments = PcapngCommentSink::new(copy)?;
+                let mut both = Tee(sink.as_mut(), &mut comments);
+                Ok(tcpshut_engine::annotate(path, true, &mut both)?)
+            })
         };
         let ext = match format {
             Format::Csv => "csv",

@@ -88,7 +88,6 @@ impl Row {
                 events: facts.events,
                 sender,
                 calls: verdict.endpoints[facts.sender].calls,
-                sender_in_time_wait: facts.sender_state == TcpState::TimeWait,
             },
             severity: facts.events.severity(),
             related: facts.related,
@@ -102,7 +101,6 @@ pub struct Summary {
     events: EventSet,
     sender: Side,
     calls: CallSteps,
-    sender_in_time_wait: bool,
 }
 
 /// What a step of calls means, in words.
@@ -207,7 +205,7 @@ impl fmt::Display for Summary {
             return f.write_str("The capture starts mid-connection (no handshake seen)");
         }
         if e.contains(Event::TimeWait) {
-            return write!(f, "{} enters TIME-WAIT", self.in_time_wait().name());
+            return write!(f, "{peer} enters TIME-WAIT");
         }
         Ok(())
     }
@@ -218,15 +216,9 @@ impl Summary {
         if !self.events.contains(Event::TimeWait) {
             return Ok(());
         }
-        write!(f, "; {} enters TIME-WAIT", self.in_time_wait().name())
-    }
-
-    fn in_time_wait(&self) -> Side {
-        if self.sender_in_time_wait {
-            self.sender
-        } else {
-            self.sender.other()
-        }
+        // Only the receiver can enter TIME-WAIT on a segment: by the ACK
+        // of its FIN (from CLOSING) or by the peer's FIN (from FIN-WAIT-2).
+        write!(f, "; {} enters TIME-WAIT", self.sender.other().name())
     }
 }
 

@@ -1,12 +1,31 @@
 //! Capture reading: pcap (µs/ns, both byte orders) and pcapng (several
 //! sections and interfaces) into a stream of borrowed [`Frame`]s.
 //!
-//! STUB: the interface below is the contract; the implementation is owned
-//! by the capture/link work item.
+//! The pcap file header is parsed by `pcap-file`. Records and pcapng blocks
+//! are framed here with small nom parsers because pcap-file 2 does not fit
+//! the hot path: its pcap records reject `orig_len > snaplen` (exactly what
+//! a snaplen-truncated frame looks like), its Enhanced Packet Blocks ignore
+//! `if_tsresol` (timestamps are taken as nanoseconds) and allocate a `Vec`
+//! for options on every packet, and its errors carry no offsets.
+//!
+//! Memory is one reusable buffer that grows only up to the largest record
+//! (bounded by [`MAX_CAPLEN`] / [`MAX_BLOCK_LEN`]), never with file size.
 
+mod pcapng;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
 use std::path::Path;
 
+use nom::number::complete::u32 as nom_u32;
+use nom::number::Endianness;
+use nom::{IResult, Parser};
+use pcap_file::pcap::PcapHeader;
+use pcap_file::TsResolution;
+
 use crate::segment::Timestamp;
+use pcapng::PcapNgState;
 
 /// A link-layer type number (LINKTYPE_* / DLT_*).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,32 +50,374 @@ pub enum CaptureFormat {
     PcapNg,
 }
 
+/// Largest captured length accepted for one packet (Wireshark's
+/// WTAP_MAX_PACKET_SIZE_STANDARD); anything above is taken as corruption.
+pub const MAX_CAPLEN: u32 = 262_144;
+/// Largest pcapng block accepted (Wireshark's limit as well).
+pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+
 /// Why a capture could not be read (further).
+///
+/// `frame` is always the number the offending packet record has or would
+/// have had; `offset` is the byte offset of the record or block start.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
     #[error("not a pcap or pcapng file (first bytes {magic:02x?})")]
     NotACapture { magic: Vec<u8> },
+    #[error("empty file: no capture header")]
+    Empty,
+    #[error("file header truncated: {have} of {need} bytes")]
+    TruncatedHeader { have: usize, need: usize },
+    #[error("record for frame {frame} at byte {offset} truncated: {have} of {need} bytes")]
+    TruncatedRecord {
+        frame: u64,
+        offset: u64,
+        have: u64,
+        need: u64,
+    },
+    #[error("frame {frame} at byte {offset}: captured length {caplen} exceeds {limit}")]
+    AbsurdCaplen {
+        frame: u64,
+        offset: u64,
+        caplen: u32,
+        limit: u32,
+    },
+    #[error("pcapng block type {block_type:#010x} at byte {offset}: {reason} (length {len})")]
+    CorruptBlock {
+        offset: u64,
+        block_type: u32,
+        len: u32,
+        reason: &'static str,
+    },
+    #[error("frame {frame} at byte {offset}: interface {interface_id} undefined ({defined} interfaces in section)")]
+    UnknownInterface {
+        frame: u64,
+        offset: u64,
+        interface_id: u32,
+        defined: usize,
+    },
+    #[error("interface block at byte {offset}: unsupported if_tsresol {if_tsresol:#04x}")]
+    BadTsResolution { offset: u64, if_tsresol: u8 },
+}
+
+/// Where a located packet sits in the buffer, plus its metadata; the
+/// borrow of the buffer is taken only after locating, so loops over
+/// non-packet blocks don't fight the borrow checker.
+struct Located {
+    data: Range<usize>,
+    ts: Timestamp,
+    link: LinkType,
+    orig_len: u32,
+}
+
+enum Container {
+    Pcap {
+        endianness: Endianness,
+        nanosecond: bool,
+        link: LinkType,
+    },
+    PcapNg(PcapNgState),
 }
 
 /// Streams frames from a pcap or pcapng file.
+///
+/// After an error the reader is finished: further [`next_frame`] calls
+/// return `Ok(None)`. Every frame before the faulty record has been
+/// delivered by then.
+///
+/// [`next_frame`]: CaptureReader::next_frame
 pub struct CaptureReader {
-    _private: (),
+    stream: ByteStream,
+    container: Container,
+    format: CaptureFormat,
+    name: String,
+    frames_read: u64,
+    finished: bool,
 }
 
 impl CaptureReader {
     /// Opens a capture and reads its file header.
-    pub fn open(_path: &Path) -> Result<Self, CaptureError> {
-        unimplemented!("capture reading")
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        let file = File::open(path)?;
+        Self::from_reader(Box::new(file), path.display().to_string())
+    }
+
+    /// Reads a capture from any byte source (in-memory data, pipes, fuzzing);
+    /// `name` is only kept for the caller's messages.
+    pub fn from_reader(
+        reader: Box<dyn Read + Send>,
+        name: impl Into<String>,
+    ) -> Result<Self, CaptureError> {
+        let mut stream = ByteStream::new(reader);
+        let have = stream.fill(PCAP_HEADER_LEN)?;
+        if have == 0 {
+            return Err(CaptureError::Empty);
+        }
+        let head = stream.peek(have);
+        let (container, format) = if head.len() >= 4 && pcapng::is_section_header(head) {
+            // The block loop reads the section header itself.
+            (
+                Container::PcapNg(PcapNgState::default()),
+                CaptureFormat::PcapNg,
+            )
+        } else if head.len() >= 4 && is_pcap_magic(head) {
+            if have < PCAP_HEADER_LEN {
+                return Err(CaptureError::TruncatedHeader {
+                    have,
+                    need: PCAP_HEADER_LEN,
+                });
+            }
+            let header = PcapHeader::from_slice(head)
+                .map_err(|_| CaptureError::NotACapture {
+                    magic: head[..4].to_vec(),
+                })?
+                .1;
+            stream.consume(PCAP_HEADER_LEN);
+            let big_endian = header.endianness == pcap_file::Endianness::Big;
+            let nanosecond = header.ts_resolution == TsResolution::NanoSecond;
+            let container = Container::Pcap {
+                endianness: if big_endian {
+                    Endianness::Big
+                } else {
+                    Endianness::Little
+                },
+                nanosecond,
+                // libpcap's LT_LINKTYPE(): the upper bits carry FCS flags.
+                link: LinkType(u32::from(header.datalink) & 0x03FF_FFFF),
+            };
+            (
+                container,
+                CaptureFormat::Pcap {
+                    nanosecond,
+                    big_endian,
+                },
+            )
+        } else {
+            return Err(CaptureError::NotACapture {
+                magic: head[..head.len().min(16)].to_vec(),
+            });
+        };
+        Ok(Self {
+            stream,
+            container,
+            format,
+            name: name.into(),
+            frames_read: 0,
+            finished: false,
+        })
     }
 
     /// The next frame, `Ok(None)` at a clean end of file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        unimplemented!("capture reading")
+        if self.finished {
+            return Ok(None);
+        }
+        let number = self.frames_read + 1;
+        let located = match &mut self.container {
+            Container::Pcap {
+                endianness,
+                nanosecond,
+                link,
+            } => next_pcap_record(&mut self.stream, number, *endianness, *nanosecond, *link),
+            Container::PcapNg(state) => state.next_packet(&mut self.stream, number),
+        };
+        match located {
+            Ok(Some(located)) => {
+                self.frames_read = number;
+                Ok(Some(Frame {
+                    number,
+                    ts: located.ts,
+                    link: located.link,
+                    data: self.stream.slice(located.data),
+                    orig_len: located.orig_len,
+                }))
+            }
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(err) => {
+                self.finished = true;
+                Err(err)
+            }
+        }
     }
 
     pub fn format(&self) -> CaptureFormat {
-        unimplemented!("capture reading")
+        self.format
+    }
+
+    /// The name given at opening (the path for [`CaptureReader::open`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Packet records delivered so far.
+    pub fn frames_read(&self) -> u64 {
+        self.frames_read
     }
 }
+
+const PCAP_HEADER_LEN: usize = 24;
+const PCAP_RECORD_HEADER_LEN: usize = 16;
+const NANOS_PER_SEC: u32 = 1_000_000_000;
+
+fn is_pcap_magic(head: &[u8]) -> bool {
+    matches!(
+        head[..4],
+        [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+    )
+}
+
+/// ts_sec, ts_frac, incl_len, orig_len.
+fn pcap_record_header(input: &[u8], endian: Endianness) -> IResult<&[u8], [u32; 4]> {
+    let (rest, (sec, frac, incl, orig)) = (
+        nom_u32(endian),
+        nom_u32(endian),
+        nom_u32(endian),
+        nom_u32(endian),
+    )
+        .parse(input)?;
+    Ok((rest, [sec, frac, incl, orig]))
+}
+
+fn next_pcap_record(
+    stream: &mut ByteStream,
+    frame: u64,
+    endianness: Endianness,
+    nanosecond: bool,
+    link: LinkType,
+) -> Result<Option<Located>, CaptureError> {
+    let offset = stream.offset();
+    let have = stream.fill(PCAP_RECORD_HEADER_LEN)?;
+    if have == 0 {
+        return Ok(None);
+    }
+    stream.require(PCAP_RECORD_HEADER_LEN, frame)?;
+    let (_, [secs, frac, caplen, orig_len]) =
+        pcap_record_header(stream.peek(PCAP_RECORD_HEADER_LEN), endianness)
+            .expect("16 bytes are buffered");
+    if caplen > MAX_CAPLEN {
+        return Err(CaptureError::AbsurdCaplen {
+            frame,
+            offset,
+            caplen,
+            limit: MAX_CAPLEN,
+        });
+    }
+    let record_len = PCAP_RECORD_HEADER_LEN + caplen as usize;
+    stream.fill(record_len)?;
+    stream.require(record_len, frame)?;
+    let nanos = if nanosecond {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1000
+    };
+    let ts = Timestamp {
+        secs: i64::from(secs) + (nanos / u64::from(NANOS_PER_SEC)) as i64,
+        nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
+    };
+    let data = stream.consume(record_len);
+    Ok(Some(Located {
+        data: data.start + PCAP_RECORD_HEADER_LEN..data.end,
+        ts,
+        link,
+        orig_len,
+    }))
+}
+
+/// A read buffer that hands out borrowed slices and knows the file offset
+/// of every byte. Bytes consumed stay valid until the next `fill`.
+struct ByteStream {
+    reader: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    offset: u64,
+}
+
+const INITIAL_BUFFER_LEN: usize = 256 * 1024;
+
+impl ByteStream {
+    fn new(reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            reader,
+            buf: vec![0; INITIAL_BUFFER_LEN],
+            start: 0,
+            end: 0,
+            offset: 0,
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn available(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Makes up to `want` bytes available; returns how many are (fewer only
+    /// at end of input).
+    fn fill(&mut self, want: usize) -> io::Result<usize> {
+        if self.available() >= want {
+            return Ok(self.available());
+        }
+        if self.start + want > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if want > self.buf.len() {
+                self.buf.resize(want, 0);
+            }
+        }
+        while self.available() < want {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(n) => self.end += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(self.available())
+    }
+
+    /// Fails with [`CaptureError::TruncatedRecord`] unless `need` bytes are
+    /// buffered (call after `fill`).
+    fn require(&self, need: usize, frame: u64) -> Result<(), CaptureError> {
+        if self.available() < need {
+            return Err(CaptureError::TruncatedRecord {
+                frame,
+                offset: self.offset,
+                have: self.available() as u64,
+                need: need as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn peek(&self, len: usize) -> &[u8] {
+        &self.buf[self.start..self.start + len.min(self.available())]
+    }
+
+    /// Marks `len` bytes as read and returns where they sit in the buffer.
+    fn consume(&mut self, len: usize) -> Range<usize> {
+        let range = self.start..self.start + len;
+        self.start += len;
+        self.offset += len as u64;
+        range
+    }
+
+    fn slice(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,374 @@
 //! tcpshut-record: records real Linux TCP teardowns into test captures.
+//!
+//! For every scenario it builds two fresh network namespaces joined by a
+//! veth pair, captures the client's veth with tcpdump while a client and a
+//! server thread run their scripted socket calls, checks that the kernel
+//! put the expected FINs and RSTs on the wire, and writes manifest.json
+//! with what each application really called and what the wire can prove.
 
-fn main() {
-    println!("tcpshut-record: work in progress");
+mod lab;
+mod manifest;
+mod scenarios;
+mod script;
+mod tcpdump;
+mod wire;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread::ScopedJoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use clap::Parser;
+
+use lab::Lab;
+use manifest::{Capture, Connection, Manifest, Side, Variant};
+use scenarios::{Scenario, SideExpect};
+use script::{Board, Call, Env, SideLog};
+use tcpdump::Tcpdump;
+
+/// Capture keeps running this long after both scripts end, for the last
+/// ACKs and retransmissions.
+const GRACE: Duration = Duration::from_millis(300);
+/// Timing-dependent scenarios get this many tries before we give up.
+const ATTEMPTS: usize = 3;
+
+#[derive(Parser)]
+#[command(about = "Record real Linux TCP teardowns into pcap test captures (needs root)")]
+struct Cli {
+    /// Directory for the captures and manifest.json.
+    #[arg(long, default_value = "testdata")]
+    out: PathBuf,
+    /// Record only these captures (file stem) or scenarios (all variants).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// List the captures this would record, and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Pcap,
+    PcapNano,
+    Pcapng,
+}
+
+/// One capture file: a scenario in one variant.
+struct Recording<'a> {
+    sc: &'a Scenario,
+    ipv6: bool,
+    sll2: bool,
+    format: Format,
+}
+
+/// Variants besides plain IPv4/Ethernet/pcap: (scenario, ipv6, sll2, format).
+const VARIANTS: &[(&str, bool, bool, Format)] = &[
+    ("close-client-first", true, false, Format::Pcap),
+    ("shut_rd-client-first", true, false, Format::Pcap),
+    ("shut_rdwr-server-first", true, false, Format::Pcap),
+    ("linger0-after-data", true, false, Format::Pcap),
+    ("refused", true, false, Format::Pcap),
+    ("close-client-first", false, true, Format::Pcap),
+    ("half-close-data-after-fin", false, true, Format::Pcap),
+    ("shut_rdwr-client-first", false, false, Format::PcapNano),
+    ("close-unread", false, false, Format::Pcapng),
+    ("simultaneous-close", false, false, Format::Pcapng),
+];
+
+impl Recording<'_> {
+    fn stem(&self) -> String {
+        let mut s = self.sc.name.clone();
+        if self.ipv6 {
+            s.push_str("-ipv6");
+        }
+        if self.sll2 {
+            s.push_str("-sll2");
+        }
+        if self.format == Format::PcapNano {
+            s.push_str("-nano");
+        }
+        s
+    }
+
+    fn file(&self) -> String {
+        let ext = if self.format == Format::Pcapng {
+            "pcapng"
+        } else {
+            "pcap"
+        };
+        format!("{}.{ext}", self.stem())
+    }
+
+    fn variant(&self) -> Variant {
+        Variant {
+            ip: if self.ipv6 { 6 } else { 4 },
+            link_type: if self.sll2 { "LINUX_SLL2" } else { "ETHERNET" }.into(),
+            format: match self.format {
+                Format::Pcap => "pcap",
+                Format::PcapNano => "pcap-nsec",
+                Format::Pcapng => "pcapng",
+            }
+            .into(),
+        }
+    }
+}
+
+fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
+    let mut v: Vec<Recording> = scenarios
+        .iter()
+        .map(|sc| Recording {
+            sc,
+            ipv6: false,
+            sll2: false,
+            format: Format::Pcap,
+        })
+        .collect();
+    for &(name, ipv6, sll2, format) in VARIANTS {
+        let sc = scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("variant of unknown scenario {name}"));
+        v.push(Recording {
+            sc,
+            ipv6,
+            sll2,
+            format,
+        });
+    }
+    v
+}
+
+fn join(handle: ScopedJoinHandle<'_, Result<SideLog>>) -> Result<SideLog> {
+    handle.join().map_err(|_| anyhow!("side thread panicked"))?
+}
+
+/// The expected steps must appear, in order, among the calls really made:
+/// guards the hand-written expectations against the recorded ground truth.
+fn check_calls(who: &str, calls: &[Call], expected: &[Vec<Call>]) -> Result<()> {
+    let mut rest = calls.iter();
+    for step in expected {
+        ensure!(
+            rest.any(|c| step.contains(c)),
+            "{who} called {calls:?}, which does not fit the expected {expected:?}"
+        );
+    }
+    Ok(())
+}
+
+fn side_entry(who: &str, calls: Vec<Call>, wire: wire::Counts, exp: &SideExpect) -> Result<Side> {
+    ensure!(
+        wire == exp.wire,
+        "{who} sent {wire:?} on the wire, expected {:?}",
+        exp.wire
+    );
+    check_calls(who, &calls, &exp.calls)?;
+    Ok(Side {
+        calls,
+        expected_calls: exp.calls.clone(),
+        expected_role: exp.role,
+        expected_closed_by: exp.closed_by,
+        segments: wire,
+    })
+}
+
+fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
+    let lab = Lab::new()?;
+    let (client_ip, server_ip) = lab::addrs(rec.ipv6);
+    let file = out.join(rec.file());
+    // tcpdump cannot write pcapng: record pcap, convert afterwards.
+    let raw = if rec.format == Format::Pcapng {
+        out.join(format!("{}.pcap.tmp", rec.stem()))
+    } else {
+        file.clone()
+    };
+    let opts = tcpdump::Options {
+        any_sll2: rec.sll2,
+        nano: rec.format == Format::PcapNano,
+    };
+    let td = Tcpdump::start(&lab.client, lab::IFACE, &raw, opts)?;
+    let board = Board::default();
+    let env = |ns, local| Env {
+        ns,
+        board: &board,
+        local,
+        server: server_ip,
+    };
+    let (client, server) = std::thread::scope(|s| {
+        let c = s.spawn(|| script::run_side(&env(&lab.client, client_ip), &rec.sc.client));
+        let sv = s.spawn(|| script::run_side(&env(&lab.server, server_ip), &rec.sc.server));
+        (join(c), join(sv))
+    });
+    let (client, server) = (client.context("client")?, server.context("server")?);
+    std::thread::sleep(GRACE);
+    let captured = td.stop()?;
+    // Sockets never closed (CLOSE-WAIT scenario) go only now, unrecorded.
+    drop(client.leftover);
+    drop(server.leftover);
+    if rec.format == Format::Pcapng {
+        wire::pcap_to_pcapng(&raw, &file)?;
+        fs::remove_file(&raw)?;
+    }
+
+    let (packets, conns) = wire::connections(&file)?;
+    ensure!(
+        packets as u64 == captured,
+        "file holds {packets} packets, tcpdump captured {captured}"
+    );
+    ensure!(
+        conns.len() == rec.sc.conns.len(),
+        "{} connections on the wire, expected {}",
+        conns.len(),
+        rec.sc.conns.len()
+    );
+    let mut connections = Vec::new();
+    for (i, (w, exp)) in conns.iter().zip(&rec.sc.conns).enumerate() {
+        ensure!(
+            w.client.ip() == client_ip && w.server.ip() == server_ip,
+            "connection {i} opened by {} instead of the client",
+            w.client
+        );
+        let calls = |log: &[Vec<Call>]| log.get(i).cloned().unwrap_or_default();
+        connections.push(Connection {
+            client_addr: w.client.to_string(),
+            server_addr: w.server.to_string(),
+            expected_outcome: exp.outcome,
+            client: side_entry(
+                &format!("connection {i} client"),
+                calls(&client.calls),
+                w.from_client,
+                &exp.client,
+            )?,
+            server: side_entry(
+                &format!("connection {i} server"),
+                calls(&server.calls),
+                w.from_server,
+                &exp.server,
+            )?,
+        });
+    }
+    Ok(Capture {
+        file: rec.file(),
+        scenario: rec.sc.name.clone(),
+        description: rec.sc.description.clone(),
+        variant: rec.variant(),
+        packets,
+        connections,
+    })
+}
+
+/// Records with retries: a loaded machine can stretch a 100 ms pause past
+/// a retransmission timer, which shows up as a wrong FIN/RST count.
+fn record(rec: &Recording, out: &Path) -> Result<Capture> {
+    let mut last = None;
+    for attempt in 1..=ATTEMPTS {
+        match record_once(rec, out) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                eprintln!("  attempt {attempt} of {}: {e:#}", rec.file());
+                let _ = fs::remove_file(out.join(rec.file()));
+                let _ = fs::remove_file(out.join(format!("{}.pcap.tmp", rec.stem())));
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let scenarios = scenarios::all();
+    let all = recordings(&scenarios);
+    if cli.list {
+        for r in &all {
+            println!("{:40} {}", r.file(), r.sc.description);
+        }
+        return Ok(());
+    }
+    let chosen: Vec<&Recording> = all
+        .iter()
+        .filter(|r| {
+            cli.only.is_empty() || cli.only.iter().any(|o| *o == r.stem() || *o == r.sc.name)
+        })
+        .collect();
+    ensure!(!chosen.is_empty(), "--only matched nothing (see --list)");
+    // SAFETY: trivial libc getter.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("needs root (network namespaces, tcpdump, nftables)");
+    }
+    lab::remove_stale();
+    fs::create_dir_all(&cli.out)?;
+
+    let manifest_path = cli.out.join("manifest.json");
+    // A partial run (--only) keeps the entries of captures it did not redo.
+    let mut entries: Vec<Capture> = Manifest::load(&manifest_path)
+        .map(|m| m.captures)
+        .unwrap_or_default();
+    let mut failed = Vec::new();
+    for rec in chosen {
+        eprintln!("recording {}", rec.file());
+        match record(rec, &cli.out) {
+            Ok(capture) => {
+                entries.retain(|c| c.file != capture.file);
+                entries.push(capture);
+            }
+            Err(e) => {
+                eprintln!("FAILED {}: {e:#}", rec.file());
+                failed.push(rec.file());
+            }
+        }
+    }
+    // Manifest order follows the scenario table; unknown files are dropped.
+    let order: Vec<String> = all.iter().map(Recording::file).collect();
+    entries.retain(|c| order.contains(&c.file));
+    entries.sort_by_key(|c| order.iter().position(|f| *f == c.file));
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
+        .trim()
+        .to_string();
+    Manifest {
+        generator: "tcpshut-record".into(),
+        kernel,
+        captures: entries,
+    }
+    .save(&manifest_path)?;
+    if !failed.is_empty() {
+        bail!("failed to record: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed captures still show what the committed manifest says
+    /// (runs without root: only reads files).
+    #[test]
+    fn committed_captures_match_manifest() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let manifest = Manifest::load(&dir.join("manifest.json")).expect("readable manifest");
+        let scenarios = scenarios::all();
+        assert_eq!(manifest.captures.len(), recordings(&scenarios).len());
+        for cap in &manifest.captures {
+            let (packets, conns) = wire::connections(&dir.join(&cap.file)).unwrap();
+            assert_eq!(packets, cap.packets, "{}", cap.file);
+            assert_eq!(conns.len(), cap.connections.len(), "{}", cap.file);
+            for (w, m) in conns.iter().zip(&cap.connections) {
+                assert_eq!(w.client.to_string(), m.client_addr, "{}", cap.file);
+                assert_eq!(w.server.to_string(), m.server_addr, "{}", cap.file);
+                assert_eq!(w.from_client, m.client.segments, "{}", cap.file);
+                assert_eq!(w.from_server, m.server.segments, "{}", cap.file);
+            }
+        }
+    }
+
+    #[test]
+    fn calls_must_fit_expected_steps_in_order() {
+        use Call::*;
+        let two = [vec![ShutWr], vec![CloseUnread, Linger0, ShutRd]];
+        assert!(check_calls("c", &[ShutWr, CloseUnread], &two).is_ok());
+        assert!(check_calls("c", &[CloseUnread, ShutWr], &two).is_err());
+        assert!(check_calls("c", &[Close], &[vec![Linger0]]).is_err());
+        assert!(check_calls("c", &[Close], &[]).is_ok());
+    }
 }

@@ -1,0 +1,319 @@
+//! The `tcpshut` binary end to end: sidecars, goldens, batches, bad
+//! input, exit codes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's `testdata/`.
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// Runs the built `tcpshut` with `args`.
+fn tcpshut(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(args)
+        .output()
+        .expect("tcpshut runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every capture in testdata/, sorted.
+fn captures() -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = fs::read_dir(testdata())
+        .expect("testdata exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(".pcap") || name.ends_with(".pcapng")
+        })
+        .collect();
+    all.sort();
+    assert!(!all.is_empty(), "testdata holds captures");
+    all
+}
+
+fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
+    let dest = dir.join(capture.file_name().unwrap());
+    fs::copy(capture, &dest).unwrap();
+    dest
+}
+
+#[test]
+fn annotate_writes_the_sidecar_beside_an_untouched_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(
+        dir.path(),
+        &testdata().join("half-close-data-after-fin.pcap"),
+    );
+    let before = fs::read(&capture).unwrap();
+    let out = tcpshut(&["annotate", capture.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read(&capture).unwrap(),
+        before,
+        "the capture is never modified"
+    );
+
+    let sidecar = fs::read_to_string(
+        dir.path()
+            .join("half-close-data-after-fin.pcap.tcpshut.csv"),
+    )
+    .expect("sidecar written beside the capture");
+    let mut lines = sidecar.lines();
+    assert_eq!(
+        lines.next(),
+        Some("frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related")
+    );
+    assert!(sidecar.contains("data-after-fin"));
+    assert!(sidecar.contains(",shut_wr,"));
+    // Nothing but the capture and its sidecar: no temporary file left.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    // The short summary names the connection and what the client called.
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 connections (1 graceful)"), "{stdout}");
+    assert!(stdout.contains("client shut_wr"), "{stdout}");
+}
+
+/// Goldens: `tcpshut annotate -o -` of every capture equals the committed
+/// `testdata/golden/NAME.tcpshut.csv`. Set UPDATE_GOLDEN=1 to rewrite them
+/// after an intended change, and review the diff.
+#[test]
+fn sidecars_match_the_goldens() {
+    let golden_dir = testdata().join("golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut differ = Vec::new();
+    for capture in captures() {
+        let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            capture.display(),
+            text(&out.stderr)
+        );
+        let name = format!(
+            "{}.tcpshut.csv",
+            capture.file_name().unwrap().to_string_lossy()
+        );
+        let golden = golden_dir.join(&name);
+        if update {
+            fs::create_dir_all(&golden_dir).unwrap();
+            fs::write(&golden, &out.stdout).unwrap();
+        } else if fs::read(&golden).ok().as_deref() != Some(&out.stdout[..]) {
+            differ.push(name);
+        }
+    }
+    assert!(differ.is_empty(), "differ from their goldens: {differ:?}");
+}
+
+#[test]
+fn json_document_has_capture_connections_and_segments() {
+    let capture = testdata().join("port-reuse.pcap");
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let conns = doc["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2);
+    assert_eq!(conns[1]["notes"][0], "port-reuse");
+    assert_eq!(conns[0]["endpoints"][0]["side"], "client");
+    let segments = doc["segments"].as_array().unwrap();
+    assert_eq!(
+        segments.len() as u64,
+        doc["capture"]["decode"]["tcp_segments"].as_u64().unwrap()
+    );
+    assert!(segments.iter().any(|s| s["events"]
+        .as_array()
+        .unwrap()
+        .contains(&"port-reuse".into())));
+    // Frame order.
+    let frames: Vec<u64> = segments
+        .iter()
+        .map(|s| s["frame"].as_u64().unwrap())
+        .collect();
+    assert!(frames.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_batch_goes_on_past_bad_files_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_into(dir.path(), &testdata().join("refused.pcap"));
+    fs::write(dir.path().join("empty.pcap"), b"").unwrap();
+    fs::write(
+        dir.path().join("notes.pcap"),
+        b"this is not a capture at all",
+    )
+    .unwrap();
+    let good_bytes = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    fs::write(
+        dir.path().join("cut.pcap"),
+        &good_bytes[..good_bytes.len() - 7],
+    )
+    .unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        dir.path().to_str().unwrap(),
+        dir.path().join("empty.pcap").to_str().unwrap(),
+        dir.path().join("notes.pcap").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    // Failures outrank an incomplete capture: exit code 1.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("empty.pcap:"), "{stderr}");
+    assert!(stderr.contains("notes.pcap:"), "{stderr}");
+    assert!(
+        stderr.lines().all(|l| l.starts_with("tcpshut: ")),
+        "{stderr}"
+    );
+    assert!(dir.path().join("refused.pcap.tcpshut.csv").exists());
+    assert!(dir.path().join("cut.pcap.tcpshut.csv").exists());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2 of 4 captures done, 2 failed, 1 incomplete"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_truncated_capture_is_annotated_up_to_its_last_whole_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    fs::write(&cut, &good[..good.len() - 7]).unwrap();
+    let out = tcpshut(&["annotate", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("incomplete"));
+    let full = tcpshut(&[
+        "annotate",
+        testdata().join("close-client-first.pcap").to_str().unwrap(),
+        "-o",
+        "-",
+    ]);
+    let partial = fs::read_to_string(dir.path().join("cut.pcap.tcpshut.csv")).unwrap();
+    assert_eq!(
+        partial.lines().count() + 1,
+        text(&full.stdout).lines().count()
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = tcpshut(&["annotate", "a.pcap", "b.pcap", "-o", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcpshut(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_file_is_named_in_the_error() {
+    let out = tcpshut(&["summary", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("tcpshut: /nonexistent/x.pcap: "));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    copy_into(&sub, &testdata().join("refused.pcap"));
+    std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+    let out = tcpshut(&["summary", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("loop"), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("refused"));
+}
+
+#[test]
+fn output_is_the_same_whatever_the_parallelism() {
+    let dir = testdata();
+    let one = tcpshut(&["summary", "--jobs", "1", dir.to_str().unwrap()]);
+    let two = tcpshut(&["summary", "--jobs", "2", dir.to_str().unwrap()]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    assert_eq!(one.stdout, two.stdout);
+}
+
+#[test]
+fn summary_table_shows_calls_and_final_states() {
+    let out = tcpshut(&[
+        "summary",
+        testdata()
+            .join("shut_wr-then-close-unread.pcap")
+            .to_str()
+            .unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("shut_wr>close_unread|linger0|shut_rd"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CLOSED"), "{stdout}");
+}
+
+/// `--pcapng` writes the same packets, byte for byte and in order, with
+/// each row's summary as the packet's comment.
+#[test]
+fn pcapng_copy_carries_the_summaries_as_comments() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use tcpshut_engine::capture::CaptureReader;
+
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("close-client-first-sll2.pcap"));
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "--pcapng"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let sidecar =
+        fs::read_to_string(dir.path().join("close-client-first-sll2.pcap.tcpshut.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(sidecar.as_bytes());
+    let summaries: Vec<(u64, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[13].to_string())
+        })
+        .collect();
+
+    let copy = fs::File::open(
+        dir.path()
+            .join("close-client-first-sll2.pcap.tcpshut.pcapng"),
+    )
+    .unwrap();
+    let mut copy = PcapNgReader::new(copy).unwrap();
+    let mut original = CaptureReader::open(&capture).unwrap();
+    let mut frame = 0u64;
+    while let Some(block) = copy.next_block() {
+        let Block::EnhancedPacket(packet) = block.unwrap() else {
+            continue;
+        };
+        frame += 1;
+        let source = original
+            .next_frame()
+            .unwrap()
+            .expect("same number of frames");
+        assert_eq!(&packet.data[..], source.data, "frame {frame} bytes");
+        let comment = packet.options.iter().find_map(|o| match o {
+            EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+            _ => None,
+        });
+        let expected = summaries
+            .iter()
+            .find(|(f, _)| *f == frame)
+            .map(|(_, s)| s.clone())
+            .filter(|s| !s.is_empty());
+        assert_eq!(comment, expected, "frame {frame} comment");
+    }
+    assert!(original.next_frame().unwrap().is_none());
+    assert!(summaries.iter().any(|(_, s)| s.contains("closes first")));
+}

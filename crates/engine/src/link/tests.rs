@@ -1,0 +1,514 @@
+//! Tests for link decoding: an IP+TCP packet is built with etherparse's
+//! PacketBuilder, then wrapped by hand in each link/encapsulation header.
+
+use etherparse::{PacketBuilder, TcpOptionElement};
+
+use super::*;
+use crate::segment::Timestamp;
+
+const CLIENT4: [u8; 4] = [10, 0, 0, 1];
+const SERVER4: [u8; 4] = [10, 0, 0, 2];
+const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const SEQ: u32 = 1000;
+
+/// IPv4 SYN from 10.0.0.1:40000 to 10.0.0.2:80 with MSS, WS and SACK-perm.
+fn ipv4_syn() -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(CLIENT4, SERVER4, 64)
+        .tcp(40000, 80, SEQ, 64240)
+        .syn()
+        .options(&[
+            TcpOptionElement::MaximumSegmentSize(1460),
+            TcpOptionElement::Noop,
+            TcpOptionElement::WindowScale(7),
+            TcpOptionElement::SelectiveAcknowledgementPermitted,
+        ])
+        .unwrap()
+        .write(&mut out, &[])
+        .unwrap();
+    out
+}
+
+/// IPv4 FIN+ACK carrying `payload`.
+fn ipv4_fin(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(CLIENT4, SERVER4, 64)
+        .tcp(40000, 80, SEQ, 502)
+        .ack(77)
+        .fin()
+        .options(&[TcpOptionElement::MaximumSegmentSize(1400)])
+        .unwrap()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+/// IPv6 RST+ACK carrying `payload`.
+fn ipv6_rst(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .tcp(40000, 443, SEQ, 0)
+        .ack(5)
+        .rst()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn ipv4_udp() -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(CLIENT4, SERVER4, 64)
+        .udp(5353, 53)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+// ---- link wrappers (headers etherparse cannot build) ----
+
+fn ethernet(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    out.extend_from_slice(&ether_type.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A VLAN tag after its TPID: TCI, then the inner ether type.
+fn vlan_tag(id: u16, inner: u16) -> Vec<u8> {
+    let mut out = id.to_be_bytes().to_vec();
+    out.extend_from_slice(&inner.to_be_bytes());
+    out
+}
+
+fn with_prefix(prefix: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn mpls_labels(labels: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        let bottom = u32::from(i + 1 == labels.len());
+        out.extend_from_slice(&((label << 12) | (bottom << 8) | 64).to_be_bytes());
+    }
+    out
+}
+
+fn pppoe_session(ppp_protocol: u16, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() + 2) as u16;
+    let mut out = vec![0x11, 0x00, 0x12, 0x34];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&ppp_protocol.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn linux_sll(protocol: u16, payload: &[u8]) -> Vec<u8> {
+    // packet type, ARPHRD_ETHER, address length, address (8)
+    let mut out = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    out.extend_from_slice(&protocol.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn linux_sll2(protocol: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = protocol.to_be_bytes().to_vec();
+    // reserved, interface index, ARPHRD_ETHER, packet type, address length
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 3, 0, 1, 4, 6]);
+    out.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn nflog(family: u8, packet: &[u8]) -> Vec<u8> {
+    let mut out = vec![family, 0, 0, 1];
+    // NFULA_PACKET_HDR (type 1): 4-byte value
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&[0x08, 0x00, 1, 0]);
+    // NFULA_PREFIX (type 10): "ab\0" padded to 4
+    out.extend_from_slice(&7u16.to_le_bytes());
+    out.extend_from_slice(&10u16.to_le_bytes());
+    out.extend_from_slice(b"ab\0\0");
+    // NFULA_PAYLOAD (type 9)
+    out.extend_from_slice(&((packet.len() + 4) as u16).to_le_bytes());
+    out.extend_from_slice(&9u16.to_le_bytes());
+    out.extend_from_slice(packet);
+    out
+}
+
+fn frame(link: LinkType, data: &[u8]) -> Frame<'_> {
+    Frame {
+        number: 7,
+        ts: Timestamp {
+            secs: 1_700_000_000,
+            nanos: 5,
+        },
+        link,
+        data,
+        orig_len: data.len() as u32,
+    }
+}
+
+fn decode_one(link: LinkType, data: &[u8]) -> (Option<Segment<'_>>, DecodeStats) {
+    let mut stats = DecodeStats::default();
+    let segment = decode(&frame(link, data), &mut stats);
+    assert_eq!(stats.frames, 1);
+    (segment, stats)
+}
+
+fn expect_segment(link: LinkType, data: &[u8]) -> Segment<'_> {
+    let (segment, stats) = decode_one(link, data);
+    assert_eq!(stats.tcp_segments, 1, "{stats:?}");
+    segment.expect("a segment")
+}
+
+/// Asserts the segment is `ipv4_syn()` as built.
+fn assert_is_syn(segment: &Segment<'_>) {
+    assert_eq!(segment.src.to_string(), "10.0.0.1:40000");
+    assert_eq!(segment.dst.to_string(), "10.0.0.2:80");
+    assert_eq!(segment.seq, SEQ);
+    assert_eq!(segment.flags, TcpFlags(TcpFlags::SYN));
+    assert_eq!(segment.window, 64240);
+    assert_eq!(segment.payload_len, 0);
+    assert_eq!(segment.checksum_ok, Some(true));
+}
+
+#[test]
+fn ethernet_ipv4_syn_fills_everything() {
+    let data = ethernet(0x0800, &ipv4_syn());
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_is_syn(&segment);
+    assert_eq!(segment.frame, 7);
+    assert_eq!(segment.ts.nanos, 5);
+    assert_eq!(
+        segment.options,
+        TcpOptionsSummary {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true
+        }
+    );
+}
+
+#[test]
+fn options_are_only_read_on_syn() {
+    let data = ethernet(0x0800, &ipv4_fin(b"bye"));
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!(segment.flags.to_string(), "FA");
+    assert_eq!(segment.ack, 77);
+    assert_eq!(segment.options, TcpOptionsSummary::default());
+    assert_eq!((segment.payload_len, segment.payload), (3, &b"bye"[..]));
+}
+
+#[test]
+fn ethernet_padding_is_not_payload() {
+    // A 1-byte payload makes a 59-byte frame, below Ethernet's minimum.
+    let mut data = ethernet(0x0800, &ipv4_fin(b"a"));
+    assert!(data.len() < 60);
+    data.resize(60, 0);
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!((segment.payload_len, segment.payload), (1, &b"a"[..]));
+    assert_eq!(segment.checksum_ok, Some(true));
+}
+
+#[test]
+fn vlan_qinq_and_9100_tags() {
+    for tpids in [&[0x8100][..], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
+        let mut tags = Vec::new();
+        for i in 0..tpids.len() {
+            let inner = tpids.get(i + 1).copied().unwrap_or(0x0800);
+            tags.extend(vlan_tag(100 + i as u16, inner));
+        }
+        let data = ethernet(tpids[0], &with_prefix(&tags, &ipv4_syn()));
+        assert_is_syn(&expect_segment(linktype::ETHERNET, &data));
+    }
+}
+
+#[test]
+fn mpls_label_stack_to_ipv4_and_ipv6() {
+    let data = ethernet(0x8847, &with_prefix(&mpls_labels(&[16, 17]), &ipv4_syn()));
+    assert_is_syn(&expect_segment(linktype::ETHERNET, &data));
+    let data = ethernet(0x8848, &with_prefix(&mpls_labels(&[20]), &ipv6_rst(b"")));
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!(segment.dst.to_string(), "[2001:db8::2]:443");
+}
+
+#[test]
+fn mpls_after_vlan() {
+    let inner = with_prefix(&mpls_labels(&[16]), &ipv4_syn());
+    let data = ethernet(0x8100, &with_prefix(&vlan_tag(5, 0x8847), &inner));
+    assert_is_syn(&expect_segment(linktype::ETHERNET, &data));
+}
+
+#[test]
+fn pppoe_over_qinq_ipv4_and_ipv6() {
+    let mut tags = vlan_tag(10, 0x8100);
+    tags.extend(vlan_tag(20, 0x8864));
+    let data = ethernet(
+        0x88a8,
+        &with_prefix(&tags, &pppoe_session(0x0021, &ipv4_syn())),
+    );
+    assert_is_syn(&expect_segment(linktype::ETHERNET, &data));
+
+    let data = ethernet(0x8864, &pppoe_session(0x0057, &ipv6_rst(b"x")));
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!(segment.payload_len, 1);
+    // PPP LCP is not IP.
+    let data = ethernet(0x8864, &pppoe_session(0xc021, &[1, 1, 0, 4]));
+    assert_eq!(decode_one(linktype::ETHERNET, &data).1.non_tcp, 1);
+}
+
+#[test]
+fn cisco_fabricpath_inner_ethernet() {
+    let inner = ethernet(0x0800, &ipv4_syn());
+    let data = ethernet(0x8903, &with_prefix(&[0, 0], &inner));
+    assert_is_syn(&expect_segment(linktype::ETHERNET, &data));
+}
+
+#[test]
+fn linux_cooked_v1_and_v2() {
+    assert_is_syn(&expect_segment(
+        linktype::LINUX_SLL,
+        &linux_sll(0x0800, &ipv4_syn()),
+    ));
+    assert_is_syn(&expect_segment(
+        linktype::LINUX_SLL2,
+        &linux_sll2(0x0800, &ipv4_syn()),
+    ));
+    let data = linux_sll2(0x86dd, &ipv6_rst(b""));
+    let segment = expect_segment(linktype::LINUX_SLL2, &data);
+    assert_eq!(segment.flags.to_string(), "RA");
+    // Protocol 0x0004 is Linux's 802.2 LLC, not an ether type.
+    let (_, stats) = decode_one(linktype::LINUX_SLL, &linux_sll(0x0004, &ipv4_syn()));
+    assert_eq!(stats.non_tcp, 1);
+}
+
+#[test]
+fn raw_ip_link_types() {
+    for link in [
+        linktype::DLT_RAW,
+        linktype::DLT_RAW_OPENBSD,
+        linktype::RAW,
+        linktype::IPV4,
+    ] {
+        assert_is_syn(&expect_segment(link, &ipv4_syn()));
+    }
+    for link in [linktype::RAW, linktype::IPV6] {
+        let data = ipv6_rst(b"data");
+        let segment = expect_segment(link, &data);
+        assert_eq!(segment.src.to_string(), "[2001:db8::1]:40000");
+        assert_eq!(segment.payload_len, 4);
+        assert_eq!(segment.checksum_ok, Some(true));
+    }
+}
+
+#[test]
+fn loopback_family_in_either_byte_order() {
+    for family in [2u32.to_le_bytes(), 2u32.to_be_bytes()] {
+        assert_is_syn(&expect_segment(
+            linktype::NULL,
+            &with_prefix(&family, &ipv4_syn()),
+        ));
+    }
+    // AF_INET6 is 30 on macOS, 28 on FreeBSD, 24 on OpenBSD/NetBSD.
+    for af_inet6 in [24u32, 28, 30] {
+        let data = with_prefix(&af_inet6.to_le_bytes(), &ipv6_rst(b""));
+        expect_segment(linktype::NULL, &data);
+    }
+    let data = with_prefix(&2u32.to_be_bytes(), &ipv4_syn());
+    assert_is_syn(&expect_segment(linktype::LOOP, &data));
+    // AF_APPLETALK
+    let (_, stats) = decode_one(
+        linktype::NULL,
+        &with_prefix(&16u32.to_le_bytes(), &ipv4_syn()),
+    );
+    assert_eq!(stats.non_tcp, 1);
+}
+
+#[test]
+fn nflog_payload_attribute() {
+    assert_is_syn(&expect_segment(linktype::NFLOG, &nflog(2, &ipv4_syn())));
+    expect_segment(linktype::NFLOG, &nflog(10, &ipv6_rst(b"")));
+    let mut no_payload = nflog(2, &ipv4_syn());
+    no_payload.truncate(4 + 8 + 8);
+    assert_eq!(decode_one(linktype::NFLOG, &no_payload).1.non_tcp, 1);
+}
+
+/// Inserts an 8-byte IPv6 extension header of type `kind` after the fixed
+/// header; `body` is its 6 bytes after next-header and length.
+fn with_ipv6_extension(packet: &[u8], kind: u8, body: [u8; 6]) -> Vec<u8> {
+    let mut out = packet[..40].to_vec();
+    let next = out[6];
+    out[6] = kind;
+    let payload_len = u16::from_be_bytes([out[4], out[5]]) + 8;
+    out[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    out.extend_from_slice(&[next, 0]);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&packet[40..]);
+    out
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped() {
+    // Hop-by-hop with a PadN option.
+    let packet = with_ipv6_extension(&ipv6_rst(b"hi"), 0, [1, 4, 0, 0, 0, 0]);
+    let segment = expect_segment(linktype::RAW, &packet);
+    assert_eq!(segment.payload_len, 2);
+    assert_eq!(segment.checksum_ok, Some(true));
+}
+
+#[test]
+fn fragments_are_counted_not_decoded() {
+    let mut more_fragments = ipv4_fin(b"abcdefgh");
+    more_fragments[6] |= 0x20;
+    let mut later_fragment = ipv4_fin(b"abcdefgh");
+    later_fragment[7] = 0x10;
+    // IPv6 fragment header, offset 0, M flag set.
+    let ipv6_fragment = with_ipv6_extension(&ipv6_rst(b"x"), 44, [0, 1, 0, 0, 0, 9]);
+    for packet in [more_fragments, later_fragment, ipv6_fragment] {
+        let (segment, stats) = decode_one(linktype::RAW, &packet);
+        assert!(segment.is_none());
+        assert_eq!(stats.ip_fragments, 1, "{stats:?}");
+    }
+}
+
+#[test]
+fn non_tcp_frames_are_counted() {
+    let mut arp = ethernet(0x0806, &[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&[0; 20]);
+    let udp = ethernet(0x0800, &ipv4_udp());
+    let llc = ethernet(0x0026, &[0x42, 0x42, 3]);
+    for data in [arp, udp, llc] {
+        let (segment, stats) = decode_one(linktype::ETHERNET, &data);
+        assert!(segment.is_none());
+        assert_eq!(stats.non_tcp, 1, "{stats:?}");
+    }
+}
+
+#[test]
+fn unknown_link_types_are_counted() {
+    let data = ipv4_syn();
+    let (segment, stats) = decode_one(LinkType(147), &data);
+    assert!(segment.is_none());
+    assert_eq!(stats.unknown_link, 1);
+}
+
+#[test]
+fn frames_too_short_for_tcp_header_are_truncated() {
+    let full = ethernet(0x0800, &ipv4_syn());
+    // TCP header is 20 + 12 bytes of options: cut inside the options, inside
+    // the fixed TCP header, inside IP, inside Ethernet.
+    for len in [14 + 20 + 25, 14 + 20 + 10, 14 + 12, 10] {
+        let (segment, stats) = decode_one(linktype::ETHERNET, &full[..len]);
+        assert!(segment.is_none(), "cut at {len}");
+        assert_eq!(stats.truncated, 1, "cut at {len}: {stats:?}");
+    }
+    // Empty frames of every link type.
+    for link in [
+        linktype::NULL,
+        linktype::LINUX_SLL,
+        linktype::LINUX_SLL2,
+        linktype::NFLOG,
+    ] {
+        assert_eq!(decode_one(link, &[]).1.truncated, 1, "{link:?}");
+    }
+    let mpls_cut = ethernet(0x8847, &mpls_labels(&[16])[..3]);
+    assert_eq!(decode_one(linktype::ETHERNET, &mpls_cut).1.truncated, 1);
+}
+
+#[test]
+fn snaplen_cut_segment_keeps_wire_length() {
+    let payload = [0x55u8; 1000];
+    let full = ethernet(0x0800, &ipv4_fin(&payload));
+    let tcp_header_end = 14 + 20 + 24;
+    let cut = &full[..tcp_header_end + 100];
+    let segment = expect_segment(linktype::ETHERNET, cut);
+    assert_eq!(segment.payload_len, 1000);
+    assert_eq!(segment.payload, &payload[..100]);
+    assert_eq!(segment.checksum_ok, None);
+    assert_eq!(segment.end_seq(), SEQ + 1001);
+
+    let data = ipv6_rst(&payload);
+    let segment = expect_segment(linktype::RAW, &data[..40 + 20 + 10]);
+    assert_eq!((segment.payload_len, segment.payload.len()), (1000, 10));
+}
+
+#[test]
+fn bad_checksum_is_counted_and_segment_kept() {
+    let mut data = ethernet(0x0800, &ipv4_fin(b"hello"));
+    let last = data.len() - 1;
+    data[last] ^= 0xff;
+    let (segment, stats) = decode_one(linktype::ETHERNET, &data);
+    assert_eq!(segment.unwrap().checksum_ok, Some(false));
+    assert_eq!((stats.tcp_segments, stats.bad_checksum), (1, 1));
+}
+
+#[test]
+fn stats_accumulate_over_frames() {
+    let mut stats = DecodeStats::default();
+    let syn = ethernet(0x0800, &ipv4_syn());
+    let udp = ethernet(0x0800, &ipv4_udp());
+    for data in [&syn, &udp, &syn] {
+        decode(&frame(linktype::ETHERNET, data), &mut stats);
+    }
+    decode(&frame(LinkType(9999), &syn), &mut stats);
+    assert_eq!(
+        stats,
+        DecodeStats {
+            frames: 4,
+            tcp_segments: 2,
+            non_tcp: 1,
+            unknown_link: 1,
+            ..Default::default()
+        }
+    );
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const LINKS: [LinkType; 12] = [
+        linktype::NULL,
+        linktype::ETHERNET,
+        linktype::DLT_RAW,
+        linktype::DLT_RAW_OPENBSD,
+        linktype::RAW,
+        linktype::LOOP,
+        linktype::LINUX_SLL,
+        linktype::IPV4,
+        linktype::IPV6,
+        linktype::NFLOG,
+        linktype::LINUX_SLL2,
+        LinkType(42),
+    ];
+
+    proptest! {
+        /// Any bytes, any link type: no panic, and exactly one counter moves.
+        #[test]
+        fn decode_never_panics(data in proptest::collection::vec(any::<u8>(), 0..200), link in 0..LINKS.len()) {
+            let (segment, stats) = decode_one(LINKS[link], &data);
+            let outcomes = stats.tcp_segments + stats.non_tcp + stats.truncated
+                + stats.ip_fragments + stats.unknown_link;
+            prop_assert_eq!(outcomes, 1);
+            prop_assert_eq!(segment.is_some(), stats.tcp_segments == 1);
+        }
+
+        /// Any cut of a real segment's frame: no panic, and a segment comes
+        /// out exactly when the whole TCP header is there.
+        #[test]
+        fn cuts_of_a_frame(len in 0usize..80) {
+            let full = ethernet(0x0800, &ipv4_fin(&[7; 20]));
+            let len = len.min(full.len());
+            let (segment, _) = decode_one(linktype::ETHERNET, &full[..len]);
+            prop_assert_eq!(segment.is_some(), len >= 14 + 20 + 24);
+            if let Some(segment) = segment {
+                prop_assert_eq!(segment.payload_len, 20);
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The teardown logic on hand-chained segments, one scenario per test,
+//! one banner per state the chain walks through (smoltcp style). The
+//! ground truth for the calls comes from the real-kernel captures in
+//! `testdata/`; these tests pin the mechanics: ACK-number decisions,
+//! wraparound, windows, port reuse.
+
+use std::net::SocketAddr;
+
+use tcpshut_engine::connection::SegmentFacts;
+use tcpshut_engine::endpoint::TcpState as S;
+use tcpshut_engine::event::Event;
+use tcpshut_engine::flow::FlowTable;
+use tcpshut_engine::inference::{ConnVerdict, Outcome, Role};
+use tcpshut_engine::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
+
+const F: u8 = TcpFlags::FIN;
+const SY: u8 = TcpFlags::SYN;
+const R: u8 = TcpFlags::RST;
+const A: u8 = TcpFlags::ACK;
+
+/// Two endpoints exchanging segments; tracks their sequence numbers so a
+/// test reads like a capture. `analyse` runs both passes over them.
+struct Wire {
+    addrs: [SocketAddr; 2],
+    next_seq: [u32; 2],
+    segments: Vec<Segment<'static>>,
+}
+
+const C: usize = 0;
+const SV: usize = 1;
+
+/// What the engine made of a wire: facts per segment (with hindsight) and
+/// the verdicts by connection id.
+struct Analysis {
+    facts: Vec<SegmentFacts>,
+    verdicts: Vec<ConnVerdict>,
+    final_states: Vec<[S; 2]>,
+}
+
+impl Analysis {
+    fn events(&self, frame: usize) -> Vec<&'static str> {
+        self.facts[frame - 1]
+            .events
+            .iter()
+            .map(Event::code)
+            .collect()
+    }
+    fn states(&self, frame: usize) -> (S, S) {
+        let f = &self.facts[frame - 1];
+        (f.sender_state, f.receiver_state)
+    }
+    fn calls(&self, conn: usize, endpoint: usize) -> String {
+        self.verdicts[conn].endpoints[endpoint].calls.to_string()
+    }
+}
+
+impl Wire {
+    fn new(isn: [u32; 2]) -> Wire {
+        Wire {
+            addrs: [
+                "10.0.0.1:40000".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            ],
+            next_seq: isn,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Sends a segment from `from` with `flags`, `len` payload bytes and
+    /// an explicit ACK number; returns its frame number.
+    fn send_acking(&mut self, from: usize, flags: u8, len: u32, ack: u32) -> usize {
+        let frame = self.segments.len() as u64 + 1;
+        let seg = Segment {
+            frame,
+            ts: Timestamp {
+                secs: 1_700_000_000 + frame as i64,
+                nanos: 0,
+            },
+            src: self.addrs[from],
+            dst: self.addrs[1 - from],
+            seq: self.next_seq[from],
+            ack,
+            flags: TcpFlags(flags),
+            window: 64000,
+            payload_len: len,
+            payload: &[],
+            options: TcpOptionsSummary::default(),
+            checksum_ok: None,
+        };
+        if flags & R == 0 {
+            self.next_seq[from] = seg.end_seq();
+        }
+        self.segments.push(seg);
+        frame as usize
+    }
+
+    /// Sends a segment that acknowledges everything the peer sent.
+    fn send(&mut self, from: usize, flags: u8, len: u32) -> usize {
+        let ack = if flags & A != 0 {
+            self.next_seq[1 - from]
+        } else {
+            0
+        };
+        self.send_acking(from, flags, len, ack)
+    }
+
+    fn handshake(&mut self) {
+        self.send(C, SY, 0);
+        self.send(SV, SY | A, 0);
+        self.send(C, A, 0);
+    }
+
+    fn analyse(&self) -> Analysis {
+        let mut pass1 = FlowTable::new();
+        for seg in &self.segments {
+            pass1.observe(seg, None);
+        }
+        let conns = pass1.finish();
+        let verdicts: Vec<ConnVerdict> = conns.iter().map(|c| c.verdict()).collect();
+        let final_states = conns
+            .iter()
+            .map(|c| [c.endpoints[0].state, c.endpoints[1].state])
+            .collect();
+        let mut pass2 = FlowTable::new();
+        let facts = self
+            .segments
+            .iter()
+            .map(|seg| pass2.observe(seg, Some(&verdicts)))
+            .collect();
+        Analysis {
+            facts,
+            verdicts,
+            final_states,
+        }
+    }
+}
+
+// ---- ESTABLISHED → FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT (active close) ----
+#[test]
+fn active_close_by_the_client() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 10);
+    w.send(SV, A, 0);
+    let fin = w.send(C, F | A, 0);
+    let ack = w.send(SV, A, 0);
+    let fin2 = w.send(SV, F | A, 0);
+    let last = w.send(C, A, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.states(3), (S::Established, S::Established));
+    assert_eq!(a.events(fin), ["fin-active"]);
+    assert_eq!(a.states(fin), (S::FinWait1, S::CloseWait));
+    assert!(a.facts[fin - 1].reveals);
+    assert_eq!(a.events(ack), ["fin-acked"]);
+    assert_eq!(a.facts[ack - 1].related, Some(fin as u64));
+    assert_eq!(a.states(ack), (S::CloseWait, S::FinWait2));
+    assert_eq!(a.events(fin2), ["fin-passive", "time-wait"]);
+    assert_eq!(a.states(fin2), (S::LastAck, S::TimeWait));
+    assert_eq!(a.events(last), ["fin-acked"]);
+    assert_eq!(a.states(last), (S::TimeWait, S::Closed));
+
+    let v = &a.verdicts[0];
+    assert_eq!(v.outcome, Outcome::Graceful);
+    assert_eq!(v.endpoints[C].role, Role::Active);
+    assert_eq!(v.endpoints[SV].role, Role::Passive);
+    assert_eq!(a.calls(0, C), "close|shut_rdwr|shut_wr");
+    assert_eq!(a.calls(0, SV), "close|shut_rdwr|shut_wr");
+    assert_eq!(a.final_states[0], [S::TimeWait, S::Closed]);
+}
+
+// ---- CLOSE-WAIT: half-close, the server keeps sending (class 1) ----
+#[test]
+fn shut_wr_half_close_with_data_after_fin() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    let fin = w.send(C, F | A, 0);
+    w.send(SV, A, 0);
+    let data = w.send(SV, A, 100);
+    let ack = w.send(C, A, 0);
+    w.send(SV, F | A, 0);
+    w.send(C, A, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.events(data), ["data-after-fin"]);
+    assert_eq!(a.states(data), (S::CloseWait, S::FinWait2));
+    assert_eq!(a.states(ack), (S::FinWait2, S::CloseWait));
+    assert_eq!(a.calls(0, C), "shut_wr");
+    assert_eq!(a.verdicts[0].endpoints[C].role, Role::Active);
+    assert!(a.facts[fin - 1].reveals);
+}
+
+// ---- FIN-WAIT-2 → CLOSED by a bare RST: close() then data (class 2) ----
+#[test]
+fn data_after_close_is_reset() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    let fin = w.send(C, F | A, 0);
+    w.send(SV, A, 0);
+    let data = w.send(SV, A | TcpFlags::PSH, 50);
+    let rst = w.send_acking(C, R, 0, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.events(fin), ["fin-active"]);
+    assert_eq!(a.events(data), ["data-after-fin", "data-to-closed"]);
+    assert_eq!(a.facts[data - 1].related, Some(fin as u64));
+    assert_eq!(a.events(rst), ["rst-after-close"]);
+    assert_eq!(a.facts[rst - 1].related, Some(data as u64));
+    assert_eq!(a.states(rst), (S::Closed, S::Closed));
+    assert_eq!(a.calls(0, C), "close|shut_rdwr");
+    assert_eq!(a.calls(0, SV), "");
+    assert_eq!(a.verdicts[0].outcome, Outcome::Reset);
+}
+
+// ---- FIN-WAIT-1 → CLOSING → TIME-WAIT on both sides (simultaneous) ----
+#[test]
+fn crossing_fins_are_simultaneous_on_both_sides() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    let before_client_fin = w.next_seq[C];
+    let client_fin = w.send(C, F | A, 0);
+    // The server's FIN does not acknowledge the client's: it was sent first.
+    let server_fin = w.send_acking(SV, F | A, 0, before_client_fin);
+    let a1 = w.send(C, A, 0);
+    let a2 = w.send(SV, A, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.events(client_fin), ["fin-simultaneous"]);
+    assert_eq!(a.events(server_fin), ["fin-simultaneous"]);
+    assert_eq!(a.states(server_fin), (S::Closing, S::Closing));
+    assert_eq!(a.events(a1), ["fin-acked", "time-wait"]);
+    assert_eq!(a.events(a2), ["fin-acked", "time-wait"]);
+    assert_eq!(a.final_states[0], [S::TimeWait, S::TimeWait]);
+    assert_eq!(a.verdicts[0].endpoints[C].role, Role::Simultaneous);
+    assert_eq!(a.verdicts[0].endpoints[SV].role, Role::Simultaneous);
+}
+
+// ---- SYN-SENT → CLOSED: refused ----
+#[test]
+fn refused_connection() {
+    let mut w = Wire::new([1000, 0]);
+    let syn = w.send(C, SY, 0);
+    let rst = w.send_acking(SV, R | A, 0, 1001);
+    let a = w.analyse();
+    assert_eq!(a.events(syn), ["syn"]);
+    assert_eq!(a.events(rst), ["rst-refused"]);
+    assert_eq!(a.facts[rst - 1].related, Some(syn as u64));
+    assert_eq!(a.verdicts[0].outcome, Outcome::Refused);
+    assert_eq!(a.calls(0, SV), "");
+    assert_eq!(a.verdicts[0].endpoints[SV].role, Role::None);
+}
+
+// ---- ESTABLISHED → CLOSED: abortive RST with and without received data ----
+#[test]
+fn abortive_resets_split_on_received_data() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 20);
+    let rst = w.send(SV, R | A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(rst), ["rst-abort"]);
+    assert_eq!(a.calls(0, SV), "close_unread|linger0|shut_rd");
+    assert_eq!(a.verdicts[0].endpoints[SV].role, Role::Active);
+
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 20);
+    w.send(SV, A, 0);
+    let rst = w.send(C, R | A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(rst), ["rst-abort"]);
+    assert_eq!(a.calls(0, C), "linger0");
+}
+
+// ---- an RST outside the window changes nothing (RFC 5961) ----
+#[test]
+fn rst_outside_the_window_is_ignored() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 10);
+    w.send(SV, A, 0);
+    w.next_seq[SV] = w.next_seq[SV].wrapping_add(10_000_000);
+    let rst = w.send(SV, R | A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(rst), ["rst-ignored"]);
+    assert_eq!(a.states(rst), (S::Established, S::Established));
+    assert_eq!(a.verdicts[0].outcome, Outcome::Open);
+    assert_eq!(a.calls(0, SV), "");
+}
+
+// ---- sequence numbers that wrap around 2^32 ----
+#[test]
+fn wraparound_does_not_confuse_fin_acks() {
+    let mut w = Wire::new([u32::MAX - 5, u32::MAX - 1]);
+    w.handshake();
+    w.send(C, A, 100);
+    let fin = w.send(C, F | A, 0);
+    let ack = w.send(SV, A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(fin), ["fin-active"]);
+    assert_eq!(a.events(ack), ["fin-acked"]);
+    assert_eq!(a.facts[fin - 1].rel_seq, 101);
+}
+
+// ---- retransmitted FIN ----
+#[test]
+fn retransmitted_fin_points_at_the_first() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    let fin = w.send(C, F | A, 0);
+    w.next_seq[C] -= 1;
+    let again = w.send(C, F | A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(again), ["fin-retransmit"]);
+    assert_eq!(a.facts[again - 1].related, Some(fin as u64));
+    assert!(!a.facts[again - 1].reveals);
+}
+
+// ---- TIME-WAIT, then a new SYN on the same 4-tuple ----
+#[test]
+fn syn_after_close_is_port_reuse() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, F | A, 0);
+    w.send(SV, F | A, 0);
+    w.send(C, A, 0);
+    w.next_seq = [90_000, 70_000];
+    let syn = w.send(C, SY, 0);
+    w.send(SV, SY | A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(syn), ["syn", "port-reuse"]);
+    assert_eq!(a.facts[syn - 1].conn, 1);
+    assert_eq!(a.verdicts.len(), 2);
+    assert_eq!(a.verdicts[0].outcome, Outcome::Graceful);
+}
+
+// ---- mid-stream: no handshake, the client is guessed from the ports ----
+#[test]
+fn mid_stream_connection_guesses_the_client() {
+    let mut w = Wire::new([1000, 5000]);
+    let first = w.send(SV, A, 10);
+    w.send(C, A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(first), ["mid-stream"]);
+    assert_eq!(a.states(first), (S::Established, S::Unknown));
+    let client = a.verdicts[0].client;
+    assert!(client.guessed);
+    // Index 0 is the first sender (the server, port 80); the client has port 40000.
+    assert_eq!(client.index, 1);
+}

@@ -1,0 +1,193 @@
+//! The virtual lab: two network namespaces (client, server) joined by a veth
+//! pair, built with iproute2 and torn down by a Drop guard.
+//!
+//! Every recording gets a fresh lab so no state (TIME-WAIT sockets, nftables
+//! rules, neighbour entries) leaks from one scenario into the next.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Namespace names start with this, followed by our pid: lets a later run
+/// recognise (and remove) namespaces left behind by a crashed run.
+const PREFIX: &str = "tsr";
+/// The veth end inside each namespace (names are per namespace, so fixed).
+pub const IFACE: &str = "veth0";
+
+pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1);
+pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command and fails with its stderr if it exits non-zero.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Runs a command inside a namespace, as `ip netns exec NS ...`.
+pub fn run_in(ns: &str, args: &[&str]) -> Result<()> {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+/// Moves the calling thread into a named network namespace. Sockets the
+/// thread creates afterwards live there; other threads are unaffected.
+pub fn enter(ns: &str) -> Result<()> {
+    let f = File::open(format!("/run/netns/{ns}")).with_context(|| format!("open netns {ns}"))?;
+    // SAFETY: plain syscall on a valid fd; CLONE_NEWNET is allowed in a
+    // multi-threaded process and only affects this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setns");
+    }
+    Ok(())
+}
+
+/// Two namespaces with a veth pair; deleted on drop, even after an error.
+pub struct Lab {
+    pub client: String,
+    pub server: String,
+}
+
+impl Lab {
+    pub fn new() -> Result<Lab> {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let base = format!("{PREFIX}{}-{n}", std::process::id());
+        // Construct the guard first: whatever step fails below, Drop removes
+        // whichever namespaces already exist.
+        let lab = Lab {
+            client: format!("{base}-c"),
+            server: format!("{base}-s"),
+        };
+        run("ip", &["netns", "add", &lab.client])?;
+        run("ip", &["netns", "add", &lab.server])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &lab.client,
+                "link",
+                "add",
+                IFACE,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                IFACE,
+                "netns",
+                &lab.server,
+            ],
+        )?;
+        for (ns, v4, v6) in [
+            (&lab.client, CLIENT_V4, CLIENT_V6),
+            (&lab.server, SERVER_V4, SERVER_V6),
+        ] {
+            let v4 = format!("{v4}/24");
+            let v6 = format!("{v6}/64");
+            run("ip", &["-n", ns, "addr", "add", &v4, "dev", IFACE])?;
+            // nodad: the address is usable at once instead of after ~1 s of
+            // duplicate address detection.
+            run("ip", &["-n", ns, "addr", "add", &v6, "dev", IFACE, "nodad"])?;
+            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            run("ip", &["-n", ns, "link", "set", IFACE, "up"])?;
+        }
+        lab.wait_carrier()?;
+        Ok(lab)
+    }
+
+    /// The veth pair reports carrier asynchronously; sending before that
+    /// would lose the SYN and add a retransmission to the capture.
+    fn wait_carrier(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for ns in [&self.client, &self.server] {
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", ns, "-o", "link", "show", IFACE])
+                    .output()?;
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{IFACE} in {ns} never came up");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every TCP FIN arriving in `ns` (at prerouting, i.e. after the
+    /// capture tap, so tcpdump still sees it).
+    pub fn drop_fins(ns: &str) -> Result<()> {
+        run_in(
+            ns,
+            &[
+                "nft",
+                "add table inet tsr; \
+                 add chain inet tsr pre { type filter hook prerouting priority -300; }; \
+                 add rule inet tsr pre tcp flags & fin == fin drop",
+            ],
+        )
+    }
+
+    /// Removes the rule installed by [`Lab::drop_fins`].
+    pub fn allow_fins(ns: &str) -> Result<()> {
+        run_in(ns, &["nft", "delete table inet tsr"])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Deletes namespaces left behind by earlier runs whose process is gone.
+pub fn remove_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("removing stale namespace {name}");
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+/// Client and server addresses for an IP version.
+pub fn addrs(ipv6: bool) -> (IpAddr, IpAddr) {
+    if ipv6 {
+        (CLIENT_V6.into(), SERVER_V6.into())
+    } else {
+        (CLIENT_V4.into(), SERVER_V4.into())
+    }
+}

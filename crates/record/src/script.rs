@@ -1,0 +1,253 @@
+//! Scenario choreography: each side runs a list of [`Step`]s in a thread
+//! inside its namespace; the sides synchronise through named marks on a
+//! shared [`Board`], plus short sleeps so that wire order is reproducible.
+//!
+//! The runner also records which teardown-relevant socket calls the side
+//! actually made (ground truth for the manifest), asking the kernel
+//! (FIONREAD) whether data was still unread at close().
+
+use std::collections::HashSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Socket, Type};
+
+use crate::lab::{self, Lab};
+
+/// Port the server listens on.
+pub const SERVER_PORT: u16 = 5000;
+/// Port nobody listens on (refused connections).
+pub const CLOSED_PORT: u16 = 5001;
+/// Every client binds this port, so manifests do not churn between runs
+/// (each recording has fresh namespaces, so nothing else holds it).
+pub const CLIENT_PORT: u16 = 40000;
+/// Guards every blocking call: a scenario that goes wrong fails, not hangs.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Socket calls relevant to teardown, as codes in the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    // Declared in alphabetical order of the codes, so that sorting a list
+    // of candidates sorts it as the manifest promises.
+    /// close() with nothing unread.
+    Close,
+    /// close() while received data was unread.
+    CloseUnread,
+    /// close() after SO_LINGER {1,0}.
+    Linger0,
+    ShutRd,
+    ShutRdwr,
+    ShutWr,
+}
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Server: bind and listen on [`SERVER_PORT`], then mark "listening".
+    Listen,
+    Accept,
+    /// Client: bind [`CLIENT_PORT`] with SO_REUSEADDR, wait for
+    /// "listening", connect to the server.
+    Connect,
+    /// Client: connect to [`CLOSED_PORT`]; must fail with ECONNREFUSED.
+    ConnectRefused,
+    Send(usize),
+    /// Read exactly this many bytes.
+    Recv(usize),
+    /// Read until end of stream; any data on the way is an error.
+    RecvEof,
+    Shutdown(Shutdown),
+    Linger0,
+    Close,
+    Sleep(u64),
+    Mark(&'static str),
+    Wait(&'static str),
+    /// Drop incoming FINs in this side's namespace.
+    DropFins,
+    AllowFins,
+}
+
+/// Named events both sides can signal and wait for.
+#[derive(Default)]
+pub struct Board {
+    marks: Mutex<HashSet<&'static str>>,
+    cv: Condvar,
+}
+
+impl Board {
+    fn mark(&self, name: &'static str) {
+        self.marks.lock().unwrap().insert(name);
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, name: &'static str) -> Result<()> {
+        let marks = self.marks.lock().unwrap();
+        let (marks, _) = self
+            .cv
+            .wait_timeout_while(marks, TIMEOUT, |m| !m.contains(name))
+            .unwrap();
+        if !marks.contains(name) {
+            bail!("timed out waiting for mark {name:?}");
+        }
+        Ok(())
+    }
+}
+
+/// What a side did: the calls per connection (in the order this side
+/// opened them) and sockets it never closed, to be dropped only after the
+/// capture has stopped.
+#[derive(Default)]
+pub struct SideLog {
+    pub calls: Vec<Vec<Call>>,
+    pub leftover: Vec<Socket>,
+}
+
+struct Current {
+    sock: Socket,
+    linger0: bool,
+}
+
+/// Everything a side needs besides its steps.
+pub struct Env<'a> {
+    pub ns: &'a str,
+    pub board: &'a Board,
+    pub local: std::net::IpAddr,
+    pub server: std::net::IpAddr,
+}
+
+fn unread(sock: &Socket) -> Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("FIONREAD");
+    }
+    Ok(n as usize)
+}
+
+fn open(cur: &Option<Current>) -> Result<&Socket> {
+    cur.as_ref().map(|c| &c.sock).context("no open connection")
+}
+
+fn new_socket(addr: SocketAddr) -> Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_read_timeout(Some(TIMEOUT))?;
+    s.set_write_timeout(Some(TIMEOUT))?;
+    Ok(s)
+}
+
+/// Runs one side's steps in the calling thread, after moving it into the
+/// side's namespace.
+pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
+    lab::enter(env.ns)?;
+    let mut log = SideLog::default();
+    let mut listener: Option<Socket> = None;
+    let mut cur: Option<Current> = None;
+    let server = |port| SocketAddr::new(env.server, port);
+    for (i, step) in steps.iter().enumerate() {
+        let res: Result<()> = (|| {
+            match step {
+                Step::Listen => {
+                    let s = new_socket(server(SERVER_PORT))?;
+                    s.set_reuse_address(true)?;
+                    s.bind(&server(SERVER_PORT).into())?;
+                    s.listen(8)?;
+                    listener = Some(s);
+                    env.board.mark("listening");
+                }
+                Step::Accept => {
+                    let l = listener.as_ref().context("accept without listen")?;
+                    let (s, _) = l.accept()?;
+                    s.set_read_timeout(Some(TIMEOUT))?;
+                    s.set_write_timeout(Some(TIMEOUT))?;
+                    log.leftover.extend(cur.take().map(|c| c.sock));
+                    cur = Some(Current {
+                        sock: s,
+                        linger0: false,
+                    });
+                    log.calls.push(Vec::new());
+                }
+                Step::Connect => {
+                    env.board.wait("listening")?;
+                    let s = new_socket(server(SERVER_PORT))?;
+                    s.set_reuse_address(true)?;
+                    s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
+                    s.connect(&server(SERVER_PORT).into())?;
+                    log.leftover.extend(cur.take().map(|c| c.sock));
+                    cur = Some(Current {
+                        sock: s,
+                        linger0: false,
+                    });
+                    log.calls.push(Vec::new());
+                }
+                Step::ConnectRefused => {
+                    let s = new_socket(server(CLOSED_PORT))?;
+                    s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
+                    match s.connect(&server(CLOSED_PORT).into()) {
+                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                        other => bail!("expected ECONNREFUSED, got {other:?}"),
+                    }
+                    // close() of a socket that never connected: not a teardown.
+                    log.calls.push(Vec::new());
+                }
+                Step::Send(n) => {
+                    let payload = vec![b'x'; *n];
+                    open(&cur)?.write_all(&payload)?;
+                }
+                Step::Recv(n) => {
+                    let mut buf = vec![0u8; *n];
+                    open(&cur)?.read_exact(&mut buf)?;
+                }
+                Step::RecvEof => {
+                    let mut buf = [0u8; 64];
+                    let got = open(&cur)?.read(&mut buf)?;
+                    if got != 0 {
+                        bail!("expected end of stream, got {got} bytes");
+                    }
+                }
+                Step::Shutdown(how) => {
+                    open(&cur)?.shutdown(*how)?;
+                    log.calls
+                        .last_mut()
+                        .context("no connection")?
+                        .push(match how {
+                            Shutdown::Write => Call::ShutWr,
+                            Shutdown::Read => Call::ShutRd,
+                            Shutdown::Both => Call::ShutRdwr,
+                        });
+                }
+                Step::Linger0 => {
+                    let c = cur.as_mut().context("no open connection")?;
+                    c.sock.set_linger(Some(Duration::ZERO))?;
+                    c.linger0 = true;
+                }
+                Step::Close => {
+                    let c = cur.take().context("no open connection")?;
+                    let call = if c.linger0 {
+                        Call::Linger0
+                    } else if unread(&c.sock)? > 0 {
+                        Call::CloseUnread
+                    } else {
+                        Call::Close
+                    };
+                    log.calls.last_mut().context("no connection")?.push(call);
+                    drop(c.sock);
+                }
+                Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+                Step::Mark(name) => env.board.mark(name),
+                Step::Wait(name) => env.board.wait(name)?,
+                Step::DropFins => Lab::drop_fins(env.ns)?,
+                Step::AllowFins => Lab::allow_fins(env.ns)?,
+            }
+            Ok(())
+        })();
+        res.with_context(|| format!("step {i} {step:?}"))?;
+    }
+    log.leftover.extend(cur.map(|c| c.sock));
+    log.leftover.extend(listener);
+    Ok(log)
+}
