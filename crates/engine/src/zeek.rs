@@ -310,11 +310,7 @@ fn likely_server_port(port: u16) -> bool {
             | 5269
             | 5432
             | 6379
-            | 6666..=6669
-            | 8000
-            | 8080
-            | 8888
-            | 20000
+            | 6666..=6669 | 8000 | 8080 | 8888 | 20000
     )
 }
 
@@ -679,7 +675,13 @@ impl ZeekTracker {
     }
 
     /// `UpdateStateMachine` and the `Update*State` functions it calls.
-    fn update_state_machine(&mut self, p: usize, is_orig: bool, seg: &Segment<'_>, delta_last: i32) {
+    fn update_state_machine(
+        &mut self,
+        p: usize,
+        is_orig: bool,
+        seg: &Segment<'_>,
+        delta_last: i32,
+    ) {
         let q = 1 - p;
         let f = seg.flags;
         let (syn, ack, fin, rst) = (f.syn(), f.ack(), f.fin(), f.rst());
