@@ -848,14 +848,13 @@ impl ZeekTracker {
         }
         let last = ep.rel(ep.last_seq);
         let acked = ep.rel(ep.ack_seq);
-        let mut size = last.max(acked).max(0) as u64;
-        if size != 0 {
-            size -= 1;
+        // Neither the SYN octet nor the FIN octet is data.
+        let size = (last.max(acked).max(0) as u64).saturating_sub(1);
+        if ep.fin_cnt > 0 {
+            size.saturating_sub(1)
+        } else {
+            size
         }
-        if ep.fin_cnt > 0 && size != 0 {
-            size -= 1;
-        }
-        size
     }
 }
 
