@@ -147,8 +147,14 @@ pub fn annotate(
     format: Format,
     pcapng: bool,
 ) -> anyhow::Result<Status> {
-    if dest.is_some() && (batch.paths.len() != 1 || batch.paths[0].is_dir()) {
-        bail!("-o/--output takes exactly one capture file");
+    if let Some(dest) = dest {
+        if batch.paths.len() != 1 || batch.paths[0].is_dir() {
+            bail!("-o/--output takes exactly one capture file");
+        }
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if same(dest, &batch.paths[0]) {
+            bail!("-o/--output would overwrite the capture; a capture is never modified");
+        }
     }
     let to_stdout = dest == Some(Path::new("-"));
     run_batch(batch, to_stdout, |path| {

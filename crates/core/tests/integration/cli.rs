@@ -212,6 +212,18 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = tcpshut(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+    // Writing over the capture itself is refused, and the capture survives.
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("refused.pcap"));
+    let before = fs::read(&capture).unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "-o",
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(fs::read(&capture).unwrap(), before);
 }
 
 #[test]
