@@ -576,14 +576,20 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture() {
     }
     let sb = Sandbox::new();
     let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(PathBuf::from)
         .collect();
     assert_eq!(written.len(), 2, "{written:?}");
     assert!(
-        written.iter().all(|p| p.starts_with(sb.home()) && p.exists()),
+        written
+            .iter()
+            .all(|p| p.starts_with(sb.home()) && p.exists()),
         "{written:?}"
     );
     let dir = sb.path("captures dir");
