@@ -19,16 +19,24 @@
 //!   (letters `c g t w` logged again at 10, 100, … events), `FlipRoles`;
 //! - `scripts/base/protocols/conn/main.zeek`: the `conn_state` function;
 //! - zeek/zeek pull request #2191: a connection that starts with a SYN-ACK
-//!   is flipped once an ACK or data segment follows it.
+//!   is flipped once an ACK or data segment follows it;
+//! - connection expiry: `TCPSessionAdapter`'s `AttemptTimer`,
+//!   `PartialCloseTimer`, `ExpireTimer`, `ResetTimer`, `ConnDeleteTimer`
+//!   and `ConnectionClosed`, `session/Session.cc`'s `InactivityTimer`,
+//!   `Timer.cc`'s `DoAdvance` (a timer due at or before a packet's time
+//!   fires first), with the defaults of `scripts/base/init-bare.zeek`.
 //!
 //! Deliberate differences are listed in `docs/zeek.md`: we behave like
 //! `zeek -C` (bad checksums are ignored, so no `c` letters), a flip is
 //! always written as a leading `^` with the earlier letters re-cased for
-//! the new roles, and connection splitting is the engine's (no inactivity
-//! timeouts).
+//! the new roles. One tcpshut connection can span several Zeek
+//! connections: [`ZeekTracker`] ends a Zeek connection where Zeek's timers
+//! would have removed it, without changing how the engine delimits its
+//! own connections.
 //!
 //! Per-segment work is a handful of integer updates; letters go into an
-//! inline buffer, so observing a segment never allocates.
+//! inline buffer, so observing a segment never allocates (a Zeek split
+//! allocates its finished row).
 
 use crate::segment::Segment;
 use crate::seq::seq_diff;
