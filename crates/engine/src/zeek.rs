@@ -19,16 +19,24 @@
 //!   (letters `c g t w` logged again at 10, 100, … events), `FlipRoles`;
 //! - `scripts/base/protocols/conn/main.zeek`: the `conn_state` function;
 //! - zeek/zeek pull request #2191: a connection that starts with a SYN-ACK
-//!   is flipped once an ACK or data segment follows it.
+//!   is flipped once an ACK or data segment follows it;
+//! - connection expiry: `TCPSessionAdapter`'s `AttemptTimer`,
+//!   `PartialCloseTimer`, `ExpireTimer`, `ResetTimer`, `ConnDeleteTimer`
+//!   and `ConnectionClosed`, `session/Session.cc`'s `InactivityTimer`,
+//!   `Timer.cc`'s `DoAdvance` (a timer due at or before a packet's time
+//!   fires first), with the defaults of `scripts/base/init-bare.zeek`.
 //!
 //! Deliberate differences are listed in `docs/zeek.md`: we behave like
 //! `zeek -C` (bad checksums are ignored, so no `c` letters), a flip is
 //! always written as a leading `^` with the earlier letters re-cased for
-//! the new roles, and connection splitting is the engine's (no inactivity
-//! timeouts).
+//! the new roles. One tcpshut connection can span several Zeek
+//! connections: [`ZeekTracker`] ends a Zeek connection where Zeek's timers
+//! would have removed it, without changing how the engine delimits its
+//! own connections.
 //!
 //! Per-segment work is a handful of integer updates; letters go into an
-//! inline buffer, so observing a segment never allocates.
+//! inline buffer, so observing a segment never allocates (a Zeek split
+//! allocates its finished row).
 
 use crate::segment::Segment;
 use crate::seq::seq_diff;
@@ -263,6 +271,89 @@ impl Letters {
     }
 }
 
+const SEC: i64 = 1_000_000_000;
+// Zeek's defaults (`scripts/base/init-bare.zeek`), in nanoseconds.
+/// `tcp_SYN_timeout`: the first ExpireTimer, after the first packet.
+const TCP_SYN_TIMEOUT: i64 = 5 * SEC;
+/// `tcp_session_timer`: ExpireTimer's period.
+const TCP_SESSION_TIMER: i64 = 6 * SEC;
+/// `tcp_connection_linger`: ExpireTimer's idle threshold.
+const TCP_CONNECTION_LINGER: i64 = 5 * SEC;
+/// `tcp_attempt_delay`: AttemptTimer, after the originator's SYN.
+const TCP_ATTEMPT_DELAY: i64 = 5 * SEC;
+/// `tcp_close_delay`: ConnDeleteTimer, after a complete close.
+const TCP_CLOSE_DELAY: i64 = 5 * SEC;
+/// `tcp_reset_delay`: ResetTimer, after a RST from a closed endpoint.
+const TCP_RESET_DELAY: i64 = 5 * SEC;
+/// `tcp_partial_close_delay`: PartialCloseTimer.
+const TCP_PARTIAL_CLOSE_DELAY: i64 = 3 * SEC;
+/// `tcp_inactivity_timeout`: Session::InactivityTimer.
+const TCP_INACTIVITY_TIMEOUT: i64 = 300 * SEC;
+/// Zeek only schedules PartialCloseTimer and ResetTimer when a script
+/// handles `connection_partial_close` / `connection_reset`; we assume a
+/// run that loads scripts handling both.
+const PARTIAL_CLOSE_TIMER: bool = true;
+const RESET_TIMER: bool = true;
+/// A timer that is not scheduled.
+const NEVER: i64 = i64::MAX;
+
+/// The timers that end a Zeek connection (`TCPSessionAdapter`'s
+/// `AttemptTimer`, `PartialCloseTimer`, `ExpireTimer`, `ResetTimer`,
+/// `ConnDeleteTimer`, and the session's `InactivityTimer`), as due times
+/// in capture nanoseconds, [`NEVER`] when not scheduled.
+#[derive(Clone, Copy, Debug)]
+struct Timers {
+    /// `Connection::LastTime`.
+    last_time: i64,
+    /// `TCP_Endpoint::did_close`, by physical endpoint.
+    did_close: [bool; 2],
+    /// `TCPSessionAdapter::is_active`.
+    active: bool,
+    attempt: i64,
+    partial_close: i64,
+    /// Up to two ExpireTimer chains: the one started with the
+    /// connection, and one started by a half close.
+    expire: [i64; 2],
+    reset: i64,
+    delete: i64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            last_time: 0,
+            did_close: [false; 2],
+            active: true,
+            attempt: NEVER,
+            partial_close: NEVER,
+            expire: [NEVER; 2],
+            reset: NEVER,
+            delete: NEVER,
+        }
+    }
+}
+
+impl Timers {
+    /// A connection whose first packet came at `now`.
+    fn new(now: i64) -> Self {
+        Timers {
+            last_time: now,
+            expire: [now + TCP_SYN_TIMEOUT, NEVER],
+            ..Timers::default()
+        }
+    }
+
+    /// `t` with every analyzer timer cancelled.
+    fn idle(t: &Timers) -> Self {
+        Timers {
+            last_time: t.last_time,
+            did_close: t.did_close,
+            active: t.active,
+            ..Timers::default()
+        }
+    }
+}
+
 /// Ports Zeek treats as likely servers when a connection starts without a
 /// SYN (`likely_server_ports`, filled by the analyzers a default `zeek`
 /// run loads). This is our approximation of that table.
@@ -314,12 +405,93 @@ fn likely_server_port(port: u16) -> bool {
     )
 }
 
-/// Accumulates what Zeek needs to know about one connection.
+/// One connection as Zeek's conn.log would show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ZeekRow {
+    pub conn_state: &'static str,
+    pub history: String,
+    /// Frame of the Zeek connection's first packet.
+    pub first_frame: u64,
+}
+
+/// Follows one tcpshut connection through Zeek's eyes. Zeek removes a
+/// connection on timers (see [`Timers`]) and makes a new one from the
+/// next packet on the same 4-tuple, so one tcpshut connection can span
+/// several Zeek connections. The tracker models the current one and
+/// keeps the finished ones as [`ZeekRow`]s, allocated only when Zeek
+/// would have split.
+#[derive(Clone, Debug, Default)]
+pub struct ZeekTracker {
+    cur: ZeekConn,
+    /// The current Zeek connection's first sender is the tcpshut
+    /// connection's second endpoint.
+    cur_swapped: bool,
+    cur_first_frame: u64,
+    /// Network time: the latest capture time seen (it never goes back).
+    clock: i64,
+    /// Zeek connections that ended before `cur`, in order.
+    earlier: Vec<ZeekRow>,
+}
+
+impl ZeekTracker {
+    /// Observes one segment; `from_first_sender` is true when it was sent
+    /// by the endpoint that sent the tcpshut connection's first segment.
+    #[inline]
+    pub fn observe(&mut self, seg: &Segment<'_>, from_first_sender: bool) {
+        let ts = seg.ts.secs.saturating_mul(SEC) + i64::from(seg.ts.nanos);
+        self.clock = self.clock.max(ts);
+        if self.cur.started && self.cur.expired_by(self.clock) {
+            self.split(!from_first_sender);
+        }
+        if !self.cur.started {
+            self.cur_first_frame = seg.frame;
+        }
+        self.cur
+            .observe(seg, from_first_sender != self.cur_swapped, ts);
+    }
+
+    /// Zeek removed the current connection; the next one starts with a
+    /// segment from the tcpshut connection's second endpoint if `swapped`.
+    #[cold]
+    fn split(&mut self, swapped: bool) {
+        let done = std::mem::take(&mut self.cur);
+        self.earlier.push(done.row(self.cur_first_frame));
+        self.cur_swapped = swapped;
+    }
+
+    /// conn_state of the first Zeek connection.
+    pub fn conn_state(&self) -> &'static str {
+        match self.earlier.first() {
+            Some(row) => row.conn_state,
+            None => self.cur.conn_state(),
+        }
+    }
+
+    /// History of the first Zeek connection.
+    pub fn history(&self) -> String {
+        match self.earlier.first() {
+            Some(row) => row.history.clone(),
+            None => self.cur.history(),
+        }
+    }
+
+    /// Every Zeek connection this tcpshut connection spans, in order
+    /// (one, unless Zeek's timers split it).
+    pub fn rows(&self) -> Vec<ZeekRow> {
+        let mut rows = self.earlier.clone();
+        if self.cur.started || rows.is_empty() {
+            rows.push(self.cur.row(self.cur_first_frame));
+        }
+        rows
+    }
+}
+
+/// Accumulates what Zeek needs to know about one Zeek connection.
 ///
 /// Endpoints are indexed physically: 0 sent the connection's first
 /// segment. `orig` says which of them Zeek calls the originator.
 #[derive(Clone, Debug, Default)]
-pub struct ZeekTracker {
+struct ZeekConn {
     ep: [Endpoint; 2],
     orig: u8,
     flips: u8,
@@ -331,12 +503,14 @@ pub struct ZeekTracker {
     /// `Connection::hist_seen`, by role (responder bits shifted by 16).
     hist_seen: u32,
     letters: Letters,
+    timers: Timers,
 }
 
-impl ZeekTracker {
-    /// Observes one segment; `from_first_sender` is true when it was sent
-    /// by the endpoint that sent the connection's first segment.
-    pub fn observe(&mut self, seg: &Segment<'_>, from_first_sender: bool) {
+impl ZeekConn {
+    /// Observes one segment at capture time `now` (nanoseconds);
+    /// `from_first_sender` is true when it was sent by the endpoint that
+    /// sent this Zeek connection's first segment.
+    fn observe(&mut self, seg: &Segment<'_>, from_first_sender: bool, now: i64) {
         let p = usize::from(!from_first_sender);
         let q = 1 - p;
         let f = seg.flags;
@@ -345,6 +519,7 @@ impl ZeekTracker {
 
         if !self.started {
             self.started = true;
+            self.timers = Timers::new(now);
             self.want_connection(seg);
         } else if self.flips == 0
             && self.ep[self.orig as usize].state == State::SynAckSent
@@ -410,8 +585,13 @@ impl ZeekTracker {
             }
         }
 
+        // Conn()->SetLastTime, unless both sides have already closed.
+        if !(self.timers.did_close[0] && self.timers.did_close[1]) {
+            self.timers.last_time = now;
+        }
+
         let delta_last = self.update_last_seq(p, seq_past, syn, fin, rst, len);
-        self.update_state_machine(p, is_orig, seg, delta_last);
+        let close = self.update_state_machine(p, is_orig, seg, delta_last, now);
 
         if ack {
             self.ack_received(q, rel_ack);
@@ -422,6 +602,9 @@ impl ZeekTracker {
             self.data_sent(p, rel_seq + i64::from(syn), len);
         }
         self.first_seen |= 1 << p;
+        if let Some(gen_event) = close {
+            self.connection_closed(p, gen_event);
+        }
     }
 
     /// Zeek's conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0,
@@ -470,6 +653,14 @@ impl ZeekTracker {
             "S1"
         } else {
             "OTH"
+        }
+    }
+
+    fn row(&self, first_frame: u64) -> ZeekRow {
+        ZeekRow {
+            conn_state: self.conn_state(),
+            history: self.history(),
+            first_frame,
         }
     }
 
@@ -675,17 +866,21 @@ impl ZeekTracker {
     }
 
     /// `UpdateStateMachine` and the `Update*State` functions it calls.
+    /// Returns `Some(gen_event)` when Zeek's `do_close` is set, that is
+    /// when `ConnectionClosed` must run once the segment is processed.
     fn update_state_machine(
         &mut self,
         p: usize,
         is_orig: bool,
         seg: &Segment<'_>,
         delta_last: i32,
-    ) {
+        now: i64,
+    ) -> Option<bool> {
         let q = 1 - p;
         let f = seg.flags;
         let (syn, ack, fin, rst) = (f.syn(), f.ack(), f.fin(), f.rst());
         let _ = delta_last; // only feeds Zeek weirds
+        let mut close = None;
         match self.ep[p].state {
             State::Inactive => {
                 if syn {
@@ -696,6 +891,8 @@ impl ZeekTracker {
                             State::SynSent
                         };
                         self.ep[p].set_state(next);
+                        let t = &mut self.timers;
+                        t.attempt = t.attempt.min(now + TCP_ATTEMPT_DELAY);
                     } else {
                         if !ack
                             && self.ep[q].state == State::SynAckSent
@@ -714,9 +911,17 @@ impl ZeekTracker {
                 }
                 if fin {
                     self.ep[p].set_state(State::Closed);
+                    close = Some(true);
                 }
                 if rst {
                     self.ep[p].set_state(State::Reset);
+                    let peer = self.ep[q].state;
+                    let is_reject = if is_orig {
+                        peer == State::Established
+                    } else {
+                        matches!(peer, State::SynSent | State::SynAckSent)
+                    };
+                    close = Some(!is_reject);
                 }
                 if self.ep[p].state == State::Inactive {
                     let orig_state = self.ep[self.orig as usize].state;
@@ -735,9 +940,12 @@ impl ZeekTracker {
             State::SynSent | State::SynAckSent => {
                 if fin {
                     self.ep[p].set_state(State::Closed);
+                    close = Some(true);
                 }
                 if rst {
                     self.ep[p].set_state(State::Reset);
+                    self.timers.active = false; // ConnectionReset
+                    close = Some(fin);
                 }
             }
             State::Established | State::Partial => {
@@ -755,17 +963,136 @@ impl ZeekTracker {
                         // FIN then RST from the peer was a normal close.
                         peer.set_state(State::Closed);
                     }
+                    close = Some(true);
                 }
                 if rst {
                     self.ep[p].set_state(State::Reset);
+                    close = Some(false);
+                    let peer = &self.ep[q];
+                    if peer.state != State::Reset || peer.prev_state != State::Established {
+                        self.timers.active = false; // ConnectionReset
+                    }
                 }
             }
             State::Closed => {
                 if rst && self.ep[q].state != State::Closed {
                     self.ep[p].set_state(State::Reset);
+                    if !self.timers.did_close[p] {
+                        close = Some(false);
+                    }
+                    if RESET_TIMER {
+                        let t = &mut self.timers;
+                        t.reset = t.reset.min(now + TCP_RESET_DELAY);
+                    }
                 }
             }
             State::Reset => {}
+        }
+        close
+    }
+
+    /// `TCPSessionAdapter::ConnectionClosed` for endpoint `p`: sets the
+    /// timers that will remove the connection (we do not model Zeek's
+    /// deferral while reassembled data is still pending).
+    fn connection_closed(&mut self, p: usize, gen_event: bool) {
+        let q = 1 - p;
+        let t = &mut self.timers;
+        if t.did_close[p] {
+            return;
+        }
+        t.did_close[p] = true;
+        let (me, peer) = (&self.ep[p], &self.ep[q]);
+        let complete = me.state == State::Reset || t.did_close[q] || peer.state == State::Inactive;
+        if complete {
+            if (me.prev_state != State::Inactive || peer.state != State::Inactive) && gen_event {
+                t.active = false; // ConnectionFinished
+            }
+            // CancelTimers, then ConnDeleteTimer.
+            *t = Timers {
+                delete: t.last_time + TCP_CLOSE_DELAY,
+                ..Timers::idle(t)
+            };
+        } else if me.prev_state == State::Inactive {
+            if PARTIAL_CLOSE_TIMER {
+                t.partial_close = t.partial_close.min(t.last_time + TCP_PARTIAL_CLOSE_DELAY);
+            }
+        } else {
+            // A second ExpireTimer chain.
+            t.expire[1] = t.expire[1].min(t.last_time + TCP_SESSION_TIMER);
+        }
+    }
+
+    /// Would Zeek have removed this connection before capture time `now`?
+    /// Runs the pending timers in time order, as Zeek's timer manager
+    /// does when `now` advances network time (a timer due exactly at
+    /// `now` fires first). Nothing changes the connection between its
+    /// segments, so only `is_active` and the rescheduled ExpireTimer
+    /// evolve. Timers are taken to fire at their due time, as they do
+    /// when other traffic keeps network time moving.
+    fn expired_by(&mut self, now: i64) -> bool {
+        loop {
+            let t = &mut self.timers;
+            let inactivity = t.last_time.saturating_add(TCP_INACTIVITY_TIMEOUT);
+            let due = t
+                .attempt
+                .min(t.partial_close)
+                .min(t.expire[0])
+                .min(t.expire[1])
+                .min(t.reset)
+                .min(t.delete)
+                .min(inactivity);
+            if due > now {
+                return false;
+            }
+            if due == t.delete || due == inactivity {
+                // ConnDeleteTimer, Session::InactivityTimer.
+                return true;
+            }
+            let o = self.orig as usize;
+            let (os, rs) = (self.ep[o].state, self.ep[1 - o].state);
+            let any_reset = os == State::Reset || rs == State::Reset;
+            let any_inactive = os == State::Inactive || rs == State::Inactive;
+            if due == t.attempt {
+                t.attempt = NEVER;
+                if t.active
+                    && matches!(os, State::SynSent | State::SynAckSent)
+                    && rs == State::Inactive
+                {
+                    return true;
+                }
+            } else if due == t.partial_close {
+                t.partial_close = NEVER;
+                if t.active
+                    && os != State::Inactive
+                    && rs != State::Inactive
+                    && !(t.did_close[0] && t.did_close[1])
+                    && !any_reset
+                {
+                    return true;
+                }
+            } else if due == t.reset {
+                t.reset = NEVER;
+                if t.active {
+                    return true;
+                }
+            } else {
+                let chain = usize::from(due != t.expire[0]);
+                t.expire[chain] = NEVER;
+                if !t.active {
+                    continue;
+                }
+                if t.last_time + TCP_CONNECTION_LINGER < due {
+                    let closed = t.did_close[0] || t.did_close[1];
+                    let both_closed = t.did_close[0] && t.did_close[1];
+                    if closed && (both_closed || any_reset || any_inactive) {
+                        return true;
+                    }
+                    if os == State::Inactive && rs == State::Inactive {
+                        return true;
+                    }
+                }
+                t.expire[chain] = due + TCP_SESSION_TIMER;
+            }
         }
     }
 
@@ -897,10 +1224,10 @@ mod tests {
     const RA: u8 = TcpFlags::RST | TcpFlags::ACK;
 
     fn run(segs: &[(bool, u8, u32, u32, u32)]) -> (String, &'static str) {
-        let mut t = ZeekTracker::default();
+        let mut t = ZeekConn::default();
         let first_a = segs[0].0;
         for &(a, fl, s, k, l) in segs {
-            t.observe(&seg(a, fl, s, k, l), a == first_a);
+            t.observe(&seg(a, fl, s, k, l), a == first_a, 0);
         }
         (t.history(), t.conn_state())
     }
@@ -972,5 +1299,110 @@ mod tests {
             (false, AK, 501, 121, 0),
         ]);
         assert_eq!(h, "ShADaG");
+    }
+
+    /// Runs a tracker over `(millis, from_a, flags, seq, ack, len)` and
+    /// returns its Zeek rows as `(conn_state, history)`.
+    fn run_timed(segs: &[(i64, bool, u8, u32, u32, u32)]) -> Vec<(&'static str, String)> {
+        let mut t = ZeekTracker::default();
+        let first_a = segs[0].1;
+        for (frame, &(ms, a, fl, s, k, l)) in segs.iter().enumerate() {
+            let mut sg = seg(a, fl, s, k, l);
+            sg.frame = frame as u64 + 1;
+            sg.ts = Timestamp {
+                secs: ms.div_euclid(1000),
+                nanos: (ms.rem_euclid(1000) * 1_000_000) as u32,
+            };
+            t.observe(&sg, a == first_a);
+        }
+        let rows = t.rows();
+        assert_eq!(rows[0].conn_state, t.conn_state());
+        assert_eq!(rows[0].history, t.history());
+        rows.into_iter()
+            .map(|r| (r.conn_state, r.history))
+            .collect()
+    }
+
+    fn rows(v: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        v.iter().map(|&(s, h)| (s, h.to_owned())).collect()
+    }
+
+    #[test]
+    fn unanswered_syn_expires_after_the_attempt_delay() {
+        // Only the client is captured: SYN, ACK, data within 5 s, then
+        // more data and a FIN later (ssh.client-side-half-duplex).
+        let segs = [
+            (0, true, S, 100, 0, 0),
+            (100, true, AK, 101, 501, 0),
+            (200, true, PA, 101, 501, 10),
+            (5_000, true, PA, 111, 501, 10),
+            (6_000, true, AK, 121, 501, 0),
+            (7_000, true, FA, 121, 501, 0),
+        ];
+        assert_eq!(run_timed(&segs), rows(&[("S0", "SAD"), ("SH", "DAF")]));
+        // Everything before the delay: one connection.
+        let mut early = segs;
+        for (i, s) in early[3..].iter_mut().enumerate() {
+            s.0 = 4_997 + i as i64;
+        }
+        assert_eq!(run_timed(&early), rows(&[("SH", "SADF")]));
+    }
+
+    #[test]
+    fn reset_connection_is_deleted_after_the_close_delay() {
+        // Refused-after-accept, then data 16 s later that the server
+        // resets (modbus-and-non-modbus-p502).
+        let segs = [
+            (0, true, S, 100, 0, 0),
+            (1, false, SA, 500, 101, 0),
+            (100, true, R, 101, 0, 0),
+            (16_000, true, PA, 101, 501, 10),
+            (16_001, false, R, 501, 0, 0),
+        ];
+        assert_eq!(run_timed(&segs), rows(&[("RSTO", "ShR"), ("RSTRH", "Dr")]));
+    }
+
+    #[test]
+    fn closed_connection_is_deleted_and_the_next_one_may_flip() {
+        // A normal close, then the server's RST 6 s later: a new Zeek
+        // connection, flipped because its source port is a server's.
+        let segs = [
+            (0, true, S, 100, 0, 0),
+            (1, false, SA, 500, 101, 0),
+            (2, true, AK, 101, 501, 0),
+            (3, true, FA, 101, 501, 0),
+            (4, false, FA, 501, 102, 0),
+            (5, true, AK, 102, 502, 0),
+            (6_005, false, RA, 502, 102, 0),
+        ];
+        assert_eq!(run_timed(&segs), rows(&[("SF", "ShAFf"), ("RSTRH", "^r")]));
+    }
+
+    #[test]
+    fn idle_connection_expires_after_the_inactivity_timeout() {
+        let segs = [
+            (0, true, PA, 101, 501, 10),
+            (1, false, AK, 501, 111, 0),
+            (300_001, true, PA, 101, 501, 10),
+        ];
+        assert_eq!(run_timed(&segs), rows(&[("OTH", "Da"), ("OTH", "D")]));
+        let mut active = segs;
+        active[2].0 = 300_000;
+        assert_eq!(run_timed(&active), rows(&[("OTH", "DaT")]));
+    }
+
+    #[test]
+    fn one_sided_close_expires_after_the_partial_close_delay() {
+        // Mid-stream: the client's data, then the server's first packet
+        // is a FIN; the client answers 4 s later.
+        let segs = [
+            (0, true, PA, 101, 501, 10),
+            (1_000, false, FA, 501, 111, 0),
+            (4_001, true, AK, 111, 502, 0),
+        ];
+        assert_eq!(run_timed(&segs), rows(&[("SHR", "Df"), ("OTH", "A")]));
+        let mut early = segs;
+        early[2].0 = 3_999;
+        assert_eq!(run_timed(&early), rows(&[("SHR", "DfA")]));
     }
 }

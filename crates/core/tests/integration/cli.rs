@@ -127,6 +127,15 @@ fn json_document_has_capture_connections_and_segments() {
     assert_eq!(conns.len(), 2);
     assert_eq!(conns[1]["notes"][0], "port-reuse");
     assert_eq!(conns[0]["endpoints"][0]["side"], "client");
+    // zeek_rows: every Zeek connection, the first one repeating the
+    // zeek_conn_state / zeek_history pair.
+    for c in conns {
+        let rows = c["zeek_rows"].as_array().unwrap();
+        assert!(!rows.is_empty());
+        assert_eq!(rows[0]["conn_state"], c["zeek_conn_state"]);
+        assert_eq!(rows[0]["history"], c["zeek_history"]);
+        assert_eq!(rows[0]["first_frame"], c["first_frame"]);
+    }
     let segments = doc["segments"].as_array().unwrap();
     assert_eq!(
         segments.len() as u64,
