@@ -21,8 +21,9 @@
 //! and that both fields agree everywhere on 4-tuples both tools delimit
 //! alike.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tcpshut_engine::report::ConnectionReport;
@@ -32,10 +33,6 @@ use tcpshut_engine::zeek::ZeekRow;
 const MIN_AGREEMENT_ALL_ROWS: f64 = 0.95;
 /// conn_state and history on 4-tuples both tools delimit alike.
 const MIN_AGREEMENT: f64 = 1.0;
-
-fn realworld_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld")
-}
 
 /// An endpoint as a Zeek row names it: `ip:port`, `[v6]:port`, or (in one
 /// zeek-cut baseline without the port) a bare address.
@@ -81,40 +78,29 @@ struct Outcome {
     split_differently: bool,
 }
 
-fn load_manifest(dir: &Path) -> Vec<Expected> {
-    let text = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (c_file, c_peer, c_exp) = (col("file"), col("peer"), col("peer_expectation"));
+fn load_manifest() -> Vec<Expected> {
     let mut out = Vec::new();
     let mut tunneled = 0;
     let mut no_fields = 0;
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if cols[c_peer] != "zeek" {
+    for peer_row in common::peer_rows("zeek").expect("MANIFEST.tsv") {
+        let row = &peer_row.expectation;
+        let field = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
+        if row.get("tunneled").and_then(Value::as_bool) == Some(true) {
+            tunneled += 1;
             continue;
         }
-        let rows: Value = serde_json::from_str(cols[c_exp]).expect("peer_expectation JSON");
-        for row in rows.as_array().expect("list") {
-            let field = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
-            if row.get("tunneled").and_then(Value::as_bool) == Some(true) {
-                tunneled += 1;
-                continue;
-            }
-            let (conn_state, history) = (field("conn_state"), field("history"));
-            if conn_state.is_none() && history.is_none() {
-                no_fields += 1;
-                continue;
-            }
-            out.push(Expected {
-                file: cols[c_file].to_owned(),
-                orig: field("orig").and_then(|s| Ep::parse(&s)),
-                resp: field("resp").and_then(|s| Ep::parse(&s)),
-                conn_state,
-                history,
-            });
+        let (conn_state, history) = (field("conn_state"), field("history"));
+        if conn_state.is_none() && history.is_none() {
+            no_fields += 1;
+            continue;
         }
+        out.push(Expected {
+            file: peer_row.file,
+            orig: field("orig").and_then(|s| Ep::parse(&s)),
+            resp: field("resp").and_then(|s| Ep::parse(&s)),
+            conn_state,
+            history,
+        });
     }
     println!(
         "excluded: {tunneled} tunneled rows (Teredo/GTP not decoded), \
@@ -168,12 +154,12 @@ fn same_pair(x: &Expected, y: &Expected) -> bool {
 
 #[test]
 fn zeek_conn_state_and_history_agree_with_zeek_baselines() {
-    let dir = realworld_dir();
+    let dir = common::realworld_dir();
     if !dir.join("MANIFEST.tsv").exists() {
         println!("{} not found: skipping the Zeek comparison", dir.display());
         return;
     }
-    let expected = load_manifest(&dir);
+    let expected = load_manifest();
     let mut outcomes = Vec::new();
     let mut file = String::new();
     let mut reports: Vec<Ours> = Vec::new();
