@@ -20,7 +20,8 @@ local script_args = { ... }
 
 local byte, find, match, sub, gsub, gmatch, format =
     string.byte, string.find, string.match, string.sub, string.gsub, string.gmatch, string.format
-local concat = table.concat
+local char, rep, concat = string.char, string.rep, table.concat
+local unpack = table.unpack or unpack
 local floor = math.floor
 
 local HEADER = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related"
@@ -157,18 +158,30 @@ local function resolve_sidecar()
 end
 
 ---------------------------------------------------------------------------
--- Loading: one pass over the file, in chunks, records where each row starts.
+-- Loading: one pass over the file, in chunks, builds a compact index.
 --
--- The index is one Lua array, frame -> byte offset of the row in the file
--- (0-based). The offset is negated for a "plain" row, one whose last five
--- fields (events, calls, summary, severity, related) are empty: most rows of
--- a real sidecar. A plain row has no expert items, so when no tree is built
--- (plain `tshark -r`, Wireshark's first pass) such a frame costs one table
--- lookup. No row text is kept: rows are read back through a small window.
+-- Lua's collector walks every live table entry on each cycle, and tshark
+-- makes garbage on every frame (the tvb, pinfo and tree objects), so a
+-- table with an entry per row would make every frame slower. The index
+-- therefore lives in strings, which the collector does not look into:
+--
+--   flags   one byte per frame number: 0 no row, 1 a "plain" row (events,
+--           calls, summary, severity and related all empty, no quote: most
+--           rows of a real sidecar), 2 another row without quotes, 3 a row
+--           with a quote (its line end is found by skipping quoted text);
+--   blocks  a small table: for every BLOCK frame numbers, the file offset
+--           of the first row at or after the block's first frame.
+--
+-- A row is found from the nearest block start (or from the last row found:
+-- dissection is mostly sequential) by skipping rows. A plain row adds no
+-- expert item, so when no tree is built (plain `tshark -r`, Wireshark's
+-- first pass without filters) its frame costs one byte lookup.
+-- No row text is kept: rows are read back through a small window.
 ---------------------------------------------------------------------------
 
 local CHUNK = 1048576 -- bytes read per step while indexing
 local WINDOW = 262144 -- bytes read around a row on demand
+local BLOCK = 256 -- frames per block
 local NONE = math.huge
 
 local state -- per opened capture, reset by init()
@@ -177,7 +190,8 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, index = nil, rows = 0,
+        fh = nil, flags = nil, blocks = nil, rows = 0,
+        cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
     }
@@ -198,7 +212,7 @@ local function row_end(buf, pos)
             local c = find(buf, '"', q, true)
             if not c then return nil, true end
             if byte(buf, c + 1) == 34 then
-                if c + 1 == #buf then return nil, true end -- might be "" or the end of the quote
+                if c + 1 == #buf then return nil, true end -- "" or a closing quote: more text decides
                 q = c + 2
             else
                 pos = c + 1
@@ -208,7 +222,33 @@ local function row_end(buf, pos)
     end
 end
 
--- Reads the whole file once. Returns index, row count; or nil and an error.
+-- The value of up to 10 decimal digits given as byte values.
+local function digits(a, b, c, d, e, f, g, h, i, j)
+    local n = a - 48
+    if not b then return n end
+    n = n * 10 + b - 48
+    if not c then return n end
+    n = n * 10 + c - 48
+    if not d then return n end
+    n = n * 10 + d - 48
+    if not e then return n end
+    n = n * 10 + e - 48
+    if not f then return n end
+    n = n * 10 + f - 48
+    if not g then return n end
+    n = n * 10 + g - 48
+    if not h then return n end
+    n = n * 10 + h - 48
+    if not i then return n end
+    n = n * 10 + i - 48
+    if not j then return n end
+    return n * 10 + j - 48
+end
+
+-- Reads the whole file once. Returns flags, blocks, row count; or nil and an
+-- error. Per row it only looks at the frame number, the line end and the
+-- last bytes before it, and creates no string (new strings cost the
+-- collector too).
 local function build_index(fh)
     local buf = fh:read(CHUNK) or ""
     local eof = #buf < CHUNK
@@ -237,7 +277,9 @@ local function build_index(fh)
         return nil, "wrong header line (expected \"" .. HEADER .. "\")"
     end
     pos = nl + 1
-    local index = {}
+    local parts, np = {}, 0 -- finished pieces of flags
+    local fb, nb = {}, 0 -- flag bytes not yet in a piece
+    local blocks, next_block = {}, 0 -- next_block: the next block without an offset
     local rows, last, blank = 0, 0, false
     local q = find(buf, '"', pos, true) or NONE -- the next quote at or after pos
     while true do
@@ -252,8 +294,8 @@ local function build_index(fh)
             refill()
             q = find(buf, '"', pos, true) or NONE
         else
-            local fr = match(buf, "^(%d+),", pos)
-            if not fr then
+            local _, e = find(buf, "^%d+,", pos)
+            if not e then
                 if nl == pos or (nl == pos + 1 and byte(buf, pos) == 13) then
                     blank = true -- blank lines are allowed at the end only
                     pos = nl + 1
@@ -261,37 +303,59 @@ local function build_index(fh)
                     return nil, format("row %d: does not start with a frame number", rows + 1)
                 end
             else
-                local n = tonumber(fr)
-                if blank or #fr > 10 or n <= last then
-                    if blank then return nil, format("row %d: does not start with a frame number", rows + 1) end
+                if blank then return nil, format("row %d: does not start with a frame number", rows + 1) end
+                local n = e - pos <= 10 and digits(byte(buf, pos, e - 1))
+                if not n or n <= last then
                     return nil, format(
                         "row %d: frame %s does not follow frame %d (rows must be in increasing frame order)",
-                        rows + 1, fr, last)
+                        rows + 1, sub(buf, pos, e - 1), last)
                 end
-                local nxt
+                local nxt, flag
                 if q > nl then
-                    if sub(buf, nl - 5, nl) == ",,,,,\n" then
-                        index[n] = -(base + pos - 1)
-                    else
-                        index[n] = base + pos - 1
-                    end
                     nxt = nl + 1
+                    flag = find(buf, ",,,,,\n", nl - 5, true) == nl - 5 and 1 or 2
                 else
                     -- a quote in this row: its line end is the first one outside quotes
-                    local e, in_quote = row_end(buf, pos)
-                    if e then
-                        index[n] = base + pos - 1
-                        nxt = e + 1
+                    local en, in_quote = row_end(buf, pos)
+                    if en then
+                        nxt = en + 1
+                        flag = 3
                         q = find(buf, '"', nxt, true) or NONE
                     elseif eof then
                         if in_quote then
-                            return nil, format("truncated: row %d (frame %s) has an unterminated quoted field",
-                                rows + 1, fr)
+                            return nil, format("truncated: row %d (frame %d) has an unterminated quoted field",
+                                rows + 1, n)
                         end
-                        return nil, format("truncated: row %d (frame %s) has no line end", rows + 1, fr)
+                        return nil, format("truncated: row %d (frame %d) has no line end", rows + 1, n)
                     end
                 end
                 if nxt then
+                    -- frames last+1 .. n-1 have no row
+                    if n - last > 64 then
+                        np = np + 1
+                        parts[np] = char(unpack(fb, 1, nb))
+                        nb = 0
+                        np = np + 1
+                        parts[np] = rep("\0", n - last - 1)
+                    else
+                        for _ = last + 1, n - 1 do
+                            nb = nb + 1
+                            fb[nb] = 0
+                        end
+                    end
+                    nb = nb + 1
+                    fb[nb] = flag
+                    if nb >= 4000 then
+                        np = np + 1
+                        parts[np] = char(unpack(fb, 1, nb))
+                        nb = 0
+                    end
+                    if n > next_block * BLOCK then
+                        local off = base + pos - 1
+                        local b = floor((n - 1) / BLOCK)
+                        for k = next_block, b do blocks[k] = off end
+                        next_block = b + 1
+                    end
                     last = n
                     rows = rows + 1
                     pos = nxt
@@ -302,7 +366,9 @@ local function build_index(fh)
             end
         end
     end
-    return index, rows
+    np = np + 1
+    parts[np] = char(unpack(fb, 1, nb))
+    return concat(parts), blocks, rows
 end
 
 local function load_sidecar()
@@ -310,12 +376,12 @@ local function load_sidecar()
     local path = state.path
     if not path then return end
     local fh, why = io.open(path, "rb")
-    local index, rows
+    local flags, blocks, rows
     if fh then
         local ok
-        ok, index, rows = pcall(build_index, fh)
+        ok, flags, blocks, rows = pcall(build_index, fh)
         if not ok then
-            why, index = index, nil
+            why, flags = flags, nil
             fh:close()
             fh = nil
         end
@@ -326,15 +392,24 @@ local function load_sidecar()
         state.err_expert = ex_unreadable
         return
     end
-    if not index then
+    if not flags then
         fh:close()
         state.err = format("tcpshut: malformed sidecar: %s; no annotations shown (sidecar %s, from %s)",
-            rows, path, state.source)
+            blocks, path, state.source)
         state.err_expert = ex_malformed
         return
     end
-    state.fh, state.index, state.rows = fh, index, rows
+    state.fh, state.flags, state.blocks, state.rows = fh, flags, blocks, rows
     collectgarbage()
+end
+
+-- Reads the window starting at file offset off, at least size bytes.
+local function load_window(off, size)
+    local fh = state.fh
+    if not fh:seek("set", off) then return nil end
+    local w = fh:read(size)
+    state.wbuf, state.wbase = w, off
+    return w
 end
 
 -- The window holding the row that starts at file offset off: returns the
@@ -348,16 +423,52 @@ local function row_at(off, complete)
         local rel = off - state.wbase + 1
         if rel >= 1 and rel <= #w and (not complete or row_end(w, rel)) then return w, rel end
     end
-    local fh, size = state.fh, WINDOW
+    local size = WINDOW
     while true do
-        if not fh:seek("set", off) then return nil end
-        w = fh:read(size)
+        w = load_window(off, size)
         if not w then return nil end
-        state.wbuf, state.wbase = w, off
         if row_end(w, 1) then return w, 1 end
         if #w < size then return nil end
         size = size * 4
     end
+end
+
+-- The file offset of the row after the row at off (whose flag is given).
+local function skip_row(off, flag)
+    local w = state.wbuf
+    local rel = w and off - state.wbase + 1
+    if not w or rel < 1 or rel > #w then
+        w = load_window(off, WINDOW)
+        if not w then return nil end
+        rel = 1
+    end
+    local e
+    if flag == 3 then e = row_end(w, rel) else e = find(w, "\n", rel, true) end
+    if not e then
+        w, rel = row_at(off, true)
+        if not w then return nil end
+        e = row_end(w, rel)
+    end
+    return state.wbase + e
+end
+
+-- The file offset of frame num's row (its flag is not 0), or nil.
+local function locate(num)
+    local flags = state.flags
+    local f, off = state.cur_frame, state.cur_off
+    if not f or f > num or num - f > BLOCK then
+        local b = floor((num - 1) / BLOCK)
+        off = state.blocks[b]
+        f = off and find(flags, "[^\0]", b * BLOCK + 1)
+        if not f then return nil end
+    end
+    while f < num do
+        off = skip_row(off, byte(flags, f))
+        if not off then return nil end
+        f = find(flags, "[^\0]", f + 1)
+    end
+    state.cur_frame, state.cur_off = f, off
+    return off
 end
 
 ---------------------------------------------------------------------------
@@ -441,13 +552,13 @@ end
 
 -- Fast path for the common row shape: every field unquoted except possibly
 -- the summary, which then holds no quote of its own. The pattern checks each
--- field's character set; fields that are not shown are not copied out (the
+-- field's character set (a quoted summary may hold ""); fields that are not shown are not copied out (the
 -- () captures give only their bounds, to check lengths). Rows of any other
 -- shape, or that fail a check here, take parse_row + check_row, which say
 -- what is wrong.
 local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),()[%w%.:%[%]%%_-]*(),()[%w%.:%[%]%%_-]*(),[FSRPAUEC]*,"
     .. "()%d+(),()%d+(),()%d+(),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
-local FAST_QUOTED = '^"([^"]*)",([a-z]*),(%d*)\r?\n'
+local FAST_TAIL = '^,([a-z]*),(%d*)\r?\n'
 local FAST_PLAIN = '^([^,"\n]*),([a-z]*),(%d*)\r?\n'
 
 -- Returns secs, fraction (the ts text's two parts), conn, sender_state,
@@ -458,11 +569,22 @@ local function fast_row(w, pos)
     if not ts_s then return nil end
     local summary, sev, rel
     if byte(w, p) == 34 then
-        summary, sev, rel = match(w, FAST_QUOTED, p)
+        -- a quoted summary, "" standing for a quote
+        local c = p
+        repeat
+            c = find(w, '"', c + 1, true)
+            if not c then return nil end
+            local doubled = byte(w, c + 1) == 34
+            if doubled then c = c + 1 end
+        until not doubled
+        sev, rel = match(w, FAST_TAIL, c + 1)
+        if not sev then return nil end
+        summary = sub(w, p + 1, c - 1)
+        if find(summary, '"', 1, true) then summary = gsub(summary, '""', '"') end
     else
         summary, sev, rel = match(w, FAST_PLAIN, p)
+        if not summary then return nil end
     end
-    if not summary then return nil end
     -- lengths and ranges the pattern cannot express
     if #ts_s > 12 or #ts_f > 9 or #conn > 9 or a2 - a1 > 64 or b2 - b1 > 64 or s2 - s1 > 9 or k2 - k1 > 9
         or l2 - l1 > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
@@ -535,12 +657,38 @@ function tcpshut.init()
 end
 
 -- True when tshark/Wireshark builds no tree for this pass (plain `tshark -r`
--- with no filter, no custom column, no -V/-T; Wireshark's first pass): no
--- field could be shown, so only expert items are added (tshark -q -z expert
--- still collects them). Unknown tostring formats count as "a tree": the
--- plugin then does it all.
-local function no_tree(tree)
+-- with no filter, no custom column, no -V/-T; Wireshark's first pass when
+-- no filter or colouring rule needs one): no field could be shown, so only
+-- expert items are added (tshark -q -z expert still collects them).
+--
+-- The tree handed to a Lua dissector holds a hidden placeholder item when a
+-- tree is built, and none otherwise, so tree.hidden tells the two apart
+-- without making a string. That is checked once against tostring(tree)
+-- ("has item=false"); if the two ever disagree, or TreeItem has no hidden
+-- attribute, tostring is used for every frame. Unknown tostring formats
+-- count as "a tree": the plugin then does it all.
+local hidden_checked, hidden_ok = false, false
+local function get_hidden(tree) return tree.hidden end
+local function bare_by_text(tree)
     return find(tostring(tree), "has item=false, has subtree=false", 1, true) ~= nil
+end
+local function no_tree(tree)
+    if hidden_ok then return not tree.hidden end
+    local bare = bare_by_text(tree)
+    if not hidden_checked then
+        local ok, hidden = pcall(get_hidden, tree)
+        if ok and type(hidden) == "boolean" then
+            if bare and not hidden then
+                hidden_ok, hidden_checked = true, true
+            elseif not bare and not hidden then
+                hidden_checked = true -- a tree whose placeholder is not hidden: use tostring
+            end
+            -- (a tree with a hidden placeholder proves nothing yet)
+        else
+            hidden_checked = true
+        end
+    end
+    return bare
 end
 
 local function row_error(tree, num, why)
@@ -571,15 +719,18 @@ function tcpshut.dissector(tvb, pinfo, tree)
         end
         return
     end
-    local index = state.index
-    if not index then return end
-    local off = index[num]
-    if not off then return end
+    local flags = state.flags
+    if not flags then return end
+    local flag = byte(flags, num)
+    if not flag or flag == 0 then return end
     local bare = no_tree(tree)
-    if off < 0 then
-        -- a plain row: nothing to add when no tree is built
-        if bare then return end
-        off = -off
+    if flag == 1 and bare then return end -- a plain row: nothing to add without a tree
+    local off = locate(num)
+    if not off then
+        tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
+            "tcpshut: cannot read the sidecar row for frame %d; this row is not shown (sidecar %s)",
+            num, state.path))
+        return
     end
 
     local w, pos = row_at(off, false)
@@ -614,7 +765,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
             num, fs, fns, ts_s, ts_f, state.path, state.source)
         state.err_expert = ex_mismatch
         state.err_frame = num
-        state.index, state.wbuf = nil, nil
+        state.flags, state.blocks, state.wbuf = nil, nil, nil
         tree:add(tcpshut):add_proto_expert_info(ex_mismatch, state.err)
         return
     end
