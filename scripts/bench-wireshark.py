@@ -19,7 +19,7 @@ Each command runs R times (default 3); the median wall time is reported, and
 the median CPU time (user+sys of tshark), which is less disturbed by other
 processes on a shared machine. The modes:
   open    tshark -n -r CAP                      (opening a capture: the 1.5x target)
-  fields  tshark -n -r CAP -T fields -e tcpshut.summary   (tree built)
+  fields  tshark -n -r CAP -T fields -e frame.number [-e tcpshut.summary]   (tree built)
   expert  tshark -n -r CAP -q -z expert
 """
 import os, statistics, struct, subprocess, sys, tempfile, time
@@ -122,10 +122,14 @@ def main():
               f"sidecar {os.path.getsize(side) >> 20} MiB, {runs} runs each, load {os.getloadavg()[0]:.1f}")
         base = ["tshark", "-n", "-r", cap]
         lua = base + ["-X", "lua_script:" + plugin, "-o", "tcpshut.sidecar:" + side]
-        extras = {"open": [], "fields": ["-T", "fields", "-e", "tcpshut.summary"], "expert": ["-q", "-z", "expert"]}
+        # without the plugin tcpshut.summary does not exist: -e frame.number alone
+        extras = {"open": ([], []),
+                  "fields": (["-T", "fields", "-e", "frame.number"],
+                             ["-T", "fields", "-e", "frame.number", "-e", "tcpshut.summary"]),
+                  "expert": (["-q", "-z", "expert"], ["-q", "-z", "expert"])}
         for mode in modes:
-            w0, c0, lo0, hi0 = timed(base + extras[mode], env, runs)
-            w1, c1, lo1, hi1 = timed(lua + extras[mode], env, runs)
+            w0, c0, lo0, hi0 = timed(base + extras[mode][0], env, runs)
+            w1, c1, lo1, hi1 = timed(lua + extras[mode][1], env, runs)
             print(f"{mode:6}: without {w0:6.2f} s [{lo0:.2f}-{hi0:.2f}] (cpu {c0:6.2f}), "
                   f"with {w1:6.2f} s [{lo1:.2f}-{hi1:.2f}] (cpu {c1:6.2f}), "
                   f"ratio wall {w1 / w0:.2f}, cpu {c1 / c0:.2f}", flush=True)
