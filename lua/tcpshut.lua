@@ -313,7 +313,8 @@ local function build_index(fh)
                 local nxt, flag
                 if q > nl then
                     nxt = nl + 1
-                    flag = find(buf, ",,,,,\n", nl - 5, true) == nl - 5 and 1 or 2
+                    local c1, c2, c3, c4, c5 = byte(buf, nl - 5, nl - 1)
+                    flag = (c1 == 44 and c2 == 44 and c3 == 44 and c4 == 44 and c5 == 44) and 1 or 2
                 else
                     -- a quote in this row: its line end is the first one outside quotes
                     local en, in_quote = row_end(buf, pos)
