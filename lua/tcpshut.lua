@@ -18,8 +18,10 @@
 
 local script_args = { ... }
 
-local byte, find, match, sub, gsub, format = string.byte, string.find, string.match, string.sub, string.gsub, string.format
-local concat = table.concat
+local byte, find, match, sub, gsub, gmatch, format =
+    string.byte, string.find, string.match, string.sub, string.gsub, string.gmatch, string.format
+local char, rep, concat = string.char, string.rep, table.concat
+local unpack = table.unpack or unpack
 local floor = math.floor
 
 local HEADER = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related"
@@ -156,8 +158,31 @@ local function resolve_sidecar()
 end
 
 ---------------------------------------------------------------------------
--- Loading: one pass records the byte offset of each row, keyed by frame.
+-- Loading: one pass over the file, in chunks, builds a compact index.
+--
+-- Lua's collector walks every live table entry on each cycle, and tshark
+-- makes garbage on every frame (the tvb, pinfo and tree objects), so a
+-- table with an entry per row would make every frame slower. The index
+-- therefore lives in strings, which the collector does not look into:
+--
+--   flags   one byte per frame number: 0 no row, 1 a "plain" row (events,
+--           calls, summary, severity and related all empty, no quote: most
+--           rows of a real sidecar), 2 another row without quotes, 3 a row
+--           with a quote (its line end is found by skipping quoted text);
+--   blocks  a small table: for every BLOCK frame numbers, the file offset
+--           of the first row at or after the block's first frame.
+--
+-- A row is found from the nearest block start (or from the last row found:
+-- dissection is mostly sequential) by skipping rows. A plain row adds no
+-- expert item, so when no tree is built (plain `tshark -r`, Wireshark's
+-- first pass without filters) its frame costs one byte lookup.
+-- No row text is kept: rows are read back through a small window.
 ---------------------------------------------------------------------------
+
+local CHUNK = 1048576 -- bytes read per step while indexing
+local WINDOW = 262144 -- bytes read around a row on demand
+local BLOCK = 256 -- frames per block
+local NONE = math.huge
 
 local state -- per opened capture, reset by init()
 
@@ -165,86 +190,186 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, index = nil, stops = nil, rows = 0,
+        fh = nil, flags = nil, blocks = nil, rows = 0,
+        cur_frame = nil, cur_off = nil, -- the last row found
+        wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
     }
 end
 state = new_state()
 
--- Returns index (frame -> offset of the row's first byte), stops (frame ->
--- offset just after the row's line end), row count; or nil and an error message.
-local function build_index(data)
-    local len = #data
+-- From pos (the start of a row in buf), the position of the row's line end:
+-- the first "\n" outside quotes. Returns it, or nil and whether buf ran out
+-- inside a quoted field.
+local function row_end(buf, pos)
+    while true do
+        local s = find(buf, '["\n]', pos)
+        if not s then return nil, false end
+        if byte(buf, s) == 10 then return s end
+        -- skip a quoted section, "" being an escaped quote
+        local q = s + 1
+        while true do
+            local c = find(buf, '"', q, true)
+            if not c then return nil, true end
+            if byte(buf, c + 1) == 34 then
+                if c + 1 == #buf then return nil, true end -- "" or a closing quote: more text decides
+                q = c + 2
+            else
+                pos = c + 1
+                break
+            end
+        end
+    end
+end
+
+-- The value of up to 10 decimal digits given as byte values.
+local function digits(a, b, c, d, e, f, g, h, i, j)
+    local n = a - 48
+    if not b then return n end
+    n = n * 10 + b - 48
+    if not c then return n end
+    n = n * 10 + c - 48
+    if not d then return n end
+    n = n * 10 + d - 48
+    if not e then return n end
+    n = n * 10 + e - 48
+    if not f then return n end
+    n = n * 10 + f - 48
+    if not g then return n end
+    n = n * 10 + g - 48
+    if not h then return n end
+    n = n * 10 + h - 48
+    if not i then return n end
+    n = n * 10 + i - 48
+    if not j then return n end
+    return n * 10 + j - 48
+end
+
+-- Reads the whole file once. Returns flags, blocks, row count; or nil and an
+-- error. Per row it only looks at the frame number, the line end and the
+-- last bytes before it, and creates no string (new strings cost the
+-- collector too).
+local function build_index(fh)
+    local buf = fh:read(CHUNK) or ""
+    local eof = #buf < CHUNK
+    local base = 0 -- file offset of buf's first byte
     local pos = 1
-    if sub(data, 1, 3) == "\239\187\191" then pos = 4 end -- UTF-8 BOM
-    local nl = find(data, "\n", pos, true)
+    local function refill() -- keeps buf[pos..], appends the next chunk
+        local more = fh:read(CHUNK)
+        if not more or #more < CHUNK then eof = true end
+        base = base + pos - 1
+        buf = sub(buf, pos) .. (more or "")
+        pos = 1
+    end
+    if sub(buf, 1, 3) == "\239\187\191" then pos = 4 end -- UTF-8 BOM
+    local nl = find(buf, "\n", pos, true)
+    while not nl and not eof do
+        refill()
+        nl = find(buf, "\n", pos, true)
+    end
     if not nl then
-        if len == 0 then return nil, "the file is empty (no header line)" end
+        if #buf == 0 then return nil, "the file is empty (no header line)" end
         return nil, "truncated: the header line has no line end"
     end
-    local header = sub(data, pos, nl - 1)
+    local header = sub(buf, pos, nl - 1)
     if byte(header, -1) == 13 then header = sub(header, 1, -2) end
     if header ~= HEADER then
         return nil, "wrong header line (expected \"" .. HEADER .. "\")"
     end
-    local index, stops = {}, {}
-    local rows, last = 0, 0
     pos = nl + 1
-    while pos <= len do
-        -- Fast paths: a row without quotes, or with one quoted field without "".
-        local fr, nxt = match(data, '^(%d+),[^"\n]*"[^"]*"[^"\n]*\n()', pos)
-        if not fr then fr, nxt = match(data, '^(%d+),[^"\n]*\n()', pos) end
-        if not fr then
-            fr = match(data, "^(%d+),", pos)
-            if not fr then
-                if not find(data, "^[\r\n]*$", pos) then
+    local parts, np = {}, 0 -- finished pieces of flags
+    local fb, nb = {}, 0 -- flag bytes not yet in a piece
+    local blocks, next_block = {}, 0 -- next_block: the next block without an offset
+    local rows, last, blank = 0, 0, false
+    local q = find(buf, '"', pos, true) or NONE -- the next quote at or after pos
+    while true do
+        nl = find(buf, "\n", pos, true)
+        if not nl then
+            if eof then
+                if pos <= #buf and not (pos == #buf and byte(buf, pos) == 13) then
+                    return nil, "truncated: the last row has no line end"
+                end
+                break
+            end
+            refill()
+            q = find(buf, '"', pos, true) or NONE
+        else
+            local _, e = find(buf, "^%d+,", pos)
+            if not e then
+                if nl == pos or (nl == pos + 1 and byte(buf, pos) == 13) then
+                    blank = true -- blank lines are allowed at the end only
+                    pos = nl + 1
+                else
                     return nil, format("row %d: does not start with a frame number", rows + 1)
                 end
-                break -- only blank lines left
-            end
-            -- General path: find the first line end outside quotes.
-            local p = pos
-            while true do
-                local s = find(data, '["\n]', p)
-                if not s then
-                    return nil, format("truncated: row %d (frame %s) has no line end", rows + 1, fr)
+            else
+                if blank then return nil, format("row %d: does not start with a frame number", rows + 1) end
+                local n = e - pos <= 10 and digits(byte(buf, pos, e - 1))
+                if not n or n <= last then
+                    return nil, format(
+                        "row %d: frame %s does not follow frame %d (rows must be in increasing frame order)",
+                        rows + 1, sub(buf, pos, e - 1), last)
                 end
-                if byte(data, s) == 10 then
-                    nxt = s + 1
-                    break
-                end
-                -- skip a quoted section, "" being an escaped quote
-                local q = s + 1
-                while true do
-                    local c = find(data, '"', q, true)
-                    if not c then
-                        return nil, format("truncated: row %d (frame %s) has an unterminated quoted field",
-                            rows + 1, fr)
+                local nxt, flag
+                if q > nl then
+                    nxt = nl + 1
+                    local c1, c2, c3, c4, c5 = byte(buf, nl - 5, nl - 1)
+                    flag = (c1 == 44 and c2 == 44 and c3 == 44 and c4 == 44 and c5 == 44) and 1 or 2
+                else
+                    -- a quote in this row: its line end is the first one outside quotes
+                    local en, in_quote = row_end(buf, pos)
+                    if en then
+                        nxt = en + 1
+                        flag = 3
+                        q = find(buf, '"', nxt, true) or NONE
+                    elseif eof then
+                        if in_quote then
+                            return nil, format("truncated: row %d (frame %d) has an unterminated quoted field",
+                                rows + 1, n)
+                        end
+                        return nil, format("truncated: row %d (frame %d) has no line end", rows + 1, n)
                     end
-                    if byte(data, c + 1) == 34 then
-                        q = c + 2
+                end
+                if nxt then
+                    -- frames last+1 .. n-1 have no row
+                    if n - last > 64 then
+                        np = np + 1
+                        parts[np] = char(unpack(fb, 1, nb))
+                        nb = 0
+                        np = np + 1
+                        parts[np] = rep("\0", n - last - 1)
                     else
-                        p = c + 1
-                        break
+                        for _ = last + 1, n - 1 do
+                            nb = nb + 1
+                            fb[nb] = 0
+                        end
                     end
+                    nb = nb + 1
+                    fb[nb] = flag
+                    if nb >= 4000 then
+                        np = np + 1
+                        parts[np] = char(unpack(fb, 1, nb))
+                        nb = 0
+                    end
+                    if n > next_block * BLOCK then
+                        local off = base + pos - 1
+                        local b = floor((n - 1) / BLOCK)
+                        for k = next_block, b do blocks[k] = off end
+                        next_block = b + 1
+                    end
+                    last = n
+                    rows = rows + 1
+                    pos = nxt
+                else
+                    refill()
+                    q = find(buf, '"', pos, true) or NONE
                 end
             end
         end
-        local n = tonumber(fr)
-        if #fr > 10 or n <= last then
-            return nil, format("row %d: frame %s does not follow frame %d (rows must be in increasing frame order)",
-                rows + 1, fr, last)
-        end
-        index[n] = pos
-        stops[n] = nxt
-        last = n
-        rows = rows + 1
-        pos = nxt
     end
-    if rows > 0 and byte(data, len) ~= 10 then
-        return nil, "truncated: the last row has no line end"
-    end
-    return index, stops, rows
+    np = np + 1
+    parts[np] = char(unpack(fb, 1, nb))
+    return concat(parts), blocks, rows
 end
 
 local function load_sidecar()
@@ -252,38 +377,99 @@ local function load_sidecar()
     local path = state.path
     if not path then return end
     local fh, why = io.open(path, "rb")
-    local data
+    local flags, blocks, rows
     if fh then
-        data = fh:read("*a")
-        fh:close()
+        local ok
+        ok, flags, blocks, rows = pcall(build_index, fh)
+        if not ok then
+            why, flags = flags, nil
+            fh:close()
+            fh = nil
+        end
     end
-    if not data then
+    if not fh then
         state.err = format("tcpshut: cannot read sidecar: %s; no annotations shown (sidecar %s, from %s)",
             why or "not a readable file", path, state.source)
         state.err_expert = ex_unreadable
         return
     end
-    local index, stops, rows = build_index(data)
-    if not index then
-        rows = stops
+    if not flags then
+        fh:close()
         state.err = format("tcpshut: malformed sidecar: %s; no annotations shown (sidecar %s, from %s)",
-            rows, path, state.source)
+            blocks, path, state.source)
         state.err_expert = ex_malformed
         return
     end
-    -- Keep only the offsets: rows are read back from the file on demand, so
-    -- the Lua heap stays small (a big heap makes every later collection cost
-    -- more, for all plugins).
-    data = nil
-    state.fh = io.open(path, "rb")
-    if not state.fh then
-        state.err = format("tcpshut: cannot read sidecar: it vanished while loading; no annotations shown (sidecar %s, from %s)",
-            path, state.source)
-        state.err_expert = ex_unreadable
-        return
-    end
-    state.index, state.stops, state.rows = index, stops, rows
+    state.fh, state.flags, state.blocks, state.rows = fh, flags, blocks, rows
     collectgarbage()
+end
+
+-- Reads the window starting at file offset off, at least size bytes.
+local function load_window(off, size)
+    local fh = state.fh
+    if not fh:seek("set", off) then return nil end
+    local w = fh:read(size)
+    state.wbuf, state.wbase = w, off
+    return w
+end
+
+-- The window holding the row that starts at file offset off: returns the
+-- window and the row's position in it, or nil. With complete, the whole row
+-- (up to its line end outside quotes) is in the window, growing it if needed;
+-- without, only its start is (the fast parser needs the line end anyway and
+-- fails without it; the caller then asks again with complete).
+local function row_at(off, complete)
+    local w = state.wbuf
+    if w then
+        local rel = off - state.wbase + 1
+        if rel >= 1 and rel <= #w and (not complete or row_end(w, rel)) then return w, rel end
+    end
+    local size = WINDOW
+    while true do
+        w = load_window(off, size)
+        if not w then return nil end
+        if row_end(w, 1) then return w, 1 end
+        if #w < size then return nil end
+        size = size * 4
+    end
+end
+
+-- The file offset of the row after the row at off (whose flag is given).
+local function skip_row(off, flag)
+    local w = state.wbuf
+    local rel = w and off - state.wbase + 1
+    if not w or rel < 1 or rel > #w then
+        w = load_window(off, WINDOW)
+        if not w then return nil end
+        rel = 1
+    end
+    local e
+    if flag == 3 then e = row_end(w, rel) else e = find(w, "\n", rel, true) end
+    if not e then
+        w, rel = row_at(off, true)
+        if not w then return nil end
+        e = row_end(w, rel)
+    end
+    return state.wbase + e
+end
+
+-- The file offset of frame num's row (its flag is not 0), or nil.
+local function locate(num)
+    local flags = state.flags
+    local f, off = state.cur_frame, state.cur_off
+    if not f or f > num or num - f > BLOCK then
+        local b = floor((num - 1) / BLOCK)
+        off = state.blocks[b]
+        f = off and find(flags, "[^\0]", b * BLOCK + 1)
+        if not f then return nil end
+    end
+    while f < num do
+        off = skip_row(off, byte(flags, f))
+        if not off then return nil end
+        f = find(flags, "[^\0]", f + 1)
+    end
+    state.cur_frame, state.cur_off = f, off
+    return off
 end
 
 ---------------------------------------------------------------------------
@@ -366,31 +552,52 @@ local function check_uint(s, max)
 end
 
 -- Fast path for the common row shape: every field unquoted except possibly
--- the summary, which then holds no quote of its own. The pattern also checks
--- each field's character set, so only lengths and ranges remain to check.
--- Rows of any other shape take parse_row + check_row.
-local FAST_HEAD = "^(%d+),(%d+%.%d+),(%d+),([%w%.:%[%]%%_-]*),([%w%.:%[%]%%_-]*),([FSRPAUEC]*),(%d+),(%d+),(%d+),"
-    .. "([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),"
-local FAST_QUOTED = FAST_HEAD .. '"([^"]*)",([a-z]*),(%d*)\r?\n'
-local FAST_PLAIN = FAST_HEAD .. '([^,"\n]*),([a-z]*),(%d*)\r?\n'
+-- the summary, which then holds no quote of its own. The pattern checks each
+-- field's character set (a quoted summary may hold ""); fields that are not shown are not copied out (the
+-- () captures give only their bounds, to check lengths). Rows of any other
+-- shape, or that fail a check here, take parse_row + check_row, which say
+-- what is wrong.
+local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),()[%w%.:%[%]%%_-]*(),()[%w%.:%[%]%%_-]*(),[FSRPAUEC]*,"
+    .. "()%d+(),()%d+(),()%d+(),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
+local FAST_TAIL = '^,([a-z]*),(%d*)\r?\n'
+local FAST_PLAIN = '^([^,"\n]*),([a-z]*),(%d*)\r?\n'
 
-local function fast_row(data, pos)
-    local r = { match(data, FAST_QUOTED, pos) }
-    if not r[1] then
-        r = { match(data, FAST_PLAIN, pos) }
-        if not r[1] then return nil end
+-- Returns secs, fraction (the ts text's two parts), conn, sender_state,
+-- receiver_state, events, calls, summary, severity, related; or nil.
+local function fast_row(w, pos)
+    local ts_s, ts_f, conn, a1, a2, b1, b2, s1, s2, k1, k2, l1, l2, ss, rs, events, calls, p =
+        match(w, FAST_HEAD, pos)
+    if not ts_s then return nil end
+    local summary, sev, rel
+    if byte(w, p) == 34 then
+        -- a quoted summary, "" standing for a quote
+        local c = p
+        repeat
+            c = find(w, '"', c + 1, true)
+            if not c then return nil end
+            local doubled = byte(w, c + 1) == 34
+            if doubled then c = c + 1 end
+        until not doubled
+        sev, rel = match(w, FAST_TAIL, c + 1)
+        if not sev then return nil end
+        summary = sub(w, p + 1, c - 1)
+        if find(summary, '"', 1, true) then summary = gsub(summary, '""', '"') end
+    else
+        summary, sev, rel = match(w, FAST_PLAIN, p)
+        if not summary then return nil end
     end
     -- lengths and ranges the pattern cannot express
-    if #r[3] > 9 or #r[7] > 9 or #r[8] > 9 or #r[9] > 9 or #r[16] > 9 or #r[10] > 32 or #r[11] > 32
-        or #r[2] > 22 or #r[4] > 64 or #r[5] > 64 or #r[12] > 256 or #r[13] > 256 or #r[15] > 16
-        or find(r[12], ";;", 1, true) or byte(r[12], 1) == 59 or byte(r[12], -1) == 59 then
+    if #ts_s > 12 or #ts_f > 9 or #conn > 9 or a2 - a1 > 64 or b2 - b1 > 64 or s2 - s1 > 9 or k2 - k1 > 9
+        or l2 - l1 > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
         return nil
     end
-    local summary = r[14]
-    if #summary > MAX_FIELD or find(summary, "[%c\128-\255]") then return nil end
-    return r
+    if events ~= "" and (#events > 256 or find(events, ";;", 1, true) or byte(events, 1) == 59
+            or byte(events, -1) == 59) then
+        return nil
+    end
+    if summary ~= "" and (#summary > MAX_FIELD or find(summary, "[%c\128-\255]")) then return nil end
+    return ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel
 end
-
 
 -- Checks every field; returns true or false and why.
 local function check_row(r)
@@ -423,31 +630,20 @@ local function check_row(r)
     return true
 end
 
--- The frame's time as integer seconds and nanoseconds, from pinfo.abs_ts.
--- That is a double: for present-day epochs it is good to about 0.12 us, well
--- inside the 1 us tolerance. (A Field extractor for frame.time_epoch would be
--- exact, but it forces every dissector to build a tree for every frame, which
--- costs more than the whole plugin when nobody looks at the tree.)
-local function frame_time(pinfo)
-    local t = pinfo.abs_ts
-    local s = floor(t)
-    local ns = floor((t - s) * 1e9 + 0.5)
-    if ns >= 1000000000 then
-        s, ns = s + 1, ns - 1000000000
-    end
-    return s, ns
-end
-
--- Compares the row's ts text with the frame's time at microsecond precision,
--- on integers (seconds and nanoseconds separately), never on a formatted float.
+-- Whether the row's ts (secs and fraction, as text) is within 1 microsecond of
+-- the frame's time. Integer arithmetic on seconds and nanoseconds, never a
+-- formatted float. The frame's time comes from pinfo.abs_ts, a double that is
+-- good to about 0.12 us for present-day epochs. (A Field extractor for
+-- frame.time_epoch would be exact, but it forces every dissector to build a
+-- tree for every frame, which costs more than the whole plugin.)
 -- Returns whether they match, and the frame's time (secs, nsecs).
-local function ts_matches(ts, pinfo)
-    local rs, rf = match(ts, "^(%d+)%.(%d+)$")
-    local rns = #rf == 9 and tonumber(rf) or tonumber(sub(rf .. "000000000", 1, 9))
-    local fs, fns = frame_time(pinfo)
-    local ds = tonumber(rs) - fs
-    if ds > 1 or ds < -1 then return false, fs, fns end
-    local d = ds * 1000000000 + (rns - fns)
+local function ts_matches(ts_s, ts_f, pinfo)
+    local t = pinfo.abs_ts
+    local fs = floor(t)
+    local fns = floor((t - fs) * 1e9 + 0.5)
+    local rns = tonumber(ts_f)
+    if #ts_f ~= 9 then rns = tonumber(sub(ts_f .. "000000000", 1, 9)) end
+    local d = (tonumber(ts_s) - fs) * 1000000000 + (rns - fns)
     return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS, fs, fns
 end
 
@@ -462,11 +658,55 @@ function tcpshut.init()
 end
 
 -- True when tshark/Wireshark builds no tree for this pass (plain `tshark -r`
--- with no filter, no custom column, no -V/-T): no field could be shown, so
--- only the expert items are added (tshark -q -z expert still collects them).
--- Unknown tostring formats count as "a tree": the plugin then does it all.
-local function no_tree(tree)
+-- with no filter, no custom column, no -V/-T; Wireshark's first pass when
+-- no filter or colouring rule needs one): no field could be shown, so only
+-- expert items are added (tshark -q -z expert still collects them).
+--
+-- The tree handed to a Lua dissector holds a hidden placeholder item when a
+-- tree is built, and none otherwise, so tree.hidden tells the two apart
+-- without making a string. That is checked once against tostring(tree)
+-- ("has item=false"); if the two ever disagree, or TreeItem has no hidden
+-- attribute, tostring is used for every frame. Unknown tostring formats
+-- count as "a tree": the plugin then does it all.
+local hidden_checked, hidden_ok = false, false
+local function get_hidden(tree) return tree.hidden end
+local function bare_by_text(tree)
     return find(tostring(tree), "has item=false, has subtree=false", 1, true) ~= nil
+end
+local function no_tree(tree)
+    if hidden_ok then return not tree.hidden end
+    local bare = bare_by_text(tree)
+    if not hidden_checked then
+        local ok, hidden = pcall(get_hidden, tree)
+        if ok and type(hidden) == "boolean" then
+            if bare and not hidden then
+                hidden_ok, hidden_checked = true, true
+            elseif not bare and not hidden then
+                hidden_checked = true -- a tree whose placeholder is not hidden: use tostring
+            end
+            -- (a tree with a hidden placeholder proves nothing yet)
+        else
+            hidden_checked = true
+        end
+    end
+    return bare
+end
+
+local function row_error(tree, num, why)
+    tree:add(tcpshut):add_proto_expert_info(ex_malformed, format(
+        "tcpshut: malformed sidecar row for frame %d: %s; this row is not shown (sidecar %s)", num, why, state.path))
+end
+
+local function add_experts(item, events, summary)
+    local text = summary ~= "" and summary or "(no summary)"
+    for code in gmatch(events, "[^;]+") do
+        local ex = EVENT_EXPERT[code]
+        if ex then
+            item:add_proto_expert_info(ex, "tcpshut " .. code .. ": " .. text)
+        else
+            item:add_proto_expert_info(ex_unknown_event, "tcpshut: unknown event code " .. code .. ": " .. text)
+        end
+    end
 end
 
 function tcpshut.dissector(tvb, pinfo, tree)
@@ -480,83 +720,80 @@ function tcpshut.dissector(tvb, pinfo, tree)
         end
         return
     end
-    local index = state.index
-    if not index then return end
-    local pos = index[num]
-    if not pos then return end
-
-    local fh = state.fh
-    local text = fh:seek("set", pos - 1) and fh:read(state.stops[num] - pos)
-    if not text then
+    local flags = state.flags
+    if not flags then return end
+    local flag = byte(flags, num)
+    if not flag or flag == 0 then return end
+    local bare = no_tree(tree)
+    if flag == 1 and bare then return end -- a plain row: nothing to add without a tree
+    local off = locate(num)
+    if not off then
         tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
-            "tcpshut: cannot read the sidecar row for frame %d; this row is not shown (sidecar %s)", num, state.path))
-        return
-    end
-    local row = fast_row(text, 1)
-    local ok, why = row ~= nil, nil
-    if not ok then
-        row, why = parse_row(text, 1)
-        ok = row ~= nil
-        if ok then ok, why = check_row(row) end
-    end
-    if not ok then
-        tree:add(tcpshut):add_proto_expert_info(ex_malformed, format(
-            "tcpshut: malformed sidecar row for frame %d: %s; this row is not shown (sidecar %s)", num, why, state.path))
+            "tcpshut: cannot read the sidecar row for frame %d; this row is not shown (sidecar %s)",
+            num, state.path))
         return
     end
 
-    local matches, fs, fns = ts_matches(row[2], pinfo)
+    local w, pos = row_at(off, false)
+    local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel
+    if w then ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel = fast_row(w, pos) end
+    if not ts_s then
+        -- the slow path: the whole row, field by field, with a reason if it is bad
+        w, pos = row_at(off, true)
+        if not w then
+            tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
+                "tcpshut: cannot read the sidecar row for frame %d; this row is not shown (sidecar %s)",
+                num, state.path))
+            return
+        end
+        local r, why = parse_row(w, pos)
+        if r then
+            local ok
+            ok, why = check_row(r)
+            if not ok then r = nil end
+        end
+        if not r then return row_error(tree, num, why) end
+        ts_s, ts_f = match(r[2], "^(%d+)%.(%d+)$")
+        conn, ss, rs, events, calls, summary, sev, rel = r[3], r[10], r[11], r[12], r[13], r[14], r[15], r[16]
+    end
+
+    local matches, fs, fns = ts_matches(ts_s, ts_f, pinfo)
     if not matches then
-        local shown = format("%.0f.%09.0f", fs, fns)
         state.err = format(
-            "tcpshut: sidecar does not match this capture: frame %d was captured at %s but its row says %s "
+            "tcpshut: sidecar does not match this capture: frame %d was captured at %.0f.%09.0f but its row says %s.%s "
             .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown "
             .. "(sidecar %s, from %s)",
-            num, shown, row[2], state.path, state.source)
+            num, fs, fns, ts_s, ts_f, state.path, state.source)
         state.err_expert = ex_mismatch
         state.err_frame = num
-        state.index, state.stops = nil, nil
+        state.flags, state.blocks, state.wbuf = nil, nil, nil
         tree:add(tcpshut):add_proto_expert_info(ex_mismatch, state.err)
         return
     end
 
-    local summary = row[14]
-    local events = row[12]
-    if no_tree(tree) then
-        if events ~= "" then
-            local text = summary ~= "" and summary or "(no summary)"
-            for code in events:gmatch("[^;]+") do
-                local ex = EVENT_EXPERT[code]
-                if ex then tree:add_proto_expert_info(ex, "tcpshut " .. code .. ": " .. text) end
-            end
-        end
+    if bare then
+        -- no tree: only the expert items (the row has events, or it would be plain)
+        if events ~= "" then add_experts(tree, events, summary) end
         return
     end
+    -- Fields with an empty value are not added.
     local st = tree:add(tcpshut, summary ~= "" and ("TCP Shutdown: " .. summary) or "TCP Shutdown")
-    st:add(pf.conn, tonumber(row[3]))
-    st:add(pf.events, events)
+    st:add(pf.conn, tonumber(conn))
     if events ~= "" then
-        for code in events:gmatch("[^;]+") do
-            st:add(pf.event, code)
+        st:add(pf.events, events)
+        if find(events, ";", 1, true) then
+            for code in gmatch(events, "[^;]+") do st:add(pf.event, code) end
+        else
+            st:add(pf.event, events)
         end
     end
-    st:add(pf.sender_state, row[10])
-    st:add(pf.receiver_state, row[11])
-    st:add(pf.calls, row[13])
-    st:add(pf.summary, summary)
-    st:add(pf.severity, row[15])
-    if row[16] ~= "" then st:add(pf.related, tonumber(row[16])) end
-    if events ~= "" then
-        local text = summary ~= "" and summary or "(no summary)"
-        for code in events:gmatch("[^;]+") do
-            local ex = EVENT_EXPERT[code]
-            if ex then
-                st:add_proto_expert_info(ex, "tcpshut " .. code .. ": " .. text)
-            else
-                st:add_proto_expert_info(ex_unknown_event, "tcpshut: unknown event code " .. code .. ": " .. text)
-            end
-        end
-    end
+    if ss ~= "" then st:add(pf.sender_state, ss) end
+    if rs ~= "" then st:add(pf.receiver_state, rs) end
+    if calls ~= "" then st:add(pf.calls, calls) end
+    if summary ~= "" then st:add(pf.summary, summary) end
+    if sev ~= "" then st:add(pf.severity, sev) end
+    if rel ~= "" then st:add(pf.related, tonumber(rel)) end
+    if events ~= "" then add_experts(st, events, summary) end
 end
 
 register_postdissector(tcpshut)
