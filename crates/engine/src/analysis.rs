@@ -6,6 +6,7 @@
 //! hindsight. Neither pass holds more than the connections open at a
 //! time, however long the capture or a connection is.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::annotate::Row;
@@ -52,12 +53,27 @@ pub trait RowSink {
     fn finish(&mut self) -> std::io::Result<()>;
 }
 
+/// What pass 1 keeps per connection besides the small verdict pass 2
+/// needs. Each level costs more memory per connection of the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Detail {
+    /// Verdicts only: enough for the rows and the outcome counts.
+    Verdicts,
+    /// Also each connection's client and server address.
+    Peers,
+    /// Also the full report (JSON `connections`, `tcpshut summary`).
+    Reports,
+}
+
 /// Pass 1's result.
 pub struct Verdicts {
     pub capture: CaptureSummary,
     /// Indexed by connection id.
     pub verdicts: Vec<ConnVerdict>,
-    /// Reports in id order (empty unless asked for).
+    /// Client and server address, indexed by connection id (empty unless
+    /// [`Detail::Peers`] or more was asked for).
+    pub peers: Vec<[SocketAddr; 2]>,
+    /// Reports in id order (empty unless [`Detail::Reports`]).
     pub reports: Vec<ConnectionReport>,
 }
 
@@ -99,13 +115,14 @@ fn for_each_segment(
     }
 }
 
-/// Pass 1: every connection's verdict, and reports if `with_reports`.
-pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeError> {
+/// Pass 1: every connection's verdict, and what `detail` asks for.
+pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     let mut reader = CaptureReader::open(path)?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
     let mut verdicts = Vec::new();
+    let mut peers = Vec::new();
     let mut reports = Vec::new();
     let mut conclude = |conns: Vec<Connection>| {
         for conn in conns {
@@ -115,7 +132,15 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
                 verdicts.resize(slot + 1, ConnVerdict::default());
             }
             verdicts[slot] = verdict;
-            if with_reports {
+            if detail >= Detail::Peers {
+                let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+                if peers.len() <= slot {
+                    peers.resize(slot + 1, [unspecified; 2]);
+                }
+                let client = verdict.client.index;
+                peers[slot] = [conn.endpoints[client].addr, conn.endpoints[1 - client].addr];
+            }
+            if detail == Detail::Reports {
                 reports.push(ConnectionReport::new(&conn, &verdict));
             }
         }
@@ -138,6 +163,7 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
             incomplete,
         },
         verdicts,
+        peers,
         reports,
     })
 }
@@ -145,10 +171,10 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
 /// Both passes: rows with hindsight into `sink`. Returns pass 1's result.
 pub fn annotate(
     path: &Path,
-    with_reports: bool,
+    detail: Detail,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts(path, with_reports)?;
+    let first = verdicts(path, detail)?;
     sink.begin(&first.capture, &first.reports)
         .map_err(AnalyzeError::Output)?;
     let mut reader = CaptureReader::open(path)?;
