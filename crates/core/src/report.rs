@@ -3,7 +3,6 @@
 //! in input order whatever order the work finished in.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -11,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CsvSink, Detail, JsonSink, RowSink, Verdicts};
+use tcpshut_engine::{CsvSink, Detail, JsonSink, Peers, RowSink, Verdicts};
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -217,7 +216,7 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
 
 /// One connection in one line, for `annotate`'s short summary: its
 /// client and server, and its verdict.
-fn one_line(id: usize, [client, server]: &[SocketAddr; 2], v: &ConnVerdict) -> String {
+fn one_line(id: usize, peers: &Peers, v: &ConnVerdict) -> String {
     let c = v.client.index;
     let closer = match v.closer {
         Closer::Client => "client closed first",
@@ -226,7 +225,9 @@ fn one_line(id: usize, [client, server]: &[SocketAddr; 2], v: &ConnVerdict) -> S
         Closer::None => "nobody closed",
     };
     format!(
-        "  #{id} {client} -> {server}: {}, {closer}; client {}, server {}",
+        "  #{id} {} -> {}: {}, {closer}; client {}, server {}",
+        peers.client(),
+        peers.server(),
         v.outcome,
         calls_or_dash(&v.endpoints[c].calls.to_string()),
         calls_or_dash(&v.endpoints[1 - c].calls.to_string()),
