@@ -82,6 +82,19 @@ struct RunArgs {
     /// Skip tcptrace and tshark.
     #[arg(long)]
     no_tools: bool,
+    /// Which parts to run.
+    #[arg(long, value_delimiter = ',', default_value = "sizes,long,batch")]
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// The single captures of `--sizes`, with every tool.
+    Sizes,
+    /// The capture `--long-factor` times as long, tcpshut and the floor.
+    Long,
+    /// The directory of `--batch-files` captures, `--jobs 1` and `--jobs 2`.
+    Batch,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -310,6 +323,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     println!("## tcpshut benchmark\n");
     println!("Machine: {}", machine());
     println!("tcpshut: {}", tcpshut.display());
+    // Other work on the machine skews wall times; CPU times much less.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("Load average at start: {}", load.trim());
 
     let annotate = {
         let bin = tcpshut.clone();
@@ -394,14 +410,19 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         seed,
     };
-    for &size in &args.sizes {
+    let sizes = if args.parts.contains(&Part::Sizes) {
+        args.sizes.as_slice()
+    } else {
+        &[]
+    };
+    for &size in sizes {
         let cap = capture(&dir, &config(size, args.seed))?;
         let results = measure_all(&tools, &cap.path)?;
         print_table(&cap, &tools, &results);
     }
 
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
-    if args.long_factor > 0 && largest > 0 {
+    if args.parts.contains(&Part::Long) && args.long_factor > 0 && largest > 0 {
         let cap = capture(&dir, &config(largest * args.long_factor, args.seed))?;
         let long_tools = &tools[..2];
         let results = measure_all(long_tools, &cap.path)?;
@@ -412,7 +433,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         print_table(&cap, long_tools, &results);
     }
 
-    if args.batch_files > 0 {
+    if args.parts.contains(&Part::Batch) && args.batch_files > 0 {
         let batch = dir.join(format!(
             "batch-{}x{}conn-c{}",
             args.batch_files, args.batch_connections, args.concurrency
