@@ -26,6 +26,6 @@ pub mod writer;
 pub mod zeek;
 
 pub use analysis::{
-    annotate, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Verdicts,
+    annotate, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Tee, Verdicts,
 };
-pub use writer::{CsvSink, JsonSink, CSV_HEADER};
+pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};
