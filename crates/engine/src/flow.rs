@@ -43,7 +43,9 @@ fn next_id(counter: &mut u32) -> u32 {
 /// All connections open (or recently closed) at one point of the capture.
 #[derive(Default)]
 pub struct FlowTable {
-    open: FxHashMap<FlowKey, Connection>,
+    /// Boxed: a connection is about a kilobyte, and the table's spare
+    /// capacity then costs a pointer per slot, not a connection.
+    open: FxHashMap<FlowKey, Box<Connection>>,
     /// Closed connections in the order they closed, with the time they did.
     closing: VecDeque<(i64, FlowKey, u32)>,
     next_id: u32,
@@ -85,13 +87,15 @@ impl FlowTable {
                 let conn = entry.into_mut();
                 if conn.reopened_by(seg) {
                     let new = Connection::new(next_id(&mut self.next_id), seg, Some(conn.id));
-                    self.retired.push(std::mem::replace(conn, new));
+                    self.retired.push(*std::mem::replace(conn, Box::new(new)));
                 }
                 conn
             }
-            Entry::Vacant(entry) => {
-                entry.insert(Connection::new(next_id(&mut self.next_id), seg, None))
-            }
+            Entry::Vacant(entry) => entry.insert(Box::new(Connection::new(
+                next_id(&mut self.next_id),
+                seg,
+                None,
+            ))),
         };
         let was_closed = conn.is_closed();
         let verdict = hindsight.and_then(|all| all.get(conn.id as usize));
@@ -112,7 +116,7 @@ impl FlowTable {
     /// Ends the capture: every connection still held, in id order.
     pub fn finish(mut self) -> Vec<Connection> {
         let mut all = std::mem::take(&mut self.retired);
-        all.extend(self.open.into_values());
+        all.extend(self.open.into_values().map(|conn| *conn));
         all.sort_unstable_by_key(|c| c.id);
         all
     }
@@ -126,7 +130,8 @@ impl FlowTable {
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
             if self.open.get(&key).is_some_and(|c| c.id == id) {
-                self.retired.extend(self.open.remove(&key));
+                self.retired
+                    .extend(self.open.remove(&key).map(|conn| *conn));
             }
         }
     }
