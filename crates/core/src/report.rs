@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tcpshut_engine::inference::{Closer, Outcome};
+use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CsvSink, JsonSink, PcapngCommentSink, RowSink, Tee, Verdicts};
+use tcpshut_engine::{CsvSink, Detail, JsonSink, PcapngCommentSink, Peers, RowSink, Tee, Verdicts};
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -21,6 +21,10 @@ struct Done {
     status: Status,
     /// Lines for standard output (or standard error, when stdout has data).
     lines: Vec<String>,
+    /// Then one line per connection, made only when printed: a capture
+    /// can hold millions of connections, and their verdicts are smaller
+    /// than their lines.
+    connections: Option<Verdicts>,
     /// `tcpshut: PATH: error` lines.
     errors: Vec<String>,
 }
@@ -30,6 +34,7 @@ impl Done {
         Done {
             status: Status::Failed,
             lines: Vec::new(),
+            connections: None,
             errors: vec![format!("tcpshut: {}: {err:#}", path.display())],
         }
     }
@@ -87,6 +92,11 @@ fn run_batch(
         for line in &result.lines {
             writeln!(out, "{line}")?;
         }
+        if let Some(conns) = &result.connections {
+            for (id, (peers, verdict)) in conns.peers.iter().zip(&conns.verdicts).enumerate() {
+                writeln!(out, "{}", one_line(id, peers, verdict))?;
+            }
+        }
         out.flush()?;
         for line in &result.errors {
             eprintln!("{line}");
@@ -122,7 +132,7 @@ fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
     }
 }
 
-fn count_outcomes(reports: &[ConnectionReport]) -> String {
+fn count_outcomes(verdicts: &[ConnVerdict]) -> String {
     let kinds = [
         (Outcome::Graceful, "graceful"),
         (Outcome::Reset, "reset"),
@@ -133,11 +143,11 @@ fn count_outcomes(reports: &[ConnectionReport]) -> String {
     let parts: Vec<String> = kinds
         .iter()
         .filter_map(|(kind, name)| {
-            let n = reports.iter().filter(|r| r.outcome == *kind).count();
+            let n = verdicts.iter().filter(|v| v.outcome == *kind).count();
             (n > 0).then(|| format!("{n} {name}"))
         })
         .collect();
-    format!("{} connections ({})", reports.len(), parts.join(", "))
+    format!("{} connections ({})", verdicts.len(), parts.join(", "))
 }
 
 /// `tcpshut annotate`.
@@ -157,16 +167,23 @@ pub fn annotate(
         }
     }
     let to_stdout = dest == Some(Path::new("-"));
+    // One capture: a line per connection follows the counts.
+    let single = batch.paths.len() == 1 && !batch.paths[0].is_dir();
+    let detail = match format {
+        Format::Json => Detail::Reports,
+        Format::Csv if single => Detail::Peers,
+        Format::Csv => Detail::Verdicts,
+    };
     run_batch(batch, to_stdout, |path| {
         let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
             let mut sink = sink_for(format, out);
             if !pcapng {
-                return Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?);
+                return Ok(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
             }
             write_atomically(&sidecar_path(path, "pcapng"), |copy| {
                 let mut comments = PcapngCommentSink::new(copy)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
-                Ok(tcpshut_engine::annotate(path, true, &mut both)?)
+                Ok(tcpshut_engine::annotate(path, detail, &mut both)?)
             })
         };
         let ext = match format {
@@ -191,18 +208,16 @@ pub fn annotate(
             Err(err) => Done::failed(path, &err),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
-                let mut lines = vec![format!(
+                let lines = vec![format!(
                     "{}: {}, {} segments -> {written}",
                     path.display(),
-                    count_outcomes(&verdicts.reports),
+                    count_outcomes(&verdicts.verdicts),
                     verdicts.capture.decode.tcp_segments,
                 )];
-                if batch.paths.len() == 1 && !batch.paths[0].is_dir() {
-                    lines.extend(verdicts.reports.iter().map(one_line));
-                }
                 Done {
                     status,
                     lines,
+                    connections: single.then_some(verdicts),
                     errors,
                 }
             }
@@ -217,23 +232,23 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
     }
 }
 
-/// One connection in one line, for `annotate`'s short summary.
-fn one_line(r: &ConnectionReport) -> String {
-    let closer = match r.closer {
+/// One connection in one line, for `annotate`'s short summary: its
+/// client and server, and its verdict.
+fn one_line(id: usize, peers: &Peers, v: &ConnVerdict) -> String {
+    let c = v.client.index;
+    let closer = match v.closer {
         Closer::Client => "client closed first",
         Closer::Server => "server closed first",
         Closer::Both => "both closed at once",
         Closer::None => "nobody closed",
     };
     format!(
-        "  #{} {} -> {}: {}, {}; client {}, server {}",
-        r.id,
-        r.client,
-        r.server,
-        r.outcome,
-        closer,
-        calls_or_dash(&r.endpoints[0].calls.to_string()),
-        calls_or_dash(&r.endpoints[1].calls.to_string()),
+        "  #{id} {} -> {}: {}, {closer}; client {}, server {}",
+        peers.client(),
+        peers.server(),
+        v.outcome,
+        calls_or_dash(&v.endpoints[c].calls.to_string()),
+        calls_or_dash(&v.endpoints[1 - c].calls.to_string()),
     )
 }
 
@@ -248,19 +263,20 @@ fn calls_or_dash(calls: &str) -> &str {
 /// `tcpshut summary`: the per-connection table for people.
 pub fn summary(batch: &BatchArgs) -> anyhow::Result<Status> {
     run_batch(batch, false, |path| {
-        match tcpshut_engine::verdicts(path, true) {
+        match tcpshut_engine::verdicts(path, Detail::Reports) {
             Err(err) => Done::failed(path, &err.into()),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
                 let mut lines = vec![format!(
                     "{}: {}",
                     path.display(),
-                    count_outcomes(&verdicts.reports)
+                    count_outcomes(&verdicts.verdicts)
                 )];
                 lines.extend(table(&verdicts.reports));
                 Done {
                     status,
                     lines,
+                    connections: None,
                     errors,
                 }
             }
@@ -332,7 +348,7 @@ pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
     }
     write_atomically(&sidecar, |out| {
         let mut sink = CsvSink::new(out);
-        tcpshut_engine::annotate(capture, false, &mut sink)?;
+        tcpshut_engine::annotate(capture, Detail::Verdicts, &mut sink)?;
         Ok(())
     })?;
     Ok(sidecar)

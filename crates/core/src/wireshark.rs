@@ -14,7 +14,6 @@
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

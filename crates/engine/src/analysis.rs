@@ -6,6 +6,7 @@
 //! hindsight. Neither pass holds more than the connections open at a
 //! time, however long the capture or a connection is.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::annotate::Row;
@@ -60,6 +61,41 @@ pub trait RowSink {
     fn finish(&mut self) -> std::io::Result<()>;
 }
 
+/// What pass 1 keeps per connection besides the small verdict pass 2
+/// needs. Each level costs more memory per connection of the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Detail {
+    /// Verdicts only: enough for the rows and the outcome counts.
+    Verdicts,
+    /// Also each connection's client and server address.
+    Peers,
+    /// Also the full report (JSON `connections`, `tcpshut summary`).
+    Reports,
+}
+
+/// A connection's client and server addresses, kept for every
+/// connection of a capture: 38 bytes instead of two `SocketAddr`s' 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peers {
+    ips: [IpAddr; 2],
+    ports: [u16; 2],
+}
+
+impl Peers {
+    fn new(client: SocketAddr, server: SocketAddr) -> Peers {
+        Peers {
+            ips: [client.ip(), server.ip()],
+            ports: [client.port(), server.port()],
+        }
+    }
+    pub fn client(&self) -> SocketAddr {
+        SocketAddr::new(self.ips[0], self.ports[0])
+    }
+    pub fn server(&self) -> SocketAddr {
+        SocketAddr::new(self.ips[1], self.ports[1])
+    }
+}
+
 /// Feeds two sinks at once (a sidecar and an annotated copy, say).
 pub struct Tee<'a>(pub &'a mut dyn RowSink, pub &'a mut dyn RowSink);
 
@@ -91,7 +127,10 @@ pub struct Verdicts {
     pub capture: CaptureSummary,
     /// Indexed by connection id.
     pub verdicts: Vec<ConnVerdict>,
-    /// Reports in id order (empty unless asked for).
+    /// Client and server address, indexed by connection id (empty unless
+    /// [`Detail::Peers`] or more was asked for).
+    pub peers: Vec<Peers>,
+    /// Reports in id order (empty unless [`Detail::Reports`]).
     pub reports: Vec<ConnectionReport>,
 }
 
@@ -132,13 +171,14 @@ fn for_each_frame(
     }
 }
 
-/// Pass 1: every connection's verdict, and reports if `with_reports`.
-pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeError> {
+/// Pass 1: every connection's verdict, and what `detail` asks for.
+pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     let mut reader = CaptureReader::open(path)?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
     let mut verdicts = Vec::new();
+    let mut peers = Vec::new();
     let mut reports = Vec::new();
     let mut conclude = |conns: Vec<Connection>| {
         for conn in conns {
@@ -148,7 +188,15 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
                 verdicts.resize(slot + 1, ConnVerdict::default());
             }
             verdicts[slot] = verdict;
-            if with_reports {
+            if detail >= Detail::Peers {
+                let client = verdict.client.index;
+                let both = Peers::new(conn.endpoints[client].addr, conn.endpoints[1 - client].addr);
+                if peers.len() <= slot {
+                    peers.resize(slot + 1, both);
+                }
+                peers[slot] = both;
+            }
+            if detail == Detail::Reports {
                 reports.push(ConnectionReport::new(&conn, &verdict));
             }
         }
@@ -173,6 +221,7 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
             incomplete,
         },
         verdicts,
+        peers,
         reports,
     })
 }
@@ -180,10 +229,10 @@ pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeErro
 /// Both passes: rows with hindsight into `sink`. Returns pass 1's result.
 pub fn annotate(
     path: &Path,
-    with_reports: bool,
+    detail: Detail,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts(path, with_reports)?;
+    let first = verdicts(path, detail)?;
     sink.begin(&first.capture, &first.reports)
         .map_err(AnalyzeError::Output)?;
     let mut reader = CaptureReader::open(path)?;

@@ -3,6 +3,7 @@
 //! retires closed connections so memory follows the connections open at
 //! a time, not the length of the capture.
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -32,10 +33,19 @@ impl FlowKey {
     }
 }
 
+/// Hands out connection ids in order of first appearance.
+fn next_id(counter: &mut u32) -> u32 {
+    let id = *counter;
+    *counter += 1;
+    id
+}
+
 /// All connections open (or recently closed) at one point of the capture.
 #[derive(Default)]
 pub struct FlowTable {
-    open: FxHashMap<FlowKey, Connection>,
+    /// Boxed: a connection is about a kilobyte, and the table's spare
+    /// capacity then costs a pointer per slot, not a connection.
+    open: FxHashMap<FlowKey, Box<Connection>>,
     /// Closed connections in the order they closed, with the time they did.
     closing: VecDeque<(i64, FlowKey, u32)>,
     next_id: u32,
@@ -71,23 +81,22 @@ impl FlowTable {
     ) -> SegmentFacts {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
-        let reused = match self.open.get(&key) {
-            Some(conn) if conn.reopened_by(seg) => Some(conn.id),
-            Some(_) => None,
-            None => {
-                let id = self.allocate_id();
-                self.open.insert(key, Connection::new(id, seg, None));
-                None
+        // One hash lookup per segment: this runs for every segment, twice.
+        let conn = match self.open.entry(key) {
+            Entry::Occupied(entry) => {
+                let conn = entry.into_mut();
+                if conn.reopened_by(seg) {
+                    let new = Connection::new(next_id(&mut self.next_id), seg, Some(conn.id));
+                    self.retired.push(*std::mem::replace(conn, Box::new(new)));
+                }
+                conn
             }
+            Entry::Vacant(entry) => entry.insert(Box::new(Connection::new(
+                next_id(&mut self.next_id),
+                seg,
+                None,
+            ))),
         };
-        if let Some(old_id) = reused {
-            let id = self.allocate_id();
-            let old = self
-                .open
-                .insert(key, Connection::new(id, seg, Some(old_id)));
-            self.retired.extend(old);
-        }
-        let conn = self.open.get_mut(&key).expect("entry ensured above");
         let was_closed = conn.is_closed();
         let verdict = hindsight.and_then(|all| all.get(conn.id as usize));
         let facts = conn.observe(seg, verdict);
@@ -107,15 +116,9 @@ impl FlowTable {
     /// Ends the capture: every connection still held, in id order.
     pub fn finish(mut self) -> Vec<Connection> {
         let mut all = std::mem::take(&mut self.retired);
-        all.extend(self.open.into_values());
+        all.extend(self.open.into_values().map(|conn| *conn));
         all.sort_unstable_by_key(|c| c.id);
         all
-    }
-
-    fn allocate_id(&mut self) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
     }
 
     /// Drops connections closed longer than [`CLOSED_LINGER_SECS`] ago.
@@ -127,7 +130,8 @@ impl FlowTable {
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
             if self.open.get(&key).is_some_and(|c| c.id == id) {
-                self.retired.extend(self.open.remove(&key));
+                self.retired
+                    .extend(self.open.remove(&key).map(|conn| *conn));
             }
         }
     }

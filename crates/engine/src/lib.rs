@@ -25,5 +25,7 @@ pub mod seq;
 pub mod writer;
 pub mod zeek;
 
-pub use analysis::{annotate, verdicts, AnalyzeError, CaptureSummary, RowSink, Tee, Verdicts};
+pub use analysis::{
+    annotate, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Tee, Verdicts,
+};
 pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

@@ -13,15 +13,27 @@ pub struct Timestamp {
 
 impl fmt::Display for Timestamp {
     /// Epoch seconds with 9 decimals, as the sidecar's `ts` column wants.
+    /// Written with itoa: this runs once per sidecar row.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.secs < 0 && self.nanos > 0 {
+        const NANOS: i128 = 1_000_000_000;
+        let (sign, whole, frac) = if self.secs < 0 {
             // -1.5 s is stored as secs = -2, nanos = 5e8.
-            let total = self.secs as i128 * 1_000_000_000 + self.nanos as i128;
-            let abs = total.unsigned_abs();
-            write!(f, "-{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
+            let abs = (i128::from(self.secs) * NANOS + i128::from(self.nanos)).unsigned_abs();
+            (
+                "-",
+                (abs / NANOS as u128) as u64,
+                (abs % NANOS as u128) as u32,
+            )
         } else {
-            write!(f, "{}.{:09}", self.secs, self.nanos)
-        }
+            ("", self.secs as u64, self.nanos)
+        };
+        let mut buf = itoa::Buffer::new();
+        f.write_str(sign)?;
+        f.write_str(buf.format(whole))?;
+        f.write_str(".")?;
+        let frac = buf.format(frac);
+        f.write_str(&"000000000"[frac.len().min(9)..])?;
+        f.write_str(frac)
     }
 }
 

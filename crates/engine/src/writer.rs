@@ -2,8 +2,9 @@
 //! specifies them. Both stream rows as they come.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
@@ -39,87 +40,148 @@ pub const CSV_HEADER: [&str; 16] = [
 ];
 
 /// Writes one CSV row per segment.
+///
+/// Rows are formatted straight into a byte buffer (numbers and IPv4
+/// addresses with itoa, everything else through its `Display`) and handed
+/// to `out` in blocks: this runs once per segment and dominates a run.
 pub struct CsvSink<W: Write> {
-    out: csv::Writer<W>,
-    /// Reused text buffer: no allocation per row in the steady state.
-    text: String,
+    out: W,
+    /// Formatted rows not yet handed to `out`.
+    buf: Vec<u8>,
 }
+
+/// Rows are handed to the output in blocks of about this size.
+const CSV_BLOCK: usize = 64 * 1024;
 
 impl<W: Write> CsvSink<W> {
     pub fn new(out: W) -> Self {
         CsvSink {
-            out: csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(out),
-            text: String::with_capacity(256),
+            out,
+            buf: Vec::with_capacity(CSV_BLOCK + 1024),
         }
     }
 
-    /// Formats `value` into the reused buffer and writes it as one field.
-    fn field(&mut self, value: impl std::fmt::Display) -> io::Result<()> {
-        self.text.clear();
-        write!(self.text, "{value}").expect("writing to a String cannot fail");
-        self.out
-            .write_field(self.text.as_bytes())
-            .map_err(io::Error::from)
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush_block()?;
+        Ok(self.out)
     }
 
-    fn number(&mut self, value: u64) -> io::Result<()> {
-        let mut buf = itoa::Buffer::new();
-        self.out
-            .write_field(buf.format(value).as_bytes())
-            .map_err(io::Error::from)
+    fn flush_block(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
     }
 
-    pub fn into_inner(self) -> io::Result<W> {
-        self.out
-            .into_inner()
-            .map_err(|e| io::Error::new(e.error().kind(), e.error().to_string()))
+    fn number(&mut self, value: u64) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.buf.push(b',');
+    }
+
+    fn text(&mut self, value: &str) {
+        self.buf.extend_from_slice(value.as_bytes());
+        self.buf.push(b',');
+    }
+
+    fn addr(&mut self, addr: SocketAddr) {
+        match addr {
+            SocketAddr::V4(v4) => {
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b'.');
+                    }
+                    self.buf.extend_from_slice(digits.format(octet).as_bytes());
+                }
+                self.buf.push(b':');
+                self.buf
+                    .extend_from_slice(digits.format(v4.port()).as_bytes());
+                self.buf.push(b',');
+            }
+            SocketAddr::V6(_) => self.display(addr),
+        }
+    }
+
+    /// Formats `value` as one field, quoted per RFC 4180 when it contains
+    /// a comma, a quote or a line break.
+    fn display(&mut self, value: impl fmt::Display) {
+        let start = self.buf.len();
+        write!(Bytes(&mut self.buf), "{value}").expect("writing to a Vec cannot fail");
+        if self.buf[start..]
+            .iter()
+            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+        {
+            let field = self.buf.split_off(start);
+            self.buf.push(b'"');
+            for &b in &field {
+                if b == b'"' {
+                    self.buf.push(b'"');
+                }
+                self.buf.push(b);
+            }
+            self.buf.push(b'"');
+        }
+        self.buf.push(b',');
+    }
+
+    /// Replaces the last field's comma with the end of the record.
+    fn end_record(&mut self) -> io::Result<()> {
+        if let Some(last) = self.buf.last_mut() {
+            *last = b'\n';
+        }
+        if self.buf.len() >= CSV_BLOCK {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 
 impl<W: Write> RowSink for CsvSink<W> {
     fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
-        self.out.write_record(CSV_HEADER).map_err(io::Error::from)
+        for name in CSV_HEADER {
+            self.text(name);
+        }
+        self.end_record()
     }
 
     fn row(&mut self, row: &Row) -> io::Result<()> {
-        self.number(row.frame)?;
-        self.field(row.ts)?;
-        self.number(row.conn.into())?;
-        self.field(row.src)?;
-        self.field(row.dst)?;
-        self.out
-            .write_field(row.flags.letters().as_str())
-            .map_err(io::Error::from)?;
-        self.number(row.seq.into())?;
-        self.number(row.ack.into())?;
-        self.number(row.len.into())?;
-        self.out
-            .write_field(row.sender_state.name())
-            .map_err(io::Error::from)?;
-        self.out
-            .write_field(row.receiver_state.name())
-            .map_err(io::Error::from)?;
-        self.field(row.events)?;
+        self.number(row.frame);
+        self.display(row.ts);
+        self.number(row.conn.into());
+        self.addr(row.src);
+        self.addr(row.dst);
+        self.text(row.flags.letters().as_str());
+        self.number(row.seq.into());
+        self.number(row.ack.into());
+        self.number(row.len.into());
+        self.text(row.sender_state.name());
+        self.text(row.receiver_state.name());
+        self.display(row.events);
         match &row.calls {
-            Some(calls) => self.field(calls)?,
-            None => self.out.write_field("").map_err(io::Error::from)?,
+            Some(calls) => self.display(calls),
+            None => self.text(""),
         }
-        self.field(row.summary)?;
-        self.out
-            .write_field(row.severity.code())
-            .map_err(io::Error::from)?;
+        self.display(row.summary);
+        self.text(row.severity.code());
         match row.related {
-            Some(frame) => self.number(frame)?,
-            None => self.out.write_field("").map_err(io::Error::from)?,
+            Some(frame) => self.number(frame),
+            None => self.text(""),
         }
-        self.out
-            .write_record(None::<&[u8]>)
-            .map_err(io::Error::from)
+        self.end_record()
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.flush_block()?;
         self.out.flush()
     }
 }

@@ -42,9 +42,12 @@ fn suricata_state(report: &ConnectionReport) -> String {
 
 /// The reports of a capture of the corpus.
 fn reports(file: &str) -> Vec<ConnectionReport> {
-    tcpshut_engine::verdicts(&common::realworld_dir().join(file), true)
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-        .reports
+    tcpshut_engine::verdicts(
+        &common::realworld_dir().join(file),
+        tcpshut_engine::Detail::Reports,
+    )
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
+    .reports
 }
 
 /// Does a Suricata endpoint (`ip:port`, IPv6 possibly written in full)
@@ -86,7 +89,7 @@ fn pcapplusplus_closed_by_fin_or_rst_agrees() {
         if let Some(want) = e["data_packets"].as_u64() {
             let path = common::realworld_dir().join(&row.file);
             let mut sink = DataCounter::default();
-            tcpshut_engine::annotate(&path, false, &mut sink).unwrap();
+            tcpshut_engine::annotate(&path, tcpshut_engine::Detail::Verdicts, &mut sink).unwrap();
             if sink.0 != want {
                 problems.push(format!(
                     "{}: {} data packets, PcapPlusPlus {want}",

@@ -108,8 +108,9 @@ fn every_capture_matches_what_its_applications_called() {
     let mut connections = 0;
     for capture in captures {
         let file = capture["file"].as_str().expect("file name");
-        let result = tcpshut_engine::verdicts(&testdata().join(file), true)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let result =
+            tcpshut_engine::verdicts(&testdata().join(file), tcpshut_engine::Detail::Reports)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(
             result.capture.incomplete.is_none(),
             "{file} reads to the end"

@@ -168,7 +168,7 @@ fn zeek_conn_state_and_history_agree_with_zeek_baselines() {
     for e in &expected {
         if e.file != file {
             file.clone_from(&e.file);
-            let conns = tcpshut_engine::verdicts(&dir.join(&file), true)
+            let conns = tcpshut_engine::verdicts(&dir.join(&file), tcpshut_engine::Detail::Reports)
                 .unwrap_or_else(|err| panic!("{file}: {err}"))
                 .reports;
             only_one = conns.len() == 1;

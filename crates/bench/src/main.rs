@@ -1,0 +1,482 @@
+//! tcpshut-bench: generates large synthetic captures and measures tcpshut
+//! against a bare read loop, tcptrace and tshark on the same files.
+//!
+//! `tcpshut-bench run` does everything: builds nothing itself (run it with
+//! `cargo run --release -p tcpshut-bench -- run`, which builds tcpshut
+//! first), generates the captures into `target/bench/`, runs each tool as
+//! a child process several times and prints medians as Markdown tables.
+
+mod gen;
+mod measure;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tcpshut_engine::capture::CaptureReader;
+use tcpshut_engine::link::{self, DecodeStats};
+
+use gen::GenConfig;
+use measure::Summary;
+
+#[derive(Parser)]
+#[command(name = "tcpshut-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate one synthetic capture.
+    Gen {
+        #[arg(long, default_value_t = 20_000)]
+        connections: u32,
+        #[arg(long, default_value_t = 500)]
+        concurrency: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// The floor: read every frame with tcpshut's reader and do nothing
+    /// else (with --decode: also decode it to a TCP segment).
+    #[command(hide = true)]
+    Read {
+        path: PathBuf,
+        #[arg(long)]
+        decode: bool,
+    },
+    /// Generate the captures and run the whole benchmark.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Where captures and sidecars go.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Connections in each single-file capture.
+    #[arg(long, value_delimiter = ',', default_value = "20000,50000")]
+    sizes: Vec<u32>,
+    /// The long capture: this many times the largest size (0: skip).
+    #[arg(long, default_value_t = 10)]
+    long_factor: u32,
+    #[arg(long, default_value_t = 500)]
+    concurrency: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs of tcpshut and the read loop per file (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Runs of tcptrace and tshark per file (they are slow).
+    #[arg(long, default_value_t = 3)]
+    tool_reps: usize,
+    /// Captures in the batch directory, and connections in each.
+    #[arg(long, default_value_t = 40)]
+    batch_files: u32,
+    #[arg(long, default_value_t = 2_500)]
+    batch_connections: u32,
+    /// Skip tcptrace and tshark.
+    #[arg(long)]
+    no_tools: bool,
+    /// Which parts to run.
+    #[arg(long, value_delimiter = ',', default_value = "sizes,long,batch")]
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// The single captures of `--sizes`, with every tool.
+    Sizes,
+    /// The capture `--long-factor` times as long, tcpshut and the floor.
+    Long,
+    /// The directory of `--batch-files` captures, `--jobs 1` and `--jobs 2`.
+    Batch,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Gen {
+            connections,
+            concurrency,
+            seed,
+            output,
+        } => {
+            let config = GenConfig {
+                connections,
+                concurrency,
+                seed,
+            };
+            let stats = gen::generate(&config, &output)?;
+            println!("{}: {stats:?}", output.display());
+            Ok(())
+        }
+        Cmd::Read { path, decode } => {
+            let (frames, segments) = read_loop(&path, decode)?;
+            println!("{frames} frames, {segments} TCP segments");
+            Ok(())
+        }
+        Cmd::Run(args) => run(&args),
+    }
+}
+
+/// Reads every frame (and decodes it, if asked); returns frames and segments.
+fn read_loop(path: &Path, decode: bool) -> anyhow::Result<(u64, u64)> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut stats = DecodeStats::default();
+    let mut bytes = 0u64;
+    while let Some(frame) = reader.next_frame()? {
+        bytes = bytes.wrapping_add(frame.data.len() as u64);
+        if decode {
+            std::hint::black_box(link::decode(&frame, &mut stats));
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok((reader.frames_read(), stats.tcp_segments))
+}
+
+/// Locates (and under `cargo run`, builds) the release tcpshut binary.
+fn tcpshut_binary() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "tcpshut",
+                "--manifest-path",
+            ])
+            .arg(workspace.join("Cargo.toml"))
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("cargo build --release -p tcpshut failed");
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("tcpshut");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p tcpshut`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn first_line(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    format!(
+        "{cpu}, {cores} cores, {mem} GiB RAM, Linux {}",
+        first_line("uname", &["-r"])
+    )
+}
+
+/// A capture of the benchmark, generated once and reused (same name, same bytes).
+struct Capture {
+    path: PathBuf,
+    segments: u64,
+    bytes: u64,
+}
+
+fn capture(dir: &Path, config: &GenConfig) -> anyhow::Result<Capture> {
+    let path = dir.join(format!(
+        "synthetic-{}conn-c{}-s{}.pcap",
+        config.connections, config.concurrency, config.seed
+    ));
+    if !path.exists() {
+        let partial = path.with_extension("partial");
+        let stats = gen::generate(config, &partial)?;
+        std::fs::rename(&partial, &path)?;
+        eprintln!(
+            "generated {}: {} packets, {} MB, {} s of capture time, at most {} connections open, {} left open",
+            path.display(),
+            stats.packets,
+            stats.bytes / 1_000_000,
+            stats.span_secs,
+            stats.max_open,
+            stats.left_open
+        );
+    }
+    let (_, segments) = read_loop(&path, true)?;
+    Ok(Capture {
+        bytes: std::fs::metadata(&path)?.len(),
+        path,
+        segments,
+    })
+}
+
+/// A tool to measure on one capture.
+struct Tool {
+    name: &'static str,
+    command: Box<dyn Fn(&Path) -> Command>,
+    reps: usize,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// Measures every tool on `file`, runs interleaved so that background
+/// noise spreads evenly; returns each tool's summary.
+fn measure_all(tools: &[Tool], file: &Path) -> anyhow::Result<Vec<Summary>> {
+    let mut runs: Vec<Vec<measure::Run>> = tools.iter().map(|_| Vec::new()).collect();
+    let max_reps = tools.iter().map(|t| t.reps).max().unwrap_or(0);
+    for rep in 0..max_reps {
+        for (tool, runs) in tools.iter().zip(&mut runs) {
+            if rep < tool.reps {
+                runs.push(measure::run(&mut (tool.command)(file))?);
+            }
+        }
+    }
+    Ok(runs.iter().map(|r| measure::summarize(r)).collect())
+}
+
+fn print_table(cap: &Capture, tools: &[Tool], results: &[Summary]) {
+    println!(
+        "\n### {} ({} TCP segments, {} MB)\n",
+        cap.path.file_name().unwrap_or_default().to_string_lossy(),
+        cap.segments,
+        cap.bytes / 1_000_000
+    );
+    println!("| tool | runs | wall s (median) | CPU s (median) | segments/s (wall) | segments/s (CPU) | time vs tcpshut | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let base = results[0].wall;
+    for (tool, r) in tools.iter().zip(results) {
+        println!(
+            "| {} | {} | {:.3} | {:.3} | {:.2} M | {:.2} M | {:.2}× | {:.1} |",
+            tool.name,
+            r.runs,
+            secs(r.wall),
+            secs(r.cpu),
+            cap.segments as f64 / secs(r.wall) / 1e6,
+            cap.segments as f64 / secs(r.cpu).max(1e-9) / 1e6,
+            secs(r.wall) / secs(base),
+            mb(r.max_rss)
+        );
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let tcpshut = tcpshut_binary()?;
+    let me = std::env::current_exe()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"));
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+    println!("## tcpshut benchmark\n");
+    println!("Machine: {}", machine());
+    println!("tcpshut: {}", tcpshut.display());
+    // Other work on the machine skews wall times; CPU times much less.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("Load average at start: {}", load.trim());
+
+    let annotate = {
+        let bin = tcpshut.clone();
+        move |f: &Path| {
+            let mut c = Command::new(&bin);
+            c.arg("annotate").arg(f).arg("--no-progress");
+            c
+        }
+    };
+    let read = |decode: bool| {
+        let me = me.clone();
+        move |f: &Path| {
+            let mut c = Command::new(&me);
+            c.arg("read").arg(f);
+            if decode {
+                c.arg("--decode");
+            }
+            c
+        }
+    };
+    let mut tools = vec![
+        Tool {
+            name: "tcpshut annotate (CSV sidecar)",
+            command: Box::new(annotate.clone()),
+            reps: args.reps,
+        },
+        Tool {
+            name: "read loop (floor)",
+            command: Box::new(read(false)),
+            reps: args.reps,
+        },
+        Tool {
+            name: "read + link decode",
+            command: Box::new(read(true)),
+            reps: args.reps,
+        },
+    ];
+    if !args.no_tools && on_path("tcptrace") {
+        println!("tcptrace: {}", first_line("tcptrace", &["-v"]));
+        tools.push(Tool {
+            name: "tcptrace -n -l",
+            command: Box::new(|f: &Path| {
+                let mut c = Command::new("tcptrace");
+                c.args(["-n", "-l"]).arg(f);
+                c
+            }),
+            reps: args.tool_reps,
+        });
+    } else if !args.no_tools {
+        println!("tcptrace: not installed (apt-get install -y tcptrace), skipped");
+    }
+    if !args.no_tools && on_path("tshark") {
+        println!("tshark: {}", first_line("tshark", &["--version"]));
+        tools.push(Tool {
+            name: "tshark TCP analysis fields",
+            command: Box::new(|f: &Path| {
+                let mut c = Command::new("tshark");
+                c.arg("-r").arg(f).args([
+                    "-T",
+                    "fields",
+                    "-e",
+                    "tcp.connection.fin_active",
+                    "-e",
+                    "tcp.connection.rst",
+                    "-e",
+                    "tcp.completeness",
+                ]);
+                c
+            }),
+            reps: args.tool_reps,
+        });
+    } else if !args.no_tools {
+        println!("tshark: not installed, skipped");
+    }
+    println!(
+        "\nMedians of {} runs for tcpshut and the read loops, {} for tcptrace and tshark; files in the page cache.",
+        args.reps, args.tool_reps
+    );
+
+    let config = |connections: u32, seed: u64| GenConfig {
+        connections,
+        concurrency: args.concurrency,
+        seed,
+    };
+    let sizes = if args.parts.contains(&Part::Sizes) {
+        args.sizes.as_slice()
+    } else {
+        &[]
+    };
+    for &size in sizes {
+        let cap = capture(&dir, &config(size, args.seed))?;
+        let results = measure_all(&tools, &cap.path)?;
+        print_table(&cap, &tools, &results);
+    }
+
+    let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    if args.parts.contains(&Part::Long) && args.long_factor > 0 && largest > 0 {
+        let cap = capture(&dir, &config(largest * args.long_factor, args.seed))?;
+        let long_tools = &tools[..2];
+        let results = measure_all(long_tools, &cap.path)?;
+        println!(
+            "\nThe long capture: {}× the connections over {}× the time, same concurrency.",
+            args.long_factor, args.long_factor
+        );
+        print_table(&cap, long_tools, &results);
+    }
+
+    if args.parts.contains(&Part::Batch) && args.batch_files > 0 {
+        let batch = dir.join(format!(
+            "batch-{}x{}conn-c{}",
+            args.batch_files, args.batch_connections, args.concurrency
+        ));
+        std::fs::create_dir_all(&batch)?;
+        let mut segments = 0;
+        for k in 0..args.batch_files {
+            segments +=
+                capture(&batch, &config(args.batch_connections, 1000 + u64::from(k)))?.segments;
+        }
+        let jobs = |n: &'static str| {
+            let bin = tcpshut.clone();
+            move |d: &Path| {
+                let mut c = Command::new(&bin);
+                c.arg("annotate")
+                    .arg(d)
+                    .args(["--no-progress", "--jobs", n]);
+                c
+            }
+        };
+        let batch_tools = [
+            Tool {
+                name: "tcpshut annotate DIR --jobs 1",
+                command: Box::new(jobs("1")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate DIR --jobs 2",
+                command: Box::new(jobs("2")),
+                reps: args.reps,
+            },
+        ];
+        let results = measure_all(&batch_tools, &batch)?;
+        let cap = Capture {
+            path: batch.clone(),
+            segments,
+            bytes: 0,
+        };
+        print_table(&cap, &batch_tools, &results);
+        println!(
+            "\nSpeed-up of --jobs 2 over --jobs 1: {:.2}×",
+            secs(results[0].wall) / secs(results[1].wall)
+        );
+    }
+    Ok(())
+}
