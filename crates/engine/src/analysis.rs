@@ -99,9 +99,16 @@ fn for_each_segment(
     }
 }
 
+/// Opens the capture from its start; called once per pass.
+type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
+
 /// Pass 1: every connection's verdict, and reports if `with_reports`.
 pub fn verdicts(path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeError> {
-    let mut reader = CaptureReader::open(path)?;
+    verdicts_from(&|| CaptureReader::open(path), path, with_reports)
+}
+
+fn verdicts_from(open: Open, path: &Path, with_reports: bool) -> Result<Verdicts, AnalyzeError> {
+    let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
@@ -148,10 +155,32 @@ pub fn annotate(
     with_reports: bool,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts(path, with_reports)?;
+    annotate_from(&|| CaptureReader::open(path), path, with_reports, sink)
+}
+
+/// [`annotate`] over a capture held in memory (fuzzing, property tests):
+/// the same two passes, each reading from a copy of `bytes`. `name` stands
+/// in for the path in the summary.
+pub fn annotate_bytes(
+    bytes: &[u8],
+    name: &str,
+    with_reports: bool,
+    sink: &mut dyn RowSink,
+) -> Result<Verdicts, AnalyzeError> {
+    let open = || CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), name);
+    annotate_from(&open, Path::new(name), with_reports, sink)
+}
+
+fn annotate_from(
+    open: Open,
+    path: &Path,
+    with_reports: bool,
+    sink: &mut dyn RowSink,
+) -> Result<Verdicts, AnalyzeError> {
+    let first = verdicts_from(open, path, with_reports)?;
     sink.begin(&first.capture, &first.reports)
         .map_err(AnalyzeError::Output)?;
-    let mut reader = CaptureReader::open(path)?;
+    let mut reader = open()?;
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
     let hindsight = first.verdicts.as_slice();

@@ -25,5 +25,7 @@ pub mod seq;
 pub mod writer;
 pub mod zeek;
 
-pub use analysis::{annotate, verdicts, AnalyzeError, CaptureSummary, RowSink, Verdicts};
+pub use analysis::{
+    annotate, annotate_bytes, verdicts, AnalyzeError, CaptureSummary, RowSink, Verdicts,
+};
 pub use writer::{CsvSink, JsonSink, CSV_HEADER};
