@@ -388,6 +388,14 @@ impl Connection {
                 // reached it, so it never was in CLOSE-WAIT.
                 events.insert(Event::FinSimultaneous);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
+                // Receiving a FIN shows the peer synchronized: pass 1 moved it
+                // out of UNKNOWN here (RecvFin), so pass 2 must too, or the
+                // passes judge later RSTs differently (`rst_acceptable`,
+                // `reset`) and disagree on connection ids.
+                let peer = &mut self.endpoints[y];
+                if peer.state == TcpState::Unknown {
+                    peer.state = TcpState::Established;
+                }
                 return;
             }
             None => {
