@@ -60,6 +60,8 @@ struct Recording<'a> {
     ipv6: bool,
     sll2: bool,
     format: Format,
+    /// Captured with `tcpdump -s 80` (IPv4 only: the TCP header still fits).
+    snap80: bool,
 }
 
 /// Variants besides plain IPv4/Ethernet/pcap: (scenario, ipv6, sll2, format).
@@ -76,6 +78,10 @@ const VARIANTS: &[(&str, bool, bool, Format)] = &[
     ("simultaneous-close", false, false, Format::Pcapng),
 ];
 
+/// Scenarios also recorded with `tcpdump -s 80`: payload cut off, TCP
+/// header complete (Ethernet 14 + IPv4 20 + TCP 32 with timestamps = 66).
+const SNAP80: &[&str] = &["half-close-data-after-fin"];
+
 impl Recording<'_> {
     fn stem(&self) -> String {
         let mut s = self.sc.name.clone();
@@ -87,6 +93,9 @@ impl Recording<'_> {
         }
         if self.format == Format::PcapNano {
             s.push_str("-nano");
+        }
+        if self.snap80 {
+            s.push_str("-snap80");
         }
         s
     }
@@ -122,6 +131,7 @@ fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
             ipv6: false,
             sll2: false,
             format: Format::Pcap,
+            snap80: false,
         })
         .collect();
     for &(name, ipv6, sll2, format) in VARIANTS {
@@ -134,6 +144,20 @@ fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
             ipv6,
             sll2,
             format,
+            snap80: false,
+        });
+    }
+    for name in SNAP80 {
+        let sc = scenarios
+            .iter()
+            .find(|s| s.name == *name)
+            .unwrap_or_else(|| panic!("variant of unknown scenario {name}"));
+        v.push(Recording {
+            sc,
+            ipv6: false,
+            sll2: false,
+            format: Format::Pcap,
+            snap80: true,
         });
     }
     v
@@ -185,6 +209,7 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
     let opts = tcpdump::Options {
         any_sll2: rec.sll2,
         nano: rec.format == Format::PcapNano,
+        snap80: rec.snap80,
     };
     let td = Tcpdump::start(&lab.client, lab::IFACE, &raw, opts)?;
     let board = Board::default();
