@@ -6,6 +6,8 @@
 //! put the expected FINs and RSTs on the wire, and writes manifest.json
 //! with what each application really called and what the wire can prove.
 
+mod derive;
+mod hard;
 mod lab;
 mod manifest;
 mod scenarios;
@@ -279,6 +281,14 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
         variant: rec.variant(),
         packets,
         connections,
+        derived_from: None,
+        transformation: None,
+        expected_events: hard::recorded_events(&rec.sc.name, &file)?,
+        expected_decode: if hard::HARD_SCENARIOS.contains(&rec.stem().as_str()) {
+            Some(hard::decode_counts(&file)?)
+        } else {
+            None
+        },
     })
 }
 
@@ -316,7 +326,10 @@ fn main() -> Result<()> {
             cli.only.is_empty() || cli.only.iter().any(|o| *o == r.stem() || *o == r.sc.name)
         })
         .collect();
-    ensure!(!chosen.is_empty(), "--only matched nothing (see --list)");
+    ensure!(
+        !chosen.is_empty() || cli.only.iter().any(|o| o == "derived"),
+        "--only matched nothing (see --list)"
+    );
     // SAFETY: trivial libc getter.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (network namespaces, tcpdump, nftables)");
@@ -343,8 +356,17 @@ fn main() -> Result<()> {
             }
         }
     }
+    // Derived captures are remade from the recordings every time (cheap,
+    // deterministic), unless --only names recordings alone.
+    if cli.only.is_empty() || cli.only.iter().any(|o| o == "derived") {
+        eprintln!("deriving {}", hard::derived_files().join(", "));
+        let derived = hard::derive_all(&cli.out, &entries)?;
+        entries.retain(|c| c.derived_from.is_none());
+        entries.extend(derived);
+    }
     // Manifest order follows the scenario table; unknown files are dropped.
-    let order: Vec<String> = all.iter().map(Recording::file).collect();
+    let mut order: Vec<String> = all.iter().map(Recording::file).collect();
+    order.extend(hard::derived_files());
     entries.retain(|c| order.contains(&c.file));
     entries.sort_by_key(|c| order.iter().position(|f| *f == c.file));
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
@@ -373,7 +395,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
         let manifest = Manifest::load(&dir.join("manifest.json")).expect("readable manifest");
         let scenarios = scenarios::all();
-        assert_eq!(manifest.captures.len(), recordings(&scenarios).len());
+        assert_eq!(
+            manifest.captures.len(),
+            recordings(&scenarios).len() + hard::derived_files().len()
+        );
         for cap in &manifest.captures {
             let (packets, conns) = wire::connections(&dir.join(&cap.file)).unwrap();
             assert_eq!(packets, cap.packets, "{}", cap.file);

@@ -122,7 +122,12 @@ impl Board {
     }
 }
 
-fn setsockopt_int(sock: &Socket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> Result<()> {
+fn setsockopt_int(
+    sock: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> Result<()> {
     // SAFETY: the option value is one int, passed with its size.
     let rc = unsafe {
         libc::setsockopt(

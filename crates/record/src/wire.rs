@@ -86,7 +86,11 @@ fn read_pcap(mut file: impl Read) -> Result<Vec<Frame>> {
     file.read_to_end(&mut bytes)?;
     let u32_at = |at: usize, big: bool| -> Option<u32> {
         let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     };
     let magic = u32_at(0, false).context("no pcap header")?;
     let big = match magic {
@@ -162,10 +166,8 @@ pub fn connections(path: &Path) -> Result<(usize, Vec<Conn>)> {
     let mut conns: Vec<Conn> = Vec::new();
     for frame in &frames {
         let Some(seg) = decode(frame)? else { continue };
-        if seg.syn && !seg.ack {
-            if seg.fin || seg.rst {
-                bail!("odd SYN from {}", seg.src);
-            }
+        // A SYN with FIN or RST (injected into derived captures) opens nothing.
+        if seg.syn && !seg.ack && !seg.fin && !seg.rst {
             // A retransmitted SYN belongs to the connection it repeats.
             let repeat = conns.last().is_some_and(|c| {
                 c.client == seg.src
@@ -182,14 +184,29 @@ pub fn connections(path: &Path) -> Result<(usize, Vec<Conn>)> {
                 });
             }
         }
+        let known = |c: &Conn| {
+            (c.client, c.server) == (seg.src, seg.dst) || (c.server, c.client) == (seg.src, seg.dst)
+        };
+        if !conns.iter().any(known) {
+            // No SYN seen (derived mid-stream captures): the client is the
+            // side that did not send from the server port.
+            let (client, server) = if seg.src.port() == crate::script::SERVER_PORT {
+                (seg.dst, seg.src)
+            } else {
+                (seg.src, seg.dst)
+            };
+            conns.push(Conn {
+                client,
+                server,
+                from_client: Counts::default(),
+                from_server: Counts::default(),
+            });
+        }
         let conn = conns
             .iter_mut()
             .rev()
-            .find(|c| {
-                (c.client, c.server) == (seg.src, seg.dst)
-                    || (c.server, c.client) == (seg.src, seg.dst)
-            })
-            .with_context(|| format!("segment {} -> {} without a SYN", seg.src, seg.dst))?;
+            .find(|c| known(c))
+            .expect("ensured above");
         let counts = if conn.client == seg.src {
             &mut conn.from_client
         } else {
