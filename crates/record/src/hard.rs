@@ -220,6 +220,14 @@ const DERIVED: &[Derived] = &[
     },
 ];
 
+/// (file, source, transformation) of every derived capture.
+pub fn derived_list() -> Vec<(&'static str, &'static str, &'static str)> {
+    DERIVED
+        .iter()
+        .map(|d| (d.file, d.from, d.transformation))
+        .collect()
+}
+
 pub fn derived_files() -> Vec<String> {
     DERIVED.iter().map(|d| d.file.to_string()).collect()
 }

@@ -318,6 +318,9 @@ fn main() -> Result<()> {
         for r in &all {
             println!("{:40} {}", r.file(), r.sc.description);
         }
+        for (file, from, how) in hard::derived_list() {
+            println!("{file:40} derived from {from}: {how}");
+        }
         return Ok(());
     }
     let chosen: Vec<&Recording> = all
