@@ -185,7 +185,9 @@ const DERIVED: &[Derived] = &[
         from: "close-client-first.pcap",
         transformation: "insert after the server's reply a bare RST from the server with seq \
                          1,000,000 beyond its next sequence number",
-        description: "An RST outside the receiver's window: RFC 5961 has it ignored \
+        description:
+            "Derived, the RST injected into a recording (not sent by a raw socket): an RST \
+                      outside the receiver's window: RFC 5961 has it ignored \
                       (rst-ignored), the connection closes gracefully afterwards.",
     },
     Derived {
@@ -193,7 +195,9 @@ const DERIVED: &[Derived] = &[
         from: "close-client-first.pcap",
         transformation: "insert after the server's reply a SYN+FIN from the client at its next \
                          sequence number",
-        description: "An odd flag mix on an established connection: a SYN+FIN. A synchronized \
+        description:
+            "Derived, the SYN+FIN injected into a recording (not sent by a raw socket): an \
+                      odd flag mix on an established connection. A synchronized \
                       receiver drops a SYN (RFC 9293 3.10.7.4, RFC 5961 4.2: challenge ACK), so \
                       its FIN is no teardown; the real close follows.",
     },
@@ -202,7 +206,8 @@ const DERIVED: &[Derived] = &[
         from: "linger0-after-data.pcap",
         transformation: "append 24 bytes of text (a diagnostic payload, RFC 9293 3.5.3) to the \
                          client's RST+ACK",
-        description: "An RST carrying data: still the abortive RST of SO_LINGER 0; its payload is \
+        description: "Derived, the payload added to the real RST+ACK after recording: an RST \
+                      carrying data, still the abortive RST of SO_LINGER 0; its payload is \
                       no stream data.",
     },
     Derived {
