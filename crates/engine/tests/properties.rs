@@ -267,7 +267,8 @@ fn analyse(bytes: &[u8]) -> Option<(Vec<Row>, CaptureSummary)> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 400,
+        // PROPTEST_CASES=N for a longer run.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
