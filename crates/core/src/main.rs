@@ -11,6 +11,7 @@
 mod inputs;
 mod output;
 mod report;
+mod wireshark;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,12 +57,32 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+        /// Also write CAPTURE.tcpshut.pcapng: the packets with each summary as its comment.
+        #[arg(long)]
+        pcapng: bool,
     },
     /// Print the per-connection table: outcome, who closed, inferred calls.
     Summary {
         #[command(flatten)]
         batch: BatchArgs,
     },
+    /// Wireshark integration: the Lua plugin, the Shutdown column, opening a capture.
+    Wireshark {
+        #[command(subcommand)]
+        action: WiresharkAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum WiresharkAction {
+    /// Install the Lua plugin and the `tcpshut` profile (Shutdown column) for this user.
+    Install {
+        /// Only print where the files would go.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Annotate the capture if its sidecar is missing or stale, then open it in Wireshark.
+    Open { capture: PathBuf },
 }
 
 /// How one input ended, for the exit code and the final count.
@@ -89,8 +110,13 @@ fn main() -> ExitCode {
             batch,
             output,
             format,
-        } => report::annotate(&batch, output.as_deref(), format),
+            pcapng,
+        } => report::annotate(&batch, output.as_deref(), format, pcapng),
         Command::Summary { batch } => report::summary(&batch),
+        Command::Wireshark { action } => match action {
+            WiresharkAction::Install { print } => wireshark_install(print),
+            WiresharkAction::Open { capture } => wireshark_open(&capture),
+        },
     };
     match worst {
         Ok(worst) => Status::exit_code(worst),
@@ -98,5 +124,36 @@ fn main() -> ExitCode {
             eprintln!("tcpshut: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `tcpshut wireshark install`: prints each path written (or, with
+/// `--print`, that would be written).
+fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
+    for path in wireshark::install(print_only)? {
+        println!("{}", path.display());
+    }
+    Ok(Status::Complete)
+}
+
+/// `tcpshut wireshark open`: refreshes the sidecar, then starts Wireshark;
+/// without Wireshark, prints the command to run.
+fn wireshark_open(capture: &std::path::Path) -> anyhow::Result<Status> {
+    let sidecar = match report::fresh_sidecar(capture) {
+        Ok(sidecar) => sidecar,
+        Err(err) => {
+            eprintln!("tcpshut: {}: {err:#}", capture.display());
+            return Ok(Status::Failed);
+        }
+    };
+    let mut command = wireshark::open_command(capture, &sidecar);
+    match command.spawn() {
+        Ok(_) => Ok(Status::Complete),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            println!("Wireshark is not installed here; with it, run:");
+            println!("  {}", wireshark::shell_words(&command));
+            Ok(Status::Complete)
+        }
+        Err(err) => Err(anyhow::Error::new(err).context("cannot start Wireshark")),
     }
 }

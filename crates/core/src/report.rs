@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, Outcome};
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CsvSink, JsonSink, RowSink, Verdicts};
+use tcpshut_engine::{CsvSink, JsonSink, PcapngCommentSink, RowSink, Tee, Verdicts};
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -141,15 +141,33 @@ fn count_outcomes(reports: &[ConnectionReport]) -> String {
 }
 
 /// `tcpshut annotate`.
-pub fn annotate(batch: &BatchArgs, dest: Option<&Path>, format: Format) -> anyhow::Result<Status> {
-    if dest.is_some() && (batch.paths.len() != 1 || batch.paths[0].is_dir()) {
-        bail!("-o/--output takes exactly one capture file");
+pub fn annotate(
+    batch: &BatchArgs,
+    dest: Option<&Path>,
+    format: Format,
+    pcapng: bool,
+) -> anyhow::Result<Status> {
+    if let Some(dest) = dest {
+        if batch.paths.len() != 1 || batch.paths[0].is_dir() {
+            bail!("-o/--output takes exactly one capture file");
+        }
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if same(dest, &batch.paths[0]) {
+            bail!("-o/--output would overwrite the capture; a capture is never modified");
+        }
     }
     let to_stdout = dest == Some(Path::new("-"));
     run_batch(batch, to_stdout, |path| {
         let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
             let mut sink = sink_for(format, out);
-            Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?)
+            if !pcapng {
+                return Ok(tcpshut_engine::annotate(path, true, sink.as_mut())?);
+            }
+            write_atomically(&sidecar_path(path, "pcapng"), |copy| {
+                let mut comments = PcapngCommentSink::new(copy)?;
+                let mut both = Tee(sink.as_mut(), &mut comments);
+                Ok(tcpshut_engine::annotate(path, true, &mut both)?)
+            })
         };
         let ext = match format {
             Format::Csv => "csv",
@@ -299,4 +317,23 @@ fn table(reports: &[ConnectionReport]) -> Vec<String> {
         lines.push(format_row(&cells));
     }
     lines
+}
+
+/// The CSV sidecar of `capture`, written first if it is missing or older
+/// than the capture.
+pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let sidecar = sidecar_path(capture, "csv");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let capture_time = std::fs::metadata(capture)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("cannot read {}", capture.display()))?;
+    if modified(&sidecar).is_some_and(|t| t >= capture_time) {
+        return Ok(sidecar);
+    }
+    write_atomically(&sidecar, |out| {
+        let mut sink = CsvSink::new(out);
+        tcpshut_engine::annotate(capture, false, &mut sink)?;
+        Ok(())
+    })?;
+    Ok(sidecar)
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::annotate::Row;
-use crate::capture::{CaptureError, CaptureFormat, CaptureReader};
+use crate::capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
 use crate::connection::Connection;
 use crate::flow::FlowTable;
 use crate::inference::ConnVerdict;
@@ -49,7 +49,41 @@ pub trait RowSink {
     ) -> std::io::Result<()>;
     /// Called once per TCP segment, in frame order.
     fn row(&mut self, row: &Row) -> std::io::Result<()>;
+    /// Called once per frame, in order, with the frame's row if it is a
+    /// TCP segment. Sinks that only want rows keep the default.
+    fn frame(&mut self, _frame: &Frame<'_>, row: Option<&Row>) -> std::io::Result<()> {
+        match row {
+            Some(row) => self.row(row),
+            None => Ok(()),
+        }
+    }
     fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// Feeds two sinks at once (a sidecar and an annotated copy, say).
+pub struct Tee<'a>(pub &'a mut dyn RowSink, pub &'a mut dyn RowSink);
+
+impl RowSink for Tee<'_> {
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()> {
+        self.0.begin(capture, connections)?;
+        self.1.begin(capture, connections)
+    }
+    fn row(&mut self, row: &Row) -> std::io::Result<()> {
+        self.0.row(row)?;
+        self.1.row(row)
+    }
+    fn frame(&mut self, frame: &Frame<'_>, row: Option<&Row>) -> std::io::Result<()> {
+        self.0.frame(frame, row)?;
+        self.1.frame(frame, row)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish()?;
+        self.1.finish()
+    }
 }
 
 /// Pass 1's result.
@@ -73,14 +107,14 @@ fn format_name(format: CaptureFormat) -> &'static str {
     }
 }
 
-/// Streams the TCP segments of a capture into `each`, stopping after
-/// `limit` frames if given. Returns the frame count and why reading
-/// stopped early, if it did.
-fn for_each_segment(
+/// Streams a capture's frames, each with its TCP segment if it has one,
+/// into `each`, stopping after `limit` frames if given. Returns the frame
+/// count and why reading stopped early, if it did.
+fn for_each_frame(
     reader: &mut CaptureReader,
     stats: &mut DecodeStats,
     limit: Option<u64>,
-    mut each: impl FnMut(&Segment<'_>) -> std::io::Result<()>,
+    mut each: impl FnMut(&Frame<'_>, Option<&Segment<'_>>) -> std::io::Result<()>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
     let mut frames = 0;
     loop {
@@ -93,9 +127,8 @@ fn for_each_segment(
             Err(e) => return Ok((frames, Some(e.to_string()))),
         };
         frames += 1;
-        if let Some(seg) = link::decode(&frame, stats) {
-            each(&seg).map_err(AnalyzeError::Output)?;
-        }
+        let segment = link::decode(&frame, stats);
+        each(&frame, segment.as_ref()).map_err(AnalyzeError::Output)?;
     }
 }
 
@@ -127,9 +160,11 @@ fn verdicts_from(open: Open, path: &Path, with_reports: bool) -> Result<Verdicts
             }
         }
     };
-    let (frames, incomplete) = for_each_segment(&mut reader, &mut stats, None, |seg| {
-        table.observe(seg, None);
-        conclude(table.take_retired());
+    let (frames, incomplete) = for_each_frame(&mut reader, &mut stats, None, |_, segment| {
+        if let Some(seg) = segment {
+            table.observe(seg, None);
+            conclude(table.take_retired());
+        }
         Ok(())
     })?;
     let connections = table.connections_seen();
@@ -184,7 +219,11 @@ fn annotate_from(
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
     let hindsight = first.verdicts.as_slice();
-    for_each_segment(&mut reader, &mut stats, Some(first.capture.frames), |seg| {
+    let limit = Some(first.capture.frames);
+    for_each_frame(&mut reader, &mut stats, limit, |frame, segment| {
+        let Some(seg) = segment else {
+            return sink.frame(frame, None);
+        };
         let facts = table.observe(seg, Some(hindsight));
         // Retired connections are only needed in pass 1.
         table.take_retired();
@@ -192,7 +231,7 @@ fn annotate_from(
             .get(facts.conn as usize)
             .copied()
             .unwrap_or_default();
-        sink.row(&Row::new(seg, &facts, &verdict))
+        sink.frame(frame, Some(&Row::new(seg, &facts, &verdict)))
     })?;
     sink.finish().map_err(AnalyzeError::Output)?;
     Ok(first)

@@ -493,9 +493,6 @@ impl Connection {
     /// the capture never saw it send, what the receiver has ACKed).
     fn rst_acceptable(&self, seg: &Segment<'_>, x: usize, y: usize) -> bool {
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
-        let Some(rcv_nxt) = sender.snd_nxt.or(receiver.max_ack_sent) else {
-            return true;
-        };
         match receiver.state {
             // RFC 9293 3.10.7.3: in SYN-SENT the ACK field decides.
             TcpState::SynSent => {
@@ -506,6 +503,9 @@ impl Connection {
             _ if !receiver.sent_any => return true,
             _ => {}
         }
+        let Some(rcv_nxt) = sender.snd_nxt.or(receiver.max_ack_sent) else {
+            return true;
+        };
         let window = i64::from(receiver.window.max(1));
         let offset = i64::from(seq_diff(seg.seq, rcv_nxt));
         (-1..window).contains(&offset)

@@ -26,6 +26,6 @@ pub mod writer;
 pub mod zeek;
 
 pub use analysis::{
-    annotate, annotate_bytes, verdicts, AnalyzeError, CaptureSummary, RowSink, Verdicts,
+    annotate, annotate_bytes, verdicts, AnalyzeError, CaptureSummary, RowSink, Tee, Verdicts,
 };
-pub use writer::{CsvSink, JsonSink, CSV_HEADER};
+pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

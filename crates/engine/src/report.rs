@@ -5,6 +5,7 @@ use crate::annotate::Side;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::zeek::ZeekRow;
 
 /// One endpoint of a finished connection.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -32,8 +33,14 @@ pub struct ConnectionReport {
     pub outcome: Outcome,
     pub closer: Closer,
     pub notes: Vec<&'static str>,
+    /// conn_state and history of the first Zeek connection (see
+    /// docs/zeek.md).
     pub zeek_conn_state: &'static str,
     pub zeek_history: String,
+    /// Every Zeek connection this connection spans, in order; more than
+    /// one when Zeek's timers split it. The first repeats
+    /// `zeek_conn_state` and `zeek_history`.
+    pub zeek_rows: Vec<ZeekRow>,
     pub endpoints: [EndpointReport; 2],
 }
 
@@ -92,6 +99,7 @@ impl ConnectionReport {
             notes,
             zeek_conn_state: conn.zeek.conn_state(),
             zeek_history: conn.zeek.history(),
+            zeek_rows: conn.zeek.rows(),
             endpoints: [endpoint(client), endpoint(1 - client)],
         }
     }

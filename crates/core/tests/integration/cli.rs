@@ -127,6 +127,15 @@ fn json_document_has_capture_connections_and_segments() {
     assert_eq!(conns.len(), 2);
     assert_eq!(conns[1]["notes"][0], "port-reuse");
     assert_eq!(conns[0]["endpoints"][0]["side"], "client");
+    // zeek_rows: every Zeek connection, the first one repeating the
+    // zeek_conn_state / zeek_history pair.
+    for c in conns {
+        let rows = c["zeek_rows"].as_array().unwrap();
+        assert!(!rows.is_empty());
+        assert_eq!(rows[0]["conn_state"], c["zeek_conn_state"]);
+        assert_eq!(rows[0]["history"], c["zeek_history"]);
+        assert_eq!(rows[0]["first_frame"], c["first_frame"]);
+    }
     let segments = doc["segments"].as_array().unwrap();
     assert_eq!(
         segments.len() as u64,
@@ -212,6 +221,18 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = tcpshut(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+    // Writing over the capture itself is refused, and the capture survives.
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("refused.pcap"));
+    let before = fs::read(&capture).unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "-o",
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(fs::read(&capture).unwrap(), before);
 }
 
 #[test]
@@ -346,4 +367,61 @@ fn an_unreadable_file_fails_alone() {
         assert!(text(&out.stderr).contains("close-client-first.pcap"));
     }
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// `--pcapng` writes the same packets, byte for byte and in order, with
+/// each row's summary as the packet's comment.
+#[test]
+fn pcapng_copy_carries_the_summaries_as_comments() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use tcpshut_engine::capture::CaptureReader;
+
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("close-client-first-sll2.pcap"));
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "--pcapng"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let sidecar =
+        fs::read_to_string(dir.path().join("close-client-first-sll2.pcap.tcpshut.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(sidecar.as_bytes());
+    let summaries: Vec<(u64, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[13].to_string())
+        })
+        .collect();
+
+    let copy = fs::File::open(
+        dir.path()
+            .join("close-client-first-sll2.pcap.tcpshut.pcapng"),
+    )
+    .unwrap();
+    let mut copy = PcapNgReader::new(copy).unwrap();
+    let mut original = CaptureReader::open(&capture).unwrap();
+    let mut frame = 0u64;
+    while let Some(block) = copy.next_block() {
+        let Block::EnhancedPacket(packet) = block.unwrap() else {
+            continue;
+        };
+        frame += 1;
+        let source = original
+            .next_frame()
+            .unwrap()
+            .expect("same number of frames");
+        assert_eq!(&packet.data[..], source.data, "frame {frame} bytes");
+        let comment = packet.options.iter().find_map(|o| match o {
+            EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+            _ => None,
+        });
+        let expected = summaries
+            .iter()
+            .find(|(f, _)| *f == frame)
+            .map(|(_, s)| s.clone())
+            .filter(|s| !s.is_empty());
+        assert_eq!(comment, expected, "frame {frame} comment");
+    }
+    assert!(original.next_frame().unwrap().is_none());
+    assert!(summaries.iter().any(|(_, s)| s.contains("closes first")));
 }

@@ -1,4 +1,6 @@
-//! One test binary for the CLI (ripgrep style): each module covers one
-//! area, sharing the helpers in `util`.
+//! One test binary for the CLI and its Wireshark plugin (ripgrep style):
+//! each module covers one area, sharing the helpers in `util`.
 
 mod cli;
+mod util;
+mod wireshark;

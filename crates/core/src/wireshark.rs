@@ -1,0 +1,450 @@
+//! Wireshark integration: installs the tcpshut Lua plugin and the `tcpshut`
+//! configuration profile into the user's Wireshark folders, and builds the
+//! command line that opens a capture with its sidecar.
+//!
+//! Folders (what Wireshark 4.0 to 4.6 read; see docs/wireshark.md):
+//! - personal Lua plugins: `~/.local/lib/wireshark/plugins` on Linux and
+//!   macOS (Wireshark 2.5 and later; `$XDG_CONFIG_HOME/wireshark/plugins` is
+//!   only read for backward compatibility), `%APPDATA%\Wireshark\plugins` on
+//!   Windows;
+//! - personal configuration: `$WIRESHARK_CONFIG_DIR` if set, else on Unix
+//!   `$XDG_CONFIG_HOME/wireshark` (default `~/.config/wireshark`), or the
+//!   legacy `~/.wireshark` when only that one exists; `%APPDATA%\Wireshark` on
+//!   Windows. Profiles live in its `profiles` folder.
+
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Lua plugin, embedded in the binary.
+pub const PLUGIN_LUA: &str = include_str!("../../../lua/tcpshut.lua");
+/// The `preferences` file of the `tcpshut` profile (adds the Shutdown column).
+pub const PROFILE_PREFERENCES: &str = include_str!("../../../lua/profile/tcpshut/preferences");
+/// File name of the plugin in the plugins folder.
+pub const PLUGIN_FILE: &str = "tcpshut.lua";
+/// Name of the configuration profile.
+pub const PROFILE_NAME: &str = "tcpshut";
+
+/// Which conventions to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// Linux, macOS and other Unix-like systems.
+    Unix,
+    Windows,
+}
+
+/// The environment the folder decisions depend on, captured once so the
+/// logic can be tested without touching the process environment.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub os: Os,
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub wireshark_config_dir: Option<PathBuf>,
+    pub appdata: Option<PathBuf>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+impl Env {
+    /// Reads HOME, XDG_CONFIG_HOME, WIRESHARK_CONFIG_DIR and APPDATA.
+    pub fn from_process() -> Env {
+        Env {
+            os: if cfg!(windows) { Os::Windows } else { Os::Unix },
+            home: env_path("HOME").or_else(|| env_path("USERPROFILE")),
+            xdg_config_home: env_path("XDG_CONFIG_HOME"),
+            wireshark_config_dir: env_path("WIRESHARK_CONFIG_DIR"),
+            appdata: env_path("APPDATA"),
+        }
+    }
+
+    /// Wireshark's personal configuration folder.
+    pub fn config_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.wireshark_config_dir {
+            return Ok(dir.clone());
+        }
+        match self.os {
+            Os::Windows => match &self.appdata {
+                Some(appdata) => Ok(appdata.join("Wireshark")),
+                None => bail!("APPDATA is not set: cannot find Wireshark's configuration folder"),
+            },
+            Os::Unix => {
+                // Like GLib's g_get_user_config_dir: XDG_CONFIG_HOME only if absolute.
+                let xdg = match &self.xdg_config_home {
+                    Some(x) if x.is_absolute() => x.join("wireshark"),
+                    _ => self.home()?.join(".config").join("wireshark"),
+                };
+                if !xdg.is_dir() {
+                    let legacy = self.home()?.join(".wireshark");
+                    if legacy.is_dir() {
+                        return Ok(legacy);
+                    }
+                }
+                Ok(xdg)
+            }
+        }
+    }
+
+    /// Wireshark's personal Lua plugins folder.
+    pub fn plugins_dir(&self) -> Result<PathBuf> {
+        match self.os {
+            Os::Windows => Ok(self.config_dir()?.join("plugins")),
+            Os::Unix => Ok(self
+                .home()?
+                .join(".local")
+                .join("lib")
+                .join("wireshark")
+                .join("plugins")),
+        }
+    }
+
+    /// Folders where Wireshark also picks up personal Lua plugins (the legacy
+    /// configuration `plugins` folder on Unix), after [`Env::plugins_dir`].
+    pub fn all_plugin_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.plugins_dir().into_iter().collect();
+        if self.os == Os::Unix {
+            if let Ok(cfg) = self.config_dir() {
+                dirs.push(cfg.join("plugins"));
+            }
+        }
+        dirs
+    }
+
+    /// The `tcpshut` profile folder.
+    pub fn profile_dir(&self) -> Result<PathBuf> {
+        Ok(self.config_dir()?.join("profiles").join(PROFILE_NAME))
+    }
+
+    /// Where the plugin is installed, if it is.
+    pub fn installed_plugin(&self) -> Option<PathBuf> {
+        self.all_plugin_dirs()
+            .into_iter()
+            .map(|d| d.join(PLUGIN_FILE))
+            .find(|p| p.is_file())
+    }
+
+    /// Whether the `tcpshut` profile is installed.
+    pub fn profile_installed(&self) -> bool {
+        self.profile_dir()
+            .map(|d| d.join("preferences").is_file())
+            .unwrap_or(false)
+    }
+
+    fn home(&self) -> Result<PathBuf> {
+        match &self.home {
+            Some(h) => Ok(h.clone()),
+            None => bail!("HOME is not set: cannot find Wireshark's folders"),
+        }
+    }
+}
+
+/// Writes `contents` to `path` atomically, creating its folder.
+fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::output::write_atomically(path, |out| {
+        out.write_all(contents)
+            .with_context(|| format!("writing {}", path.display()))
+    })
+}
+
+/// The files [`install`] writes, and what goes into each.
+pub fn install_plan(env: &Env) -> Result<Vec<(PathBuf, &'static str)>> {
+    Ok(vec![
+        (env.plugins_dir()?.join(PLUGIN_FILE), PLUGIN_LUA),
+        (env.profile_dir()?.join("preferences"), PROFILE_PREFERENCES),
+    ])
+}
+
+/// Installs the plugin and the profile for `env`; with `print_only`, only
+/// returns the paths it would write.
+pub fn install_with(env: &Env, print_only: bool) -> Result<Vec<PathBuf>> {
+    let plan = install_plan(env)?;
+    if !print_only {
+        for (path, contents) in &plan {
+            write_atomic(path, contents.as_bytes())?;
+        }
+    }
+    Ok(plan.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Installs the Lua plugin into the personal Lua plugins folder and the
+/// `tcpshut` profile into the personal profiles folder, each file atomically.
+/// Returns the paths written (with `print_only`, the paths it would write,
+/// writing nothing); the caller prints them.
+pub fn install(print_only: bool) -> Result<Vec<PathBuf>> {
+    install_with(&Env::from_process(), print_only)
+}
+
+/// The Wireshark program: `$TCPSHUT_WIRESHARK` if set, else `wireshark`.
+pub fn wireshark_program() -> OsString {
+    std::env::var_os("TCPSHUT_WIRESHARK")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| OsString::from("wireshark"))
+}
+
+/// Where [`open_command`] puts a copy of the embedded plugin when it is not
+/// installed: `<temp>/tcpshut-<version>/tcpshut.lua`.
+pub fn standalone_plugin_path() -> PathBuf {
+    std::env::temp_dir()
+        .join(format!("tcpshut-{}", env!("CARGO_PKG_VERSION")))
+        .join(PLUGIN_FILE)
+}
+
+/// Builds the command line for `env`: `-C tcpshut` when the profile is
+/// installed, `-o tcpshut.sidecar:SIDECAR` always, and
+/// `-X lua_script:SCRIPT` only when the plugin is not installed (loading it
+/// twice would register the protocol twice).
+pub fn open_command_with(
+    env: &Env,
+    program: OsString,
+    capture: &Path,
+    sidecar: &Path,
+    script: &Path,
+) -> Command {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut cmd = Command::new(program);
+    if env.profile_installed() {
+        cmd.arg("-C").arg(PROFILE_NAME);
+    }
+    let mut pref = OsString::from("tcpshut.sidecar:");
+    pref.push(abs(sidecar).as_os_str());
+    cmd.arg("-o").arg(pref);
+    if env.installed_plugin().is_none() {
+        let mut x = OsString::from("lua_script:");
+        x.push(abs(script).as_os_str());
+        cmd.arg("-X").arg(x);
+    }
+    cmd.arg("-r").arg(abs(capture));
+    cmd
+}
+
+/// The command that opens `capture` in Wireshark with its sidecar, the
+/// Shutdown column (when the profile is installed) and the plugin (from the
+/// plugins folder, or else from a copy of the embedded one written to
+/// [`standalone_plugin_path`]).
+pub fn open_command(capture: &Path, sidecar: &Path) -> Command {
+    let env = Env::from_process();
+    let script = standalone_plugin_path();
+    if env.installed_plugin().is_none() {
+        let fresh = std::fs::read_to_string(&script).is_ok_and(|s| s == PLUGIN_LUA);
+        if !fresh {
+            // Best effort: if this fails, Wireshark reports the missing script.
+            let _ = write_atomic(&script, PLUGIN_LUA.as_bytes());
+        }
+    }
+    open_command_with(&env, wireshark_program(), capture, sidecar, &script)
+}
+
+/// The command as one line a POSIX shell would run as is.
+pub fn shell_words(command: &Command) -> String {
+    let quote = |word: &std::ffi::OsStr| {
+        let word = word.to_string_lossy();
+        let plain = word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c));
+        if plain && !word.is_empty() {
+            word.into_owned()
+        } else {
+            format!("'{}'", word.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix_env(home: &Path) -> Env {
+        Env {
+            os: Os::Unix,
+            home: Some(home.to_path_buf()),
+            xdg_config_home: None,
+            wireshark_config_dir: None,
+            appdata: None,
+        }
+    }
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn unix_default_folders() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        assert_eq!(
+            env.plugins_dir().unwrap(),
+            home.path().join(".local/lib/wireshark/plugins")
+        );
+        assert_eq!(
+            env.profile_dir().unwrap(),
+            home.path().join(".config/wireshark/profiles/tcpshut")
+        );
+    }
+
+    #[test]
+    fn xdg_config_home_and_wireshark_config_dir() {
+        let home = tempfile::tempdir().unwrap();
+        let mut env = unix_env(home.path());
+        env.xdg_config_home = Some(home.path().join("cfg"));
+        assert_eq!(env.config_dir().unwrap(), home.path().join("cfg/wireshark"));
+        // A relative XDG_CONFIG_HOME is ignored, as GLib does.
+        env.xdg_config_home = Some(PathBuf::from("relative"));
+        assert_eq!(
+            env.config_dir().unwrap(),
+            home.path().join(".config/wireshark")
+        );
+        env.wireshark_config_dir = Some(home.path().join("ws"));
+        assert_eq!(
+            env.profile_dir().unwrap(),
+            home.path().join("ws/profiles/tcpshut")
+        );
+        // The Lua plugins folder does not follow the configuration folder on Unix.
+        assert_eq!(
+            env.plugins_dir().unwrap(),
+            home.path().join(".local/lib/wireshark/plugins")
+        );
+    }
+
+    #[test]
+    fn legacy_dot_wireshark_only_when_xdg_folder_is_missing() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        std::fs::create_dir_all(home.path().join(".wireshark")).unwrap();
+        assert_eq!(env.config_dir().unwrap(), home.path().join(".wireshark"));
+        std::fs::create_dir_all(home.path().join(".config/wireshark")).unwrap();
+        assert_eq!(
+            env.config_dir().unwrap(),
+            home.path().join(".config/wireshark")
+        );
+    }
+
+    #[test]
+    fn windows_folders() {
+        let env = Env {
+            os: Os::Windows,
+            home: Some(PathBuf::from("C:/Users/u")),
+            xdg_config_home: None,
+            wireshark_config_dir: None,
+            appdata: Some(PathBuf::from("C:/Users/u/AppData/Roaming")),
+        };
+        assert_eq!(
+            env.plugins_dir().unwrap(),
+            PathBuf::from("C:/Users/u/AppData/Roaming/Wireshark/plugins")
+        );
+        assert_eq!(
+            env.profile_dir().unwrap(),
+            PathBuf::from("C:/Users/u/AppData/Roaming/Wireshark/profiles/tcpshut")
+        );
+    }
+
+    #[test]
+    fn missing_home_is_an_error() {
+        let env = Env {
+            os: Os::Unix,
+            home: None,
+            xdg_config_home: None,
+            wireshark_config_dir: None,
+            appdata: None,
+        };
+        assert!(env.plugins_dir().is_err());
+        assert!(install_with(&env, true).is_err());
+    }
+
+    #[test]
+    fn print_only_writes_nothing_and_install_writes_both_files() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        let paths = install_with(&env, true).unwrap();
+        assert_eq!(
+            paths,
+            vec![
+                home.path().join(".local/lib/wireshark/plugins/tcpshut.lua"),
+                home.path()
+                    .join(".config/wireshark/profiles/tcpshut/preferences"),
+            ]
+        );
+        assert!(paths.iter().all(|p| !p.exists()));
+        assert!(env.installed_plugin().is_none());
+        assert!(!env.profile_installed());
+
+        let written = install_with(&env, false).unwrap();
+        assert_eq!(written, paths);
+        assert_eq!(std::fs::read_to_string(&paths[0]).unwrap(), PLUGIN_LUA);
+        assert_eq!(
+            std::fs::read_to_string(&paths[1]).unwrap(),
+            PROFILE_PREFERENCES
+        );
+        assert_eq!(env.installed_plugin(), Some(paths[0].clone()));
+        assert!(env.profile_installed());
+        // Again, over the existing files; no temporary file is left behind.
+        install_with(&env, false).unwrap();
+        for dir in [paths[0].parent().unwrap(), paths[1].parent().unwrap()] {
+            let names: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names.len(), 1, "{names:?}");
+        }
+    }
+
+    #[test]
+    fn open_command_adds_lua_script_only_when_not_installed() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        let cap = home.path().join("a b.pcap");
+        let side = home.path().join("a b.pcap.tcpshut.csv");
+        let script = home.path().join("s/tcpshut.lua");
+        let cmd = open_command_with(&env, "wireshark".into(), &cap, &side, &script);
+        assert_eq!(cmd.get_program(), "wireshark");
+        assert_eq!(
+            args(&cmd),
+            vec![
+                "-o".to_string(),
+                format!("tcpshut.sidecar:{}", side.display()),
+                "-X".to_string(),
+                format!("lua_script:{}", script.display()),
+                "-r".to_string(),
+                cap.display().to_string(),
+            ]
+        );
+        install_with(&env, false).unwrap();
+        let cmd = open_command_with(&env, "wireshark".into(), &cap, &side, &script);
+        assert_eq!(
+            args(&cmd),
+            vec![
+                "-C".to_string(),
+                "tcpshut".to_string(),
+                "-o".to_string(),
+                format!("tcpshut.sidecar:{}", side.display()),
+                "-r".to_string(),
+                cap.display().to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn plugin_in_legacy_folder_counts_as_installed() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        let legacy = home.path().join(".config/wireshark/plugins/tcpshut.lua");
+        std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+        std::fs::write(&legacy, PLUGIN_LUA).unwrap();
+        assert_eq!(env.installed_plugin(), Some(legacy));
+    }
+}

@@ -1,0 +1,160 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether a program can be run; when it cannot, a test that needs it fails
+/// under CI (env var `CI` set) and otherwise prints why and returns false.
+pub fn require_tool(program: &str, why: &str) -> bool {
+    let found = Command::new(program)
+        .arg(if program.starts_with("luac") {
+            "-v"
+        } else {
+            "--version"
+        })
+        .output()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{program} is required ({why}) but not found; scripts/install-deps installs it");
+        }
+        eprintln!("SKIPPED: {program} not found ({why}); run scripts/install-deps");
+    }
+    found
+}
+
+/// Splits CSV text (RFC 4180: quoted fields with doubled quotes, which may
+/// hold commas and line ends) into records of fields.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        any = true;
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                field.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            ',' => row.push(std::mem::take(&mut field)),
+            '\r' => {}
+            '\n' => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+                any = false;
+            }
+            _ => field.push(c),
+        }
+    }
+    if any {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Quotes a CSV field when needed.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One TCP/IPv4 frame of a synthetic capture.
+pub struct Frame {
+    pub secs: u32,
+    pub usecs: u32,
+    pub src: ([u8; 4], u16),
+    pub dst: ([u8; 4], u16),
+    /// TCP flag bits (FIN=1, SYN=2, RST=4, PSH=8, ACK=16).
+    pub flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+    pub payload: Vec<u8>,
+}
+
+/// Writes a classic little-endian pcap (microseconds, Ethernet) of `frames`.
+pub fn write_pcap(path: &Path, frames: &[Frame]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for f in frames {
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&f.src.1.to_be_bytes());
+        tcp.extend_from_slice(&f.dst.1.to_be_bytes());
+        tcp.extend_from_slice(&f.seq.to_be_bytes());
+        tcp.extend_from_slice(&f.ack.to_be_bytes());
+        tcp.extend_from_slice(&[0x50, f.flags]);
+        tcp.extend_from_slice(&65535u16.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0, 0, 0]);
+        tcp.extend_from_slice(&f.payload);
+        let total = (20 + tcp.len()) as u16;
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+        ip.extend_from_slice(&f.src.0);
+        ip.extend_from_slice(&f.dst.0);
+        ip.extend_from_slice(&tcp);
+        let mut eth = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        eth.extend_from_slice(&ip);
+        out.extend_from_slice(&f.secs.to_le_bytes());
+        out.extend_from_slice(&f.usecs.to_le_bytes());
+        out.extend_from_slice(&(eth.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(eth.len() as u32).to_le_bytes());
+        out.extend_from_slice(&eth);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Fails on any sign of a Lua error: tshark exits 0 even when a Lua plugin
+/// fails, printing the error on stderr or into the dissection.
+pub fn assert_no_lua_error(what: &str, out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for text in [&stdout, &stderr] {
+        for sign in [
+            "Lua Error",
+            "Lua: Error",
+            "stack traceback",
+            "attempt to ",
+            "bad argument",
+            "Dissector bug",
+        ] {
+            assert!(
+                !text.contains(sign),
+                "{what}: Lua error ({sign:?}):\n--- stderr\n{stderr}\n--- stdout\n{}",
+                stdout.chars().take(4000).collect::<String>()
+            );
+        }
+    }
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\n{stderr}",
+        out.status
+    );
+}

@@ -1,0 +1,845 @@
+//! The Lua plugin and the profile in real tshark (issue #3).
+//!
+//! Each tshark run gets its own HOME and XDG_CONFIG_HOME, so nothing leaks
+//! into (or from) the real user configuration.
+
+use crate::util::{
+    assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, write_pcap, Frame,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HEADER: &str = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related";
+
+/// The fields the plugin adds, in sidecar column order where they come from one.
+const FIELDS: &[&str] = &[
+    "frame.number",
+    "tcpshut.conn",
+    "tcpshut.events",
+    "tcpshut.event",
+    "tcpshut.sender_state",
+    "tcpshut.receiver_state",
+    "tcpshut.calls",
+    "tcpshut.summary",
+    "tcpshut.severity",
+    "tcpshut.related",
+    "_ws.expert.message",
+];
+
+type Dissected = BTreeMap<String, Vec<String>>;
+
+fn plugin_script() -> PathBuf {
+    repo_root().join("lua/tcpshut.lua")
+}
+
+/// A private Wireshark configuration: HOME and XDG_CONFIG_HOME in a temp dir.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Runs the built `tcpshut` with this sandbox's HOME and config dir.
+    fn tcpshut(&self, args: &[&str]) -> std::process::Output {
+        std::fs::create_dir_all(self.home()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+            .args(args)
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join("cfg"))
+            .env_remove("WIRESHARK_CONFIG_DIR")
+            .output()
+            .expect("tcpshut runs")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn tshark(&self) -> Command {
+        std::fs::create_dir_all(self.home()).unwrap();
+        let mut cmd = Command::new("tshark");
+        cmd.env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join("cfg"))
+            .env_remove("TCPSHUT_SIDECAR")
+            .env_remove("WIRESHARK_CONFIG_DIR")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Dissects `capture` with `args` added, returning each frame's fields.
+    fn dissect(&self, capture: &Path, args: &[String], fields: &[&str]) -> Vec<Dissected> {
+        let mut cmd = self.tshark();
+        cmd.arg("-n")
+            .arg("-r")
+            .arg(capture)
+            .args(args)
+            .args(["-T", "json"]);
+        for f in fields {
+            cmd.args(["-e", f]);
+        }
+        let out = cmd.output().expect("running tshark");
+        assert_no_lua_error(&format!("tshark {args:?}"), &out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "tshark -T json output: {e}\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        json.as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|pkt| {
+                let layers = &pkt["_source"]["layers"];
+                let mut m = Dissected::new();
+                for f in fields {
+                    if let Some(vals) = layers.get(*f).and_then(|v| v.as_array()) {
+                        m.insert(
+                            f.to_string(),
+                            vals.iter()
+                                .map(|v| v.as_str().unwrap_or_default().to_string())
+                                .collect(),
+                        );
+                    }
+                }
+                m
+            })
+            .collect()
+    }
+}
+
+fn with_plugin(sidecar: &Path) -> Vec<String> {
+    vec![
+        "-X".into(),
+        format!("lua_script:{}", plugin_script().display()),
+        "-o".into(),
+        format!("tcpshut.sidecar:{}", sidecar.display()),
+    ]
+}
+
+fn one(d: &Dissected, field: &str) -> String {
+    d.get(field).map(|v| v.join(",")).unwrap_or_default()
+}
+
+fn has_tcpshut_fields(d: &Dissected) -> bool {
+    d.keys().any(|k| k.starts_with("tcpshut."))
+}
+
+fn tcpshut_experts(d: &Dissected) -> Vec<String> {
+    d.get("_ws.expert.message")
+        .into_iter()
+        .flatten()
+        .filter(|m| m.contains("tcpshut"))
+        .cloned()
+        .collect()
+}
+
+/// Every frame with a sidecar row shows exactly that row; the others show nothing.
+fn assert_frames_match_sidecar(what: &str, frames: &[Dissected], sidecar_text: &str) {
+    let rows = parse_csv(sidecar_text);
+    assert_eq!(rows[0].join(","), HEADER, "{what}: sidecar header");
+    let mut by_frame = BTreeMap::new();
+    for row in &rows[1..] {
+        assert_eq!(row.len(), 16, "{what}: sidecar row {row:?}");
+        by_frame.insert(row[0].parse::<u64>().unwrap(), row.clone());
+    }
+    let mut seen = 0;
+    for d in frames {
+        let num: u64 = one(d, "frame.number").parse().unwrap();
+        let Some(row) = by_frame.get(&num) else {
+            assert!(
+                !has_tcpshut_fields(d),
+                "{what}: frame {num} has no row but shows {d:?}"
+            );
+            continue;
+        };
+        seen += 1;
+        let events: Vec<String> = if row[11].is_empty() {
+            vec![]
+        } else {
+            row[11].split(';').map(str::to_string).collect()
+        };
+        let got = |f: &str| one(d, f);
+        assert_eq!(got("tcpshut.conn"), row[2], "{what}: frame {num} conn");
+        assert_eq!(got("tcpshut.events"), row[11], "{what}: frame {num} events");
+        assert_eq!(
+            d.get("tcpshut.event").cloned().unwrap_or_default(),
+            events,
+            "{what}: frame {num} event items"
+        );
+        assert_eq!(got("tcpshut.sender_state"), row[9], "{what}: frame {num}");
+        assert_eq!(
+            got("tcpshut.receiver_state"),
+            row[10],
+            "{what}: frame {num}"
+        );
+        assert_eq!(got("tcpshut.calls"), row[12], "{what}: frame {num} calls");
+        assert_eq!(
+            got("tcpshut.summary"),
+            row[13],
+            "{what}: frame {num} summary"
+        );
+        assert_eq!(
+            got("tcpshut.severity"),
+            row[14],
+            "{what}: frame {num} severity"
+        );
+        assert_eq!(
+            got("tcpshut.related"),
+            row[15],
+            "{what}: frame {num} related"
+        );
+        // one expert item per event, none of them an error about the sidecar
+        let experts = tcpshut_experts(d);
+        assert_eq!(
+            experts.len(),
+            events.len(),
+            "{what}: frame {num} experts {experts:?}"
+        );
+        for (e, code) in experts.iter().zip(&events) {
+            assert!(e.starts_with(&format!("tcpshut {code}: ")), "{what}: {e}");
+        }
+    }
+    assert_eq!(
+        seen,
+        by_frame.len(),
+        "{what}: rows for frames tshark did not show"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A small synthetic capture and hand-made sidecars (test data, not truth).
+// ---------------------------------------------------------------------------
+
+const C: [u8; 4] = [10, 0, 0, 1];
+const S: [u8; 4] = [10, 0, 0, 2];
+
+fn synthetic_frames() -> Vec<Frame> {
+    let (c, s) = ((C, 40000), (S, 80));
+    let f = |usecs, fwd: bool, flags, seq, ack, payload: &[u8]| Frame {
+        secs: 1_700_000_000,
+        usecs,
+        src: if fwd { c } else { s },
+        dst: if fwd { s } else { c },
+        flags,
+        seq,
+        ack,
+        payload: payload.to_vec(),
+    };
+    vec![
+        f(0, true, 0x02, 100, 0, b""),
+        f(1500, false, 0x12, 900, 101, b""),
+        f(2000, true, 0x10, 101, 901, b""),
+        f(300_000, true, 0x18, 101, 901, b"GET / HTTP/1.0\r\n\r\n"),
+        f(300_001, true, 0x11, 119, 901, b""),
+        f(400_000, false, 0x10, 901, 120, b""),
+        f(500_000, false, 0x19, 901, 120, b"bye"),
+        f(999_999, true, 0x14, 120, 0, b""),
+    ]
+}
+
+/// Rows for the synthetic capture; frame 3 and frame 6 have none.
+fn synthetic_rows() -> Vec<[String; 16]> {
+    let row = |frame: u32,
+               usecs: u32,
+               fwd: bool,
+               flags: &str,
+               st: (&str, &str),
+               events: &str,
+               calls: &str,
+               summary: &str,
+               sev: &str,
+               rel: &str| {
+        let (a, b) = ("10.0.0.1:40000", "10.0.0.2:80");
+        [
+            frame.to_string(),
+            format!("1700000000.{:06}000", usecs),
+            "0".into(),
+            (if fwd { a } else { b }).into(),
+            (if fwd { b } else { a }).into(),
+            flags.into(),
+            "0".into(),
+            "0".into(),
+            "0".into(),
+            st.0.into(),
+            st.1.into(),
+            events.into(),
+            calls.into(),
+            summary.into(),
+            sev.into(),
+            rel.into(),
+        ]
+    };
+    vec![
+        row(
+            1,
+            0,
+            true,
+            "S",
+            ("SYN-SENT", "UNKNOWN"),
+            "syn",
+            "",
+            "Client 10.0.0.1:40000 opens the connection",
+            "chat",
+            "",
+        ),
+        row(
+            2,
+            1500,
+            false,
+            "SA",
+            ("SYN-RECEIVED", "SYN-SENT"),
+            "syn-ack",
+            "",
+            "Server accepts",
+            "chat",
+            "1",
+        ),
+        row(
+            4,
+            300_000,
+            true,
+            "PA",
+            ("ESTABLISHED", "ESTABLISHED"),
+            "",
+            "",
+            "",
+            "",
+            "",
+        ),
+        row(
+            5,
+            300_001,
+            true,
+            "FA",
+            ("FIN-WAIT-1", "CLOSE-WAIT"),
+            "fin-active",
+            "shut_wr>close_unread|linger0|shut_rd",
+            "Client closes first (FIN): shutdown(SHUT_WR), a half-close; it keeps reading",
+            "note",
+            "",
+        ),
+        row(
+            7,
+            500_000,
+            false,
+            "FPA",
+            ("LAST-ACK", "FIN-WAIT-2"),
+            "fin-passive;data-to-closed",
+            "close",
+            "Server says \"bye\", then closes: data to a closed socket, unicode ✓",
+            "warn",
+            "5",
+        ),
+        row(
+            8,
+            999_999,
+            true,
+            "RA",
+            ("CLOSED", "CLOSED"),
+            "rst-after-close;rst-ignored",
+            "",
+            "Client resets: data arrived after it closed, \"connection reset by peer\"",
+            "warn",
+            "7",
+        ),
+    ]
+}
+
+fn sidecar_text(rows: &[[String; 16]]) -> String {
+    let mut s = format!("{HEADER}\n");
+    for r in rows {
+        let fields: Vec<String> = r.iter().map(|f| csv_field(f)).collect();
+        s.push_str(&fields.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes the synthetic capture as `name` in the sandbox.
+fn synthetic_capture(sb: &Sandbox, name: &str) -> PathBuf {
+    let cap = sb.path(name);
+    write_pcap(&cap, &synthetic_frames());
+    cap
+}
+
+fn need_tshark() -> bool {
+    require_tool("tshark", "Wireshark plugin tests")
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn lua_plugin_compiles_for_lua_5_2_and_5_4() {
+    for luac in ["luac5.2", "luac5.4"] {
+        if !require_tool(luac, "syntax check of lua/tcpshut.lua") {
+            continue;
+        }
+        let out = Command::new(luac)
+            .arg("-p")
+            .arg(plugin_script())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{luac} -p: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn plugin_never_evaluates_sidecar_text() {
+    let lua = std::fs::read_to_string(plugin_script()).unwrap();
+    for banned in ["loadstring", "dofile", "load(", "loadfile", "require"] {
+        assert!(!lua.contains(banned), "lua/tcpshut.lua uses {banned}");
+    }
+}
+
+#[test]
+fn handmade_sidecar_fields_match_rows() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let text = sidecar_text(&synthetic_rows());
+    let side = sb.path("rows.csv");
+    std::fs::write(&side, &text).unwrap();
+    let frames = sb.dissect(&cap, &with_plugin(&side), FIELDS);
+    assert_eq!(frames.len(), 8);
+    assert_frames_match_sidecar("hand-made sidecar", &frames, &text);
+
+    // Filters on single event codes and on expert messages.
+    let filtered = sb.dissect(
+        &cap,
+        &[
+            with_plugin(&side),
+            vec!["-Y".into(), "tcpshut.event == \"rst-ignored\"".into()],
+        ]
+        .concat(),
+        &["frame.number"],
+    );
+    assert_eq!(
+        filtered
+            .iter()
+            .map(|d| one(d, "frame.number"))
+            .collect::<Vec<_>>(),
+        ["8"]
+    );
+    let filtered = sb.dissect(
+        &cap,
+        &[
+            with_plugin(&side),
+            vec![
+                "-Y".into(),
+                "_ws.expert.message contains \"tcpshut\"".into(),
+            ],
+        ]
+        .concat(),
+        &["frame.number"],
+    );
+    let nums: Vec<String> = filtered.iter().map(|d| one(d, "frame.number")).collect();
+    assert_eq!(nums, ["1", "2", "5", "7", "8"]);
+
+    // Expert severities as documented.
+    let out = sb
+        .tshark()
+        .args(["-q", "-n", "-r"])
+        .arg(&cap)
+        .args(with_plugin(&side))
+        .args(["-z", "expert"])
+        .output()
+        .unwrap();
+    assert_no_lua_error("-z expert", &out);
+    let report = String::from_utf8_lossy(&out.stdout);
+    let section = |name: &str| -> String {
+        report
+            .split("\n\n")
+            .find(|p| p.trim_start().starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        section("Errors").contains("tcpshut rst-ignored"),
+        "{report}"
+    );
+    assert!(
+        section("Warns").contains("tcpshut rst-after-close"),
+        "{report}"
+    );
+    assert!(
+        section("Warns").contains("tcpshut data-to-closed"),
+        "{report}"
+    );
+    assert!(section("Notes").contains("tcpshut fin-active"), "{report}");
+    assert!(section("Notes").contains("tcpshut fin-passive"), "{report}");
+    assert!(section("Chats").contains("tcpshut syn:"), "{report}");
+}
+
+#[test]
+fn lookup_order_preference_argument_environment() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let good = sb.path("good.csv");
+    std::fs::write(&good, sidecar_text(&synthetic_rows())).unwrap();
+    let bad = sb.path("missing.csv");
+    let x = format!("lua_script:{}", plugin_script().display());
+    let run = |args: Vec<String>, env: Option<&Path>| -> Vec<Dissected> {
+        let mut cmd = sb.tshark();
+        if let Some(e) = env {
+            cmd.env("TCPSHUT_SIDECAR", e);
+        }
+        cmd.arg("-r").arg(&cap).args(&args).args(["-T", "json"]);
+        for f in ["frame.number", "tcpshut.events", "_ws.expert.message"] {
+            cmd.args(["-e", f]);
+        }
+        let out = cmd.output().unwrap();
+        assert_no_lua_error(&format!("{args:?}"), &out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let mut m = Dissected::new();
+                for (k, v) in p["_source"]["layers"].as_object().unwrap() {
+                    m.insert(
+                        k.clone(),
+                        v.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|s| s.as_str().unwrap().to_string())
+                            .collect(),
+                    );
+                }
+                m
+            })
+            .collect()
+    };
+    let annotated = |frames: &[Dissected]| one(&frames[0], "tcpshut.events") == "syn";
+    let arg = |p: &Path| format!("lua_script1:{}", p.display());
+    let pref = |p: &Path| format!("tcpshut.sidecar:{}", p.display());
+    // preference beats argument and environment
+    let f = run(
+        vec![
+            "-X".into(),
+            x.clone(),
+            "-X".into(),
+            arg(&bad),
+            "-o".into(),
+            pref(&good),
+        ],
+        Some(&bad),
+    );
+    assert!(annotated(&f), "{f:?}");
+    // argument beats environment
+    let f = run(
+        vec!["-X".into(), x.clone(), "-X".into(), arg(&good)],
+        Some(&bad),
+    );
+    assert!(annotated(&f), "{f:?}");
+    // environment alone
+    let f = run(vec!["-X".into(), x.clone()], Some(&good));
+    assert!(annotated(&f), "{f:?}");
+    // an explicit path that cannot be read: one error, naming its source
+    let f = run(vec!["-X".into(), x.clone()], Some(&bad));
+    let errs: Vec<String> = f.iter().flat_map(tcpshut_experts).collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("cannot read sidecar"), "{errs:?}");
+    assert!(errs[0].contains("TCPSHUT_SIDECAR"), "{errs:?}");
+    // nothing set and nothing beside the capture: silently inactive
+    let f = run(vec!["-X".into(), x], None);
+    assert!(
+        f.iter()
+            .all(|d| !has_tcpshut_fields(d) && tcpshut_experts(d).is_empty()),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn profile_column_and_installed_plugin_find_sidecar_beside_capture() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written
+            .iter()
+            .all(|p| p.starts_with(sb.home()) && p.exists()),
+        "{written:?}"
+    );
+    let dir = sb.path("captures dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = dir.join("teardown.pcap");
+    write_pcap(&cap, &synthetic_frames());
+    let text = sidecar_text(&synthetic_rows());
+    std::fs::write(dir.join("teardown.pcap.tcpshut.csv"), &text).unwrap();
+
+    // No -X, no -o, no environment variable: the installed plugin finds the sidecar.
+    let args: Vec<String> = vec!["-C".into(), "tcpshut".into()];
+    let frames = sb.dissect(&cap, &args, &[FIELDS, &["_ws.col.Shutdown"]].concat());
+    assert_frames_match_sidecar(
+        "installed plugin, sidecar beside the capture",
+        &frames,
+        &text,
+    );
+    for d in &frames {
+        assert_eq!(
+            one(d, "_ws.col.Shutdown"),
+            one(d, "tcpshut.summary"),
+            "{d:?}"
+        );
+    }
+
+    // The profile's default output shows the column after Info.
+    let out = sb
+        .tshark()
+        .args(["-n", "-C", "tcpshut", "-r"])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert_no_lua_error("tshark -C tcpshut", &out);
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    assert!(
+        lines[0].ends_with(" Client 10.0.0.1:40000 opens the connection"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[7].ends_with("\"connection reset by peer\""),
+        "{}",
+        lines[7]
+    );
+
+    // Without the profile, no Shutdown column.
+    let out = sb.tshark().args(["-n", "-r"]).arg(&cap).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("opens the connection"));
+}
+
+/// Runs the plugin with `sidecar` and returns the frames.
+fn dissect_with(sb: &Sandbox, cap: &Path, sidecar: &Path) -> Vec<Dissected> {
+    sb.dissect(cap, &with_plugin(sidecar), FIELDS)
+}
+
+fn only_one_error(what: &str, frames: &[Dissected], needle: &str) {
+    let errs: Vec<String> = frames.iter().flat_map(tcpshut_experts).collect();
+    assert_eq!(errs.len(), 1, "{what}: {errs:?}");
+    assert!(errs[0].contains(needle), "{what}: {errs:?}");
+    assert!(
+        frames.iter().all(|d| !has_tcpshut_fields(d)),
+        "{what}: annotations shown: {frames:?}"
+    );
+}
+
+#[test]
+fn sidecar_of_another_capture_does_not_match() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    // Same frames, one microsecond later: a sidecar of another capture.
+    let mut rows = synthetic_rows();
+    for r in &mut rows {
+        let us: u64 = r[1][11..17].parse().unwrap();
+        r[1] = format!("1700000000.{:06}000", us + 1);
+    }
+    let side = sb.path("other.csv");
+    std::fs::write(&side, sidecar_text(&rows)).unwrap();
+    only_one_error(
+        "another capture",
+        &dissect_with(&sb, &cap, &side),
+        "does not match",
+    );
+
+    // Frames renumbered (the first one dropped, as a read filter would).
+    let renumbered = sb.path("renumbered.pcap");
+    write_pcap(&renumbered, &synthetic_frames()[1..]);
+    let side = sb.path("rows.csv");
+    std::fs::write(&side, sidecar_text(&synthetic_rows())).unwrap();
+    only_one_error(
+        "renumbered",
+        &dissect_with(&sb, &renumbered, &side),
+        "does not match",
+    );
+
+    // Sub-microsecond differences are accepted (9-digit ts, microsecond capture).
+    let mut rows = synthetic_rows();
+    rows[0][1] = "1700000000.000000999".into();
+    rows[1][1] = "1700000000.001499001".into();
+    let text = sidecar_text(&rows);
+    std::fs::write(&side, &text).unwrap();
+    assert_frames_match_sidecar("sub-microsecond", &dissect_with(&sb, &cap, &side), &text);
+}
+
+#[test]
+fn truncated_or_misshapen_sidecars_give_one_error() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let full = sidecar_text(&synthetic_rows());
+    let side = sb.path("bad.csv");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "truncated mid-row",
+            full[..full.len() - 20].to_string(),
+            "truncated",
+        ),
+        (
+            "truncated in a quoted field",
+            full[..full.rfind("connection reset").unwrap()].to_string(),
+            "truncated",
+        ),
+        (
+            "wrong header",
+            full.replacen("frame,ts", "frame,time", 1),
+            "wrong header",
+        ),
+        ("empty file", String::new(), "empty"),
+        (
+            "frames out of order",
+            {
+                let mut lines: Vec<&str> = full.lines().collect();
+                lines.swap(2, 3);
+                lines.join("\n") + "\n"
+            },
+            "increasing frame order",
+        ),
+    ];
+    for (what, text, needle) in cases {
+        std::fs::write(&side, text).unwrap();
+        let frames = dissect_with(&sb, &cap, &side);
+        only_one_error(what, &frames, needle);
+        let errs: Vec<String> = frames.iter().flat_map(tcpshut_experts).collect();
+        assert!(
+            errs[0].starts_with("tcpshut: malformed sidecar"),
+            "{what}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row() {
+    if !need_tshark() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let marker = sb.path("PWNED");
+    let mut rows = synthetic_rows();
+    // Lua code as a summary is shown as text and never run.
+    let code = format!("]] os.execute('touch {}') --[[ \" , ;", marker.display());
+    rows[0][13] = code.clone();
+    // A huge field, an embedded NUL, an embedded line end, a bad number.
+    rows[1][13] = "x".repeat(200_000);
+    rows[2][13] = "nul\0here".into();
+    rows[3][13] = "two\nlines".into();
+    rows[4][7] = "12abc".into();
+    let text = sidecar_text(&rows);
+    let side = sb.path("hostile.csv");
+    std::fs::write(&side, &text).unwrap();
+    let frames = dissect_with(&sb, &cap, &side);
+    assert!(!marker.exists(), "the sidecar ran code");
+
+    let by_num = |n: &str| frames.iter().find(|d| one(d, "frame.number") == n).unwrap();
+    assert_eq!(one(by_num("1"), "tcpshut.summary"), code);
+    for (n, needle) in [
+        ("2", "longer than"),
+        ("4", "control character"),
+        ("5", "control character"),
+        ("7", "bad ack"),
+    ] {
+        let d = by_num(n);
+        assert!(!has_tcpshut_fields(d), "frame {n}: {d:?}");
+        let errs = tcpshut_experts(d);
+        assert_eq!(errs.len(), 1, "frame {n}: {errs:?}");
+        assert!(
+            errs[0].starts_with(&format!("tcpshut: malformed sidecar row for frame {n}:")),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains(needle), "frame {n}: {errs:?}");
+    }
+    // The row after them is intact.
+    assert_eq!(
+        one(by_num("8"), "tcpshut.events"),
+        "rst-after-close;rst-ignored"
+    );
+}
+
+#[test]
+fn testdata_captures_match_their_sidecars() {
+    if !need_tshark() {
+        return;
+    }
+    let dir = repo_root().join("testdata");
+    let mut captures = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng" | "cap")
+            ) {
+                captures.push(p);
+            }
+        }
+    }
+    captures.sort();
+    assert!(!captures.is_empty(), "no captures in {}", dir.display());
+    let sb = Sandbox::new();
+    for cap in captures {
+        let side = sb.path("sidecar.csv");
+        let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+            .arg("annotate")
+            .arg(&cap)
+            .arg("-o")
+            .arg(&side)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && side.is_file(),
+            "tcpshut annotate {}: {}",
+            cap.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&side).unwrap();
+        let frames = dissect_with(&sb, &cap, &side);
+        assert_frames_match_sidecar(&cap.display().to_string(), &frames, &text);
+    }
+}

@@ -1,0 +1,52 @@
+//! Helpers shared by the engine's integration tests that read the
+//! third-party corpus in `../shared/realworld/` (see its README.md).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// `../shared/realworld`, beside the repository.
+pub fn realworld_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld")
+}
+
+/// One expectation row of MANIFEST.tsv: the capture file, and one element
+/// of its `peer_expectation` list.
+pub struct PeerRow {
+    pub file: String,
+    pub notes: String,
+    pub expectation: Value,
+}
+
+/// Every expectation row of `peer` (`zeek`, `suricata`, `pcapplusplus`),
+/// in manifest order; `None` when the corpus is not there.
+pub fn peer_rows(peer: &str) -> Option<Vec<PeerRow>> {
+    let text = std::fs::read_to_string(realworld_dir().join("MANIFEST.tsv")).ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (c_file, c_peer, c_exp, c_notes) = (
+        col("file"),
+        col("peer"),
+        col("peer_expectation"),
+        col("peer_notes"),
+    );
+    let mut out = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols[c_peer] != peer {
+            continue;
+        }
+        let rows: Value = serde_json::from_str(cols[c_exp]).expect("peer_expectation JSON");
+        for row in rows.as_array().expect("peer_expectation is a list") {
+            out.push(PeerRow {
+                file: cols[c_file].to_owned(),
+                notes: cols[c_notes].to_owned(),
+                expectation: row.clone(),
+            });
+        }
+    }
+    Some(out)
+}
