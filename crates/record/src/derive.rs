@@ -107,9 +107,15 @@ pub fn tcp(frame: &[u8]) -> Option<Tcp> {
 
 /// Index of the first record matching `pred`.
 pub fn find(p: &Pcap, pred: impl Fn(&Tcp) -> bool) -> Result<usize> {
-    p.records
+    find_from(p, 0, pred)
+}
+
+/// Index of the first record from `start` on matching `pred`.
+pub fn find_from(p: &Pcap, start: usize, pred: impl Fn(&Tcp) -> bool) -> Result<usize> {
+    p.records[start..]
         .iter()
         .position(|r| tcp(&r.data).is_some_and(|t| pred(&t)))
+        .map(|i| start + i)
         .context("no frame matches")
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
-use crate::derive::{self, build, find, fragment, record_after, tag, Flags, Pcap, Tcp};
+use crate::derive::{self, build, find, find_from, fragment, record_after, tag, Flags, Pcap, Tcp};
 use crate::manifest::{Capture, FrameEvents, Variant};
 use crate::scenarios::{ClosedBy, Outcome, Role};
 use crate::script::{CLIENT_PORT, SERVER_PORT};
@@ -265,14 +265,7 @@ fn transform(d: &Derived, p: &mut Pcap) -> Result<Vec<FrameEvents>> {
         }
         "out-of-order-fin.pcap" => {
             let cfin = find(p, |t| from_client(t) && t.fin)?;
-            let data = cfin
-                + find(
-                    &Pcap {
-                        file_header: vec![],
-                        records: p.records[cfin..].to_vec(),
-                    },
-                    |t| from_server(t) && t.payload > 0,
-                )?;
+            let data = find_from(p, cfin, |t| from_server(t) && t.payload > 0)?;
             let sfin = find(p, |t| from_server(t) && t.fin)?;
             ensure!(data < sfin, "data after the FIN");
             // Swap frames, keeping each position's timestamp.
