@@ -171,9 +171,16 @@ fn for_each_frame(
     }
 }
 
+/// Opens the capture from its start; called once per pass.
+type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
+
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
-    let mut reader = CaptureReader::open(path)?;
+    verdicts_from(&|| CaptureReader::open(path), path, detail)
+}
+
+fn verdicts_from(open: Open, path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
+    let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
@@ -232,10 +239,32 @@ pub fn annotate(
     detail: Detail,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts(path, detail)?;
+    annotate_from(&|| CaptureReader::open(path), path, detail, sink)
+}
+
+/// [`annotate`] over a capture held in memory (fuzzing, property tests):
+/// the same two passes, each reading from a copy of `bytes`. `name` stands
+/// in for the path in the summary.
+pub fn annotate_bytes(
+    bytes: &[u8],
+    name: &str,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+) -> Result<Verdicts, AnalyzeError> {
+    let open = || CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), name);
+    annotate_from(&open, Path::new(name), detail, sink)
+}
+
+fn annotate_from(
+    open: Open,
+    path: &Path,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+) -> Result<Verdicts, AnalyzeError> {
+    let first = verdicts_from(open, path, detail)?;
     sink.begin(&first.capture, &first.reports)
         .map_err(AnalyzeError::Output)?;
-    let mut reader = CaptureReader::open(path)?;
+    let mut reader = open()?;
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::new();
     let hindsight = first.verdicts.as_slice();

@@ -64,6 +64,9 @@ pub struct Connection {
     /// The last new payload each endpoint received after its own FIN and
     /// has not answered yet: an RST right after it answers that data.
     unanswered_data_after_fin: [Option<u64>; 2],
+    /// Per endpoint: sequence number just past the highest payload byte it
+    /// sent (SYN and FIN excluded), for telling new data from old.
+    payload_end: [Option<u32>; 2],
     /// Window scaling is in effect (both SYNs carried the option).
     window_scaling: bool,
     /// The client as the handshake showed it (SYN sender).
@@ -87,6 +90,7 @@ impl Connection {
             rst_ignored: false,
             reuses,
             unanswered_data_after_fin: [None; 2],
+            payload_end: [None; 2],
             window_scaling: false,
             handshake_client: None,
             zeek: ZeekTracker::default(),
@@ -169,15 +173,29 @@ impl Connection {
             }
         }
         self.zeek.observe(seg, x == 0);
-        self.learn_sequence_bases(seg, x, y);
+        // RFC 9293 3.10.7.4 (fourth check) and RFC 5961 4.2: a SYN from an
+        // endpoint that is already synchronized, other than a repeat of its
+        // own SYN, is not accepted (Linux answers with a challenge ACK and
+        // drops it), so nothing it carries (a FIN, data) takes effect.
+        let stray_syn = seg.flags.syn()
+            && !seg.flags.rst()
+            && is_synchronized(self.endpoints[x].state)
+            && self.endpoints[x].seq_base != Some(seg.seq);
+        if !stray_syn {
+            self.learn_sequence_bases(seg, x, y);
+        }
 
-        if seg.flags.rst() {
+        if stray_syn {
+            // Changes nothing.
+        } else if seg.flags.rst() {
             self.observe_rst(seg, x, y, &mut events, &mut related);
         } else {
             self.observe_open(seg, x, y, &mut events);
             self.observe_ack(seg, x, y, &mut events, &mut related);
             self.observe_payload(seg, x, y, hindsight, &mut events, &mut related);
-            if seg.flags.fin() {
+            // Linux discards a SYN+FIN (tcp_rcv_state_process, LISTEN): the
+            // FIN of a SYN is no teardown.
+            if seg.flags.fin() && !seg.flags.syn() {
                 self.observe_fin(seg, x, y, hindsight, &mut events, &mut related);
             }
             self.unanswered_data_after_fin[x] = None;
@@ -187,7 +205,9 @@ impl Connection {
         let reveals = own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame);
         let window_scaling = self.window_scaling;
         let sender = &mut self.endpoints[x];
-        sender.note_sent(seg.end_seq());
+        if !stray_syn {
+            sender.note_sent(seg.end_seq());
+        }
         sender.sent_any = true;
         // RFC 7323 2.2: the window of a SYN is never scaled.
         let scale = match sender.window_scale {
@@ -315,9 +335,14 @@ impl Connection {
         self.endpoints[y].received_payload = true;
         let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
         let data_end = data_start.wrapping_add(seg.payload_len);
-        let is_new = self.endpoints[x]
-            .snd_nxt
-            .is_none_or(|nxt| seq_gt(data_end, nxt));
+        // New: beyond the sender's payload seen so far. Not beyond its
+        // SND.NXT, which a FIN seen out of order (ahead of the data sent
+        // before it) has already moved past that data.
+        let seen = &mut self.payload_end[x];
+        let is_new = seen.is_none_or(|end| seq_gt(data_end, end));
+        if is_new {
+            *seen = Some(data_end);
+        }
         let Some(peer_fin) = self.endpoints[y].fin_frame else {
             return;
         };
@@ -388,6 +413,14 @@ impl Connection {
                 // reached it, so it never was in CLOSE-WAIT.
                 events.insert(Event::FinSimultaneous);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
+                // Receiving a FIN shows the peer synchronized: pass 1 moved it
+                // out of UNKNOWN here (RecvFin), so pass 2 must too, or the
+                // passes judge later RSTs differently (`rst_acceptable`,
+                // `reset`) and disagree on connection ids.
+                let peer = &mut self.endpoints[y];
+                if peer.state == TcpState::Unknown {
+                    peer.state = TcpState::Established;
+                }
                 return;
             }
             None => {
@@ -477,4 +510,18 @@ impl Connection {
         let offset = i64::from(seq_diff(seg.seq, rcv_nxt));
         (-1..window).contains(&offset)
     }
+}
+
+/// Synchronized states (RFC 9293 3.3.2): the handshake is behind the endpoint.
+fn is_synchronized(state: TcpState) -> bool {
+    matches!(
+        state,
+        TcpState::Established
+            | TcpState::FinWait1
+            | TcpState::FinWait2
+            | TcpState::CloseWait
+            | TcpState::Closing
+            | TcpState::LastAck
+            | TcpState::TimeWait
+    )
 }

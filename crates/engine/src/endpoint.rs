@@ -111,7 +111,8 @@ pub fn transition(state: TcpState, event: EndpointEvent) -> TcpState {
         // RFC 9293 3.10.7.4 fifth check (SYN-RECEIVED): an acceptable ACK, enter ESTABLISHED.
         (S::SynReceived, E::RecvAckOfSyn) => S::Established,
         // Mid-stream: an endpoint that sends plain segments is synchronized (RFC 9293 3.3.2).
-        (S::Unknown | S::SynReceived, E::SendMidStream) => S::Established,
+        // From SYN-SENT too: it only ACKs after the SYN,ACK (3.10.7.3), which the capture missed.
+        (S::Unknown | S::SynSent | S::SynReceived, E::SendMidStream) => S::Established,
         // RFC 9293 3.10.4 (CLOSE call, ESTABLISHED / SYN-RECEIVED): send FIN, enter FIN-WAIT-1.
         (S::Unknown | S::SynSent | S::SynReceived | S::Established, E::SendFin) => S::FinWait1,
         // RFC 9293 3.10.4 (CLOSE call, CLOSE-WAIT): send FIN, enter LAST-ACK.

@@ -26,6 +26,7 @@ pub mod writer;
 pub mod zeek;
 
 pub use analysis::{
-    annotate, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Tee, Verdicts,
+    annotate, annotate_bytes, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Tee,
+    Verdicts,
 };
 pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

@@ -272,6 +272,9 @@ impl Letters {
 }
 
 const SEC: i64 = 1_000_000_000;
+/// Largest capture time (ns) the timers work with: far beyond any real
+/// capture (year 2146), far enough below i64::MAX for their sums.
+const MAX_TS: i64 = i64::MAX / 2;
 // Zeek's defaults (`scripts/base/init-bare.zeek`), in nanoseconds.
 /// `tcp_SYN_timeout`: the first ExpireTimer, after the first packet.
 const TCP_SYN_TIMEOUT: i64 = 5 * SEC;
@@ -438,7 +441,14 @@ impl ZeekTracker {
     /// by the endpoint that sent the tcpshut connection's first segment.
     #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, from_first_sender: bool) {
-        let ts = seg.ts.secs.saturating_mul(SEC) + i64::from(seg.ts.nanos);
+        // Clamped so that the timer sums below (now + a few minutes) cannot
+        // overflow on corrupt timestamps (found by tests/mangled.rs).
+        let ts = seg
+            .ts
+            .secs
+            .saturating_mul(SEC)
+            .saturating_add(i64::from(seg.ts.nanos))
+            .clamp(-MAX_TS, MAX_TS);
         self.clock = self.clock.max(ts);
         if self.cur.started && self.cur.expired_by(self.clock) {
             self.split(!from_first_sender);

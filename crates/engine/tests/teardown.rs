@@ -348,3 +348,24 @@ fn mid_stream_connection_guesses_the_client() {
     // Index 0 is the first sender (the server, port 80); the client has port 40000.
     assert_eq!(client.index, 1);
 }
+
+// ---- CLOSE-WAIT: a 1-byte keep-alive (seq = SND.NXT - 1, as Windows sends it) is no new data ----
+#[test]
+fn one_byte_keepalive_after_fin_is_not_new_data() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(SV, A, 100);
+    w.send(C, A, 0);
+    w.send(C, F | A, 0);
+    w.send(SV, A, 0);
+    // The probe repeats the last byte sent: seq one below SND.NXT.
+    w.next_seq[SV] -= 1;
+    let probe = w.send(SV, A, 1);
+    w.send(C, A, 0);
+    w.send(SV, F | A, 0);
+    w.send(C, A, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.events(probe), Vec::<&str>::new());
+    assert_eq!(a.calls(0, C), "close|shut_rdwr|shut_wr");
+}

@@ -148,7 +148,21 @@ impl Lab {
         )
     }
 
-    /// Removes the rule installed by [`Lab::drop_fins`].
+    /// Drops TCP data segments (PSH set) arriving in `ns` from the server
+    /// port, after the capture tap; removed by [`Lab::allow_fins`] (same table).
+    pub fn drop_data(ns: &str) -> Result<()> {
+        run_in(
+            ns,
+            &[
+                "nft",
+                "add table inet tsr; \
+                 add chain inet tsr pre { type filter hook prerouting priority -300; }; \
+                 add rule inet tsr pre tcp sport 5000 tcp flags & psh == psh drop",
+            ],
+        )
+    }
+
+    /// Removes the rule installed by [`Lab::drop_fins`] or [`Lab::drop_data`].
     pub fn allow_fins(ns: &str) -> Result<()> {
         run_in(ns, &["nft", "delete table inet tsr"])
     }

@@ -6,6 +6,8 @@
 //! put the expected FINs and RSTs on the wire, and writes manifest.json
 //! with what each application really called and what the wire can prove.
 
+mod derive;
+mod hard;
 mod lab;
 mod manifest;
 mod scenarios;
@@ -60,6 +62,8 @@ struct Recording<'a> {
     ipv6: bool,
     sll2: bool,
     format: Format,
+    /// Captured with `tcpdump -s 80` (IPv4 only: the TCP header still fits).
+    snap80: bool,
 }
 
 /// Variants besides plain IPv4/Ethernet/pcap: (scenario, ipv6, sll2, format).
@@ -76,6 +80,10 @@ const VARIANTS: &[(&str, bool, bool, Format)] = &[
     ("simultaneous-close", false, false, Format::Pcapng),
 ];
 
+/// Scenarios also recorded with `tcpdump -s 80`: payload cut off, TCP
+/// header complete (Ethernet 14 + IPv4 20 + TCP 32 with timestamps = 66).
+const SNAP80: &[&str] = &["half-close-data-after-fin"];
+
 impl Recording<'_> {
     fn stem(&self) -> String {
         let mut s = self.sc.name.clone();
@@ -87,6 +95,9 @@ impl Recording<'_> {
         }
         if self.format == Format::PcapNano {
             s.push_str("-nano");
+        }
+        if self.snap80 {
+            s.push_str("-snap80");
         }
         s
     }
@@ -122,6 +133,7 @@ fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
             ipv6: false,
             sll2: false,
             format: Format::Pcap,
+            snap80: false,
         })
         .collect();
     for &(name, ipv6, sll2, format) in VARIANTS {
@@ -134,6 +146,20 @@ fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
             ipv6,
             sll2,
             format,
+            snap80: false,
+        });
+    }
+    for name in SNAP80 {
+        let sc = scenarios
+            .iter()
+            .find(|s| s.name == *name)
+            .unwrap_or_else(|| panic!("variant of unknown scenario {name}"));
+        v.push(Recording {
+            sc,
+            ipv6: false,
+            sll2: false,
+            format: Format::Pcap,
+            snap80: true,
         });
     }
     v
@@ -185,6 +211,7 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
     let opts = tcpdump::Options {
         any_sll2: rec.sll2,
         nano: rec.format == Format::PcapNano,
+        snap80: rec.snap80,
     };
     let td = Tcpdump::start(&lab.client, lab::IFACE, &raw, opts)?;
     let board = Board::default();
@@ -254,6 +281,14 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
         variant: rec.variant(),
         packets,
         connections,
+        derived_from: None,
+        transformation: None,
+        expected_events: hard::recorded_events(&rec.sc.name, &file)?,
+        expected_decode: if hard::HARD_SCENARIOS.contains(&rec.stem().as_str()) {
+            Some(hard::decode_counts(&file)?)
+        } else {
+            None
+        },
     })
 }
 
@@ -283,6 +318,9 @@ fn main() -> Result<()> {
         for r in &all {
             println!("{:40} {}", r.file(), r.sc.description);
         }
+        for (file, from, how) in hard::derived_list() {
+            println!("{file:40} derived from {from}: {how}");
+        }
         return Ok(());
     }
     let chosen: Vec<&Recording> = all
@@ -291,7 +329,10 @@ fn main() -> Result<()> {
             cli.only.is_empty() || cli.only.iter().any(|o| *o == r.stem() || *o == r.sc.name)
         })
         .collect();
-    ensure!(!chosen.is_empty(), "--only matched nothing (see --list)");
+    ensure!(
+        !chosen.is_empty() || cli.only.iter().any(|o| o == "derived"),
+        "--only matched nothing (see --list)"
+    );
     // SAFETY: trivial libc getter.
     if unsafe { libc::geteuid() } != 0 {
         bail!("needs root (network namespaces, tcpdump, nftables)");
@@ -318,8 +359,17 @@ fn main() -> Result<()> {
             }
         }
     }
+    // Derived captures are remade from the recordings every time (cheap,
+    // deterministic), unless --only names recordings alone.
+    if cli.only.is_empty() || cli.only.iter().any(|o| o == "derived") {
+        eprintln!("deriving {}", hard::derived_files().join(", "));
+        let derived = hard::derive_all(&cli.out, &entries)?;
+        entries.retain(|c| c.derived_from.is_none());
+        entries.extend(derived);
+    }
     // Manifest order follows the scenario table; unknown files are dropped.
-    let order: Vec<String> = all.iter().map(Recording::file).collect();
+    let mut order: Vec<String> = all.iter().map(Recording::file).collect();
+    order.extend(hard::derived_files());
     entries.retain(|c| order.contains(&c.file));
     entries.sort_by_key(|c| order.iter().position(|f| *f == c.file));
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
@@ -348,7 +398,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
         let manifest = Manifest::load(&dir.join("manifest.json")).expect("readable manifest");
         let scenarios = scenarios::all();
-        assert_eq!(manifest.captures.len(), recordings(&scenarios).len());
+        assert_eq!(
+            manifest.captures.len(),
+            recordings(&scenarios).len() + hard::derived_files().len()
+        );
         for cap in &manifest.captures {
             let (packets, conns) = wire::connections(&dir.join(&cap.file)).unwrap();
             assert_eq!(packets, cap.packets, "{}", cap.file);

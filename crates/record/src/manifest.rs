@@ -26,6 +26,28 @@ pub struct Capture {
     pub packets: usize,
     /// In order of first appearance in the capture.
     pub connections: Vec<Connection>,
+    /// The recording this capture was derived from (derived captures only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+    /// What was done to `derived_from` to make this capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<String>,
+    /// Events tcpshut must write on particular frames (the frames a hard
+    /// case is about); other frames are not constrained by this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_events: Vec<FrameEvents>,
+    /// Decode counters (tcpshut's JSON `capture.decode` names) that must
+    /// come out exactly so, counted by the generator itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_decode: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct FrameEvents {
+    /// 1-based frame number.
+    pub frame: usize,
+    /// Event codes, in the sidecar's order; empty: no event at all.
+    pub events: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]

@@ -493,6 +493,142 @@ pub fn all() -> Vec<Scenario> {
         Outcome::HalfClosed,
         (closer, silent_peer()),
     ));
+    // ---- hard cases the kernel produces on demand ----
+    v.push(client_first(
+        "keepalive",
+        "After a request/response the client turns on SO_KEEPALIVE with TCP_KEEPIDLE and \
+         TCP_KEEPINTVL of 1 s and idles 2.5 s: its kernel sends keep-alive probes (no payload, \
+         seq one below SND.NXT), which the server ACKs; then the client close()s (FIN) and the \
+         server follows. The probes are not data.",
+        &[KeepAlive(1), Sleep(2500), Close],
+        &[RecvEof, PAUSE, Close],
+        Outcome::Graceful,
+        fin_pair(FIN_ANY),
+    ));
+    v.push(scenario(
+        "zero-window",
+        "The server listens with SO_RCVBUF 4096 and stops reading after the request/response; \
+         the client queues up to 256 KiB without blocking, the server's window closes and the \
+         client's kernel sends zero-window probes (no payload) for 1.5 s. The server then reads \
+         everything, the client close()s (FIN) and the server follows.",
+        [
+            start(Who::Client),
+            vec![
+                SendAvailable("bulk", 256 * 1024),
+                Mark("filled"),
+                Wait("drained"),
+                PAUSE,
+                Close,
+            ],
+        ]
+        .concat(),
+        vec![
+            ListenRcvbuf(4096),
+            Accept,
+            Recv(100),
+            Send(200),
+            Wait("filled"),
+            Sleep(1500),
+            RecvCounted("bulk"),
+            Mark("drained"),
+            RecvEof,
+            PAUSE,
+            Close,
+        ],
+        {
+            let (client, server) = fin_pair(FIN_ANY);
+            ConnExpect {
+                outcome: Outcome::Graceful,
+                client,
+                server,
+            }
+        },
+    ));
+    let (server_closes, client_follows) = fin_pair(FIN_ANY);
+    v.push(client_first(
+        "fin-with-data",
+        "The server sends its 200-byte reply with MSG_MORE and close()s at once: Linux puts the \
+         FIN on the reply's segment (FIN+data). The client reads reply and EOF and close()s.",
+        &[RecvEof, PAUSE, Close],
+        &[],
+        Outcome::Graceful,
+        (client_follows, server_closes),
+    ));
+    // fin-with-data's server must not send its reply in `start`: replace it.
+    let last = v.last_mut().expect("just pushed");
+    last.server = vec![Listen, Accept, Recv(100), SendMore(200), Close];
+    // TFO without cookies (0x1 client | 0x2 server | 0x4 client no cookie |
+    // 0x200 server no cookie), so that the first SYN already carries data.
+    v.push(scenario(
+        "tfo",
+        "TCP Fast Open: net.ipv4.tcp_fastopen=0x207 in both namespaces (no cookie needed), the \
+         server sets TCP_FASTOPEN, the client sends its 100-byte request with \
+         sendto(MSG_FASTOPEN): the request rides on the SYN. 200-byte reply, then the client \
+         close()s (FIN) and the server follows.",
+        vec![
+            Sysctl("net.ipv4.tcp_fastopen", "519"),
+            ConnectFastOpen(100),
+            Recv(200),
+            PAUSE,
+            Close,
+        ],
+        vec![
+            Sysctl("net.ipv4.tcp_fastopen", "519"),
+            ListenFastOpen,
+            Accept,
+            Recv(100),
+            Send(200),
+            RecvEof,
+            PAUSE,
+            Close,
+        ],
+        {
+            let (client, server) = fin_pair(FIN_ANY);
+            ConnExpect {
+                outcome: Outcome::Graceful,
+                client,
+                server,
+            }
+        },
+    ));
+    let (client_closes, server_follows) = fin_pair(FIN_ANY);
+    v.push(scenario(
+        "retransmit-across-fin",
+        "The client's namespace drops the server's 200-byte reply once (nftables, after the \
+         capture tap); the client calls shutdown(SHUT_WR) before the retransmission, which then \
+         arrives after the client's FIN and is ACKed. A retransmission is not new data, so the \
+         wire cannot tell shutdown(SHUT_WR) from close() here. Both close() afterwards.",
+        vec![
+            Connect,
+            Send(100),
+            DropData,
+            Mark("drop"),
+            Wait("sent"),
+            Shutdown(Shutdown::Write),
+            Sleep(50),
+            AllowData,
+            Recv(200),
+            RecvEof,
+            PAUSE,
+            Close,
+        ],
+        vec![
+            Listen,
+            Accept,
+            Recv(100),
+            Wait("drop"),
+            Send(200),
+            Mark("sent"),
+            RecvEof,
+            Sleep(500),
+            Close,
+        ],
+        ConnExpect {
+            outcome: Outcome::Graceful,
+            client: client_closes,
+            server: server_follows,
+        },
+    ));
     let untouched = side(&[], Role::None, ClosedBy::None, (0, 0, 0));
     v.push(client_first(
         "open-at-end",

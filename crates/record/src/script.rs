@@ -6,7 +6,7 @@
 //! actually made (ground truth for the manifest), asking the kernel
 //! (FIONREAD) whether data was still unread at close().
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -70,6 +70,29 @@ pub enum Step {
     /// Drop incoming FINs in this side's namespace.
     DropFins,
     AllowFins,
+    /// Drop incoming data segments from the server port (PSH set) in this
+    /// side's namespace, until [`Step::AllowData`].
+    DropData,
+    AllowData,
+    /// `sysctl -w KEY=VALUE` in this side's namespace.
+    Sysctl(&'static str, &'static str),
+    /// Server: like [`Step::Listen`], with SO_RCVBUF set before listen().
+    ListenRcvbuf(usize),
+    /// Server: like [`Step::Listen`], with TCP_FASTOPEN (queue 5) set.
+    ListenFastOpen,
+    /// Client: bind [`CLIENT_PORT`] and sendto(MSG_FASTOPEN) this many
+    /// bytes: the connection opens with data on the SYN.
+    ConnectFastOpen(usize),
+    /// SO_KEEPALIVE with TCP_KEEPIDLE / TCP_KEEPINTVL of this many seconds.
+    KeepAlive(u32),
+    /// Non-blocking writes until the socket takes no more or this many
+    /// bytes are queued; the count is published on the board under the name.
+    SendAvailable(&'static str, usize),
+    /// Read exactly the byte count published under the name.
+    RecvCounted(&'static str),
+    /// send() with MSG_MORE: held back, so a close() right after puts the
+    /// FIN on the same segment.
+    SendMore(usize),
 }
 
 /// Named events both sides can signal and wait for.
@@ -77,6 +100,7 @@ pub enum Step {
 pub struct Board {
     marks: Mutex<HashSet<&'static str>>,
     cv: Condvar,
+    counts: Mutex<HashMap<&'static str, usize>>,
 }
 
 impl Board {
@@ -96,6 +120,28 @@ impl Board {
         }
         Ok(())
     }
+}
+
+fn setsockopt_int(
+    sock: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> Result<()> {
+    // SAFETY: the option value is one int, passed with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("setsockopt");
+    }
+    Ok(())
 }
 
 /// What a side did: the calls per connection (in the order this side
@@ -151,9 +197,15 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
     for (i, step) in steps.iter().enumerate() {
         let res: Result<()> = (|| {
             match step {
-                Step::Listen => {
+                Step::Listen | Step::ListenRcvbuf(_) | Step::ListenFastOpen => {
                     let s = new_socket(server(SERVER_PORT))?;
                     s.set_reuse_address(true)?;
+                    if let Step::ListenRcvbuf(n) = step {
+                        s.set_recv_buffer_size(*n)?;
+                    }
+                    if let Step::ListenFastOpen = step {
+                        setsockopt_int(&s, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, 5)?;
+                    }
                     s.bind(&server(SERVER_PORT).into())?;
                     s.listen(8)?;
                     listener = Some(s);
@@ -183,6 +235,68 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                         linger0: false,
                     });
                     log.calls.push(Vec::new());
+                }
+                Step::ConnectFastOpen(n) => {
+                    env.board.wait("listening")?;
+                    let s = new_socket(server(SERVER_PORT))?;
+                    s.set_reuse_address(true)?;
+                    s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
+                    let payload = vec![b'x'; *n];
+                    let sent = s.send_to_with_flags(
+                        &payload,
+                        &server(SERVER_PORT).into(),
+                        libc::MSG_FASTOPEN,
+                    )?;
+                    if sent != *n {
+                        bail!("MSG_FASTOPEN sent {sent} of {n} bytes");
+                    }
+                    log.leftover.extend(cur.take().map(|c| c.sock));
+                    cur = Some(Current {
+                        sock: s,
+                        linger0: false,
+                    });
+                    log.calls.push(Vec::new());
+                }
+                Step::KeepAlive(secs) => {
+                    let s = open(&cur)?;
+                    s.set_keepalive(true)?;
+                    let secs = *secs as libc::c_int;
+                    setsockopt_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs)?;
+                    setsockopt_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs)?;
+                }
+                Step::SendAvailable(key, max) => {
+                    let s = open(&cur)?;
+                    s.set_nonblocking(true)?;
+                    let chunk = vec![b'x'; 4096];
+                    let mut total = 0;
+                    while total < *max {
+                        let want = chunk.len().min(max - total);
+                        match s.send(&chunk[..want]) {
+                            Ok(n) => total += n,
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    s.set_nonblocking(false)?;
+                    env.board.counts.lock().unwrap().insert(key, total);
+                }
+                Step::RecvCounted(key) => {
+                    let n = *env
+                        .board
+                        .counts
+                        .lock()
+                        .unwrap()
+                        .get(key)
+                        .context("count not published")?;
+                    let mut buf = vec![0u8; n];
+                    open(&cur)?.read_exact(&mut buf)?;
+                }
+                Step::SendMore(n) => {
+                    let payload = vec![b'x'; *n];
+                    let sent = open(&cur)?.send_with_flags(&payload, libc::MSG_MORE)?;
+                    if sent != *n {
+                        bail!("MSG_MORE sent {sent} of {n} bytes");
+                    }
                 }
                 Step::ConnectRefused => {
                     let s = new_socket(server(CLOSED_PORT))?;
@@ -242,6 +356,11 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                 Step::Wait(name) => env.board.wait(name)?,
                 Step::DropFins => Lab::drop_fins(env.ns)?,
                 Step::AllowFins => Lab::allow_fins(env.ns)?,
+                Step::DropData => Lab::drop_data(env.ns)?,
+                Step::AllowData => Lab::allow_fins(env.ns)?,
+                Step::Sysctl(key, value) => {
+                    lab::run_in(env.ns, &["sysctl", "-q", "-w", &format!("{key}={value}")])?
+                }
             }
             Ok(())
         })();

@@ -19,6 +19,8 @@ pub struct Options {
     pub any_sll2: bool,
     /// `--time-stamp-precision=nano` (nanosecond pcap magic).
     pub nano: bool,
+    /// `-s 80` instead of the full snaplen: frames cut after the TCP header.
+    pub snap80: bool,
 }
 
 pub struct Tcpdump {
@@ -31,7 +33,8 @@ impl Tcpdump {
     /// announced "listening on", i.e. its capture socket is open.
     pub fn start(ns: &str, iface: &str, file: &Path, opt: Options) -> Result<Tcpdump> {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, "tcpdump", "-n", "-U", "-s", SNAPLEN])
+        let snaplen = if opt.snap80 { "80" } else { SNAPLEN };
+        cmd.args(["netns", "exec", ns, "tcpdump", "-n", "-U", "-s", snaplen])
             // Without it TPACKET_V3 hands packets over in blocks retired by a
             // 1 s timeout, and whatever sits in the open block at SIGINT is
             // lost: short captures would come out empty.

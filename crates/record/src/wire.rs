@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::{
@@ -74,14 +74,43 @@ fn read_frames(path: &Path) -> Result<Vec<Frame>> {
             }
         }
     } else {
-        let mut reader = PcapReader::new(file)?;
-        let linktype = reader.header().datalink;
-        while let Some(pkt) = reader.next_packet() {
-            frames.push(Frame {
-                linktype,
-                data: pkt?.data.into_owned(),
-            });
-        }
+        frames = read_pcap(file)?;
+    }
+    Ok(frames)
+}
+
+/// Plain pcap records, read by hand: pcap-file rejects `orig_len > snaplen`,
+/// which is what every frame of a `tcpdump -s 80` capture looks like.
+fn read_pcap(mut file: impl Read) -> Result<Vec<Frame>> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let u32_at = |at: usize, big: bool| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let magic = u32_at(0, false).context("no pcap header")?;
+    let big = match magic {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => false,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => true,
+        _ => bail!("not a pcap file"),
+    };
+    let linktype = DataLink::from(u32_at(20, big).context("pcap header truncated")?);
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at < bytes.len() {
+        let caplen = u32_at(at + 8, big).context("record header truncated")? as usize;
+        let data = bytes
+            .get(at + 16..at + 16 + caplen)
+            .context("record truncated")?;
+        frames.push(Frame {
+            linktype,
+            data: data.to_vec(),
+        });
+        at += 16 + caplen;
     }
     Ok(frames)
 }
@@ -97,19 +126,21 @@ struct Segment {
 
 fn decode(frame: &Frame) -> Result<Option<Segment>> {
     let sliced = match frame.linktype {
-        DataLink::ETHERNET => SlicedPacket::from_ethernet(&frame.data),
+        // Lax: a snaplen-cut frame still has its TCP header.
+        DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(&frame.data)
+            .map_err(|e| anyhow::anyhow!("undecodable frame: {e}"))?,
         DataLink::LINUX_SLL2 if frame.data.len() >= SLL2_LEN => {
-            SlicedPacket::from_ip(&frame.data[SLL2_LEN..])
+            LaxSlicedPacket::from_ip(&frame.data[SLL2_LEN..])
+                .map_err(|e| anyhow::anyhow!("undecodable frame: {e}"))?
         }
         other => bail!("unexpected link type {other:?}"),
-    }
-    .map_err(|e| anyhow::anyhow!("undecodable frame: {e}"))?;
+    };
     let (src, dst): (IpAddr, IpAddr) = match &sliced.net {
-        Some(NetSlice::Ipv4(ip)) => (
+        Some(LaxNetSlice::Ipv4(ip)) => (
             ip.header().source_addr().into(),
             ip.header().destination_addr().into(),
         ),
-        Some(NetSlice::Ipv6(ip)) => (
+        Some(LaxNetSlice::Ipv6(ip)) => (
             ip.header().source_addr().into(),
             ip.header().destination_addr().into(),
         ),
@@ -135,10 +166,8 @@ pub fn connections(path: &Path) -> Result<(usize, Vec<Conn>)> {
     let mut conns: Vec<Conn> = Vec::new();
     for frame in &frames {
         let Some(seg) = decode(frame)? else { continue };
-        if seg.syn && !seg.ack {
-            if seg.fin || seg.rst {
-                bail!("odd SYN from {}", seg.src);
-            }
+        // A SYN with FIN or RST (injected into derived captures) opens nothing.
+        if seg.syn && !seg.ack && !seg.fin && !seg.rst {
             // A retransmitted SYN belongs to the connection it repeats.
             let repeat = conns.last().is_some_and(|c| {
                 c.client == seg.src
@@ -155,14 +184,29 @@ pub fn connections(path: &Path) -> Result<(usize, Vec<Conn>)> {
                 });
             }
         }
+        let known = |c: &Conn| {
+            (c.client, c.server) == (seg.src, seg.dst) || (c.server, c.client) == (seg.src, seg.dst)
+        };
+        if !conns.iter().any(known) {
+            // No SYN seen (derived mid-stream captures): the client is the
+            // side that did not send from the server port.
+            let (client, server) = if seg.src.port() == crate::script::SERVER_PORT {
+                (seg.dst, seg.src)
+            } else {
+                (seg.src, seg.dst)
+            };
+            conns.push(Conn {
+                client,
+                server,
+                from_client: Counts::default(),
+                from_server: Counts::default(),
+            });
+        }
         let conn = conns
             .iter_mut()
             .rev()
-            .find(|c| {
-                (c.client, c.server) == (seg.src, seg.dst)
-                    || (c.server, c.client) == (seg.src, seg.dst)
-            })
-            .with_context(|| format!("segment {} -> {} without a SYN", seg.src, seg.dst))?;
+            .find(|c| known(c))
+            .expect("ensured above");
         let counts = if conn.client == seg.src {
             &mut conn.from_client
         } else {

@@ -282,6 +282,93 @@ fn summary_table_shows_calls_and_final_states() {
     assert!(stdout.contains("CLOSED"), "{stdout}");
 }
 
+/// Offset of the `n`th (1-based) record header of a little-endian pcap.
+fn pcap_record_offset(bytes: &[u8], n: usize) -> usize {
+    let mut at = 24;
+    for _ in 1..n {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+    }
+    at
+}
+
+#[test]
+fn an_absurd_record_length_ends_the_capture_there_not_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    let at = pcap_record_offset(&bytes, 4);
+    // Frame 4's captured length: 4 GiB - 256, far above any snaplen.
+    bytes[at + 8..at + 12].copy_from_slice(&0xffff_ff00u32.to_le_bytes());
+    let bad = dir.path().join("absurd.pcap");
+    fs::write(&bad, &bytes).unwrap();
+    copy_into(dir.path(), &testdata().join("refused.pcap"));
+    let out = tcpshut(&["annotate", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("absurd.pcap"), "{stderr}");
+    assert!(stderr.contains("exceeds"), "{stderr}");
+    let sidecar = fs::read_to_string(dir.path().join("absurd.pcap.tcpshut.csv")).unwrap();
+    let frames: Vec<&str> = sidecar
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        frames,
+        ["1", "2", "3"],
+        "annotated up to the last whole record"
+    );
+    assert!(dir.path().join("refused.pcap.tcpshut.csv").exists());
+}
+
+#[test]
+fn a_capture_of_an_unknown_link_type_succeeds_with_no_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    // LINKTYPE_USER0 (147): nothing tcpshut decodes.
+    bytes[20..24].copy_from_slice(&147u32.to_le_bytes());
+    let capture = dir.path().join("user0.pcap");
+    fs::write(&capture, &bytes).unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decode = &doc["capture"]["decode"];
+    assert_eq!(decode["tcp_segments"], 0);
+    assert_eq!(decode["unknown_link"], doc["capture"]["frames"]);
+    assert!(decode["unknown_link"].as_u64().unwrap() > 0);
+    assert!(doc["segments"].as_array().unwrap().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_fails_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = copy_into(dir.path(), &testdata().join("close-client-first.pcap"));
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    copy_into(dir.path(), &testdata().join("refused.pcap"));
+    // Root reads files whatever their mode (CAP_DAC_OVERRIDE): there the
+    // file is readable and the failure can't be provoked this way.
+    let readable = fs::File::open(&locked).is_ok();
+    let out = tcpshut(&["annotate", dir.path().to_str().unwrap()]);
+    assert!(dir.path().join("refused.pcap.tcpshut.csv").exists());
+    if readable {
+        eprintln!("running as root: chmod 000 does not stop reads, skipping that assertion");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("close-client-first.pcap"));
+    }
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+}
+
 /// `--pcapng` writes the same packets, byte for byte and in order, with
 /// each row's summary as the packet's comment.
 #[test]

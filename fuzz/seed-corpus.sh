@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Copies the committed test captures into the fuzz corpus (not committed:
+# fuzz/corpus/ is in .gitignore). Usage: fuzz/seed-corpus.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p fuzz/corpus/analyze
+cp testdata/*.pcap testdata/*.pcapng fuzz/corpus/analyze/
+# Real-world captures, if the shared corpus is there (small ones only).
+if [ -d ../shared/realworld ]; then
+  find ../shared/realworld -maxdepth 1 -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) \
+    -size -256k -exec cp {} fuzz/corpus/analyze/ \;
+fi
+ls fuzz/corpus/analyze | wc -l
