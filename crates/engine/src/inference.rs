@@ -7,8 +7,39 @@
 
 use std::fmt;
 
+/// Gives an enum its text codes once, for both `Display` and serde.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name,)* }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                match text.as_ref() {
+                    $($name => Ok($ty::$variant),)*
+                    other => Err(serde::de::Error::unknown_variant(other, &[$($name),*])),
+                }
+            }
+        }
+    };
+}
+
 /// A socket call (or call pattern) that shapes a teardown on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Declared in the sorted order of the codes, so sorting calls sorts codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Call {
     /// close() with nothing unread, or process exit.
@@ -34,20 +65,22 @@ impl Call {
     ];
 
     pub fn code(self) -> &'static str {
-        match self {
-            Call::Close => "close",
-            Call::CloseUnread => "close_unread",
-            Call::Linger0 => "linger0",
-            Call::ShutRd => "shut_rd",
-            Call::ShutRdwr => "shut_rdwr",
-            Call::ShutWr => "shut_wr",
-        }
+        self.name()
     }
 
     pub fn from_code(code: &str) -> Option<Call> {
         Call::ALL.into_iter().find(|c| c.code() == code)
     }
 }
+
+named!(Call {
+    Close => "close",
+    CloseUnread => "close_unread",
+    Linger0 => "linger0",
+    ShutRd => "shut_rd",
+    ShutRdwr => "shut_rdwr",
+    ShutWr => "shut_wr",
+});
 
 /// The candidates of one step: a set of calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -267,27 +300,6 @@ pub enum Closer {
     Both,
     #[default]
     None,
-}
-
-/// Gives an enum its text codes once, for both `Display` and serde.
-macro_rules! named {
-    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            pub fn name(self) -> &'static str {
-                match self { $($ty::$variant => $name,)* }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-        impl serde::Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.name())
-            }
-        }
-    };
 }
 
 named!(Role { Active => "active", Passive => "passive", Simultaneous => "simultaneous", None => "none" });

@@ -7,42 +7,9 @@
 
 use std::net::Shutdown;
 
-use serde::{Deserialize, Serialize};
-
-use crate::script::Call;
 use crate::script::Step::{self, *};
 use crate::wire::Counts;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Active,
-    Passive,
-    Simultaneous,
-    None,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ClosedBy {
-    #[serde(rename = "fin")]
-    Fin,
-    #[serde(rename = "rst")]
-    Rst,
-    #[serde(rename = "fin+rst")]
-    FinRst,
-    #[serde(rename = "none")]
-    None,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Graceful,
-    Reset,
-    Refused,
-    HalfClosed,
-    Open,
-}
+pub use tcpshut_engine::inference::{Call, ClosedBy, Outcome, Role};
 
 /// What one side of one connection must look like.
 #[derive(Clone, Debug)]
@@ -69,7 +36,9 @@ pub struct Scenario {
     pub conns: Vec<ConnExpect>,
 }
 
-// Candidate classes of the inference rules (each sorted).
+// Candidate classes of the inference rules (each sorted). Restated here on
+// purpose rather than taken from the engine: the manifest is the oracle the
+// engine is tested against, written from docs/semantics.md.
 /// Rule 3: a FIN and nothing later that tells more.
 const FIN_ANY: &[Call] = &[Call::Close, Call::ShutRdwr, Call::ShutWr];
 /// Rule 2: a FIN, then new peer data answered by a RST.

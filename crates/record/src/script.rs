@@ -14,7 +14,6 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket, Type};
 
 use crate::lab::{self, Lab};
@@ -29,22 +28,9 @@ pub const CLIENT_PORT: u16 = 40000;
 /// Guards every blocking call: a scenario that goes wrong fails, not hangs.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Socket calls relevant to teardown, as codes in the manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Call {
-    // Declared in alphabetical order of the codes, so that sorting a list
-    // of candidates sorts it as the manifest promises.
-    /// close() with nothing unread.
-    Close,
-    /// close() while received data was unread.
-    CloseUnread,
-    /// close() after SO_LINGER {1,0}.
-    Linger0,
-    ShutRd,
-    ShutRdwr,
-    ShutWr,
-}
+/// Socket calls relevant to teardown: the engine's vocabulary, so the
+/// manifest speaks the same codes the inference does.
+pub use tcpshut_engine::inference::Call;
 
 #[derive(Clone, Debug)]
 pub enum Step {
