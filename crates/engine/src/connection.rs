@@ -32,6 +32,18 @@ pub struct SegmentFacts {
     pub reveals: bool,
 }
 
+/// One segment on its way through [`Connection::observe`]: who sent it
+/// (`x`) to whom (`y`), the first pass's verdict, and what its row
+/// collects.
+struct Step<'s, 'a> {
+    seg: &'s Segment<'a>,
+    x: usize,
+    y: usize,
+    hindsight: Option<&'s ConnVerdict>,
+    events: EventSet,
+    related: Option<u64>,
+}
+
 /// Which parts of the three-way handshake the capture showed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Handshake {
@@ -161,15 +173,21 @@ impl Connection {
     pub fn observe(&mut self, seg: &Segment<'_>, hindsight: Option<&ConnVerdict>) -> SegmentFacts {
         let x = self.sender_of(seg);
         let y = 1 - x;
-        let mut events = EventSet::default();
-        let mut related = None;
+        let mut step = Step {
+            seg,
+            x,
+            y,
+            hindsight,
+            events: EventSet::default(),
+            related: None,
+        };
         self.last_frame = seg.frame;
         if seg.frame == self.first_frame {
             if self.mid_stream {
-                events.insert(Event::MidStream);
+                step.events.insert(Event::MidStream);
             }
             if self.reuses.is_some() {
-                events.insert(Event::PortReuse);
+                step.events.insert(Event::PortReuse);
             }
         }
         self.zeek.observe(seg, x == 0);
@@ -188,15 +206,15 @@ impl Connection {
         if stray_syn {
             // Changes nothing.
         } else if seg.flags.rst() {
-            self.observe_rst(seg, x, y, &mut events, &mut related);
+            self.observe_rst(&mut step);
         } else {
-            self.observe_open(seg, x, y, &mut events);
-            self.observe_ack(seg, x, y, &mut events, &mut related);
-            self.observe_payload(seg, x, y, hindsight, &mut events, &mut related);
+            self.observe_open(&mut step);
+            self.observe_ack(&mut step);
+            self.observe_payload(&mut step);
             // Linux discards a SYN+FIN (tcp_rcv_state_process, LISTEN): the
             // FIN of a SYN is no teardown.
             if seg.flags.fin() && !seg.flags.syn() {
-                self.observe_fin(seg, x, y, hindsight, &mut events, &mut related);
+                self.observe_fin(&mut step);
             }
             self.unanswered_data_after_fin[x] = None;
         }
@@ -219,10 +237,10 @@ impl Connection {
         SegmentFacts {
             conn: self.id,
             sender: x,
-            events,
+            events: step.events,
             sender_state: sender.state,
             receiver_state: receiver.state,
-            related,
+            related: step.related,
             rel_seq: sender.relative(seg.seq),
             rel_ack: if seg.flags.ack() {
                 receiver.relative(seg.ack)
@@ -250,9 +268,10 @@ impl Connection {
     }
 
     /// SYN and SYN+ACK, or the first plain segment of a mid-stream sender.
-    fn observe_open(&mut self, seg: &Segment<'_>, x: usize, y: usize, events: &mut EventSet) {
+    fn observe_open(&mut self, step: &mut Step<'_, '_>) {
+        let (seg, x, y) = (step.seg, step.x, step.y);
         if seg.flags.syn() && !seg.flags.ack() {
-            events.insert(Event::Syn);
+            step.events.insert(Event::Syn);
             self.handshake.syn = true;
             self.handshake_client = Some(x);
             let sender = &mut self.endpoints[x];
@@ -260,7 +279,7 @@ impl Connection {
             sender.window_scale = seg.options.window_scale;
             sender.apply(EndpointEvent::SendSyn);
         } else if seg.flags.syn() {
-            events.insert(Event::SynAck);
+            step.events.insert(Event::SynAck);
             self.handshake.syn_ack = true;
             self.handshake_client.get_or_insert(y);
             let scale = seg.options.window_scale;
@@ -276,14 +295,8 @@ impl Connection {
 
     /// The ACK field: completes the handshake, acknowledges FINs, and shows
     /// whether an endpoint that sent FIN still reads (class 1 evidence).
-    fn observe_ack(
-        &mut self,
-        seg: &Segment<'_>,
-        x: usize,
-        y: usize,
-        events: &mut EventSet,
-        related: &mut Option<u64>,
-    ) {
+    fn observe_ack(&mut self, step: &mut Step<'_, '_>) {
+        let (seg, x, y) = (step.seg, step.x, step.y);
         if !seg.flags.ack() {
             return;
         }
@@ -300,10 +313,11 @@ impl Connection {
             if peer.fin_acked_frame.is_none() && seq_gt(ack, fin_seq) {
                 peer.fin_acked_frame = Some(seg.frame);
                 peer.apply(EndpointEvent::RecvAckOfFin);
-                events.insert(Event::FinAcked);
-                related.get_or_insert(peer.fin_frame.unwrap_or(seg.frame));
+                step.events.insert(Event::FinAcked);
+                step.related
+                    .get_or_insert(peer.fin_frame.unwrap_or(seg.frame));
                 if peer.state == TcpState::TimeWait {
-                    events.insert(Event::TimeWait);
+                    step.events.insert(Event::TimeWait);
                 }
             }
         }
@@ -320,15 +334,8 @@ impl Connection {
     }
 
     /// Payload: who received data when, and data sent after a FIN.
-    fn observe_payload(
-        &mut self,
-        seg: &Segment<'_>,
-        x: usize,
-        y: usize,
-        hindsight: Option<&ConnVerdict>,
-        events: &mut EventSet,
-        related: &mut Option<u64>,
-    ) {
+    fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
+        let (seg, x, y, hindsight) = (step.seg, step.x, step.y, step.hindsight);
         if seg.payload_len == 0 {
             return;
         }
@@ -359,29 +366,22 @@ impl Connection {
         self.unanswered_data_after_fin[y] = Some(seg.frame);
         // Its ACK covers the peer's FIN: it read the FIN and still sends.
         if self.endpoints[y].fin_acked_frame.is_some() {
-            events.insert(Event::DataAfterFin);
+            step.events.insert(Event::DataAfterFin);
         }
         if hindsight.is_some_and(|v| v.endpoints[y].stopped_reading_at_fin) {
-            events.insert(Event::DataToClosed);
-            related.get_or_insert(peer_fin);
+            step.events.insert(Event::DataToClosed);
+            step.related.get_or_insert(peer_fin);
         }
     }
 
     /// A FIN: active, passive, simultaneous or retransmitted.
-    fn observe_fin(
-        &mut self,
-        seg: &Segment<'_>,
-        x: usize,
-        y: usize,
-        hindsight: Option<&ConnVerdict>,
-        events: &mut EventSet,
-        related: &mut Option<u64>,
-    ) {
+    fn observe_fin(&mut self, step: &mut Step<'_, '_>) {
+        let (seg, x, y, hindsight) = (step.seg, step.x, step.y, step.hindsight);
         let fin_seq = seg.end_seq().wrapping_sub(1);
         if let Some(first) = self.endpoints[x].fin_frame {
             // Same FIN again (or a FIN the sender moved; either way not new).
-            events.insert(Event::FinRetransmit);
-            related.get_or_insert(first);
+            step.events.insert(Event::FinRetransmit);
+            step.related.get_or_insert(first);
             return;
         }
         let peer_nxt = self.endpoints[y].snd_nxt;
@@ -396,12 +396,12 @@ impl Connection {
             // observe_ack already recorded an ACK of the peer's FIN, this one's included.
             Some(_) if peer.fin_acked_frame.is_some() => {
                 // RFC 9293 3.6 case 1: it had received the peer's FIN.
-                events.insert(Event::FinPassive);
+                step.events.insert(Event::FinPassive);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
             }
             Some(_) => {
                 // RFC 9293 3.6 case 3: both sent FIN before hearing of the other's.
-                events.insert(Event::FinSimultaneous);
+                step.events.insert(Event::FinSimultaneous);
                 self.simultaneous = true;
                 let sender = &mut self.endpoints[x];
                 sender.state = TcpState::Established;
@@ -411,7 +411,7 @@ impl Connection {
             None if hindsight.is_some_and(|v| v.simultaneous) => {
                 // Hindsight: the peer sent its own FIN before this one
                 // reached it, so it never was in CLOSE-WAIT.
-                events.insert(Event::FinSimultaneous);
+                step.events.insert(Event::FinSimultaneous);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
                 // Receiving a FIN shows the peer synchronized: pass 1 moved it
                 // out of UNKNOWN here (RecvFin), so pass 2 must too, or the
@@ -424,36 +424,30 @@ impl Connection {
                 return;
             }
             None => {
-                events.insert(Event::FinActive);
+                step.events.insert(Event::FinActive);
                 self.endpoints[x].apply(EndpointEvent::SendFin);
             }
         }
         let peer = &mut self.endpoints[y];
         peer.apply(EndpointEvent::RecvFin);
         if peer.state == TcpState::TimeWait {
-            events.insert(Event::TimeWait);
+            step.events.insert(Event::TimeWait);
         }
     }
 
     /// An RST: refused, after close, stray, abortive, or ignored.
-    fn observe_rst(
-        &mut self,
-        seg: &Segment<'_>,
-        x: usize,
-        y: usize,
-        events: &mut EventSet,
-        related: &mut Option<u64>,
-    ) {
+    fn observe_rst(&mut self, step: &mut Step<'_, '_>) {
+        let (seg, x, y) = (step.seg, step.x, step.y);
         if !self.rst_acceptable(seg, x, y) {
-            events.insert(Event::RstIgnored);
+            step.events.insert(Event::RstIgnored);
             self.rst_ignored = true;
             return;
         }
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
         if receiver.state == TcpState::SynSent && !sender.sent_any {
             // RFC 9293 3.10.7.1: a SYN to a port nobody listens on.
-            events.insert(Event::RstRefused);
-            *related = receiver.syn_frame;
+            step.events.insert(Event::RstRefused);
+            step.related = receiver.syn_frame;
             self.refused = true;
         } else if let (Some(_), Some(data), false) = (
             self.evidence[x].fin_frame,
@@ -461,17 +455,17 @@ impl Connection {
             seg.flags.ack(),
         ) {
             // RFC 1122 4.2.2.13 / RFC 2525 2.17: data to a closed reader is reset.
-            events.insert(Event::RstAfterClose);
-            *related = Some(data);
+            step.events.insert(Event::RstAfterClose);
+            step.related = Some(data);
             self.evidence[x]
                 .reset_new_data_frame
                 .get_or_insert(seg.frame);
         } else if sender.state.is_finished() || !seg.flags.ack() {
             // RFC 9293 3.5.2 group 1: it answers a segment of a connection it no longer has.
-            events.insert(Event::RstStray);
+            step.events.insert(Event::RstStray);
         } else {
             // RFC 9293 3.10.5 (ABORT call): an abortive close.
-            events.insert(Event::RstAbort);
+            step.events.insert(Event::RstAbort);
             let received = sender.received_payload;
             let own = &mut self.evidence[x];
             if own.abort_frame.is_none() {
