@@ -62,10 +62,36 @@ pub mod linktype {
     pub const LINUX_SLL2: LinkType = LinkType(276);
 }
 
+/// What [`decode_with`] does besides finding the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Verify TCP checksums (reading every payload byte). Without it,
+    /// [`Segment::checksum_ok`] is `None` and `bad_checksum` stays 0: a
+    /// second pass over a capture skips it, as the first already counted.
+    pub verify_checksums: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            verify_checksums: true,
+        }
+    }
+}
+
 /// Decodes one frame; `None` when it carries no whole TCP header.
 pub fn decode<'a>(frame: &Frame<'a>, stats: &mut DecodeStats) -> Option<Segment<'a>> {
+    decode_with(frame, stats, DecodeOptions::default())
+}
+
+/// [`decode`], doing only what `options` asks for.
+pub fn decode_with<'a>(
+    frame: &Frame<'a>,
+    stats: &mut DecodeStats,
+    options: DecodeOptions,
+) -> Option<Segment<'a>> {
     stats.frames += 1;
-    let skipped = match tcp_segment(frame) {
+    let skipped = match tcp_segment(frame, options) {
         Ok(segment) => {
             stats.tcp_segments += 1;
             if segment.checksum_ok == Some(false) {
@@ -219,7 +245,7 @@ fn slice_ip(data: &[u8]) -> Result<IpPacket<'_>, Skip> {
 }
 
 /// The frame's TCP segment, or why it has none.
-fn tcp_segment<'a>(frame: &Frame<'a>) -> Result<Segment<'a>, Skip> {
+fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<'a>, Skip> {
     let (ip, stop) = ip_packet(frame.link, frame.data)?;
     let (src, dst, declared_ip_total) = match &ip {
         LaxIpSlice::Ipv4(ipv4) => {
@@ -277,7 +303,11 @@ fn tcp_segment<'a>(frame: &Frame<'a>) -> Result<Segment<'a>, Skip> {
         } else {
             TcpOptionsSummary::default()
         },
-        checksum_ok: verify_checksum(&tcp, ip_payload, src, dst),
+        checksum_ok: if options.verify_checksums {
+            verify_checksum(&tcp, ip_payload, src, dst)
+        } else {
+            None
+        },
     })
 }
 
