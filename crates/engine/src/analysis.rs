@@ -177,7 +177,12 @@ pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     let mut reader = CaptureReader::open(path)?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
-    let mut table = FlowTable::new();
+    // Zeek's view is only in reports.
+    let mut table = if detail == Detail::Reports {
+        FlowTable::new()
+    } else {
+        FlowTable::without_zeek()
+    };
     let mut verdicts = Vec::new();
     let mut peers = Vec::new();
     let mut reports = Vec::new();
@@ -240,7 +245,7 @@ pub fn annotate(
         .map_err(AnalyzeError::Output)?;
     let mut reader = CaptureReader::open(path)?;
     let mut stats = DecodeStats::default();
-    let mut table = FlowTable::new();
+    let mut table = FlowTable::without_zeek();
     let hindsight = first.verdicts.as_slice();
     let limit = Some(first.capture.frames);
     // Checksums only feed the `bad_checksum` count, which pass 1 has.
