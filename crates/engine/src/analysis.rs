@@ -14,7 +14,7 @@ use crate::capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
 use crate::connection::Connection;
 use crate::flow::FlowTable;
 use crate::inference::ConnVerdict;
-use crate::link::{self, DecodeStats};
+use crate::link::{self, DecodeOptions, DecodeStats};
 use crate::report::ConnectionReport;
 use crate::segment::Segment;
 
@@ -146,12 +146,13 @@ fn format_name(format: CaptureFormat) -> &'static str {
     }
 }
 
-/// Streams a capture's frames, each with its TCP segment if it has one,
-/// into `each`, stopping after `limit` frames if given. Returns the frame
-/// count and why reading stopped early, if it did.
+/// Streams a capture's frames, each with its TCP segment if it has one
+/// (decoded with `options`), into `each`, stopping after `limit` frames if
+/// given. Returns the frame count and why reading stopped early, if it did.
 fn for_each_frame(
     reader: &mut CaptureReader,
     stats: &mut DecodeStats,
+    options: DecodeOptions,
     limit: Option<u64>,
     mut each: impl FnMut(&Frame<'_>, Option<&Segment<'_>>) -> std::io::Result<()>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
@@ -166,7 +167,7 @@ fn for_each_frame(
             Err(e) => return Ok((frames, Some(e.to_string()))),
         };
         frames += 1;
-        let segment = link::decode(&frame, stats);
+        let segment = link::decode_with(&frame, stats, options);
         each(&frame, segment.as_ref()).map_err(AnalyzeError::Output)?;
     }
 }
@@ -183,7 +184,12 @@ fn verdicts_from(open: Open, path: &Path, detail: Detail) -> Result<Verdicts, An
     let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
-    let mut table = FlowTable::new();
+    // Zeek's view is only in reports.
+    let mut table = if detail == Detail::Reports {
+        FlowTable::new()
+    } else {
+        FlowTable::without_zeek()
+    };
     let mut verdicts = Vec::new();
     let mut peers = Vec::new();
     let mut reports = Vec::new();
@@ -208,13 +214,15 @@ fn verdicts_from(open: Open, path: &Path, detail: Detail) -> Result<Verdicts, An
             }
         }
     };
-    let (frames, incomplete) = for_each_frame(&mut reader, &mut stats, None, |_, segment| {
-        if let Some(seg) = segment {
-            table.observe(seg, None);
-            conclude(table.take_retired());
-        }
-        Ok(())
-    })?;
+    let options = DecodeOptions::default();
+    let (frames, incomplete) =
+        for_each_frame(&mut reader, &mut stats, options, None, |_, segment| {
+            if let Some(seg) = segment {
+                table.observe(seg, None);
+                conclude(table.take_retired());
+            }
+            Ok(())
+        })?;
     let connections = table.connections_seen();
     conclude(table.finish());
     reports.sort_unstable_by_key(|r| r.id);
@@ -266,10 +274,14 @@ fn annotate_from(
         .map_err(AnalyzeError::Output)?;
     let mut reader = open()?;
     let mut stats = DecodeStats::default();
-    let mut table = FlowTable::new();
+    let mut table = FlowTable::without_zeek();
     let hindsight = first.verdicts.as_slice();
     let limit = Some(first.capture.frames);
-    for_each_frame(&mut reader, &mut stats, limit, |frame, segment| {
+    // Checksums only feed the `bad_checksum` count, which pass 1 has.
+    let options = DecodeOptions {
+        verify_checksums: false,
+    };
+    for_each_frame(&mut reader, &mut stats, options, limit, |frame, segment| {
         let Some(seg) = segment else {
             return sink.frame(frame, None);
         };

@@ -8,8 +8,11 @@
 //! `if_tsresol` (timestamps are taken as nanoseconds) and allocate a `Vec`
 //! for options on every packet, and its errors carry no offsets.
 //!
-//! Memory is one reusable buffer that grows only up to the largest record
-//! (bounded by [`MAX_CAPLEN`] / [`MAX_BLOCK_LEN`]), never with file size.
+//! A regular file is memory-mapped and frames borrow from the mapping (see
+//! [`ByteStream::open`] for the one risk that brings); other sources are
+//! read into one reusable buffer that grows only up to the largest record
+//! (bounded by [`MAX_CAPLEN`] / [`MAX_BLOCK_LEN`]). Either way, resident
+//! memory does not grow with file size.
 
 mod pcapng;
 
@@ -18,6 +21,9 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::path::Path;
 
+#[cfg(unix)]
+use memmap2::UncheckedAdvice;
+use memmap2::{Advice, Mmap};
 use nom::number::complete::u32 as nom_u32;
 use nom::number::Endianness;
 use nom::{IResult, Parser};
@@ -140,8 +146,8 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens a capture and reads its file header.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let file = File::open(path)?;
-        Self::from_reader(Box::new(file), path.display().to_string())
+        let stream = ByteStream::open(File::open(path)?)?;
+        Self::from_stream(stream, path.display().to_string())
     }
 
     /// Reads a capture from any byte source (in-memory data, pipes, fuzzing);
@@ -150,7 +156,10 @@ impl CaptureReader {
         reader: Box<dyn Read + Send>,
         name: impl Into<String>,
     ) -> Result<Self, CaptureError> {
-        let mut stream = ByteStream::new(reader);
+        Self::from_stream(ByteStream::from_reader(reader), name)
+    }
+
+    fn from_stream(mut stream: ByteStream, name: impl Into<String>) -> Result<Self, CaptureError> {
         let have = stream.fill(PCAP_HEADER_LEN)?;
         if have == 0 {
             return Err(CaptureError::Empty);
@@ -331,27 +340,91 @@ fn next_pcap_record(
     }))
 }
 
-/// A read buffer that hands out borrowed slices and knows the file offset
-/// of every byte. Bytes consumed stay valid until the next `fill`.
+/// The capture's bytes with a read position: hands out borrowed slices
+/// and knows the file offset of every byte. Bytes consumed stay valid
+/// until the next `fill`.
+///
+/// The framing code sees one byte window whatever the source: a regular
+/// file is memory-mapped (the whole file is the window, frames borrow
+/// straight from the page cache); anything else is read into a reusable
+/// buffer that `fill` tops up.
 struct ByteStream {
-    reader: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    source: Source,
+    /// Window of valid bytes: `bytes()[start..end]`.
     start: usize,
     end: usize,
-    /// File offset of `buf[start]`.
+    /// File offset of `bytes()[start]`.
     offset: u64,
+}
+
+enum Source {
+    /// A regular file mapped read-only. `released` is how far the pages
+    /// behind the read position have been dropped from this process's
+    /// page tables, so that resident memory doesn't grow with the file.
+    Mapped { map: Mmap, released: usize },
+    /// Any other byte source, through a buffer that grows only up to the
+    /// largest record.
+    Read {
+        reader: Box<dyn Read + Send>,
+        buf: Vec<u8>,
+    },
 }
 
 const INITIAL_BUFFER_LEN: usize = 256 * 1024;
 
+/// Pages of a mapping this far behind the read position are released:
+/// large enough that the `madvise` calls cost nothing, small enough not
+/// to show in peak RSS.
+const RELEASE_CHUNK: usize = 2 * 1024 * 1024;
+
 impl ByteStream {
-    fn new(reader: Box<dyn Read + Send>) -> Self {
+    fn from_reader(reader: Box<dyn Read + Send>) -> Self {
         Self {
-            reader,
-            buf: vec![0; INITIAL_BUFFER_LEN],
+            source: Source::Read {
+                reader,
+                buf: vec![0; INITIAL_BUFFER_LEN],
+            },
             start: 0,
             end: 0,
             offset: 0,
+        }
+    }
+
+    /// Maps `file` if it is a non-empty regular file that can be mapped;
+    /// otherwise reads it.
+    ///
+    /// Mapping saves the kernel's copy of every byte into a read buffer
+    /// (a fifth of the run time), but a mapped file must not shrink while
+    /// it is read: the pages past its new end fault with SIGBUS. Captures
+    /// are not rewritten in place by capture tools (they append, rotate,
+    /// or write a new file), so this is the usual trade-off of mapping
+    /// readers (ripgrep, for one) and taken here; pipes, devices and other
+    /// non-regular files are read.
+    fn open(file: File) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the mapping is read-only and private to this reader;
+            // the file changing underneath is the documented risk above.
+            if let Ok(map) = unsafe { Mmap::map(&file) } {
+                // Only a hint for readahead; failing changes nothing.
+                let _ = map.advise(Advice::Sequential);
+                let end = map.len();
+                return Ok(Self {
+                    source: Source::Mapped { map, released: 0 },
+                    start: 0,
+                    end,
+                    offset: 0,
+                });
+            }
+        }
+        Ok(Self::from_reader(Box::new(file)))
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match &self.source {
+            Source::Mapped { map, .. } => map,
+            Source::Read { buf, .. } => buf,
         }
     }
 
@@ -366,26 +439,42 @@ impl ByteStream {
     /// Makes up to `want` bytes available; returns how many are (fewer only
     /// at end of input).
     fn fill(&mut self, want: usize) -> io::Result<usize> {
-        if self.available() >= want {
-            return Ok(self.available());
-        }
-        if self.start + want > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if want > self.buf.len() {
-                self.buf.resize(want, 0);
+        match &mut self.source {
+            Source::Mapped { map, released } => {
+                // Everything is available already. Earlier frames' borrows
+                // have ended (`fill` takes `&mut self`), so the pages behind
+                // the read position can go.
+                if self.start - *released >= RELEASE_CHUNK {
+                    let upto = self.start - self.start % RELEASE_CHUNK;
+                    release(map, *released..upto);
+                    *released = upto;
+                }
+                Ok(self.available())
+            }
+            Source::Read { reader, buf } => {
+                let available = self.end - self.start;
+                if available >= want {
+                    return Ok(available);
+                }
+                if self.start + want > buf.len() {
+                    buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                    if want > buf.len() {
+                        buf.resize(want, 0);
+                    }
+                }
+                while self.end - self.start < want {
+                    match reader.read(&mut buf[self.end..]) {
+                        Ok(0) => break,
+                        Ok(n) => self.end += n,
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(self.available())
             }
         }
-        while self.available() < want {
-            match self.reader.read(&mut self.buf[self.end..]) {
-                Ok(0) => break,
-                Ok(n) => self.end += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(self.available())
     }
 
     /// Fails with [`CaptureError::TruncatedRecord`] unless `need` bytes are
@@ -403,10 +492,10 @@ impl ByteStream {
     }
 
     fn peek(&self, len: usize) -> &[u8] {
-        &self.buf[self.start..self.start + len.min(self.available())]
+        &self.bytes()[self.start..self.start + len.min(self.available())]
     }
 
-    /// Marks `len` bytes as read and returns where they sit in the buffer.
+    /// Marks `len` bytes as read and returns where they sit in the window.
     fn consume(&mut self, len: usize) -> Range<usize> {
         let range = self.start..self.start + len;
         self.start += len;
@@ -415,8 +504,22 @@ impl ByteStream {
     }
 
     fn slice(&self, range: Range<usize>) -> &[u8] {
-        &self.buf[range]
+        &self.bytes()[range]
     }
+}
+
+/// Drops the pages of `range` from this process's page tables, so that
+/// resident memory stays at the window being read (a hint: on failure or
+/// off Unix the pages simply stay mapped until the reader is dropped).
+fn release(map: &Mmap, range: Range<usize>) {
+    #[cfg(unix)]
+    // SAFETY: MADV_DONTNEED on a read-only file mapping only drops
+    // page-table entries; a later access faults the same bytes back in
+    // from the page cache, so no reference sees its memory change.
+    let _ =
+        unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len()) };
+    #[cfg(not(unix))]
+    let _ = (map, range);
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::connection::{Connection, SegmentFacts};
 use crate::inference::ConnVerdict;
 use crate::segment::Segment;
+use crate::zeek::ZeekTracker;
 
 /// How long (capture time) a closed connection stays in the table to
 /// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
@@ -40,6 +41,20 @@ fn next_id(counter: &mut u32) -> u32 {
     id
 }
 
+/// A new connection (not a method: the caller holds a table entry).
+fn new_connection(
+    counter: &mut u32,
+    without_zeek: bool,
+    seg: &Segment<'_>,
+    reuses: Option<u32>,
+) -> Box<Connection> {
+    let mut conn = Box::new(Connection::new(next_id(counter), seg, reuses));
+    if without_zeek {
+        conn.zeek = ZeekTracker::idle();
+    }
+    conn
+}
+
 /// All connections open (or recently closed) at one point of the capture.
 #[derive(Default)]
 pub struct FlowTable {
@@ -51,11 +66,22 @@ pub struct FlowTable {
     next_id: u32,
     /// Connections that left the table, waiting for [`FlowTable::take_retired`].
     retired: Vec<Connection>,
+    /// Connections don't follow Zeek's view ([`FlowTable::without_zeek`]).
+    without_zeek: bool,
 }
 
 impl FlowTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table whose connections skip Zeek's model: for passes that need
+    /// no report (rows, verdicts), as Zeek's columns are only in reports.
+    pub fn without_zeek() -> Self {
+        Self {
+            without_zeek: true,
+            ..Self::default()
+        }
     }
 
     /// Number of connections seen so far.
@@ -86,16 +112,18 @@ impl FlowTable {
             Entry::Occupied(entry) => {
                 let conn = entry.into_mut();
                 if conn.reopened_by(seg) {
-                    let new = Connection::new(next_id(&mut self.next_id), seg, Some(conn.id));
-                    self.retired.push(*std::mem::replace(conn, Box::new(new)));
+                    let new =
+                        new_connection(&mut self.next_id, self.without_zeek, seg, Some(conn.id));
+                    self.retired.push(*std::mem::replace(conn, new));
                 }
                 conn
             }
-            Entry::Vacant(entry) => entry.insert(Box::new(Connection::new(
-                next_id(&mut self.next_id),
+            Entry::Vacant(entry) => entry.insert(new_connection(
+                &mut self.next_id,
+                self.without_zeek,
                 seg,
                 None,
-            ))),
+            )),
         };
         let was_closed = conn.is_closed();
         let verdict = hindsight.and_then(|all| all.get(conn.id as usize));

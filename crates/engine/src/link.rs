@@ -2,21 +2,22 @@
 //! (802.1Q/QinQ, MPLS, PPPoE, Cisco FabricPath), Linux SLL/SLL2, raw IP,
 //! BSD loopback, NFLOG and IPv4/IPv6.
 //!
-//! etherparse's lax slicer does Ethernet, VLAN, IP (with extension headers),
-//! and TCP; the headers it lacks are stepped over in [`headers`], which
-//! hands back an ether type and the bytes after it so that etherparse can
-//! carry on. Lax slicing means a snaplen-cut frame still yields a segment
-//! as long as its TCP header is complete.
+//! Each header is sliced with etherparse's per-header slices (Ethernet,
+//! VLAN, MACsec, lax IP with extension headers, TCP); the headers it lacks
+//! are stepped over in [`headers`], which hands back an ether type and the
+//! bytes after it. Lax slicing means a snaplen-cut frame still yields a
+//! segment as long as its TCP header is complete.
 
 mod headers;
 
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::err::ip::LaxHeaderSliceError;
-use etherparse::err::packet::SliceError;
+use etherparse::err::{ipv6_exts, macsec, Layer, LenError};
 use etherparse::{
-    LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource, TcpOptionElement, TcpSlice,
-    TransportSlice,
+    ether_type, ip_number, ArpPacketSlice, Ethernet2Slice, Icmpv4Slice, Icmpv6Slice, IgmpSlice,
+    LaxIpPayloadSlice, LaxIpSlice, LaxMacsecPayloadSlice, LaxMacsecSlice, LaxSlicedPacket,
+    LenSource, SingleVlanSlice, TcpOptionElement, TcpSlice, UdpSlice,
 };
 
 use crate::capture::{Frame, LinkType};
@@ -61,20 +62,43 @@ pub mod linktype {
     pub const LINUX_SLL2: LinkType = LinkType(276);
 }
 
+/// What [`decode_with`] does besides finding the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Verify TCP checksums (reading every payload byte). Without it,
+    /// [`Segment::checksum_ok`] is `None` and `bad_checksum` stays 0: a
+    /// second pass over a capture skips it, as the first already counted.
+    pub verify_checksums: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            verify_checksums: true,
+        }
+    }
+}
+
 /// Decodes one frame; `None` when it carries no whole TCP header.
 pub fn decode<'a>(frame: &Frame<'a>, stats: &mut DecodeStats) -> Option<Segment<'a>> {
+    decode_with(frame, stats, DecodeOptions::default())
+}
+
+/// [`decode`], doing only what `options` asks for.
+pub fn decode_with<'a>(
+    frame: &Frame<'a>,
+    stats: &mut DecodeStats,
+    options: DecodeOptions,
+) -> Option<Segment<'a>> {
     stats.frames += 1;
-    let skipped = match slice_link(frame.link, frame.data) {
-        Ok(sliced) => match tcp_segment(frame, &sliced) {
-            Ok(segment) => {
-                stats.tcp_segments += 1;
-                if segment.checksum_ok == Some(false) {
-                    stats.bad_checksum += 1;
-                }
-                return Some(segment);
+    let skipped = match tcp_segment(frame, options) {
+        Ok(segment) => {
+            stats.tcp_segments += 1;
+            if segment.checksum_ok == Some(false) {
+                stats.bad_checksum += 1;
             }
-            Err(skip) => skip,
-        },
+            return Some(segment);
+        }
         Err(skip) => skip,
     };
     *match skipped {
@@ -104,93 +128,159 @@ impl From<EncapError> for Skip {
     }
 }
 
-fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    use linktype::*;
-    match link {
-        ETHERNET => {
-            let mut sliced = LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Truncated)?;
-            follow_encapsulations(&mut sliced)?;
-            Ok(sliced)
-        }
-        DLT_RAW | DLT_RAW_OPENBSD | RAW | IPV4 | IPV6 => slice_ip(data),
-        NULL | LOOP => slice_encapsulated(headers::loopback(data)),
-        LINUX_SLL => slice_encapsulated(headers::linux_sll(data)),
-        LINUX_SLL2 => slice_encapsulated(headers::linux_sll2(data)),
-        NFLOG => slice_encapsulated(headers::nflog(data)),
-        _ => Err(Skip::UnknownLink),
+impl From<LenError> for Skip {
+    fn from(_: LenError) -> Self {
+        Skip::Truncated
     }
 }
 
-fn slice_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    LaxSlicedPacket::from_ip(data).map_err(|err| match err {
-        LaxHeaderSliceError::Len(_) => Skip::Truncated,
-        LaxHeaderSliceError::Content(_) => Skip::NotTcp,
-    })
-}
+/// The IP packet a frame carries, and why etherparse stopped inside its
+/// extension headers, if it did.
+type IpPacket<'a> = (LaxIpSlice<'a>, Option<(ipv6_exts::HeaderSliceError, Layer)>);
 
-fn slice_encapsulated(
-    inner: Result<Encapsulated<'_>, EncapError>,
-) -> Result<LaxSlicedPacket<'_>, Skip> {
-    let inner = inner?;
-    let mut sliced = LaxSlicedPacket::from_ether_type(inner.ether_type, inner.payload);
-    follow_encapsulations(&mut sliced)?;
-    Ok(sliced)
+/// Finds the IP packet past the link layer and its encapsulations.
+///
+/// Each header is sliced in place with etherparse's per-header slices
+/// (a few words each), not its whole-packet `LaxSlicedPacket`, which is a
+/// few hundred bytes that moving around showed in profiles.
+fn ip_packet(link: LinkType, data: &[u8]) -> Result<IpPacket<'_>, Skip> {
+    use linktype::*;
+    let inner = match link {
+        ETHERNET => {
+            let payload = Ethernet2Slice::from_slice_without_fcs(data)?.payload();
+            Encapsulated {
+                ether_type: payload.ether_type,
+                payload: payload.payload,
+            }
+        }
+        DLT_RAW | DLT_RAW_OPENBSD | RAW | IPV4 | IPV6 => return slice_ip(data),
+        NULL | LOOP => headers::loopback(data)?,
+        LINUX_SLL => headers::linux_sll(data)?,
+        LINUX_SLL2 => headers::linux_sll2(data)?,
+        NFLOG => headers::nflog(data)?,
+        _ => return Err(Skip::UnknownLink),
+    };
+    follow_ether_type(inner)
 }
 
 /// Upper bound on MPLS/PPPoE/FabricPath layers, so crafted input can't loop.
 const MAX_ENCAPSULATIONS: usize = 8;
 
-/// Continues where etherparse stopped at an ether type it doesn't know.
-/// In place: a sliced packet is a few hundred bytes, and moving it shows
-/// in profiles.
-fn follow_encapsulations(sliced: &mut LaxSlicedPacket<'_>) -> Result<(), Skip> {
-    for _ in 0..MAX_ENCAPSULATIONS {
-        if sliced.net.is_some() || sliced.stop_err.is_some() {
-            break;
-        }
-        let Some(ether) = sliced.ether_payload() else {
-            break;
+/// Steps over VLAN tags, MACsec, MPLS, PPPoE and FabricPath to IP.
+///
+/// At most [`LaxSlicedPacket::LINK_EXTS_CAP`] VLAN/MACsec headers in a row
+/// (counted afresh after each MPLS/PPPoE/FabricPath header), as
+/// etherparse's lax slicer allows; more is not taken for TCP.
+fn follow_ether_type(mut inner: Encapsulated<'_>) -> Result<IpPacket<'_>, Skip> {
+    let mut link_exts = 0;
+    let mut encapsulations = 0;
+    loop {
+        inner = match inner.ether_type {
+            ether_type::VLAN_TAGGED_FRAME
+            | ether_type::PROVIDER_BRIDGING
+            | ether_type::VLAN_DOUBLE_TAGGED_FRAME => {
+                if link_exts == LaxSlicedPacket::LINK_EXTS_CAP {
+                    return Err(Skip::NotTcp);
+                }
+                link_exts += 1;
+                let payload = SingleVlanSlice::from_slice(inner.payload)?.payload();
+                Encapsulated {
+                    ether_type: payload.ether_type,
+                    payload: payload.payload,
+                }
+            }
+            ether_type::MACSEC => {
+                if link_exts == LaxSlicedPacket::LINK_EXTS_CAP {
+                    return Err(Skip::NotTcp);
+                }
+                link_exts += 1;
+                let macsec =
+                    LaxMacsecSlice::from_slice(inner.payload).map_err(|err| match err {
+                        macsec::HeaderSliceError::Len(_) => Skip::Truncated,
+                        macsec::HeaderSliceError::Content(_) => Skip::NotTcp,
+                    })?;
+                match macsec.payload {
+                    LaxMacsecPayloadSlice::Unmodified(payload) => Encapsulated {
+                        ether_type: payload.ether_type,
+                        payload: payload.payload,
+                    },
+                    // Encrypted: whatever it carries can't be read.
+                    LaxMacsecPayloadSlice::Modified { .. } => return Err(Skip::NotTcp),
+                }
+            }
+            ether_type::ARP => {
+                // An ARP packet cut short counts as truncated, like any
+                // header the frame ends inside.
+                ArpPacketSlice::from_slice(inner.payload)?;
+                return Err(Skip::NotTcp);
+            }
+            ether_type::IPV4 | ether_type::IPV6 => return slice_ip(inner.payload),
+            headers::MPLS_UNICAST
+            | headers::MPLS_MULTICAST
+            | headers::PPPOE_SESSION
+            | headers::CISCO_FABRICPATH => {
+                if encapsulations == MAX_ENCAPSULATIONS {
+                    return Err(Skip::NotTcp);
+                }
+                encapsulations += 1;
+                link_exts = 0;
+                match inner.ether_type {
+                    headers::PPPOE_SESSION => headers::pppoe_session(inner.payload)?,
+                    headers::CISCO_FABRICPATH => headers::fabricpath(inner.payload)?,
+                    _ => headers::mpls(inner.payload)?,
+                }
+            }
+            _ => return Err(Skip::NotTcp),
         };
-        let inner = match ether.ether_type {
-            headers::MPLS_UNICAST | headers::MPLS_MULTICAST => headers::mpls(ether.payload),
-            headers::PPPOE_SESSION => headers::pppoe_session(ether.payload),
-            headers::CISCO_FABRICPATH => headers::fabricpath(ether.payload),
-            _ => break,
-        }?;
-        *sliced = LaxSlicedPacket::from_ether_type(inner.ether_type, inner.payload);
     }
-    Ok(())
 }
 
-/// Picks the TCP segment out of a sliced packet, or says why there is none.
-fn tcp_segment<'a>(frame: &Frame<'a>, sliced: &LaxSlicedPacket<'a>) -> Result<Segment<'a>, Skip> {
-    let (src, dst, ip_payload, declared_ip_total) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(ipv4)) => {
+/// IPv4 or IPv6 (by the version nibble), laxly: a snaplen-cut packet is
+/// sliced as far as it goes.
+fn slice_ip(data: &[u8]) -> Result<IpPacket<'_>, Skip> {
+    LaxIpSlice::from_slice(data).map_err(|err| match err {
+        LaxHeaderSliceError::Len(_) => Skip::Truncated,
+        LaxHeaderSliceError::Content(_) => Skip::NotTcp,
+    })
+}
+
+/// The frame's TCP segment, or why it has none.
+fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<'a>, Skip> {
+    let (ip, stop) = ip_packet(frame.link, frame.data)?;
+    let (src, dst, declared_ip_total) = match &ip {
+        LaxIpSlice::Ipv4(ipv4) => {
             let header = ipv4.header();
             (
                 IpAddr::V4(header.source_addr()),
                 IpAddr::V4(header.destination_addr()),
-                ipv4.payload(),
                 DeclaredLen::from_header(header.slice(), usize::from(header.total_len())),
             )
         }
-        Some(LaxNetSlice::Ipv6(ipv6)) => {
+        LaxIpSlice::Ipv6(ipv6) => {
             let header = ipv6.header();
             (
                 IpAddr::V6(header.source_addr()),
                 IpAddr::V6(header.destination_addr()),
-                ipv6.payload(),
                 DeclaredLen::from_header(header.slice(), 40 + usize::from(header.payload_length())),
             )
         }
-        _ => return Err(stop_reason(sliced)),
     };
+    let ip_payload = ip.payload();
     if ip_payload.fragmented {
         return Err(Skip::Fragment);
     }
-    let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
-        return Err(stop_reason(sliced));
-    };
+    if let Some((err, _)) = stop {
+        // The frame ended inside an extension header, or one is invalid.
+        return Err(match err {
+            ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated,
+            ipv6_exts::HeaderSliceError::Content(_) => Skip::NotTcp,
+        });
+    }
+    if ip_payload.ip_number != ip_number::TCP {
+        return Err(other_transport(ip_payload));
+    }
+    // A header length below 20 leaves no whole header either.
+    let tcp = TcpSlice::from_slice(ip_payload.payload).map_err(|_| Skip::Truncated)?;
     let header_len = usize::from(tcp.data_offset()) * 4;
     let payload_len = declared_ip_total
         .payload_len(ip_payload)
@@ -209,21 +299,33 @@ fn tcp_segment<'a>(frame: &Frame<'a>, sliced: &LaxSlicedPacket<'a>) -> Result<Se
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         payload: &captured[..captured.len().min(payload_len)],
         options: if flags.syn() {
-            syn_options(tcp)
+            syn_options(&tcp)
         } else {
             TcpOptionsSummary::default()
         },
-        checksum_ok: verify_checksum(tcp, ip_payload, src, dst),
+        checksum_ok: if options.verify_checksums {
+            verify_checksum(&tcp, ip_payload, src, dst)
+        } else {
+            None
+        },
     })
 }
 
-/// Why slicing ended without a TCP segment.
-fn stop_reason(sliced: &LaxSlicedPacket<'_>) -> Skip {
-    match &sliced.stop_err {
-        // A length error means the frame ended inside a header; a content
-        // error inside TCP means a header length below 20, no whole header.
-        Some((SliceError::Len(_), _)) | Some((SliceError::Tcp(_), _)) => Skip::Truncated,
-        _ => Skip::NotTcp,
+/// A transport other than TCP: not TCP, or truncated when the frame ends
+/// inside a header etherparse knows (UDP, ICMP, ICMPv6, IGMP).
+fn other_transport(ip_payload: &LaxIpPayloadSlice<'_>) -> Skip {
+    let data = ip_payload.payload;
+    let whole = match ip_payload.ip_number {
+        ip_number::UDP => UdpSlice::from_slice_lax(data).is_ok(),
+        ip_number::ICMP => Icmpv4Slice::from_slice(data).is_ok(),
+        ip_number::IPV6_ICMP => Icmpv6Slice::from_slice(data).is_ok(),
+        ip_number::IGMP => IgmpSlice::from_slice(data).is_ok(),
+        _ => true,
+    };
+    if whole {
+        Skip::NotTcp
+    } else {
+        Skip::Truncated
     }
 }
 

@@ -295,13 +295,76 @@ fn frames_are_borrowed_and_memory_does_not_grow() {
         assert_eq!(frame.data, &packet_data(count as u8, 1000)[..]);
         let data = frame.data.as_ptr();
         assert!(
-            reader.stream.buf.as_ptr_range().contains(&data),
+            reader.stream.bytes().as_ptr_range().contains(&data),
             "frame is copied"
         );
         count += 1;
     }
     assert_eq!(count, 4000);
-    assert_eq!(reader.stream.buf.len(), INITIAL_BUFFER_LEN);
+    assert_eq!(reader.stream.bytes().len(), INITIAL_BUFFER_LEN);
+}
+
+/// Writes `bytes` to a temporary file, for [`CaptureReader::open`].
+fn temp_capture(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    io::Write::write_all(&mut file, bytes).unwrap();
+    file
+}
+
+#[test]
+fn mapped_file_reads_like_a_reader() {
+    // 4000 frames of 1000 bytes: several release chunks behind the reader.
+    let packets: Vec<_> = (0..4000u32)
+        .map(|i| {
+            (
+                Duration::new(u64::from(i), 0),
+                1000,
+                packet_data(i as u8, 1000),
+            )
+        })
+        .collect();
+    let bytes = pcap_file(FileEndianness::Big, TsResolution::NanoSecond, &packets);
+    let file = temp_capture(&bytes);
+    let mut mapped = CaptureReader::open(file.path()).unwrap();
+    assert!(matches!(mapped.stream.source, Source::Mapped { .. }));
+    let first = mapped.next_frame().unwrap().unwrap().data.as_ptr();
+    assert!(
+        mapped.stream.bytes().as_ptr_range().contains(&first),
+        "frame is copied"
+    );
+    let mapped = CaptureReader::open(file.path()).unwrap();
+    assert_eq!(read_all(mapped), read_all(reader(bytes).unwrap()));
+}
+
+#[test]
+fn mapped_file_errors_like_a_reader() {
+    let whole = pcap_file(
+        FileEndianness::Little,
+        TsResolution::MicroSecond,
+        &two_packets(),
+    );
+    // Cut inside the last record's data, inside its header, and inside
+    // the file header; and an empty file.
+    for cut in [whole.len() - 7, whole.len() - 100 - 9, 10, 0] {
+        let bytes = &whole[..cut];
+        let file = temp_capture(bytes);
+        let from_file = CaptureReader::open(file.path());
+        let from_buffer = reader(bytes.to_vec());
+        match (from_file, from_buffer) {
+            (Ok(mut a), Ok(mut b)) => loop {
+                let (x, y) = (a.next_frame(), b.next_frame());
+                assert_eq!(format!("{x:?}"), format!("{y:?}"), "cut at {cut}");
+                if !matches!(x, Ok(Some(_))) {
+                    break;
+                }
+            },
+            (a, b) => assert_eq!(
+                a.err().map(|e| e.to_string()),
+                b.err().map(|e| e.to_string()),
+                "cut at {cut}"
+            ),
+        }
+    }
 }
 
 // ---- pcapng ----
