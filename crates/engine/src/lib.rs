@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod annotate;
 pub mod capture;
+pub mod check;
 pub mod connection;
 pub mod endpoint;
 pub mod event;
