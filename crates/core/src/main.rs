@@ -8,9 +8,9 @@
 //! truncated or corrupt record) and was annotated up to its last whole
 //! record.
 
+mod commands;
 mod inputs;
 mod output;
-mod report;
 mod wireshark;
 
 use std::path::PathBuf;
@@ -111,8 +111,8 @@ fn main() -> ExitCode {
             output,
             format,
             pcapng,
-        } => report::annotate(&batch, output.as_deref(), format, pcapng),
-        Command::Summary { batch } => report::summary(&batch),
+        } => commands::annotate(&batch, output.as_deref(), format, pcapng),
+        Command::Summary { batch } => commands::summary(&batch),
         Command::Wireshark { action } => match action {
             WiresharkAction::Install { print } => wireshark_install(print),
             WiresharkAction::Open { capture } => wireshark_open(&capture),
@@ -139,7 +139,7 @@ fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
 /// `tcpshut wireshark open`: refreshes the sidecar, then starts Wireshark;
 /// without Wireshark, prints the command to run.
 fn wireshark_open(capture: &std::path::Path) -> anyhow::Result<Status> {
-    let sidecar = match report::fresh_sidecar(capture) {
+    let sidecar = match commands::fresh_sidecar(capture) {
         Ok(sidecar) => sidecar,
         Err(err) => {
             eprintln!("tcpshut: {}: {err:#}", capture.display());

@@ -3,38 +3,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// The repository's `testdata/`.
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-/// Runs the built `tcpshut` with `args`.
-fn tcpshut(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-        .args(args)
-        .output()
-        .expect("tcpshut runs")
-}
+use crate::util::{tcpshut, testdata, testdata_captures};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Every capture in testdata/, sorted.
-fn captures() -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = fs::read_dir(testdata())
-        .expect("testdata exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".pcap") || name.ends_with(".pcapng")
-        })
-        .collect();
-    all.sort();
-    assert!(!all.is_empty(), "testdata holds captures");
-    all
 }
 
 fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
@@ -87,7 +60,7 @@ fn sidecars_match_the_goldens() {
     let golden_dir = testdata().join("golden");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut differ = Vec::new();
-    for capture in captures() {
+    for capture in testdata_captures() {
         let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
         assert!(
             out.status.success(),

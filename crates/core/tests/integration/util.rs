@@ -8,6 +8,36 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs the built `tcpshut` with `args`.
+pub fn tcpshut<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(args)
+        .output()
+        .expect("tcpshut runs")
+}
+
+/// The repository's `testdata/`.
+pub fn testdata() -> PathBuf {
+    repo_root().join("testdata")
+}
+
+/// Every capture in `testdata/`, sorted.
+pub fn testdata_captures() -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(testdata())
+        .expect("testdata exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    all.sort();
+    assert!(!all.is_empty(), "testdata holds captures");
+    all
+}
+
 /// Whether a program can be run; when it cannot, a test that needs it fails
 /// under CI (env var `CI` set) and otherwise prints why and returns false.
 pub fn require_tool(program: &str, why: &str) -> bool {

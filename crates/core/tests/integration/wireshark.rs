@@ -4,7 +4,8 @@
 //! into (or from) the real user configuration.
 
 use crate::util::{
-    assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, write_pcap, Frame,
+    assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, tcpshut, testdata_captures,
+    write_pcap, Frame,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -801,37 +802,16 @@ fn testdata_captures_match_their_sidecars() {
     if !need_tshark() {
         return;
     }
-    let dir = repo_root().join("testdata");
-    let mut captures = Vec::new();
-    let mut stack = vec![dir.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng" | "cap")
-            ) {
-                captures.push(p);
-            }
-        }
-    }
-    captures.sort();
-    assert!(!captures.is_empty(), "no captures in {}", dir.display());
+    let captures = testdata_captures();
     let sb = Sandbox::new();
     for cap in captures {
         let side = sb.path("sidecar.csv");
-        let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-            .arg("annotate")
-            .arg(&cap)
-            .arg("-o")
-            .arg(&side)
-            .output()
-            .unwrap();
+        let out = tcpshut(&[
+            "annotate".as_ref(),
+            cap.as_os_str(),
+            "-o".as_ref(),
+            side.as_os_str(),
+        ]);
         assert!(
             out.status.success() && side.is_file(),
             "tcpshut annotate {}: {}",
