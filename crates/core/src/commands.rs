@@ -147,7 +147,9 @@ fn count_outcomes(verdicts: &[ConnVerdict]) -> String {
             (n > 0).then(|| format!("{n} {name}"))
         })
         .collect();
-    format!("{} connections ({})", verdicts.len(), parts.join(", "))
+    let n = verdicts.len();
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{n} connection{plural} ({})", parts.join(", "))
 }
 
 /// `tcpshut annotate`.

@@ -48,7 +48,7 @@ fn annotate_writes_the_sidecar_beside_an_untouched_capture() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     // The short summary names the connection and what the client called.
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("1 connections (1 graceful)"), "{stdout}");
+    assert!(stdout.contains("1 connection (1 graceful)"), "{stdout}");
     assert!(stdout.contains("client shut_wr"), "{stdout}");
 }
 
