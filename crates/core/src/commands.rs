@@ -93,8 +93,16 @@ fn run_batch(
             writeln!(out, "{line}")?;
         }
         if let Some(conns) = &result.connections {
-            for (id, (peers, verdict)) in conns.peers.iter().zip(&conns.verdicts).enumerate() {
+            let all = conns.peers.iter().zip(&conns.verdicts).enumerate();
+            for (id, (peers, verdict)) in all.take(SHORT_SUMMARY_LINES) {
                 writeln!(out, "{}", one_line(id, peers, verdict))?;
+            }
+            let more = conns.verdicts.len().saturating_sub(SHORT_SUMMARY_LINES);
+            if more > 0 {
+                writeln!(
+                    out,
+                    "  ... and {more} more (`tcpshut summary` lists them all)"
+                )?;
             }
         }
         out.flush()?;
@@ -233,6 +241,10 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
         Format::Json => Box::new(JsonSink::new(out)),
     }
 }
+
+/// `annotate` prints at most this many per-connection lines: a summary
+/// stays short however many connections the capture holds.
+const SHORT_SUMMARY_LINES: usize = 20;
 
 /// One connection in one line, for `annotate`'s short summary: its
 /// client and server, and its verdict.

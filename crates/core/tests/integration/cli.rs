@@ -398,3 +398,22 @@ fn pcapng_copy_carries_the_summaries_as_comments() {
     assert!(original.next_frame().unwrap().is_none());
     assert!(summaries.iter().any(|(_, s)| s.contains("closes first")));
 }
+
+/// `annotate`'s per-connection lines stay short on a capture of many
+/// connections; `summary` still lists them all.
+#[test]
+fn the_short_summary_stays_short() {
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld/zeek__ssh__ssh.pcap");
+    if !capture.exists() {
+        println!("{} not found: skipping", capture.display());
+        return;
+    }
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  #")).collect();
+    assert_eq!(lines.len(), 20, "{stderr}");
+    assert!(stderr.contains("... and 3 more"), "{stderr}");
+    let all = tcpshut(&["summary", capture.to_str().unwrap()]);
+    assert_eq!(text(&all.stdout).lines().count(), 1 + 1 + 23);
+}
