@@ -184,9 +184,15 @@ pub fn annotate(
         Format::Csv if single => Detail::Peers,
         Format::Csv => Detail::Verdicts,
     };
+    // A batch shows one bar for all its captures; a single capture, which
+    // may take a while when it is large, shows its own through both passes.
+    let bar_for_one = single && !batch.no_progress && std::io::stderr().is_terminal();
     run_batch(batch, to_stdout, |path| {
         let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
             let mut sink = sink_for(format, out);
+            if bar_for_one {
+                sink = Box::new(WithProgress::new(sink, path));
+            }
             if !pcapng {
                 return Ok(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
             }
@@ -233,6 +239,60 @@ pub fn annotate(
             }
         }
     })
+}
+
+/// Shows how far the two passes over one capture have got.
+struct WithProgress<'a> {
+    inner: Box<dyn RowSink + 'a>,
+    bar: ProgressBar,
+    size: u64,
+}
+
+impl<'a> WithProgress<'a> {
+    fn new(inner: Box<dyn RowSink + 'a>, path: &Path) -> Self {
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let bar = ProgressBar::new(2 * size.max(1));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {percent:>3}% pass {msg}/2 {elapsed_precise}")
+                .expect("valid template"),
+        );
+        WithProgress { inner, bar, size }
+    }
+}
+
+impl RowSink for WithProgress<'_> {
+    fn begin(
+        &mut self,
+        capture: &tcpshut_engine::CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()> {
+        self.inner.begin(capture, connections)
+    }
+    fn row(&mut self, row: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+        self.inner.row(row)
+    }
+    fn frame(
+        &mut self,
+        frame: &tcpshut_engine::capture::Frame<'_>,
+        row: Option<&tcpshut_engine::annotate::Row>,
+    ) -> std::io::Result<()> {
+        self.inner.frame(frame, row)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.inner.finish()
+    }
+    fn progress(&mut self, pass: u8, bytes: u64) {
+        self.bar.set_message(pass.to_string());
+        let done_before = if pass > 1 { self.size } else { 0 };
+        self.bar.set_position(done_before + bytes.min(self.size));
+    }
+}
+
+impl Drop for WithProgress<'_> {
+    /// Done or failed, the bar leaves the terminal clean.
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {

@@ -59,7 +59,15 @@ pub trait RowSink {
         }
     }
     fn finish(&mut self) -> std::io::Result<()>;
+    /// How far `pass` (1 or 2) has read into the capture, in bytes: now and
+    /// then during each pass, and once at its end. Pass 1 reports before
+    /// [`RowSink::begin`]. For progress bars; the default ignores it.
+    fn progress(&mut self, _pass: u8, _bytes: u64) {}
 }
+
+/// Frames between two progress reports: often enough for a progress bar,
+/// rarely enough to cost nothing.
+const PROGRESS_EVERY: u64 = 1 << 16;
 
 /// What pass 1 keeps per connection besides the small verdict pass 2
 /// needs. Each level costs more memory per connection of the capture.
@@ -120,6 +128,10 @@ impl RowSink for Tee<'_> {
         self.0.finish()?;
         self.1.finish()
     }
+    fn progress(&mut self, pass: u8, bytes: u64) {
+        self.0.progress(pass, bytes);
+        self.1.progress(pass, bytes);
+    }
 }
 
 /// Pass 1's result.
@@ -148,28 +160,35 @@ fn format_name(format: CaptureFormat) -> &'static str {
 
 /// Streams a capture's frames, each with its TCP segment if it has one
 /// (decoded with `options`), into `each`, stopping after `limit` frames if
-/// given. Returns the frame count and why reading stopped early, if it did.
+/// given, and tells `progress` how far it got now and then and at the end.
+/// Returns the frame count and why reading stopped early, if it did.
 fn for_each_frame(
     reader: &mut CaptureReader,
     stats: &mut DecodeStats,
     options: DecodeOptions,
     limit: Option<u64>,
+    progress: &mut dyn FnMut(u64),
     mut each: impl FnMut(&Frame<'_>, Option<&Segment<'_>>) -> std::io::Result<()>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
     let mut frames = 0;
-    loop {
+    let stopped = loop {
         if limit.is_some_and(|l| frames >= l) {
-            return Ok((frames, None));
+            break None;
         }
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
-            Ok(None) => return Ok((frames, None)),
-            Err(e) => return Ok((frames, Some(e.to_string()))),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
         };
         frames += 1;
         let segment = link::decode_with(&frame, stats, options);
         each(&frame, segment.as_ref()).map_err(AnalyzeError::Output)?;
-    }
+        if frames % PROGRESS_EVERY == 0 {
+            progress(reader.bytes_read());
+        }
+    };
+    progress(reader.bytes_read());
+    Ok((frames, stopped))
 }
 
 /// Opens the capture from its start; called once per pass.
@@ -177,10 +196,15 @@ type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
-    verdicts_from(&|| CaptureReader::open(path), path, detail)
+    verdicts_from(&|| CaptureReader::open(path), path, detail, &mut |_| {})
 }
 
-fn verdicts_from(open: Open, path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
+fn verdicts_from(
+    open: Open,
+    path: &Path,
+    detail: Detail,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Verdicts, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
@@ -214,15 +238,26 @@ fn verdicts_from(open: Open, path: &Path, detail: Detail) -> Result<Verdicts, An
             }
         }
     };
-    let options = DecodeOptions::default();
-    let (frames, incomplete) =
-        for_each_frame(&mut reader, &mut stats, options, None, |_, segment| {
+    // Verifying checksums reads every payload byte, and its only product is
+    // the `bad_checksum` count, which only the full reports show (the JSON
+    // document's `capture.decode`): the CSV sidecar never does.
+    let options = DecodeOptions {
+        verify_checksums: detail == Detail::Reports,
+    };
+    let (frames, incomplete) = for_each_frame(
+        &mut reader,
+        &mut stats,
+        options,
+        None,
+        progress,
+        |_, segment| {
             if let Some(seg) = segment {
                 table.observe(seg, None);
                 conclude(table.take_retired());
             }
             Ok(())
-        })?;
+        },
+    )?;
     let connections = table.connections_seen();
     conclude(table.finish());
     reports.sort_unstable_by_key(|r| r.id);
@@ -269,7 +304,7 @@ fn annotate_from(
     detail: Detail,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts_from(open, path, detail)?;
+    let first = verdicts_from(open, path, detail, &mut |bytes| sink.progress(1, bytes))?;
     sink.begin(&first.capture, &first.reports)
         .map_err(AnalyzeError::Output)?;
     let mut reader = open()?;
@@ -281,19 +316,31 @@ fn annotate_from(
     let options = DecodeOptions {
         verify_checksums: false,
     };
-    for_each_frame(&mut reader, &mut stats, options, limit, |frame, segment| {
-        let Some(seg) = segment else {
-            return sink.frame(frame, None);
-        };
-        let facts = table.observe(seg, Some(hindsight));
-        // Retired connections are only needed in pass 1.
-        table.take_retired();
-        let verdict = hindsight
-            .get(facts.conn as usize)
-            .copied()
-            .unwrap_or_default();
-        sink.frame(frame, Some(&Row::new(seg, &facts, &verdict)))
-    })?;
+    // Both the rows and the progress reports go to the sink, never at once.
+    let sink = std::cell::RefCell::new(sink);
+    let mut progress = |bytes| sink.borrow_mut().progress(2, bytes);
+    for_each_frame(
+        &mut reader,
+        &mut stats,
+        options,
+        limit,
+        &mut progress,
+        |frame, segment| {
+            let Some(seg) = segment else {
+                return sink.borrow_mut().frame(frame, None);
+            };
+            let facts = table.observe(seg, Some(hindsight));
+            // Retired connections are only needed in pass 1.
+            table.take_retired();
+            let verdict = hindsight
+                .get(facts.conn as usize)
+                .copied()
+                .unwrap_or_default();
+            sink.borrow_mut()
+                .frame(frame, Some(&Row::new(seg, &facts, &verdict)))
+        },
+    )?;
+    let sink = sink.into_inner();
     sink.finish().map_err(AnalyzeError::Output)?;
     Ok(first)
 }

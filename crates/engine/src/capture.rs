@@ -267,6 +267,11 @@ impl CaptureReader {
     pub fn frames_read(&self) -> u64 {
         self.frames_read
     }
+
+    /// How far into the input reading has got, in bytes (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.stream.offset()
+    }
 }
 
 const PCAP_HEADER_LEN: usize = 24;

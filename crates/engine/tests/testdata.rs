@@ -157,3 +157,51 @@ fn manifest_lists_every_capture() {
         }
     }
 }
+
+/// Progress reports: each pass ends by reporting the whole file read, and
+/// pass 1 reports before any row.
+#[test]
+fn both_passes_report_their_progress() {
+    use tcpshut_engine::analysis::{CaptureSummary, Detail, RowSink};
+
+    /// Each report with the number of rows seen when it came.
+    #[derive(Default)]
+    struct Progress {
+        reports: Vec<(u8, u64, u64)>,
+        rows: u64,
+    }
+    impl RowSink for Progress {
+        fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn row(&mut self, _: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+            self.rows += 1;
+            Ok(())
+        }
+        fn finish(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn progress(&mut self, pass: u8, bytes: u64) {
+            self.reports.push((pass, bytes, self.rows));
+        }
+    }
+
+    let path = testdata().join("half-close-data-after-fin.pcap");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let mut sink = Progress::default();
+    tcpshut_engine::annotate(&path, Detail::Verdicts, &mut sink).unwrap();
+    let last = |pass| {
+        sink.reports
+            .iter()
+            .rev()
+            .find(|(p, _, _)| *p == pass)
+            .map(|(_, bytes, _)| *bytes)
+    };
+    assert_eq!(last(1), Some(size));
+    assert_eq!(last(2), Some(size));
+    let first_pass_2 = sink.reports.iter().position(|(p, _, _)| *p == 2).unwrap();
+    assert!(sink.reports[..first_pass_2]
+        .iter()
+        .all(|(pass, _, rows)| *pass == 1 && *rows == 0));
+    assert!(sink.rows > 0);
+}
