@@ -823,3 +823,47 @@ fn testdata_captures_match_their_sidecars() {
         assert_frames_match_sidecar(&cap.display().to_string(), &frames, &text);
     }
 }
+
+/// `wireshark install --print` says where, writes nothing; `wireshark open`
+/// annotates a capture whose sidecar is missing and, without Wireshark,
+/// prints the command to run.
+#[test]
+fn install_print_and_open_without_wireshark() {
+    let sb = Sandbox::new();
+    let out = sb.tcpshut(&["wireshark", "install", "--print"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths
+        .iter()
+        .all(|p| p.starts_with(sb.home()) && !p.exists()));
+
+    let cap = sb.path("open me.pcap");
+    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["wireshark", "open"])
+        .arg(&cap)
+        .env("HOME", sb.home())
+        .env("XDG_CONFIG_HOME", sb.home().join("cfg"))
+        .env("TCPSHUT_WIRESHARK", sb.path("no-such-wireshark"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sidecar = sb.path("open me.pcap.tcpshut.csv");
+    assert!(sidecar.exists(), "the sidecar was made first");
+    assert!(stdout.contains("Wireshark is not installed"), "{stdout}");
+    assert!(stdout.contains("-o 'tcpshut.sidecar:"), "{stdout}");
+    assert!(stdout.contains("lua_script:"), "{stdout}");
+}
