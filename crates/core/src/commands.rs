@@ -142,17 +142,17 @@ fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
 
 fn count_outcomes(verdicts: &[ConnVerdict]) -> String {
     let kinds = [
-        (Outcome::Graceful, "graceful"),
-        (Outcome::Reset, "reset"),
-        (Outcome::Refused, "refused"),
-        (Outcome::HalfClosed, "half-closed"),
-        (Outcome::Open, "open"),
+        Outcome::Graceful,
+        Outcome::Reset,
+        Outcome::Refused,
+        Outcome::HalfClosed,
+        Outcome::Open,
     ];
     let parts: Vec<String> = kinds
         .iter()
-        .filter_map(|(kind, name)| {
+        .filter_map(|kind| {
             let n = verdicts.iter().filter(|v| v.outcome == *kind).count();
-            (n > 0).then(|| format!("{n} {name}"))
+            (n > 0).then(|| format!("{n} {kind}"))
         })
         .collect();
     let n = verdicts.len();
