@@ -83,7 +83,9 @@ pub struct Connection {
     window_scaling: bool,
     /// The client as the handshake showed it (SYN sender).
     handshake_client: Option<usize>,
-    pub zeek: ZeekTracker,
+    /// Zeek's view of the connection, when the pass follows it (only the
+    /// full reports show it; boxed so that a connection without it stays small).
+    pub zeek: Option<Box<ZeekTracker>>,
 }
 
 impl Connection {
@@ -105,7 +107,7 @@ impl Connection {
             payload_end: [None; 2],
             window_scaling: false,
             handshake_client: None,
-            zeek: ZeekTracker::default(),
+            zeek: None,
         }
     }
 
@@ -190,7 +192,9 @@ impl Connection {
                 step.events.insert(Event::PortReuse);
             }
         }
-        self.zeek.observe(seg, x == 0);
+        if let Some(zeek) = &mut self.zeek {
+            zeek.observe(seg, x == 0);
+        }
         // RFC 9293 3.10.7.4 (fourth check) and RFC 5961 4.2: a SYN from an
         // endpoint that is already synchronized, other than a repeat of its
         // own SYN, is not accepted (Linux answers with a challenge ACK and

@@ -12,7 +12,6 @@ use rustc_hash::FxHashMap;
 use crate::connection::{Connection, SegmentFacts};
 use crate::inference::ConnVerdict;
 use crate::segment::Segment;
-use crate::zeek::ZeekTracker;
 
 /// How long (capture time) a closed connection stays in the table to
 /// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
@@ -49,8 +48,8 @@ fn new_connection(
     reuses: Option<u32>,
 ) -> Box<Connection> {
     let mut conn = Box::new(Connection::new(next_id(counter), seg, reuses));
-    if without_zeek {
-        conn.zeek = ZeekTracker::idle();
+    if !without_zeek {
+        conn.zeek = Some(Box::default());
     }
     conn
 }

@@ -5,7 +5,7 @@ use crate::annotate::Side;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
-use crate::zeek::ZeekRow;
+use crate::zeek::{ZeekRow, ZeekTracker};
 
 /// One endpoint of a finished connection.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -46,6 +46,10 @@ pub struct ConnectionReport {
 
 impl ConnectionReport {
     pub fn new(conn: &Connection, verdict: &ConnVerdict) -> ConnectionReport {
+        // A pass that builds reports follows Zeek's view; without it the
+        // Zeek fields are those of a connection Zeek never saw start.
+        let unseen = ZeekTracker::default();
+        let zeek = conn.zeek.as_deref().unwrap_or(&unseen);
         let client = verdict.client.index;
         let endpoint = |i: usize| EndpointReport {
             addr: conn.endpoints[i].addr.to_string(),
@@ -97,9 +101,9 @@ impl ConnectionReport {
             outcome: verdict.outcome,
             closer: verdict.closer,
             notes,
-            zeek_conn_state: conn.zeek.conn_state(),
-            zeek_history: conn.zeek.history(),
-            zeek_rows: conn.zeek.rows(),
+            zeek_conn_state: zeek.conn_state(),
+            zeek_history: zeek.history(),
+            zeek_rows: zeek.rows(),
             endpoints: [endpoint(client), endpoint(1 - client)],
         }
     }

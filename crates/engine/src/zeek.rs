@@ -434,28 +434,13 @@ pub struct ZeekTracker {
     clock: i64,
     /// Zeek connections that ended before `cur`, in order.
     earlier: Vec<ZeekRow>,
-    /// Observes nothing: see [`ZeekTracker::idle`].
-    idle: bool,
 }
 
 impl ZeekTracker {
-    /// A tracker that ignores every segment, for a pass whose output has
-    /// no Zeek columns (it then reports a connection that never started).
-    /// Zeek's model runs on every segment, so passes skip it when they can.
-    pub fn idle() -> Self {
-        Self {
-            idle: true,
-            ..Self::default()
-        }
-    }
-
     /// Observes one segment; `from_first_sender` is true when it was sent
     /// by the endpoint that sent the tcpshut connection's first segment.
     #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, from_first_sender: bool) {
-        if self.idle {
-            return;
-        }
         // Clamped so that the timer sums below (now + a few minutes) cannot
         // overflow on corrupt timestamps (found by tests/mangled.rs).
         let ts = seg
