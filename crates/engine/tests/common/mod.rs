@@ -1,6 +1,7 @@
 //! Helpers shared by the engine's integration tests that read the
 //! third-party corpus in `../shared/realworld/` (see its README.md).
 
+// Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
