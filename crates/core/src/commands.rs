@@ -335,7 +335,9 @@ fn calls_or_dash(calls: &str) -> &str {
 }
 
 /// `tcpshut summary`: the per-connection table for people.
-pub fn summary(batch: &BatchArgs) -> anyhow::Result<Status> {
+/// `tcpshut summary`; with `only`, the table lists just those outcomes
+/// (the counts still cover every connection).
+pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
     run_batch(batch, false, |path| {
         match tcpshut_engine::verdicts(path, Detail::Reports) {
             Err(err) => Done::failed(path, &err.into()),
@@ -346,7 +348,12 @@ pub fn summary(batch: &BatchArgs) -> anyhow::Result<Status> {
                     path.display(),
                     count_outcomes(&verdicts.verdicts)
                 )];
-                lines.extend(table(&verdicts.reports));
+                let shown: Vec<&ConnectionReport> = verdicts
+                    .reports
+                    .iter()
+                    .filter(|r| only.is_empty() || only.contains(&r.outcome))
+                    .collect();
+                lines.extend(table(&shown));
                 Done {
                     status,
                     lines,
@@ -359,7 +366,10 @@ pub fn summary(batch: &BatchArgs) -> anyhow::Result<Status> {
 }
 
 /// Aligned columns: endpoints, outcome, who closed, calls, final states.
-fn table(reports: &[ConnectionReport]) -> Vec<String> {
+fn table(reports: &[&ConnectionReport]) -> Vec<String> {
+    if reports.is_empty() {
+        return Vec::new();
+    }
     let header = [
         "conn",
         "client",

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tcpshut_engine::inference::Outcome;
 
 /// Explains how every TCP connection in a capture was torn down.
 #[derive(Parser)]
@@ -65,6 +66,9 @@ enum Command {
     Summary {
         #[command(flatten)]
         batch: BatchArgs,
+        /// Only connections with these outcomes (comma-separated), e.g. `reset,refused`.
+        #[arg(long, value_delimiter = ',', value_parser = parse_outcome)]
+        only: Vec<Outcome>,
     },
     /// Wireshark integration: the Lua plugin, the Shutdown column, opening a capture.
     Wireshark {
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
             format,
             pcapng,
         } => commands::annotate(&batch, output.as_deref(), format, pcapng),
-        Command::Summary { batch } => commands::summary(&batch),
+        Command::Summary { batch, only } => commands::summary(&batch, &only),
         Command::Wireshark { action } => match action {
             WiresharkAction::Install { print } => wireshark_install(print),
             WiresharkAction::Open { capture } => wireshark_open(&capture),
@@ -125,6 +129,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// An outcome by its name in the sidecar contract (`half-closed`, …).
+fn parse_outcome(name: &str) -> Result<Outcome, String> {
+    serde_json::from_value(serde_json::Value::from(name)).map_err(|_| {
+        format!("unknown outcome `{name}` (graceful, reset, refused, half-closed, open)")
+    })
 }
 
 /// `tcpshut wireshark install`: prints each path written (or, with

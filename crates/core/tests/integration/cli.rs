@@ -417,3 +417,29 @@ fn the_short_summary_stays_short() {
     let all = tcpshut(&["summary", capture.to_str().unwrap()]);
     assert_eq!(text(&all.stdout).lines().count(), 1 + 1 + 23);
 }
+
+/// `summary --only` narrows the table to some outcomes; the counts still
+/// cover every connection.
+#[test]
+fn summary_only_shows_the_outcomes_asked_for() {
+    let dir = testdata();
+    let out = tcpshut(&["summary", "--only", "reset,refused", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with("conn"))
+        .collect();
+    assert!(!rows.is_empty(), "{stdout}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(" reset ") || r.contains(" refused ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(1 graceful)"),
+        "counts still cover everything"
+    );
+    let bad = tcpshut(&["summary", "--only", "bogus", dir.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+}
