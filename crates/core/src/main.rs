@@ -21,7 +21,14 @@ use tcpshut_engine::inference::Outcome;
 
 /// Explains how every TCP connection in a capture was torn down.
 #[derive(Parser)]
-#[command(name = "tcpshut", version, about)]
+#[command(
+    name = "tcpshut",
+    version,
+    about,
+    after_help = "Exit codes: 0 every capture done; 1 at least one input failed (each failure is \
+                  printed as `tcpshut: PATH: error`); 2 usage error; 3 no failure, but a capture \
+                  was cut short and annotated up to its last whole record."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
