@@ -354,6 +354,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
                     .filter(|r| only.is_empty() || only.contains(&r.outcome))
                     .collect();
                 lines.extend(table(&shown));
+                lines.extend(lingering(&verdicts.reports));
                 Done {
                     status,
                     lines,
@@ -363,6 +364,39 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
             }
         }
     })
+}
+
+/// One line counting the endpoints left in a state that still holds a
+/// socket when the capture ends (TIME-WAIT pile-ups, CLOSE-WAIT leaks),
+/// by side; none when there are none.
+fn lingering(reports: &[ConnectionReport]) -> Option<String> {
+    use tcpshut_engine::endpoint::TcpState;
+    const HOLDING: [TcpState; 5] = [
+        TcpState::TimeWait,
+        TcpState::CloseWait,
+        TcpState::FinWait2,
+        TcpState::LastAck,
+        TcpState::Closing,
+    ];
+    let count = |state: TcpState, side: usize| {
+        reports
+            .iter()
+            .filter(|r| r.endpoints[side].final_state == state)
+            .count()
+    };
+    let parts: Vec<String> = HOLDING
+        .iter()
+        .filter_map(|&state| {
+            let (client, server) = (count(state, 0), count(state, 1));
+            (client + server > 0).then(|| {
+                format!(
+                    "{} in {state} (client {client}, server {server})",
+                    client + server
+                )
+            })
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("  at the end: {}", parts.join(", ")))
 }
 
 /// Aligned columns: endpoints, outcome, who closed, calls, final states.

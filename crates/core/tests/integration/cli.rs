@@ -415,7 +415,8 @@ fn the_short_summary_stays_short() {
     assert_eq!(lines.len(), 20, "{stderr}");
     assert!(stderr.contains("... and 3 more"), "{stderr}");
     let all = tcpshut(&["summary", capture.to_str().unwrap()]);
-    assert_eq!(text(&all.stdout).lines().count(), 1 + 1 + 23);
+    // The counts, the header, 23 rows, and what is left at the end.
+    assert_eq!(text(&all.stdout).lines().count(), 1 + 1 + 23 + 1);
 }
 
 /// `summary --only` narrows the table to some outcomes; the counts still
@@ -428,7 +429,10 @@ fn summary_only_shows_the_outcomes_asked_for() {
     let stdout = text(&out.stdout);
     let rows: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with("conn"))
+        .filter(|l| {
+            let cell = l.trim_start();
+            l.starts_with("  ") && !cell.starts_with("conn") && !cell.starts_with("at the end")
+        })
         .collect();
     assert!(!rows.is_empty(), "{stdout}");
     assert!(
@@ -442,4 +446,21 @@ fn summary_only_shows_the_outcomes_asked_for() {
     );
     let bad = tcpshut(&["summary", "--only", "bogus", dir.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `summary` tallies the sockets still held at the end of the capture:
+/// the CLOSE-WAIT leak and the TIME-WAIT of the side that closed first.
+#[test]
+fn summary_counts_what_is_left_holding_a_socket() {
+    let out = tcpshut(&[
+        "summary",
+        testdata().join("close-wait-at-end.pcap").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("at the end: 1 in CLOSE-WAIT (client 0, server 1), 1 in FIN-WAIT-2 (client 1, server 0)"),
+        "{stdout}"
+    );
+    let out = tcpshut(&["summary", testdata().join("refused.pcap").to_str().unwrap()]);
+    assert!(!text(&out.stdout).contains("at the end"));
 }
