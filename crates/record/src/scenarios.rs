@@ -75,6 +75,17 @@ fn fin_pair(closer: &[Call]) -> (SideExpect, SideExpect) {
     )
 }
 
+/// A graceful close the client starts: one FIN each, nothing that tells
+/// more about either side's calls.
+fn graceful_client_first() -> ConnExpect {
+    let (client, server) = fin_pair(FIN_ANY);
+    ConnExpect {
+        outcome: Outcome::Graceful,
+        client,
+        server,
+    }
+}
+
 /// The side that was only ever on the receiving end of the teardown.
 fn silent_peer() -> SideExpect {
     side(&[], Role::Passive, ClosedBy::None, (0, 0, 0))
@@ -504,14 +515,7 @@ pub fn all() -> Vec<Scenario> {
             PAUSE,
             Close,
         ],
-        {
-            let (client, server) = fin_pair(FIN_ANY);
-            ConnExpect {
-                outcome: Outcome::Graceful,
-                client,
-                server,
-            }
-        },
+        graceful_client_first(),
     ));
     let (server_closes, client_follows) = fin_pair(FIN_ANY);
     v.push(client_first(
@@ -551,14 +555,7 @@ pub fn all() -> Vec<Scenario> {
             PAUSE,
             Close,
         ],
-        {
-            let (client, server) = fin_pair(FIN_ANY);
-            ConnExpect {
-                outcome: Outcome::Graceful,
-                client,
-                server,
-            }
-        },
+        graceful_client_first(),
     ));
     let (client_closes, server_follows) = fin_pair(FIN_ANY);
     v.push(scenario(

@@ -10,6 +10,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `tcpshut annotate CAPTURE --format json -o -`.
+fn annotate_json(capture: &Path) -> std::process::Output {
+    tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ])
+}
+
 fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
     let dest = dir.join(capture.file_name().unwrap());
     fs::copy(capture, &dest).unwrap();
@@ -86,14 +98,7 @@ fn sidecars_match_the_goldens() {
 #[test]
 fn json_document_has_capture_connections_and_segments() {
     let capture = testdata().join("port-reuse.pcap");
-    let out = tcpshut(&[
-        "annotate",
-        capture.to_str().unwrap(),
-        "--format",
-        "json",
-        "-o",
-        "-",
-    ]);
+    let out = annotate_json(&capture);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let conns = doc["connections"].as_array().unwrap();
@@ -302,14 +307,7 @@ fn a_capture_of_an_unknown_link_type_succeeds_with_no_segments() {
     bytes[20..24].copy_from_slice(&147u32.to_le_bytes());
     let capture = dir.path().join("user0.pcap");
     fs::write(&capture, &bytes).unwrap();
-    let out = tcpshut(&[
-        "annotate",
-        capture.to_str().unwrap(),
-        "--format",
-        "json",
-        "-o",
-        "-",
-    ]);
+    let out = annotate_json(&capture);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let decode = &doc["capture"]["decode"];
