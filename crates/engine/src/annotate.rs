@@ -68,6 +68,7 @@ pub struct Row {
 
 impl Row {
     pub fn new(seg: &Segment<'_>, facts: &SegmentFacts, verdict: &ConnVerdict) -> Row {
+        let facts = &facts.resolved(verdict);
         let sender = Side::of(facts.sender, verdict);
         let calls = facts.reveals.then(|| verdict.endpoints[facts.sender].calls);
         Row {

@@ -30,6 +30,28 @@ pub struct SegmentFacts {
     /// This is the sender's first FIN or first abortive RST: the segment
     /// that reveals its teardown, where its calls are written.
     pub reveals: bool,
+    /// New data to a receiver that had sent its FIN: if the verdict shows
+    /// the receiver stopped reading there, the row adds `data-to-closed`
+    /// and this `related` ([`SegmentFacts::resolved`]).
+    pub if_receiver_stopped_reading: Option<u64>,
+}
+
+impl SegmentFacts {
+    /// The facts with the connection's final verdict applied: the one part
+    /// of a row that only hindsight can tell (does the receiver still
+    /// read?) is decided here, so that rows can be made in one pass and
+    /// settled when their connection's verdict is known.
+    pub fn resolved(&self, verdict: &ConnVerdict) -> SegmentFacts {
+        let mut facts = *self;
+        let receiver = 1 - self.sender;
+        if let Some(related) = self.if_receiver_stopped_reading {
+            if verdict.endpoints[receiver].stopped_reading_at_fin {
+                facts.events.insert(Event::DataToClosed);
+                facts.related = Some(related);
+            }
+        }
+        facts
+    }
 }
 
 /// One segment on its way through [`Connection::observe`]: who sent it
@@ -42,6 +64,7 @@ struct Step<'s, 'a> {
     hindsight: Option<&'s ConnVerdict>,
     events: EventSet,
     related: Option<u64>,
+    if_receiver_stopped_reading: Option<u64>,
 }
 
 /// Which parts of the three-way handshake the capture showed.
@@ -182,6 +205,7 @@ impl Connection {
             hindsight,
             events: EventSet::default(),
             related: None,
+            if_receiver_stopped_reading: None,
         };
         self.last_frame = seg.frame;
         if seg.frame == self.first_frame {
@@ -252,6 +276,7 @@ impl Connection {
                 0
             },
             reveals,
+            if_receiver_stopped_reading: step.if_receiver_stopped_reading,
         }
     }
 
@@ -339,7 +364,7 @@ impl Connection {
 
     /// Payload: who received data when, and data sent after a FIN.
     fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
-        let (seg, x, y, hindsight) = (step.seg, step.x, step.y, step.hindsight);
+        let (seg, x, y) = (step.seg, step.x, step.y);
         if seg.payload_len == 0 {
             return;
         }
@@ -372,10 +397,11 @@ impl Connection {
         if self.endpoints[y].fin_acked_frame.is_some() {
             step.events.insert(Event::DataAfterFin);
         }
-        if hindsight.is_some_and(|v| v.endpoints[y].stopped_reading_at_fin) {
-            step.events.insert(Event::DataToClosed);
-            step.related.get_or_insert(peer_fin);
-        }
+        // Whether the peer still reads is only known in hindsight: the row
+        // shows `data-to-closed` when the verdict says it stopped at its FIN
+        // (`SegmentFacts::resolved`). Later steps only fill `related` if
+        // empty, so this is its final value in that case.
+        step.if_receiver_stopped_reading = Some(step.related.unwrap_or(peer_fin));
     }
 
     /// A FIN: active, passive, simultaneous or retransmitted.

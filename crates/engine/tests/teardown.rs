@@ -125,7 +125,10 @@ impl Wire {
         let facts = self
             .segments
             .iter()
-            .map(|seg| pass2.observe(seg, Some(&verdicts)))
+            .map(|seg| {
+                let facts = pass2.observe(seg, Some(&verdicts));
+                facts.resolved(&verdicts[facts.conn as usize])
+            })
             .collect();
         Analysis {
             facts,
