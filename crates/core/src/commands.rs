@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CsvSink, Detail, JsonSink, PcapngCommentSink, Peers, RowSink, Tee, Verdicts};
+use tcpshut_engine::{
+    CsvSink, Detail, JsonSink, Pass, PcapngCommentSink, Peers, RowSink, Tee, Verdicts,
+};
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -241,7 +243,7 @@ pub fn annotate(
     })
 }
 
-/// Shows how far the two passes over one capture have got.
+/// Shows how far the passes over one capture have got.
 struct WithProgress<'a> {
     inner: Box<dyn RowSink + 'a>,
     bar: ProgressBar,
@@ -251,9 +253,9 @@ struct WithProgress<'a> {
 impl<'a> WithProgress<'a> {
     fn new(inner: Box<dyn RowSink + 'a>, path: &Path) -> Self {
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
-        let bar = ProgressBar::new(2 * size.max(1));
+        let bar = ProgressBar::new(size.max(1));
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {percent:>3}% pass {msg}/2 {elapsed_precise}")
+            ProgressStyle::with_template("{bar:40} {percent:>3}% pass {msg} {elapsed_precise}")
                 .expect("valid template"),
         );
         WithProgress { inner, bar, size }
@@ -261,6 +263,9 @@ impl<'a> WithProgress<'a> {
 }
 
 impl RowSink for WithProgress<'_> {
+    fn needs_first_pass(&self) -> bool {
+        self.inner.needs_first_pass()
+    }
     fn begin(
         &mut self,
         capture: &tcpshut_engine::CaptureSummary,
@@ -281,9 +286,10 @@ impl RowSink for WithProgress<'_> {
     fn finish(&mut self) -> std::io::Result<()> {
         self.inner.finish()
     }
-    fn progress(&mut self, pass: u8, bytes: u64) {
-        self.bar.set_message(pass.to_string());
-        let done_before = if pass > 1 { self.size } else { 0 };
+    fn progress(&mut self, pass: Pass, bytes: u64) {
+        self.bar.set_message(format!("{}/{}", pass.number, pass.of));
+        self.bar.set_length(u64::from(pass.of) * self.size.max(1));
+        let done_before = u64::from(pass.number - 1) * self.size;
         self.bar.set_position(done_before + bytes.min(self.size));
     }
 }

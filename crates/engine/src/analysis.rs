@@ -1,12 +1,18 @@
-//! The pipeline, end to end: two streaming passes over one capture.
+//! The pipeline, end to end: one or two streaming passes over a capture.
 //!
-//! Pass 1 follows every connection and keeps only a small verdict per
-//! connection (and, on request, its report). Pass 2 follows them again,
-//! identically, and emits each row in frame order with the verdict's
-//! hindsight. Neither pass holds more than the connections open at a
-//! time, however long the capture or a connection is.
+//! Rows need hindsight: the verdict of their connection, known when it
+//! leaves the flow table. In one pass (the usual schedule) each row waits
+//! in [`PendingRows`] until then, and rows leave in frame order. When a
+//! connection stays open so long that too many rows wait behind it, or
+//! the sink needs more than rows, the capture is read twice instead: pass
+//! 1 keeps only a small verdict per connection (and, on request, its
+//! report), and pass 2 follows every connection again, identically, and
+//! makes each row with its verdict at once. Either way memory follows the
+//! connections open at a time (and, in one pass, a bounded number of
+//! rows), never the length of the capture.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::annotate::Row;
@@ -15,6 +21,7 @@ use crate::connection::Connection;
 use crate::flow::FlowTable;
 use crate::inference::ConnVerdict;
 use crate::link::{self, DecodeOptions, DecodeStats};
+use crate::pending::PendingRows;
 use crate::report::ConnectionReport;
 use crate::segment::Segment;
 
@@ -40,9 +47,29 @@ pub enum AnalyzeError {
     Output(#[source] std::io::Error),
 }
 
+/// Which read of the capture a progress report is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// From 1.
+    pub number: u8,
+    /// How many reads the run takes, as far as known: 1 in one pass; 2 for
+    /// two passes; 3 when one pass gave way to two.
+    pub of: u8,
+}
+
 /// Receives the results of [`annotate`], in order.
 pub trait RowSink {
-    /// Called once, after pass 1, before any row.
+    /// Whether the sink needs pass 1's results before the first row (a
+    /// JSON document starts with its summary and connections) or every
+    /// frame (an annotated copy); the capture is then read twice. A sink
+    /// that needs only the rows says `false`: it then gets no
+    /// [`RowSink::frame`] calls, and [`RowSink::begin`] comes before the
+    /// capture is read, with what is known then (path and format).
+    fn needs_first_pass(&self) -> bool {
+        true
+    }
+    /// Called once before any row: after pass 1, or (see
+    /// [`RowSink::needs_first_pass`]) before reading.
     fn begin(
         &mut self,
         capture: &CaptureSummary,
@@ -59,10 +86,10 @@ pub trait RowSink {
         }
     }
     fn finish(&mut self) -> std::io::Result<()>;
-    /// How far `pass` (1 or 2) has read into the capture, in bytes: now and
-    /// then during each pass, and once at its end. Pass 1 reports before
+    /// How far `pass` has read into the capture, in bytes: now and then
+    /// during each pass, and once at its end. Pass 1 of 2 reports before
     /// [`RowSink::begin`]. For progress bars; the default ignores it.
-    fn progress(&mut self, _pass: u8, _bytes: u64) {}
+    fn progress(&mut self, _pass: Pass, _bytes: u64) {}
 }
 
 /// Frames between two progress reports: often enough for a progress bar,
@@ -108,6 +135,9 @@ impl Peers {
 pub struct Tee<'a>(pub &'a mut dyn RowSink, pub &'a mut dyn RowSink);
 
 impl RowSink for Tee<'_> {
+    fn needs_first_pass(&self) -> bool {
+        self.0.needs_first_pass() || self.1.needs_first_pass()
+    }
     fn begin(
         &mut self,
         capture: &CaptureSummary,
@@ -128,13 +158,13 @@ impl RowSink for Tee<'_> {
         self.0.finish()?;
         self.1.finish()
     }
-    fn progress(&mut self, pass: u8, bytes: u64) {
+    fn progress(&mut self, pass: Pass, bytes: u64) {
         self.0.progress(pass, bytes);
         self.1.progress(pass, bytes);
     }
 }
 
-/// Pass 1's result.
+/// The result: the capture's summary and what was kept per connection.
 pub struct Verdicts {
     pub capture: CaptureSummary,
     /// Indexed by connection id.
@@ -158,17 +188,43 @@ fn format_name(format: CaptureFormat) -> &'static str {
     }
 }
 
+/// How [`annotate_with`] reads the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// One pass, if the sink needs only rows, with at most `max_held_rows`
+    /// rows waiting for their connection's verdict; past that, two passes
+    /// from the start, which skip the rows already written.
+    OnePass { max_held_rows: usize },
+    /// Two passes.
+    TwoPasses,
+}
+
+/// Rows the one-pass schedule may hold (about 110 bytes each) before it
+/// gives way to two passes: enough for a few minutes of a busy link's
+/// connections to close and linger (`flow::CLOSED_LINGER_SECS`), few
+/// enough to stay near 30 MB.
+pub const MAX_HELD_ROWS: usize = 1 << 18;
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::OnePass {
+            max_held_rows: MAX_HELD_ROWS,
+        }
+    }
+}
+
 /// Streams a capture's frames, each with its TCP segment if it has one
-/// (decoded with `options`), into `each`, stopping after `limit` frames if
-/// given, and tells `progress` how far it got now and then and at the end.
-/// Returns the frame count and why reading stopped early, if it did.
+/// (decoded with `options`), into `each` until it breaks, stopping after
+/// `limit` frames if given, and tells `progress` how far it got now and
+/// then and at the end. Returns the frame count and why reading stopped
+/// early, if it did.
 fn for_each_frame(
     reader: &mut CaptureReader,
     stats: &mut DecodeStats,
     options: DecodeOptions,
     limit: Option<u64>,
     progress: &mut dyn FnMut(u64),
-    mut each: impl FnMut(&Frame<'_>, Option<&Segment<'_>>) -> std::io::Result<()>,
+    mut each: impl FnMut(&Frame<'_>, Option<&Segment<'_>>) -> std::io::Result<ControlFlow<()>>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
     let mut frames = 0;
     let stopped = loop {
@@ -182,9 +238,12 @@ fn for_each_frame(
         };
         frames += 1;
         let segment = link::decode_with(&frame, stats, options);
-        each(&frame, segment.as_ref()).map_err(AnalyzeError::Output)?;
+        let flow = each(&frame, segment.as_ref()).map_err(AnalyzeError::Output)?;
         if frames % PROGRESS_EVERY == 0 {
             progress(reader.bytes_read());
+        }
+        if flow.is_break() {
+            return Ok((frames, None));
         }
     };
     progress(reader.bytes_read());
@@ -193,6 +252,76 @@ fn for_each_frame(
 
 /// Opens the capture from its start; called once per pass.
 type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
+
+/// What a pass that follows connections to their end keeps of each: its
+/// verdict, and what `detail` asks for.
+struct Conclusions {
+    detail: Detail,
+    verdicts: Vec<ConnVerdict>,
+    peers: Vec<Peers>,
+    reports: Vec<ConnectionReport>,
+}
+
+impl Conclusions {
+    fn new(detail: Detail) -> Self {
+        Conclusions {
+            detail,
+            verdicts: Vec::new(),
+            peers: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Records a connection that left the flow table; returns its verdict.
+    fn conclude(&mut self, conn: &Connection) -> ConnVerdict {
+        let verdict = conn.verdict();
+        let slot = conn.id as usize;
+        if self.verdicts.len() <= slot {
+            self.verdicts.resize(slot + 1, ConnVerdict::default());
+        }
+        self.verdicts[slot] = verdict;
+        if self.detail >= Detail::Peers {
+            let client = verdict.client.index;
+            let both = Peers::new(conn.endpoints[client].addr, conn.endpoints[1 - client].addr);
+            if self.peers.len() <= slot {
+                self.peers.resize(slot + 1, both);
+            }
+            self.peers[slot] = both;
+        }
+        if self.detail == Detail::Reports {
+            self.reports.push(ConnectionReport::new(conn, &verdict));
+        }
+        verdict
+    }
+
+    fn into_verdicts(mut self, capture: CaptureSummary) -> Verdicts {
+        self.reports.sort_unstable_by_key(|r| r.id);
+        Verdicts {
+            capture,
+            verdicts: self.verdicts,
+            peers: self.peers,
+            reports: self.reports,
+        }
+    }
+}
+
+/// The flow table and decoding a pass that concludes connections uses:
+/// Zeek's view and checksums only when reports are kept (they are the
+/// only output that shows them).
+fn concluding_pass(detail: Detail) -> (FlowTable, DecodeOptions) {
+    let table = if detail == Detail::Reports {
+        FlowTable::new()
+    } else {
+        FlowTable::without_zeek()
+    };
+    // Verifying checksums reads every payload byte, and its only product is
+    // the `bad_checksum` count, which only the full reports show (the JSON
+    // document's `capture.decode`): the CSV sidecar never does.
+    let options = DecodeOptions {
+        verify_checksums: detail == Detail::Reports,
+    };
+    (table, options)
+}
 
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
@@ -208,42 +337,8 @@ fn verdicts_from(
     let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
-    // Zeek's view is only in reports.
-    let mut table = if detail == Detail::Reports {
-        FlowTable::new()
-    } else {
-        FlowTable::without_zeek()
-    };
-    let mut verdicts = Vec::new();
-    let mut peers = Vec::new();
-    let mut reports = Vec::new();
-    let mut conclude = |conns: Vec<Connection>| {
-        for conn in conns {
-            let verdict = conn.verdict();
-            let slot = conn.id as usize;
-            if verdicts.len() <= slot {
-                verdicts.resize(slot + 1, ConnVerdict::default());
-            }
-            verdicts[slot] = verdict;
-            if detail >= Detail::Peers {
-                let client = verdict.client.index;
-                let both = Peers::new(conn.endpoints[client].addr, conn.endpoints[1 - client].addr);
-                if peers.len() <= slot {
-                    peers.resize(slot + 1, both);
-                }
-                peers[slot] = both;
-            }
-            if detail == Detail::Reports {
-                reports.push(ConnectionReport::new(&conn, &verdict));
-            }
-        }
-    };
-    // Verifying checksums reads every payload byte, and its only product is
-    // the `bad_checksum` count, which only the full reports show (the JSON
-    // document's `capture.decode`): the CSV sidecar never does.
-    let options = DecodeOptions {
-        verify_checksums: detail == Detail::Reports,
-    };
+    let (mut table, options) = concluding_pass(detail);
+    let mut kept = Conclusions::new(detail);
     let (frames, incomplete) = for_each_frame(
         &mut reader,
         &mut stats,
@@ -253,49 +348,59 @@ fn verdicts_from(
         |_, segment| {
             if let Some(seg) = segment {
                 table.observe(seg, None);
-                conclude(table.take_retired());
+                for conn in table.take_retired() {
+                    kept.conclude(&conn);
+                }
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         },
     )?;
     let connections = table.connections_seen();
-    conclude(table.finish());
-    reports.sort_unstable_by_key(|r| r.id);
-    Ok(Verdicts {
-        capture: CaptureSummary {
-            path: path.to_path_buf(),
-            format,
-            frames,
-            connections,
-            decode: stats,
-            incomplete,
-        },
-        verdicts,
-        peers,
-        reports,
-    })
+    for conn in table.finish() {
+        kept.conclude(&conn);
+    }
+    Ok(kept.into_verdicts(CaptureSummary {
+        path: path.to_path_buf(),
+        format,
+        frames,
+        connections,
+        decode: stats,
+        incomplete,
+    }))
 }
 
-/// Both passes: rows with hindsight into `sink`. Returns pass 1's result.
+/// Rows with hindsight into `sink`, in one pass or two ([`Schedule`]'s
+/// default). Returns the capture's summary and the verdicts.
 pub fn annotate(
     path: &Path,
     detail: Detail,
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
-    annotate_from(&|| CaptureReader::open(path), path, detail, sink)
+    annotate_with(path, detail, sink, Schedule::default())
 }
 
-/// [`annotate`] over a capture held in memory (fuzzing, property tests):
-/// the same two passes, each reading from a copy of `bytes`. `name` stands
-/// in for the path in the summary.
+/// [`annotate`] with a chosen schedule (tests compare them).
+pub fn annotate_with(
+    path: &Path,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+    schedule: Schedule,
+) -> Result<Verdicts, AnalyzeError> {
+    annotate_from(&|| CaptureReader::open(path), path, detail, sink, schedule)
+}
+
+/// [`annotate`] over a capture held in memory (fuzzing, property tests),
+/// each pass reading from a copy of `bytes`. `name` stands in for the
+/// path in the summary.
 pub fn annotate_bytes(
     bytes: &[u8],
     name: &str,
     detail: Detail,
     sink: &mut dyn RowSink,
+    schedule: Schedule,
 ) -> Result<Verdicts, AnalyzeError> {
     let open = || CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), name);
-    annotate_from(&open, Path::new(name), detail, sink)
+    annotate_from(&open, Path::new(name), detail, sink, schedule)
 }
 
 fn annotate_from(
@@ -303,10 +408,141 @@ fn annotate_from(
     path: &Path,
     detail: Detail,
     sink: &mut dyn RowSink,
+    schedule: Schedule,
 ) -> Result<Verdicts, AnalyzeError> {
-    let first = verdicts_from(open, path, detail, &mut |bytes| sink.progress(1, bytes))?;
-    sink.begin(&first.capture, &first.reports)
+    let max_held_rows = match schedule {
+        Schedule::OnePass { max_held_rows } if !sink.needs_first_pass() => max_held_rows,
+        _ => return two_passes(open, path, detail, sink, TwoPassStart::Fresh),
+    };
+    match one_pass(open, path, detail, sink, max_held_rows)? {
+        OnePass::Done(verdicts) => Ok(verdicts),
+        OnePass::GaveWay { written_before } => two_passes(
+            open,
+            path,
+            detail,
+            sink,
+            TwoPassStart::After { written_before },
+        ),
+    }
+}
+
+/// How one pass ended.
+enum OnePass {
+    Done(Verdicts),
+    /// Too many rows waited: the rows of frames before `written_before`
+    /// are written, the rest are not.
+    GaveWay {
+        written_before: u64,
+    },
+}
+
+/// Everything in one read: each row waits in [`PendingRows`] until its
+/// connection leaves the flow table, then rows leave in frame order.
+fn one_pass(
+    open: Open,
+    path: &Path,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+    max_held_rows: usize,
+) -> Result<OnePass, AnalyzeError> {
+    let mut reader = open()?;
+    let format = format_name(reader.format());
+    let opening = CaptureSummary {
+        path: path.to_path_buf(),
+        format,
+        frames: 0,
+        connections: 0,
+        decode: DecodeStats::default(),
+        incomplete: None,
+    };
+    sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
+    let mut stats = DecodeStats::default();
+    let (mut table, options) = concluding_pass(detail);
+    let mut kept = Conclusions::new(detail);
+    let mut held = PendingRows::new();
+    let mut gave_way = None;
+    // Both the rows and the progress reports go to the sink, never at once.
+    let sink = std::cell::RefCell::new(sink);
+    let pass = Pass { number: 1, of: 1 };
+    let mut progress = |bytes| sink.borrow_mut().progress(pass, bytes);
+    let (frames, incomplete) = for_each_frame(
+        &mut reader,
+        &mut stats,
+        options,
+        None,
+        &mut progress,
+        |_, segment| {
+            let Some(seg) = segment else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let facts = table.observe(seg, None);
+            held.hold(seg, facts);
+            let retired = table.take_retired();
+            if !retired.is_empty() {
+                for conn in retired {
+                    let verdict = kept.conclude(&conn);
+                    held.settle(&conn, verdict);
+                }
+                held.release(|row| sink.borrow_mut().row(row))?;
+            }
+            if held.len() > max_held_rows {
+                gave_way = held.first_held_frame();
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    let sink = sink.into_inner();
+    if let Some(written_before) = gave_way {
+        return Ok(OnePass::GaveWay { written_before });
+    }
+    let connections = table.connections_seen();
+    for conn in table.finish() {
+        let verdict = kept.conclude(&conn);
+        held.settle(&conn, verdict);
+    }
+    held.release(|row| sink.row(row))
         .map_err(AnalyzeError::Output)?;
+    sink.finish().map_err(AnalyzeError::Output)?;
+    Ok(OnePass::Done(kept.into_verdicts(CaptureSummary {
+        path: path.to_path_buf(),
+        format,
+        frames,
+        connections,
+        decode: stats,
+        incomplete,
+    })))
+}
+
+/// Where two passes start from.
+enum TwoPassStart {
+    /// Nothing written yet: [`RowSink::begin`] follows pass 1.
+    Fresh,
+    /// One pass gave way: `begin` and the rows of the frames before
+    /// `written_before` are written already.
+    After { written_before: u64 },
+}
+
+/// Pass 1 keeps the verdicts, pass 2 makes every row with its verdict.
+fn two_passes(
+    open: Open,
+    path: &Path,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+    start: TwoPassStart,
+) -> Result<Verdicts, AnalyzeError> {
+    let (of, written_before) = match start {
+        TwoPassStart::Fresh => (2, 0),
+        TwoPassStart::After { written_before } => (3, written_before),
+    };
+    let first_pass = Pass { number: of - 1, of };
+    let first = verdicts_from(open, path, detail, &mut |bytes| {
+        sink.progress(first_pass, bytes)
+    })?;
+    if let TwoPassStart::Fresh = start {
+        sink.begin(&first.capture, &first.reports)
+            .map_err(AnalyzeError::Output)?;
+    }
     let mut reader = open()?;
     let mut stats = DecodeStats::default();
     let mut table = FlowTable::without_zeek();
@@ -318,7 +554,8 @@ fn annotate_from(
     };
     // Both the rows and the progress reports go to the sink, never at once.
     let sink = std::cell::RefCell::new(sink);
-    let mut progress = |bytes| sink.borrow_mut().progress(2, bytes);
+    let second_pass = Pass { number: of, of };
+    let mut progress = |bytes| sink.borrow_mut().progress(second_pass, bytes);
     for_each_frame(
         &mut reader,
         &mut stats,
@@ -326,18 +563,24 @@ fn annotate_from(
         limit,
         &mut progress,
         |frame, segment| {
+            let mut sink = sink.borrow_mut();
             let Some(seg) = segment else {
-                return sink.borrow_mut().frame(frame, None);
+                if frame.number >= written_before {
+                    sink.frame(frame, None)?;
+                }
+                return Ok(ControlFlow::Continue(()));
             };
             let facts = table.observe(seg, Some(hindsight));
             // Retired connections are only needed in pass 1.
             table.take_retired();
-            let verdict = hindsight
-                .get(facts.conn as usize)
-                .copied()
-                .unwrap_or_default();
-            sink.borrow_mut()
-                .frame(frame, Some(&Row::new(seg, &facts, &verdict)))
+            if frame.number >= written_before {
+                let verdict = hindsight
+                    .get(facts.conn as usize)
+                    .copied()
+                    .unwrap_or_default();
+                sink.frame(frame, Some(&Row::new(seg, &facts, &verdict)))?;
+            }
+            Ok(ControlFlow::Continue(()))
         },
     )?;
     let sink = sink.into_inner();

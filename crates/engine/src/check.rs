@@ -1,12 +1,15 @@
 //! The invariants every annotation must satisfy, whatever the input: one
 //! row per decoded TCP segment, rows in frame order, connection ids in
-//! range, `related` never pointing forward, one report per connection.
+//! range, `related` never pointing forward, one report per connection,
+//! and the same rows whether made in one pass, in two, or in one that
+//! gave way to two.
 //! The mangled-input test, the property tests and the fuzz target all run
 //! captures through [`annotate_checked`]; a broken invariant panics.
 
-use crate::analysis::{annotate_bytes, CaptureSummary, Detail, RowSink, Verdicts};
+use crate::analysis::{annotate_bytes, CaptureSummary, Detail, RowSink, Schedule, Verdicts};
 use crate::annotate::Row;
 use crate::report::ConnectionReport;
+use crate::writer::CsvSink;
 
 /// A sink that asserts the row invariants as rows arrive.
 #[derive(Default)]
@@ -45,7 +48,8 @@ impl RowSink for InvariantSink {
 /// result, or `None` when the bytes could not be read as a capture at all.
 pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
     let mut sink = InvariantSink::default();
-    let result = annotate_bytes(bytes, name, Detail::Reports, &mut sink).ok()?;
+    let result =
+        annotate_bytes(bytes, name, Detail::Reports, &mut sink, Schedule::TwoPasses).ok()?;
     assert_eq!(
         sink.rows, result.capture.decode.tcp_segments,
         "{name}: one row per TCP frame"
@@ -54,6 +58,30 @@ pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
         result.reports.len() as u32,
         result.capture.connections,
         "{name}: one report per connection"
+    );
+    let csv = |schedule| {
+        let mut out = Vec::new();
+        annotate_bytes(
+            bytes,
+            name,
+            Detail::Verdicts,
+            &mut CsvSink::new(&mut out),
+            schedule,
+        )
+        .map(|_| out)
+        .map_err(|e| e.to_string())
+    };
+    let two = csv(Schedule::TwoPasses);
+    assert_eq!(
+        csv(Schedule::default()),
+        two,
+        "{name}: one pass = two passes"
+    );
+    let gives_way = Schedule::OnePass { max_held_rows: 3 };
+    assert_eq!(
+        csv(gives_way),
+        two,
+        "{name}: one pass giving way = two passes"
     );
     Some(result)
 }

@@ -7,8 +7,8 @@
 //! [`connection`]s whose [`endpoint`]s follow RFC 9293 states,
 //! [`inference`] turns the evidence into verdicts, [`annotate`] makes one
 //! row per segment, and [`writer`] prints rows as CSV or JSON.
-//! [`analysis`] runs the whole pipeline over a file in two streaming
-//! passes.
+//! [`analysis`] runs the whole pipeline over a file in one streaming pass
+//! (rows wait in [`pending`] for their connection's verdict), or two.
 
 pub mod analysis;
 pub mod annotate;
@@ -20,6 +20,7 @@ pub mod event;
 pub mod flow;
 pub mod inference;
 pub mod link;
+pub mod pending;
 pub mod report;
 pub mod segment;
 pub mod seq;
@@ -27,7 +28,7 @@ pub mod writer;
 pub mod zeek;
 
 pub use analysis::{
-    annotate, annotate_bytes, verdicts, AnalyzeError, CaptureSummary, Detail, Peers, RowSink, Tee,
-    Verdicts,
+    annotate, annotate_bytes, annotate_with, verdicts, AnalyzeError, CaptureSummary, Detail, Pass,
+    Peers, RowSink, Schedule, Tee, Verdicts,
 };
 pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

@@ -147,6 +147,11 @@ impl fmt::Write for Bytes<'_> {
 }
 
 impl<W: Write> RowSink for CsvSink<W> {
+    /// Rows are all the CSV holds: one pass will do.
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+
     fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
         for name in CSV_HEADER {
             self.text(name);

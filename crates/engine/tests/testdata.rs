@@ -158,19 +158,22 @@ fn manifest_lists_every_capture() {
     }
 }
 
-/// Progress reports: each pass ends by reporting the whole file read, and
-/// pass 1 reports before any row.
+/// Progress reports, whatever the schedule: each pass ends by reporting
+/// the whole file read, and the pass 1 of two reports before any row.
 #[test]
-fn both_passes_report_their_progress() {
-    use tcpshut_engine::analysis::{CaptureSummary, Detail, RowSink};
+fn every_pass_reports_its_progress() {
+    use tcpshut_engine::analysis::{CaptureSummary, Detail, Pass, RowSink, Schedule};
 
     /// Each report with the number of rows seen when it came.
-    #[derive(Default)]
     struct Progress {
-        reports: Vec<(u8, u64, u64)>,
+        reports: Vec<(Pass, u64, u64)>,
         rows: u64,
+        rows_only: bool,
     }
     impl RowSink for Progress {
+        fn needs_first_pass(&self) -> bool {
+            !self.rows_only
+        }
         fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
             Ok(())
         }
@@ -181,27 +184,93 @@ fn both_passes_report_their_progress() {
         fn finish(&mut self) -> std::io::Result<()> {
             Ok(())
         }
-        fn progress(&mut self, pass: u8, bytes: u64) {
+        fn progress(&mut self, pass: Pass, bytes: u64) {
             self.reports.push((pass, bytes, self.rows));
         }
     }
 
     let path = testdata().join("half-close-data-after-fin.pcap");
     let size = std::fs::metadata(&path).unwrap().len();
-    let mut sink = Progress::default();
-    tcpshut_engine::annotate(&path, Detail::Verdicts, &mut sink).unwrap();
-    let last = |pass| {
-        sink.reports
-            .iter()
-            .rev()
-            .find(|(p, _, _)| *p == pass)
-            .map(|(_, bytes, _)| *bytes)
-    };
-    assert_eq!(last(1), Some(size));
-    assert_eq!(last(2), Some(size));
-    let first_pass_2 = sink.reports.iter().position(|(p, _, _)| *p == 2).unwrap();
-    assert!(sink.reports[..first_pass_2]
-        .iter()
-        .all(|(pass, _, rows)| *pass == 1 && *rows == 0));
-    assert!(sink.rows > 0);
+    let gives_way = Schedule::OnePass { max_held_rows: 2 };
+    for (rows_only, schedule, passes) in [
+        (false, Schedule::default(), 2),
+        (true, Schedule::TwoPasses, 2),
+        (true, Schedule::default(), 1),
+        (true, gives_way, 3),
+    ] {
+        let mut sink = Progress {
+            reports: Vec::new(),
+            rows: 0,
+            rows_only,
+        };
+        tcpshut_engine::annotate_with(&path, Detail::Verdicts, &mut sink, schedule).unwrap();
+        let case = format!("rows only: {rows_only}, {schedule:?}");
+        assert!(sink.rows > 0, "{case}");
+        // One pass that gives way stops early, then two passes follow.
+        let first = if passes == 3 { 2 } else { 1 };
+        for number in first..=passes {
+            let pass = Pass { number, of: passes };
+            let last = sink.reports.iter().rev().find(|(p, _, _)| *p == pass);
+            assert_eq!(
+                last.map(|r| r.1),
+                Some(size),
+                "{case}: {pass:?} ends at the end"
+            );
+        }
+        assert!(
+            sink.reports
+                .iter()
+                .all(|(p, _, _)| p.of == passes || p.of == 1),
+            "{case}: {:?}",
+            sink.reports
+        );
+        if passes == 2 {
+            let first_of_pass_2 = sink.reports.iter().position(|(p, _, _)| p.number == 2);
+            assert!(sink.reports[..first_of_pass_2.unwrap()]
+                .iter()
+                .all(|(_, _, rows)| *rows == 0));
+        }
+    }
+}
+
+/// The CSV of `path` made on `schedule`.
+fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut sink = tcpshut_engine::CsvSink::new(&mut out);
+    tcpshut_engine::annotate_with(path, tcpshut_engine::Detail::Verdicts, &mut sink, schedule)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    out
+}
+
+/// One pass, two passes, and one pass that gives way to two at any point
+/// write the same rows: for every capture of `testdata/` and of the
+/// real-world corpus (where a connection lasts the whole capture, the
+/// one pass gives way after its first few rows).
+#[test]
+fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
+    use tcpshut_engine::Schedule;
+
+    let realworld = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld");
+    let mut captures = Vec::new();
+    for dir in [testdata(), realworld] {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        captures.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
+        }));
+    }
+    captures.sort();
+    assert!(captures.len() > 100, "{} captures", captures.len());
+    for path in &captures {
+        let two = csv_on(path, Schedule::TwoPasses);
+        assert_eq!(csv_on(path, Schedule::default()), two, "{}", path.display());
+        for max_held_rows in [0, 1, 7, 50] {
+            let gives_way = Schedule::OnePass { max_held_rows };
+            assert!(
+                csv_on(path, gives_way) == two,
+                "{}: giving way after {max_held_rows} rows",
+                path.display()
+            );
+        }
+    }
 }

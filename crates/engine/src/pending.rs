@@ -1,0 +1,194 @@
+//! Rows waiting for hindsight, for the one-pass schedule.
+//!
+//! A row's calls, its `data-to-closed` event, and (after a simultaneous
+//! close) its states depend on how its connection ends. In one pass each
+//! row is held here from its segment until its connection's verdict is
+//! final (the connection left the flow table); rows then leave in frame
+//! order. Memory follows the rows of the connections still open or
+//! lingering, and the caller bounds it (see `analysis`).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::annotate::Row;
+use crate::connection::{Connection, SegmentFacts};
+use crate::inference::ConnVerdict;
+use crate::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
+
+/// The rows held, and what each connection needs to release them.
+#[derive(Default)]
+pub struct PendingRows {
+    rows: VecDeque<PendingRow>,
+    /// How many rows have left: the absolute index of `rows[0]`.
+    released: u64,
+    /// By connection id, from `first_conn` on.
+    conns: VecDeque<PendingConn>,
+    first_conn: u32,
+}
+
+/// What a row keeps of its segment: enough to make the row and to replay
+/// the segment through a fresh connection. Addresses are the connection's.
+#[derive(Clone, Copy)]
+struct SegmentRecord {
+    frame: u64,
+    ts: Timestamp,
+    seq: u32,
+    ack: u32,
+    payload_len: u32,
+    window: u16,
+    flags: TcpFlags,
+    window_scale: Option<u8>,
+}
+
+impl SegmentRecord {
+    fn of(seg: &Segment<'_>) -> SegmentRecord {
+        SegmentRecord {
+            frame: seg.frame,
+            ts: seg.ts,
+            seq: seg.seq,
+            ack: seg.ack,
+            payload_len: seg.payload_len,
+            window: seg.window,
+            flags: seg.flags,
+            window_scale: seg.options.window_scale,
+        }
+    }
+
+    /// The segment again, sent by `endpoints[sender]` (the payload itself
+    /// is not kept: nothing after decoding reads it).
+    fn segment(&self, endpoints: [SocketAddr; 2], sender: usize) -> Segment<'static> {
+        Segment {
+            frame: self.frame,
+            ts: self.ts,
+            src: endpoints[sender],
+            dst: endpoints[1 - sender],
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload_len: self.payload_len,
+            payload: &[],
+            options: TcpOptionsSummary {
+                window_scale: self.window_scale,
+                ..TcpOptionsSummary::default()
+            },
+            checksum_ok: None,
+        }
+    }
+}
+
+struct PendingRow {
+    seg: SegmentRecord,
+    facts: SegmentFacts,
+}
+
+#[derive(Default)]
+struct PendingConn {
+    /// Its rows still held.
+    held: u32,
+    /// Absolute index of its first row, where a replay starts.
+    first_row: u64,
+    settled: Option<Settled>,
+}
+
+/// A connection that left the flow table: its verdict is final.
+struct Settled {
+    /// In the connection's order (index 0 sent its first segment).
+    endpoints: [SocketAddr; 2],
+    verdict: ConnVerdict,
+}
+
+impl PendingRows {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Frame of the first row not yet released.
+    pub fn first_held_frame(&self) -> Option<u64> {
+        self.rows.front().map(|row| row.seg.frame)
+    }
+
+    /// Holds the row of `seg`, which its connection observed as `facts`
+    /// (without hindsight). Segments come in frame order.
+    pub fn hold(&mut self, seg: &Segment<'_>, facts: SegmentFacts) {
+        let index = (facts.conn - self.first_conn) as usize;
+        if index >= self.conns.len() {
+            // Ids are handed out in order of first appearance: a new one
+            // is always the next.
+            self.conns.resize_with(index + 1, PendingConn::default);
+            self.conns[index].first_row = self.released + self.rows.len() as u64;
+        }
+        self.conns[index].held += 1;
+        self.rows.push_back(PendingRow {
+            seg: SegmentRecord::of(seg),
+            facts,
+        });
+    }
+
+    /// `conn` left the flow table with `verdict`: its rows can be made.
+    ///
+    /// Only a simultaneous close changes what the pass saw, not just how
+    /// its rows read: hindsight keeps the first FIN's receiver out of
+    /// CLOSE-WAIT. Its rows are then observed again, with the verdict,
+    /// by a fresh connection, as a second pass would.
+    pub fn settle(&mut self, conn: &Connection, verdict: ConnVerdict) {
+        let endpoints = [conn.endpoints[0].addr, conn.endpoints[1].addr];
+        let Some(index) = conn.id.checked_sub(self.first_conn) else {
+            return;
+        };
+        let Some(entry) = self.conns.get_mut(index as usize) else {
+            return;
+        };
+        if verdict.simultaneous {
+            let start = (entry.first_row - self.released) as usize;
+            let mut fresh: Option<Connection> = None;
+            for row in self.rows.range_mut(start..) {
+                if row.facts.conn != conn.id {
+                    continue;
+                }
+                let seg = row.seg.segment(endpoints, row.facts.sender);
+                let fresh =
+                    fresh.get_or_insert_with(|| Connection::new(conn.id, &seg, conn.reuses));
+                row.facts = fresh.observe(&seg, Some(&verdict));
+            }
+        }
+        entry.settled = Some(Settled { endpoints, verdict });
+    }
+
+    /// Makes and hands over, in frame order, every row whose connection
+    /// is settled, up to the first that is not.
+    pub fn release(
+        &mut self,
+        mut emit: impl FnMut(&Row) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        while let Some(row) = self.rows.front() {
+            let conn = &mut self.conns[(row.facts.conn - self.first_conn) as usize];
+            let Some(settled) = &conn.settled else {
+                break;
+            };
+            let seg = row.seg.segment(settled.endpoints, row.facts.sender);
+            emit(&Row::new(&seg, &row.facts, &settled.verdict))?;
+            conn.held -= 1;
+            self.rows.pop_front();
+            self.released += 1;
+        }
+        while self
+            .conns
+            .front()
+            .is_some_and(|c| c.settled.is_some() && c.held == 0)
+        {
+            self.conns.pop_front();
+            self.first_conn += 1;
+        }
+        Ok(())
+    }
+}
