@@ -366,7 +366,12 @@ enum Source {
     /// A regular file mapped read-only. `released` is how far the pages
     /// behind the read position have been dropped from this process's
     /// page tables, so that resident memory doesn't grow with the file.
-    Mapped { map: Mmap, released: usize },
+    Mapped {
+        map: Mmap,
+        released: usize,
+        /// How far the mapping has been prefetched ([`PREFETCH_AHEAD`]).
+        prefetched: usize,
+    },
     /// Any other byte source, through a buffer that grows only up to the
     /// largest record.
     Read {
@@ -415,7 +420,11 @@ impl ByteStream {
                 let _ = map.advise(Advice::Sequential);
                 let end = map.len();
                 return Ok(Self {
-                    source: Source::Mapped { map, released: 0 },
+                    source: Source::Mapped {
+                        map,
+                        released: 0,
+                        prefetched: 0,
+                    },
                     start: 0,
                     end,
                     offset: 0,
@@ -445,7 +454,11 @@ impl ByteStream {
     /// at end of input).
     fn fill(&mut self, want: usize) -> io::Result<usize> {
         match &mut self.source {
-            Source::Mapped { map, released } => {
+            Source::Mapped {
+                map,
+                released,
+                prefetched,
+            } => {
                 // Everything is available already. Earlier frames' borrows
                 // have ended (`fill` takes `&mut self`), so the pages behind
                 // the read position can go.
@@ -453,6 +466,11 @@ impl ByteStream {
                     let upto = self.start - self.start % RELEASE_CHUNK;
                     release(map, *released..upto);
                     *released = upto;
+                }
+                let ahead = (self.start + PREFETCH_AHEAD).min(map.len());
+                while *prefetched < ahead {
+                    prefetch(&map[*prefetched..]);
+                    *prefetched += CACHE_LINE;
                 }
                 Ok(self.available())
             }
@@ -511,6 +529,26 @@ impl ByteStream {
     fn slice(&self, range: Range<usize>) -> &[u8] {
         &self.bytes()[range]
     }
+}
+
+/// How far ahead of the read position the mapping is prefetched. Each
+/// record's length says where the next one starts, so without it every
+/// record header is a cache miss the CPU waits for (the hardware
+/// prefetcher does not follow records of varying length): a read loop
+/// took 0.17 s for 1.4 M records, and 0.125 s with it.
+const PREFETCH_AHEAD: usize = 4096;
+const CACHE_LINE: usize = 64;
+
+/// Asks the CPU to bring the cache line at the start of `bytes` in.
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Drops the pages of `range` from this process's page tables, so that
