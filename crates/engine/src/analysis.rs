@@ -199,10 +199,10 @@ pub enum Schedule {
     TwoPasses,
 }
 
-/// Rows the one-pass schedule may hold (about 110 bytes each) before it
-/// gives way to two passes: enough for a few minutes of a busy link's
+/// Rows the one-pass schedule may hold (80 bytes each) before it gives
+/// way to two passes: enough for a few minutes of a busy link's
 /// connections to close and linger (`flow::CLOSED_LINGER_SECS`), few
-/// enough to stay near 30 MB.
+/// enough to stay near 20 MB.
 pub const MAX_HELD_ROWS: usize = 1 << 18;
 
 impl Default for Schedule {
@@ -476,7 +476,7 @@ fn one_pass(
                 return Ok(ControlFlow::Continue(()));
             };
             let facts = table.observe(seg, None);
-            held.hold(seg, facts);
+            held.hold(seg, &facts);
             let retired = table.take_retired();
             if !retired.is_empty() {
                 for conn in retired {

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 
 use crate::annotate::Row;
 use crate::connection::{Connection, SegmentFacts};
+use crate::endpoint::TcpState;
+use crate::event::EventSet;
 use crate::inference::ConnVerdict;
 use crate::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
@@ -26,40 +28,99 @@ pub struct PendingRows {
     first_conn: u32,
 }
 
-/// What a row keeps of its segment: enough to make the row and to replay
-/// the segment through a fresh connection. Addresses are the connection's.
+/// A held row: its segment's fields (enough to make the row and to replay
+/// the segment through a fresh connection; addresses are the
+/// connection's) and its [`SegmentFacts`], packed into 80 bytes instead
+/// of 112, as up to [`crate::analysis::MAX_HELD_ROWS`] of them are held.
 #[derive(Clone, Copy)]
-struct SegmentRecord {
+struct PendingRow {
     frame: u64,
-    ts: Timestamp,
+    ts_secs: i64,
+    /// Frame numbers (from 1), 0 for none.
+    related: u64,
+    if_receiver_stopped_reading: u64,
+    ts_nanos: u32,
     seq: u32,
     ack: u32,
     payload_len: u32,
+    rel_seq: u32,
+    rel_ack: u32,
+    conn: u32,
+    events: EventSet,
     window: u16,
     flags: TcpFlags,
     window_scale: Option<u8>,
+    sender: u8,
+    sender_state: TcpState,
+    receiver_state: TcpState,
+    reveals: bool,
 }
 
-impl SegmentRecord {
-    fn of(seg: &Segment<'_>) -> SegmentRecord {
-        SegmentRecord {
+impl PendingRow {
+    fn of(seg: &Segment<'_>, facts: &SegmentFacts) -> PendingRow {
+        let mut row = PendingRow {
             frame: seg.frame,
-            ts: seg.ts,
+            ts_secs: seg.ts.secs,
+            related: 0,
+            if_receiver_stopped_reading: 0,
+            ts_nanos: seg.ts.nanos,
             seq: seg.seq,
             ack: seg.ack,
             payload_len: seg.payload_len,
+            rel_seq: 0,
+            rel_ack: 0,
+            conn: facts.conn,
+            events: EventSet::default(),
             window: seg.window,
             flags: seg.flags,
             window_scale: seg.options.window_scale,
+            sender: 0,
+            sender_state: TcpState::Unknown,
+            receiver_state: TcpState::Unknown,
+            reveals: false,
+        };
+        row.set_facts(facts);
+        row
+    }
+
+    fn set_facts(&mut self, facts: &SegmentFacts) {
+        self.related = facts.related.unwrap_or(0);
+        self.if_receiver_stopped_reading = facts.if_receiver_stopped_reading.unwrap_or(0);
+        self.rel_seq = facts.rel_seq;
+        self.rel_ack = facts.rel_ack;
+        self.events = facts.events;
+        self.sender = (facts.sender != 0).into();
+        self.sender_state = facts.sender_state;
+        self.receiver_state = facts.receiver_state;
+        self.reveals = facts.reveals;
+    }
+
+    fn facts(&self) -> SegmentFacts {
+        let frame = |n: u64| (n != 0).then_some(n);
+        SegmentFacts {
+            conn: self.conn,
+            sender: usize::from(self.sender),
+            events: self.events,
+            sender_state: self.sender_state,
+            receiver_state: self.receiver_state,
+            related: frame(self.related),
+            rel_seq: self.rel_seq,
+            rel_ack: self.rel_ack,
+            reveals: self.reveals,
+            if_receiver_stopped_reading: frame(self.if_receiver_stopped_reading),
         }
     }
 
-    /// The segment again, sent by `endpoints[sender]` (the payload itself
-    /// is not kept: nothing after decoding reads it).
-    fn segment(&self, endpoints: [SocketAddr; 2], sender: usize) -> Segment<'static> {
+    /// The segment again, from the connection's `endpoints` (the payload
+    /// itself is not kept: nothing after decoding reads it).
+    fn segment(&self, endpoints: [SocketAddr; 2]) -> Segment<'static> {
+        let sender = usize::from(self.sender);
         Segment {
             frame: self.frame,
-            ts: self.ts,
+            ts: Timestamp {
+                secs: self.ts_secs,
+                nanos: self.ts_nanos,
+            },
             src: endpoints[sender],
             dst: endpoints[1 - sender],
             seq: self.seq,
@@ -75,11 +136,6 @@ impl SegmentRecord {
             checksum_ok: None,
         }
     }
-}
-
-struct PendingRow {
-    seg: SegmentRecord,
-    facts: SegmentFacts,
 }
 
 #[derive(Default)]
@@ -114,12 +170,12 @@ impl PendingRows {
 
     /// Frame of the first row not yet released.
     pub fn first_held_frame(&self) -> Option<u64> {
-        self.rows.front().map(|row| row.seg.frame)
+        self.rows.front().map(|row| row.frame)
     }
 
     /// Holds the row of `seg`, which its connection observed as `facts`
     /// (without hindsight). Segments come in frame order.
-    pub fn hold(&mut self, seg: &Segment<'_>, facts: SegmentFacts) {
+    pub fn hold(&mut self, seg: &Segment<'_>, facts: &SegmentFacts) {
         let index = (facts.conn - self.first_conn) as usize;
         if index >= self.conns.len() {
             // Ids are handed out in order of first appearance: a new one
@@ -128,10 +184,7 @@ impl PendingRows {
             self.conns[index].first_row = self.released + self.rows.len() as u64;
         }
         self.conns[index].held += 1;
-        self.rows.push_back(PendingRow {
-            seg: SegmentRecord::of(seg),
-            facts,
-        });
+        self.rows.push_back(PendingRow::of(seg, &facts));
     }
 
     /// `conn` left the flow table with `verdict`: its rows can be made.
@@ -152,13 +205,13 @@ impl PendingRows {
             let start = (entry.first_row - self.released) as usize;
             let mut fresh: Option<Connection> = None;
             for row in self.rows.range_mut(start..) {
-                if row.facts.conn != conn.id {
+                if row.conn != conn.id {
                     continue;
                 }
-                let seg = row.seg.segment(endpoints, row.facts.sender);
+                let seg = row.segment(endpoints);
                 let fresh =
                     fresh.get_or_insert_with(|| Connection::new(conn.id, &seg, conn.reuses));
-                row.facts = fresh.observe(&seg, Some(&verdict));
+                row.set_facts(&fresh.observe(&seg, Some(&verdict)));
             }
         }
         entry.settled = Some(Settled { endpoints, verdict });
@@ -171,12 +224,12 @@ impl PendingRows {
         mut emit: impl FnMut(&Row) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         while let Some(row) = self.rows.front() {
-            let conn = &mut self.conns[(row.facts.conn - self.first_conn) as usize];
+            let conn = &mut self.conns[(row.conn - self.first_conn) as usize];
             let Some(settled) = &conn.settled else {
                 break;
             };
-            let seg = row.seg.segment(settled.endpoints, row.facts.sender);
-            emit(&Row::new(&seg, &row.facts, &settled.verdict))?;
+            let seg = row.segment(settled.endpoints);
+            emit(&Row::new(&seg, &row.facts(), &settled.verdict))?;
             conn.held -= 1;
             self.rows.pop_front();
             self.released += 1;
@@ -190,5 +243,15 @@ impl PendingRows {
             self.first_conn += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_row_takes_at_most_80_bytes() {
+        assert!(std::mem::size_of::<PendingRow>() <= 80);
     }
 }
