@@ -43,7 +43,7 @@ pub enum TcpState {
 
 impl TcpState {
     /// The state's name as RFC 9293 spells it.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             TcpState::Unknown => "UNKNOWN",
             TcpState::SynSent => "SYN-SENT",

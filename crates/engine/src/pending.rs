@@ -184,7 +184,7 @@ impl PendingRows {
             self.conns[index].first_row = self.released + self.rows.len() as u64;
         }
         self.conns[index].held += 1;
-        self.rows.push_back(PendingRow::of(seg, &facts));
+        self.rows.push_back(PendingRow::of(seg, facts));
     }
 
     /// `conn` left the flow table with `verdict`: its rows can be made.

@@ -99,6 +99,11 @@ pub struct FlagLetters {
 }
 
 impl FlagLetters {
+    /// The letters zero-padded to eight bytes, and how many there are.
+    pub fn padded(&self) -> ([u8; 8], usize) {
+        (self.buf, usize::from(self.len))
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII letters from LETTERS are ever stored.
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
