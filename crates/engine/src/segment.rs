@@ -52,7 +52,7 @@ impl TcpFlags {
     pub const CWR: u8 = 0x80;
 
     /// Letters in the sidecar's `FSRPAUEC` order, which is the bit order.
-    const LETTERS: [u8; 8] = *b"FSRPAUEC";
+    pub const LETTERS: [u8; 8] = *b"FSRPAUEC";
 
     #[inline]
     pub fn has(self, bit: u8) -> bool {
@@ -99,11 +99,6 @@ pub struct FlagLetters {
 }
 
 impl FlagLetters {
-    /// The letters zero-padded to eight bytes, and how many there are.
-    pub fn padded(&self) -> ([u8; 8], usize) {
-        (self.buf, usize::from(self.len))
-    }
-
     pub fn as_str(&self) -> &str {
         // Only ASCII letters from LETTERS are ever stored.
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")

@@ -19,7 +19,7 @@ use crate::annotate::Row;
 use crate::capture::Frame;
 use crate::endpoint::TcpState;
 use crate::report::ConnectionReport;
-use crate::segment::{FlagLetters, Timestamp};
+use crate::segment::{TcpFlags, Timestamp};
 
 /// The sidecar's header, exactly.
 pub const CSV_HEADER: [&str; 16] = [
@@ -149,6 +149,27 @@ struct Padded {
 }
 
 impl Padded {
+    const fn empty() -> Padded {
+        Padded {
+            bytes: [0; 16],
+            len: 0,
+        }
+    }
+
+    /// The letters of the set flags (`TcpFlags::letters`), at compile time.
+    const fn flag_letters(bits: u8) -> Padded {
+        let mut padded = Padded::empty();
+        let mut i = 0;
+        while i < 8 {
+            if bits & (1 << i) != 0 {
+                padded.bytes[padded.len as usize] = TcpFlags::LETTERS[i];
+                padded.len += 1;
+            }
+            i += 1;
+        }
+        padded
+    }
+
     /// `text` padded (a longer text fails to compile where it is const).
     const fn new(text: &str) -> Padded {
         let src = text.as_bytes();
@@ -183,15 +204,29 @@ impl Line {
         self.len += 1;
     }
 
-    /// Decimal digits of `value`, without the comma.
+    /// Decimal digits of `value`, right-aligned in `width` bytes with
+    /// leading zeros, two at a time; without the comma.
     #[inline]
     fn digits(&mut self, mut value: u64, width: usize) {
-        let end = self.len + width;
-        for slot in self.bytes[self.len..end].iter_mut().rev() {
-            *slot = b'0' + (value % 10) as u8;
-            value /= 10;
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let out = &mut self.bytes[self.len..self.len + width];
+        let mut at = width;
+        // Zeros come out as "00" pairs, so a value shorter than `width`
+        // gets its leading zeros without a separate fill.
+        while at >= 2 {
+            let pair = (value % 100) as usize * 2;
+            value /= 100;
+            at -= 2;
+            out[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
-        self.len = end;
+        if at == 1 {
+            out[0] = b'0' + (value % 10) as u8;
+        }
+        self.len += width;
     }
 
     #[inline]
@@ -217,7 +252,7 @@ impl Line {
 
     /// `a.b.c.d:port`; `false` (nothing written) for IPv6.
     #[inline]
-    fn addr(&mut self, addr: SocketAddr) -> bool {
+    fn addr(&mut self, addr: &SocketAddr) -> bool {
         let SocketAddr::V4(v4) = addr else {
             return false;
         };
@@ -241,12 +276,19 @@ impl Line {
         self.comma();
     }
 
+    /// The flag letters, from a table of all 256 combinations.
     #[inline]
-    fn letters(&mut self, flags: FlagLetters) {
-        let (bytes, len) = flags.padded();
-        self.bytes[self.len..self.len + 8].copy_from_slice(&bytes);
-        self.len += len;
-        self.comma();
+    fn flags(&mut self, flags: TcpFlags) {
+        static LETTERS: [Padded; 256] = {
+            let mut all = [const { Padded::empty() }; 256];
+            let mut bits = 0;
+            while bits < 256 {
+                all[bits] = Padded::flag_letters(bits as u8);
+                bits += 1;
+            }
+            all
+        };
+        self.padded(&LETTERS[usize::from(flags.0)]);
     }
 }
 
@@ -310,14 +352,14 @@ impl<W: Write> RowSink for CsvSink<W> {
             self.display(row.ts);
         }
         self.line.number(row.conn.into());
-        for addr in [row.src, row.dst] {
+        for addr in [&row.src, &row.dst] {
             if !self.line.addr(addr) {
                 self.flush_line();
                 self.display(addr);
             }
         }
         let line = &mut self.line;
-        line.letters(row.flags.letters());
+        line.flags(row.flags);
         line.number(row.seq.into());
         line.number(row.ack.into());
         line.number(row.len.into());
@@ -549,6 +591,16 @@ mod line_tests {
     }
 
     #[test]
+    fn flag_letters_come_from_the_table() {
+        for bits in 0..=255u8 {
+            let mut line = Line::new();
+            line.flags(TcpFlags(bits));
+            let expected = format!("{},", TcpFlags(bits).letters().as_str());
+            assert_eq!(line.as_bytes(), expected.as_bytes());
+        }
+    }
+
+    #[test]
     fn numbers_times_and_addresses_format_like_display() {
         let mut line = Line::new();
         for n in [0, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
@@ -559,9 +611,9 @@ mod line_tests {
             nanos: 1_500,
         };
         assert!(line.timestamp(ts));
-        assert!(line.addr("10.0.255.1:0".parse().unwrap()));
-        assert!(line.addr("255.255.255.255:65535".parse().unwrap()));
-        assert!(!line.addr("[::1]:80".parse().unwrap()));
+        assert!(line.addr(&"10.0.255.1:0".parse().unwrap()));
+        assert!(line.addr(&"255.255.255.255:65535".parse().unwrap()));
+        assert!(!line.addr(&"[::1]:80".parse().unwrap()));
         assert!(!line.timestamp(Timestamp { secs: -1, nanos: 0 }));
         let expected = format!(
             "0,9,10,99,100,4294967295,{},{ts},10.0.255.1:0,255.255.255.255:65535,",
