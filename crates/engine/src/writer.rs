@@ -135,11 +135,38 @@ impl<W: Write> CsvSink<W> {
 struct Line {
     bytes: [u8; LINE_CAPACITY],
     len: usize,
+    /// The last whole seconds written, with their digits and the dot:
+    /// consecutive rows mostly share them.
+    secs: Cached,
+    /// Recently written IPv4 `address:port`s, direct-mapped by a hash of
+    /// the address: a row's two addresses are mostly those of the few
+    /// hundred connections open at the time.
+    addrs: Box<[Cached; ADDR_CACHE]>,
+}
+
+/// Slots of [`Line::addrs`] (a power of two).
+const ADDR_CACHE: usize = 1024;
+
+/// A formatted field (at most 24 bytes) and what it was formatted from.
+#[derive(Clone, Copy)]
+struct Cached {
+    /// `u64::MAX`: empty (no address or time formats from it).
+    key: u64,
+    text: [u8; 24],
+    len: u8,
+}
+
+impl Cached {
+    const EMPTY: Cached = Cached {
+        key: u64::MAX,
+        text: [0; 24],
+        len: 0,
+    };
 }
 
 /// Room for the bounded fields of a row (frame, ts, conn, two IPv4
 /// addresses, flags, seq, ack, len, two states: at most 200 bytes) plus
-/// the slack a padded copy writes past its text.
+/// the slack a padded or cached copy writes past its text.
 const LINE_CAPACITY: usize = 256;
 
 /// A text of at most 16 bytes, padded to 16 so that it copies in one move.
@@ -191,6 +218,37 @@ impl Line {
         Line {
             bytes: [0; LINE_CAPACITY],
             len: 0,
+            secs: Cached::EMPTY,
+            addrs: Box::new([Cached::EMPTY; ADDR_CACHE]),
+        }
+    }
+
+    /// Writes `cached`'s text if it was made from `key`; otherwise writes
+    /// the field with `format` and keeps it in `cached`.
+    #[inline]
+    fn cached(&mut self, key: u64, slot: Slot, format: impl FnOnce(&mut Line)) {
+        let at = self.len;
+        let cached = match slot {
+            Slot::Secs => &self.secs,
+            Slot::Addr(i) => &self.addrs[i],
+        };
+        if cached.key == key {
+            let (text, len) = (cached.text, usize::from(cached.len));
+            self.bytes[at..at + 24].copy_from_slice(&text);
+            self.len += len;
+            return;
+        }
+        format(self);
+        let len = self.len - at;
+        let mut entry = Cached {
+            key,
+            text: [0; 24],
+            len: len as u8,
+        };
+        entry.text[..len].copy_from_slice(&self.bytes[at..self.len]);
+        match slot {
+            Slot::Secs => self.secs = entry,
+            Slot::Addr(i) => self.addrs[i] = entry,
         }
     }
 
@@ -242,9 +300,11 @@ impl Line {
         let Ok(secs) = u64::try_from(ts.secs) else {
             return false;
         };
-        self.digits(secs, decimal_width(secs));
-        self.bytes[self.len] = b'.';
-        self.len += 1;
+        self.cached(secs, Slot::Secs, |line| {
+            line.digits(secs, decimal_width(secs));
+            line.bytes[line.len] = b'.';
+            line.len += 1;
+        });
         self.digits(u64::from(ts.nanos), 9);
         self.comma();
         true
@@ -256,16 +316,22 @@ impl Line {
         let SocketAddr::V4(v4) = addr else {
             return false;
         };
-        for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-            if i > 0 {
-                self.bytes[self.len] = b'.';
-                self.len += 1;
+        let key = u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port());
+        // Fibonacci hashing: the top bits of the product mix every bit of the key.
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - ADDR_CACHE.ilog2())) as usize;
+        self.cached(key, Slot::Addr(slot), |line| {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.bytes[line.len] = b'.';
+                    line.len += 1;
+                }
+                line.digits(octet.into(), decimal_width(octet.into()));
             }
-            self.digits(octet.into(), decimal_width(octet.into()));
-        }
-        self.bytes[self.len] = b':';
-        self.len += 1;
-        self.number(v4.port().into());
+            line.bytes[line.len] = b':';
+            line.len += 1;
+            line.digits(v4.port().into(), decimal_width(v4.port().into()));
+        });
+        self.comma();
         true
     }
 
@@ -312,6 +378,13 @@ fn padded_name(state: TcpState) -> &'static Padded {
         padded(Closed),
     ];
     &NAMES[state as usize]
+}
+
+/// Which cache of [`Line`] a field goes through.
+#[derive(Clone, Copy)]
+enum Slot {
+    Secs,
+    Addr(usize),
 }
 
 /// Number of decimal digits of `value`.
@@ -587,6 +660,33 @@ mod line_tests {
                 &padded.bytes[..usize::from(padded.len)],
                 state.name().as_bytes()
             );
+        }
+    }
+
+    /// Many addresses and times, repeated and evicting each other from
+    /// the caches, format as their `Display` does.
+    #[test]
+    fn cached_fields_format_like_display() {
+        let mut line = Line::new();
+        let mut expected = String::new();
+        let mut x: u64 = 12345;
+        for i in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Few distinct values early on (hits), many later (evictions).
+            let pick = if i < 5_000 { (x >> 60) % 7 } else { x >> 20 };
+            let addr = SocketAddr::from(((pick as u32).to_be_bytes(), (pick >> 32) as u16));
+            let ts = Timestamp {
+                secs: (1_700_000_000 + (pick % 3)) as i64,
+                nanos: (x >> 34) as u32 % 1_000_000_000,
+            };
+            assert!(line.addr(&addr));
+            assert!(line.timestamp(ts));
+            expected.push_str(&format!("{addr},{ts},"));
+            assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
+            line.len = 0;
+            expected.clear();
         }
     }
 
