@@ -11,7 +11,8 @@ use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
 use tcpshut_engine::{
-    CsvSink, Detail, JsonSink, Pass, PcapngCommentSink, Peers, RowSink, Tee, Verdicts,
+    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCommentSink, Peers, RowSink, Tee,
+    Verdicts,
 };
 
 use crate::inputs::{self, Input};
@@ -99,7 +100,7 @@ fn run_batch(
             for (id, (peers, verdict)) in all.take(SHORT_SUMMARY_LINES) {
                 writeln!(out, "{}", one_line(id, peers, verdict))?;
             }
-            let more = conns.verdicts.len().saturating_sub(SHORT_SUMMARY_LINES);
+            let more = (conns.capture.connections as usize).saturating_sub(SHORT_SUMMARY_LINES);
             if more > 0 {
                 writeln!(
                     out,
@@ -142,22 +143,15 @@ fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
     }
 }
 
-fn count_outcomes(verdicts: &[ConnVerdict]) -> String {
-    let kinds = [
-        Outcome::Graceful,
-        Outcome::Reset,
-        Outcome::Refused,
-        Outcome::HalfClosed,
-        Outcome::Open,
-    ];
-    let parts: Vec<String> = kinds
+fn count_outcomes(outcomes: &OutcomeCounts) -> String {
+    let parts: Vec<String> = Outcome::ALL
         .iter()
         .filter_map(|kind| {
-            let n = verdicts.iter().filter(|v| v.outcome == *kind).count();
+            let n = outcomes.get(*kind);
             (n > 0).then(|| format!("{n} {kind}"))
         })
         .collect();
-    let n = verdicts.len();
+    let n = outcomes.total();
     let plural = if n == 1 { "" } else { "s" };
     format!("{n} connection{plural} ({})", parts.join(", "))
 }
@@ -183,8 +177,8 @@ pub fn annotate(
     let single = batch.paths.len() == 1 && !batch.paths[0].is_dir();
     let detail = match format {
         Format::Json => Detail::Reports,
-        Format::Csv if single => Detail::Peers,
-        Format::Csv => Detail::Verdicts,
+        // The first connections' lines and the counts: memory stays flat.
+        Format::Csv => Detail::Brief,
     };
     // A batch shows one bar for all its captures; a single capture, which
     // may take a while when it is large, shows its own through both passes.
@@ -229,7 +223,7 @@ pub fn annotate(
                 let lines = vec![format!(
                     "{}: {}, {} segments -> {written}",
                     path.display(),
-                    count_outcomes(&verdicts.verdicts),
+                    count_outcomes(&verdicts.outcomes),
                     verdicts.capture.decode.tcp_segments,
                 )];
                 Done {
@@ -310,7 +304,7 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
 
 /// `annotate` prints at most this many per-connection lines: a summary
 /// stays short however many connections the capture holds.
-const SHORT_SUMMARY_LINES: usize = 20;
+const SHORT_SUMMARY_LINES: usize = tcpshut_engine::BRIEF_CONNECTIONS;
 
 /// One connection in one line, for `annotate`'s short summary: its
 /// client and server, and its verdict.
@@ -352,7 +346,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
                 let mut lines = vec![format!(
                     "{}: {}",
                     path.display(),
-                    count_outcomes(&verdicts.verdicts)
+                    count_outcomes(&verdicts.outcomes)
                 )];
                 let shown: Vec<&ConnectionReport> = verdicts
                     .reports
@@ -472,7 +466,7 @@ pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
     }
     write_atomically(&sidecar, |out| {
         let mut sink = CsvSink::new(out);
-        tcpshut_engine::annotate(capture, Detail::Verdicts, &mut sink)?;
+        tcpshut_engine::annotate(capture, Detail::Brief, &mut sink)?;
         Ok(())
     })?;
     Ok(sidecar)

@@ -19,7 +19,7 @@ use crate::annotate::Row;
 use crate::capture::{CaptureError, CaptureFormat, CaptureReader, Frame};
 use crate::connection::Connection;
 use crate::flow::FlowTable;
-use crate::inference::ConnVerdict;
+use crate::inference::{ConnVerdict, Outcome};
 use crate::link::{self, DecodeOptions, DecodeStats};
 use crate::pending::PendingRows;
 use crate::report::ConnectionReport;
@@ -92,15 +92,22 @@ pub trait RowSink {
     fn progress(&mut self, _pass: Pass, _bytes: u64) {}
 }
 
+/// Connections whose verdict and peers [`Detail::Brief`] keeps.
+pub const BRIEF_CONNECTIONS: usize = 20;
+
 /// Frames between two progress reports: often enough for a progress bar,
 /// rarely enough to cost nothing.
 const PROGRESS_EVERY: u64 = 1 << 16;
 
-/// What pass 1 keeps per connection besides the small verdict pass 2
-/// needs. Each level costs more memory per connection of the capture.
+/// What a run keeps per connection for its result, besides the outcome
+/// counts. Each level after `Brief` costs memory per connection of the
+/// capture (two passes also keep every verdict, for pass 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Detail {
-    /// Verdicts only: enough for the rows and the outcome counts.
+    /// The verdicts and peers of the first [`BRIEF_CONNECTIONS`]
+    /// connections only: memory does not grow with the capture.
+    Brief,
+    /// Every connection's verdict.
     Verdicts,
     /// Also each connection's client and server address.
     Peers,
@@ -167,10 +174,14 @@ impl RowSink for Tee<'_> {
 /// The result: the capture's summary and what was kept per connection.
 pub struct Verdicts {
     pub capture: CaptureSummary,
-    /// Indexed by connection id.
+    /// How many connections ended each way.
+    pub outcomes: OutcomeCounts,
+    /// Indexed by connection id: all, or with [`Detail::Brief`] the first
+    /// [`BRIEF_CONNECTIONS`].
     pub verdicts: Vec<ConnVerdict>,
-    /// Client and server address, indexed by connection id (empty unless
-    /// [`Detail::Peers`] or more was asked for).
+    /// Client and server address, indexed by connection id: as many as
+    /// `verdicts` with [`Detail::Brief`], [`Detail::Peers`] or more,
+    /// otherwise none.
     pub peers: Vec<Peers>,
     /// Reports in id order (empty unless [`Detail::Reports`]).
     pub reports: Vec<ConnectionReport>,
@@ -253,19 +264,40 @@ fn for_each_frame(
 /// Opens the capture from its start; called once per pass.
 type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 
+/// How many connections ended each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutcomeCounts([u64; Outcome::ALL.len()]);
+
+impl OutcomeCounts {
+    pub fn add(&mut self, outcome: Outcome) {
+        self.0[outcome as usize] += 1;
+    }
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        self.0[outcome as usize]
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
 /// What a pass that follows connections to their end keeps of each: its
-/// verdict, and what `detail` asks for.
+/// outcome, and what `detail` asks for.
 struct Conclusions {
     detail: Detail,
+    /// Keep every verdict whatever `detail` says: pass 2 needs them.
+    all_verdicts: bool,
+    outcomes: OutcomeCounts,
     verdicts: Vec<ConnVerdict>,
     peers: Vec<Peers>,
     reports: Vec<ConnectionReport>,
 }
 
 impl Conclusions {
-    fn new(detail: Detail) -> Self {
+    fn new(detail: Detail, all_verdicts: bool) -> Self {
         Conclusions {
             detail,
+            all_verdicts,
+            outcomes: OutcomeCounts::default(),
             verdicts: Vec::new(),
             peers: Vec::new(),
             reports: Vec::new(),
@@ -275,12 +307,18 @@ impl Conclusions {
     /// Records a connection that left the flow table; returns its verdict.
     fn conclude(&mut self, conn: &Connection) -> ConnVerdict {
         let verdict = conn.verdict();
+        self.outcomes.add(verdict.outcome);
         let slot = conn.id as usize;
+        let brief = self.detail == Detail::Brief;
+        let first = slot < BRIEF_CONNECTIONS;
+        if brief && !first && !self.all_verdicts {
+            return verdict;
+        }
         if self.verdicts.len() <= slot {
             self.verdicts.resize(slot + 1, ConnVerdict::default());
         }
         self.verdicts[slot] = verdict;
-        if self.detail >= Detail::Peers {
+        if (brief && first) || self.detail >= Detail::Peers {
             let client = verdict.client.index;
             let both = Peers::new(conn.endpoints[client].addr, conn.endpoints[1 - client].addr);
             if self.peers.len() <= slot {
@@ -298,6 +336,7 @@ impl Conclusions {
         self.reports.sort_unstable_by_key(|r| r.id);
         Verdicts {
             capture,
+            outcomes: self.outcomes,
             verdicts: self.verdicts,
             peers: self.peers,
             reports: self.reports,
@@ -325,20 +364,29 @@ fn concluding_pass(detail: Detail) -> (FlowTable, DecodeOptions) {
 
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
-    verdicts_from(&|| CaptureReader::open(path), path, detail, &mut |_| {})
+    verdicts_from(
+        &|| CaptureReader::open(path),
+        path,
+        detail,
+        false,
+        &mut |_| {},
+    )
 }
 
+/// Pass 1; `all_verdicts` keeps every verdict whatever `detail` says (for
+/// a pass 2).
 fn verdicts_from(
     open: Open,
     path: &Path,
     detail: Detail,
+    all_verdicts: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Verdicts, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
     let mut stats = DecodeStats::default();
     let (mut table, options) = concluding_pass(detail);
-    let mut kept = Conclusions::new(detail);
+    let mut kept = Conclusions::new(detail, all_verdicts);
     let (frames, incomplete) = for_each_frame(
         &mut reader,
         &mut stats,
@@ -415,7 +463,7 @@ fn annotate_from(
         _ => return two_passes(open, path, detail, sink, TwoPassStart::Fresh),
     };
     match one_pass(open, path, detail, sink, max_held_rows)? {
-        OnePass::Done(verdicts) => Ok(verdicts),
+        OnePass::Done(verdicts) => Ok(*verdicts),
         OnePass::GaveWay { written_before } => two_passes(
             open,
             path,
@@ -428,7 +476,7 @@ fn annotate_from(
 
 /// How one pass ended.
 enum OnePass {
-    Done(Verdicts),
+    Done(Box<Verdicts>),
     /// Too many rows waited: the rows of frames before `written_before`
     /// are written, the rest are not.
     GaveWay {
@@ -458,7 +506,7 @@ fn one_pass(
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
     let mut stats = DecodeStats::default();
     let (mut table, options) = concluding_pass(detail);
-    let mut kept = Conclusions::new(detail);
+    let mut kept = Conclusions::new(detail, false);
     let mut held = PendingRows::new();
     let mut gave_way = None;
     // Both the rows and the progress reports go to the sink, never at once.
@@ -504,14 +552,16 @@ fn one_pass(
     held.release(|row| sink.row(row))
         .map_err(AnalyzeError::Output)?;
     sink.finish().map_err(AnalyzeError::Output)?;
-    Ok(OnePass::Done(kept.into_verdicts(CaptureSummary {
-        path: path.to_path_buf(),
-        format,
-        frames,
-        connections,
-        decode: stats,
-        incomplete,
-    })))
+    Ok(OnePass::Done(Box::new(kept.into_verdicts(
+        CaptureSummary {
+            path: path.to_path_buf(),
+            format,
+            frames,
+            connections,
+            decode: stats,
+            incomplete,
+        },
+    ))))
 }
 
 /// Where two passes start from.
@@ -536,7 +586,7 @@ fn two_passes(
         TwoPassStart::After { written_before } => (3, written_before),
     };
     let first_pass = Pass { number: of - 1, of };
-    let first = verdicts_from(open, path, detail, &mut |bytes| {
+    let mut first = verdicts_from(open, path, detail, true, &mut |bytes| {
         sink.progress(first_pass, bytes)
     })?;
     if let TwoPassStart::Fresh = start {
@@ -585,5 +635,8 @@ fn two_passes(
     )?;
     let sink = sink.into_inner();
     sink.finish().map_err(AnalyzeError::Output)?;
+    if detail == Detail::Brief {
+        first.verdicts.truncate(BRIEF_CONNECTIONS);
+    }
     Ok(first)
 }

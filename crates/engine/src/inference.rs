@@ -11,6 +11,9 @@ use std::fmt;
 macro_rules! named {
     ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
         impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
             pub fn name(self) -> &'static str {
                 match self { $($ty::$variant => $name,)* }
             }
@@ -53,23 +56,15 @@ pub enum Call {
     ShutWr,
 }
 
+/// `Call::ALL` (from `named!`) is in sorted order of the codes, which is
+/// also the bit order of [`CallSet`].
 impl Call {
-    /// In sorted order of their codes, which is also their bit order.
-    pub const ALL: [Call; 6] = [
-        Call::Close,
-        Call::CloseUnread,
-        Call::Linger0,
-        Call::ShutRd,
-        Call::ShutRdwr,
-        Call::ShutWr,
-    ];
-
     pub fn code(self) -> &'static str {
         self.name()
     }
 
     pub fn from_code(code: &str) -> Option<Call> {
-        Call::ALL.into_iter().find(|c| c.code() == code)
+        Call::ALL.iter().copied().find(|c| c.code() == code)
     }
 }
 
@@ -95,7 +90,7 @@ impl CallSet {
     }
     /// Candidates in sorted order.
     pub fn iter(self) -> impl Iterator<Item = Call> {
-        Call::ALL.into_iter().filter(move |c| self.contains(*c))
+        Call::ALL.iter().copied().filter(move |c| self.contains(*c))
     }
 }
 

@@ -28,7 +28,7 @@ pub mod writer;
 pub mod zeek;
 
 pub use analysis::{
-    annotate, annotate_bytes, annotate_with, verdicts, AnalyzeError, CaptureSummary, Detail, Pass,
-    Peers, RowSink, Schedule, Tee, Verdicts,
+    annotate, annotate_bytes, annotate_with, verdicts, AnalyzeError, CaptureSummary, Detail,
+    OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee, Verdicts, BRIEF_CONNECTIONS,
 };
 pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

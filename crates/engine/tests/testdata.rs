@@ -274,3 +274,46 @@ fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
         }
     }
 }
+
+/// `Detail::Brief` keeps the counts of every connection and the verdicts
+/// and peers of the first 20 only, the same as the fuller details, in one
+/// pass or two.
+#[test]
+fn brief_keeps_counts_and_the_first_connections() {
+    use tcpshut_engine::{Detail, Schedule, BRIEF_CONNECTIONS};
+
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld/zeek__ssh__ssh.pcap");
+    let run = |detail, schedule| {
+        let mut sink = tcpshut_engine::CsvSink::new(std::io::sink());
+        tcpshut_engine::annotate_with(&capture, detail, &mut sink, schedule).unwrap()
+    };
+    let full = run(Detail::Peers, Schedule::default());
+    assert!(
+        full.verdicts.len() > BRIEF_CONNECTIONS,
+        "{}",
+        full.verdicts.len()
+    );
+    for schedule in [Schedule::default(), Schedule::TwoPasses] {
+        let brief = run(Detail::Brief, schedule);
+        assert_eq!(
+            brief.verdicts,
+            full.verdicts[..BRIEF_CONNECTIONS],
+            "{schedule:?}"
+        );
+        assert_eq!(brief.peers, full.peers[..BRIEF_CONNECTIONS], "{schedule:?}");
+        assert_eq!(brief.outcomes, full.outcomes, "{schedule:?}");
+        assert_eq!(brief.outcomes.total(), u64::from(brief.capture.connections));
+        let graceful = full
+            .verdicts
+            .iter()
+            .filter(|v| v.outcome == tcpshut_engine::inference::Outcome::Graceful)
+            .count();
+        assert_eq!(
+            brief
+                .outcomes
+                .get(tcpshut_engine::inference::Outcome::Graceful),
+            graceful as u64
+        );
+    }
+}
