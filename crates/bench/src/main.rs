@@ -8,6 +8,7 @@
 
 mod gen;
 mod measure;
+mod stages;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +52,13 @@ enum Cmd {
     },
     /// Generate the captures and run the whole benchmark.
     Run(RunArgs),
+    /// Where annotate's time goes: the pipeline up to each stage in turn,
+    /// in-process, on one capture (medians of `--reps` runs).
+    Stages {
+        path: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -120,6 +128,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Run(args) => run(&args),
+        Cmd::Stages { path, reps } => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            stages::report(&path, reps, dir)
+        }
     }
 }
 

@@ -1,0 +1,113 @@
+//! Where `annotate`'s time goes: the one-pass pipeline run in-process up
+//! to each stage in turn (read, decode, flow table, held rows, CSV
+//! formatting, writing), so that each stage's cost is the difference
+//! between two lines. The stages call the engine's own types in the
+//! order `analysis::one_pass` does.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use tcpshut_engine::analysis::RowSink;
+use tcpshut_engine::capture::CaptureReader;
+use tcpshut_engine::flow::FlowTable;
+use tcpshut_engine::link::{self, DecodeOptions, DecodeStats};
+use tcpshut_engine::pending::PendingRows;
+use tcpshut_engine::CsvSink;
+
+/// The stages, each including those before it.
+const STAGES: [&str; 6] = [
+    "read every frame",
+    "+ decode to TCP segments",
+    "+ flow table and connections",
+    "+ rows held until their verdict, made in frame order",
+    "+ CSV formatting",
+    "+ writing the CSV file",
+];
+
+/// Runs the pipeline up to stage `upto` (0-based) once; returns seconds.
+fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut reader = CaptureReader::open(path)?;
+    let mut stats = DecodeStats::default();
+    let options = DecodeOptions {
+        verify_checksums: false,
+    };
+    let mut table = FlowTable::without_zeek();
+    let mut held = PendingRows::new();
+    let out: Box<dyn Write> = if upto >= 5 {
+        let file = std::fs::File::create(out_dir.join("stages.tcpshut.csv"))?;
+        Box::new(file)
+    } else {
+        Box::new(std::io::sink())
+    };
+    let mut csv = CsvSink::new(out);
+    let mut frames = 0u64;
+    let mut emit = |row: &tcpshut_engine::annotate::Row| -> std::io::Result<()> {
+        if upto >= 4 {
+            csv.row(row)
+        } else {
+            std::hint::black_box(row);
+            Ok(())
+        }
+    };
+    while let Some(frame) = reader.next_frame()? {
+        frames += 1;
+        if upto == 0 {
+            std::hint::black_box(frame.data.len());
+            continue;
+        }
+        let Some(seg) = link::decode_with(&frame, &mut stats, options) else {
+            continue;
+        };
+        if upto == 1 {
+            std::hint::black_box(&seg);
+            continue;
+        }
+        let facts = table.observe(&seg, None);
+        let retired = table.take_retired();
+        if upto == 2 {
+            std::hint::black_box((facts, retired));
+            continue;
+        }
+        held.hold(&seg, &facts);
+        if !retired.is_empty() {
+            for conn in retired {
+                held.settle(&conn, conn.verdict());
+            }
+            held.release(&mut emit)?;
+        }
+    }
+    if upto >= 3 {
+        for conn in table.finish() {
+            held.settle(&conn, conn.verdict());
+        }
+        held.release(&mut emit)?;
+    }
+    drop(emit);
+    csv.finish()?;
+    std::hint::black_box(frames);
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Runs every stage `reps` times, interleaved, and prints the medians and
+/// what each stage adds.
+pub fn report(path: &Path, reps: usize, out_dir: &Path) -> anyhow::Result<()> {
+    let mut times = vec![Vec::new(); STAGES.len()];
+    for _ in 0..reps.max(1) {
+        for (upto, samples) in times.iter_mut().enumerate() {
+            samples.push(run_once(path, upto, out_dir)?);
+        }
+    }
+    println!("| stage | median s | adds s |");
+    println!("|---|---|---|");
+    let mut before = 0.0;
+    for (name, samples) in STAGES.iter().zip(&mut times) {
+        samples.sort_by(f64::total_cmp);
+        let median = samples[samples.len() / 2];
+        println!("| {name} | {median:.3} | {:+.3} |", median - before);
+        before = median;
+    }
+    let _ = std::fs::remove_file(out_dir.join("stages.tcpshut.csv"));
+    Ok(())
+}
