@@ -84,7 +84,6 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
         }
         held.release(&mut emit)?;
     }
-    drop(emit);
     csv.finish()?;
     std::hint::black_box(frames);
     Ok(started.elapsed().as_secs_f64())
