@@ -3,11 +3,12 @@
 //! retires closed connections so memory follows the connections open at
 //! a time, not the length of the capture.
 
-use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
 
 use crate::connection::{Connection, SegmentFacts};
 use crate::inference::ConnVerdict;
@@ -24,12 +25,24 @@ pub const CLOSED_LINGER_SECS: i64 = 120;
 struct FlowKey(SocketAddr, SocketAddr);
 
 impl FlowKey {
-    fn of(seg: &Segment<'_>) -> FlowKey {
-        if seg.src <= seg.dst {
-            FlowKey(seg.src, seg.dst)
+    fn between(a: SocketAddr, b: SocketAddr) -> FlowKey {
+        if a <= b {
+            FlowKey(a, b)
         } else {
-            FlowKey(seg.dst, seg.src)
+            FlowKey(b, a)
         }
+    }
+
+    fn of(seg: &Segment<'_>) -> FlowKey {
+        FlowKey::between(seg.src, seg.dst)
+    }
+
+    fn of_connection(conn: &Connection) -> FlowKey {
+        FlowKey::between(conn.endpoints[0].addr, conn.endpoints[1].addr)
+    }
+
+    fn hash(&self) -> u64 {
+        FxBuildHasher.hash_one(self)
     }
 }
 
@@ -57,9 +70,11 @@ fn new_connection(
 /// All connections open (or recently closed) at one point of the capture.
 #[derive(Default)]
 pub struct FlowTable {
-    /// Boxed: a connection is about a kilobyte, and the table's spare
-    /// capacity then costs a pointer per slot, not a connection.
-    open: FxHashMap<FlowKey, Box<Connection>>,
+    /// Boxed connections, found by their addresses: a slot is a pointer
+    /// (8 bytes, not the 72 of a key and a box), so the thousands of open
+    /// and lingering connections' slots stay in cache, and the connection
+    /// a lookup compares against is the one it is about to update.
+    open: HashTable<Box<Connection>>,
     /// Closed connections in the order they closed, with the time they did.
     closing: VecDeque<(i64, FlowKey, u32)>,
     next_id: u32,
@@ -106,8 +121,12 @@ impl FlowTable {
     ) -> SegmentFacts {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
-        // One hash lookup per segment: this runs for every segment, twice.
-        let conn = match self.open.entry(key) {
+        // One hash lookup per segment: this runs for every segment.
+        let conn = match self.open.entry(
+            key.hash(),
+            |conn| FlowKey::of_connection(conn) == key,
+            |conn| FlowKey::of_connection(conn).hash(),
+        ) {
             Entry::Occupied(entry) => {
                 let conn = entry.into_mut();
                 if conn.reopened_by(seg) {
@@ -117,12 +136,14 @@ impl FlowTable {
                 }
                 conn
             }
-            Entry::Vacant(entry) => entry.insert(new_connection(
-                &mut self.next_id,
-                self.without_zeek,
-                seg,
-                None,
-            )),
+            Entry::Vacant(entry) => entry
+                .insert(new_connection(
+                    &mut self.next_id,
+                    self.without_zeek,
+                    seg,
+                    None,
+                ))
+                .into_mut(),
         };
         let was_closed = conn.is_closed();
         let verdict = hindsight.and_then(|all| all.get(conn.id as usize));
@@ -143,7 +164,7 @@ impl FlowTable {
     /// Ends the capture: every connection still held, in id order.
     pub fn finish(mut self) -> Vec<Connection> {
         let mut all = std::mem::take(&mut self.retired);
-        all.extend(self.open.into_values().map(|conn| *conn));
+        all.extend(self.open.into_iter().map(|conn| *conn));
         all.sort_unstable_by_key(|c| c.id);
         all
     }
@@ -156,9 +177,8 @@ impl FlowTable {
             }
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
-            if self.open.get(&key).is_some_and(|c| c.id == id) {
-                self.retired
-                    .extend(self.open.remove(&key).map(|conn| *conn));
+            if let Ok(entry) = self.open.find_entry(key.hash(), |c| c.id == id) {
+                self.retired.push(*entry.remove().0);
             }
         }
     }
