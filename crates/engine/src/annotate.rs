@@ -15,7 +15,7 @@ use crate::inference::{
 use crate::segment::{Segment, TcpFlags, Timestamp};
 
 /// Client or server, for people.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Client,
@@ -97,7 +97,7 @@ impl Row {
 }
 
 /// The row's sentence, produced only when it is written.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Summary {
     events: EventSet,
     sender: Side,

@@ -14,10 +14,15 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
+use std::hash::BuildHasher;
+
+use rustc_hash::FxBuildHasher;
+
 use crate::analysis::{CaptureSummary, RowSink};
-use crate::annotate::Row;
+use crate::annotate::{Row, Summary};
 use crate::capture::Frame;
 use crate::endpoint::TcpState;
+use crate::inference::CallSteps;
 use crate::report::ConnectionReport;
 use crate::segment::{TcpFlags, Timestamp};
 
@@ -52,7 +57,17 @@ pub struct CsvSink<W: Write> {
     buf: Vec<u8>,
     /// The row being formatted (kept: it is larger than most rows).
     line: Box<Line>,
+    /// The events, calls, sentence and severity fields of rows with
+    /// events, by what they are made from: a capture has few distinct
+    /// combinations, so each is formatted about once.
+    tails: Vec<Option<(Tail, Vec<u8>)>>,
 }
+
+/// What a row's events, calls, sentence and severity fields are made of.
+type Tail = (Option<CallSteps>, Summary);
+
+/// Slots of [`CsvSink::tails`] (a power of two).
+const TAIL_CACHE: usize = 256;
 
 /// Rows are handed to the output in whole blocks of this size (the rest
 /// waits for the next block): page-aligned writes of whole pages cost the
@@ -66,6 +81,7 @@ impl<W: Write> CsvSink<W> {
             out,
             buf: Vec::with_capacity(CSV_BLOCK + 1024),
             line: Box::new(Line::new()),
+            tails: vec![None; TAIL_CACHE],
         }
     }
 
@@ -78,6 +94,28 @@ impl<W: Write> CsvSink<W> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
+    }
+
+    /// The events, calls, sentence and severity fields of a row with
+    /// events, from [`CsvSink::tails`] or formatted and kept there.
+    fn tail(&mut self, row: &Row) {
+        let tail: Tail = (row.calls, row.summary);
+        let slot = FxBuildHasher.hash_one(tail) as usize % TAIL_CACHE;
+        if let Some((made_from, bytes)) = &self.tails[slot] {
+            if *made_from == tail {
+                self.buf.extend_from_slice(bytes);
+                return;
+            }
+        }
+        let start = self.buf.len();
+        self.display(row.events);
+        match &row.calls {
+            Some(calls) => self.display(calls),
+            None => self.text(""),
+        }
+        self.display(row.summary);
+        self.text(row.severity.code());
+        self.tails[slot] = Some((tail, self.buf[start..].to_vec()));
     }
 
     /// Moves the line's fields into the block.
@@ -456,13 +494,7 @@ impl<W: Write> RowSink for CsvSink<W> {
         if row.events.is_empty() {
             self.buf.extend_from_slice(b",,,,");
         } else {
-            self.display(row.events);
-            match &row.calls {
-                Some(calls) => self.display(calls),
-                None => self.text(""),
-            }
-            self.display(row.summary);
-            self.text(row.severity.code());
+            self.tail(row);
         }
         match row.related {
             Some(frame) => self.number(frame),
