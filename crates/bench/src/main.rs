@@ -283,6 +283,32 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
+/// Deletes the CSV sidecars of `path` (a capture, or the captures of a
+/// directory), so that every run writes its sidecar anew: replacing the
+/// previous run's would also time the kernel freeing that file's pages
+/// (and waiting for their writeback), which varies from run to run.
+fn remove_sidecars(path: &Path) -> anyhow::Result<()> {
+    let sidecars: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".tcpshut.csv"))
+            .collect()
+    } else {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".tcpshut.csv");
+        vec![PathBuf::from(name)]
+    };
+    for sidecar in sidecars {
+        match std::fs::remove_file(&sidecar) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", sidecar.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Measures every tool on `file`, runs interleaved so that background
 /// noise spreads evenly; returns each tool's summary.
 fn measure_all(tools: &[Tool], file: &Path) -> anyhow::Result<Vec<Summary>> {
@@ -291,6 +317,7 @@ fn measure_all(tools: &[Tool], file: &Path) -> anyhow::Result<Vec<Summary>> {
     for rep in 0..max_reps {
         for (tool, runs) in tools.iter().zip(&mut runs) {
             if rep < tool.reps {
+                remove_sidecars(file)?;
                 runs.push(measure::run(&mut (tool.command)(file))?);
             }
         }
@@ -413,7 +440,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("tshark: not installed, skipped");
     }
     println!(
-        "\nMedians of {} runs for tcpshut and the read loops, {} for tcptrace and tshark; files in the page cache.",
+        "\nMedians of {} runs for tcpshut and the read loops, {} for tcptrace and tshark; files in the page cache; \
+         each tcpshut run writes its sidecars anew (the previous run's are deleted first, outside the measurement).",
         args.reps, args.tool_reps
     );
 
