@@ -38,6 +38,28 @@ pub struct CaptureSummary {
     pub incomplete: Option<String>,
 }
 
+impl CaptureSummary {
+    /// What a read of the capture at `path` saw: the frame count and why it
+    /// stopped early (as [`for_each_frame`] returns them), the connections
+    /// and the decoding counts.
+    fn of_read(
+        path: &Path,
+        format: &'static str,
+        (frames, incomplete): (u64, Option<String>),
+        connections: u32,
+        decode: DecodeStats,
+    ) -> CaptureSummary {
+        CaptureSummary {
+            path: path.to_path_buf(),
+            format,
+            frames,
+            connections,
+            decode,
+            incomplete,
+        }
+    }
+}
+
 /// Why a capture could not be analysed at all, or a sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
@@ -387,7 +409,7 @@ fn verdicts_from(
     let mut stats = DecodeStats::default();
     let (mut table, options) = concluding_pass(detail);
     let mut kept = Conclusions::new(detail, all_verdicts);
-    let (frames, incomplete) = for_each_frame(
+    let read = for_each_frame(
         &mut reader,
         &mut stats,
         options,
@@ -407,14 +429,8 @@ fn verdicts_from(
     for conn in table.finish() {
         kept.conclude(&conn);
     }
-    Ok(kept.into_verdicts(CaptureSummary {
-        path: path.to_path_buf(),
-        format,
-        frames,
-        connections,
-        decode: stats,
-        incomplete,
-    }))
+    let capture = CaptureSummary::of_read(path, format, read, connections, stats);
+    Ok(kept.into_verdicts(capture))
 }
 
 /// Rows with hindsight into `sink`, in one pass or two ([`Schedule`]'s
@@ -495,14 +511,7 @@ fn one_pass(
 ) -> Result<OnePass, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
-    let opening = CaptureSummary {
-        path: path.to_path_buf(),
-        format,
-        frames: 0,
-        connections: 0,
-        decode: DecodeStats::default(),
-        incomplete: None,
-    };
+    let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
     let mut stats = DecodeStats::default();
     let (mut table, options) = concluding_pass(detail);
@@ -513,7 +522,7 @@ fn one_pass(
     let sink = std::cell::RefCell::new(sink);
     let pass = Pass { number: 1, of: 1 };
     let mut progress = |bytes| sink.borrow_mut().progress(pass, bytes);
-    let (frames, incomplete) = for_each_frame(
+    let read = for_each_frame(
         &mut reader,
         &mut stats,
         options,
@@ -552,16 +561,8 @@ fn one_pass(
     held.release(|row| sink.row(row))
         .map_err(AnalyzeError::Output)?;
     sink.finish().map_err(AnalyzeError::Output)?;
-    Ok(OnePass::Done(Box::new(kept.into_verdicts(
-        CaptureSummary {
-            path: path.to_path_buf(),
-            format,
-            frames,
-            connections,
-            decode: stats,
-            incomplete,
-        },
-    ))))
+    let capture = CaptureSummary::of_read(path, format, read, connections, stats);
+    Ok(OnePass::Done(Box::new(kept.into_verdicts(capture))))
 }
 
 /// Where two passes start from.
