@@ -528,7 +528,7 @@ fn one_pass(
         options,
         None,
         &mut progress,
-        |_, segment| {
+        |frame, segment| {
             let Some(seg) = segment else {
                 return Ok(ControlFlow::Continue(()));
             };
@@ -542,8 +542,10 @@ fn one_pass(
                 }
                 held.release(|row| sink.borrow_mut().row(row))?;
             }
-            if held.len() > max_held_rows {
-                gave_way = held.first_held_frame();
+            if held.len() > max_held_rows || held.replays_too_costly() {
+                // Every row before the first still held is written (all of
+                // them up to this frame if none is held).
+                gave_way = Some(held.first_held_frame().unwrap_or(frame.number + 1));
                 return Ok(ControlFlow::Break(()));
             }
             Ok(ControlFlow::Continue(()))

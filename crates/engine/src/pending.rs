@@ -26,6 +26,8 @@ pub struct PendingRows {
     /// By connection id, from `first_conn` on.
     conns: VecDeque<PendingConn>,
     first_conn: u32,
+    /// Rows visited by replays so far (see [`PendingRows::replays_too_costly`]).
+    replayed: u64,
 }
 
 /// A held row: its segment's fields (enough to make the row and to replay
@@ -154,6 +156,12 @@ struct Settled {
     verdict: ConnVerdict,
 }
 
+/// Rows a replay may visit per row held, on average, before the one pass
+/// gives way ([`PendingRows::replays_too_costly`]).
+const REPLAY_BUDGET: u64 = 4;
+/// Replay visits allowed whatever the rows held so far.
+const REPLAY_ALLOWANCE: u64 = 1 << 20;
+
 impl PendingRows {
     pub fn new() -> Self {
         Self::default()
@@ -166,6 +174,16 @@ impl PendingRows {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Whether replays have visited more rows than the one pass is worth:
+    /// each scans the rows held since its connection's first, so a capture
+    /// of many simultaneous closes behind a long-lived connection would
+    /// cost rows × connections. Past `REPLAY_BUDGET` visits per row held
+    /// (plus a start-up allowance), two passes are cheaper.
+    pub fn replays_too_costly(&self) -> bool {
+        let held_so_far = self.released + self.rows.len() as u64;
+        self.replayed > REPLAY_BUDGET * held_so_far + REPLAY_ALLOWANCE
     }
 
     /// Frame of the first row not yet released.
@@ -204,6 +222,7 @@ impl PendingRows {
         if verdict.simultaneous {
             let start = (entry.first_row - self.released) as usize;
             let mut fresh: Option<Connection> = None;
+            self.replayed += (self.rows.len() - start) as u64;
             for row in self.rows.range_mut(start..) {
                 if row.conn != conn.id {
                     continue;

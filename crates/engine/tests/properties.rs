@@ -368,3 +368,101 @@ fn both_passes_agree_after_a_hindsight_simultaneous_fin() {
     let (rows, summary) = analyse(&bytes).unwrap();
     check_rows(&rows, &summary, Some(&frames));
 }
+
+/// Many simultaneous closes behind a connection that stays open: each is
+/// replayed over the rows held since it began, which grows as rows ×
+/// connections, so the one pass gives way to two passes once replays have
+/// cost more than a few visits per row. The rows are the same either way.
+#[test]
+fn costly_replays_give_way_to_two_passes() {
+    use tcpshut_engine::analysis::{CaptureSummary, Detail, Pass, RowSink, Schedule};
+
+    let mut bytes = pcap_header(101);
+    let mut push = |ts: u32,
+                    src: ([u8; 4], u16),
+                    dst: ([u8; 4], u16),
+                    seq: u32,
+                    ack: u32,
+                    flags: u8,
+                    len: usize| {
+        let (data, orig) = ipv4_tcp(src, dst, seq, ack, flags, 65535, len, len);
+        push_record(&mut bytes, ts, &data, orig);
+    };
+    let (syn, fin, ack, psh) = (0x02, 0x01, 0x10, 0x08);
+    let server = ([10, 0, 0, 2], 80);
+    // The long-lived connection, open from the first second to the last,
+    // and a chatty one that keeps 100 rows a second coming.
+    let long = ([10, 0, 0, 1], 1000);
+    push(0, long, server, 0, 0, syn, 0);
+    push(0, server, long, 0, 1, syn | ack, 0);
+    push(0, long, server, 1, 1, ack, 0);
+    let chatty = ([10, 0, 0, 3], 2000);
+    let mut chatty_seq = 0u32;
+    for second in 0..1000u32 {
+        for _ in 0..100 {
+            push(second, chatty, server, chatty_seq, 0, psh | ack, 10);
+            chatty_seq += 10;
+        }
+        // A simultaneous close every other second until 600 s.
+        if second % 2 == 0 && second < 600 {
+            let client = (
+                [10, 0, 1, (second / 256) as u8],
+                3000 + (second % 256) as u16,
+            );
+            push(second, client, server, 100, 0, syn, 0);
+            push(second, server, client, 500, 101, syn | ack, 0);
+            push(second, client, server, 101, 501, ack, 0);
+            // Both FINs before either is acknowledged, then both ACKs.
+            push(second, client, server, 101, 501, fin | ack, 0);
+            push(second, server, client, 501, 101, fin | ack, 0);
+            push(second, client, server, 102, 502, ack, 0);
+            push(second, server, client, 502, 102, ack, 0);
+        }
+    }
+    push(999, long, server, 1, 1, psh | ack, 5);
+
+    /// The CSV, and whether the run went through three reads.
+    struct Csv {
+        out: tcpshut_engine::CsvSink<Vec<u8>>,
+        passes: u8,
+    }
+    impl RowSink for Csv {
+        fn needs_first_pass(&self) -> bool {
+            false
+        }
+        fn begin(&mut self, c: &CaptureSummary, r: &[ConnectionReport]) -> std::io::Result<()> {
+            self.out.begin(c, r)
+        }
+        fn row(&mut self, row: &Row) -> std::io::Result<()> {
+            self.out.row(row)
+        }
+        fn finish(&mut self) -> std::io::Result<()> {
+            self.out.finish()
+        }
+        fn progress(&mut self, pass: Pass, _: u64) {
+            self.passes = self.passes.max(pass.of);
+        }
+    }
+    let run = |schedule| {
+        let mut sink = Csv {
+            out: tcpshut_engine::CsvSink::new(Vec::new()),
+            passes: 0,
+        };
+        tcpshut_engine::annotate_bytes(&bytes, "replays.pcap", Detail::Brief, &mut sink, schedule)
+            .unwrap();
+        (sink.out.into_inner().unwrap(), sink.passes)
+    };
+    let (two, _) = run(Schedule::TwoPasses);
+    // Far more rows may be held than this capture has: only the replays
+    // can make the one pass give way.
+    let (one, passes) = run(Schedule::OnePass {
+        max_held_rows: 1 << 24,
+    });
+    assert_eq!(passes, 3, "the one pass gave way");
+    assert!(one == two, "the same rows");
+    let simultaneous = String::from_utf8(two)
+        .unwrap()
+        .matches("fin-simultaneous")
+        .count();
+    assert_eq!(simultaneous, 2 * 300);
+}
