@@ -276,10 +276,9 @@ fn byte_by_byte_input_reads_the_same() {
     assert_eq!(whole, trickled);
 }
 
-#[test]
-fn frames_are_borrowed_and_memory_does_not_grow() {
-    // 4 MB of 1000-byte frames: many buffer refills, records straddling them.
-    let packets: Vec<_> = (0..4000u32)
+/// `count` packets of 1000 bytes, one a second.
+fn kilobyte_packets(count: u32) -> Vec<(Duration, u32, Vec<u8>)> {
+    (0..count)
         .map(|i| {
             (
                 Duration::new(u64::from(i), 0),
@@ -287,7 +286,13 @@ fn frames_are_borrowed_and_memory_does_not_grow() {
                 packet_data(i as u8, 1000),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn frames_are_borrowed_and_memory_does_not_grow() {
+    // 4 MB of 1000-byte frames: many buffer refills, records straddling them.
+    let packets = kilobyte_packets(4000);
     let bytes = pcap_file(FileEndianness::Little, TsResolution::MicroSecond, &packets);
     let mut reader = reader(bytes).unwrap();
     let mut count = 0u32;
@@ -314,15 +319,7 @@ fn temp_capture(bytes: &[u8]) -> tempfile::NamedTempFile {
 #[test]
 fn mapped_file_reads_like_a_reader() {
     // 4000 frames of 1000 bytes: several release chunks behind the reader.
-    let packets: Vec<_> = (0..4000u32)
-        .map(|i| {
-            (
-                Duration::new(u64::from(i), 0),
-                1000,
-                packet_data(i as u8, 1000),
-            )
-        })
-        .collect();
+    let packets = kilobyte_packets(4000);
     let bytes = pcap_file(FileEndianness::Big, TsResolution::NanoSecond, &packets);
     let file = temp_capture(&bytes);
     let mut mapped = CaptureReader::open(file.path()).unwrap();
