@@ -393,6 +393,15 @@ fn pcapng_writer(endianness: FileEndianness) -> PcapNgWriter<Vec<u8>> {
     PcapNgWriter::with_endianness(Vec::new(), endianness).unwrap()
 }
 
+/// A pcapng writer with one Ethernet interface (id 0) already described.
+fn ethernet_pcapng(endianness: FileEndianness) -> PcapNgWriter<Vec<u8>> {
+    let mut writer = pcapng_writer(endianness);
+    writer
+        .write_block(&interface(DataLink::ETHERNET, None))
+        .unwrap();
+    writer
+}
+
 #[test]
 fn pcapng_interfaces_have_own_link_type_and_resolution() {
     for endianness in [FileEndianness::Little, FileEndianness::Big] {
@@ -459,10 +468,7 @@ fn pcapng_interfaces_have_own_link_type_and_resolution() {
 
 #[test]
 fn pcapng_new_section_resets_interfaces_and_byte_order() {
-    let mut writer = pcapng_writer(FileEndianness::Little);
-    writer
-        .write_block(&interface(DataLink::ETHERNET, None))
-        .unwrap();
+    let mut writer = ethernet_pcapng(FileEndianness::Little);
     let a = packet_data(1, 4);
     writer.write_block(&enhanced(0, 0, 4, &a)).unwrap();
     let section = SectionHeaderBlock {
@@ -497,10 +503,7 @@ fn pcapng_new_section_resets_interfaces_and_byte_order() {
 
 #[test]
 fn pcapng_unknown_interface_is_an_error() {
-    let mut writer = pcapng_writer(FileEndianness::Little);
-    writer
-        .write_block(&interface(DataLink::ETHERNET, None))
-        .unwrap();
+    let mut writer = ethernet_pcapng(FileEndianness::Little);
     let a = packet_data(1, 4);
     writer.write_block(&enhanced(0, 0, 4, &a)).unwrap();
     // The writer refuses unknown interface ids, so write the block raw.
@@ -537,10 +540,7 @@ fn pcapng_unknown_interface_is_an_error() {
 
 #[test]
 fn pcapng_caplen_beyond_block_is_absurd() {
-    let mut writer = pcapng_writer(FileEndianness::Big);
-    writer
-        .write_block(&interface(DataLink::ETHERNET, None))
-        .unwrap();
+    let mut writer = ethernet_pcapng(FileEndianness::Big);
     let epb_at = writer.get_ref().len();
     let a = packet_data(1, 8);
     writer.write_block(&enhanced(0, 0, 8, &a)).unwrap();
@@ -561,10 +561,7 @@ fn pcapng_caplen_beyond_block_is_absurd() {
 
 #[test]
 fn pcapng_bad_block_length_is_corrupt() {
-    let mut writer = pcapng_writer(FileEndianness::Little);
-    writer
-        .write_block(&interface(DataLink::ETHERNET, None))
-        .unwrap();
+    let mut writer = ethernet_pcapng(FileEndianness::Little);
     let idb_at = writer.get_ref().len();
     writer
         .write_block(&interface(DataLink::ETHERNET, None))
@@ -583,10 +580,7 @@ fn pcapng_bad_block_length_is_corrupt() {
 
 #[test]
 fn pcapng_truncated_block_is_reported() {
-    let mut writer = pcapng_writer(FileEndianness::Little);
-    writer
-        .write_block(&interface(DataLink::ETHERNET, None))
-        .unwrap();
+    let mut writer = ethernet_pcapng(FileEndianness::Little);
     let a = packet_data(1, 40);
     writer.write_block(&enhanced(0, 0, 40, &a)).unwrap();
     let epb_at = writer.get_ref().len() as u64;
