@@ -52,7 +52,7 @@ impl TcpFlags {
     pub const CWR: u8 = 0x80;
 
     /// Letters in the sidecar's `FSRPAUEC` order, which is the bit order.
-    pub const LETTERS: [u8; 8] = *b"FSRPAUEC";
+    const LETTERS: [u8; 8] = *b"FSRPAUEC";
 
     #[inline]
     pub fn has(self, bit: u8) -> bool {
@@ -76,16 +76,19 @@ impl TcpFlags {
     }
 
     /// The set flags as letters, e.g. `FA`; empty when no flag is set.
-    pub fn letters(self) -> FlagLetters {
+    /// Const, so that the CSV writer builds its table of all 256 from it.
+    pub const fn letters(self) -> FlagLetters {
         let mut out = FlagLetters {
             buf: [0; 8],
             len: 0,
         };
-        for (i, letter) in Self::LETTERS.iter().enumerate() {
+        let mut i = 0;
+        while i < 8 {
             if self.0 & (1 << i) != 0 {
-                out.buf[out.len as usize] = *letter;
+                out.buf[out.len as usize] = Self::LETTERS[i];
                 out.len += 1;
             }
+            i += 1;
         }
         out
     }
@@ -99,6 +102,11 @@ pub struct FlagLetters {
 }
 
 impl FlagLetters {
+    /// The letters, zero-padded to eight bytes, and how many there are.
+    pub const fn padded(&self) -> ([u8; 8], u8) {
+        (self.buf, self.len)
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII letters from LETTERS are ever stored.
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")

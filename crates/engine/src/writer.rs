@@ -236,15 +236,14 @@ impl Padded {
 
     /// The letters of the set flags (`TcpFlags::letters`), at compile time.
     const fn flag_letters(bits: u8) -> Padded {
+        let (letters, len) = TcpFlags(bits).letters().padded();
         let mut padded = Padded::empty();
         let mut i = 0;
         while i < 8 {
-            if bits & (1 << i) != 0 {
-                padded.bytes[padded.len as usize] = TcpFlags::LETTERS[i];
-                padded.len += 1;
-            }
+            padded.bytes[i] = letters[i];
             i += 1;
         }
+        padded.len = len;
         padded
     }
 
