@@ -5,9 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p fuzz/corpus/analyze
 cp testdata/*.pcap testdata/*.pcapng fuzz/corpus/analyze/
-# Real-world captures, if the shared corpus is there (small ones only).
-if [ -d ../shared/realworld ]; then
-  find ../shared/realworld -maxdepth 1 -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) \
-    -size -256k -exec cp {} fuzz/corpus/analyze/ \;
-fi
+# The third-party captures (small ones only).
+find testdata/third-party -maxdepth 1 -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) \
+  -size -256k -exec cp {} fuzz/corpus/analyze/ \;
 ls fuzz/corpus/analyze | wc -l

@@ -1,11 +1,11 @@
 //! Bad input never loses work: byte-flipped and truncated copies of every
-//! real-world capture in `../shared/realworld/` go through the engine's
+//! real-world capture in `testdata/third-party/` go through the engine's
 //! two-pass `annotate` without a panic, and whatever is read gets exactly
 //! one row per TCP frame, in frame order.
 
 use std::path::Path;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/realworld");
+mod common;
 
 /// Runs one mangled copy through the invariant checks; returns whether it
 /// could be read at all.
@@ -28,11 +28,8 @@ fn positions(len: usize, count: usize, seed: u64) -> Vec<usize> {
 
 #[test]
 fn mangled_realworld_captures_never_panic_and_keep_one_row_per_segment() {
-    let dir = Path::new(CORPUS);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!("{CORPUS} not found: skipping the mangled real-world test");
-        return;
-    };
+    let dir = common::realworld_dir();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut files: Vec<_> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "tsv" || e == "md"))

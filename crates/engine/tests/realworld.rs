@@ -1,4 +1,4 @@
-//! Reads every capture in `shared/realworld/` and checks that the number of
+//! Reads every capture in `testdata/third-party/` and checks that the number of
 //! decoded TCP segments per file matches the protocol stacks `MANIFEST.tsv`
 //! lists (tshark's count), minus the stacks this decoder deliberately skips.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use tcpshut_engine::capture::CaptureReader;
 use tcpshut_engine::link::{decode, DecodeStats};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/realworld");
+mod common;
 
 /// Stacks (by a protocol they contain) whose TCP segments are not decoded,
 /// each with the reason.
@@ -49,11 +49,7 @@ fn decode_file(path: &Path) -> DecodeStats {
 
 #[test]
 fn realworld_segment_counts_match_manifest() {
-    let corpus = Path::new(CORPUS);
-    if !corpus.is_dir() {
-        eprintln!("skipping: {} is absent", corpus.display());
-        return;
-    }
+    let corpus = common::realworld_dir();
     let manifest =
         std::fs::read_to_string(corpus.join("MANIFEST.tsv")).expect("MANIFEST.tsv is readable");
     let mut header = manifest

@@ -250,7 +250,7 @@ fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> Vec<u8> {
 fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
     use tcpshut_engine::Schedule;
 
-    let realworld = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld");
+    let realworld = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party");
     let mut captures = Vec::new();
     for dir in [testdata(), realworld] {
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -283,7 +283,7 @@ fn brief_keeps_counts_and_the_first_connections() {
     use tcpshut_engine::{Detail, Schedule, BRIEF_CONNECTIONS};
 
     let capture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld/zeek__ssh__ssh.pcap");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party/zeek__ssh__ssh.pcap");
     let run = |detail, schedule| {
         let mut sink = tcpshut_engine::CsvSink::new(std::io::sink());
         tcpshut_engine::annotate_with(&capture, detail, &mut sink, schedule).unwrap()

@@ -38,9 +38,10 @@ pub fn testdata_captures() -> Vec<PathBuf> {
     all
 }
 
-/// Whether a program can be run; when it cannot, a test that needs it fails
-/// under CI (env var `CI` set) and otherwise prints why and returns false.
-pub fn require_tool(program: &str, why: &str) -> bool {
+/// Fails the test, saying what is missing, when a program the test needs
+/// cannot be run: a test never passes by skipping (`scripts/install-deps`
+/// installs every tool the suite uses).
+pub fn require_tool(program: &str, why: &str) {
     let found = Command::new(program)
         .arg(if program.starts_with("luac") {
             "-v"
@@ -49,13 +50,10 @@ pub fn require_tool(program: &str, why: &str) -> bool {
         })
         .output()
         .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{program} is required ({why}) but not found; scripts/install-deps installs it");
-        }
-        eprintln!("SKIPPED: {program} not found ({why}); run scripts/install-deps");
-    }
-    found
+    assert!(
+        found,
+        "{program} is required ({why}) but not found; scripts/install-deps installs it"
+    );
 }
 
 /// Splits CSV text (RFC 4180: quoted fields with doubled quotes, which may

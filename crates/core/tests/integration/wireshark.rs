@@ -373,7 +373,7 @@ fn synthetic_capture(sb: &Sandbox, name: &str) -> PathBuf {
     cap
 }
 
-fn need_tshark() -> bool {
+fn need_tshark() {
     require_tool("tshark", "Wireshark plugin tests")
 }
 
@@ -382,9 +382,7 @@ fn need_tshark() -> bool {
 #[test]
 fn lua_plugin_compiles_for_lua_5_2_and_5_4() {
     for luac in ["luac5.2", "luac5.4"] {
-        if !require_tool(luac, "syntax check of lua/tcpshut.lua") {
-            continue;
-        }
+        require_tool(luac, "syntax check of lua/tcpshut.lua");
         let out = Command::new(luac)
             .arg("-p")
             .arg(plugin_script())
@@ -408,9 +406,7 @@ fn plugin_never_evaluates_sidecar_text() {
 
 #[test]
 fn handmade_sidecar_fields_match_rows() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let cap = synthetic_capture(&sb, "syn.pcap");
     let text = sidecar_text(&synthetic_rows());
@@ -489,9 +485,7 @@ fn handmade_sidecar_fields_match_rows() {
 
 #[test]
 fn lookup_order_preference_argument_environment() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let cap = synthetic_capture(&sb, "syn.pcap");
     let good = sb.path("good.csv");
@@ -572,9 +566,7 @@ fn lookup_order_preference_argument_environment() {
 
 #[test]
 fn profile_column_and_installed_plugin_find_sidecar_beside_capture() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let out = sb.tcpshut(&["wireshark", "install"]);
     assert!(
@@ -662,9 +654,7 @@ fn only_one_error(what: &str, frames: &[Dissected], needle: &str) {
 
 #[test]
 fn sidecar_of_another_capture_does_not_match() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let cap = synthetic_capture(&sb, "syn.pcap");
     // Same frames, one microsecond later: a sidecar of another capture.
@@ -703,9 +693,7 @@ fn sidecar_of_another_capture_does_not_match() {
 
 #[test]
 fn truncated_or_misshapen_sidecars_give_one_error() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let cap = synthetic_capture(&sb, "syn.pcap");
     let full = sidecar_text(&synthetic_rows());
@@ -751,9 +739,7 @@ fn truncated_or_misshapen_sidecars_give_one_error() {
 
 #[test]
 fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let sb = Sandbox::new();
     let cap = synthetic_capture(&sb, "syn.pcap");
     let marker = sb.path("PWNED");
@@ -799,9 +785,7 @@ fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row() {
 
 #[test]
 fn testdata_captures_match_their_sidecars() {
-    if !need_tshark() {
-        return;
-    }
+    need_tshark();
     let captures = testdata_captures();
     let sb = Sandbox::new();
     for cap in captures {

@@ -1,5 +1,5 @@
 //! Helpers shared by the engine's integration tests that read the
-//! third-party corpus in `../shared/realworld/` (see its README.md).
+//! third-party corpus in `testdata/third-party/` (see its README.md).
 
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
@@ -8,9 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// `../shared/realworld`, beside the repository.
+/// `testdata/third-party`: the third-party corpus, part of the repository.
+/// Panics (failing the test) when it is missing: a test never passes by
+/// skipping its data.
 pub fn realworld_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party");
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "{} is missing: the third-party corpus is part of the repository",
+        dir.display()
+    );
+    dir
 }
 
 /// One expectation row of MANIFEST.tsv: the capture file, and one element
@@ -22,9 +30,11 @@ pub struct PeerRow {
 }
 
 /// Every expectation row of `peer` (`zeek`, `suricata`, `pcapplusplus`),
-/// in manifest order; `None` when the corpus is not there.
-pub fn peer_rows(peer: &str) -> Option<Vec<PeerRow>> {
-    let text = std::fs::read_to_string(realworld_dir().join("MANIFEST.tsv")).ok()?;
+/// in manifest order.
+pub fn peer_rows(peer: &str) -> Vec<PeerRow> {
+    let manifest = realworld_dir().join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
@@ -49,5 +59,5 @@ pub fn peer_rows(peer: &str) -> Option<Vec<PeerRow>> {
             });
         }
     }
-    Some(out)
+    out
 }
