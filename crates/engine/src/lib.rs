@@ -10,22 +10,17 @@
 //! [`analysis`] runs the whole pipeline over a file in one streaming pass
 //! (rows wait in [`pending`] for their connection's verdict), or two.
 
-pub mod analysis;
-pub mod annotate;
-pub mod capture;
-pub mod check;
-pub mod connection;
-pub mod endpoint;
-pub mod event;
-pub mod flow;
-pub mod inference;
-pub mod link;
-pub mod pending;
-pub mod report;
-pub mod segment;
-pub mod seq;
-pub mod writer;
-pub mod zeek;
+pub mod output;
+pub mod pipeline;
+pub mod tracking;
+pub mod wire;
+
+// The layers' modules under their short names, as the rest of the crate
+// and its users name them.
+pub use output::{annotate, check, report, writer, zeek};
+pub use pipeline::{analysis, pending};
+pub use tracking::{connection, endpoint, event, flow, inference};
+pub use wire::{capture, link, segment, seq};
 
 pub use analysis::{
     annotate, annotate_bytes, annotate_with, verdicts, AnalyzeError, CaptureSummary, Detail,

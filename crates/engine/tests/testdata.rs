@@ -282,8 +282,8 @@ fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
 fn brief_keeps_counts_and_the_first_connections() {
     use tcpshut_engine::{Detail, Schedule, BRIEF_CONNECTIONS};
 
-    let capture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party/zeek__ssh__ssh.pcap");
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/third-party/zeek__ssh__ssh.pcap");
     let run = |detail, schedule| {
         let mut sink = tcpshut_engine::CsvSink::new(std::io::sink());
         tcpshut_engine::annotate_with(&capture, detail, &mut sink, schedule).unwrap()

@@ -401,8 +401,8 @@ fn pcapng_copy_carries_the_summaries_as_comments() {
 /// connections; `summary` still lists them all.
 #[test]
 fn the_short_summary_stays_short() {
-    let capture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party/zeek__ssh__ssh.pcap");
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/third-party/zeek__ssh__ssh.pcap");
     let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  #")).collect();

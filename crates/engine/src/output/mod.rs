@@ -1,0 +1,9 @@
+//! The output layer: one row per segment ([`annotate`]), per-connection
+//! reports ([`report`]), Zeek's view ([`zeek`]), and the sinks that print
+//! them ([`writer`]). [`check`] holds the invariants every output obeys.
+
+pub mod annotate;
+pub mod check;
+pub mod report;
+pub mod writer;
+pub mod zeek;

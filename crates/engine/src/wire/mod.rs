@@ -1,0 +1,8 @@
+//! The wire layer: capture files into frames ([`capture`]), frames into
+//! TCP segments ([`link`], [`segment`]), and sequence arithmetic
+//! ([`seq`]). Nothing here knows about connections.
+
+pub mod capture;
+pub mod link;
+pub mod segment;
+pub mod seq;
