@@ -10,9 +10,9 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
 use crate::derive::{self, build, find, find_from, fragment, record_after, tag, Flags, Pcap, Tcp};
 use crate::manifest::{Capture, FrameEvents, Variant};
-use crate::scenarios::{ClosedBy, Outcome, Role};
-use crate::script::{CLIENT_PORT, SERVER_PORT};
-use crate::wire;
+use tcpshut_lab::scenarios::{ClosedBy, Outcome, Role};
+use tcpshut_lab::script::{CLIENT_PORT, SERVER_PORT};
+use tcpshut_lab::wire;
 
 /// Recordings whose decode counters go into the manifest.
 pub const HARD_SCENARIOS: &[&str] = &[

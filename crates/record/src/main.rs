@@ -8,12 +8,7 @@
 
 mod derive;
 mod hard;
-mod lab;
 mod manifest;
-mod scenarios;
-mod script;
-mod tcpdump;
-mod wire;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,11 +18,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::Parser;
 
-use lab::Lab;
 use manifest::{Capture, Connection, Manifest, Side, Variant};
-use scenarios::{Scenario, SideExpect};
-use script::{Board, Call, Env, SideLog};
-use tcpdump::Tcpdump;
+use tcpshut_lab::netns::{self as lab, Lab};
+use tcpshut_lab::scenarios::{self, Scenario, SideExpect};
+use tcpshut_lab::script::{self, Board, Call, Env, SideLog};
+use tcpshut_lab::tcpdump::{self, Tcpdump};
+use tcpshut_lab::wire;
 
 /// Capture keeps running this long after both scripts end, for the last
 /// ACKs and retransmissions.

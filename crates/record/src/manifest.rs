@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::scenarios::{ClosedBy, Outcome, Role};
-use crate::script::Call;
-use crate::wire::Counts;
+use tcpshut_lab::scenarios::{ClosedBy, Outcome, Role};
+use tcpshut_lab::script::Call;
+use tcpshut_lab::wire::Counts;
 
 #[derive(Serialize, Deserialize)]
 pub struct Manifest {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Socket, Type};
 
-use crate::lab::{self, Lab};
+use crate::netns::{self, Lab};
 
 /// Port the server listens on.
 pub const SERVER_PORT: u16 = 5000;
@@ -175,7 +175,7 @@ fn new_socket(addr: SocketAddr) -> Result<Socket> {
 /// Runs one side's steps in the calling thread, after moving it into the
 /// side's namespace.
 pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
-    lab::enter(env.ns)?;
+    netns::enter(env.ns)?;
     let mut log = SideLog::default();
     let mut listener: Option<Socket> = None;
     let mut cur: Option<Current> = None;
@@ -345,7 +345,7 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                 Step::DropData => Lab::drop_data(env.ns)?,
                 Step::AllowData => Lab::allow_fins(env.ns)?,
                 Step::Sysctl(key, value) => {
-                    lab::run_in(env.ns, &["sysctl", "-q", "-w", &format!("{key}={value}")])?
+                    netns::run_in(env.ns, &["sysctl", "-q", "-w", &format!("{key}={value}")])?
                 }
             }
             Ok(())

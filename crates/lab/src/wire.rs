@@ -232,7 +232,7 @@ pub fn pcap_to_pcapng(pcap: &Path, pcapng: &Path) -> Result<()> {
         linktype: header.datalink,
         snaplen: header.snaplen,
         options: vec![
-            InterfaceDescriptionOption::IfName(Cow::Borrowed(crate::lab::IFACE)),
+            InterfaceDescriptionOption::IfName(Cow::Borrowed(crate::netns::IFACE)),
             // pcap-file writes EPB timestamps in nanoseconds whatever the
             // IDB says, so the IDB must say 10^-9.
             InterfaceDescriptionOption::IfTsResol(9),
