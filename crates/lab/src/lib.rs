@@ -8,6 +8,7 @@
 //! Used by `tcpshut lab` (crates/core) and by `tcpshut-record`
 //! (crates/record), which records the test captures with it.
 
+pub mod experiment;
 pub mod netns;
 pub mod scenarios;
 pub mod script;

@@ -12,22 +12,16 @@ mod manifest;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::thread::ScopedJoinHandle;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use clap::Parser;
 
 use manifest::{Capture, Connection, Manifest, Side, Variant};
-use tcpshut_lab::netns::{self as lab, Lab};
+use tcpshut_lab::netns as lab;
 use tcpshut_lab::scenarios::{self, Scenario, SideExpect};
-use tcpshut_lab::script::{self, Board, Call, Env, SideLog};
-use tcpshut_lab::tcpdump::{self, Tcpdump};
-use tcpshut_lab::wire;
+use tcpshut_lab::script::Call;
+use tcpshut_lab::{experiment, tcpdump, wire};
 
-/// Capture keeps running this long after both scripts end, for the last
-/// ACKs and retransmissions.
-const GRACE: Duration = Duration::from_millis(300);
 /// Timing-dependent scenarios get this many tries before we give up.
 const ATTEMPTS: usize = 3;
 
@@ -161,10 +155,6 @@ fn recordings(scenarios: &[Scenario]) -> Vec<Recording<'_>> {
     v
 }
 
-fn join(handle: ScopedJoinHandle<'_, Result<SideLog>>) -> Result<SideLog> {
-    handle.join().map_err(|_| anyhow!("side thread panicked"))?
-}
-
 /// The expected steps must appear, in order, among the calls really made:
 /// guards the hand-written expectations against the recorded ground truth.
 fn check_calls(who: &str, calls: &[Call], expected: &[Vec<Call>]) -> Result<()> {
@@ -195,8 +185,6 @@ fn side_entry(who: &str, calls: Vec<Call>, wire: wire::Counts, exp: &SideExpect)
 }
 
 fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
-    let lab = Lab::new()?;
-    let (client_ip, server_ip) = lab::addrs(rec.ipv6);
     let file = out.join(rec.file());
     // tcpdump cannot write pcapng: record pcap, convert afterwards.
     let raw = if rec.format == Format::Pcapng {
@@ -209,25 +197,9 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
         nano: rec.format == Format::PcapNano,
         snap80: rec.snap80,
     };
-    let td = Tcpdump::start(&lab.client, lab::IFACE, &raw, opts)?;
-    let board = Board::default();
-    let env = |ns, local| Env {
-        ns,
-        board: &board,
-        local,
-        server: server_ip,
-    };
-    let (client, server) = std::thread::scope(|s| {
-        let c = s.spawn(|| script::run_side(&env(&lab.client, client_ip), &rec.sc.client));
-        let sv = s.spawn(|| script::run_side(&env(&lab.server, server_ip), &rec.sc.server));
-        (join(c), join(sv))
-    });
-    let (client, server) = (client.context("client")?, server.context("server")?);
-    std::thread::sleep(GRACE);
-    let captured = td.stop()?;
-    // Sockets never closed (CLOSE-WAIT scenario) go only now, unrecorded.
-    drop(client.leftover);
-    drop(server.leftover);
+    let run = experiment::run(&rec.sc.client, &rec.sc.server, rec.ipv6, opts, &raw)?;
+    let (client, server, captured) = (run.client, run.server, run.captured);
+    let (client_ip, server_ip) = (run.client_ip, run.server_ip);
     if rec.format == Format::Pcapng {
         wire::pcap_to_pcapng(&raw, &file)?;
         fs::remove_file(&raw)?;
