@@ -19,11 +19,12 @@ pub mod wire;
 // and its users name them.
 pub use output::{annotate, check, report, writer, zeek};
 pub use pipeline::{analysis, pending};
-pub use tracking::{connection, endpoint, event, flow, inference};
+pub use tracking::{connection, endpoint, event, flow, inference, timeline};
 pub use wire::{capture, link, segment, seq};
 
 pub use analysis::{
-    annotate, annotate_bytes, annotate_with, verdicts, AnalyzeError, CaptureSummary, Detail,
-    OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee, Verdicts, BRIEF_CONNECTIONS,
+    annotate, annotate_bytes, annotate_with, each_report, each_report_bytes, verdicts,
+    AnalyzeError, CaptureSummary, Detail, OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee,
+    Verdicts, BRIEF_CONNECTIONS,
 };
 pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};

@@ -317,3 +317,56 @@ fn brief_keeps_counts_and_the_first_connections() {
         );
     }
 }
+
+/// `each_report` hands over the same reports as `verdicts` keeps (but for
+/// Zeek's view, which it skips), every connection once.
+#[test]
+fn streamed_reports_are_the_kept_reports() {
+    let manifest = manifest();
+    for capture in manifest["captures"].as_array().unwrap() {
+        let file = capture["file"].as_str().unwrap();
+        let path = testdata().join(file);
+        let kept = tcpshut_engine::verdicts(&path, tcpshut_engine::Detail::Reports).unwrap();
+        let mut streamed = Vec::new();
+        let summary = tcpshut_engine::each_report(&path, &mut |r| streamed.push(r)).unwrap();
+        assert_eq!(summary.connections, kept.capture.connections, "{file}");
+        streamed.sort_by_key(|r| r.id);
+        let without_zeek = |r: &ConnectionReport| {
+            let mut v = serde_json::to_value(r).unwrap();
+            for key in ["zeek_conn_state", "zeek_history", "zeek_rows"] {
+                v.as_object_mut().unwrap().remove(key);
+            }
+            v
+        };
+        let a: Vec<_> = streamed.iter().map(without_zeek).collect();
+        let b: Vec<_> = kept.reports.iter().map(without_zeek).collect();
+        assert_eq!(a, b, "{file}");
+    }
+}
+
+/// The times reports carry: a leaked CLOSE-WAIT is dated from the client's
+/// FIN, and a retransmitted FIN is counted on its sender.
+#[test]
+fn reports_carry_teardown_times() {
+    let one = |file: &str| {
+        let mut all = Vec::new();
+        tcpshut_engine::each_report(&testdata().join(file), &mut |r| all.push(r)).unwrap();
+        assert_eq!(all.len(), 1, "{file}");
+        all.pop().unwrap()
+    };
+    let leak = one("close-wait-at-end.pcap");
+    let [client, server] = &leak.endpoints;
+    assert_eq!(server.final_state.name(), "CLOSE-WAIT");
+    assert_eq!(Some(server.state_since), client.fin_ts);
+    assert!(leak.first_ts <= server.state_since && server.state_since <= leak.last_ts);
+    assert_eq!(leak.rst_ts, None);
+    let retransmitted = one("fin-retransmit.pcap");
+    let fins: u32 = retransmitted
+        .endpoints
+        .iter()
+        .map(|e| e.fin_retransmits)
+        .sum();
+    assert!(fins >= 1, "fin-retransmit.pcap retransmits a FIN");
+    let reset = one("close-unread.pcap");
+    assert!(reset.rst_ts.is_some());
+}

@@ -5,6 +5,7 @@ use crate::annotate::Side;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::segment::Timestamp;
 use crate::zeek::{ZeekRow, ZeekTracker};
 
 /// One endpoint of a finished connection.
@@ -16,6 +17,14 @@ pub struct EndpointReport {
     pub closed_by: ClosedBy,
     pub calls: CallSteps,
     pub final_state: TcpState,
+    /// When it entered `final_state` (capture time).
+    pub state_since: Timestamp,
+    /// When it sent its first FIN.
+    pub fin_ts: Option<Timestamp>,
+    /// FINs it sent again: its peer did not acknowledge the first.
+    pub fin_retransmits: u32,
+    /// It sent new payload after receiving the peer's FIN (half-close in use).
+    pub data_after_fin: bool,
     /// Frames the verdict rests on.
     pub evidence: Vec<u64>,
 }
@@ -28,6 +37,11 @@ pub struct ConnectionReport {
     pub server: String,
     pub first_frame: u64,
     pub last_frame: u64,
+    /// Times of the first and last segment.
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    /// Time of the first RST, of any kind.
+    pub rst_ts: Option<Timestamp>,
     /// `complete`, `partial` or `none`.
     pub handshake: &'static str,
     pub outcome: Outcome,
@@ -58,6 +72,10 @@ impl ConnectionReport {
             closed_by: verdict.endpoints[i].closed_by,
             calls: verdict.endpoints[i].calls,
             final_state: conn.endpoints[i].state,
+            state_since: conn.timeline.state_since[i],
+            fin_ts: conn.timeline.fin[i],
+            fin_retransmits: conn.timeline.fin_retransmits[i],
+            data_after_fin: conn.timeline.data_after_fin[i],
             evidence: conn.evidence[i].frames(),
         };
         let h = conn.handshake;
@@ -97,6 +115,9 @@ impl ConnectionReport {
             server: conn.endpoints[1 - client].addr.to_string(),
             first_frame: conn.first_frame,
             last_frame: conn.last_frame,
+            first_ts: conn.timeline.first,
+            last_ts: conn.timeline.last,
+            rst_ts: conn.timeline.rst,
             handshake,
             outcome: verdict.outcome,
             closer: verdict.closer,

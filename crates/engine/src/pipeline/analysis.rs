@@ -395,6 +395,72 @@ pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     )
 }
 
+/// Every connection's report, handed to `each` as the connection leaves
+/// the flow table (closed connections as they retire, then those still
+/// held at the end, each batch in id order), keeping none of them: memory
+/// follows the connections open at a time, not the capture's length. One
+/// pass, for consumers that aggregate (`tcpshut report`); it skips Zeek's
+/// view and checksum verification, so the reports' Zeek fields are those
+/// of a connection Zeek never saw start, and `decode.bad_checksum` is 0.
+pub fn each_report(
+    path: &Path,
+    each: &mut dyn FnMut(ConnectionReport),
+) -> Result<CaptureSummary, AnalyzeError> {
+    each_report_from(&|| CaptureReader::open(path), path, each)
+}
+
+/// [`each_report`] over a capture held in memory; `name` stands in for the
+/// path in the summary.
+pub fn each_report_bytes(
+    bytes: &[u8],
+    name: &str,
+    each: &mut dyn FnMut(ConnectionReport),
+) -> Result<CaptureSummary, AnalyzeError> {
+    let open = || CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), name);
+    each_report_from(&open, Path::new(name), each)
+}
+
+fn each_report_from(
+    open: Open,
+    path: &Path,
+    each: &mut dyn FnMut(ConnectionReport),
+) -> Result<CaptureSummary, AnalyzeError> {
+    let mut reader = open()?;
+    let format = format_name(reader.format());
+    let mut stats = DecodeStats::default();
+    let mut table = FlowTable::without_zeek();
+    let mut report = |conn: &Connection| each(ConnectionReport::new(conn, &conn.verdict()));
+    let read = for_each_frame(
+        &mut reader,
+        &mut stats,
+        DecodeOptions {
+            verify_checksums: false,
+        },
+        None,
+        &mut |_| {},
+        |_, segment| {
+            if let Some(seg) = segment {
+                table.observe(seg, None);
+                for conn in table.take_retired() {
+                    report(&conn);
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    let connections = table.connections_seen();
+    for conn in table.finish() {
+        report(&conn);
+    }
+    Ok(CaptureSummary::of_read(
+        path,
+        format,
+        read,
+        connections,
+        stats,
+    ))
+}
+
 /// Pass 1; `all_verdicts` keeps every verdict whatever `detail` says (for
 /// a pass 2).
 fn verdicts_from(

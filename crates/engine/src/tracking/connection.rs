@@ -12,6 +12,7 @@ use crate::event::{Event, EventSet};
 use crate::inference::{infer, ClientChoice, ConnFacts, ConnVerdict, Evidence};
 use crate::segment::Segment;
 use crate::seq::{seq_diff, seq_gt, seq_max};
+use crate::timeline::Timeline;
 use crate::zeek::ZeekTracker;
 
 /// What one segment meant, for its row.
@@ -96,6 +97,8 @@ pub struct Connection {
     pub rst_ignored: bool,
     /// The connection this one reuses the 4-tuple of.
     pub reuses: Option<u32>,
+    /// When things happened, for reports.
+    pub timeline: Timeline,
     /// The last new payload each endpoint received after its own FIN and
     /// has not answered yet: an RST right after it answers that data.
     unanswered_data_after_fin: [Option<u64>; 2],
@@ -126,6 +129,7 @@ impl Connection {
             reset: false,
             rst_ignored: false,
             reuses,
+            timeline: Timeline::starting(first.ts),
             unanswered_data_after_fin: [None; 2],
             payload_end: [None; 2],
             window_scaling: false,
@@ -142,6 +146,11 @@ impl Connection {
         } else {
             1
         }
+    }
+
+    /// Each endpoint's state.
+    fn states(&self) -> [TcpState; 2] {
+        [self.endpoints[0].state, self.endpoints[1].state]
     }
 
     /// Both directions are done: nothing more can legitimately follow.
@@ -198,6 +207,7 @@ impl Connection {
     pub fn observe(&mut self, seg: &Segment<'_>, hindsight: Option<&ConnVerdict>) -> SegmentFacts {
         let x = self.sender_of(seg);
         let y = 1 - x;
+        let states_before = self.states();
         let mut step = Step {
             seg,
             x,
@@ -261,6 +271,8 @@ impl Connection {
             _ => 0,
         };
         sender.window = u32::from(seg.window) << scale;
+        self.timeline
+            .note(seg.ts, x, step.events, states_before, self.states());
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
         SegmentFacts {
             conn: self.id,

@@ -11,6 +11,27 @@ pub struct Timestamp {
     pub nanos: u32,
 }
 
+impl Timestamp {
+    /// Seconds since the Unix epoch, to the microsecond or so (f64).
+    pub fn as_secs_f64(self) -> f64 {
+        self.secs as f64 + f64::from(self.nanos) * 1e-9
+    }
+
+    /// Seconds from `earlier` to this time (negative if it is later).
+    pub fn secs_since(self, earlier: Timestamp) -> f64 {
+        (self.secs as f64 - earlier.secs as f64)
+            + (f64::from(self.nanos) - f64::from(earlier.nanos)) * 1e-9
+    }
+}
+
+/// As the sidecar's `ts`: epoch seconds with 9 decimals, in a string
+/// (an f64 would lose the nanoseconds).
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// Epoch seconds with 9 decimals, as the sidecar's `ts` column wants.
     /// Written with itoa: this runs once per sidecar row.
