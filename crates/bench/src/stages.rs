@@ -1,19 +1,17 @@
 //! Where `annotate`'s time goes: the one-pass pipeline run in-process up
 //! to each stage in turn (read, decode, flow table, held rows, CSV
 //! formatting, writing), so that each stage's cost is the difference
-//! between two lines. The stages call the engine's own types in the
-//! order `analysis::one_pass` does.
+//! between two lines. The stages drive the engine's own `Tracker` and
+//! held rows in the order its one-pass schedule does.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use tcpshut_engine::analysis::RowSink;
 use tcpshut_engine::capture::CaptureReader;
-use tcpshut_engine::flow::FlowTable;
-use tcpshut_engine::link::{self, DecodeOptions, DecodeStats};
 use tcpshut_engine::pending::PendingRows;
-use tcpshut_engine::CsvSink;
+use tcpshut_engine::tracker::Tracker;
+use tcpshut_engine::{CsvSink, Detail, RowSink};
 
 /// The stages, each including those before it.
 const STAGES: [&str; 6] = [
@@ -29,11 +27,7 @@ const STAGES: [&str; 6] = [
 fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut reader = CaptureReader::open(path)?;
-    let mut stats = DecodeStats::default();
-    let options = DecodeOptions {
-        verify_checksums: false,
-    };
-    let mut table = FlowTable::without_zeek();
+    let mut tracker = Tracker::concluding(Detail::Brief);
     let mut held = PendingRows::new();
     let out: Box<dyn Write> = if upto >= 5 {
         let file = std::fs::File::create(out_dir.join("stages.tcpshut.csv"))?;
@@ -57,31 +51,34 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
             std::hint::black_box(frame.data.len());
             continue;
         }
-        let Some(seg) = link::decode_with(&frame, &mut stats, options) else {
+        let Some(seg) = tracker.decode(&frame) else {
             continue;
         };
         if upto == 1 {
             std::hint::black_box(&seg);
             continue;
         }
-        let facts = table.observe(&seg, None);
-        let retired = table.take_retired();
+        let facts = tracker.observe(&seg);
         if upto == 2 {
-            std::hint::black_box((facts, retired));
+            tracker.conclude_retired(|conn, verdict| {
+                std::hint::black_box((conn, verdict));
+            });
+            std::hint::black_box(facts);
             continue;
         }
         held.hold(&seg, &facts);
-        if !retired.is_empty() {
-            for conn in retired {
-                held.settle(&conn, conn.verdict());
-            }
+        let mut settled = false;
+        tracker.conclude_retired(|conn, verdict| {
+            held.settle(conn, verdict);
+            settled = true;
+        });
+        if settled {
             held.release(&mut emit)?;
         }
     }
     if upto >= 3 {
-        for conn in table.finish() {
-            held.settle(&conn, conn.verdict());
-        }
+        let read = (frames, None);
+        tracker.finish(|conn, verdict| held.settle(conn, verdict), path, "", read);
         held.release(&mut emit)?;
     }
     csv.finish()?;

@@ -7,8 +7,9 @@
 //! [`connection`]s whose [`endpoint`]s follow RFC 9293 states,
 //! [`inference`] turns the evidence into verdicts, [`annotate`] makes one
 //! row per segment, and [`writer`] prints rows as CSV or JSON.
-//! [`analysis`] runs the whole pipeline over a file in one streaming pass
-//! (rows wait in [`pending`] for their connection's verdict), or two.
+//! A [`tracker::Tracker`] drives one segment at a time from frame to
+//! facts; a [`schedule`] runs it over a file in one streaming pass (rows
+//! wait in [`pending`] for their connection's verdict), or two.
 
 pub mod output;
 pub mod pipeline;
@@ -18,7 +19,15 @@ pub mod wire;
 // The layers' modules under their short names, as the rest of the crate
 // and its users name them.
 pub use output::{annotate, check, report, writer, zeek};
-pub use pipeline::{analysis, pending};
+pub use pipeline::{pending, schedule, sinks, summary, tracker};
+
+/// The pipeline's types under the name they had before it was split in
+/// files (`analysis`), for the code that still names them so.
+pub mod analysis {
+    pub use crate::pipeline::schedule::*;
+    pub use crate::pipeline::sinks::*;
+    pub use crate::pipeline::summary::*;
+}
 pub use tracking::{connection, endpoint, event, flow, inference, timeline};
 pub use wire::{capture, link, segment, seq};
 

@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use tcpshut_engine::connection::SegmentFacts;
 use tcpshut_engine::endpoint::TcpState as S;
 use tcpshut_engine::event::Event;
-use tcpshut_engine::flow::FlowTable;
 use tcpshut_engine::inference::{ConnVerdict, Outcome, Role};
 use tcpshut_engine::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
+use tcpshut_engine::tracker::Tracker;
+use tcpshut_engine::Detail;
 
 const F: u8 = TcpFlags::FIN;
 const SY: u8 = TcpFlags::SYN;
@@ -19,7 +20,7 @@ const R: u8 = TcpFlags::RST;
 const A: u8 = TcpFlags::ACK;
 
 /// Two endpoints exchanging segments; tracks their sequence numbers so a
-/// test reads like a capture. `analyse` runs both passes over them.
+/// test reads like a capture. `analyse` runs the engine's tracker over them.
 struct Wire {
     addrs: [SocketAddr; 2],
     next_seq: [u32; 2],
@@ -111,24 +112,29 @@ impl Wire {
     }
 
     fn analyse(&self) -> Analysis {
-        let mut pass1 = FlowTable::new();
-        for seg in &self.segments {
-            pass1.observe(seg, None);
-        }
-        let conns = pass1.finish();
-        let verdicts: Vec<ConnVerdict> = conns.iter().map(|c| c.verdict()).collect();
-        let final_states = conns
-            .iter()
-            .map(|c| [c.endpoints[0].state, c.endpoints[1].state])
-            .collect();
-        let mut pass2 = FlowTable::new();
-        let facts = self
+        let mut tracker = Tracker::concluding(Detail::Verdicts);
+        let mut final_states = Vec::new();
+        let mut keep_states = |conn: &tcpshut_engine::connection::Connection, _| {
+            let id = conn.id as usize;
+            final_states.resize(final_states.len().max(id + 1), [S::Unknown; 2]);
+            final_states[id] = [conn.endpoints[0].state, conn.endpoints[1].state];
+        };
+        let provisional: Vec<SegmentFacts> = self
             .segments
             .iter()
             .map(|seg| {
-                let facts = pass2.observe(seg, Some(&verdicts));
-                facts.resolved(&verdicts[facts.conn as usize])
+                let facts = tracker.observe(seg);
+                tracker.conclude_retired(&mut keep_states);
+                facts
             })
+            .collect();
+        let read = (self.segments.len() as u64, None);
+        let verdicts = tracker
+            .finish(keep_states, "wire".as_ref(), "pcap", read)
+            .verdicts;
+        let facts = provisional
+            .iter()
+            .map(|facts| facts.resolved(&verdicts[facts.conn as usize]).facts)
             .collect();
         Analysis {
             facts,

@@ -1,11 +1,11 @@
-//! Annotation: one row per TCP segment, combining what the segment meant
-//! ([`SegmentFacts`]) with the connection's verdict from hindsight, and
+//! Annotation: one row per TCP segment, from what the segment meant with
+//! its connection's verdict applied ([`ResolvedFacts`]), and
 //! the plain sentence that Wireshark's "Shutdown" column shows.
 
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::connection::SegmentFacts;
+use crate::connection::ResolvedFacts;
 use crate::endpoint::TcpState;
 use crate::event::{Event, EventSet, Severity};
 use crate::inference::{
@@ -24,7 +24,10 @@ pub enum Side {
 
 impl Side {
     pub fn of(endpoint: usize, verdict: &ConnVerdict) -> Side {
-        if endpoint == verdict.client.index {
+        Side::client_if(endpoint == verdict.client.index)
+    }
+    fn client_if(client: bool) -> Side {
+        if client {
             Side::Client
         } else {
             Side::Server
@@ -67,10 +70,9 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(seg: &Segment<'_>, facts: &SegmentFacts, verdict: &ConnVerdict) -> Row {
-        let facts = &facts.resolved(verdict);
-        let sender = Side::of(facts.sender, verdict);
-        let calls = facts.reveals.then(|| verdict.endpoints[facts.sender].calls);
+    /// The row of `seg`, from its facts with hindsight applied.
+    pub fn new(seg: &Segment<'_>, resolved: &ResolvedFacts) -> Row {
+        let facts = &resolved.facts;
         Row {
             frame: seg.frame,
             ts: seg.ts,
@@ -84,11 +86,11 @@ impl Row {
             sender_state: facts.sender_state,
             receiver_state: facts.receiver_state,
             events: facts.events,
-            calls,
+            calls: resolved.revealed_calls,
             summary: Summary {
                 events: facts.events,
-                sender,
-                calls: verdict.endpoints[facts.sender].calls,
+                sender: Side::client_if(resolved.sender_is_client),
+                calls: resolved.sender_calls,
             },
             severity: facts.events.severity(),
             related: facts.related,

@@ -7,15 +7,17 @@
 //! the peer's FIN, an RST is ignored when it falls outside the receiver's
 //! window, and so on.
 
-use crate::endpoint::{Endpoint, EndpointEvent, TcpState};
+use crate::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::event::{Event, EventSet};
-use crate::inference::{infer, ClientChoice, ConnFacts, ConnVerdict, Evidence};
+use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence};
 use crate::segment::Segment;
 use crate::seq::{seq_diff, seq_gt, seq_max};
 use crate::timeline::Timeline;
 use crate::zeek::ZeekTracker;
 
-/// What one segment meant, for its row.
+/// What one segment meant, for its row, as far as the segments up to it
+/// tell: provisional facts, plus what they become if the connection ends
+/// a certain way ("what if" markers, applied by [`SegmentFacts::resolved`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentFacts {
     pub conn: u32,
@@ -35,34 +37,69 @@ pub struct SegmentFacts {
     /// the receiver stopped reading there, the row adds `data-to-closed`
     /// and this `related` ([`SegmentFacts::resolved`]).
     pub if_receiver_stopped_reading: Option<u64>,
+    /// From a lone FIN (its receiver had sent none) up to the receiver's own
+    /// FIN: the row's `[sender, receiver]` states if that FIN turns out to
+    /// cross the lone one (a simultaneous close, RFC 9293 3.6 case 3). The
+    /// receiver then never was in CLOSE-WAIT, and the lone FIN (provisionally
+    /// `fin-active`) is the first FIN of a simultaneous close.
+    pub if_fins_crossed: Option<[TcpState; 2]>,
+}
+
+/// A segment's facts with its connection's verdict applied: everything its
+/// row shows.
+#[derive(Clone, Copy, Debug)]
+pub struct ResolvedFacts {
+    pub facts: SegmentFacts,
+    /// The sender's calls as the verdict infers them (for the sentence).
+    pub sender_calls: CallSteps,
+    /// The same, on the segment that reveals them (the row's `calls`).
+    pub revealed_calls: Option<CallSteps>,
+    /// The sender is the connection's client.
+    pub sender_is_client: bool,
 }
 
 impl SegmentFacts {
-    /// The facts with the connection's final verdict applied: the one part
-    /// of a row that only hindsight can tell (does the receiver still
-    /// read?) is decided here, so that rows can be made in one pass and
-    /// settled when their connection's verdict is known.
-    pub fn resolved(&self, verdict: &ConnVerdict) -> SegmentFacts {
+    /// The facts with the connection's final verdict applied. Every
+    /// hindsight rule is here, so that rows can be made in one pass, held
+    /// until their connection's verdict is known, and read the same as
+    /// rows made in a second pass: the tracker never sees a verdict.
+    pub fn resolved(&self, verdict: &ConnVerdict) -> ResolvedFacts {
         let mut facts = *self;
         let receiver = 1 - self.sender;
+        // Data sent to a peer that had closed: to a closed reader?
         if let Some(related) = self.if_receiver_stopped_reading {
             if verdict.endpoints[receiver].stopped_reading_at_fin {
                 facts.events.insert(Event::DataToClosed);
                 facts.related = Some(related);
             }
         }
-        facts
+        // The FINs crossed: the lone FIN's receiver never was in CLOSE-WAIT.
+        if let Some([sender_state, receiver_state]) = self.if_fins_crossed {
+            if verdict.simultaneous {
+                facts.sender_state = sender_state;
+                facts.receiver_state = receiver_state;
+                if facts.events.contains(Event::FinActive) {
+                    facts.events.remove(Event::FinActive);
+                    facts.events.insert(Event::FinSimultaneous);
+                }
+            }
+        }
+        let sender_calls = verdict.endpoints[self.sender].calls;
+        ResolvedFacts {
+            facts,
+            sender_calls,
+            revealed_calls: self.reveals.then_some(sender_calls),
+            sender_is_client: self.sender == verdict.client.index,
+        }
     }
 }
 
 /// One segment on its way through [`Connection::observe`]: who sent it
-/// (`x`) to whom (`y`), the first pass's verdict, and what its row
-/// collects.
+/// (`x`) to whom (`y`), and what its row collects.
 struct Step<'s, 'a> {
     seg: &'s Segment<'a>,
     x: usize,
     y: usize,
-    hindsight: Option<&'s ConnVerdict>,
     events: EventSet,
     related: Option<u64>,
     if_receiver_stopped_reading: Option<u64>,
@@ -109,6 +146,11 @@ pub struct Connection {
     window_scaling: bool,
     /// The client as the handshake showed it (SYN sender).
     handshake_client: Option<usize>,
+    /// While one endpoint alone has sent a FIN: the other endpoint, and
+    /// the state it would be in had its own FIN (still to come) crossed
+    /// that one. It follows the same events as the endpoint itself
+    /// ([`Connection::apply`]), for [`SegmentFacts::if_fins_crossed`].
+    if_fins_crossed: Option<(usize, TcpState)>,
     /// Zeek's view of the connection, when the pass follows it (only the
     /// full reports show it; boxed so that a connection without it stays small).
     pub zeek: Option<Box<ZeekTracker>>,
@@ -134,6 +176,7 @@ impl Connection {
             payload_end: [None; 2],
             window_scaling: false,
             handshake_client: None,
+            if_fins_crossed: None,
             zeek: None,
         }
     }
@@ -201,10 +244,20 @@ impl Connection {
         })
     }
 
+    /// Endpoint `i` goes through `event` (the only way states change),
+    /// and so does its state in case the FINs cross.
+    fn apply(&mut self, i: usize, event: EndpointEvent) {
+        self.endpoints[i].apply(event);
+        if let Some((endpoint, state)) = &mut self.if_fins_crossed {
+            if *endpoint == i {
+                *state = transition(*state, event);
+            }
+        }
+    }
+
     /// Processes one segment: updates states and evidence, and says what
-    /// the segment meant. `hindsight` is this connection's verdict from a
-    /// first pass over the whole capture, when there was one.
-    pub fn observe(&mut self, seg: &Segment<'_>, hindsight: Option<&ConnVerdict>) -> SegmentFacts {
+    /// the segment meant, as far as the segments so far tell.
+    pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
         let x = self.sender_of(seg);
         let y = 1 - x;
         let states_before = self.states();
@@ -212,7 +265,6 @@ impl Connection {
             seg,
             x,
             y,
-            hindsight,
             events: EventSet::default(),
             related: None,
             if_receiver_stopped_reading: None,
@@ -274,6 +326,13 @@ impl Connection {
         self.timeline
             .note(seg.ts, x, step.events, states_before, self.states());
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
+        let if_fins_crossed = self.if_fins_crossed.map(|(endpoint, state)| {
+            if endpoint == x {
+                [state, receiver.state]
+            } else {
+                [sender.state, state]
+            }
+        });
         SegmentFacts {
             conn: self.id,
             sender: x,
@@ -289,6 +348,7 @@ impl Connection {
             },
             reveals,
             if_receiver_stopped_reading: step.if_receiver_stopped_reading,
+            if_fins_crossed,
         }
     }
 
@@ -318,19 +378,18 @@ impl Connection {
             let sender = &mut self.endpoints[x];
             sender.syn_frame.get_or_insert(seg.frame);
             sender.window_scale = seg.options.window_scale;
-            sender.apply(EndpointEvent::SendSyn);
+            self.apply(x, EndpointEvent::SendSyn);
         } else if seg.flags.syn() {
             step.events.insert(Event::SynAck);
             self.handshake.syn_ack = true;
             self.handshake_client.get_or_insert(y);
             let scale = seg.options.window_scale;
             self.window_scaling = scale.is_some() && self.endpoints[y].window_scale.is_some();
-            let sender = &mut self.endpoints[x];
-            sender.window_scale = scale;
-            sender.apply(EndpointEvent::SendSynAck);
-            self.endpoints[y].apply(EndpointEvent::RecvSynAck);
+            self.endpoints[x].window_scale = scale;
+            self.apply(x, EndpointEvent::SendSynAck);
+            self.apply(y, EndpointEvent::RecvSynAck);
         } else {
-            self.endpoints[x].apply(EndpointEvent::SendMidStream);
+            self.apply(x, EndpointEvent::SendMidStream);
         }
     }
 
@@ -342,22 +401,25 @@ impl Connection {
             return;
         }
         let ack = seg.ack;
-        let peer = &mut self.endpoints[y];
-        if peer.state == TcpState::SynReceived
-            && peer.seq_base.is_some_and(|isn| seq_gt(ack, isn))
-            && !seg.flags.syn()
-        {
-            self.handshake.ack = true;
-            peer.apply(EndpointEvent::RecvAckOfSyn);
+        let peer = &self.endpoints[y];
+        // It acknowledges the peer's SYN: the handshake's ACK if the peer
+        // waits for it (the event changes nothing otherwise, but the
+        // peer's state had the FINs crossed may be waiting).
+        if !seg.flags.syn() && peer.seq_base.is_some_and(|isn| seq_gt(ack, isn)) {
+            if peer.state == TcpState::SynReceived {
+                self.handshake.ack = true;
+            }
+            self.apply(y, EndpointEvent::RecvAckOfSyn);
         }
+        let peer = &mut self.endpoints[y];
         if let Some(fin_seq) = peer.fin_seq {
             if peer.fin_acked_frame.is_none() && seq_gt(ack, fin_seq) {
                 peer.fin_acked_frame = Some(seg.frame);
-                peer.apply(EndpointEvent::RecvAckOfFin);
+                self.apply(y, EndpointEvent::RecvAckOfFin);
                 step.events.insert(Event::FinAcked);
                 step.related
-                    .get_or_insert(peer.fin_frame.unwrap_or(seg.frame));
-                if peer.state == TcpState::TimeWait {
+                    .get_or_insert(self.evidence[y].fin_frame.unwrap_or(seg.frame));
+                if self.endpoints[y].state == TcpState::TimeWait {
                     step.events.insert(Event::TimeWait);
                 }
             }
@@ -391,7 +453,7 @@ impl Connection {
         if is_new {
             *seen = Some(data_end);
         }
-        let Some(peer_fin) = self.endpoints[y].fin_frame else {
+        let Some(peer_fin) = self.evidence[y].fin_frame else {
             return;
         };
         if !is_new {
@@ -418,62 +480,51 @@ impl Connection {
 
     /// A FIN: active, passive, simultaneous or retransmitted.
     fn observe_fin(&mut self, step: &mut Step<'_, '_>) {
-        let (seg, x, y, hindsight) = (step.seg, step.x, step.y, step.hindsight);
+        let (seg, x, y) = (step.seg, step.x, step.y);
         let fin_seq = seg.end_seq().wrapping_sub(1);
-        if let Some(first) = self.endpoints[x].fin_frame {
+        if let Some(first) = self.evidence[x].fin_frame {
             // Same FIN again (or a FIN the sender moved; either way not new).
             step.events.insert(Event::FinRetransmit);
             step.related.get_or_insert(first);
             return;
         }
         let peer_nxt = self.endpoints[y].snd_nxt;
-        let sender = &mut self.endpoints[x];
-        sender.fin_seq = Some(fin_seq);
-        sender.fin_frame = Some(seg.frame);
+        self.endpoints[x].fin_seq = Some(fin_seq);
         self.evidence[x].fin_frame = Some(seg.frame);
         self.evidence[x].peer_nxt_at_fin = peer_nxt;
+        // Its own FIN ends the time its state could read otherwise.
+        self.if_fins_crossed = None;
 
         let peer = &self.endpoints[y];
+        let peer_before = peer.state;
         match peer.fin_seq {
             // observe_ack already recorded an ACK of the peer's FIN, this one's included.
             Some(_) if peer.fin_acked_frame.is_some() => {
                 // RFC 9293 3.6 case 1: it had received the peer's FIN.
                 step.events.insert(Event::FinPassive);
-                self.endpoints[x].apply(EndpointEvent::SendFin);
+                self.apply(x, EndpointEvent::SendFin);
             }
             Some(_) => {
                 // RFC 9293 3.6 case 3: both sent FIN before hearing of the other's.
                 step.events.insert(Event::FinSimultaneous);
                 self.simultaneous = true;
-                let sender = &mut self.endpoints[x];
-                sender.state = TcpState::Established;
-                sender.apply(EndpointEvent::SendFin);
-                sender.apply(EndpointEvent::RecvFin);
-            }
-            None if hindsight.is_some_and(|v| v.simultaneous) => {
-                // Hindsight: the peer sent its own FIN before this one
-                // reached it, so it never was in CLOSE-WAIT.
-                step.events.insert(Event::FinSimultaneous);
-                self.endpoints[x].apply(EndpointEvent::SendFin);
-                // Receiving a FIN shows the peer synchronized: pass 1 moved it
-                // out of UNKNOWN here (RecvFin), so pass 2 must too, or the
-                // passes judge later RSTs differently (`rst_acceptable`,
-                // `reset`) and disagree on connection ids.
-                let peer = &mut self.endpoints[y];
-                if peer.state == TcpState::Unknown {
-                    peer.state = TcpState::Established;
-                }
-                return;
+                self.apply(x, EndpointEvent::SendCrossingFin);
             }
             None => {
+                // Provisionally: whether the peer's FIN will cross this one
+                // is known only when it comes (`if_fins_crossed`).
                 step.events.insert(Event::FinActive);
-                self.endpoints[x].apply(EndpointEvent::SendFin);
+                self.apply(x, EndpointEvent::SendFin);
             }
         }
-        let peer = &mut self.endpoints[y];
-        peer.apply(EndpointEvent::RecvFin);
+        self.apply(y, EndpointEvent::RecvFin);
+        let peer = &self.endpoints[y];
         if peer.state == TcpState::TimeWait {
             step.events.insert(Event::TimeWait);
+        }
+        if peer.fin_seq.is_none() {
+            self.if_fins_crossed =
+                Some((y, transition(peer_before, EndpointEvent::RecvCrossingFin)));
         }
     }
 
@@ -516,11 +567,11 @@ impl Connection {
             }
         }
         for i in [x, y] {
-            let endpoint = &mut self.endpoints[i];
-            if !endpoint.state.is_finished() && endpoint.state != TcpState::Unknown {
+            let state = self.endpoints[i].state;
+            if !state.is_finished() && state != TcpState::Unknown {
                 self.reset |= !self.refused;
             }
-            endpoint.apply(EndpointEvent::Reset);
+            self.apply(i, EndpointEvent::Reset);
         }
     }
 

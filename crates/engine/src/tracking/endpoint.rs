@@ -4,8 +4,10 @@
 //!
 //! The capture point sees a segment once and assumes it is delivered, so
 //! a sent FIN moves the receiver to CLOSE-WAIT at the same moment it moves
-//! the sender to FIN-WAIT-1. The one case that needs correcting is the
-//! simultaneous close, which the connection detects from ACK numbers.
+//! the sender to FIN-WAIT-1. The one case where that is wrong is the
+//! simultaneous close, which the connection detects from ACK numbers when
+//! the second FIN comes (`SendCrossingFin`); what the receiver of the
+//! first was meanwhile (`RecvCrossingFin`) rows learn in hindsight.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -89,6 +91,12 @@ pub enum EndpointEvent {
     SendFin,
     /// It received its peer's FIN.
     RecvFin,
+    /// It sent its FIN before its peer's FIN, already sent, reached it
+    /// (the capture point saw the peer's first): a simultaneous close.
+    SendCrossingFin,
+    /// Its peer's FIN crossed its own FIN, still to come: seen from the
+    /// capture point before its own FIN, where it is not yet closing.
+    RecvCrossingFin,
     /// It received the ACK of its own FIN.
     RecvAckOfFin,
     /// It sent an RST, or received one that it accepted.
@@ -121,6 +129,12 @@ pub fn transition(state: TcpState, event: EndpointEvent) -> TcpState {
         (S::Unknown | S::SynReceived | S::Established, E::RecvFin) => S::CloseWait,
         // RFC 9293 3.10.7.4 eighth check (FIN-WAIT-1, own FIN not ACKed): enter CLOSING.
         (S::FinWait1, E::RecvFin) => S::Closing,
+        // RFC 9293 3.6 case 3 (simultaneous close): it was in FIN-WAIT-1 when the peer's FIN
+        // arrived, and is in CLOSING whatever the capture point made of that FIN before.
+        (_, E::SendCrossingFin) => S::Closing,
+        // RFC 9293 3.3.2: receiving a FIN shows an endpoint synchronized; the FIN that crossed
+        // its own (3.6 case 3) moves it to FIN-WAIT-1 only with its own FIN.
+        (S::Unknown, E::RecvCrossingFin) => S::Established,
         // RFC 9293 3.10.7.4 eighth check (FIN-WAIT-2): enter TIME-WAIT.
         (S::FinWait2, E::RecvFin) => S::TimeWait,
         // RFC 9293 3.10.7.4 fifth check (FIN-WAIT-1): our FIN is ACKed, enter FIN-WAIT-2.
@@ -155,7 +169,6 @@ pub struct Endpoint {
     pub window: u32,
     /// Sequence number of its FIN, once sent.
     pub fin_seq: Option<u32>,
-    pub fin_frame: Option<u64>,
     /// Frame that first acknowledged its FIN.
     pub fin_acked_frame: Option<u64>,
     /// Frame of its SYN (for `related` on a refusal).
@@ -177,7 +190,6 @@ impl Endpoint {
             window_scale: None,
             window: 0,
             fin_seq: None,
-            fin_frame: None,
             fin_acked_frame: None,
             syn_frame: None,
             sent_any: false,
@@ -286,6 +298,16 @@ mod tests {
     fn simultaneous_close_goes_through_closing() {
         let states = walk(S::Established, &[E::SendFin, E::RecvFin, E::RecvAckOfFin]);
         assert_eq!(states, [S::FinWait1, S::Closing, S::TimeWait]);
+    }
+
+    // ---- simultaneous close seen from beside the first FIN's receiver ----
+    #[test]
+    fn a_crossing_fin_ends_in_closing() {
+        // Provisionally the receiver of the first FIN went to CLOSE-WAIT.
+        let states = walk(S::Established, &[E::RecvFin, E::SendCrossingFin]);
+        assert_eq!(states, [S::CloseWait, S::Closing]);
+        assert_eq!(transition(S::Unknown, E::RecvCrossingFin), S::Established);
+        assert_eq!(transition(S::SynSent, E::RecvCrossingFin), S::SynSent);
     }
 
     // ---- reset from anywhere ----

@@ -11,7 +11,6 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 
 use crate::connection::{Connection, SegmentFacts};
-use crate::inference::ConnVerdict;
 use crate::segment::Segment;
 
 /// How long (capture time) a closed connection stays in the table to
@@ -113,12 +112,7 @@ impl FlowTable {
     }
 
     /// Routes one segment to its connection and returns what it meant.
-    /// `hindsight` holds the first pass's verdicts, indexed by connection id.
-    pub fn observe(
-        &mut self,
-        seg: &Segment<'_>,
-        hindsight: Option<&[ConnVerdict]>,
-    ) -> SegmentFacts {
+    pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
         // One hash lookup per segment: this runs for every segment.
@@ -146,8 +140,7 @@ impl FlowTable {
                 .into_mut(),
         };
         let was_closed = conn.is_closed();
-        let verdict = hindsight.and_then(|all| all.get(conn.id as usize));
-        let facts = conn.observe(seg, verdict);
+        let facts = conn.observe(seg);
         if !was_closed && conn.is_closed() {
             self.closing.push_back((seg.ts.secs, key, conn.id));
         }

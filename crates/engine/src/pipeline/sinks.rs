@@ -1,0 +1,86 @@
+//! Where rows go: the [`RowSink`] a schedule feeds, in frame order, and
+//! [`Tee`] to feed two at once. The sinks themselves (CSV, JSON, pcapng)
+//! are in the output layer.
+
+use crate::annotate::Row;
+use crate::capture::Frame;
+use crate::report::ConnectionReport;
+use crate::summary::CaptureSummary;
+
+/// Which read of the capture a progress report is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// From 1.
+    pub number: u8,
+    /// How many reads the run takes, as far as known: 1 in one pass; 2 for
+    /// two passes; 3 when one pass gave way to two.
+    pub of: u8,
+}
+
+/// Receives the results of [`annotate`], in order.
+pub trait RowSink {
+    /// Whether the sink needs pass 1's results before the first row (a
+    /// JSON document starts with its summary and connections) or every
+    /// frame (an annotated copy); the capture is then read twice. A sink
+    /// that needs only the rows says `false`: it then gets no
+    /// [`RowSink::frame`] calls, and [`RowSink::begin`] comes before the
+    /// capture is read, with what is known then (path and format).
+    fn needs_first_pass(&self) -> bool {
+        true
+    }
+    /// Called once before any row: after pass 1, or (see
+    /// [`RowSink::needs_first_pass`]) before reading.
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()>;
+    /// Called once per TCP segment, in frame order.
+    fn row(&mut self, row: &Row) -> std::io::Result<()>;
+    /// Called once per frame, in order, with the frame's row if it is a
+    /// TCP segment. Sinks that only want rows keep the default.
+    fn frame(&mut self, _frame: &Frame<'_>, row: Option<&Row>) -> std::io::Result<()> {
+        match row {
+            Some(row) => self.row(row),
+            None => Ok(()),
+        }
+    }
+    fn finish(&mut self) -> std::io::Result<()>;
+    /// How far `pass` has read into the capture, in bytes: now and then
+    /// during each pass, and once at its end. Pass 1 of 2 reports before
+    /// [`RowSink::begin`]. For progress bars; the default ignores it.
+    fn progress(&mut self, _pass: Pass, _bytes: u64) {}
+}
+
+/// Feeds two sinks at once (a sidecar and an annotated copy, say).
+pub struct Tee<'a>(pub &'a mut dyn RowSink, pub &'a mut dyn RowSink);
+
+impl RowSink for Tee<'_> {
+    fn needs_first_pass(&self) -> bool {
+        self.0.needs_first_pass() || self.1.needs_first_pass()
+    }
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()> {
+        self.0.begin(capture, connections)?;
+        self.1.begin(capture, connections)
+    }
+    fn row(&mut self, row: &Row) -> std::io::Result<()> {
+        self.0.row(row)?;
+        self.1.row(row)
+    }
+    fn frame(&mut self, frame: &Frame<'_>, row: Option<&Row>) -> std::io::Result<()> {
+        self.0.frame(frame, row)?;
+        self.1.frame(frame, row)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish()?;
+        self.1.finish()
+    }
+    fn progress(&mut self, pass: Pass, bytes: u64) {
+        self.0.progress(pass, bytes);
+        self.1.progress(pass, bytes);
+    }
+}

@@ -1,0 +1,189 @@
+//! The tracker: one segment at a time from frame to facts (decoding, the
+//! flow table), and what is concluded of each connection that leaves the
+//! table. Every schedule, `tcpshut-bench stages` and the tests drive the
+//! same [`Tracker`], so they see the same facts and verdicts.
+
+use std::path::Path;
+
+use crate::capture::Frame;
+use crate::connection::{Connection, SegmentFacts};
+use crate::flow::FlowTable;
+use crate::inference::ConnVerdict;
+use crate::link::{self, DecodeOptions, DecodeStats};
+use crate::report::ConnectionReport;
+use crate::segment::Segment;
+use crate::summary::{CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS};
+
+/// Decoding, the flow table, and the conclusions of a pass.
+pub struct Tracker {
+    stats: DecodeStats,
+    options: DecodeOptions,
+    table: FlowTable,
+    kept: Conclusions,
+}
+
+impl Tracker {
+    /// A tracker that concludes every connection leaving the flow table
+    /// (its outcome is counted) and keeps what `detail` asks for. Zeek's
+    /// view and checksums are followed only for reports, the one output
+    /// that shows them.
+    pub fn concluding(detail: Detail) -> Tracker {
+        Tracker::with(detail, Some(false))
+    }
+
+    /// [`Tracker::concluding`] that also keeps every verdict, whatever
+    /// `detail` says: pass 1 of two, whose pass 2 needs them.
+    pub(crate) fn concluding_all(detail: Detail) -> Tracker {
+        Tracker::with(detail, Some(true))
+    }
+
+    /// A tracker that follows connections without concluding them: pass 2
+    /// of two, which has pass 1's verdicts.
+    pub fn following() -> Tracker {
+        Tracker::with(Detail::Brief, None)
+    }
+
+    /// `all_verdicts`: `None` concludes nothing.
+    fn with(detail: Detail, all_verdicts: Option<bool>) -> Tracker {
+        let reports = all_verdicts.is_some() && detail == Detail::Reports;
+        let table = if reports {
+            FlowTable::new()
+        } else {
+            FlowTable::without_zeek()
+        };
+        // Verifying checksums reads every payload byte, and its only product
+        // is the `bad_checksum` count, which only the full reports show (the
+        // JSON document's `capture.decode`): the CSV sidecar never does.
+        let options = DecodeOptions {
+            verify_checksums: reports,
+        };
+        Tracker {
+            stats: DecodeStats::default(),
+            options,
+            table,
+            kept: Conclusions::new(detail, all_verdicts),
+        }
+    }
+
+    /// The frame's TCP segment, if it has one (counted in the decoding
+    /// statistics either way).
+    #[inline]
+    pub fn decode<'a>(&mut self, frame: &Frame<'a>) -> Option<Segment<'a>> {
+        link::decode_with(frame, &mut self.stats, self.options)
+    }
+
+    /// Routes a segment to its connection: what it meant, as far as the
+    /// segments so far tell.
+    #[inline]
+    pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
+        self.table.observe(seg)
+    }
+
+    /// Concludes the connections that left the flow table since the last
+    /// call, in id order, handing each to `settled` with its verdict
+    /// (a tracker that concludes nothing drops them).
+    pub fn conclude_retired(&mut self, settled: impl FnMut(&Connection, ConnVerdict)) {
+        let retired = self.table.take_retired();
+        if !retired.is_empty() {
+            self.kept.conclude_all(retired, settled);
+        }
+    }
+
+    /// The end of the capture: concludes every connection still held (as
+    /// [`Tracker::conclude_retired`] does), and returns what was kept with
+    /// the summary of the read that fed it (`path`, `format`, and the frame
+    /// count and why reading stopped early, if it did).
+    pub fn finish(
+        self,
+        settled: impl FnMut(&Connection, ConnVerdict),
+        path: &Path,
+        format: &'static str,
+        read: (u64, Option<String>),
+    ) -> Verdicts {
+        let connections = self.table.connections_seen();
+        let mut kept = self.kept;
+        kept.conclude_all(self.table.finish(), settled);
+        let capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
+        kept.into_verdicts(capture)
+    }
+}
+
+/// What a pass that follows connections to their end keeps of each: its
+/// outcome, and what `detail` asks for.
+struct Conclusions {
+    detail: Detail,
+    /// Keep every verdict whatever `detail` says: pass 2 needs them.
+    /// `None`: conclude nothing.
+    all_verdicts: Option<bool>,
+    outcomes: OutcomeCounts,
+    verdicts: Vec<ConnVerdict>,
+    peers: Vec<Peers>,
+    reports: Vec<ConnectionReport>,
+}
+
+impl Conclusions {
+    fn new(detail: Detail, all_verdicts: Option<bool>) -> Self {
+        Conclusions {
+            detail,
+            all_verdicts,
+            outcomes: OutcomeCounts::default(),
+            verdicts: Vec::new(),
+            peers: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Concludes connections that left the flow table, in id order.
+    fn conclude_all(
+        &mut self,
+        conns: Vec<Connection>,
+        mut settled: impl FnMut(&Connection, ConnVerdict),
+    ) {
+        if self.all_verdicts.is_none() {
+            return;
+        }
+        for conn in conns {
+            let verdict = self.conclude(&conn);
+            settled(&conn, verdict);
+        }
+    }
+
+    /// Records a connection that left the flow table; returns its verdict.
+    fn conclude(&mut self, conn: &Connection) -> ConnVerdict {
+        let verdict = conn.verdict();
+        self.outcomes.add(verdict.outcome);
+        let slot = conn.id as usize;
+        let brief = self.detail == Detail::Brief;
+        let first = slot < BRIEF_CONNECTIONS;
+        if brief && !first && self.all_verdicts != Some(true) {
+            return verdict;
+        }
+        if self.verdicts.len() <= slot {
+            self.verdicts.resize(slot + 1, ConnVerdict::default());
+        }
+        self.verdicts[slot] = verdict;
+        if (brief && first) || self.detail >= Detail::Peers {
+            let client = verdict.client.index;
+            let both = Peers::new(conn.endpoints[client].addr, conn.endpoints[1 - client].addr);
+            if self.peers.len() <= slot {
+                self.peers.resize(slot + 1, both);
+            }
+            self.peers[slot] = both;
+        }
+        if self.detail == Detail::Reports {
+            self.reports.push(ConnectionReport::new(conn, &verdict));
+        }
+        verdict
+    }
+
+    fn into_verdicts(mut self, capture: CaptureSummary) -> Verdicts {
+        self.reports.sort_unstable_by_key(|r| r.id);
+        Verdicts {
+            capture,
+            outcomes: self.outcomes,
+            verdicts: self.verdicts,
+            peers: self.peers,
+            reports: self.reports,
+        }
+    }
+}
