@@ -3,8 +3,6 @@
 //! two-pass `annotate` without a panic, and whatever is read gets exactly
 //! one row per TCP frame, in frame order.
 
-use std::path::Path;
-
 mod common;
 
 /// Runs one mangled copy through the invariant checks; returns whether it
