@@ -18,7 +18,7 @@ pub mod wire;
 
 // The layers' modules under their short names, as the rest of the crate
 // and its users name them.
-pub use output::{annotate, check, report, writer, zeek};
+pub use output::{annotate, check, report, writer};
 pub use pipeline::{pending, schedule, sinks, summary, tracker};
 
 /// The pipeline's types under the name they had before it was split in
@@ -28,7 +28,7 @@ pub mod analysis {
     pub use crate::pipeline::sinks::*;
     pub use crate::pipeline::summary::*;
 }
-pub use tracking::{connection, endpoint, event, flow, inference, timeline};
+pub use tracking::{connection, endpoint, event, flow, inference, timeline, zeek};
 pub use wire::{capture, link, segment, seq};
 
 pub use analysis::{

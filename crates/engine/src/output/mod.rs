@@ -1,9 +1,8 @@
 //! The output layer: one row per segment ([`annotate`]), per-connection
-//! reports ([`report`]), Zeek's view ([`zeek`]), and the sinks that print
+//! reports ([`report`], with Zeek's view), and the sinks that print
 //! them ([`writer`]). [`check`] holds the invariants every output obeys.
 
 pub mod annotate;
 pub mod check;
 pub mod report;
 pub mod writer;
-pub mod zeek;

@@ -59,11 +59,16 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
-    pub fn new(conn: &Connection, verdict: &ConnVerdict) -> ConnectionReport {
-        // A pass that builds reports follows Zeek's view; without it the
-        // Zeek fields are those of a connection Zeek never saw start.
+    /// The report of `conn`, with Zeek's model of it when the pass kept
+    /// one beside it (without, the Zeek fields are those of a connection
+    /// Zeek never saw start).
+    pub fn new(
+        conn: &Connection,
+        zeek: Option<&ZeekTracker>,
+        verdict: &ConnVerdict,
+    ) -> ConnectionReport {
         let unseen = ZeekTracker::default();
-        let zeek = conn.zeek.as_deref().unwrap_or(&unseen);
+        let zeek = zeek.unwrap_or(&unseen);
         let client = verdict.client.index;
         let endpoint = |i: usize| EndpointReport {
             addr: conn.endpoints[i].addr.to_string(),

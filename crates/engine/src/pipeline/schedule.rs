@@ -147,7 +147,7 @@ fn each_report_from(
     let format = format_name(reader.format());
     // Brief: the reports go to `each`, the tracker keeps next to nothing.
     let mut tracker = Tracker::concluding(Detail::Brief);
-    let mut report = |conn: &Connection, verdict| each(ConnectionReport::new(conn, &verdict));
+    let mut report = |conn: &Connection, verdict| each(ConnectionReport::new(conn, None, &verdict));
     let read = for_each_frame(&mut reader, None, &mut |_| {}, |frame| {
         if let Some(seg) = tracker.decode(frame) {
             tracker.observe(&seg);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::capture::Frame;
 use crate::connection::{Connection, SegmentFacts};
-use crate::flow::FlowTable;
+use crate::flow::{Flow, FlowTable};
 use crate::inference::ConnVerdict;
 use crate::link::{self, DecodeOptions, DecodeStats};
 use crate::report::ConnectionReport;
@@ -136,20 +136,21 @@ impl Conclusions {
     /// Concludes connections that left the flow table, in id order.
     fn conclude_all(
         &mut self,
-        conns: Vec<Connection>,
+        flows: Vec<Flow>,
         mut settled: impl FnMut(&Connection, ConnVerdict),
     ) {
         if self.all_verdicts.is_none() {
             return;
         }
-        for conn in conns {
-            let verdict = self.conclude(&conn);
-            settled(&conn, verdict);
+        for flow in flows {
+            let verdict = self.conclude(&flow);
+            settled(&flow.conn, verdict);
         }
     }
 
     /// Records a connection that left the flow table; returns its verdict.
-    fn conclude(&mut self, conn: &Connection) -> ConnVerdict {
+    fn conclude(&mut self, flow: &Flow) -> ConnVerdict {
+        let conn = &flow.conn;
         let verdict = conn.verdict();
         self.outcomes.add(verdict.outcome);
         let slot = conn.id as usize;
@@ -171,7 +172,9 @@ impl Conclusions {
             self.peers[slot] = both;
         }
         if self.detail == Detail::Reports {
-            self.reports.push(ConnectionReport::new(conn, &verdict));
+            let zeek = flow.zeek.as_deref();
+            self.reports
+                .push(ConnectionReport::new(conn, zeek, &verdict));
         }
         verdict
     }

@@ -13,7 +13,6 @@ use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, E
 use crate::segment::Segment;
 use crate::seq::{seq_diff, seq_gt, seq_max};
 use crate::timeline::Timeline;
-use crate::zeek::ZeekTracker;
 
 /// What one segment meant, for its row, as far as the segments up to it
 /// tell: provisional facts, plus what they become if the connection ends
@@ -151,9 +150,6 @@ pub struct Connection {
     /// that one. It follows the same events as the endpoint itself
     /// ([`Connection::apply`]), for [`SegmentFacts::if_fins_crossed`].
     if_fins_crossed: Option<(usize, TcpState)>,
-    /// Zeek's view of the connection, when the pass follows it (only the
-    /// full reports show it; boxed so that a connection without it stays small).
-    pub zeek: Option<Box<ZeekTracker>>,
 }
 
 impl Connection {
@@ -177,7 +173,6 @@ impl Connection {
             window_scaling: false,
             handshake_client: None,
             if_fins_crossed: None,
-            zeek: None,
         }
     }
 
@@ -277,9 +272,6 @@ impl Connection {
             if self.reuses.is_some() {
                 step.events.insert(Event::PortReuse);
             }
-        }
-        if let Some(zeek) = &mut self.zeek {
-            zeek.observe(seg, x == 0);
         }
         // RFC 9293 3.10.7.4 (fourth check) and RFC 5961 4.2: a SYN from an
         // endpoint that is already synchronized, other than a repeat of its

@@ -12,6 +12,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::connection::{Connection, SegmentFacts};
 use crate::segment::Segment;
+use crate::zeek::ZeekTracker;
 
 /// How long (capture time) a closed connection stays in the table to
 /// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
@@ -36,8 +37,9 @@ impl FlowKey {
         FlowKey::between(seg.src, seg.dst)
     }
 
-    fn of_connection(conn: &Connection) -> FlowKey {
-        FlowKey::between(conn.endpoints[0].addr, conn.endpoints[1].addr)
+    fn of_flow(flow: &Flow) -> FlowKey {
+        let ends = &flow.conn.endpoints;
+        FlowKey::between(ends[0].addr, ends[1].addr)
     }
 
     fn hash(&self) -> u64 {
@@ -52,18 +54,26 @@ fn next_id(counter: &mut u32) -> u32 {
     id
 }
 
-/// A new connection (not a method: the caller holds a table entry).
-fn new_connection(
+/// A connection in the flow table, and beside it, when the table follows
+/// that, Zeek's model of the same segments (only the full reports show
+/// it; boxed so that a flow without it stays small).
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub conn: Connection,
+    pub zeek: Option<Box<ZeekTracker>>,
+}
+
+/// A new flow (not a method: the caller holds a table entry).
+fn new_flow(
     counter: &mut u32,
     without_zeek: bool,
     seg: &Segment<'_>,
     reuses: Option<u32>,
-) -> Box<Connection> {
-    let mut conn = Box::new(Connection::new(next_id(counter), seg, reuses));
-    if !without_zeek {
-        conn.zeek = Some(Box::default());
-    }
-    conn
+) -> Box<Flow> {
+    Box::new(Flow {
+        conn: Connection::new(next_id(counter), seg, reuses),
+        zeek: (!without_zeek).then(Box::default),
+    })
 }
 
 /// All connections open (or recently closed) at one point of the capture.
@@ -73,13 +83,13 @@ pub struct FlowTable {
     /// (8 bytes, not the 72 of a key and a box), so the thousands of open
     /// and lingering connections' slots stay in cache, and the connection
     /// a lookup compares against is the one it is about to update.
-    open: HashTable<Box<Connection>>,
+    open: HashTable<Box<Flow>>,
     /// Closed connections in the order they closed, with the time they did.
     closing: VecDeque<(i64, FlowKey, u32)>,
     next_id: u32,
     /// Connections that left the table, waiting for [`FlowTable::take_retired`].
-    retired: Vec<Connection>,
-    /// Connections don't follow Zeek's view ([`FlowTable::without_zeek`]).
+    retired: Vec<Flow>,
+    /// No Zeek model beside the connections ([`FlowTable::without_zeek`]).
     without_zeek: bool,
 }
 
@@ -88,8 +98,9 @@ impl FlowTable {
         Self::default()
     }
 
-    /// A table whose connections skip Zeek's model: for passes that need
-    /// no report (rows, verdicts), as Zeek's columns are only in reports.
+    /// A table without Zeek's model beside its connections: for passes
+    /// that need no report (rows, verdicts), as Zeek's columns are only in
+    /// reports.
     pub fn without_zeek() -> Self {
         Self {
             without_zeek: true,
@@ -116,29 +127,28 @@ impl FlowTable {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
         // One hash lookup per segment: this runs for every segment.
-        let conn = match self.open.entry(
+        let flow = match self.open.entry(
             key.hash(),
-            |conn| FlowKey::of_connection(conn) == key,
-            |conn| FlowKey::of_connection(conn).hash(),
+            |flow| FlowKey::of_flow(flow) == key,
+            |flow| FlowKey::of_flow(flow).hash(),
         ) {
             Entry::Occupied(entry) => {
-                let conn = entry.into_mut();
-                if conn.reopened_by(seg) {
-                    let new =
-                        new_connection(&mut self.next_id, self.without_zeek, seg, Some(conn.id));
-                    self.retired.push(*std::mem::replace(conn, new));
+                let flow = entry.into_mut();
+                if flow.conn.reopened_by(seg) {
+                    let reuses = Some(flow.conn.id);
+                    let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
+                    self.retired.push(*std::mem::replace(flow, new));
                 }
-                conn
+                flow
             }
             Entry::Vacant(entry) => entry
-                .insert(new_connection(
-                    &mut self.next_id,
-                    self.without_zeek,
-                    seg,
-                    None,
-                ))
+                .insert(new_flow(&mut self.next_id, self.without_zeek, seg, None))
                 .into_mut(),
         };
+        let conn = &mut flow.conn;
+        if let Some(zeek) = &mut flow.zeek {
+            zeek.observe(seg, conn.sender_of(seg) == 0);
+        }
         let was_closed = conn.is_closed();
         let facts = conn.observe(seg);
         if !was_closed && conn.is_closed() {
@@ -148,17 +158,17 @@ impl FlowTable {
     }
 
     /// Connections that left the table since the last call, by id.
-    pub fn take_retired(&mut self) -> Vec<Connection> {
+    pub fn take_retired(&mut self) -> Vec<Flow> {
         let mut retired = std::mem::take(&mut self.retired);
-        retired.sort_unstable_by_key(|c| c.id);
+        retired.sort_unstable_by_key(|f| f.conn.id);
         retired
     }
 
     /// Ends the capture: every connection still held, in id order.
-    pub fn finish(mut self) -> Vec<Connection> {
+    pub fn finish(mut self) -> Vec<Flow> {
         let mut all = std::mem::take(&mut self.retired);
-        all.extend(self.open.into_iter().map(|conn| *conn));
-        all.sort_unstable_by_key(|c| c.id);
+        all.extend(self.open.into_iter().map(|flow| *flow));
+        all.sort_unstable_by_key(|f| f.conn.id);
         all
     }
 
@@ -170,7 +180,7 @@ impl FlowTable {
             }
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
-            if let Ok(entry) = self.open.find_entry(key.hash(), |c| c.id == id) {
+            if let Ok(entry) = self.open.find_entry(key.hash(), |f| f.conn.id == id) {
                 self.retired.push(*entry.remove().0);
             }
         }
