@@ -8,9 +8,12 @@
 //! Used by `tcpshut lab` (crates/core) and by `tcpshut-record`
 //! (crates/record), which records the test captures with it.
 
+pub mod cleanup;
 pub mod experiment;
 pub mod netns;
 pub mod scenarios;
 pub mod script;
+pub mod script_file;
 pub mod tcpdump;
+pub mod verify;
 pub mod wire;

@@ -1,5 +1,6 @@
 //! The virtual lab: two network namespaces (client, server) joined by a veth
-//! pair, built with iproute2 and torn down by a Drop guard.
+//! pair, built with iproute2 and torn down by a Drop guard (and by the
+//! interruption handler of `cleanup`).
 //!
 //! Every recording gets a fresh lab so no state (TIME-WAIT sockets, nftables
 //! rules, neighbour entries) leaks from one scenario into the next.
@@ -13,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// Namespace names start with this, followed by our pid: lets a later run
-/// recognise (and remove) namespaces left behind by a crashed run.
-const PREFIX: &str = "tsr";
+use crate::cleanup::{self, PREFIX};
 /// The veth end inside each namespace (names are per namespace, so fixed).
 pub const IFACE: &str = "veth0";
 
@@ -77,8 +76,10 @@ impl Lab {
             client: format!("{base}-c"),
             server: format!("{base}-s"),
         };
-        run("ip", &["netns", "add", &lab.client])?;
-        run("ip", &["netns", "add", &lab.server])?;
+        cleanup::with_namespaces(&[&lab.client, &lab.server], || {
+            run("ip", &["netns", "add", &lab.client])?;
+            run("ip", &["netns", "add", &lab.server])
+        })?;
         run(
             "ip",
             &[
@@ -171,29 +172,16 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for ns in [&self.client, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            cleanup::delete_namespace(ns);
         }
+        cleanup::namespaces_gone(&[&self.client, &self.server]);
     }
 }
 
 /// Deletes namespaces left behind by earlier runs whose process is gone.
 pub fn remove_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            eprintln!("removing stale namespace {name}");
-            let _ = Command::new("ip").args(["netns", "del", name]).output();
-        }
+    for what in cleanup::remove_stale(&[]) {
+        eprintln!("removed the stale {what}");
     }
 }
 

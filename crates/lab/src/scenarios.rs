@@ -254,7 +254,7 @@ pub fn all() -> Vec<Scenario> {
         "linger0-after-data",
         "After a request/response (all data read), the client sets SO_LINGER {1,0} and close()s: \
          RST+ACK instead of a FIN. The server close()s after the reset.",
-        &[PAUSE, Linger0, Close, Mark("closed")],
+        &[PAUSE, Linger(0), Close, Mark("closed")],
         &[Wait("closed"), PAUSE, Close],
         Outcome::Reset,
         (
@@ -266,7 +266,7 @@ pub fn all() -> Vec<Scenario> {
         "linger0-no-data",
         "The client sends 100 bytes but never receives any, sets SO_LINGER {1,0} and close()s: \
          RST+ACK. The server close()s after the reset.",
-        vec![Connect, Send(100), PAUSE, Linger0, Close, Mark("closed")],
+        vec![Connect, Send(100), PAUSE, Linger(0), Close, Mark("closed")],
         vec![Listen, Accept, Recv(100), Wait("closed"), PAUSE, Close],
         ConnExpect {
             outcome: Outcome::Reset,

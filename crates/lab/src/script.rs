@@ -4,14 +4,16 @@
 //!
 //! The runner also records which teardown-relevant socket calls the side
 //! actually made (ground truth for the manifest), asking the kernel
-//! (FIONREAD) whether data was still unread at close().
+//! (FIONREAD) whether data was still unread at close(), and when each
+//! call began (the timeline `tcpshut lab` prints beside the segments).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Socket, Type};
@@ -45,14 +47,20 @@ pub enum Step {
     Send(usize),
     /// Read exactly this many bytes.
     Recv(usize),
+    /// One read() of whatever has arrived (blocks until something has).
+    RecvSome,
     /// Read until end of stream; any data on the way is an error.
     RecvEof,
     Shutdown(Shutdown),
-    Linger0,
+    /// SO_LINGER {on, this many seconds}: 0 makes close() reset.
+    Linger(u32),
     Close,
     Sleep(u64),
     Mark(&'static str),
     Wait(&'static str),
+    /// Numbered progress points, for steps written in a script file.
+    Reached(u32),
+    AwaitReached(u32),
     /// Drop incoming FINs in this side's namespace.
     DropFins,
     AllowFins,
@@ -81,28 +89,98 @@ pub enum Step {
     SendMore(usize),
 }
 
+impl Step {
+    /// Choreography (marks, waits, sleeps): not a call the application
+    /// makes, so not on the timeline.
+    pub fn is_choreography(&self) -> bool {
+        matches!(
+            self,
+            Step::Mark(_)
+                | Step::Wait(_)
+                | Step::Reached(_)
+                | Step::AwaitReached(_)
+                | Step::Sleep(_)
+        )
+    }
+
+    /// Waits for the peer to do something (accept, reads): a script step
+    /// after it need only wait for it to begin.
+    pub fn waits_for_peer(&self) -> bool {
+        matches!(
+            self,
+            Step::Accept | Step::Recv(_) | Step::RecvSome | Step::RecvEof | Step::RecvCounted(_)
+        )
+    }
+}
+
+/// How a step reads in `tcpshut lab --list` and on the timeline: the
+/// script file's words where there are some (docs/lab.md).
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Listen => write!(f, "listen"),
+            Step::Accept => write!(f, "accept"),
+            Step::Connect => write!(f, "connect"),
+            Step::ConnectRefused => write!(f, "connect (port {CLOSED_PORT}, refused)"),
+            Step::Send(n) => write!(f, "send {n}"),
+            Step::Recv(n) => write!(f, "recv {n}"),
+            Step::RecvSome => write!(f, "recv"),
+            Step::RecvEof => write!(f, "recv-eof"),
+            Step::Shutdown(Shutdown::Read) => write!(f, "shutdown RD"),
+            Step::Shutdown(Shutdown::Write) => write!(f, "shutdown WR"),
+            Step::Shutdown(Shutdown::Both) => write!(f, "shutdown RDWR"),
+            Step::Linger(secs) => write!(f, "linger on {secs}"),
+            Step::Close => write!(f, "close"),
+            Step::Sleep(ms) => write!(f, "sleep {ms}"),
+            Step::Mark(name) => write!(f, "(mark {name})"),
+            Step::Wait(name) => write!(f, "(wait for {name})"),
+            Step::Reached(n) => write!(f, "(reached {n})"),
+            Step::AwaitReached(n) => write!(f, "(wait for {n})"),
+            Step::DropFins => write!(f, "nft: drop incoming FINs"),
+            Step::AllowFins => write!(f, "nft: let FINs in again"),
+            Step::DropData => write!(f, "nft: drop incoming data"),
+            Step::AllowData => write!(f, "nft: let data in again"),
+            Step::Sysctl(key, value) => write!(f, "sysctl {key}={value}"),
+            Step::ListenRcvbuf(n) => write!(f, "listen (SO_RCVBUF {n})"),
+            Step::ListenFastOpen => write!(f, "listen (TCP_FASTOPEN)"),
+            Step::ConnectFastOpen(n) => write!(f, "connect (sendto MSG_FASTOPEN {n})"),
+            Step::KeepAlive(secs) => write!(f, "keepalive {secs} s"),
+            Step::SendAvailable(_, max) => write!(f, "send up to {max} (non-blocking)"),
+            Step::RecvCounted(key) => write!(f, "recv everything of {key}"),
+            Step::SendMore(n) => write!(f, "send {n} (MSG_MORE)"),
+        }
+    }
+}
+
 /// Named events both sides can signal and wait for.
 #[derive(Default)]
 pub struct Board {
-    marks: Mutex<HashSet<&'static str>>,
+    marks: Mutex<HashSet<Mark>>,
     cv: Condvar,
     counts: Mutex<HashMap<&'static str, usize>>,
 }
 
+/// A named mark of the scenario table, or a numbered one of a script file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Mark {
+    Named(&'static str),
+    Numbered(u32),
+}
+
 impl Board {
-    fn mark(&self, name: &'static str) {
-        self.marks.lock().unwrap().insert(name);
+    fn mark(&self, mark: Mark) {
+        self.marks.lock().unwrap().insert(mark);
         self.cv.notify_all();
     }
 
-    fn wait(&self, name: &'static str) -> Result<()> {
+    fn wait(&self, mark: Mark) -> Result<()> {
         let marks = self.marks.lock().unwrap();
         let (marks, _) = self
             .cv
-            .wait_timeout_while(marks, TIMEOUT, |m| !m.contains(name))
+            .wait_timeout_while(marks, TIMEOUT, |m| !m.contains(&mark))
             .unwrap();
-        if !marks.contains(name) {
-            bail!("timed out waiting for mark {name:?}");
+        if !marks.contains(&mark) {
+            bail!("timed out waiting for {mark:?}");
         }
         Ok(())
     }
@@ -131,17 +209,34 @@ fn setsockopt_int(
 }
 
 /// What a side did: the calls per connection (in the order this side
-/// opened them) and sockets it never closed, to be dropped only after the
-/// capture has stopped.
+/// opened them), when each of its steps began (choreography left out),
+/// and sockets it never closed, to be dropped only after the capture has
+/// stopped.
 #[derive(Default)]
 pub struct SideLog {
     pub calls: Vec<Vec<Call>>,
+    pub timeline: Vec<(SystemTime, Step)>,
     pub leftover: Vec<Socket>,
 }
 
 struct Current {
     sock: Socket,
-    linger0: bool,
+    /// SO_LINGER seconds, when set.
+    linger: Option<u32>,
+}
+
+/// The step that failed, with its index in the side's list (a script
+/// file maps it back to its line).
+#[derive(Debug)]
+pub struct StepFailed {
+    pub index: usize,
+    pub step: Step,
+}
+
+impl fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} ({})", self.index, self.step)
+    }
 }
 
 /// Everything a side needs besides its steps.
@@ -181,6 +276,9 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
     let mut cur: Option<Current> = None;
     let server = |port| SocketAddr::new(env.server, port);
     for (i, step) in steps.iter().enumerate() {
+        if !step.is_choreography() {
+            log.timeline.push((SystemTime::now(), step.clone()));
+        }
         let res: Result<()> = (|| {
             match step {
                 Step::Listen | Step::ListenRcvbuf(_) | Step::ListenFastOpen => {
@@ -195,7 +293,7 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     s.bind(&server(SERVER_PORT).into())?;
                     s.listen(8)?;
                     listener = Some(s);
-                    env.board.mark("listening");
+                    env.board.mark(Mark::Named("listening"));
                 }
                 Step::Accept => {
                     let l = listener.as_ref().context("accept without listen")?;
@@ -205,12 +303,12 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     log.leftover.extend(cur.take().map(|c| c.sock));
                     cur = Some(Current {
                         sock: s,
-                        linger0: false,
+                        linger: None,
                     });
                     log.calls.push(Vec::new());
                 }
                 Step::Connect => {
-                    env.board.wait("listening")?;
+                    env.board.wait(Mark::Named("listening"))?;
                     let s = new_socket(server(SERVER_PORT))?;
                     s.set_reuse_address(true)?;
                     s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
@@ -218,12 +316,12 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     log.leftover.extend(cur.take().map(|c| c.sock));
                     cur = Some(Current {
                         sock: s,
-                        linger0: false,
+                        linger: None,
                     });
                     log.calls.push(Vec::new());
                 }
                 Step::ConnectFastOpen(n) => {
-                    env.board.wait("listening")?;
+                    env.board.wait(Mark::Named("listening"))?;
                     let s = new_socket(server(SERVER_PORT))?;
                     s.set_reuse_address(true)?;
                     s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
@@ -239,7 +337,7 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     log.leftover.extend(cur.take().map(|c| c.sock));
                     cur = Some(Current {
                         sock: s,
-                        linger0: false,
+                        linger: None,
                     });
                     log.calls.push(Vec::new());
                 }
@@ -302,6 +400,12 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     let mut buf = vec![0u8; *n];
                     open(&cur)?.read_exact(&mut buf)?;
                 }
+                Step::RecvSome => {
+                    // How much one read() gets depends on timing; the
+                    // wire shows it, the timeline need not.
+                    let mut buf = vec![0u8; 65536];
+                    let _got = open(&cur)?.read(&mut buf)?;
+                }
                 Step::RecvEof => {
                     let mut buf = [0u8; 64];
                     let got = open(&cur)?.read(&mut buf)?;
@@ -320,14 +424,15 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                             Shutdown::Both => Call::ShutRdwr,
                         });
                 }
-                Step::Linger0 => {
+                Step::Linger(secs) => {
                     let c = cur.as_mut().context("no open connection")?;
-                    c.sock.set_linger(Some(Duration::ZERO))?;
-                    c.linger0 = true;
+                    c.sock
+                        .set_linger(Some(Duration::from_secs(u64::from(*secs))))?;
+                    c.linger = Some(*secs);
                 }
                 Step::Close => {
                     let c = cur.take().context("no open connection")?;
-                    let call = if c.linger0 {
+                    let call = if c.linger == Some(0) {
                         Call::Linger0
                     } else if unread(&c.sock)? > 0 {
                         Call::CloseUnread
@@ -338,8 +443,10 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     drop(c.sock);
                 }
                 Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
-                Step::Mark(name) => env.board.mark(name),
-                Step::Wait(name) => env.board.wait(name)?,
+                Step::Mark(name) => env.board.mark(Mark::Named(name)),
+                Step::Wait(name) => env.board.wait(Mark::Named(name))?,
+                Step::Reached(n) => env.board.mark(Mark::Numbered(*n)),
+                Step::AwaitReached(n) => env.board.wait(Mark::Numbered(*n))?,
                 Step::DropFins => Lab::drop_fins(env.ns)?,
                 Step::AllowFins => Lab::allow_fins(env.ns)?,
                 Step::DropData => Lab::drop_data(env.ns)?,
@@ -350,7 +457,10 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
             }
             Ok(())
         })();
-        res.with_context(|| format!("step {i} {step:?}"))?;
+        res.with_context(|| StepFailed {
+            index: i,
+            step: step.clone(),
+        })?;
     }
     log.leftover.extend(cur.map(|c| c.sock));
     log.leftover.extend(listener);

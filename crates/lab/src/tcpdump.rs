@@ -62,6 +62,7 @@ impl Tcpdump {
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot start tcpdump")?;
+        crate::cleanup::child_started(child.id());
         let stderr = child.stderr.take().expect("piped");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -87,6 +88,7 @@ impl Tcpdump {
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
         let status = self.child.wait()?;
+        crate::cleanup::child_gone(self.child.id());
         let stats: Vec<String> = self.lines.iter().collect();
         if !status.success() {
             bail!("tcpdump exited with {status}: {}", stats.join("; "));
@@ -110,5 +112,6 @@ impl Drop for Tcpdump {
         // Only reached with tcpdump still running on an error path.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::cleanup::child_gone(self.child.id());
     }
 }
