@@ -10,6 +10,8 @@
 
 mod commands;
 mod inputs;
+#[cfg(target_os = "linux")]
+mod lab;
 mod output;
 mod wireshark;
 
@@ -82,6 +84,9 @@ enum Command {
         #[command(subcommand)]
         action: WiresharkAction,
     },
+    /// Run a teardown on this machine's kernel in two network namespaces, capture and explain it.
+    #[cfg(target_os = "linux")]
+    Lab(lab::LabArgs),
 }
 
 #[derive(Subcommand)]
@@ -128,6 +133,8 @@ fn main() -> ExitCode {
             WiresharkAction::Install { print } => wireshark_install(print),
             WiresharkAction::Open { capture } => wireshark_open(&capture),
         },
+        #[cfg(target_os = "linux")]
+        Command::Lab(args) => lab::lab(&args),
     };
     match worst {
         Ok(worst) => Status::exit_code(worst),

@@ -33,23 +33,27 @@ fn join(handle: ScopedJoinHandle<'_, Result<SideLog>>) -> Result<SideLog> {
     handle.join().map_err(|_| anyhow!("side thread panicked"))?
 }
 
+/// How a run is made.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Setup {
+    pub ipv6: bool,
+    pub capture: tcpdump::Options,
+    /// Failed calls are noted and each side goes on (see [`Env::keep_going`]).
+    pub keep_going: bool,
+}
+
 /// Runs `client` and `server` in a fresh lab, capturing into `file`.
-pub fn run(
-    client: &[Step],
-    server: &[Step],
-    ipv6: bool,
-    opts: tcpdump::Options,
-    file: &Path,
-) -> Result<Run> {
+pub fn run(client: &[Step], server: &[Step], setup: Setup, file: &Path) -> Result<Run> {
     let lab = Lab::new()?;
-    let (client_ip, server_ip) = netns::addrs(ipv6);
-    let td = Tcpdump::start(&lab.client, netns::IFACE, file, opts)?;
+    let (client_ip, server_ip) = netns::addrs(setup.ipv6);
+    let td = Tcpdump::start(&lab.client, netns::IFACE, file, setup.capture)?;
     let board = Board::default();
     let env = |ns, local| Env {
         ns,
         board: &board,
         local,
         server: server_ip,
+        keep_going: setup.keep_going,
     };
     let (c, s) = std::thread::scope(|scope| {
         let c = scope.spawn(|| script::run_side(&env(&lab.client, client_ip), client));

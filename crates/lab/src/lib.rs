@@ -14,6 +14,7 @@ pub mod netns;
 pub mod scenarios;
 pub mod script;
 pub mod script_file;
+pub mod show;
 pub mod tcpdump;
 pub mod verify;
 pub mod wire;

@@ -185,6 +185,44 @@ pub fn remove_stale() {
     }
 }
 
+/// Whether this process can build the lab: root or the capabilities
+/// `ip netns` needs, network namespaces in the kernel, `ip` and
+/// `tcpdump`. The error says what is missing.
+pub fn preflight() -> std::result::Result<(), String> {
+    // CAP_NET_ADMIN (12) for links and addresses, CAP_SYS_ADMIN (21) for
+    // the bind mount `ip netns add` makes under /run/netns.
+    const NEEDED: u64 = (1 << 12) | (1 << 21);
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    if effective & NEEDED != NEEDED {
+        return Err(
+            "needs root (or the CAP_NET_ADMIN and CAP_SYS_ADMIN capabilities) to build \
+                    network namespaces; run it with sudo"
+                .into(),
+        );
+    }
+    if !std::path::Path::new("/proc/self/ns/net").exists() {
+        return Err("this kernel has no network namespaces (CONFIG_NET_NS)".into());
+    }
+    for (tool, package) in [("ip", "iproute2"), ("tcpdump", "tcpdump")] {
+        let found = Command::new(tool)
+            .arg(if tool == "ip" { "-V" } else { "--version" })
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(format!("needs `{tool}` (package {package})"));
+        }
+    }
+    Ok(())
+}
+
 /// Client and server addresses for an IP version.
 pub fn addrs(ipv6: bool) -> (IpAddr, IpAddr) {
     if ipv6 {

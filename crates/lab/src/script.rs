@@ -215,8 +215,38 @@ fn setsockopt_int(
 #[derive(Default)]
 pub struct SideLog {
     pub calls: Vec<Vec<Call>>,
-    pub timeline: Vec<(SystemTime, Step)>,
+    pub timeline: Vec<Called>,
     pub leftover: Vec<Socket>,
+}
+
+/// One call on the timeline: when it began, and what it returned where
+/// that tells something (bytes read, end of stream, data left unread at
+/// close(), an error such as ECONNRESET when the run keeps going).
+#[derive(Clone, Debug)]
+pub struct Called {
+    pub at: SystemTime,
+    pub step: Step,
+    pub result: Option<String>,
+}
+
+/// An error as the C library names it (ECONNRESET, EPIPE, ...), or its
+/// message when it is not an OS error.
+fn short_error(err: &anyhow::Error) -> String {
+    let os = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::raw_os_error);
+    let name = match os {
+        Some(libc::ECONNRESET) => "ECONNRESET",
+        Some(libc::EPIPE) => "EPIPE",
+        Some(libc::ENOTCONN) => "ENOTCONN",
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED",
+        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
+        Some(libc::EAGAIN) => "EAGAIN (timed out)",
+        Some(libc::EINVAL) => "EINVAL",
+        _ => return format!("{:#}", err),
+    };
+    name.to_string()
 }
 
 struct Current {
@@ -245,6 +275,10 @@ pub struct Env<'a> {
     pub board: &'a Board,
     pub local: std::net::IpAddr,
     pub server: std::net::IpAddr,
+    /// A failed call is noted on the timeline and the side goes on (a
+    /// script's recv after a reset shows ECONNRESET); otherwise the run
+    /// fails (the scenario table's runs must go as written).
+    pub keep_going: bool,
 }
 
 fn unread(sock: &Socket) -> Result<usize> {
@@ -276,9 +310,24 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
     let mut cur: Option<Current> = None;
     let server = |port| SocketAddr::new(env.server, port);
     for (i, step) in steps.iter().enumerate() {
-        if !step.is_choreography() {
-            log.timeline.push((SystemTime::now(), step.clone()));
+        if matches!(step, Step::Connect | Step::ConnectFastOpen(_)) {
+            // Waiting for the listener is choreography: the call's time
+            // is when connect() itself begins.
+            env.board
+                .wait(Mark::Named("listening"))
+                .with_context(|| StepFailed {
+                    index: i,
+                    step: step.clone(),
+                })?;
         }
+        if !step.is_choreography() {
+            log.timeline.push(Called {
+                at: SystemTime::now(),
+                step: step.clone(),
+                result: None,
+            });
+        }
+        let mut note = None;
         let res: Result<()> = (|| {
             match step {
                 Step::Listen | Step::ListenRcvbuf(_) | Step::ListenFastOpen => {
@@ -308,7 +357,6 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     log.calls.push(Vec::new());
                 }
                 Step::Connect => {
-                    env.board.wait(Mark::Named("listening"))?;
                     let s = new_socket(server(SERVER_PORT))?;
                     s.set_reuse_address(true)?;
                     s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
@@ -321,7 +369,6 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     log.calls.push(Vec::new());
                 }
                 Step::ConnectFastOpen(n) => {
-                    env.board.wait(Mark::Named("listening"))?;
                     let s = new_socket(server(SERVER_PORT))?;
                     s.set_reuse_address(true)?;
                     s.bind(&SocketAddr::new(env.local, CLIENT_PORT).into())?;
@@ -404,7 +451,10 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                     // How much one read() gets depends on timing; the
                     // wire shows it, the timeline need not.
                     let mut buf = vec![0u8; 65536];
-                    let _got = open(&cur)?.read(&mut buf)?;
+                    note = Some(match open(&cur)?.read(&mut buf)? {
+                        0 => "0: end of stream".to_string(),
+                        n => format!("{n} bytes"),
+                    });
                 }
                 Step::RecvEof => {
                     let mut buf = [0u8; 64];
@@ -432,9 +482,13 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
                 }
                 Step::Close => {
                     let c = cur.take().context("no open connection")?;
+                    let left = unread(&c.sock)?;
+                    if left > 0 {
+                        note = Some(format!("{left} bytes unread"));
+                    }
                     let call = if c.linger == Some(0) {
                         Call::Linger0
-                    } else if unread(&c.sock)? > 0 {
+                    } else if left > 0 {
                         Call::CloseUnread
                     } else {
                         Call::Close
@@ -457,10 +511,22 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
             }
             Ok(())
         })();
+        let res = match res {
+            Err(err) if env.keep_going => {
+                note = Some(short_error(&err));
+                Ok(())
+            }
+            other => other,
+        };
         res.with_context(|| StepFailed {
             index: i,
             step: step.clone(),
         })?;
+        if let (Some(note), false) = (note, step.is_choreography()) {
+            if let Some(last) = log.timeline.last_mut() {
+                last.result = Some(note);
+            }
+        }
     }
     log.leftover.extend(cur.map(|c| c.sock));
     log.leftover.extend(listener);

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 const SNAPLEN: &str = "262144";
 
 /// How the capture is taken.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     /// `-i any -y LINUX_SLL2` instead of the veth with Ethernet headers.
     pub any_sll2: bool,

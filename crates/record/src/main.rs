@@ -179,7 +179,12 @@ fn record_once(rec: &Recording, out: &Path) -> Result<Capture> {
         nano: rec.format == Format::PcapNano,
         snap80: rec.snap80,
     };
-    let run = experiment::run(&rec.sc.client, &rec.sc.server, rec.ipv6, opts, &raw)?;
+    let setup = experiment::Setup {
+        ipv6: rec.ipv6,
+        capture: opts,
+        keep_going: false,
+    };
+    let run = experiment::run(&rec.sc.client, &rec.sc.server, setup, &raw)?;
     if rec.format == Format::Pcapng {
         wire::pcap_to_pcapng(&raw, &file)?;
         fs::remove_file(&raw)?;
