@@ -78,27 +78,13 @@ pub fn lab(args: &LabArgs) -> anyhow::Result<Status> {
         },
         None => None,
     };
-    if let Err(why) = netns::preflight() {
-        eprintln!("tcpshut: lab: {why}");
-        return Ok(Status::Failed);
-    }
-    cleanup::on_interrupt_clean_up()?;
-    if let Some(dir) = &args.output {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let parent = args.output.clone().unwrap_or_else(std::env::temp_dir);
-    for what in cleanup::remove_stale(&[&parent]) {
-        eprintln!("tcpshut: lab: removed the {what} of an earlier run that did not end");
-    }
-    if args.verify {
-        return verify_all(&table, args.ipv6, &parent, args.output.is_some());
-    }
     let name = match (&script, scenario) {
         (Some((path, _)), _) => path
             .file_stem()
             .map_or("script".into(), |s| s.to_string_lossy().into_owned()),
         (None, Some(sc)) => sc.name.clone(),
-        (None, None) => unreachable!("clap requires a scenario, --script or --verify"),
+        (None, None) => "verify".into(),
     };
     let stem = if args.ipv6 {
         format!("{name}-ipv6")
@@ -111,10 +97,42 @@ pub fn lab(args: &LabArgs) -> anyhow::Result<Status> {
         output: args.output.as_deref(),
         parent: &parent,
     };
-    let status = match (&script, scenario) {
-        (Some((path, script)), _) => experiment.script(path, script)?,
-        (None, Some(sc)) => experiment.scenario(sc)?,
+    // Everything that can be refused is refused before anything is built.
+    if let (false, Err(taken)) = (args.verify, experiment.check_free()) {
+        eprintln!(
+            "tcpshut: {}: exists; a capture is never replaced (choose another -o DIR)",
+            taken.display()
+        );
+        return Ok(Status::Failed);
+    }
+    if let Err(why) = netns::preflight() {
+        eprintln!("tcpshut: lab: {why}");
+        return Ok(Status::Failed);
+    }
+    if let Some(dir) = &args.output {
+        if let Err(err) = std::fs::create_dir_all(dir) {
+            eprintln!("tcpshut: {}: cannot create: {err}", dir.display());
+            return Ok(Status::Failed);
+        }
+    }
+    cleanup::on_interrupt_clean_up()?;
+    for what in cleanup::remove_stale(&[&parent]) {
+        eprintln!("tcpshut: lab: removed the {what} of an earlier run that did not end");
+    }
+    if args.verify {
+        return verify_all(&table, args.ipv6, &parent, args.output.is_some());
+    }
+    let result = match (&script, scenario) {
+        (Some((path, script)), _) => experiment.script(path, script),
+        (None, Some(sc)) => experiment.scenario(sc),
         (None, None) => unreachable!("clap requires a scenario, --script or --verify"),
+    };
+    let status = match result {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("tcpshut: lab: {err:#}");
+            Status::Failed
+        }
     };
     if args.open && status == Status::Complete {
         if let Some(dir) = &args.output {
@@ -215,15 +233,12 @@ impl Experiment<'_> {
         (capture, sidecar)
     }
 
-    /// Refuses before running when the result would replace a file.
-    fn check_free(&self) -> anyhow::Result<()> {
+    /// The file in -o DIR the result would replace, if there is one.
+    fn check_free(&self) -> Result<(), PathBuf> {
         if let Some(dir) = self.output {
             for path in <[PathBuf; 2]>::from(self.files(dir)) {
-                if path.exists() {
-                    bail!(
-                        "{}: exists; a capture is never replaced (choose another -o DIR)",
-                        path.display()
-                    );
+                if path.symlink_metadata().is_ok() {
+                    return Err(path);
                 }
             }
         }
@@ -231,9 +246,10 @@ impl Experiment<'_> {
     }
 
     fn scenario(&self, sc: &Scenario) -> anyhow::Result<Status> {
-        self.check_free()?;
         let mut out = output::stdout();
-        writeln!(out, "{}: {}", sc.name, sc.description)?;
+        for line in wrap(&format!("{}: {}", sc.name, sc.description), 100) {
+            writeln!(out, "{line}")?;
+        }
         let tmp = cleanup::TempDir::new(self.parent)?;
         let (capture, sidecar) = self.files(tmp.path());
         let run = experiment::run(&sc.client, &sc.server, setup(self.ipv6, false), &capture)?;
@@ -262,7 +278,6 @@ impl Experiment<'_> {
     }
 
     fn script(&self, path: &Path, script: &Script) -> anyhow::Result<Status> {
-        self.check_free()?;
         let tmp = cleanup::TempDir::new(self.parent)?;
         let (capture, sidecar) = self.files(tmp.path());
         let run = match experiment::run(
@@ -359,6 +374,23 @@ fn script_error(script: &Script, err: &anyhow::Error) -> String {
         }
     }
     format!("{err:#}")
+}
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line at least");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
 }
 
 fn kernel() -> String {
@@ -507,4 +539,16 @@ fn verify_all(
     } else {
         Status::Failed
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_between_words() {
+        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+        assert_eq!(wrap("toolongword x", 4), ["toolongword", "x"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
 }

@@ -512,7 +512,7 @@ pub fn run_side(env: &Env, steps: &[Step]) -> Result<SideLog> {
             Ok(())
         })();
         let res = match res {
-            Err(err) if env.keep_going => {
+            Err(err) if env.keep_going && !step.is_choreography() => {
                 note = Some(short_error(&err));
                 Ok(())
             }

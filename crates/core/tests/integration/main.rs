@@ -2,5 +2,7 @@
 //! each module covers one area, sharing the helpers in `util`.
 
 mod cli;
+#[cfg(target_os = "linux")]
+mod lab;
 mod util;
 mod wireshark;
