@@ -16,7 +16,26 @@
 --
 -- Works with Wireshark 4.0 (Lua 5.2) up to 4.6 (Lua 5.4). See docs/wireshark.md.
 
-local script_args = { ... }
+-- Wireshark 4.4 and later call a script loaded from a plugins folder with
+-- two arguments, its name and its path ("tcpshut", ".../plugins/tcpshut.lua");
+-- 4.0 and 4.2 pass none. A script loaded with -X lua_script: gets only the
+-- -X lua_scriptN: arguments. So an argument that names this script itself
+-- (its name, its file name, its path, or any .lua file) is not a sidecar.
+local function sidecar_arguments(...)
+    local self_path = ""
+    local info = debug and debug.getinfo and debug.getinfo(1, "S")
+    if info and type(info.source) == "string" then self_path = string.gsub(info.source, "^@", "") end
+    local args = {}
+    for i = 1, select("#", ...) do
+        local a = select(i, ...)
+        if type(a) == "string" and a ~= "" and a ~= "tcpshut" and a ~= self_path
+            and not string.find(a, "%.[Ll][Uu][Aa]$") then
+            args[#args + 1] = a
+        end
+    end
+    return args
+end
+local script_args = sidecar_arguments(...)
 
 local byte, find, match, sub, gsub, gmatch, format =
     string.byte, string.find, string.match, string.sub, string.gsub, string.gmatch, string.format
