@@ -663,52 +663,59 @@ local function ts_matches(ts_s, ts_f, pinfo)
     local rns = tonumber(ts_f)
     if #ts_f ~= 9 then rns = tonumber(sub(ts_f .. "000000000", 1, 9)) end
     local d = (tonumber(ts_s) - fs) * 1000000000 + (rns - fns)
-    return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS, fs, fns
+    return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS
+end
+
+-- The frame's time as text, to the microsecond: all a double of a
+-- present-day epoch holds exactly (more digits would be the double's noise).
+local function frame_time_text(pinfo)
+    local t = pinfo.abs_ts
+    local secs = floor(t)
+    local usecs = floor((t - secs) * 1e6 + 0.5)
+    if usecs >= 1000000 then secs, usecs = secs + 1, usecs - 1000000 end
+    return format("%d.%06d", secs, usecs)
 end
 
 ---------------------------------------------------------------------------
 -- Dissection
 ---------------------------------------------------------------------------
 
+-- Whether anything needs this frame's fields: TreeItem:referenced(Dissector)
+-- is documented as "if false, the dissector does not need to be dissected
+-- and can be safely skipped". It is false when no tree is built (plain
+-- `tshark -r`, `-q -z expert`, Wireshark's first pass) and when a tree is
+-- built only for other fields (`-Y tcp`, `-T fields -e frame.number` in 4.4
+-- and later); true when the tree is shown (-V, -T json, the packet details)
+-- or a filter, column or colouring rule names tcpshut or one of its fields.
+-- Then only expert items are added, for rows with events (`-z expert` and
+-- filters on _ws.expert still see them). Where it cannot be asked (no
+-- Dissector handle), every frame counts as wanted: slower, never wrong.
+local self_handle = nil
+local function referenced(tree)
+    return tree:referenced(self_handle)
+end
+local function always() return true end
+local wanted
+-- The first call checks that the method works here; later calls go straight.
+local function first_wanted(tree)
+    local ok, needed = pcall(referenced, tree)
+    if ok and type(needed) == "boolean" then
+        wanted = referenced
+        return needed
+    end
+    wanted = always
+    return true
+end
+wanted = first_wanted
+
 function tcpshut.init()
+    if not self_handle then
+        local ok, handle = pcall(Dissector.get, "tcpshut")
+        if ok and handle then self_handle = handle else wanted = always end
+    end
     if state.fh then pcall(io.close, state.fh) end
     state = new_state()
     state.path, state.source = resolve_sidecar()
-end
-
--- True when tshark/Wireshark builds no tree for this pass (plain `tshark -r`
--- with no filter, no custom column, no -V/-T; Wireshark's first pass when
--- no filter or colouring rule needs one): no field could be shown, so only
--- expert items are added (tshark -q -z expert still collects them).
---
--- The tree handed to a Lua dissector holds a hidden placeholder item when a
--- tree is built, and none otherwise, so tree.hidden tells the two apart
--- without making a string. That is checked once against tostring(tree)
--- ("has item=false"); if the two ever disagree, or TreeItem has no hidden
--- attribute, tostring is used for every frame. Unknown tostring formats
--- count as "a tree": the plugin then does it all.
-local hidden_checked, hidden_ok = false, false
-local function get_hidden(tree) return tree.hidden end
-local function bare_by_text(tree)
-    return find(tostring(tree), "has item=false, has subtree=false", 1, true) ~= nil
-end
-local function no_tree(tree)
-    if hidden_ok then return not tree.hidden end
-    local bare = bare_by_text(tree)
-    if not hidden_checked then
-        local ok, hidden = pcall(get_hidden, tree)
-        if ok and type(hidden) == "boolean" then
-            if bare and not hidden then
-                hidden_ok, hidden_checked = true, true
-            elseif not bare and not hidden then
-                hidden_checked = true -- a tree whose placeholder is not hidden: use tostring
-            end
-            -- (a tree with a hidden placeholder proves nothing yet)
-        else
-            hidden_checked = true
-        end
-    end
-    return bare
 end
 
 local function row_error(tree, num, why)
@@ -743,7 +750,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if not flags then return end
     local flag = byte(flags, num)
     if not flag or flag == 0 then return end
-    local bare = no_tree(tree)
+    local bare = not wanted(tree)
     if flag == 1 and bare then return end -- a plain row: nothing to add without a tree
     local off = locate(num)
     if not off then
@@ -776,13 +783,12 @@ function tcpshut.dissector(tvb, pinfo, tree)
         conn, ss, rs, events, calls, summary, sev, rel = r[3], r[10], r[11], r[12], r[13], r[14], r[15], r[16]
     end
 
-    local matches, fs, fns = ts_matches(ts_s, ts_f, pinfo)
-    if not matches then
+    if not ts_matches(ts_s, ts_f, pinfo) then
         state.err = format(
-            "tcpshut: sidecar does not match this capture: frame %d was captured at %.0f.%09.0f but its row says %s.%s "
+            "tcpshut: sidecar does not match this capture: frame %d was captured at %s but its row says %s.%s "
             .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown "
             .. "(sidecar %s, from %s)",
-            num, fs, fns, ts_s, ts_f, state.path, state.source)
+            num, frame_time_text(pinfo), ts_s, ts_f, state.path, state.source)
         state.err_expert = ex_mismatch
         state.err_frame = num
         state.flags, state.blocks, state.wbuf = nil, nil, nil

@@ -158,6 +158,9 @@ fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
     for path in wireshark::install(print_only)? {
         println!("{}", path.display());
     }
+    if let Some(warning) = wireshark::root_skip_warning() {
+        eprintln!("{warning}");
+    }
     Ok(Status::Complete)
 }
 
@@ -171,6 +174,9 @@ fn wireshark_open(capture: &std::path::Path) -> anyhow::Result<Status> {
             return Ok(Status::Failed);
         }
     };
+    if let Some(warning) = wireshark::root_skip_warning() {
+        eprintln!("{warning}");
+    }
     let mut command = wireshark::open_command(capture, &sidecar);
     match command.spawn() {
         Ok(_) => Ok(Status::Complete),

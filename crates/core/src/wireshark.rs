@@ -182,6 +182,87 @@ pub fn install(print_only: bool) -> Result<Vec<PathBuf>> {
     install_with(&Env::from_process(), print_only)
 }
 
+/// Whether this process runs as root (Unix; never on Windows, where
+/// Wireshark does not check).
+fn running_as_root() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Whether a Wireshark `init.lua` lets personal Lua plugins run for root:
+/// a line `run_user_scripts_when_superuser = true`.
+fn init_lua_allows_root(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim();
+        line.strip_prefix("run_user_scripts_when_superuser")
+            .and_then(|rest| rest.trim_start().strip_prefix('='))
+            .is_some_and(|value| {
+                value
+                    .trim()
+                    .strip_prefix("true")
+                    .is_some_and(|end| end.is_empty() || end.trim_start().starts_with("--"))
+            })
+    })
+}
+
+/// The folders Wireshark looks for its global `init.lua` in, from the
+/// text of `tshark -G folders`: "Global configuration" (4.0, 4.2) and
+/// "Global Lua Plugins" (4.4 and later).
+fn init_lua_folders(folders: &str) -> Vec<PathBuf> {
+    folders
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| matches!(name.trim(), "Global configuration" | "Global Lua Plugins"))
+        .map(|(_, path)| PathBuf::from(path.trim()))
+        .collect()
+}
+
+/// When run as root, what to tell the user if Wireshark will skip the
+/// personal plugin: Wireshark runs personal Lua plugins (and -X lua_script)
+/// for root only when its global `init.lua` sets
+/// `run_user_scripts_when_superuser = true`. Debian's 4.0 ships one that
+/// does; 4.4 and later ship no `init.lua`, so they skip the plugin without
+/// a word. `None` when not root or when the plugin will load.
+pub fn root_skip_warning() -> Option<String> {
+    if !running_as_root() {
+        return None;
+    }
+    let folders = Command::new("tshark")
+        .args(["-G", "folders"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+    let allowed = folders.as_deref().is_some_and(|folders| {
+        init_lua_folders(folders).iter().any(|dir| {
+            std::fs::read_to_string(dir.join("init.lua")).is_ok_and(|t| init_lua_allows_root(&t))
+        })
+    });
+    if allowed {
+        return None;
+    }
+    let which = if folders.is_some() {
+        "this Wireshark skips personal Lua plugins for root"
+    } else {
+        "Wireshark 4.4 and later skip personal Lua plugins for root (tshark was not found to check this one)"
+    };
+    Some(format!(
+        "tcpshut: running as root: {which} (no init.lua sets run_user_scripts_when_superuser), \
+         so the tcpshut plugin will not load, not even with -X lua_script. Run Wireshark as \
+         your normal user (capturing needs only the wireshark group), or see \
+         \"Running as root\" in docs/wireshark.md"
+    ))
+}
+
 /// The Wireshark program: `$TCPSHUT_WIRESHARK` if set, else `wireshark`.
 pub fn wireshark_program() -> OsString {
     std::env::var_os("TCPSHUT_WIRESHARK")
@@ -433,6 +514,40 @@ mod tests {
                 format!("tcpshut.sidecar:{}", side.display()),
                 "-r".to_string(),
                 cap.display().to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn init_lua_lets_root_run_plugins_only_when_it_says_true() {
+        assert!(init_lua_allows_root(
+            "-- comment\nrun_user_scripts_when_superuser = true\n"
+        ));
+        assert!(init_lua_allows_root(
+            "  run_user_scripts_when_superuser=true -- yes\n"
+        ));
+        assert!(!init_lua_allows_root(
+            "run_user_scripts_when_superuser = false\n"
+        ));
+        assert!(!init_lua_allows_root(
+            "-- run_user_scripts_when_superuser = true\n"
+        ));
+        assert!(!init_lua_allows_root(
+            "run_user_scripts_when_superuser = true_or_not\n"
+        ));
+        assert!(!init_lua_allows_root(""));
+    }
+
+    #[test]
+    fn init_lua_folders_from_tshark_g_folders() {
+        let text = "Temp:\t/tmp\nGlobal configuration:\t/usr/share/wireshark\n\
+                    Global Lua Plugins:  \t/usr/lib/x86_64-linux-gnu/wireshark/plugins\n\
+                    Personal Lua Plugins:\t/root/.local/lib/wireshark/plugins\n";
+        assert_eq!(
+            init_lua_folders(text),
+            vec![
+                PathBuf::from("/usr/share/wireshark"),
+                PathBuf::from("/usr/lib/x86_64-linux-gnu/wireshark/plugins")
             ]
         );
     }

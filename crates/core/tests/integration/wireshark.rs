@@ -221,6 +221,8 @@ impl Sandbox {
             .env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join("cfg"))
             .env_remove("WIRESHARK_CONFIG_DIR")
+            // `wireshark open` prints the command instead of starting a GUI
+            .env("TCPSHUT_WIRESHARK", self.path("no-such-wireshark"))
             .output()
             .expect("tcpshut runs")
     }
@@ -795,6 +797,34 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
         lines[0]
     );
 
+    // Issue #18's "done when": plain `tshark -r CAP -T fields -e tcpshut.events`.
+    let out = sb
+        .tshark()
+        .arg("-r")
+        .arg(&cap)
+        .args(["-T", "fields", "-e", "tcpshut.events"])
+        .output()
+        .unwrap();
+    assert_no_lua_error("-T fields -e tcpshut.events", &out);
+    let rows = synthetic_rows();
+    let expected: Vec<String> = (1..=synthetic_frames().len())
+        .map(|num| {
+            let row = rows.iter().find(|r| r[0] == num.to_string());
+            row.map(|r| r[11].clone()).unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    // Only the protocol named in a filter: the frames with rows.
+    let filtered = sb.dissect(&cap, &["-Y".into(), "tcpshut".into()], &["frame.number"]);
+    let nums: Vec<String> = filtered.iter().map(|d| one(d, "frame.number")).collect();
+    assert_eq!(nums, ["1", "2", "4", "5", "7", "8"]);
+
     // Without the profile, no Shutdown column.
     let out = sb.tshark().args(["-n", "-r"]).arg(&cap).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("opens the connection"));
@@ -829,7 +859,8 @@ fn sidecar_of_another_capture_does_not_match(ws: Wireshark) {
     only_one_error(
         "another capture",
         &dissect_with(&sb, &cap, &side),
-        "does not match",
+        // the frame's time exactly, to the microsecond (not a double's noise)
+        "frame 1 was captured at 1700000000.000000 but its row says 1700000000.000001000",
     );
 
     // Frames renumbered (the first one dropped, as a read filter would).
@@ -979,6 +1010,52 @@ fn testdata_captures_match_their_sidecars(ws: Wireshark) {
     });
 }
 
+/// As root, `wireshark install` and `open` say so when this Wireshark will
+/// skip the personal plugin (4.4 and later: no init.lua), and only then.
+fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
+    assert!(is_root(), "this test runs tcpshut and tshark as root");
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    std::fs::write(
+        sb.path("syn.pcap.tcpshut.csv"),
+        sidecar_text(&synthetic_rows()),
+    )
+    .unwrap();
+    let skips = ws != Wireshark::V4_0;
+    for args in [
+        &["wireshark", "install"][..],
+        &["wireshark", "open", "syn.pcap"][..],
+    ] {
+        let out = sb.tcpshut_as(args, false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{ws:?} {args:?}: {stderr}");
+        assert_eq!(
+            stderr.contains("tcpshut: running as root: this Wireshark skips personal Lua plugins"),
+            skips,
+            "{ws:?} {args:?}: {stderr}"
+        );
+        if skips {
+            assert!(stderr.contains("normal user"), "{stderr}");
+        }
+    }
+    // What the warning says is true: as root, tshark loads the plugin or not.
+    let out = ws
+        .command(Path::new("tshark"), sb.dir.path(), false)
+        .env("HOME", sb.home())
+        .env("XDG_CONFIG_HOME", sb.home().join("cfg"))
+        .arg("-r")
+        .arg(&cap)
+        .args(["-T", "fields", "-e", "tcpshut.events"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.contains("tcpshut.events"),
+        skips,
+        "{ws:?}: tshark as root: {stderr}"
+    );
+}
+
 /// The chroots hold the Wireshark they are meant to test.
 fn tshark_is_the_expected_version(ws: Wireshark) {
     let sb = Sandbox::new(ws);
@@ -1056,6 +1133,7 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    root_is_told_when_wireshark_skips_the_plugin,
     handmade_sidecar_fields_match_rows,
     lookup_order_preference_argument_environment,
     profile_column_and_installed_plugin_find_sidecar_beside_capture,
