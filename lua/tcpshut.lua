@@ -69,33 +69,42 @@ tcpshut.fields = {
     pf.summary, pf.severity, pf.conn, pf.related,
 }
 
--- Expert info, one item per event code. Keep in sync with docs/wireshark.md.
+-- Expert info: one item per event code, its text the same on every row
+-- (so Expert Info and -z expert count each code on one line).
 local G, S = expert.group, expert.severity
-local EVENT_EXPERT_SPEC = {
-    { "syn", G.SEQUENCE, S.CHAT, "connection opened (SYN)" },
-    { "syn-ack", G.SEQUENCE, S.CHAT, "connection accepted (SYN-ACK)" },
-    { "fin-active", G.SEQUENCE, S.NOTE, "active close (first FIN)" },
-    { "fin-passive", G.SEQUENCE, S.NOTE, "passive close (FIN answering a FIN)" },
+-- BEGIN EVENT TABLE: generated from Event::ALL (crates/engine/src/tracking/event.rs)
+-- by lua_event_table() in crates/core/src/wireshark.rs; a test fails when they differ.
+-- code, expert group (false: no item, Wireshark's TCP analysis says it), severity, text
+local EVENT_SPEC = {
+    { "syn", false, S.CHAT, "connection opened (SYN)" },
+    { "syn-ack", false, S.CHAT, "connection accepted (SYN-ACK)" },
+    { "fin-active", false, S.NOTE, "active close (first FIN)" },
+    { "fin-passive", false, S.NOTE, "passive close (FIN answering a FIN)" },
     { "fin-simultaneous", G.SEQUENCE, S.NOTE, "simultaneous close (FINs crossed)" },
     { "fin-retransmit", G.SEQUENCE, S.NOTE, "FIN retransmitted" },
-    { "fin-acked", G.SEQUENCE, S.CHAT, "FIN acknowledged" },
+    { "fin-acked", false, S.CHAT, "FIN acknowledged" },
     { "time-wait", G.SEQUENCE, S.CHAT, "side enters TIME-WAIT" },
-    { "data-after-fin", G.PROTOCOL, S.WARN, "data sent after FIN" },
+    { "data-after-fin", G.PROTOCOL, S.NOTE, "data sent after the peer's FIN (half-close in use)" },
     { "data-to-closed", G.SEQUENCE, S.WARN, "data sent to a side that has closed" },
     { "rst-abort", G.SEQUENCE, S.WARN, "connection aborted by RST" },
     { "rst-after-close", G.SEQUENCE, S.WARN, "RST after close (data to a closed socket)" },
-    { "rst-refused", G.SEQUENCE, S.NOTE, "connection refused (RST answering SYN)" },
+    { "rst-refused", G.SEQUENCE, S.WARN, "connection refused (RST answering SYN)" },
     { "rst-stray", G.SEQUENCE, S.NOTE, "RST for no known connection" },
     { "rst-ignored", G.SECURITY, S.ERROR, "RST ignored by the receiver (out of window or spoofed?)" },
     { "port-reuse", G.SEQUENCE, S.NOTE, "port reused by a new connection" },
     { "mid-stream", G.SEQUENCE, S.CHAT, "capture starts mid-connection" },
 }
-local EVENT_EXPERT = {}
+-- END EVENT TABLE
+local EVENT_EXPERT = {} -- code -> ProtoExpert, or false: a known code without an item
 local experts = {}
-for _, e in ipairs(EVENT_EXPERT_SPEC) do
-    local ex = ProtoExpert.new("tcpshut." .. gsub(e[1], "-", "_"), "tcpshut " .. e[1] .. ": " .. e[4], e[2], e[3])
-    EVENT_EXPERT[e[1]] = ex
-    experts[#experts + 1] = ex
+for _, e in ipairs(EVENT_SPEC) do
+    if e[2] then
+        local ex = ProtoExpert.new("tcpshut." .. gsub(e[1], "-", "_"), "tcpshut " .. e[1] .. ": " .. e[4], e[2], e[3])
+        EVENT_EXPERT[e[1]] = ex
+        experts[#experts + 1] = ex
+    else
+        EVENT_EXPERT[e[1]] = false
+    end
 end
 local ex_unknown_event = ProtoExpert.new("tcpshut.unknown_event", "tcpshut: unknown event code",
     G.PROTOCOL, S.NOTE)
@@ -723,14 +732,15 @@ local function row_error(tree, num, why)
         "tcpshut: malformed sidecar row for frame %d: %s; this row is not shown (sidecar %s)", num, why, state.path))
 end
 
-local function add_experts(item, events, summary)
-    local text = summary ~= "" and summary or "(no summary)"
+-- One expert item per event code that has one; its text is the code's
+-- own (the row's summary is in the tree and the Shutdown column).
+local function add_experts(item, events)
     for code in gmatch(events, "[^;]+") do
         local ex = EVENT_EXPERT[code]
         if ex then
-            item:add_proto_expert_info(ex, "tcpshut " .. code .. ": " .. text)
-        else
-            item:add_proto_expert_info(ex_unknown_event, "tcpshut: unknown event code " .. code .. ": " .. text)
+            item:add_proto_expert_info(ex)
+        elseif ex == nil then
+            item:add_proto_expert_info(ex_unknown_event, "tcpshut: unknown event code " .. code)
         end
     end
 end
@@ -798,7 +808,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
 
     if bare then
         -- no tree: only the expert items (the row has events, or it would be plain)
-        if events ~= "" then add_experts(tree, events, summary) end
+        if events ~= "" then add_experts(tree, events) end
         return
     end
     -- Fields with an empty value are not added.
@@ -818,7 +828,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if summary ~= "" then st:add(pf.summary, summary) end
     if sev ~= "" then st:add(pf.severity, sev) end
     if rel ~= "" then st:add(pf.related, tonumber(rel)) end
-    if events ~= "" then add_experts(st, events, summary) end
+    if events ~= "" then add_experts(st, events) end
 end
 
 register_postdissector(tcpshut)

@@ -16,6 +16,8 @@ use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+#[cfg(test)]
+use tcpshut_engine::event::{Event, Severity};
 
 /// The Lua plugin, embedded in the binary.
 pub const PLUGIN_LUA: &str = include_str!("../../../lua/tcpshut.lua");
@@ -25,6 +27,67 @@ pub const PROFILE_PREFERENCES: &str = include_str!("../../../lua/profile/tcpshut
 pub const PLUGIN_FILE: &str = "tcpshut.lua";
 /// Name of the configuration profile.
 pub const PROFILE_NAME: &str = "tcpshut";
+
+#[cfg(test)]
+/// The Wireshark expert group of an event's item, or `None` for the events
+/// Wireshark's own TCP analysis already marks on the same frame (SYN,
+/// SYN-ACK, the FINs and their ACK): an item of ours would only repeat it.
+fn expert_group(event: Event) -> Option<&'static str> {
+    match event {
+        Event::Syn | Event::SynAck | Event::FinActive | Event::FinPassive | Event::FinAcked => None,
+        Event::FinSimultaneous
+        | Event::FinRetransmit
+        | Event::TimeWait
+        | Event::DataToClosed
+        | Event::RstAbort
+        | Event::RstAfterClose
+        | Event::RstRefused
+        | Event::RstStray
+        | Event::PortReuse
+        | Event::MidStream => Some("SEQUENCE"),
+        // a FIN promises no more data
+        Event::DataAfterFin => Some("PROTOCOL"),
+        // an RST the receiver did not act on: out of window, maybe spoofed
+        Event::RstIgnored => Some("SECURITY"),
+    }
+}
+
+/// First and last line of the generated block in `lua/tcpshut.lua`.
+#[cfg(test)]
+const EVENT_TABLE_BEGIN: &str = "-- BEGIN EVENT TABLE";
+#[cfg(test)]
+const EVENT_TABLE_END: &str = "-- END EVENT TABLE";
+
+/// The plugin's event table, generated from [`Event::ALL`]: code, expert
+/// group (`false`: no item), severity and text of every event. The plugin
+/// holds this block between its BEGIN and END lines, and a test fails when
+/// they differ, so the engine's table is the one source.
+#[cfg(test)]
+fn lua_event_table() -> String {
+    let mut lua = format!(
+        "{EVENT_TABLE_BEGIN}: generated from Event::ALL (crates/engine/src/tracking/event.rs)\n\
+         -- by lua_event_table() in crates/core/src/wireshark.rs; a test fails when they differ.\n\
+         -- code, expert group (false: no item, Wireshark's TCP analysis says it), severity, text\n\
+         local EVENT_SPEC = {{\n"
+    );
+    for &event in Event::ALL {
+        let severity = match event.severity() {
+            Severity::None | Severity::Chat => "CHAT",
+            Severity::Note => "NOTE",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+        };
+        let group = expert_group(event).map_or("false".to_string(), |g| format!("G.{g}"));
+        lua.push_str(&format!(
+            "    {{ \"{}\", {group}, S.{severity}, \"{}\" }},\n",
+            event.code(),
+            event.text()
+        ));
+    }
+    lua.push_str("}\n");
+    lua.push_str(EVENT_TABLE_END);
+    lua
+}
 
 /// Which conventions to follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,6 +578,20 @@ mod tests {
                 "-r".to_string(),
                 cap.display().to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn plugin_event_table_is_generated_from_the_engine() {
+        let begin = PLUGIN_LUA.find(EVENT_TABLE_BEGIN).expect("BEGIN line");
+        let end = PLUGIN_LUA.find(EVENT_TABLE_END).expect("END line") + EVENT_TABLE_END.len();
+        let expected = lua_event_table();
+        for event in Event::ALL {
+            assert!(!event.text().contains(['"', '\\']), "{event}: a Lua string");
+        }
+        assert!(
+            PLUGIN_LUA[begin..end] == expected,
+            "lua/tcpshut.lua's event table differs from Event::ALL; replace its block with:\n{expected}"
         );
     }
 

@@ -1,5 +1,8 @@
 //! The teardown vocabulary: event codes a segment can carry, their
-//! severities, and a compact set type for the hot path.
+//! severities and short texts, and a compact set type for the hot path.
+//! This table is the one source of the codes: the Wireshark plugin's expert
+//! table is generated from it (`lua_event_table` in crates/core/src/wireshark.rs,
+//! checked by a test).
 
 use std::fmt;
 
@@ -28,7 +31,7 @@ impl Severity {
 }
 
 macro_rules! events {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $severity:ident; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $severity:ident, $text:literal; )*) => {
         /// One teardown event, as written in the `events` column.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
@@ -45,45 +48,51 @@ macro_rules! events {
             pub fn severity(self) -> Severity {
                 match self { $(Event::$variant => Severity::$severity,)* }
             }
+
+            /// A few words on what the event means, the same for every
+            /// row (Wireshark's expert item text).
+            pub fn text(self) -> &'static str {
+                match self { $(Event::$variant => $text,)* }
+            }
         }
     };
 }
 
 events! {
     /// Opens a connection (SYN without ACK).
-    Syn = "syn", Chat;
+    Syn = "syn", Chat, "connection opened (SYN)";
     /// Accepts a connection (SYN+ACK).
-    SynAck = "syn-ack", Chat;
+    SynAck = "syn-ack", Chat, "connection accepted (SYN-ACK)";
     /// The first FIN of the connection.
-    FinActive = "fin-active", Note;
+    FinActive = "fin-active", Note, "active close (first FIN)";
     /// A FIN sent after acknowledging the peer's FIN.
-    FinPassive = "fin-passive", Note;
+    FinPassive = "fin-passive", Note, "passive close (FIN answering a FIN)";
     /// A FIN sent before the sender acknowledged the peer's FIN, by either side.
-    FinSimultaneous = "fin-simultaneous", Note;
+    FinSimultaneous = "fin-simultaneous", Note, "simultaneous close (FINs crossed)";
     /// A FIN at the same sequence number as an earlier one.
-    FinRetransmit = "fin-retransmit", Note;
+    FinRetransmit = "fin-retransmit", Note, "FIN retransmitted";
     /// The first acknowledgement of the peer's FIN.
-    FinAcked = "fin-acked", Chat;
+    FinAcked = "fin-acked", Chat, "FIN acknowledged";
     /// An endpoint enters TIME-WAIT with this segment.
-    TimeWait = "time-wait", Chat;
+    TimeWait = "time-wait", Chat, "side enters TIME-WAIT";
     /// New payload sent after receiving the peer's FIN: half-close in use.
-    DataAfterFin = "data-after-fin", Note;
+    DataAfterFin = "data-after-fin", Note, "data sent after the peer's FIN (half-close in use)";
     /// New payload sent to an endpoint that closed for reading: it will be reset.
-    DataToClosed = "data-to-closed", Warn;
+    DataToClosed = "data-to-closed", Warn, "data sent to a side that has closed";
     /// An abortive RST (close() with unread data, SO_LINGER 0, …).
-    RstAbort = "rst-abort", Warn;
+    RstAbort = "rst-abort", Warn, "connection aborted by RST";
     /// An RST answering data that arrived after its sender closed.
-    RstAfterClose = "rst-after-close", Warn;
+    RstAfterClose = "rst-after-close", Warn, "RST after close (data to a closed socket)";
     /// An RST answering a SYN: nothing listens.
-    RstRefused = "rst-refused", Warn;
+    RstRefused = "rst-refused", Warn, "connection refused (RST answering SYN)";
     /// An RST answering a segment of a connection its sender no longer has.
-    RstStray = "rst-stray", Note;
+    RstStray = "rst-stray", Note, "RST for no known connection";
     /// An RST outside the receiver's window, which ignores it (RFC 5961).
-    RstIgnored = "rst-ignored", Error;
+    RstIgnored = "rst-ignored", Error, "RST ignored by the receiver (out of window or spoofed?)";
     /// A SYN that reopens a 4-tuple after its previous connection closed.
-    PortReuse = "port-reuse", Note;
+    PortReuse = "port-reuse", Note, "port reused by a new connection";
     /// The connection's first segment is not a SYN: the capture started mid-stream.
-    MidStream = "mid-stream", Chat;
+    MidStream = "mid-stream", Chat, "capture starts mid-connection";
 }
 
 impl fmt::Display for Event {
