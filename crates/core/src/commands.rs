@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::source;
 use tcpshut_engine::{
     CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCommentSink, Peers, RowSink, Tee,
     Verdicts,
@@ -128,6 +129,82 @@ fn run_batch(
     Ok(worst)
 }
 
+/// A capture none of whose frames could be decoded (all of a link type
+/// tcpshut does not know) cannot be used: that is a failure, not an
+/// empty result.
+fn usable(verdicts: Verdicts) -> anyhow::Result<Verdicts> {
+    let decode = &verdicts.capture.decode;
+    if decode.frames > 0 && decode.unknown_link == decode.frames {
+        bail!(
+            "none of its {} frames has a link type tcpshut decodes (see the README for the list)",
+            decode.frames
+        );
+    }
+    Ok(verdicts)
+}
+
+/// A capture that is not a regular file (standard input, a FIFO, a
+/// device, `/proc/self/fd/N`) has no directory to write "beside": it
+/// needs `-o`, and cannot have an annotated copy beside it.
+fn streams_need_output(batch: &BatchArgs, dest: Option<&Path>, pcapng: bool) -> anyhow::Result<()> {
+    let stdin_count = batch
+        .paths
+        .iter()
+        .filter(|p| p.as_os_str() == source::STDIN)
+        .count();
+    if stdin_count > 1 {
+        bail!("standard input (`-`) can be read only once");
+    }
+    for path in batch.paths.iter().filter(|p| has_no_beside(p)) {
+        let name = path.display();
+        if dest.is_none() {
+            bail!(
+                "{name} is not a regular file, so there is nowhere beside it for the sidecar: \
+                 give -o FILE (or -o - for standard output)"
+            );
+        }
+        if pcapng {
+            bail!("{name} is not a regular file: --pcapng writes its copy beside the capture");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a capture path has no place beside it for a sidecar: it is not
+/// a regular file, or it sits among the kernel's files (`/dev/stdin`,
+/// `/proc/self/fd/N` name a regular file's descriptor, not its folder).
+fn has_no_beside(path: &Path) -> bool {
+    if source::is_stream(path) {
+        return true;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    ["/dev", "/proc"]
+        .iter()
+        .any(|root| absolute.starts_with(root))
+}
+
+/// Ends standard input and FIFOs, instead of the process, at the first
+/// SIGINT (the terminal sends it to `tcpdump -w - | tcpshut annotate -`
+/// as a whole): what was read is annotated and written. A second SIGINT
+/// has its default effect.
+pub fn end_streams_on_sigint() {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" fn on_sigint(_: libc::c_int) {
+            source::stop_streams();
+        }
+        // SAFETY: the handler only stores to an atomic (async-signal-safe);
+        // the sigaction struct is zeroed, then filled in.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Status of a finished analysis, with a line about an early end.
 fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
     match &verdicts.capture.incomplete {
@@ -163,6 +240,7 @@ pub fn annotate(
     format: Format,
     pcapng: bool,
 ) -> anyhow::Result<Status> {
+    streams_need_output(batch, dest, pcapng)?;
     if let Some(dest) = dest {
         if batch.paths.len() != 1 || batch.paths[0].is_dir() {
             bail!("-o/--output takes exactly one capture file");
@@ -182,7 +260,10 @@ pub fn annotate(
     };
     // A batch shows one bar for all its captures; a single capture, which
     // may take a while when it is large, shows its own through both passes.
-    let bar_for_one = single && !batch.no_progress && std::io::stderr().is_terminal();
+    let bar_for_one = single
+        && !batch.no_progress
+        && std::io::stderr().is_terminal()
+        && !source::is_stream(&batch.paths[0]);
     run_batch(batch, to_stdout, |path| {
         let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
             let mut sink = sink_for(format, out);
@@ -190,12 +271,12 @@ pub fn annotate(
                 sink = Box::new(WithProgress::new(sink, path));
             }
             if !pcapng {
-                return Ok(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
+                return usable(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
             }
             write_atomically(&sidecar_path(path, "pcapng"), |copy| {
                 let mut comments = PcapngCommentSink::new(copy)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
-                Ok(tcpshut_engine::annotate(path, detail, &mut both)?)
+                usable(tcpshut_engine::annotate(path, detail, &mut both)?)
             })
         };
         let ext = match format {
@@ -339,8 +420,11 @@ fn calls_or_dash(calls: &str) -> &str {
 /// (the counts still cover every connection).
 pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
     run_batch(batch, false, |path| {
-        match tcpshut_engine::verdicts(path, Detail::Reports) {
-            Err(err) => Done::failed(path, &err.into()),
+        let verdicts = tcpshut_engine::verdicts(path, Detail::Reports)
+            .map_err(anyhow::Error::from)
+            .and_then(usable);
+        match verdicts {
+            Err(err) => Done::failed(path, &err),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
                 let mut lines = vec![format!(

@@ -1,24 +1,26 @@
-//! Finding the captures to work on: files named on the command line, and
-//! captures found by content (not by extension) in directories, walked
-//! recursively in a stable order.
+//! Finding the captures to work on: files named on the command line
+//! (`-` is standard input), and in directories, walked recursively in a
+//! stable order, every file that is named like a capture or starts like
+//! one. A file of a directory that is named or looks like a capture but
+//! cannot be used is a problem, reported by name; other files (notes,
+//! sidecars) are skipped in silence.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use tcpshut_engine::capture::starts_like_capture;
 use walkdir::WalkDir;
 
-/// First bytes of pcap (µs and ns, both byte orders) and pcapng files.
-const CAPTURE_MAGICS: [[u8; 4]; 5] = [
-    [0xd4, 0xc3, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0xc3, 0xd4],
-    [0x4d, 0x3c, 0xb2, 0xa1],
-    [0xa1, 0xb2, 0x3c, 0x4d],
-    [0x0a, 0x0d, 0x0d, 0x0a],
-];
+/// Files tcpshut writes itself (`CAPTURE.tcpshut.csv`, `.json`,
+/// `.pcapng`), which are never read back as input.
+const OWN_OUTPUT_MARK: &str = ".tcpshut.";
 
-/// Files tcpshut writes itself, which must never be read back as input.
-const OWN_OUTPUT_SUFFIX: &str = ".tcpshut.pcapng";
+/// Extensions of capture files (Wireshark's for pcap and pcapng), also
+/// followed by a compression suffix or by a rotation counter
+/// (`tcpdump -C` writes `x.pcap`, `x.pcap1`, `x.pcap2`, …).
+const CAPTURE_EXTENSIONS: [&str; 4] = ["pcap", "pcapng", "cap", "ntar"];
+const COMPRESSION_EXTENSIONS: [&str; 4] = ["gz", "zst", "zstd", "lz4"];
 
 /// One thing to work on, or a problem found while looking for it.
 pub enum Input {
@@ -26,17 +28,43 @@ pub enum Input {
     Problem(PathBuf, String),
 }
 
-/// Whether the file starts like a capture.
-pub fn looks_like_capture(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| CAPTURE_MAGICS.contains(&magic))
+/// Whether the file's name says it is a capture: `x.pcap`, `x.pcapng.gz`,
+/// `x.cap`, `x.pcap3`, …
+pub fn named_like_capture(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    let mut parts = name.rsplit('.');
+    let mut ext = parts.next().unwrap_or("");
+    if COMPRESSION_EXTENSIONS.contains(&ext) {
+        ext = parts.next().unwrap_or("");
+    }
+    // A name with no dot has no extension.
+    if !name.contains('.') {
+        return false;
+    }
+    let base = ext.trim_end_matches(|c: char| c.is_ascii_digit());
+    CAPTURE_EXTENSIONS.contains(&base)
+}
+
+/// Whether the file starts like a capture; `Err` when it cannot be read.
+fn starts_like_a_capture(path: &Path) -> std::io::Result<bool> {
+    let mut head = [0u8; 4];
+    let mut file = File::open(path)?;
+    let mut have = 0;
+    while have < head.len() {
+        match file.read(&mut head[have..])? {
+            0 => break,
+            n => have += n,
+        }
+    }
+    Ok(starts_like_capture(&head[..have]))
 }
 
 /// Expands the command line's paths. Files named explicitly are always
 /// taken (reading them says what is wrong); directories contribute the
-/// files that look like captures.
+/// files that are named or look like captures.
 pub fn collect(paths: &[PathBuf]) -> Vec<Input> {
     let mut inputs = Vec::new();
     for path in paths {
@@ -52,9 +80,8 @@ pub fn collect(paths: &[PathBuf]) -> Vec<Input> {
             match entry {
                 Ok(entry) if entry.file_type().is_file() => {
                     let file = entry.into_path();
-                    let own = file.to_string_lossy().ends_with(OWN_OUTPUT_SUFFIX);
-                    if !own && looks_like_capture(&file) {
-                        inputs.push(Input::Capture(file));
+                    if let Some(input) = classify(file) {
+                        inputs.push(input);
                     }
                 }
                 Ok(_) => {}
@@ -72,4 +99,57 @@ pub fn collect(paths: &[PathBuf]) -> Vec<Input> {
         }
     }
     inputs
+}
+
+/// What a regular file found in a directory is: a capture to read (named
+/// or starting like one), a problem (cannot be read, so whether it is a
+/// capture cannot be told), or nothing to do with tcpshut.
+fn classify(file: PathBuf) -> Option<Input> {
+    if file.to_string_lossy().contains(OWN_OUTPUT_MARK) {
+        return None;
+    }
+    if named_like_capture(&file) {
+        return Some(Input::Capture(file));
+    }
+    match starts_like_a_capture(&file) {
+        Ok(true) => Some(Input::Capture(file)),
+        Ok(false) => None,
+        Err(err) => Some(Input::Problem(
+            file,
+            format!("cannot read ({err}), so cannot tell whether it is a capture"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_names() {
+        for name in [
+            "a.pcap",
+            "a.PCAPNG",
+            "dir/a.cap",
+            "a.pcap.gz",
+            "a.pcapng.zst",
+            "a.pcap.lz4",
+            "a.pcap1",
+            "a.pcap12",
+            "ring_00001_20240101120000.pcapng",
+        ] {
+            assert!(named_like_capture(Path::new(name)), "{name}");
+        }
+        for name in [
+            "pcap",
+            "a.csv",
+            "a.pcap.tcpshut",
+            "notes.txt.gz",
+            "a.gz",
+            "README",
+            "a.pcapx",
+        ] {
+            assert!(!named_like_capture(Path::new(name)), "{name}");
+        }
+    }
 }

@@ -44,7 +44,7 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct BatchArgs {
-    /// Captures (pcap, pcapng) and directories to search for them.
+    /// Captures (pcap, pcapng), `-` for standard input, and directories to search for them.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Captures to work on at once (default: one per core).
@@ -121,6 +121,15 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Annotate { batch, .. } | Command::Summary { batch, .. } = &cli.command {
+        if batch
+            .paths
+            .iter()
+            .any(|p| tcpshut_engine::source::is_stream(p))
+        {
+            commands::end_streams_on_sigint();
+        }
+    }
     let worst = match cli.command {
         Command::Annotate {
             batch,

@@ -2,6 +2,7 @@
 //! each module covers one area, sharing the helpers in `util`.
 
 mod cli;
+mod field;
 #[cfg(target_os = "linux")]
 mod lab;
 mod util;

@@ -25,6 +25,7 @@ use crate::link::DecodeStats;
 use crate::pending::PendingRows;
 use crate::report::ConnectionReport;
 use crate::sinks::{Pass, RowSink};
+use crate::source::{Reads, Source};
 use crate::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::tracker::Tracker;
 
@@ -104,8 +105,9 @@ type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
+    let source = Source::new(path, Reads::Once)?;
     verdicts_from(
-        &|| CaptureReader::open(path),
+        &|| source.open(),
         path,
         detail,
         false,
@@ -124,7 +126,8 @@ pub fn each_report(
     path: &Path,
     each: &mut dyn FnMut(ConnectionReport),
 ) -> Result<CaptureSummary, AnalyzeError> {
-    each_report_from(&|| CaptureReader::open(path), path, each)
+    let source = Source::new(path, Reads::Once)?;
+    each_report_from(&|| source.open(), path, each)
 }
 
 /// [`each_report`] over a capture held in memory; `name` stands in for the
@@ -201,7 +204,9 @@ pub fn annotate_with(
     sink: &mut dyn RowSink,
     schedule: Schedule,
 ) -> Result<Verdicts, AnalyzeError> {
-    annotate_from(&|| CaptureReader::open(path), path, detail, sink, schedule)
+    // The one pass may give way to two: a stream is spooled.
+    let source = Source::new(path, Reads::MaybeTwice)?;
+    annotate_from(&|| source.open(), path, detail, sink, schedule)
 }
 
 /// [`annotate`] over a capture held in memory (fuzzing, property tests),

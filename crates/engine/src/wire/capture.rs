@@ -278,6 +278,12 @@ const PCAP_HEADER_LEN: usize = 24;
 const PCAP_RECORD_HEADER_LEN: usize = 16;
 const NANOS_PER_SEC: u32 = 1_000_000_000;
 
+/// Whether `head` (a file's first bytes, at least 4) starts like a pcap
+/// or pcapng file.
+pub fn starts_like_capture(head: &[u8]) -> bool {
+    head.len() >= 4 && (is_pcap_magic(head) || pcapng::is_section_header(head))
+}
+
 fn is_pcap_magic(head: &[u8]) -> bool {
     matches!(
         head[..4],

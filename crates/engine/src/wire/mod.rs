@@ -1,8 +1,10 @@
 //! The wire layer: capture files into frames ([`capture`]), frames into
 //! TCP segments ([`link`], [`segment`]), and sequence arithmetic
-//! ([`seq`]). Nothing here knows about connections.
+//! ([`seq`]); [`source`] says where the bytes come from (a file or a
+//! stream read once). Nothing here knows about connections.
 
 pub mod capture;
 pub mod link;
 pub mod segment;
 pub mod seq;
+pub mod source;

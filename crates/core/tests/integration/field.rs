@@ -1,0 +1,247 @@
+//! Captures as they arrive in the field: standard input and FIFOs (a real
+//! `tcpdump -w -` pipe ended by SIGINT), and what a directory walk takes,
+//! reports or skips.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util::{parse_csv, require_tool, tcpshut, testdata, testdata_captures};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `tcpshut ARGS` with `input` on standard input.
+fn tcpshut_fed(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpshut runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        // tcpshut may refuse before reading: a closed pipe is fine then.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// The CSV sidecar of a capture file, as `-o -` writes it.
+fn csv_of_file(capture: &Path) -> Vec<u8> {
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out.stdout
+}
+
+#[test]
+fn standard_input_gives_the_sidecar_of_the_file() {
+    for capture in testdata_captures() {
+        let bytes = fs::read(&capture).unwrap();
+        let out = tcpshut_fed(&["annotate", "-", "-o", "-"], &bytes);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            out.stdout == csv_of_file(&capture),
+            "{} through standard input",
+            capture.display()
+        );
+    }
+    // The JSON document needs pass 1's results first: two reads of a pipe
+    // (the second from the spool).
+    let capture = testdata().join("half-close-data-after-fin.pcap");
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["capture"]["path"] = serde_json::Value::Null;
+        doc
+    };
+    let piped = tcpshut_fed(
+        &["annotate", "-", "--format", "json", "-o", "-"],
+        &fs::read(&capture).unwrap(),
+    );
+    let file = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(json(piped), json(file));
+}
+
+#[test]
+fn a_capture_that_is_not_a_regular_file_needs_output_named() {
+    let bytes = fs::read(testdata().join("refused.pcap")).unwrap();
+    for args in [
+        &["annotate", "-"][..],
+        &["annotate", "/dev/stdin"],
+        &["annotate", "/proc/self/fd/0"],
+        &["annotate", "-", "-o", "x.csv", "--pcapng"],
+    ] {
+        let out = tcpshut_fed(args, &bytes);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not a regular file"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let out = tcpshut_fed(&["annotate", "-", "-", "-o", "-"], &bytes);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // summary writes nothing beside the capture: standard input is fine.
+    let out = tcpshut_fed(&["summary", "-"], &bytes);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 connection (1 refused)"));
+}
+
+#[test]
+fn a_fifo_is_read_like_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("live.pcap");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfifo (coreutils) is required"
+    );
+    let capture = testdata().join("close-client-first.pcap");
+    let bytes = fs::read(&capture).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::write(fifo, bytes).unwrap())
+    };
+    let out = tcpshut(&["annotate", fifo.to_str().unwrap(), "-o", "-"]);
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == csv_of_file(&capture));
+}
+
+/// A real `tcpdump -w - | tcpshut annotate - -o FILE` on loopback, ended
+/// by SIGINT to both, as a terminal's Ctrl-C does: every connection made
+/// before is in a complete sidecar, and tcpshut exits 0.
+#[test]
+fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
+    require_tool("tcpdump", "captures loopback traffic into a pipe");
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut tcpdump = Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-"])
+        .arg(format!("tcp port {port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("tcpdump runs");
+    let group = tcpdump.id() as i32;
+    // tcpdump says "listening on lo" once it captures.
+    let mut tcpdump_err = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    tcpdump_err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "tcpdump: {line}");
+    let sidecar = dir.path().join("live.csv");
+    let tcpshut = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["annotate", "-", "-o", sidecar.to_str().unwrap()])
+        .stdin(tcpdump.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(group)
+        .spawn()
+        .expect("tcpshut runs");
+
+    // Three connections: the client sends, shuts down its side, reads the
+    // server's answer; the server answers and closes.
+    let server = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            conn.read_to_end(&mut request).unwrap();
+            conn.write_all(&request).unwrap();
+        }
+    });
+    for i in 0..3u8 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.write_all(&[b'a' + i; 100]).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap();
+        assert_eq!(answer.len(), 100);
+    }
+    server.join().unwrap();
+    // tcpdump loses what it has not written when SIGINT comes: time to
+    // write it all, even on a busy machine.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    // SAFETY: a signal to the process group made above.
+    assert_eq!(unsafe { libc::killpg(group, libc::SIGINT) }, 0);
+
+    let out = tcpshut.wait_with_output().unwrap();
+    let _ = tcpdump.wait();
+    let mut stats = String::new();
+    tcpdump_err.read_to_string(&mut stats).unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Every packet tcpdump wrote is a row of a complete sidecar.
+    let captured: usize = stats
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets captured"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("tcpdump's count: {stats}"));
+    let rows = parse_csv(&fs::read_to_string(&sidecar).unwrap());
+    assert_eq!(rows.len(), captured + 1, "a header and one row per packet");
+    assert!(
+        captured >= 3 * 7,
+        "{captured} packets for three connections"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("3 connections ("), "{stdout}");
+    let ends = rows
+        .iter()
+        .filter(|r| r.iter().any(|f| f.contains("fin-active")));
+    assert_eq!(ends.count(), 3, "one active close per connection");
+}
+
+/// In a directory, files named or looking like captures that cannot be
+/// used are errors, named, and the rest goes on; notes and sidecars are
+/// skipped in silence.
+#[test]
+fn a_directory_walk_reports_what_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fs::read(testdata().join("refused.pcap")).unwrap();
+    fs::write(dir.path().join("good.pcap"), &good).unwrap();
+    fs::write(dir.path().join("notes.txt"), b"just notes").unwrap();
+    fs::write(dir.path().join("good.pcap.tcpshut.csv"), b"frame\n").unwrap();
+    fs::write(dir.path().join("damaged.pcap"), b"not a capture at all").unwrap();
+    fs::write(dir.path().join("ring.pcap3"), b"").unwrap();
+    // Looks like a capture by its first bytes, whatever its name.
+    fs::write(dir.path().join("no-extension"), &good[..30]).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.path().join("dangling.pcap")).unwrap();
+    let out = tcpshut(&["annotate", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for name in [
+        "damaged.pcap:",
+        "ring.pcap3:",
+        "dangling.pcap:",
+        "no-extension:",
+    ] {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(
+        !stderr.contains("notes.txt") && !stderr.contains("tcpshut.csv"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("good.pcap.tcpshut.csv").exists());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2 of 5 captures done, 3 failed, 1 incomplete"),
+        "{stdout}"
+    );
+}
