@@ -124,9 +124,47 @@ fn a_fifo_is_read_like_standard_input() {
     assert!(out.stdout == csv_of_file(&capture));
 }
 
-/// A real `tcpdump -w - | tcpshut annotate - -o FILE` on loopback, ended
-/// by SIGINT to both, as a terminal's Ctrl-C does: every connection made
-/// before is in a complete sidecar, and tcpshut exits 0.
+/// Counts the FIN segments in a pcap stream of Ethernet IPv4 frames, as
+/// its bytes go by.
+#[derive(Default)]
+struct FinCounter {
+    pending: Vec<u8>,
+    header_seen: bool,
+    fins: usize,
+}
+
+impl FinCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if !self.header_seen {
+            if self.pending.len() < 24 {
+                return;
+            }
+            self.pending.drain(..24);
+            self.header_seen = true;
+        }
+        while self.pending.len() >= 16 {
+            let caplen = u32::from_le_bytes(self.pending[8..12].try_into().unwrap()) as usize;
+            if self.pending.len() < 16 + caplen {
+                return;
+            }
+            let frame = &self.pending[16..16 + caplen];
+            let tcp = 14 + usize::from(frame.get(14).map_or(0, |b| b & 0x0f)) * 4;
+            if frame.get(tcp + 13).is_some_and(|flags| flags & 0x01 != 0) {
+                self.fins += 1;
+            }
+            self.pending.drain(..16 + caplen);
+        }
+    }
+}
+
+/// A real `tcpdump -w -` on loopback into `tcpshut annotate - -o FILE`,
+/// ended by SIGINT to both, as a terminal's Ctrl-C does: every packet
+/// tcpdump wrote is a row of a complete sidecar, and tcpshut exits 0.
+///
+/// tcpdump drops what it has not written yet when SIGINT comes, and on a
+/// busy machine that can be seconds of traffic; so the test relays the
+/// pipe and sends SIGINT once every FIN has gone through it.
 #[test]
 fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
     require_tool("tcpdump", "captures loopback traffic into a pipe");
@@ -148,14 +186,33 @@ fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
     tcpdump_err.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "tcpdump: {line}");
     let sidecar = dir.path().join("live.csv");
-    let tcpshut = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+    let mut tcpshut = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
         .args(["annotate", "-", "-o", sidecar.to_str().unwrap()])
-        .stdin(tcpdump.stdout.take().unwrap())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(group)
         .spawn()
         .expect("tcpshut runs");
+    let fins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let relay = {
+        let mut from = tcpdump.stdout.take().unwrap();
+        let mut to = tcpshut.stdin.take().unwrap();
+        let fins = std::sync::Arc::clone(&fins);
+        std::thread::spawn(move || {
+            let mut counter = FinCounter::default();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = from.read(&mut buf).unwrap();
+                if n == 0 {
+                    return;
+                }
+                to.write_all(&buf[..n]).unwrap();
+                counter.feed(&buf[..n]);
+                fins.store(counter.fins, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
 
     // Three connections: the client sends, shuts down its side, reads the
     // server's answer; the server answers and closes.
@@ -176,11 +233,20 @@ fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
         assert_eq!(answer.len(), 100);
     }
     server.join().unwrap();
-    // tcpdump loses what it has not written when SIGINT comes: time to
-    // write it all, even on a busy machine.
-    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let waited = std::time::Instant::now();
+    while fins.load(std::sync::atomic::Ordering::SeqCst) < 6 {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "tcpdump wrote {} of 6 FINs in a minute",
+            fins.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The last ACKs follow the last FIN.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: a signal to the process group made above.
     assert_eq!(unsafe { libc::killpg(group, libc::SIGINT) }, 0);
+    relay.join().unwrap();
 
     let out = tcpshut.wait_with_output().unwrap();
     let _ = tcpdump.wait();
