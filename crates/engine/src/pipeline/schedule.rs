@@ -106,13 +106,7 @@ type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     let source = Source::new(path, Reads::Once)?;
-    verdicts_from(
-        &|| source.open(),
-        path,
-        detail,
-        false,
-        &mut |_| {},
-    )
+    verdicts_from(&|| source.open(), path, detail, false, &mut |_| {})
 }
 
 /// Every connection's report, handed to `each` as the connection leaves
