@@ -172,7 +172,20 @@ fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut tcpdump = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-"])
+        // In immediate mode each ring slot holds a whole snaplen: with the
+        // default 256 KB there are 8 slots, and a busy machine drops
+        // packets. Headers are enough here.
+        .args([
+            "-i",
+            "lo",
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "512",
+            "-B",
+            "8192",
+        ])
+        .args(["-n", "-w", "-"])
         .arg(format!("tcp port {port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
