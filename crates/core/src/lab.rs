@@ -11,9 +11,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tcpshut_engine::annotate::Row;
 use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::{CaptureSummary, CsvSink, Detail, RowSink, Tee};
+use tcpshut_engine::{CsvSink, Detail, MemorySink, Tee};
 use tcpshut_lab::experiment::{self, Run};
 use tcpshut_lab::scenarios::{self, Scenario};
 use tcpshut_lab::script::{Step, StepFailed};
@@ -182,26 +181,6 @@ fn read_script(path: &Path) -> anyhow::Result<Script> {
     Ok(script_file::parse(&text)?)
 }
 
-/// Rows in memory, for the terminal view, beside the sidecar.
-#[derive(Default)]
-struct Rows(Vec<Row>);
-
-impl RowSink for Rows {
-    fn needs_first_pass(&self) -> bool {
-        false
-    }
-    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn row(&mut self, row: &Row) -> std::io::Result<()> {
-        self.0.push(*row);
-        Ok(())
-    }
-    fn finish(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// One run of `tcpshut lab SCENARIO` or `--script`.
 struct Experiment<'a> {
     /// File names: `STEM.pcap`, `STEM.pcap.tcpshut.csv`.
@@ -312,7 +291,7 @@ impl Experiment<'_> {
         capture: &Path,
         sidecar: &Path,
     ) -> anyhow::Result<Vec<ConnectionReport>> {
-        let mut rows = Rows::default();
+        let mut rows = MemorySink::default();
         let file = File::create(sidecar)
             .with_context(|| format!("cannot create {}", sidecar.display()))?;
         let mut csv = CsvSink::new(BufWriter::new(file));
@@ -331,7 +310,7 @@ impl Experiment<'_> {
             tcpshut_lab::script::SERVER_PORT
         )?;
         writeln!(out)?;
-        show::timeline(out, run, &rows.0)?;
+        show::timeline(out, run, &rows.rows)?;
         writeln!(out)?;
         show::verdicts(out, run, &verdicts.reports)?;
         Ok(verdicts.reports)

@@ -36,4 +36,4 @@ pub use analysis::{
     AnalyzeError, CaptureSummary, Detail, OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee,
     Verdicts, BRIEF_CONNECTIONS,
 };
-pub use writer::{CsvSink, JsonSink, PcapngCommentSink, CSV_HEADER};
+pub use writer::{CsvSink, JsonSink, MemorySink, PcapngCommentSink, CSV_HEADER};

@@ -13,25 +13,10 @@ use serde_json::Value;
 use tcpshut_engine::analysis::{CaptureSummary, Detail, RowSink};
 use tcpshut_engine::annotate::Row;
 use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::MemorySink;
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-#[derive(Default)]
-struct Collect(Vec<Row>);
-
-impl RowSink for Collect {
-    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn row(&mut self, row: &Row) -> std::io::Result<()> {
-        self.0.push(*row);
-        Ok(())
-    }
-    fn finish(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn captures() -> Vec<Value> {
@@ -46,10 +31,10 @@ fn hard_case_frames_carry_the_expected_events() {
     let mut checked = 0;
     for capture in captures() {
         let file = capture["file"].as_str().unwrap();
-        let mut rows = Collect::default();
+        let mut rows = MemorySink::default();
         let result = tcpshut_engine::annotate(&testdata().join(file), Detail::Reports, &mut rows)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        let rows = rows.0;
+        let rows = rows.rows;
         assert_eq!(
             rows.len() as u64,
             result.capture.decode.tcp_segments,
@@ -117,10 +102,10 @@ fn derived_captures_name_source_and_transformation() {
 #[test]
 fn snaplen_cut_frames_keep_their_true_length() {
     let file = testdata().join("half-close-data-after-fin-snap80.pcap");
-    let mut rows = Collect::default();
+    let mut rows = MemorySink::default();
     let result = tcpshut_engine::annotate(&file, Detail::Verdicts, &mut rows).unwrap();
     assert_eq!(result.capture.decode.truncated, 0);
-    let lens: Vec<u32> = rows.0.iter().map(|r| r.len).filter(|&l| l > 0).collect();
+    let lens: Vec<u32> = rows.rows.iter().map(|r| r.len).filter(|&l| l > 0).collect();
     assert_eq!(lens, [100, 200, 300]);
 }
 
@@ -129,14 +114,14 @@ fn snaplen_cut_frames_keep_their_true_length() {
 /// not left in SYN-SENT.
 #[test]
 fn one_direction_client_is_established_after_its_ack() {
-    let mut rows = Collect::default();
+    let mut rows = MemorySink::default();
     tcpshut_engine::annotate(
         &testdata().join("one-direction.pcap"),
         Detail::Verdicts,
         &mut rows,
     )
     .unwrap();
-    let states: Vec<&str> = rows.0.iter().map(|r| r.sender_state.name()).collect();
+    let states: Vec<&str> = rows.rows.iter().map(|r| r.sender_state.name()).collect();
     assert_eq!(
         states,
         [

@@ -24,26 +24,7 @@ use tcpshut_engine::annotate::Row;
 use tcpshut_engine::endpoint::{transition, EndpointEvent, TcpState};
 use tcpshut_engine::event::Event;
 use tcpshut_engine::report::ConnectionReport;
-
-#[derive(Default)]
-struct Collect {
-    rows: Vec<Row>,
-    capture: Option<CaptureSummary>,
-}
-
-impl RowSink for Collect {
-    fn begin(&mut self, capture: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
-        self.capture = Some(capture.clone());
-        Ok(())
-    }
-    fn row(&mut self, row: &Row) -> std::io::Result<()> {
-        self.rows.push(*row);
-        Ok(())
-    }
-    fn finish(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use tcpshut_engine::MemorySink;
 
 /// Events one segment can chain; `Reset` is handled apart (it ends a chain).
 const EVENTS: [EndpointEvent; 8] = [
@@ -259,7 +240,7 @@ fn build(isn_base: u32, steps: &[Step]) -> (Vec<u8>, Vec<u64>) {
 }
 
 fn analyse(bytes: &[u8]) -> Option<(Vec<Row>, CaptureSummary)> {
-    let mut sink = Collect::default();
+    let mut sink = MemorySink::default();
     let result = tcpshut_engine::annotate_bytes(
         bytes,
         "generated.pcap",

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tcpshut_engine::annotate::Row;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::report::{ConnectionReport, EndpointReport};
 
 use crate::experiment::Run;
 use crate::scenarios::Call;
@@ -105,12 +105,40 @@ pub fn timeline(out: &mut dyn Write, run: &Run, rows: &[Row]) -> io::Result<()> 
     Ok(())
 }
 
-fn codes(calls: &[Call]) -> String {
+/// Calls made, as their codes: `shut_wr, close`, or `nothing`.
+pub fn calls_text(calls: &[Call]) -> String {
     if calls.is_empty() {
-        return "-".into();
+        return "nothing".into();
     }
     let names: Vec<&str> = calls.iter().map(|c| c.code()).collect();
     names.join(", ")
+}
+
+/// Steps of candidate calls: `shut_wr then close_unread|linger0|shut_rd`,
+/// or `-` when nothing is inferred.
+pub fn steps_text(steps: &[Vec<Call>]) -> String {
+    let shown: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            let names: Vec<&str> = s.iter().map(|c| c.code()).collect();
+            names.join("|")
+        })
+        .collect();
+    if shown.is_empty() {
+        "-".into()
+    } else {
+        shown.join(" then ")
+    }
+}
+
+/// The steps tcpshut infers for an endpoint, as lists of calls.
+pub fn inferred(endpoint: &EndpointReport) -> Vec<Vec<Call>> {
+    endpoint
+        .calls
+        .steps()
+        .iter()
+        .map(|step| step.iter().collect())
+        .collect()
 }
 
 /// Each connection: outcome, and per side the calls made beside what
@@ -131,24 +159,13 @@ pub fn verdicts(out: &mut dyn Write, run: &Run, reports: &[ConnectionReport]) ->
             ("server", &run.server.calls, &report.endpoints[1]),
         ] {
             let made = log.get(i).map(Vec::as_slice).unwrap_or_default();
-            let steps = endpoint.calls.steps();
-            let inferred: Vec<String> = steps
-                .iter()
-                .map(|s| {
-                    let names: Vec<&str> = s.iter().map(|c| c.code()).collect();
-                    names.join("|")
-                })
-                .collect();
-            let fits = steps.iter().all(|s| s.iter().any(|c| made.contains(&c)));
+            let steps = inferred(endpoint);
+            let fits = steps.iter().all(|s| s.iter().any(|c| made.contains(c)));
             writeln!(
                 out,
                 "  {who}: called {:<22} tcpshut infers {:<34} ({}, closed by {}){}",
-                codes(made),
-                if inferred.is_empty() {
-                    "-".to_string()
-                } else {
-                    inferred.join(" then ")
-                },
+                calls_text(made),
+                steps_text(&steps),
                 endpoint.role.name(),
                 endpoint.closed_by.name(),
                 if fits { "" } else { "  <- not what was called" }

@@ -12,6 +12,7 @@ use tcpshut_engine::report::{ConnectionReport, EndpointReport};
 
 use crate::experiment::Run;
 use crate::scenarios::{Call, Scenario, SideExpect};
+use crate::show::{calls_text, inferred, steps_text};
 use crate::wire::{self, Conn, Counts};
 
 impl fmt::Display for Counts {
@@ -36,29 +37,6 @@ pub struct WireCheck {
     pub packets: usize,
     pub conns: Vec<Conn>,
     pub differences: Vec<String>,
-}
-
-fn codes(calls: &[Call]) -> String {
-    if calls.is_empty() {
-        return "nothing".into();
-    }
-    let names: Vec<&str> = calls.iter().map(|c| c.code()).collect();
-    names.join(", ")
-}
-
-fn steps(steps: &[Vec<Call>]) -> String {
-    let shown: Vec<String> = steps
-        .iter()
-        .map(|s| {
-            let names: Vec<&str> = s.iter().map(|c| c.code()).collect();
-            names.join("|")
-        })
-        .collect();
-    if shown.is_empty() {
-        "-".into()
-    } else {
-        shown.join(" then ")
-    }
 }
 
 /// Reads `capture` back and compares it with what `sc` says the wire and
@@ -100,8 +78,8 @@ pub fn check_wire(sc: &Scenario, run: &Run, capture: &Path) -> Result<WireCheck>
             if !calls_fit(made, &side.calls) {
                 differences.push(format!(
                     "connection {i}: the {who} called {}, which does not fit the table's {}",
-                    codes(made),
-                    steps(&side.calls)
+                    calls_text(made),
+                    steps_text(&side.calls)
                 ));
             }
         }
@@ -120,25 +98,20 @@ fn side_differences(
     got: &EndpointReport,
 ) -> Vec<String> {
     let mut differences = Vec::new();
-    let inferred: Vec<Vec<Call>> = got
-        .calls
-        .steps()
-        .iter()
-        .map(|step| step.iter().collect())
-        .collect();
+    let inferred = inferred(got);
     if inferred != expected.calls {
         differences.push(format!(
             "{at}: tcpshut infers {}, the table expects {}",
-            steps(&inferred),
-            steps(&expected.calls)
+            steps_text(&inferred),
+            steps_text(&expected.calls)
         ));
     }
     for step in &inferred {
         if !step.iter().any(|c| made.contains(c)) {
             differences.push(format!(
                 "{at}: tcpshut infers {}, but the application called {}",
-                steps(std::slice::from_ref(step)),
-                codes(made)
+                steps_text(std::slice::from_ref(step)),
+                calls_text(made)
             ));
         }
     }
@@ -201,6 +174,83 @@ pub fn inference_differences(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::script::SideLog;
+
+    /// A run as the recorder made `shut_wr-client-first.pcap` (the calls
+    /// are those of testdata/manifest.json), with its table entry.
+    fn committed(client_calls: Vec<Call>) -> (Scenario, Run, std::path::PathBuf) {
+        let file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/shut_wr-client-first.pcap");
+        let sc = crate::scenarios::all()
+            .into_iter()
+            .find(|s| s.name == "shut_wr-client-first")
+            .unwrap();
+        let (packets, _) = wire::connections(&file).unwrap();
+        let (client_ip, server_ip) = crate::netns::addrs(false);
+        let run = Run {
+            client: SideLog {
+                calls: vec![client_calls],
+                ..SideLog::default()
+            },
+            server: SideLog {
+                calls: vec![vec![Call::Close]],
+                ..SideLog::default()
+            },
+            captured: packets as u64,
+            client_ip,
+            server_ip,
+        };
+        (sc, run, file)
+    }
+
+    fn inference(sc: &Scenario, run: &Run, file: &Path) -> Vec<String> {
+        let verdicts = tcpshut_engine::verdicts(file, tcpshut_engine::Detail::Reports).unwrap();
+        inference_differences(sc, run, &verdicts.reports)
+    }
+
+    #[test]
+    fn a_run_as_the_table_says_has_no_differences() {
+        let (sc, run, file) = committed(vec![Call::ShutWr, Call::Close]);
+        assert_eq!(
+            check_wire(&sc, &run, &file).unwrap().differences,
+            Vec::<String>::new()
+        );
+        assert_eq!(inference(&sc, &run, &file), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_kernel_that_sends_otherwise_is_a_difference() {
+        let (mut sc, run, file) = committed(vec![Call::ShutWr, Call::Close]);
+        sc.conns[0].client.wire.rst = 1;
+        let differences = check_wire(&sc, &run, &file).unwrap().differences;
+        assert_eq!(
+            differences,
+            [
+                "connection 0: the client sent 1 FIN, 0 RST+ACK, 0 RST; the table expects \
+              1 FIN, 0 RST+ACK, 1 RST"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inference_without_the_call_made_is_a_difference() {
+        // Had the client called only shutdown(SHUT_RD), the inferred
+        // close|shut_rdwr|shut_wr would hold none of its calls.
+        let (sc, run, file) = committed(vec![Call::ShutRd]);
+        let differences = inference(&sc, &run, &file);
+        assert_eq!(
+            differences,
+            [
+                "connection 0 client: tcpshut infers close|shut_rdwr|shut_wr, but the application \
+              called shut_rd"
+            ]
+        );
+        let wire = check_wire(&sc, &run, &file).unwrap().differences;
+        assert!(
+            wire[0].contains("the client called shut_rd, which does not fit"),
+            "{wire:?}"
+        );
+    }
 
     #[test]
     fn calls_must_fit_expected_steps_in_order() {

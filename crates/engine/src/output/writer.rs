@@ -530,6 +530,30 @@ struct JsonSegment<'a> {
     related: Option<u64>,
 }
 
+/// Rows kept in memory with the capture's summary, for tests and for
+/// `tcpshut lab`'s terminal view of its small captures. Unlike the other
+/// sinks its memory grows with the capture: not for captures of any size.
+#[derive(Default)]
+pub struct MemorySink {
+    pub rows: Vec<Row>,
+    /// As [`RowSink::begin`] gave it (after pass 1).
+    pub capture: Option<CaptureSummary>,
+}
+
+impl RowSink for MemorySink {
+    fn begin(&mut self, capture: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
+        self.capture = Some(capture.clone());
+        Ok(())
+    }
+    fn row(&mut self, row: &Row) -> io::Result<()> {
+        self.rows.push(*row);
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes `{"capture": …, "connections": […], "segments": […]}`,
 /// streaming the segments.
 pub struct JsonSink<W: Write> {
