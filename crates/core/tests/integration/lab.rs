@@ -341,3 +341,24 @@ fn a_capture_is_never_replaced() {
         "mine"
     );
 }
+
+#[test]
+fn ipv6_runs_keep_their_capture_and_sidecar_in_dir() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = lab(&[
+        "close-client-first",
+        "--ipv6",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("As the scenario table expects"), "{stdout}");
+    let sidecar = dir.path().join("close-client-first-ipv6.pcap.tcpshut.csv");
+    assert!(dir.path().join("close-client-first-ipv6.pcap").exists());
+    let rows = parse_csv(&std::fs::read_to_string(&sidecar).unwrap());
+    assert_eq!(rows[1][3], "[fd77::1]:40000", "{:?}", rows[1]);
+    // Only the two files: the temporary directory is gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
