@@ -109,9 +109,13 @@ pub fn lab(args: &LabArgs) -> anyhow::Result<Status> {
         return Ok(Status::Failed);
     }
     if let Some(dir) = &args.output {
+        let new = !dir.exists();
         if let Err(err) = std::fs::create_dir_all(dir) {
             eprintln!("tcpshut: {}: cannot create: {err}", dir.display());
             return Ok(Status::Failed);
+        }
+        if new {
+            give_to_sudo_user(dir);
         }
     }
     cleanup::on_interrupt_clean_up()?;
@@ -326,6 +330,7 @@ impl Experiment<'_> {
         for (from, to) in [(capture, &to_capture), (sidecar, &to_sidecar)] {
             std::fs::hard_link(from, to)
                 .with_context(|| format!("cannot write {}", to.display()))?;
+            give_to_sudo_user(to);
         }
         writeln!(
             out,
@@ -334,6 +339,16 @@ impl Experiment<'_> {
             to_sidecar.display()
         )?;
         Ok(())
+    }
+}
+
+/// Under sudo, what the run keeps belongs to the user who ran sudo
+/// (`SUDO_UID`, `SUDO_GID`), so they can move and delete it; as
+/// plain root it stays root's. Best effort: ownership is a convenience.
+fn give_to_sudo_user(path: &Path) {
+    let id = |name| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    if let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) {
+        let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
     }
 }
 
@@ -499,7 +514,10 @@ fn verify_all(
             let to = keep_dir.join(capture.file_name().expect("a file"));
             // Never over an existing file: a capture is never replaced.
             match std::fs::hard_link(capture, &to) {
-                Ok(_) => writeln!(out, "          capture kept: {}", to.display())?,
+                Ok(_) => {
+                    give_to_sudo_user(&to);
+                    writeln!(out, "          capture kept: {}", to.display())?
+                }
                 Err(e) => writeln!(out, "          capture not kept ({}): {e}", to.display())?,
             }
         }

@@ -362,3 +362,32 @@ fn ipv6_runs_keep_their_capture_and_sidecar_in_dir() {
     // Only the two files: the temporary directory is gone.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+#[test]
+fn under_sudo_what_is_kept_belongs_to_the_user() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept");
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["lab", "refused", "-o"])
+        .arg(&kept)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65533")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for path in [
+        kept.clone(),
+        kept.join("refused.pcap"),
+        kept.join("refused.pcap.tcpshut.csv"),
+    ] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65533),
+            "{}",
+            path.display()
+        );
+    }
+}
