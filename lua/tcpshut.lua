@@ -93,6 +93,7 @@ local EVENT_SPEC = {
     { "rst-ignored", G.SECURITY, S.ERROR, "RST ignored by the receiver (out of window or spoofed?)" },
     { "port-reuse", G.SEQUENCE, S.NOTE, "port reused by a new connection" },
     { "mid-stream", G.SEQUENCE, S.CHAT, "capture starts mid-connection" },
+    { "options-cut", G.UNDECODED, S.CHAT, "TCP options cut by the snaplen" },
 }
 -- END EVENT TABLE
 local EVENT_EXPERT = {} -- code -> ProtoExpert, or false: a known code without an item

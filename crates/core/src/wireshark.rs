@@ -49,6 +49,8 @@ fn expert_group(event: Event) -> Option<&'static str> {
         Event::DataAfterFin => Some("PROTOCOL"),
         // an RST the receiver did not act on: out of window, maybe spoofed
         Event::RstIgnored => Some("SECURITY"),
+        // the capture holds only part of the header
+        Event::OptionsCut => Some("UNDECODED"),
     }
 }
 

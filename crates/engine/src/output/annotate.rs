@@ -210,6 +210,9 @@ impl fmt::Display for Summary {
         if e.contains(Event::TimeWait) {
             return write!(f, "{peer} enters TIME-WAIT");
         }
+        if e.contains(Event::OptionsCut) {
+            return f.write_str("The snaplen cut this segment's TCP options");
+        }
         Ok(())
     }
 }

@@ -143,6 +143,9 @@ pub struct Connection {
     payload_end: [Option<u32>; 2],
     /// Window scaling is in effect (both SYNs carried the option).
     window_scaling: bool,
+    /// A SYN's options were cut by the snaplen: whether the window is
+    /// scaled, and so the receive window, is unknown.
+    window_unknown: bool,
     /// The client as the handshake showed it (SYN sender).
     handshake_client: Option<usize>,
     /// While one endpoint alone has sent a FIN: the other endpoint, and
@@ -171,6 +174,7 @@ impl Connection {
             unanswered_data_after_fin: [None; 2],
             payload_end: [None; 2],
             window_scaling: false,
+            window_unknown: false,
             handshake_client: None,
             if_fins_crossed: None,
         }
@@ -272,6 +276,10 @@ impl Connection {
             if self.reuses.is_some() {
                 step.events.insert(Event::PortReuse);
             }
+        }
+        if seg.options.cut {
+            step.events.insert(Event::OptionsCut);
+            self.window_unknown |= seg.flags.syn();
         }
         // RFC 9293 3.10.7.4 (fourth check) and RFC 5961 4.2: a SYN from an
         // endpoint that is already synchronized, other than a repeat of its
@@ -569,7 +577,8 @@ impl Connection {
 
     /// RFC 5961 section 3.2: an RST outside the receiver's window is
     /// ignored. The receiver's RCV.NXT is what the sender has sent (or, if
-    /// the capture never saw it send, what the receiver has ACKed).
+    /// the capture never saw it send, what the receiver has ACKed). When
+    /// the window is unknown (a SYN's options cut), the RST is accepted.
     fn rst_acceptable(&self, seg: &Segment<'_>, x: usize, y: usize) -> bool {
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
         match receiver.state {
@@ -579,7 +588,7 @@ impl Connection {
             }
             // Without state (or a window) the receiver has nothing to check against.
             TcpState::Unknown | TcpState::Closed => return true,
-            _ if !receiver.sent_any => return true,
+            _ if !receiver.sent_any || self.window_unknown => return true,
             _ => {}
         }
         let Some(rcv_nxt) = sender.snd_nxt.or(receiver.max_ack_sent) else {

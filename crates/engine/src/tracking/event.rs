@@ -93,6 +93,10 @@ events! {
     PortReuse = "port-reuse", Note, "port reused by a new connection";
     /// The connection's first segment is not a SYN: the capture started mid-stream.
     MidStream = "mid-stream", Chat, "capture starts mid-connection";
+    /// The snaplen cut the segment's TCP options: decoded from its fixed
+    /// header, its payload length from the IP header; on a SYN, the window
+    /// scale (and with it every window check) is unknown.
+    OptionsCut = "options-cut", Chat, "TCP options cut by the snaplen";
 }
 
 impl fmt::Display for Event {

@@ -6,7 +6,10 @@
 //! VLAN, MACsec, lax IP with extension headers, TCP); the headers it lacks
 //! are stepped over in [`headers`], which hands back an ether type and the
 //! bytes after it. Lax slicing means a snaplen-cut frame still yields a
-//! segment as long as its TCP header is complete.
+//! segment as long as the TCP fields the rules need (ports, sequence and
+//! acknowledgement numbers, flags, window: the first 16 bytes) are there;
+//! options and payload cut short are counted, and the payload length comes
+//! from the IP header.
 
 mod headers;
 
@@ -31,8 +34,15 @@ pub struct DecodeStats {
     pub tcp_segments: u64,
     /// Frames that are not TCP (ARP, UDP, ICMP, …).
     pub non_tcp: u64,
-    /// Frames too short for their TCP header.
+    /// Frames cut before the TCP fields the rules need (ports, numbers,
+    /// flags, window): not usable.
     pub truncated: u64,
+    /// TCP segments decoded although the snaplen cut their options (from
+    /// the fixed header; counted in `tcp_segments`).
+    pub options_cut: u64,
+    /// TCP segments decoded although the snaplen cut their payload (its
+    /// length comes from the IP header; counted in `tcp_segments`).
+    pub payload_cut: u64,
     /// IP fragments (not reassembled).
     pub ip_fragments: u64,
     /// TCP segments whose checksum was verified and is wrong (kept).
@@ -79,7 +89,8 @@ impl Default for DecodeOptions {
     }
 }
 
-/// Decodes one frame; `None` when it carries no whole TCP header.
+/// Decodes one frame; `None` when it carries no TCP segment, or one cut
+/// before the fields the rules need.
 pub fn decode<'a>(frame: &Frame<'a>, stats: &mut DecodeStats) -> Option<Segment<'a>> {
     decode_with(frame, stats, DecodeOptions::default())
 }
@@ -94,9 +105,9 @@ pub fn decode_with<'a>(
     let skipped = match tcp_segment(frame, options) {
         Ok(segment) => {
             stats.tcp_segments += 1;
-            if segment.checksum_ok == Some(false) {
-                stats.bad_checksum += 1;
-            }
+            stats.bad_checksum += u64::from(segment.checksum_ok == Some(false));
+            stats.options_cut += u64::from(segment.options.cut);
+            stats.payload_cut += u64::from(segment.payload.len() < segment.payload_len as usize);
             return Some(segment);
         }
         Err(skip) => skip,
@@ -279,36 +290,97 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
     if ip_payload.ip_number != ip_number::TCP {
         return Err(other_transport(ip_payload));
     }
-    // A header length below 20 leaves no whole header either.
-    let tcp = TcpSlice::from_slice(ip_payload.payload).map_err(|_| Skip::Truncated)?;
-    let header_len = usize::from(tcp.data_offset()) * 4;
+    let tcp = TcpFields::of(ip_payload.payload)?;
     let payload_len = declared_ip_total
         .payload_len(ip_payload)
-        .saturating_sub(header_len);
-    let captured = tcp.payload();
-    let flags = TcpFlags(tcp.header_slice()[13]);
+        .saturating_sub(tcp.header_len);
+    let captured = tcp.payload;
+    let flags = tcp.flags();
+    let whole = tcp.whole();
     Ok(Segment {
         frame: frame.number,
         ts: frame.ts,
-        src: SocketAddr::new(src, tcp.source_port()),
-        dst: SocketAddr::new(dst, tcp.destination_port()),
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
+        src: SocketAddr::new(src, tcp.u16_at(0)),
+        dst: SocketAddr::new(dst, tcp.u16_at(2)),
+        seq: tcp.u32_at(4),
+        ack: tcp.u32_at(8),
         flags,
-        window: tcp.window_size(),
+        window: tcp.u16_at(14),
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         payload: &captured[..captured.len().min(payload_len)],
-        options: if flags.syn() {
-            syn_options(&tcp)
-        } else {
-            TcpOptionsSummary::default()
+        options: match &whole {
+            Some(whole) if flags.syn() => syn_options(whole),
+            Some(_) => TcpOptionsSummary::default(),
+            None => TcpOptionsSummary {
+                cut: true,
+                ..TcpOptionsSummary::default()
+            },
         },
-        checksum_ok: if options.verify_checksums {
-            verify_checksum(&tcp, ip_payload, src, dst)
-        } else {
-            None
+        checksum_ok: match &whole {
+            Some(whole) if options.verify_checksums => verify_checksum(whole, ip_payload, src, dst),
+            _ => None,
         },
     })
+}
+
+/// The TCP header's first bytes, up to the window: what every rule reads.
+/// A snaplen that cuts the options (Linux puts a timestamp option on
+/// every segment, so `-s 64` cuts every one) leaves them whole.
+const TCP_FIELDS_NEEDED: usize = 16;
+
+/// A TCP header as far as it was captured: at least the fields the rules
+/// need, perhaps not its options.
+struct TcpFields<'a> {
+    /// At least [`TCP_FIELDS_NEEDED`] bytes.
+    bytes: &'a [u8],
+    /// The header length its data offset declares (20 or more).
+    header_len: usize,
+    /// Captured bytes after the header (empty when the options were cut).
+    payload: &'a [u8],
+}
+
+impl<'a> TcpFields<'a> {
+    /// `Truncated` when the frame ends before the window, or the data
+    /// offset declares less than the 20-byte fixed header.
+    fn of(bytes: &'a [u8]) -> Result<Self, Skip> {
+        if bytes.len() < TCP_FIELDS_NEEDED {
+            return Err(Skip::Truncated);
+        }
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        if header_len < 20 {
+            return Err(Skip::Truncated);
+        }
+        Ok(TcpFields {
+            bytes,
+            header_len,
+            payload: bytes.get(header_len..).unwrap_or_default(),
+        })
+    }
+
+    /// The whole header, when the capture has all of it (options too).
+    fn whole(&self) -> Option<TcpSlice<'a>> {
+        if self.bytes.len() < self.header_len {
+            return None;
+        }
+        TcpSlice::from_slice(self.bytes).ok()
+    }
+
+    fn u16_at(&self, at: usize) -> u16 {
+        u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]])
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ])
+    }
+
+    fn flags(&self) -> TcpFlags {
+        TcpFlags(self.bytes[13])
+    }
 }
 
 /// A transport other than TCP: not TCP, or truncated when the frame ends

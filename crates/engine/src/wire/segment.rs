@@ -147,6 +147,9 @@ pub struct TcpOptionsSummary {
     /// Window-scale shift count (RFC 7323), only meaningful on SYNs.
     pub window_scale: Option<u8>,
     pub sack_permitted: bool,
+    /// The snaplen cut the options: the segment was decoded from its fixed
+    /// header, and a SYN's window scale is unknown.
+    pub cut: bool,
 }
 
 /// One TCP segment decoded from one frame.

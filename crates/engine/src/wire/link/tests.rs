@@ -188,7 +188,8 @@ fn ethernet_ipv4_syn_fills_everything() {
         TcpOptionsSummary {
             mss: Some(1460),
             window_scale: Some(7),
-            sack_permitted: true
+            sack_permitted: true,
+            cut: false,
         }
     );
 }
@@ -397,11 +398,11 @@ fn unknown_link_types_are_counted() {
 }
 
 #[test]
-fn frames_too_short_for_tcp_header_are_truncated() {
+fn frames_cut_before_the_window_are_truncated() {
     let full = ethernet(0x0800, &ipv4_syn());
-    // TCP header is 20 + 12 bytes of options: cut inside the options, inside
-    // the fixed TCP header, inside IP, inside Ethernet.
-    for len in [14 + 20 + 25, 14 + 20 + 10, 14 + 12, 10] {
+    // Cut just before the window, inside the numbers, inside IP, inside
+    // Ethernet.
+    for len in [14 + 20 + 15, 14 + 20 + 10, 14 + 12, 10] {
         let (segment, stats) = decode_one(linktype::ETHERNET, &full[..len]);
         assert!(segment.is_none(), "cut at {len}");
         assert_eq!(stats.truncated, 1, "cut at {len}: {stats:?}");
@@ -417,6 +418,43 @@ fn frames_too_short_for_tcp_header_are_truncated() {
     }
     let mpls_cut = ethernet(0x8847, &mpls_labels(&[16])[..3]);
     assert_eq!(decode_one(linktype::ETHERNET, &mpls_cut).1.truncated, 1);
+}
+
+#[test]
+fn cut_options_leave_the_fixed_header_usable() {
+    // tcpdump -s 54 (Ethernet, IPv4): the 20-byte fixed header only; -s 64:
+    // part of the options. The SYN's 12 bytes of options are cut either way.
+    let full = ethernet(0x0800, &ipv4_syn());
+    for len in [54, 14 + 20 + 16, 64] {
+        let (segment, stats) = decode_one(linktype::ETHERNET, &full[..len]);
+        let segment = segment.unwrap_or_else(|| panic!("cut at {len}: {stats:?}"));
+        assert_eq!((segment.src.port(), segment.dst.port()), (40000, 80));
+        assert_eq!((segment.seq, segment.window), (SEQ, 64240));
+        assert!(segment.flags.syn() && !segment.flags.ack());
+        assert!(segment.options.cut, "cut at {len}");
+        assert_eq!(segment.options.window_scale, None);
+        assert_eq!(segment.checksum_ok, None);
+        assert_eq!(
+            (stats.options_cut, stats.payload_cut, stats.truncated),
+            (1, 0, 0)
+        );
+    }
+    // A FIN carrying 1000 bytes, cut inside its options: payload length
+    // from the IP header, nothing captured of it.
+    let fin = ethernet(0x0800, &ipv4_fin(&[9; 1000]));
+    let (segment, stats) = decode_one(linktype::ETHERNET, &fin[..56]);
+    let segment = segment.expect("decoded");
+    assert_eq!((segment.payload_len, segment.payload.len()), (1000, 0));
+    assert_eq!(segment.end_seq(), SEQ + 1001);
+    assert_eq!((stats.options_cut, stats.payload_cut), (1, 1));
+    // IPv6, tcpdump -s 74: Ethernet, IPv6 and the fixed TCP header.
+    let rst = ethernet(0x86dd, &ipv6_rst(&[]));
+    let segment = expect_segment(linktype::ETHERNET, &rst[..74]);
+    assert!(segment.flags.rst() && !segment.options.cut);
+    // A data offset below 5 is no header at all.
+    let mut bad = ethernet(0x0800, &ipv4_syn());
+    bad[14 + 20 + 12] = 0x40;
+    assert_eq!(decode_one(linktype::ETHERNET, &bad[..60]).1.truncated, 1);
 }
 
 #[test]
@@ -499,13 +537,13 @@ mod fuzz {
         }
 
         /// Any cut of a real segment's frame: no panic, and a segment comes
-        /// out exactly when the whole TCP header is there.
+        /// out exactly when the TCP fields up to the window are there.
         #[test]
         fn cuts_of_a_frame(len in 0usize..80) {
             let full = ethernet(0x0800, &ipv4_fin(&[7; 20]));
             let len = len.min(full.len());
             let (segment, _) = decode_one(linktype::ETHERNET, &full[..len]);
-            prop_assert_eq!(segment.is_some(), len >= 14 + 20 + 24);
+            prop_assert_eq!(segment.is_some(), len >= 14 + 20 + 16);
             if let Some(segment) = segment {
                 prop_assert_eq!(segment.payload_len, 20);
             }
