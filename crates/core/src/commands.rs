@@ -205,19 +205,50 @@ pub fn end_streams_on_sigint() {
     }
 }
 
-/// Status of a finished analysis, with a line about an early end.
+/// Status of a finished analysis, with a line about an early end and one
+/// about segments the snaplen cut (for standard error).
 fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
-    match &verdicts.capture.incomplete {
-        None => (Status::Complete, Vec::new()),
-        Some(why) => (
-            Status::Incomplete,
-            vec![format!(
+    let mut lines: Vec<String> = snaplen_warning(&verdicts.capture.decode)
+        .map(|warning| format!("tcpshut: {}: warning: {warning}", path.display()))
+        .into_iter()
+        .collect();
+    let status = match &verdicts.capture.incomplete {
+        None => Status::Complete,
+        Some(why) => {
+            lines.push(format!(
                 "tcpshut: {}: incomplete: {why}; annotated the first {} frames",
                 path.display(),
                 verdicts.capture.frames
-            )],
-        ),
+            ));
+            Status::Incomplete
+        }
+    };
+    (status, lines)
+}
+
+/// What the snaplen cut: segments decoded from what was left (never
+/// silently), and frames cut too short to use.
+fn snaplen_warning(decode: &tcpshut_engine::link::DecodeStats) -> Option<String> {
+    let mut parts = Vec::new();
+    if decode.options_cut > 0 {
+        parts.push(format!(
+            "{} segments had their TCP options cut by the snaplen (decoded from the fixed header; rows carry options-cut)",
+            decode.options_cut
+        ));
     }
+    if decode.payload_cut > 0 {
+        parts.push(format!(
+            "{} segments had their payload cut (lengths taken from the IP header)",
+            decode.payload_cut
+        ));
+    }
+    if decode.truncated > 0 {
+        parts.push(format!(
+            "{} frames were cut before the TCP fields needed and could not be used",
+            decode.truncated
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn count_outcomes(outcomes: &OutcomeCounts) -> String {
@@ -396,6 +427,7 @@ fn one_line(id: usize, peers: &Peers, v: &ConnVerdict) -> String {
         Closer::Server => "server closed first",
         Closer::Both => "both closed at once",
         Closer::None => "nobody closed",
+        Closer::Unknown => "who closed first cannot be told",
     };
     format!(
         "  #{id} {} -> {}: {}, {closer}; client {}, server {}",

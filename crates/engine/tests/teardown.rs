@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use tcpshut_engine::connection::SegmentFacts;
 use tcpshut_engine::endpoint::TcpState as S;
 use tcpshut_engine::event::Event;
-use tcpshut_engine::inference::{ConnVerdict, Outcome, Role};
+use tcpshut_engine::inference::{ClosedBy, Closer, ConnVerdict, Outcome, Role};
 use tcpshut_engine::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 use tcpshut_engine::tracker::Tracker;
 use tcpshut_engine::Detail;
@@ -377,4 +377,103 @@ fn one_byte_keepalive_after_fin_is_not_new_data() {
 
     assert_eq!(a.events(probe), Vec::<&str>::new());
     assert_eq!(a.calls(0, C), "close|shut_rdwr|shut_wr");
+}
+
+// ---- What the capture point could not see: wider answers, never wrong ones ----
+
+impl Wire {
+    /// A segment the capture point did not see: the sender's sequence
+    /// numbers move on all the same.
+    fn unseen(&mut self, from: usize, flags: u8, len: u32) {
+        let seq = self.next_seq[from];
+        let fin_or_syn = u32::from(flags & (F | SY) != 0);
+        self.next_seq[from] = seq.wrapping_add(len + fin_or_syn);
+    }
+}
+
+#[test]
+fn a_capture_of_only_an_abortive_rst_is_a_reset_by_nobody_known() {
+    let mut w = Wire::new([1000, 5000]);
+    w.send(SV, R | A, 0);
+    let a = w.analyse();
+    let v = &a.verdicts[0];
+    // The server sent first: it is endpoint 0 of the connection.
+    let (c, sv) = (v.client.index, 1 - v.client.index);
+    // The record agrees with itself: an RST closed both ends.
+    assert_eq!(v.outcome, Outcome::Reset);
+    assert_eq!(a.final_states[0], [S::Closed, S::Closed]);
+    // The peer may have closed first unseen; data may have come before
+    // the capture began: the wider class, not "SO_LINGER 0".
+    assert_eq!(v.closer, Closer::Unknown);
+    assert_eq!(v.endpoints[sv].closed_by, ClosedBy::Rst);
+    assert_eq!(v.endpoints[c].closed_by, ClosedBy::Unknown);
+    assert_eq!(a.calls(0, sv), "close_unread|linger0|shut_rd");
+}
+
+#[test]
+fn one_direction_with_only_the_passive_fin_names_no_closer() {
+    // tcpdump src host SERVER: the client closed first, unseen.
+    let mut w = Wire::new([1000, 5000]);
+    w.unseen(C, SY, 0);
+    w.send(SV, SY | A, 0);
+    w.unseen(C, A, 20);
+    w.send(SV, A, 100);
+    w.unseen(C, F | A, 0);
+    w.send(SV, F | A, 0);
+    let a = w.analyse();
+    let v = &a.verdicts[0];
+    let (c, sv) = (v.client.index, 1 - v.client.index);
+    assert_eq!(v.closer, Closer::Unknown);
+    assert_eq!(v.outcome, Outcome::Unknown);
+    assert_eq!(v.endpoints[sv].role, Role::Unknown);
+    assert_eq!(v.endpoints[sv].closed_by, ClosedBy::Fin);
+    assert_eq!(v.endpoints[c].closed_by, ClosedBy::Unknown);
+    assert_eq!(a.calls(0, sv), "close|shut_rdwr|shut_wr");
+}
+
+#[test]
+fn a_fin_acknowledging_one_more_than_the_peer_sent_answers_an_unseen_fin() {
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 10);
+    w.send(SV, A, 0);
+    w.unseen(C, F | A, 0); // lost before the capture point
+    let fin = w.send(SV, F | A, 0);
+    let last = w.send(C, A, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(fin), ["fin-passive", "fin-acked", "time-wait"]);
+    assert_eq!(a.states(last), (S::TimeWait, S::Closed));
+    let v = &a.verdicts[0];
+    assert_eq!(v.closer, Closer::Client);
+    assert_eq!(v.outcome, Outcome::Graceful);
+    assert_eq!(v.endpoints[C].closed_by, ClosedBy::Fin);
+    assert_eq!(v.endpoints[SV].role, Role::Passive);
+}
+
+#[test]
+fn a_capture_started_after_the_first_fin_names_no_closer() {
+    let mut w = Wire::new([1000, 5000]);
+    w.unseen(C, F | A, 0);
+    w.send(SV, A, 0);
+    w.send(C, A, 0);
+    w.send(SV, F | A, 0);
+    w.send(C, A, 0);
+    let a = w.analyse();
+    let v = &a.verdicts[0];
+    assert_eq!(v.closer, Closer::Unknown);
+    assert_eq!(v.endpoints[1 - v.client.index].role, Role::Unknown);
+}
+
+#[test]
+fn a_late_start_still_names_the_closer_when_the_peer_sent_data() {
+    let mut w = Wire::new([1000, 5000]);
+    w.send(SV, A, 100);
+    w.send(C, A, 0);
+    w.send(C, F | A, 0);
+    w.send(SV, F | A, 0);
+    w.send(C, A, 0);
+    let a = w.analyse();
+    let v = &a.verdicts[0];
+    assert_eq!(v.closer, Closer::Client);
+    assert_eq!(v.outcome, Outcome::Graceful);
 }

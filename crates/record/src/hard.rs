@@ -153,8 +153,9 @@ const DERIVED: &[Derived] = &[
         file: "one-direction.pcap",
         from: "close-client-first.pcap",
         transformation: "keep only the packets from the client (10.77.0.1:40000)",
-        description: "A one-directional capture: only the client's segments. Its FIN shows; the \
-                      server's never does, so the wire shows a half-closed connection.",
+        description: "A one-directional capture: only the client's segments. Its FIN shows; \
+                      the server's direction never does, so the outcome, the server's close and \
+                      who closed first cannot be told.",
     },
     Derived {
         file: "flipped.pcap",
@@ -378,12 +379,14 @@ pub fn derive_all(out: &Path, entries: &[Capture]) -> Result<Vec<Capture>> {
             m.server.segments = w.from_server;
         }
         if d.file == "one-direction.pcap" {
-            // The server's FIN is not in the capture: one FIN only.
+            // The server's direction is not in the capture: whether it
+            // closed, and before the client or not, cannot be told.
             let c = &mut connections[0];
-            c.expected_outcome = Outcome::HalfClosed;
+            c.expected_outcome = Outcome::Unknown;
             c.server.expected_calls = Vec::new();
-            c.server.expected_role = Role::Passive;
-            c.server.expected_closed_by = ClosedBy::None;
+            c.client.expected_role = Role::Unknown;
+            c.server.expected_role = Role::Unknown;
+            c.server.expected_closed_by = ClosedBy::Unknown;
         }
         made.push(Capture {
             file: d.file.into(),

@@ -1,13 +1,16 @@
 //! The invariants every annotation must satisfy, whatever the input: one
 //! row per decoded TCP segment, rows in frame order, connection ids in
-//! range, `related` never pointing forward, one report per connection,
-//! and the same rows whether made in one pass, in two, or in one that
-//! gave way to two.
+//! range, `related` never pointing forward, one report per connection
+//! whose outcome, closer, `closed_by` and final states agree
+//! ([`consistent`]), and the same rows whether made in one pass, in two,
+//! or in one that gave way to two.
 //! The mangled-input test, the property tests and the fuzz target all run
 //! captures through [`annotate_checked`]; a broken invariant panics.
 
 use crate::analysis::{annotate_bytes, CaptureSummary, Detail, RowSink, Schedule, Verdicts};
 use crate::annotate::Row;
+use crate::endpoint::TcpState;
+use crate::inference::{ClosedBy, Closer, Outcome, Role};
 use crate::report::ConnectionReport;
 use crate::writer::CsvSink;
 
@@ -59,6 +62,11 @@ pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
         result.capture.connections,
         "{name}: one report per connection"
     );
+    for report in &result.reports {
+        if let Err(why) = consistent(report) {
+            panic!("{name}: connection {}: {why}", report.id);
+        }
+    }
     let csv = |schedule| {
         let mut out = Vec::new();
         annotate_bytes(
@@ -84,4 +92,88 @@ pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
         "{name}: one pass giving way = two passes"
     );
     Some(result)
+}
+
+/// Outcome, closer, `closed_by`, roles and final states never contradict
+/// each other; `Err` says which rule a report breaks.
+pub fn consistent(r: &ConnectionReport) -> Result<(), String> {
+    let closed_by = [r.endpoints[0].closed_by, r.endpoints[1].closed_by];
+    let roles = [r.endpoints[0].role, r.endpoints[1].role];
+    let states = [r.endpoints[0].final_state, r.endpoints[1].final_state];
+    let fins = closed_by
+        .iter()
+        .filter(|c| matches!(c, ClosedBy::Fin | ClosedBy::FinRst))
+        .count();
+    let check = |ok: bool, rule: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{rule}: outcome {}, closer {}, closed_by {closed_by:?}, roles {roles:?}, states {states:?}",
+                r.outcome, r.closer
+            ))
+        }
+    };
+    let aborted = closed_by
+        .iter()
+        .any(|c| matches!(c, ClosedBy::Rst | ClosedBy::FinRst));
+    check(
+        !aborted || r.outcome == Outcome::Reset,
+        "an abortive RST makes the outcome reset",
+    )?;
+    match r.outcome {
+        Outcome::Graceful => check(
+            closed_by == [ClosedBy::Fin; 2],
+            "graceful: both closed by FIN",
+        )?,
+        Outcome::HalfClosed => check(
+            fins == 1 && closed_by.contains(&ClosedBy::None),
+            "half-closed: one FIN, nothing from the other",
+        )?,
+        Outcome::Open | Outcome::Refused => check(
+            closed_by == [ClosedBy::None; 2]
+                && r.closer == Closer::None
+                && !states
+                    .iter()
+                    .any(|s| s.is_finished() && r.outcome == Outcome::Open),
+            "open or refused: nobody closed, no endpoint finished while open",
+        )?,
+        Outcome::Reset | Outcome::Unknown => {}
+    }
+    match r.closer {
+        Closer::None => check(
+            roles == [Role::None; 2] && matches!(r.outcome, Outcome::Open | Outcome::Refused),
+            "nobody closed: no roles, and the connection is open or refused",
+        ),
+        Closer::Unknown => check(roles == [Role::Unknown; 2], "closer unknown: roles unknown"),
+        Closer::Both => check(
+            roles == [Role::Simultaneous; 2] && fins == 2,
+            "both closed: both simultaneous, both sent FIN",
+        ),
+        Closer::Client | Closer::Server => {
+            let (closer, other) = if r.closer == Closer::Client {
+                (0, 1)
+            } else {
+                (1, 0)
+            };
+            check(
+                roles[closer] == Role::Active
+                    && roles[other] == Role::Passive
+                    && !matches!(closed_by[closer], ClosedBy::None | ClosedBy::Unknown),
+                "the closer is the active endpoint, and closed",
+            )
+        }
+    }?;
+    // An endpoint that closed without an RST is not left ESTABLISHED.
+    // (After a reset, a SYN+ACK on the 4-tuple without its SYN in view
+    // opens again on the same record: no contradiction of the reset.)
+    for (by, state) in closed_by.iter().zip(states) {
+        check(
+            matches!(by, ClosedBy::None | ClosedBy::Unknown)
+                || matches!(r.outcome, Outcome::Reset | Outcome::Unknown)
+                || state != TcpState::Established,
+            "an endpoint that closed is not still established",
+        )?;
+    }
+    Ok(())
 }

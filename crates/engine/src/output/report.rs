@@ -104,6 +104,13 @@ impl ConnectionReport {
         note_if(&mut notes, conn.reuses.is_some(), "port-reuse");
         note_if(&mut notes, verdict.simultaneous, "simultaneous-close");
         note_if(&mut notes, conn.rst_ignored, "rst-ignored");
+        let sight = conn.sight();
+        note_if(&mut notes, sight.unseen.contains(&true), "one-direction");
+        note_if(
+            &mut notes,
+            conn.evidence.iter().any(|e| e.fin_unseen),
+            "fin-unseen",
+        );
         note_if(
             &mut notes,
             states.contains(&TcpState::CloseWait),

@@ -9,7 +9,7 @@
 
 use crate::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::event::{Event, EventSet};
-use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence};
+use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight};
 use crate::segment::Segment;
 use crate::seq::{seq_diff, seq_gt, seq_max};
 use crate::timeline::Timeline;
@@ -131,6 +131,17 @@ pub struct Connection {
     pub reset: bool,
     /// An RST fell outside its receiver's window.
     pub rst_ignored: bool,
+    /// An RST was accepted while neither endpoint's state was known to be
+    /// open (a capture that starts with it): the connection may have been
+    /// closed before.
+    pub rst_on_unknown: bool,
+    /// Per endpoint: it sent a segment with the ACK flag, which shows its
+    /// peer sent at least a SYN: a peer never seen sending was not silent,
+    /// its direction was not captured.
+    acked: [bool; 2],
+    /// Per endpoint: the sequence number up to which the capture proves it
+    /// had not sent a FIN (just past its SYN, or its newest payload).
+    open_until: [Option<u32>; 2],
     /// The connection this one reuses the 4-tuple of.
     pub reuses: Option<u32>,
     /// When things happened, for reports.
@@ -169,6 +180,9 @@ impl Connection {
             refused: false,
             reset: false,
             rst_ignored: false,
+            rst_on_unknown: false,
+            acked: [false; 2],
+            open_until: [None; 2],
             reuses,
             timeline: Timeline::starting(first.ts),
             unanswered_data_after_fin: [None; 2],
@@ -232,6 +246,16 @@ impl Connection {
         }
     }
 
+    /// What the capture point saw of the connection.
+    pub fn sight(&self) -> Sight {
+        let unseen = |i: usize| !self.endpoints[i].sent_any && self.acked[1 - i];
+        Sight {
+            start: !self.mid_stream,
+            unseen: [unseen(0), unseen(1)],
+            rst_on_unknown: self.rst_on_unknown,
+        }
+    }
+
     /// The verdict, once the connection is over (or the capture is).
     pub fn verdict(&self) -> ConnVerdict {
         infer(&ConnFacts {
@@ -240,6 +264,7 @@ impl Connection {
             simultaneous: self.simultaneous,
             refused: self.refused,
             reset: self.reset,
+            sight: self.sight(),
         })
     }
 
@@ -293,6 +318,11 @@ impl Connection {
             self.learn_sequence_bases(seg, x, y);
         }
 
+        self.acked[x] |= seg.flags.ack();
+        if !stray_syn && (seg.flags.fin() || seg.flags.rst() && seg.flags.ack()) && !seg.flags.syn()
+        {
+            self.check_peer_open(seg, x, y);
+        }
         if stray_syn {
             // Changes nothing.
         } else if seg.flags.rst() {
@@ -368,9 +398,50 @@ impl Connection {
         }
     }
 
+    /// At an endpoint's first FIN or RST: does the capture prove its peer
+    /// had not closed before? Its ACK number says what it had received of
+    /// the peer. Up to where the peer is proven open (its SYN, its newest
+    /// payload): it closed first. One more: it acknowledges a FIN of the
+    /// peer that the capture did not show (lost, or sent before the
+    /// capture began), which is then taken as sent. Anything else (no
+    /// ACK, a peer never proven open, an ACK beyond unseen data): the
+    /// order of the closes cannot be told.
+    fn check_peer_open(&mut self, seg: &Segment<'_>, x: usize, y: usize) {
+        let own = &self.evidence[x];
+        if own.first_signal().is_some() || self.evidence[y].first_signal().is_some() {
+            return;
+        }
+        let open_until = self.open_until[y];
+        let gap = open_until
+            .filter(|_| seg.flags.ack())
+            .map(|open| seq_diff(seg.ack, open));
+        self.evidence[x].peer_may_have_closed_first = !matches!(gap, Some(g) if g <= 0);
+        match gap {
+            Some(1) if seg.flags.ack() => {
+                // The peer's FIN sits just past where it was proven open.
+                let fin_seq = open_until.unwrap_or_default();
+                let peer = &mut self.endpoints[y];
+                peer.fin_seq = Some(fin_seq);
+                peer.note_sent(fin_seq.wrapping_add(1));
+                self.apply(y, EndpointEvent::SendFin);
+                self.evidence[y].fin_frame = Some(seg.frame);
+                self.evidence[y].fin_unseen = true;
+                self.evidence[y].peer_nxt_at_fin = self.endpoints[x].snd_nxt;
+                self.evidence[x].peer_may_have_closed_first = false;
+                self.apply(x, EndpointEvent::RecvFin);
+            }
+            _ => {}
+        }
+    }
+
     /// SYN and SYN+ACK, or the first plain segment of a mid-stream sender.
     fn observe_open(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
+        if seg.flags.syn() {
+            let past_syn = seg.seq.wrapping_add(1);
+            let open = &mut self.open_until[x];
+            *open = Some(open.map_or(past_syn, |o| seq_max(o, past_syn)));
+        }
         if seg.flags.syn() && !seg.flags.ack() {
             step.events.insert(Event::Syn);
             self.handshake.syn = true;
@@ -452,6 +523,8 @@ impl Connection {
         let is_new = seen.is_none_or(|end| seq_gt(data_end, end));
         if is_new {
             *seen = Some(data_end);
+            let open = &mut self.open_until[x];
+            *open = Some(open.map_or(data_end, |o| seq_max(o, data_end)));
         }
         let Some(peer_fin) = self.evidence[y].fin_frame else {
             return;
@@ -559,6 +632,8 @@ impl Connection {
         } else {
             // RFC 9293 3.10.5 (ABORT call): an abortive close.
             step.events.insert(Event::RstAbort);
+            // A live endpoint aborted: whatever the capture saw before.
+            self.reset = true;
             let received = sender.received_payload;
             let own = &mut self.evidence[x];
             if own.abort_frame.is_none() {
@@ -571,6 +646,7 @@ impl Connection {
             if !state.is_finished() && state != TcpState::Unknown {
                 self.reset |= !self.refused;
             }
+            self.rst_on_unknown |= state == TcpState::Unknown;
             self.apply(i, EndpointEvent::Reset);
         }
     }

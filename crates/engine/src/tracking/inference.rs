@@ -182,6 +182,12 @@ pub struct Evidence {
     pub abort_frame: Option<u64>,
     /// It had received peer payload before that RST.
     pub received_payload_before_abort: bool,
+    /// Its FIN was not captured: the peer's `fin_frame` acknowledged it,
+    /// one beyond where the peer was last proven open.
+    pub fin_unseen: bool,
+    /// At its first teardown signal, nothing proved that the peer had not
+    /// closed before (see `Connection::check_peer_open`).
+    pub peer_may_have_closed_first: bool,
 }
 
 impl Evidence {
@@ -193,8 +199,17 @@ impl Evidence {
         }
     }
 
+    /// Its first signal, ordered: an unseen FIN came before the frame that
+    /// acknowledged it.
+    fn signal_order(&self) -> Option<(u64, bool)> {
+        self.first_signal().map(|frame| (frame, !self.fin_unseen))
+    }
+
     /// The steps the wire allows, per the classes of `docs/semantics.md`.
-    pub fn calls(&self) -> CallSteps {
+    /// `whole_history`: the capture saw everything the peer sent to it
+    /// (its start, and the peer's direction), so that "never received
+    /// payload" is known rather than unseen.
+    pub fn calls(&self, whole_history: bool) -> CallSteps {
         let mut steps = CallSteps::default();
         if self.fin_frame.is_some() {
             steps.push(CallSet::of(if self.acked_new_data_frame.is_some() {
@@ -206,11 +221,13 @@ impl Evidence {
             }));
         }
         if self.abort_frame.is_some() {
-            steps.push(CallSet::of(if self.received_payload_before_abort {
-                ABORT_AFTER_DATA
-            } else {
-                ABORT_WITHOUT_DATA
-            }));
+            steps.push(CallSet::of(
+                if self.received_payload_before_abort || !whole_history {
+                    ABORT_AFTER_DATA
+                } else {
+                    ABORT_WITHOUT_DATA
+                },
+            ));
         }
         steps
     }
@@ -260,6 +277,8 @@ pub enum Role {
     /// No teardown (refused, or still open).
     #[default]
     None,
+    /// The capture cannot tell: the peer may have closed first unseen.
+    Unknown,
 }
 
 /// How an endpoint closed.
@@ -270,6 +289,8 @@ pub enum ClosedBy {
     FinRst,
     #[default]
     None,
+    /// Its direction was never captured.
+    Unknown,
 }
 
 /// How the connection ended.
@@ -285,6 +306,9 @@ pub enum Outcome {
     HalfClosed,
     #[default]
     Open,
+    /// The capture cannot tell: a direction was never captured, or an RST
+    /// came with nothing showing the connection was still open.
+    Unknown,
 }
 
 /// Which side closed first.
@@ -295,18 +319,21 @@ pub enum Closer {
     Both,
     #[default]
     None,
+    /// The capture cannot tell who closed first.
+    Unknown,
 }
 
-named!(Role { Active => "active", Passive => "passive", Simultaneous => "simultaneous", None => "none" });
-named!(ClosedBy { Fin => "fin", Rst => "rst", FinRst => "fin+rst", None => "none" });
+named!(Role { Active => "active", Passive => "passive", Simultaneous => "simultaneous", None => "none", Unknown => "unknown" });
+named!(ClosedBy { Fin => "fin", Rst => "rst", FinRst => "fin+rst", None => "none", Unknown => "unknown" });
 named!(Outcome {
     Graceful => "graceful",
     Reset => "reset",
     Refused => "refused",
     HalfClosed => "half-closed",
     Open => "open",
+    Unknown => "unknown",
 });
-named!(Closer { Client => "client", Server => "server", Both => "both", None => "none" });
+named!(Closer { Client => "client", Server => "server", Both => "both", None => "none", Unknown => "unknown" });
 
 /// Which endpoint is the client, and whether the capture showed it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -337,6 +364,19 @@ pub struct ConnVerdict {
     pub closer: Closer,
 }
 
+/// What the capture point saw of a connection; every verdict depends on
+/// it (the table in `docs/semantics.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sight {
+    /// The connection's first segment is a SYN: its whole history is there.
+    pub start: bool,
+    /// Per endpoint: it sent something (its peer ACKed) but the capture
+    /// never shows it sending: its direction was not captured.
+    pub unseen: [bool; 2],
+    /// An RST was accepted while no endpoint was known to be open.
+    pub rst_on_unknown: bool,
+}
+
 /// The facts about a finished connection that the verdict is built from.
 pub struct ConnFacts<'a> {
     pub evidence: [&'a Evidence; 2],
@@ -344,34 +384,63 @@ pub struct ConnFacts<'a> {
     pub simultaneous: bool,
     pub refused: bool,
     pub reset: bool,
+    pub sight: Sight,
 }
 
-/// Builds the verdict of a connection from its facts.
+/// Builds the verdict of a connection from its facts, as wide as the
+/// capture point requires: who closed first is `unknown` when the peer of
+/// the first closer may have closed before unseen (or was never seen);
+/// the outcome is `unknown` when a direction was never captured and no
+/// RST settles it, or when an RST came with nothing showing the
+/// connection still open.
 pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
     let [a, b] = facts.evidence;
+    let sight = facts.sight;
+    let one_sided = sight.unseen.contains(&true);
     let roles = if facts.refused {
         [Role::None, Role::None]
     } else if facts.simultaneous && a.fin_frame.is_some() && b.fin_frame.is_some() {
         [Role::Simultaneous, Role::Simultaneous]
     } else {
-        match (a.first_signal(), b.first_signal()) {
-            (Some(x), Some(y)) if x <= y => [Role::Active, Role::Passive],
-            (Some(_), Some(_)) => [Role::Passive, Role::Active],
-            (Some(_), None) => [Role::Active, Role::Passive],
-            (None, Some(_)) => [Role::Passive, Role::Active],
-            (None, None) => [Role::None, Role::None],
+        let (first, by_frames) = match (a.signal_order(), b.signal_order()) {
+            (Some(x), Some(y)) if x <= y => (a, [Role::Active, Role::Passive]),
+            (Some(_), Some(_)) => (b, [Role::Passive, Role::Active]),
+            (Some(_), None) => (a, [Role::Active, Role::Passive]),
+            (None, Some(_)) => (b, [Role::Passive, Role::Active]),
+            (None, None) => (a, [Role::None, Role::None]),
+        };
+        let untold = by_frames[0] != Role::None
+            && (one_sided || (first.peer_may_have_closed_first && !first.fin_unseen));
+        if untold {
+            [Role::Unknown, Role::Unknown]
+        } else {
+            by_frames
         }
     };
-    let verdict_of = |e: &Evidence, role: Role| EndpointVerdict {
-        calls: e.calls(),
-        role,
-        closed_by: e.closed_by(),
-        stopped_reading_at_fin: e.stopped_reading_at_fin(),
+    let whole_history = sight.start && !one_sided;
+    let verdict_of = |e: &Evidence, role: Role, unseen: bool| {
+        if facts.refused {
+            // A refused connection never opened: what follows on its
+            // 4-tuple (short of a new SYN) closes nothing.
+            return EndpointVerdict::default();
+        }
+        EndpointVerdict {
+            calls: e.calls(whole_history),
+            role,
+            closed_by: if unseen {
+                ClosedBy::Unknown
+            } else {
+                e.closed_by()
+            },
+            stopped_reading_at_fin: e.stopped_reading_at_fin(),
+        }
     };
     let outcome = if facts.refused {
         Outcome::Refused
     } else if facts.reset {
         Outcome::Reset
+    } else if one_sided || sight.rst_on_unknown {
+        Outcome::Unknown
     } else {
         match (a.fin_frame.is_some(), b.fin_frame.is_some()) {
             (true, true) => Outcome::Graceful,
@@ -386,10 +455,22 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         [Role::Active, _] => Closer::Server,
         [_, Role::Active] if client == 1 => Closer::Client,
         [_, Role::Active] => Closer::Server,
+        [Role::Unknown, _] => Closer::Unknown,
+        // Something ended it (an RST no teardown signal explains), or the
+        // capture cannot tell: not "nobody".
+        _ if !matches!(outcome, Outcome::Open | Outcome::Refused) => Closer::Unknown,
         _ => Closer::None,
     };
+    let roles = if closer == Closer::Unknown {
+        [Role::Unknown, Role::Unknown]
+    } else {
+        roles
+    };
     ConnVerdict {
-        endpoints: [verdict_of(a, roles[0]), verdict_of(b, roles[1])],
+        endpoints: [
+            verdict_of(a, roles[0], sight.unseen[0]),
+            verdict_of(b, roles[1], sight.unseen[1]),
+        ],
         client: facts.client,
         simultaneous: facts.simultaneous,
         outcome,
@@ -415,24 +496,24 @@ mod tests {
         shut_wr_then_abort.abort_frame = Some(10);
         shut_wr_then_abort.received_payload_before_abort = true;
         assert_eq!(
-            shut_wr_then_abort.calls().to_string(),
+            shut_wr_then_abort.calls(true).to_string(),
             "shut_wr>close_unread|linger0|shut_rd"
         );
         assert_eq!(shut_wr_then_abort.closed_by(), ClosedBy::FinRst);
 
         let mut stopped = fin_at(5);
         stopped.reset_new_data_frame = Some(9);
-        assert_eq!(stopped.calls().to_string(), "close|shut_rdwr");
+        assert_eq!(stopped.calls(true).to_string(), "close|shut_rdwr");
         assert!(stopped.stopped_reading_at_fin());
 
-        assert_eq!(fin_at(5).calls().to_string(), "close|shut_rdwr|shut_wr");
+        assert_eq!(fin_at(5).calls(true).to_string(), "close|shut_rdwr|shut_wr");
 
         let linger = Evidence {
             abort_frame: Some(4),
             ..Evidence::default()
         };
-        assert_eq!(linger.calls().to_string(), "linger0");
-        assert_eq!(Evidence::default().calls().to_string(), "");
+        assert_eq!(linger.calls(true).to_string(), "linger0");
+        assert_eq!(Evidence::default().calls(true).to_string(), "");
     }
 
     #[test]
@@ -448,6 +529,10 @@ mod tests {
             simultaneous: false,
             refused: false,
             reset: true,
+            sight: Sight {
+                start: true,
+                ..Sight::default()
+            },
         };
         let verdict = infer(&facts);
         assert_eq!(verdict.endpoints[0].role, Role::Passive);
