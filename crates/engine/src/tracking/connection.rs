@@ -249,9 +249,12 @@ impl Connection {
     /// What the capture point saw of the connection.
     pub fn sight(&self) -> Sight {
         let unseen = |i: usize| !self.endpoints[i].sent_any && self.acked[1 - i];
+        // A late start proves an endpoint open only by payload it sends.
+        let past_unseen = |i: usize| self.mid_stream && self.open_until[i].is_none();
         Sight {
             start: !self.mid_stream,
             unseen: [unseen(0), unseen(1)],
+            past_unseen: [past_unseen(0), past_unseen(1)],
             rst_on_unknown: self.rst_on_unknown,
         }
     }

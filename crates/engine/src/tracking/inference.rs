@@ -373,6 +373,9 @@ pub struct Sight {
     /// Per endpoint: it sent something (its peer ACKed) but the capture
     /// never shows it sending: its direction was not captured.
     pub unseen: [bool; 2],
+    /// Per endpoint: the capture started late and it sent no payload in
+    /// it, so nothing shows it had not closed before the capture began.
+    pub past_unseen: [bool; 2],
     /// An RST was accepted while no endpoint was known to be open.
     pub rst_on_unknown: bool,
 }
@@ -418,7 +421,13 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         }
     };
     let whole_history = sight.start && !one_sided;
-    let verdict_of = |e: &Evidence, role: Role, unseen: bool| {
+    // Its direction never captured, or (late start) no signal and nothing
+    // proving it had not closed before: whether it closed is unknown.
+    let untold_close = |i: usize, e: &Evidence| {
+        sight.unseen[i] || (sight.past_unseen[i] && e.first_signal().is_none())
+    };
+    let untold = [untold_close(0, a), untold_close(1, b)];
+    let verdict_of = |i: usize, e: &Evidence, role: Role| {
         if facts.refused {
             // A refused connection never opened: what follows on its
             // 4-tuple (short of a new SYN) closes nothing.
@@ -427,7 +436,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         EndpointVerdict {
             calls: e.calls(whole_history),
             role,
-            closed_by: if unseen {
+            closed_by: if untold[i] {
                 ClosedBy::Unknown
             } else {
                 e.closed_by()
@@ -439,7 +448,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         Outcome::Refused
     } else if facts.reset {
         Outcome::Reset
-    } else if one_sided || sight.rst_on_unknown {
+    } else if untold.contains(&true) || sight.rst_on_unknown {
         Outcome::Unknown
     } else {
         match (a.fin_frame.is_some(), b.fin_frame.is_some()) {
@@ -467,10 +476,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         roles
     };
     ConnVerdict {
-        endpoints: [
-            verdict_of(a, roles[0], sight.unseen[0]),
-            verdict_of(b, roles[1], sight.unseen[1]),
-        ],
+        endpoints: [verdict_of(0, a, roles[0]), verdict_of(1, b, roles[1])],
         client: facts.client,
         simultaneous: facts.simultaneous,
         outcome,
