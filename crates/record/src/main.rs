@@ -6,6 +6,7 @@
 //! put the expected FINs and RSTs on the wire, and writes manifest.json
 //! with what each application really called and what the wire can prove.
 
+mod degrade;
 mod derive;
 mod hard;
 mod manifest;
@@ -255,6 +256,9 @@ fn main() -> Result<()> {
         for (file, from, how) in hard::derived_list() {
             println!("{file:40} derived from {from}: {how}");
         }
+        for (file, from, how) in degrade::degraded_list() {
+            println!("{}/{file:40} derived from {from}: {how}", degrade::DIR);
+        }
         return Ok(());
     }
     let chosen: Vec<&Recording> = all
@@ -301,6 +305,8 @@ fn main() -> Result<()> {
         let derived = hard::derive_all(&cli.out, &entries)?;
         entries.retain(|c| c.derived_from.is_none());
         entries.extend(derived);
+        eprintln!("degrading into {}/", degrade::DIR);
+        degrade::degrade_all(&cli.out, &entries)?;
     }
     // Manifest order follows the scenario table; unknown files are dropped.
     let mut order: Vec<String> = all.iter().map(Recording::file).collect();

@@ -466,3 +466,25 @@ fn summary_counts_what_is_left_holding_a_socket() {
     let out = tcpshut(&["summary", testdata().join("refused.pcap").to_str().unwrap()]);
     assert!(!text(&out.stdout).contains("at the end"));
 }
+
+#[test]
+fn headers_only_captures_are_used_and_said_so() {
+    // tcpdump -s 64 of a real close: every segment's options are cut.
+    let capture = testdata().join("degraded/close-client-first--snap64.pcap");
+    let out = tcpshut(&["summary", capture.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 connection (1 graceful)"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: 11 segments had their TCP options cut by the snaplen"),
+        "{stderr}"
+    );
+    let json = annotate_json(&capture);
+    assert!(json.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["capture"]["decode"]["options_cut"], 11);
+    assert_eq!(doc["capture"]["decode"]["truncated"], 0);
+    assert!(text(&json.stderr).contains("options cut"));
+    assert_eq!(doc["segments"][0]["events"][1], "options-cut");
+}

@@ -1,0 +1,112 @@
+//! The degraded captures of `testdata/degraded` (a real recording cut as
+//! people take captures: headers only, one direction, started late,
+//! stopped early; made by tcpshut-record): every answer is the truth of
+//! the full recording, or, where the manifest says the degraded wire
+//! cannot prove it, one of the honest wider answers; never a confident
+//! wrong one. Each capture also goes through `annotate_checked` (row and
+//! verdict invariants, same rows in every schedule).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tcpshut_engine::report::ConnectionReport;
+
+fn degraded() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/degraded")
+}
+
+fn manifest() -> Value {
+    let path = degraded().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the degraded captures are part of the repository)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// The report's answer for each field the manifest names.
+fn answers(r: &ConnectionReport) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([
+        ("outcome".to_string(), r.outcome.name().to_string()),
+        ("closer".to_string(), r.closer.name().to_string()),
+    ]);
+    for (name, e) in ["client", "server"].iter().zip(&r.endpoints) {
+        out.insert(format!("{name}.role"), e.role.name().into());
+        out.insert(format!("{name}.closed_by"), e.closed_by.name().into());
+        out.insert(format!("{name}.calls"), e.calls.to_string());
+    }
+    out
+}
+
+#[test]
+fn degraded_captures_answer_right_or_honestly_wider() {
+    let manifest = manifest();
+    let captures = manifest["captures"].as_array().expect("captures");
+    assert!(captures.len() >= 20, "{} degraded captures", captures.len());
+    let mut problems = Vec::new();
+    let mut wider = 0;
+    for capture in captures {
+        let file = capture["file"].as_str().expect("file");
+        let bytes = std::fs::read(degraded().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let result = tcpshut_engine::check::annotate_checked(&bytes, file)
+            .unwrap_or_else(|| panic!("{file}: not readable"));
+        let expected = capture["connections"].as_array().expect("connections");
+        if result.reports.len() != expected.len() {
+            problems.push(format!(
+                "{file}: {} connections, expected {}",
+                result.reports.len(),
+                expected.len()
+            ));
+            continue;
+        }
+        if let Some(decode) = capture["expected_decode"].as_object() {
+            let got = serde_json::to_value(&result.capture.decode).unwrap();
+            for (field, want) in decode {
+                if &got[field] != want {
+                    problems.push(format!(
+                        "{file}: decode {field} {}, expected {want}",
+                        got[field]
+                    ));
+                }
+            }
+        }
+        for (want, got) in expected.iter().zip(&result.reports) {
+            assert_eq!(want["client_addr"], got.client.as_str(), "{file}");
+            for (field, answer) in answers(got) {
+                let truth = want["truth"][&field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{file}: truth of {field}"));
+                if answer == truth {
+                    continue;
+                }
+                let honest = want["unprovable"][&field]
+                    .as_array()
+                    .is_some_and(|allowed| allowed.iter().any(|a| a == answer.as_str()));
+                if honest {
+                    wider += 1;
+                } else {
+                    problems.push(format!(
+                        "{file}: {field} {answer:?}, but the truth is {truth:?} and the wire {}",
+                        match want["unprovable"].get(&field) {
+                            Some(allowed) => format!("allows only {allowed} instead"),
+                            None => "proves it".to_string(),
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    for p in &problems {
+        eprintln!("WRONG {p}");
+    }
+    assert!(
+        problems.is_empty(),
+        "{} confident wrong answers",
+        problems.len()
+    );
+    // The conditions do hide things: some answers must be wider.
+    assert!(wider > 20, "only {wider} wider answers");
+}
