@@ -164,14 +164,10 @@ pub fn consistent(r: &ConnectionReport) -> Result<(), String> {
             )
         }
     }?;
-    // An endpoint that closed without an RST is not left ESTABLISHED.
-    // (After a reset, a SYN+ACK on the 4-tuple without its SYN in view
-    // opens again on the same record: no contradiction of the reset.)
+    // An endpoint that closed is not left ESTABLISHED.
     for (by, state) in closed_by.iter().zip(states) {
         check(
-            matches!(by, ClosedBy::None | ClosedBy::Unknown)
-                || matches!(r.outcome, Outcome::Reset | Outcome::Unknown)
-                || state != TcpState::Established,
+            matches!(by, ClosedBy::None | ClosedBy::Unknown) || state != TcpState::Established,
             "an endpoint that closed is not still established",
         )?;
     }

@@ -113,7 +113,9 @@ pub fn transition(state: TcpState, event: EndpointEvent) -> TcpState {
         // RFC 9293 3.10.4 (OPEN call): an active open sends SYN, enters SYN-SENT.
         (S::Unknown | S::Closed | S::SynSent, E::SendSyn) => S::SynSent,
         // RFC 9293 3.10.7.2 (LISTEN): a SYN is answered by SYN,ACK, enter SYN-RECEIVED.
-        (S::Unknown | S::Closed | S::SynReceived, E::SendSynAck) => S::SynReceived,
+        // Not from CLOSED: an endpoint this connection saw close does not
+        // reopen it (a new SYN starts a new connection, `FlowTable`).
+        (S::Unknown | S::SynReceived, E::SendSynAck) => S::SynReceived,
         // RFC 9293 3.10.7.3 (SYN-SENT): our SYN is ACKed by SYN,ACK, enter ESTABLISHED.
         (S::SynSent | S::Unknown, E::RecvSynAck) => S::Established,
         // RFC 9293 3.10.7.4 fifth check (SYN-RECEIVED): an acceptable ACK, enter ESTABLISHED.
