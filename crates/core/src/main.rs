@@ -186,7 +186,7 @@ fn wireshark_open(capture: &std::path::Path) -> anyhow::Result<Status> {
     if let Some(warning) = wireshark::root_skip_warning() {
         eprintln!("{warning}");
     }
-    let mut command = wireshark::open_command(capture, &sidecar);
+    let mut command = wireshark::open_command(capture, &sidecar)?;
     match command.spawn() {
         Ok(_) => Ok(Status::Complete),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {

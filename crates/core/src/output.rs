@@ -41,11 +41,24 @@ pub fn write_atomically<T>(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".tcpshut-")
-        .suffix(".tmp")
+    // The file gets the mode any new file of the user gets (0666 less the
+    // umask), or the mode of the file it replaces: the temporary file's own
+    // 0600 would hide a sidecar from another user's Wireshark.
+    let existing = fs::metadata(dest).ok().map(|m| m.permissions());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tcpshut-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    if let Some(mode) = existing {
+        fs::set_permissions(tmp.path(), mode)
+            .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
+    }
     let value = {
         let mut reserving = Reserving::new(tmp.as_file());
         let mut out = BufWriter::with_capacity(1 << 16, &mut reserving);

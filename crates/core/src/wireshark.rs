@@ -335,12 +335,28 @@ pub fn wireshark_program() -> OsString {
         .unwrap_or_else(|| OsString::from("wireshark"))
 }
 
-/// Where [`open_command`] puts a copy of the embedded plugin when it is not
-/// installed: `<temp>/tcpshut-<version>/tcpshut.lua`.
-pub fn standalone_plugin_path() -> PathBuf {
-    std::env::temp_dir()
-        .join(format!("tcpshut-{}", env!("CARGO_PKG_VERSION")))
-        .join(PLUGIN_FILE)
+/// Writes a copy of the embedded plugin into a fresh private folder
+/// (`mkdtemp`, mode 0700, `<temp>/tcpshut-XXXXXX/tcpshut.lua`) and returns
+/// its path. Never a fixed path in the shared temporary folder: another
+/// user could create that folder first and put their own Lua there, which
+/// Wireshark would then run with our rights. The folder is kept: Wireshark
+/// reads the script for as long as it runs (and again on "Reload Lua
+/// Plugins").
+pub fn private_plugin_copy() -> Result<PathBuf> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("tcpshut-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder
+        .tempdir()
+        .context("creating a private folder for the plugin")?
+        .keep();
+    let path = dir.join(PLUGIN_FILE);
+    std::fs::write(&path, PLUGIN_LUA).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Builds the command line for `env`: `-C tcpshut` when the profile is
@@ -373,19 +389,20 @@ pub fn open_command_with(
 
 /// The command that opens `capture` in Wireshark with its sidecar, the
 /// Shutdown column (when the profile is installed) and the plugin (from the
-/// plugins folder, or else from a copy of the embedded one written to
-/// [`standalone_plugin_path`]).
-pub fn open_command(capture: &Path, sidecar: &Path) -> Command {
+/// plugins folder, or else from a [`private_plugin_copy`]).
+pub fn open_command(capture: &Path, sidecar: &Path) -> Result<Command> {
     let env = Env::from_process();
-    let script = standalone_plugin_path();
-    if env.installed_plugin().is_none() {
-        let fresh = std::fs::read_to_string(&script).is_ok_and(|s| s == PLUGIN_LUA);
-        if !fresh {
-            // Best effort: if this fails, Wireshark reports the missing script.
-            let _ = write_atomic(&script, PLUGIN_LUA.as_bytes());
-        }
-    }
-    open_command_with(&env, wireshark_program(), capture, sidecar, &script)
+    let script = match env.installed_plugin() {
+        Some(installed) => installed,
+        None => private_plugin_copy()?,
+    };
+    Ok(open_command_with(
+        &env,
+        wireshark_program(),
+        capture,
+        sidecar,
+        &script,
+    ))
 }
 
 /// The command as one line a POSIX shell would run as is.

@@ -99,10 +99,10 @@ impl Wireshark {
     }
 
     /// A command that runs `program` (a name on the chroot's PATH, or a file
-    /// in a sandbox) in this Wireshark's system, in `cwd`, as the test user
-    /// when `as_user`, else as whoever runs the tests.
-    fn command(self, program: &Path, cwd: &Path, as_user: bool) -> Command {
-        let user = if as_user { test_user() } else { None };
+    /// in a sandbox) in this Wireshark's system, in `cwd`, as `user` (when
+    /// the tests run as root), else as whoever runs the tests.
+    fn command(self, program: &Path, cwd: &Path, user: Option<&str>) -> Command {
+        let user = user.and_then(user_when_root);
         match self.root() {
             None => {
                 let mut cmd = match user {
@@ -148,16 +148,21 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The test user's uid and gid when the tests run as root (they then run
+/// The user's uid and gid when the tests run as root (they then run
 /// Wireshark as that user); `None` when they already run as a normal user.
-fn test_user() -> Option<(u32, u32)> {
+fn user_when_root(name: &str) -> Option<(u32, u32)> {
     if !is_root() {
         return None;
     }
     Some(
-        user_ids(TEST_USER)
-            .unwrap_or_else(|| panic!("no user {TEST_USER} (scripts/install-deps creates it)")),
+        user_ids(name)
+            .unwrap_or_else(|| panic!("no user {name} (scripts/install-deps creates it)")),
     )
+}
+
+/// The test user's uid and gid (see [`user_when_root`]).
+fn test_user() -> Option<(u32, u32)> {
+    user_when_root(TEST_USER)
 }
 
 /// A user's uid and gid, from /etc/passwd.
@@ -216,16 +221,23 @@ impl Sandbox {
     /// Runs the built `tcpshut` in this sandbox's Wireshark system with its
     /// HOME and config dir, as the test user (`as_user`) or as the caller.
     fn tcpshut_as(&self, args: &[&str], as_user: bool) -> std::process::Output {
-        self.ws
-            .command(&self.tcpshut_binary(), self.dir.path(), as_user)
+        self.tcpshut_command(as_user.then_some(TEST_USER))
             .args(args)
-            .env("HOME", self.home())
+            .output()
+            .expect("tcpshut runs")
+    }
+
+    /// The built `tcpshut` as `user`, with this sandbox's HOME and config.
+    fn tcpshut_command(&self, user: Option<&str>) -> Command {
+        let mut cmd = self
+            .ws
+            .command(&self.tcpshut_binary(), self.dir.path(), user);
+        cmd.env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join("cfg"))
             .env_remove("WIRESHARK_CONFIG_DIR")
             // `wireshark open` prints the command instead of starting a GUI
-            .env("TCPSHUT_WIRESHARK", self.path("no-such-wireshark"))
-            .output()
-            .expect("tcpshut runs")
+            .env("TCPSHUT_WIRESHARK", self.path("no-such-wireshark"));
+        cmd
     }
 
     /// Runs the built `tcpshut` as the test user.
@@ -248,7 +260,9 @@ impl Sandbox {
 
     /// tshark of this sandbox's Wireshark, as the test user.
     fn tshark(&self) -> Command {
-        let mut cmd = self.ws.command(Path::new("tshark"), self.dir.path(), true);
+        let mut cmd = self
+            .ws
+            .command(Path::new("tshark"), self.dir.path(), Some(TEST_USER));
         cmd.env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join("cfg"))
             .env_remove("TCPSHUT_SIDECAR")
@@ -1114,7 +1128,7 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
     }
     // What the warning says is true: as root, tshark loads the plugin or not.
     let out = ws
-        .command(Path::new("tshark"), sb.dir.path(), false)
+        .command(Path::new("tshark"), sb.dir.path(), None)
         .env("HOME", sb.home())
         .env("XDG_CONFIG_HOME", sb.home().join("cfg"))
         .arg("-r")
@@ -1128,6 +1142,51 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
         skips,
         "{ws:?}: tshark as root: {stderr}"
     );
+}
+
+/// Issue #13 defect 7: a sidecar written by one user has the mode the
+/// umask gives (not the temporary file's 0600), so another user's
+/// Wireshark shows it; re-annotating keeps an existing sidecar's mode.
+fn sidecars_of_another_user_are_shown(ws: Wireshark) {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cap = sb.path("refused.pcap");
+    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    let side = sb.path("refused.pcap.tcpshut.csv");
+    // Annotated by the caller (root in CI), umask 022, on the host.
+    let annotate = || {
+        let out = Command::new("sh")
+            .args(["-c", "umask 022 && exec \"$0\" annotate \"$1\" --pcapng"])
+            .arg(env!("CARGO_BIN_EXE_tcpshut"))
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    annotate();
+    assert_eq!(mode(&side), 0o644, "a new sidecar");
+    assert_eq!(
+        mode(&sb.path("refused.pcap.tcpshut.pcapng")),
+        0o644,
+        "the pcapng copy"
+    );
+    let text = std::fs::read_to_string(&side).unwrap();
+    let frames = sb.dissect(&cap, &[], FIELDS);
+    assert_frames_match_sidecar(&format!("{ws:?}: another user's sidecar"), &frames, &text);
+    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o640)).unwrap();
+    annotate();
+    assert_eq!(mode(&side), 0o640, "re-annotating keeps the mode");
 }
 
 /// The chroots hold the Wireshark they are meant to test.
@@ -1186,6 +1245,92 @@ fn install_print_and_open_without_wireshark() {
     assert!(stdout.contains("lua_script:"), "{stdout}");
 }
 
+/// Issue #13 defect 1: `wireshark open` without an installed plugin never
+/// hands Wireshark a script from a folder another user could have made.
+/// The attack, with two local users: tcpshut-other plants
+/// `tcpshut-VERSION/tcpshut.lua` (the fixed path of earlier versions) in a
+/// shared temporary folder; tcpshut-test runs `tcpshut wireshark open`, then
+/// the command it prints, with tshark in place of wireshark.
+#[test]
+fn open_never_runs_a_script_another_user_planted() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert!(
+        is_root(),
+        "the attack needs two users: run the tests as root"
+    );
+    let ws = Wireshark::V4_0;
+    let sb = Sandbox::new(ws);
+    let (other_uid, other_gid) = user_when_root("tcpshut-other").unwrap();
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = sb.path("shared-tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let marker = shared.join("PWNED");
+    let planted_dir = shared.join(format!("tcpshut-{}", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir(&planted_dir).unwrap();
+    let planted = planted_dir.join("tcpshut.lua");
+    std::fs::write(
+        &planted,
+        format!(
+            "local f = io.open(\"{}\", \"w\") if f then f:write(\"ran\") f:close() end",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    for p in [&planted_dir, &planted] {
+        std::os::unix::fs::chown(p, Some(other_uid), Some(other_gid)).unwrap();
+    }
+    let cap = sb.path("refused.pcap");
+    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let out = sb
+        .tcpshut_command(Some(TEST_USER))
+        .args(["wireshark", "open", "refused.pcap"])
+        .env("TMPDIR", &shared)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = stdout
+        .split_whitespace()
+        .find_map(|w| w.trim_matches('\'').strip_prefix("lua_script:"))
+        .unwrap_or_else(|| panic!("no lua_script in {stdout}"));
+    let script = PathBuf::from(script);
+    assert_ne!(script, planted, "the planted script is loaded");
+    let folder = std::fs::metadata(script.parent().unwrap()).unwrap();
+    assert_eq!(
+        folder.permissions().mode() & 0o777,
+        0o700,
+        "{}",
+        script.display()
+    );
+    assert_eq!(Some(folder.uid()), test_user().map(|u| u.0));
+
+    // The command it printed, run with tshark: annotations, and no planted code ran.
+    let sidecar = sb.path("refused.pcap.tcpshut.csv");
+    let frames = sb.dissect(
+        &cap,
+        &[
+            "-X".into(),
+            format!("lua_script:{}", script.display()),
+            "-o".into(),
+            format!("tcpshut.sidecar:{}", sidecar.display()),
+        ],
+        FIELDS,
+    );
+    assert!(!marker.exists(), "the planted script ran");
+    assert_frames_match_sidecar(
+        "open's script",
+        &frames,
+        &std::fs::read_to_string(&sidecar).unwrap(),
+    );
+}
+
 /// Each Wireshark test, once per Wireshark: `wireshark::v4_4::NAME`.
 macro_rules! in_every_wireshark {
     ($($name:ident),* $(,)?) => {
@@ -1207,6 +1352,7 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    sidecars_of_another_user_are_shown,
     expert_items_follow_the_engine_table,
     root_is_told_when_wireshark_skips_the_plugin,
     handmade_sidecar_fields_match_rows,
