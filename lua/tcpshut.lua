@@ -115,6 +115,9 @@ local ex_malformed = ProtoExpert.new("tcpshut.sidecar_malformed", "tcpshut: malf
     G.MALFORMED, S.ERROR)
 local ex_unreadable = ProtoExpert.new("tcpshut.sidecar_unreadable", "tcpshut: cannot read sidecar",
     G.MALFORMED, S.ERROR)
+local ex_short = ProtoExpert.new("tcpshut.sidecar_short", "tcpshut: the sidecar ends early",
+    G.MALFORMED, S.WARN)
+experts[#experts + 1] = ex_short
 experts[#experts + 1] = ex_unknown_event
 experts[#experts + 1] = ex_mismatch
 experts[#experts + 1] = ex_malformed
@@ -130,13 +133,23 @@ tcpshut.prefs.sidecar = Pref.string("Sidecar CSV file", "",
 -- Sidecar lookup
 ---------------------------------------------------------------------------
 
-local function readable(path)
-    local fh = io.open(path, "rb")
-    if fh then
-        fh:close()
-        return true
-    end
-    return false
+-- A sidecar must be a regular file: opening a FIFO blocks until someone
+-- writes to it (tshark would hang for good), and a device such as
+-- /dev/zero never ends. Lua cannot stat, so on Unix `test -f` says (the path
+-- reaches the shell single-quoted, quotes in it escaped); Windows has no
+-- FIFOs in its file system.
+local UNIX = sub(package.config, 1, 1) == "/"
+local function shell_quote(s)
+    return "'" .. gsub(s, "'", "'\\''") .. "'"
+end
+local function regular_file(path)
+    if not UNIX then return true end
+    if find(path, "%z") or not io.popen then return false end
+    local ok, pipe = pcall(io.popen, "test -f " .. shell_quote(path) .. " && echo regular")
+    if not ok or not pipe then return false end
+    local answer = pipe:read("*l")
+    pipe:close()
+    return answer == "regular"
 end
 
 local CAPTURE_EXT = { pcap = true, pcapng = true, cap = true, ntar = true, gz = true, zst = true, lz4 = true }
@@ -151,8 +164,10 @@ local function find_beside_capture()
     local pid = stat and match(stat, "^(%d+) ")
     if not pid or not io.popen then return nil end
     -- pid is digits only; nothing from the sidecar or the capture reaches the shell.
+    -- Only files whose CAPTURE.tcpshut.csv is a regular file are listed.
     local ok, pipe = pcall(io.popen,
-        "for f in /proc/" .. pid .. "/fd/*; do t=$(readlink \"$f\") && printf '%s %s\\n' \"${f##*/}\" \"$t\"; done 2>/dev/null")
+        "for f in /proc/" .. pid .. "/fd/*; do t=$(readlink \"$f\") && [ -f \"$t.tcpshut.csv\" ] "
+        .. "&& printf '%s %s\\n' \"${f##*/}\" \"$t\"; done 2>/dev/null")
     if not ok or not pipe then return nil end
     local best_fd, best, best_is_cap = -1, nil, false
     for line in pipe:lines() do
@@ -160,7 +175,7 @@ local function find_beside_capture()
         if fd and not match(target, "^/proc/") and not match(target, "^/dev/") and not match(target, "^/sys/")
             and not match(target, " %(deleted%)$") and not match(target, "%.tcpshut%.csv$") then
             local cand = target .. ".tcpshut.csv"
-            if readable(cand) then
+            do
                 local ext = match(target, "%.([%w]+)$")
                 local is_cap = ext ~= nil and CAPTURE_EXT[ext:lower()] == true
                 local n = tonumber(fd)
@@ -219,7 +234,7 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, rows = 0,
+        fh = nil, flags = nil, blocks = nil, rows = 0, last = 0, short_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
@@ -278,14 +293,21 @@ end
 -- error. Per row it only looks at the frame number, the line end and the
 -- last bytes before it, and creates no string (new strings cost the
 -- collector too).
-local function build_index(fh)
-    local buf = fh:read(CHUNK) or ""
-    local eof = #buf < CHUNK
+local function build_index(fh, size)
+    local left = size -- bytes not read yet: a file that grows is read to the size it had
+    local function read_chunk()
+        local want = left < CHUNK and left or CHUNK
+        local got = want > 0 and fh:read(want) or nil
+        left = left - (got and #got or 0)
+        return got, not got or #got < CHUNK or left == 0
+    end
+    local buf, eof = read_chunk()
+    buf = buf or ""
     local base = 0 -- file offset of buf's first byte
     local pos = 1
     local function refill() -- keeps buf[pos..], appends the next chunk
-        local more = fh:read(CHUNK)
-        if not more or #more < CHUNK then eof = true end
+        local more
+        more, eof = read_chunk()
         base = base + pos - 1
         buf = sub(buf, pos) .. (more or "")
         pos = 1
@@ -398,18 +420,28 @@ local function build_index(fh)
     end
     np = np + 1
     parts[np] = char(unpack(fb, 1, nb))
-    return concat(parts), blocks, rows
+    return concat(parts), blocks, rows, last
 end
 
 local function load_sidecar()
     state.loaded = true
     local path = state.path
     if not path then return end
-    local fh, why = io.open(path, "rb")
-    local flags, blocks, rows
+    local fh, why
+    if regular_file(path) then
+        fh, why = io.open(path, "rb")
+    else
+        why = "not a regular file (a FIFO, a device or a folder is never read)"
+    end
+    local flags, blocks, rows, last
+    local size = fh and fh:seek("end")
+    if fh and not (size and fh:seek("set", 0)) then
+        fh:close()
+        fh, why = nil, "cannot seek in it (not a regular file?)"
+    end
     if fh then
         local ok
-        ok, flags, blocks, rows = pcall(build_index, fh)
+        ok, flags, blocks, rows, last = pcall(build_index, fh, size)
         if not ok then
             why, flags = flags, nil
             fh:close()
@@ -429,7 +461,7 @@ local function load_sidecar()
         state.err_expert = ex_malformed
         return
     end
-    state.fh, state.flags, state.blocks, state.rows = fh, flags, blocks, rows
+    state.fh, state.flags, state.blocks, state.rows, state.last = fh, flags, blocks, rows, last
     collectgarbage()
 end
 
@@ -760,7 +792,19 @@ function tcpshut.dissector(tvb, pinfo, tree)
     local flags = state.flags
     if not flags then return end
     local flag = byte(flags, num)
-    if not flag or flag == 0 then return end
+    if not flag then
+        -- past the last row: a TCP frame there means the sidecar ends early
+        if num > state.last and pinfo.port_type == 2 then
+            if not state.short_frame then state.short_frame = num end
+            if state.short_frame == num then
+                tree:add(tcpshut):add_proto_expert_info(ex_short, format(
+                    "tcpshut: the sidecar ends early: its last row is frame %d, TCP frame %d and later have none "
+                    .. "(an interrupted tcpshut annotate? run it again; sidecar %s)", state.last, num, state.path))
+            end
+        end
+        return
+    end
+    if flag == 0 then return end
     local bare = not wanted(tree)
     if flag == 1 and bare then return end -- a plain row: nothing to add without a tree
     local off = locate(num)

@@ -1189,6 +1189,122 @@ fn sidecars_of_another_user_are_shown(ws: Wireshark) {
     assert_eq!(mode(&side), 0o640, "re-annotating keeps the mode");
 }
 
+/// Runs `cmd`, killing it after `secs` seconds; returns its output, or
+/// `None` when it had to be killed.
+fn output_within(mut cmd: Command, secs: u64) -> Option<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes on threads so a full pipe cannot stall the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).ok();
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).ok();
+        v
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out_reader.join().unwrap(), err_reader.join().unwrap());
+    status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Issue #13 defect 5: a FIFO or a device as sidecar (set, or found beside
+/// the capture) is never opened, and a sidecar shorter than its capture
+/// says where it ends.
+fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let fifo = sb.path("fifo.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for sidecar in [
+        fifo.clone(),
+        PathBuf::from("/dev/zero"),
+        sb.dir.path().to_path_buf(),
+    ] {
+        let mut cmd = sb.tshark();
+        cmd.args(["-n", "-r"])
+            .arg(&cap)
+            .args(sb.with_plugin(&sidecar))
+            .args(["-T", "fields", "-e", "_ws.expert.message"]);
+        let out = output_within(cmd, 60)
+            .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on the sidecar {}", sidecar.display()));
+        assert_no_lua_error(&format!("sidecar {}", sidecar.display()), &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let errors: Vec<&str> = stdout.lines().filter(|l| l.contains("tcpshut")).collect();
+        assert_eq!(errors.len(), 1, "{ws:?} {}: {stdout}", sidecar.display());
+        assert!(errors[0].contains("not a regular file"), "{errors:?}");
+    }
+    // A FIFO beside the capture is not a sidecar: the plugin stays silent.
+    let beside = sb.path("beside.pcap");
+    std::fs::copy(&cap, &beside).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(sb.path("beside.pcap.tcpshut.csv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut cmd = sb.tshark();
+    cmd.args(["-n", "-r"])
+        .arg(&beside)
+        .args(["-X", &format!("lua_script:{}", sb.plugin().display())])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "tcpshut.events",
+            "-e",
+            "_ws.expert.message",
+        ]);
+    let out = output_within(cmd, 60)
+        .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on a FIFO beside the capture"));
+    assert_no_lua_error("FIFO beside", &out);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("tcpshut"));
+
+    // The last two rows cut off (an interrupted run): frames 1-5 as in the
+    // sidecar, one warning on frame 7 (the first TCP frame without a row).
+    let rows = synthetic_rows();
+    let short = sidecar_text(&rows[..rows.len() - 2]);
+    let side = sb.path("short.csv");
+    std::fs::write(&side, &short).unwrap();
+    let frames = dissect_with(&sb, &cap, &side);
+    let warnings: Vec<(String, Vec<String>)> = frames
+        .iter()
+        .map(|d| (one(d, "frame.number"), tcpshut_experts(d)))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{ws:?}: {warnings:?}");
+    assert_eq!(warnings[0].0, "6", "{warnings:?}");
+    assert!(
+        warnings[0].1[0].contains("the sidecar ends early: its last row is frame 5"),
+        "{warnings:?}"
+    );
+    assert_frames_match_sidecar(&format!("{ws:?}: short"), &frames[..5], &short);
+}
+
 /// The chroots hold the Wireshark they are meant to test.
 fn tshark_is_the_expected_version(ws: Wireshark) {
     let sb = Sandbox::new(ws);
@@ -1352,6 +1468,7 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    sidecars_that_are_not_regular_files_or_end_early,
     sidecars_of_another_user_are_shown,
     expert_items_follow_the_engine_table,
     root_is_told_when_wireshark_skips_the_plugin,
