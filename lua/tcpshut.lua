@@ -50,22 +50,27 @@ local TS_TOLERANCE_NS = 1000 -- a row's ts must be within 1 microsecond of the f
 
 local tcpshut = Proto("tcpshut", "TCP Shutdown")
 
+-- String fields take base.NONE: base.ASCII and base.UNICODE are nil in
+-- Wireshark 4.0 to 4.6, and a nil display drops the description.
 local pf = {
-    events = ProtoField.string("tcpshut.events", "Events", base.ASCII, "Event codes, as in the sidecar (;-separated)"),
-    event = ProtoField.string("tcpshut.event", "Event", base.ASCII, "One event code"),
-    sender_state = ProtoField.string("tcpshut.sender_state", "Sender state", base.ASCII,
+    events = ProtoField.string("tcpshut.events", "Events", base.NONE, "Event codes, as in the sidecar (;-separated)"),
+    event = ProtoField.string("tcpshut.event", "Event", base.NONE, "One event code"),
+    sender_state = ProtoField.string("tcpshut.sender_state", "Sender state", base.NONE,
         "RFC 9293 state of the sending side after this segment"),
-    receiver_state = ProtoField.string("tcpshut.receiver_state", "Receiver state", base.ASCII,
+    receiver_state = ProtoField.string("tcpshut.receiver_state", "Receiver state", base.NONE,
         "RFC 9293 state of the receiving side after this segment"),
-    calls = ProtoField.string("tcpshut.calls", "Likely socket calls", base.ASCII,
+    calls = ProtoField.string("tcpshut.calls", "Likely socket calls", base.NONE,
         "Steps joined by >, candidates by |"),
-    summary = ProtoField.string("tcpshut.summary", "Summary", base.UNICODE, "One-sentence explanation"),
-    severity = ProtoField.string("tcpshut.severity", "Severity", base.ASCII, "chat, note, warn or error"),
+    call = ProtoField.string("tcpshut.call", "Socket call", base.NONE,
+        "One call of tcpshut.calls, a step or a candidate (tcpshut.call == \"shut_rd\")"),
+    summary = ProtoField.string("tcpshut.summary", "Summary", base.NONE, "One-sentence explanation"),
+    severity = ProtoField.string("tcpshut.severity", "Severity", base.NONE, "chat, note, warn or error"),
     conn = ProtoField.uint32("tcpshut.conn", "Connection", base.DEC, nil, nil, "tcpshut connection id"),
-    related = ProtoField.framenum("tcpshut.related", "Related frame", base.NONE),
+    related = ProtoField.framenum("tcpshut.related", "Related frame", base.NONE, nil, nil,
+        "The frame this one answers, acknowledges or repeats"),
 }
 tcpshut.fields = {
-    pf.events, pf.event, pf.sender_state, pf.receiver_state, pf.calls,
+    pf.events, pf.event, pf.sender_state, pf.receiver_state, pf.calls, pf.call,
     pf.summary, pf.severity, pf.conn, pf.related,
 }
 
@@ -189,15 +194,17 @@ local function find_beside_capture()
     return best
 end
 
+local BESIDE = "beside the capture"
+
 local function resolve_sidecar()
     local pref = tcpshut.prefs.sidecar
-    if pref and pref ~= "" then return pref, "preference tcpshut.sidecar" end
+    if pref and pref ~= "" then return pref, "preference" end
     local arg1 = script_args[1]
-    if type(arg1) == "string" and arg1 ~= "" then return arg1, "script argument lua_script1" end
+    if type(arg1) == "string" and arg1 ~= "" then return arg1, "argument lua_script1" end
     local env = os.getenv("TCPSHUT_SIDECAR")
-    if env and env ~= "" then return env, "environment variable TCPSHUT_SIDECAR" end
+    if env and env ~= "" then return env, "TCPSHUT_SIDECAR" end
     local ok, auto = pcall(find_beside_capture)
-    if ok and auto then return auto, "beside the capture" end
+    if ok and auto then return auto, BESIDE end
     return nil, nil
 end
 
@@ -612,21 +619,30 @@ local function check_uint(s, max)
     return tonumber(s) <= max
 end
 
+-- The values docs/sidecar.md allows.
+local STATES = {}
+for name in gmatch("UNKNOWN SYN-SENT SYN-RECEIVED ESTABLISHED FIN-WAIT-1 FIN-WAIT-2 CLOSE-WAIT CLOSING LAST-ACK "
+    .. "TIME-WAIT CLOSED", "%S+") do
+    STATES[name] = true
+end
+local SEVERITIES = { [""] = true, chat = true, note = true, warn = true, error = true }
+
 -- Fast path for the common row shape: every field unquoted except possibly
 -- the summary, which then holds no quote of its own. The pattern checks each
 -- field's character set (a quoted summary may hold ""); fields that are not shown are not copied out (the
 -- () captures give only their bounds, to check lengths). Rows of any other
 -- shape, or that fail a check here, take parse_row + check_row, which say
 -- what is wrong.
-local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),()[%w%.:%[%]%%_-]*(),()[%w%.:%[%]%%_-]*(),[FSRPAUEC]*,"
+local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),([%w%.:%[%]%%_-]*),([%w%.:%[%]%%_-]*),([FSRPAUEC]*),"
     .. "()%d+(),()%d+(),()%d+(),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
 local FAST_TAIL = '^,([a-z]*),(%d*)\r?\n'
 local FAST_PLAIN = '^([^,"\n]*),([a-z]*),(%d*)\r?\n'
 
 -- Returns secs, fraction (the ts text's two parts), conn, sender_state,
--- receiver_state, events, calls, summary, severity, related; or nil.
+-- receiver_state, events, calls, summary, severity, related, src, dst,
+-- flags; or nil.
 local function fast_row(w, pos)
-    local ts_s, ts_f, conn, a1, a2, b1, b2, s1, s2, k1, k2, l1, l2, ss, rs, events, calls, p =
+    local ts_s, ts_f, conn, src, dst, tcp_flags, s1, s2, k1, k2, l1, l2, ss, rs, events, calls, p =
         match(w, FAST_HEAD, pos)
     if not ts_s then return nil end
     local summary, sev, rel
@@ -648,7 +664,7 @@ local function fast_row(w, pos)
         if not summary then return nil end
     end
     -- lengths and ranges the pattern cannot express
-    if #ts_s > 12 or #ts_f > 9 or #conn > 9 or a2 - a1 > 64 or b2 - b1 > 64 or s2 - s1 > 9 or k2 - k1 > 9
+    if #ts_s > 12 or #ts_f ~= 9 or #conn > 9 or #src > 64 or #dst > 64 or s2 - s1 > 9 or k2 - k1 > 9
         or l2 - l1 > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
         return nil
     end
@@ -657,7 +673,8 @@ local function fast_row(w, pos)
         return nil
     end
     if summary ~= "" and (#summary > MAX_FIELD or find(summary, "[%c\128-\255]")) then return nil end
-    return ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel
+    if not STATES[ss] or not STATES[rs] or not SEVERITIES[sev] then return nil end
+    return ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags
 end
 
 -- Checks every field; returns true or false and why.
@@ -666,8 +683,8 @@ local function check_row(r)
         local ok, why = valid_text(r[i])
         if not ok then return false, why .. " in field " .. field_name(i) end
     end
-    if not match(r[2], "^%d+%.%d+$") or #match(r[2], "^%d+") > 12 or #match(r[2], "%.(%d+)$") > 9 then
-        return false, "bad ts \"" .. r[2] .. "\""
+    if not match(r[2], "^%d+%.%d%d%d%d%d%d%d%d%d$") or #match(r[2], "^%d+") > 12 then
+        return false, "bad ts \"" .. r[2] .. "\" (seconds with exactly 9 decimals)"
     end
     if not check_uint(r[3], 4294967295) then return false, "bad conn \"" .. r[3] .. "\"" end
     if not match(r[6], "^[FSRPAUEC]*$") then return false, "bad flags \"" .. r[6] .. "\"" end
@@ -677,8 +694,8 @@ local function check_row(r)
         end
     end
     for i = 10, 11 do
-        if not match(r[i], "^[A-Z0-9-]*$") or #r[i] > 32 then
-            return false, format("bad %s \"%s\"", field_name(i), r[i])
+        if not STATES[r[i]] then
+            return false, format("bad %s \"%s\" (not an RFC 9293 state name)", field_name(i), r[i])
         end
     end
     if r[12] ~= "" and not match(r[12], "^[a-z0-9-]+$") and not match(r[12], "^[a-z0-9-]+[a-z0-9;-]*[a-z0-9-]$") then
@@ -686,7 +703,9 @@ local function check_row(r)
     end
     if find(r[12], ";;", 1, true) then return false, "bad events \"" .. r[12] .. "\"" end
     if not match(r[13], "^[%w_>|-]*$") then return false, "bad calls \"" .. r[13] .. "\"" end
-    if not match(r[15], "^[a-z]*$") then return false, "bad severity \"" .. r[15] .. "\"" end
+    if not SEVERITIES[r[15]] then
+        return false, "bad severity \"" .. r[15] .. "\" (chat, note, warn, error or empty)"
+    end
     if r[16] ~= "" and not check_uint(r[16], 4294967295) then return false, "bad related \"" .. r[16] .. "\"" end
     return true
 end
@@ -702,8 +721,7 @@ local function ts_matches(ts_s, ts_f, pinfo)
     local t = pinfo.abs_ts
     local fs = floor(t)
     local fns = floor((t - fs) * 1e9 + 0.5)
-    local rns = tonumber(ts_f)
-    if #ts_f ~= 9 then rns = tonumber(sub(ts_f .. "000000000", 1, 9)) end
+    local rns = tonumber(ts_f) -- exactly 9 digits: nanoseconds
     local d = (tonumber(ts_s) - fs) * 1000000000 + (rns - fns)
     return d > -TS_TOLERANCE_NS and d < TS_TOLERANCE_NS
 end
@@ -717,6 +735,63 @@ local function frame_time_text(pinfo)
     if usecs >= 1000000 then secs, usecs = secs + 1, usecs - 1000000 end
     return format("%d.%06d", secs, usecs)
 end
+
+-- The TCP flags of the frame as the sidecar writes them (FSRPAUEC), read
+-- from the TCP header: the first place after the smallest IPv4 header where
+-- the frame's two ports follow each other and a plausible data offset comes
+-- next. nil when the header is not in the captured bytes.
+local FLAG_LETTERS = { "F", "S", "R", "P", "A", "U", "E", "C" }
+local function frame_tcp_flags(tvb, pinfo)
+    local sp, dp = pinfo.src_port, pinfo.dst_port
+    local n = tvb:len()
+    if n > 256 then n = 256 end
+    if n < 34 then return nil end
+    local raw = tvb:raw(0, n)
+    local ports = char(floor(sp / 256), sp % 256, floor(dp / 256), dp % 256)
+    local at = 21
+    while true do
+        at = find(raw, ports, at, true)
+        if not at or at + 13 > n then return nil end
+        local offset = floor(byte(raw, at + 12) / 16)
+        if offset >= 5 then break end
+        at = at + 1
+    end
+    local bits, letters = byte(raw, at + 13), {}
+    for i = 1, 8 do
+        if bits % 2 == 1 then letters[#letters + 1] = FLAG_LETTERS[i] end
+        bits = floor(bits / 2)
+    end
+    return concat(letters)
+end
+
+-- How an address and port look in the sidecar: a.b.c.d:port, [v6]:port.
+local function endpoint_text(addr, port, v6)
+    if v6 then return "[" .. tostring(addr) .. "]:" .. port end
+    return tostring(addr) .. ":" .. port
+end
+
+-- Whether the row is this frame's: the time, and, because several frames
+-- can share a time and frames may have been removed from a copy, the
+-- addresses, ports and TCP flags. Returns nil when it is, or what differs.
+local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags)
+    if not ts_matches(ts_s, ts_f, pinfo) then
+        return format("is at %s, its row at %s.%s", frame_time_text(pinfo), ts_s, ts_f)
+    end
+    if src then
+        local v6 = byte(src, 1) == 91
+        local fsrc = endpoint_text(pinfo.src, pinfo.src_port, v6)
+        local fdst = endpoint_text(pinfo.dst, pinfo.dst_port, v6)
+        if fsrc ~= src or fdst ~= dst then
+            return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
+        end
+        local fflags = frame_tcp_flags(tvb, pinfo)
+        if fflags and fflags ~= tcp_flags then
+            return format("has flags %s, its row %s", fflags, tcp_flags)
+        end
+    end
+    return nil
+end
+
 
 ---------------------------------------------------------------------------
 -- Dissection
@@ -816,8 +891,10 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
 
     local w, pos = row_at(off, false)
-    local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel
-    if w then ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel = fast_row(w, pos) end
+    local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags
+    if w then
+        ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags = fast_row(w, pos)
+    end
     if not ts_s then
         -- the slow path: the whole row, field by field, with a reason if it is bad
         w, pos = row_at(off, true)
@@ -836,14 +913,26 @@ function tcpshut.dissector(tvb, pinfo, tree)
         if not r then return row_error(tree, num, why) end
         ts_s, ts_f = match(r[2], "^(%d+)%.(%d+)$")
         conn, ss, rs, events, calls, summary, sev, rel = r[3], r[10], r[11], r[12], r[13], r[14], r[15], r[16]
+        src, dst, tcp_flags = r[4], r[5], r[6]
     end
 
-    if not ts_matches(ts_s, ts_f, pinfo) then
-        state.err = format(
-            "tcpshut: sidecar does not match this capture: frame %d was captured at %s but its row says %s.%s "
-            .. "(a sidecar made for another capture, or frames renumbered by a read filter); no annotations shown "
-            .. "(sidecar %s, from %s)",
-            num, frame_time_text(pinfo), ts_s, ts_f, state.path, state.source)
+    local differs = row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags)
+    if differs then
+        -- A sidecar named by a preference, argument or environment variable
+        -- belongs to one capture: for another one, the sidecar beside it.
+        if state.source ~= BESIDE and not state.fell_back then
+            local ok, auto = pcall(find_beside_capture)
+            if ok and auto and auto ~= state.path then
+                local pinned = state.source
+                if state.fh then pcall(io.close, state.fh) end
+                state = new_state()
+                state.path, state.source, state.fell_back = auto, BESIDE .. " (not " .. pinned .. ")", true
+                return tcpshut.dissector(tvb, pinfo, tree)
+            end
+        end
+        -- path first: Wireshark cuts expert texts at 240 bytes
+        state.err = format("tcpshut: sidecar %s (%s) does not match this capture: frame %d %s; nothing shown",
+            state.path, state.source, num, differs)
         state.err_expert = ex_mismatch
         state.err_frame = num
         state.flags, state.blocks, state.wbuf = nil, nil, nil
@@ -869,7 +958,16 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
     if ss ~= "" then st:add(pf.sender_state, ss) end
     if rs ~= "" then st:add(pf.receiver_state, rs) end
-    if calls ~= "" then st:add(pf.calls, calls) end
+    if calls ~= "" then
+        st:add(pf.calls, calls)
+        local seen = {}
+        for call in gmatch(calls, "[^>|]+") do
+            if not seen[call] then
+                seen[call] = true
+                st:add(pf.call, call)
+            end
+        end
+    end
     if summary ~= "" then st:add(pf.summary, summary) end
     if sev ~= "" then st:add(pf.severity, sev) end
     if rel ~= "" then st:add(pf.related, tonumber(rel)) end

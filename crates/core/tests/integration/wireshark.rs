@@ -23,6 +23,7 @@ const FIELDS: &[&str] = &[
     "tcpshut.sender_state",
     "tcpshut.receiver_state",
     "tcpshut.calls",
+    "tcpshut.call",
     "tcpshut.summary",
     "tcpshut.severity",
     "tcpshut.related",
@@ -378,6 +379,17 @@ fn assert_frames_match_sidecar(what: &str, frames: &[Dissected], sidecar_text: &
             "{what}: frame {num}"
         );
         assert_eq!(got("tcpshut.calls"), row[12], "{what}: frame {num} calls");
+        let mut calls: Vec<String> = Vec::new();
+        for call in row[12].split(['>', '|']).filter(|c| !c.is_empty()) {
+            if !calls.iter().any(|c| c == call) {
+                calls.push(call.to_string());
+            }
+        }
+        assert_eq!(
+            d.get("tcpshut.call").cloned().unwrap_or_default(),
+            calls,
+            "{what}: frame {num} call items"
+        );
         assert_eq!(
             got("tcpshut.summary"),
             row[13],
@@ -536,7 +548,7 @@ fn synthetic_rows() -> Vec<[String; 16]> {
             "FPA",
             ("LAST-ACK", "FIN-WAIT-2"),
             "fin-passive;data-to-closed",
-            "close",
+            "shut_rdwr>close",
             "Server says \"bye\", then closes: data to a closed socket, unicode ✓",
             "warn",
             "5",
@@ -948,7 +960,7 @@ fn sidecar_of_another_capture_does_not_match(ws: Wireshark) {
         "another capture",
         &dissect_with(&sb, &cap, &side),
         // the frame's time exactly, to the microsecond (not a double's noise)
-        "frame 1 was captured at 1700000000.000000 but its row says 1700000000.000001000",
+        "frame 1 is at 1700000000.000000, its row at 1700000000.000001000",
     );
 
     // Frames renumbered (the first one dropped, as a read filter would).
@@ -1187,6 +1199,163 @@ fn sidecars_of_another_user_are_shown(ws: Wireshark) {
     std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o640)).unwrap();
     annotate();
     assert_eq!(mode(&side), 0o640, "re-annotating keeps the mode");
+}
+
+/// Issue #13 defect 3: when frames share their time, a copy with frames
+/// removed is still told apart from the sidecar, by addresses, ports and
+/// flags; and defect 8: the message is short enough to keep the path.
+fn mismatch_is_found_when_times_agree(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let same_time = |frames: Vec<Frame>| -> Vec<Frame> {
+        frames
+            .into_iter()
+            .map(|f| Frame { usecs: 0, ..f })
+            .collect()
+    };
+    let mut rows = synthetic_rows();
+    for r in &mut rows {
+        r[1] = "1700000000.000000000".into();
+    }
+    let text = sidecar_text(&rows);
+    let side = sb.path(&format!(
+        "{}.csv",
+        "a-long-folder-name/".repeat(2).replace('/', "_")
+    ));
+    std::fs::write(&side, &text).unwrap();
+    let whole = sb.path("whole.pcap");
+    write_pcap(&whole, &same_time(synthetic_frames()));
+    assert_frames_match_sidecar("same times", &dissect_with(&sb, &whole, &side), &text);
+    for (removed, needle) in [
+        // frame 2 (the server's SYN-ACK) removed: frame 2 is now the client's ACK
+        (
+            1,
+            "frame 2 is 10.0.0.1:40000 > 10.0.0.2:80, its row 10.0.0.2:80 > 10.0.0.1:40000",
+        ),
+        // frame 4 (the client's data) removed: frame 4 is now its FIN
+        (3, "frame 4 has flags FA, its row PA"),
+    ] {
+        let mut frames = same_time(synthetic_frames());
+        frames.remove(removed);
+        let cap = sb.path("cut.pcap");
+        write_pcap(&cap, &frames);
+        let got = dissect_with(&sb, &cap, &side);
+        let errs: Vec<String> = got.iter().flat_map(tcpshut_experts).collect();
+        assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
+        assert!(errs[0].contains(needle), "{ws:?}: {errs:?}");
+        let path = format!(
+            "tcpshut: sidecar {} (preference) does not match",
+            side.display()
+        );
+        assert!(errs[0].starts_with(&path), "{errs:?}");
+    }
+}
+
+/// Issue #13 defect 2: a sidecar set by preference belongs to its own
+/// capture; another capture with its own sidecar beside it shows that one.
+fn pinned_sidecar_applies_to_its_own_capture_only(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let a = synthetic_capture(&sb, "a.pcap");
+    let a_text = sidecar_text(&synthetic_rows());
+    let a_side = sb.path("a.pcap.tcpshut.csv");
+    std::fs::write(&a_side, &a_text).unwrap();
+    // b: the same connection a second later, with its own sidecar
+    let b = sb.path("b.pcap");
+    let b_frames: Vec<Frame> = synthetic_frames()
+        .into_iter()
+        .map(|f| Frame {
+            secs: f.secs + 1,
+            ..f
+        })
+        .collect();
+    write_pcap(&b, &b_frames);
+    let mut b_rows = synthetic_rows();
+    for r in &mut b_rows {
+        r[1] = r[1].replacen("1700000000.", "1700000001.", 1);
+    }
+    let b_text = sidecar_text(&b_rows);
+    std::fs::write(sb.path("b.pcap.tcpshut.csv"), &b_text).unwrap();
+    assert_frames_match_sidecar("a, pinned", &dissect_with(&sb, &a, &a_side), &a_text);
+    assert_frames_match_sidecar(
+        &format!("{ws:?}: b, a's sidecar pinned"),
+        &dissect_with(&sb, &b, &a_side),
+        &b_text,
+    );
+}
+
+/// Issue #13 defect 8 and issue #10 item 10: descriptions for every field,
+/// one item per call (`tcpshut.call == "shut_rd"` is not `shut_rdwr`), the
+/// documented `in {…, …}` filter, and the values docs/sidecar.md forbids
+/// (a state LISTEN, a severity critical, a ts with 6 decimals) rejected.
+fn fields_filters_and_the_contract(ws: Wireshark) {
+    // -G must come first, so the plugin is installed (in a sandbox of its own)
+    let installed = Sandbox::new(ws);
+    let out = installed.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = installed.tshark().args(["-G", "fields"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = listing
+        .lines()
+        .filter(|l| {
+            l.split('\t')
+                .nth(2)
+                .is_some_and(|a| a.starts_with("tcpshut."))
+        })
+        // (expert items are listed too, as FT_NONE fields without one)
+        .filter(|l| l.split('\t').nth(3) != Some("FT_NONE"))
+        .collect();
+    assert!(ours.len() >= 10, "{ws:?}: {ours:?}");
+    for line in &ours {
+        let description = line.split('\t').nth(7).unwrap_or_default();
+        assert!(!description.is_empty(), "{ws:?}: no description: {line}");
+    }
+
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "syn.pcap");
+    let side = sb.path("rows.csv");
+    std::fs::write(&side, sidecar_text(&synthetic_rows())).unwrap();
+    let frames_matching = |filter: &str| -> Vec<String> {
+        sb.dissect(
+            &cap,
+            &[sb.with_plugin(&side), vec!["-Y".into(), filter.into()]].concat(),
+            &["frame.number"],
+        )
+        .iter()
+        .map(|d| one(d, "frame.number"))
+        .collect()
+    };
+    assert_eq!(
+        frames_matching("tcpshut.calls contains \"shut_rd\""),
+        ["5", "7"]
+    );
+    assert_eq!(frames_matching("tcpshut.call == \"shut_rd\""), ["5"]);
+    assert_eq!(frames_matching("tcpshut.call == \"shut_rdwr\""), ["7"]);
+    assert_eq!(
+        frames_matching("tcpshut.event in {\"rst-after-close\", \"data-to-closed\"}"),
+        ["7", "8"]
+    );
+
+    let mut rows = synthetic_rows();
+    rows[0][9] = "LISTEN".into();
+    rows[1][14] = "critical".into();
+    rows[3][1] = "1700000000.300001".into();
+    let bad = sb.path("bad.csv");
+    std::fs::write(&bad, sidecar_text(&rows)).unwrap();
+    let frames = dissect_with(&sb, &cap, &bad);
+    for (n, needle) in [
+        ("1", "bad sender_state \"LISTEN\""),
+        ("2", "bad severity \"critical\""),
+        ("5", "exactly 9 decimals"),
+    ] {
+        let d = frames.iter().find(|d| one(d, "frame.number") == n).unwrap();
+        assert!(!has_tcpshut_fields(d), "{ws:?} frame {n}: {d:?}");
+        let errs = tcpshut_experts(d);
+        assert_eq!(errs.len(), 1, "{ws:?} frame {n}: {errs:?}");
+        assert!(errs[0].contains(needle), "{ws:?} frame {n}: {errs:?}");
+    }
 }
 
 /// Runs `cmd`, killing it after `secs` seconds; returns its output, or
@@ -1468,6 +1637,9 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    mismatch_is_found_when_times_agree,
+    pinned_sidecar_applies_to_its_own_capture_only,
+    fields_filters_and_the_contract,
     sidecars_that_are_not_regular_files_or_end_early,
     sidecars_of_another_user_are_shown,
     expert_items_follow_the_engine_table,
