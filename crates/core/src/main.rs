@@ -164,8 +164,12 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
 /// `tcpshut wireshark install`: prints each path written (or, with
 /// `--print`, that would be written).
 fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
-    for path in wireshark::install(print_only)? {
+    let installed = wireshark::install(print_only)?;
+    for path in &installed.written {
         println!("{}", path.display());
+    }
+    for note in &installed.notes {
+        eprintln!("{note}");
     }
     if let Some(warning) = wireshark::root_skip_warning() {
         eprintln!("{warning}");

@@ -227,23 +227,63 @@ pub fn install_plan(env: &Env) -> Result<Vec<(PathBuf, &'static str)>> {
     ])
 }
 
+/// What [`install_with`] did: the files written (or, with `print_only`,
+/// to be written), and notes for the user about files it kept.
+#[derive(Debug, Default)]
+pub struct Installed {
+    pub written: Vec<PathBuf>,
+    pub notes: Vec<String>,
+}
+
+/// Whether an existing profile `preferences` file may be replaced by ours:
+/// only when it is ours, unchanged (an older tcpshut's file starts with the
+/// same first line and has nothing else set).
+fn profile_is_ours(existing: &str) -> bool {
+    existing == PROFILE_PREFERENCES
+        || (existing.lines().next() == PROFILE_PREFERENCES.lines().next()
+            && existing
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .all(|l| PROFILE_PREFERENCES.lines().any(|ours| ours == l)))
+}
+
 /// Installs the plugin and the profile for `env`; with `print_only`, only
-/// returns the paths it would write.
-pub fn install_with(env: &Env, print_only: bool) -> Result<Vec<PathBuf>> {
-    let plan = install_plan(env)?;
-    if !print_only {
-        for (path, contents) in &plan {
-            write_atomic(path, contents.as_bytes())?;
+/// says which paths it would write. A profile `preferences` file the user
+/// changed (in Wireshark or by hand) is never overwritten: it is kept, and
+/// a note says whether it lacks the Shutdown column and how to add it.
+pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
+    let mut installed = Installed::default();
+    for (path, contents) in install_plan(env)? {
+        if contents == PROFILE_PREFERENCES {
+            if let Ok(existing) = std::fs::read_to_string(&path) {
+                if !profile_is_ours(&existing) {
+                    let column = if existing.contains("%Cus:tcpshut.summary") {
+                        "it already has the Shutdown column"
+                    } else {
+                        "the Shutdown column was not added: in Wireshark, Edit > Preferences > \
+                         Appearance > Columns, add a Custom column with the field tcpshut.summary"
+                    };
+                    installed.notes.push(format!(
+                        "tcpshut: {}: kept your edited profile preferences ({column})",
+                        path.display()
+                    ));
+                    continue;
+                }
+            }
         }
+        if !print_only {
+            write_atomic(&path, contents.as_bytes())?;
+        }
+        installed.written.push(path);
     }
-    Ok(plan.into_iter().map(|(p, _)| p).collect())
+    Ok(installed)
 }
 
 /// Installs the Lua plugin into the personal Lua plugins folder and the
 /// `tcpshut` profile into the personal profiles folder, each file atomically.
-/// Returns the paths written (with `print_only`, the paths it would write,
-/// writing nothing); the caller prints them.
-pub fn install(print_only: bool) -> Result<Vec<PathBuf>> {
+/// With `print_only`, writes nothing and says what it would write; the
+/// caller prints the paths and the notes.
+pub fn install(print_only: bool) -> Result<Installed> {
     install_with(&Env::from_process(), print_only)
 }
 
@@ -532,7 +572,7 @@ mod tests {
     fn print_only_writes_nothing_and_install_writes_both_files() {
         let home = tempfile::tempdir().unwrap();
         let env = unix_env(home.path());
-        let paths = install_with(&env, true).unwrap();
+        let paths = install_with(&env, true).unwrap().written;
         assert_eq!(
             paths,
             vec![
@@ -545,7 +585,7 @@ mod tests {
         assert!(env.installed_plugin().is_none());
         assert!(!env.profile_installed());
 
-        let written = install_with(&env, false).unwrap();
+        let written = install_with(&env, false).unwrap().written;
         assert_eq!(written, paths);
         assert_eq!(std::fs::read_to_string(&paths[0]).unwrap(), PLUGIN_LUA);
         assert_eq!(
@@ -563,6 +603,46 @@ mod tests {
                 .collect();
             assert_eq!(names.len(), 1, "{names:?}");
         }
+    }
+
+    #[test]
+    fn edited_profile_is_kept_and_an_unchanged_one_updated() {
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        let prefs = env.profile_dir().unwrap().join("preferences");
+        std::fs::create_dir_all(prefs.parent().unwrap()).unwrap();
+        // an older tcpshut's file (a comment changed): replaced
+        std::fs::write(
+            &prefs,
+            PROFILE_PREFERENCES.replace("after Info", "after the Info"),
+        )
+        .unwrap();
+        let done = install_with(&env, false).unwrap();
+        assert_eq!(done.written.len(), 2);
+        assert!(done.notes.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&prefs).unwrap(),
+            PROFILE_PREFERENCES
+        );
+        // the user's edits: kept, and said
+        let edited = format!("{PROFILE_PREFERENCES}gui.font_name: Mono 12\n");
+        std::fs::write(&prefs, &edited).unwrap();
+        let done = install_with(&env, false).unwrap();
+        assert_eq!(done.written.len(), 1);
+        assert_eq!(std::fs::read_to_string(&prefs).unwrap(), edited);
+        assert!(
+            done.notes[0].contains("kept your edited profile"),
+            "{:?}",
+            done.notes
+        );
+        assert!(done.notes[0].contains("already has the Shutdown column"));
+        std::fs::write(&prefs, "gui.font_name: Mono 12\n").unwrap();
+        let done = install_with(&env, false).unwrap();
+        assert!(
+            done.notes[0].contains("tcpshut.summary"),
+            "{:?}",
+            done.notes
+        );
     }
 
     #[test]

@@ -925,6 +925,40 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
     let nums: Vec<String> = filtered.iter().map(|d| one(d, "frame.number")).collect();
     assert_eq!(nums, ["1", "2", "4", "5", "7", "8"]);
 
+    // Issue #13 defect 6: the user's edits to the profile survive a second
+    // install (which says so), and the profile still works.
+    let prefs = written.iter().find(|p| p.ends_with("preferences")).unwrap();
+    let edited = format!(
+        "{}\n# mine\ntcp.relative_sequence_numbers: FALSE\n",
+        std::fs::read_to_string(prefs).unwrap()
+    );
+    std::fs::write(prefs, &edited).unwrap();
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("kept your edited profile preferences"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(prefs).unwrap(), edited);
+    let out = sb
+        .tshark()
+        .args(["-n", "-C", "tcpshut", "-r"])
+        .arg(&cap)
+        .args(["-T", "fields", "-e", "tcp.seq", "-e", "tcpshut.summary"])
+        .output()
+        .unwrap();
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    // the user's preference (absolute sequence numbers) and the plugin, both
+    assert_eq!(
+        first, "100\tClient 10.0.0.1:40000 opens the connection",
+        "{ws:?}"
+    );
+
     // Without the profile, no Shutdown column.
     let out = sb.tshark().args(["-n", "-r"]).arg(&cap).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("opens the connection"));
