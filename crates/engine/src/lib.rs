@@ -18,7 +18,7 @@ pub mod wire;
 
 // The layers' modules under their short names, as the rest of the crate
 // and its users name them.
-pub use output::{annotate, check, report, writer};
+pub use output::{annotate, check, community_id, report, writer};
 pub use pipeline::{pending, schedule, sinks, summary, tracker};
 
 /// The pipeline's types under the name they had before it was split in

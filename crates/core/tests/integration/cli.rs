@@ -105,6 +105,10 @@ fn json_document_has_capture_connections_and_segments() {
     assert_eq!(conns.len(), 2);
     assert_eq!(conns[1]["notes"][0], "port-reuse");
     assert_eq!(conns[0]["endpoints"][0]["side"], "client");
+    // The reused 4-tuple: one Community ID for both connections.
+    let id = conns[0]["community_id"].as_str().unwrap();
+    assert!(id.starts_with("1:") && id.len() == 30, "{id}");
+    assert_eq!(conns[1]["community_id"], id);
     // zeek_rows: every Zeek connection, the first one repeating the
     // zeek_conn_state / zeek_history pair.
     for c in conns {

@@ -1,8 +1,10 @@
 //! The output layer: one row per segment ([`annotate`]), per-connection
-//! reports ([`report`], with Zeek's view), and the sinks that print
+//! reports ([`report`], with Zeek's view), the Community ID flow hash
+//! ([`community_id`]), and the sinks that print
 //! them ([`writer`]). [`check`] holds the invariants every output obeys.
 
 pub mod annotate;
 pub mod check;
+pub mod community_id;
 pub mod report;
 pub mod writer;

@@ -2,6 +2,7 @@
 //! the table `tcpshut summary` prints.
 
 use crate::annotate::Side;
+use crate::community_id;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
@@ -35,6 +36,9 @@ pub struct ConnectionReport {
     pub id: u32,
     pub client: String,
     pub server: String,
+    /// Community ID v1 (seed 0) of the 4-tuple, to join with Zeek,
+    /// Suricata and others (`community_id`).
+    pub community_id: String,
     pub first_frame: u64,
     pub last_frame: u64,
     /// Times of the first and last segment.
@@ -125,6 +129,7 @@ impl ConnectionReport {
             id: conn.id,
             client: conn.endpoints[client].addr.to_string(),
             server: conn.endpoints[1 - client].addr.to_string(),
+            community_id: community_id::tcp(conn.endpoints[0].addr, conn.endpoints[1].addr),
             first_frame: conn.first_frame,
             last_frame: conn.last_frame,
             first_ts: conn.timeline.first,
