@@ -13,7 +13,7 @@ use tcpshut_engine::report::ConnectionReport;
 use tcpshut_engine::source;
 use tcpshut_engine::{
     CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCommentSink, Peers, RowSink, Tee,
-    Verdicts,
+    Verdicts, ZeekForm, ZeekLogSink,
 };
 
 use crate::inputs::{self, Input};
@@ -285,7 +285,7 @@ pub fn annotate(
     // One capture: a line per connection follows the counts.
     let single = batch.paths.len() == 1 && !batch.paths[0].is_dir();
     let detail = match format {
-        Format::Json => Detail::Reports,
+        Format::Json | Format::Zeek | Format::ZeekJson => Detail::Reports,
         // The first connections' lines and the counts: memory stays flat.
         Format::Csv => Detail::Brief,
     };
@@ -313,6 +313,8 @@ pub fn annotate(
         let ext = match format {
             Format::Csv => "csv",
             Format::Json => "json",
+            Format::Zeek => "conn.log",
+            Format::ZeekJson => "conn.json",
         };
         let (written, result) = match dest {
             Some(d) if d == Path::new("-") => (
@@ -411,6 +413,8 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
     match format {
         Format::Csv => Box::new(CsvSink::new(out)),
         Format::Json => Box::new(JsonSink::new(out)),
+        Format::Zeek => Box::new(ZeekLogSink::new(out, ZeekForm::Tsv)),
+        Format::ZeekJson => Box::new(ZeekLogSink::new(out, ZeekForm::Json)),
     }
 }
 

@@ -38,8 +38,14 @@ struct Cli {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// The CSV sidecar, one row per segment (CAPTURE.tcpshut.csv).
     Csv,
+    /// One JSON document: capture, connections, segments (CAPTURE.tcpshut.json).
     Json,
+    /// Zeek's conn.log, TSV with Zeek's header lines (CAPTURE.tcpshut.conn.log).
+    Zeek,
+    /// Zeek's conn.log in Zeek's JSON form, one object per line (CAPTURE.tcpshut.conn.json).
+    ZeekJson,
 }
 
 #[derive(clap::Args)]

@@ -18,7 +18,7 @@ pub mod wire;
 
 // The layers' modules under their short names, as the rest of the crate
 // and its users name them.
-pub use output::{annotate, check, community_id, report, writer};
+pub use output::{annotate, check, community_id, report, writer, zeek_log};
 pub use pipeline::{pending, schedule, sinks, summary, tracker};
 
 /// The pipeline's types under the name they had before it was split in
@@ -37,3 +37,4 @@ pub use analysis::{
     Verdicts, BRIEF_CONNECTIONS,
 };
 pub use writer::{CsvSink, JsonSink, MemorySink, PcapngCommentSink, CSV_HEADER};
+pub use zeek_log::{ZeekForm, ZeekLogSink};

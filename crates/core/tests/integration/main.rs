@@ -7,3 +7,4 @@ mod field;
 mod lab;
 mod util;
 mod wireshark;
+mod zeek_log;
