@@ -15,6 +15,7 @@ use tcpshut_engine::{
     CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCommentSink, Peers, RowSink, Tee,
     Verdicts, ZeekForm, ZeekLogSink,
 };
+use tcpshut_parquet::ParquetSink;
 
 use crate::inputs::{self, Input};
 use crate::output::{self, sidecar_path, write_atomically};
@@ -273,6 +274,9 @@ pub fn annotate(
 ) -> anyhow::Result<Status> {
     streams_need_output(batch, dest, pcapng)?;
     if let Some(dest) = dest {
+        if format == Format::Parquet {
+            bail!("--format parquet writes two tables beside each capture; -o/--output does not apply");
+        }
         if batch.paths.len() != 1 || batch.paths[0].is_dir() {
             bail!("-o/--output takes exactly one capture file");
         }
@@ -285,7 +289,7 @@ pub fn annotate(
     // One capture: a line per connection follows the counts.
     let single = batch.paths.len() == 1 && !batch.paths[0].is_dir();
     let detail = match format {
-        Format::Json | Format::Zeek | Format::ZeekJson => Detail::Reports,
+        Format::Json | Format::Zeek | Format::ZeekJson | Format::Parquet => Detail::Reports,
         // The first connections' lines and the counts: memory stays flat.
         Format::Csv => Detail::Brief,
     };
@@ -296,8 +300,7 @@ pub fn annotate(
         && std::io::stderr().is_terminal()
         && !source::is_stream(&batch.paths[0]);
     run_batch(batch, to_stdout, |path| {
-        let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
-            let mut sink = sink_for(format, out);
+        let run = |mut sink: Box<dyn RowSink + '_>| -> anyhow::Result<Verdicts> {
             if bar_for_one {
                 sink = Box::new(WithProgress::new(sink, path));
             }
@@ -310,11 +313,23 @@ pub fn annotate(
                 usable(tcpshut_engine::annotate(path, detail, &mut both)?)
             })
         };
+        let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
+            match format {
+                // Two tables: the connections file beside the segments'.
+                Format::Parquet => {
+                    write_atomically(&sidecar_path(path, "connections.parquet"), |conns| {
+                        run(Box::new(ParquetSink::new(out, conns)?))
+                    })
+                }
+                _ => run(sink_for(format, out)),
+            }
+        };
         let ext = match format {
             Format::Csv => "csv",
             Format::Json => "json",
             Format::Zeek => "conn.log",
             Format::ZeekJson => "conn.json",
+            Format::Parquet => "segments.parquet",
         };
         let (written, result) = match dest {
             Some(d) if d == Path::new("-") => (
@@ -415,6 +430,7 @@ fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
         Format::Json => Box::new(JsonSink::new(out)),
         Format::Zeek => Box::new(ZeekLogSink::new(out, ZeekForm::Tsv)),
         Format::ZeekJson => Box::new(ZeekLogSink::new(out, ZeekForm::Json)),
+        Format::Parquet => unreachable!("the Parquet sink writes two files"),
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Format {
     Zeek,
     /// Zeek's conn.log in Zeek's JSON form, one object per line (CAPTURE.tcpshut.conn.json).
     ZeekJson,
+    /// Two Parquet tables: CAPTURE.tcpshut.segments.parquet and CAPTURE.tcpshut.connections.parquet.
+    Parquet,
 }
 
 #[derive(clap::Args)]

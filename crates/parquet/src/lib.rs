@@ -1,0 +1,496 @@
+//! tcpshut-parquet: tcpshut's results as two typed Parquet tables per
+//! capture, for DuckDB, Spark, Athena or ClickHouse:
+//!
+//! - `segments`: the sidecar's columns, one row per TCP segment, with
+//!   `ts` as a TIMESTAMP, `events` and `calls` as lists, numbers as
+//!   integers, and the capture's path;
+//! - `connections`: one row per connection, as the JSON document's
+//!   `connections` (verdict, calls, final states, Zeek's view, Community
+//!   ID), with the capture's path.
+//!
+//! Every capture's files share one schema, so the files of a directory
+//! run read as one dataset (`read_parquet('dir/**/*.segments.parquet')`).
+//! The heavy Arrow/Parquet dependency lives in this crate only.
+//!
+//! Memory stays flat for the segments: rows are gathered into Arrow
+//! column builders and written out as a row group every
+//! [`ROWS_PER_GROUP`] rows, then the encoded bytes go to the output
+//! (Arrow's writer wants a `Send` output; the sink hands it a shared
+//! buffer and drains it after each row group).
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::builder::{
+    BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    UInt16Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+
+use tcpshut_engine::analysis::{CaptureSummary, RowSink};
+use tcpshut_engine::annotate::Row;
+use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::segment::Timestamp;
+
+/// Rows per row group of the segments table: large enough for good
+/// compression, small enough (a few MB of builders) to keep memory flat.
+pub const ROWS_PER_GROUP: usize = 1 << 16;
+
+/// Timestamps are microseconds since the epoch, in UTC: the unit Spark,
+/// DuckDB and Athena all read as TIMESTAMP. Nanosecond captures keep
+/// their exact time in the `ts_ns` column.
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn micros(ts: Timestamp) -> i64 {
+    ts.secs
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(ts.nanos / 1000))
+}
+
+fn nanos(ts: Timestamp) -> i64 {
+    ts.secs
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ts.nanos))
+}
+
+fn list_of_strings() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+/// The segments table's schema.
+pub fn segments_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("capture", DataType::Utf8, false),
+        Field::new("frame", DataType::Int64, false),
+        Field::new("ts", timestamp_type(), false),
+        Field::new("ts_ns", DataType::Int64, false),
+        Field::new("conn", DataType::Int64, false),
+        Field::new("src", DataType::Utf8, false),
+        Field::new("dst", DataType::Utf8, false),
+        Field::new("flags", DataType::Utf8, false),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("ack", DataType::Int64, false),
+        Field::new("len", DataType::Int64, false),
+        Field::new("sender_state", DataType::Utf8, false),
+        Field::new("receiver_state", DataType::Utf8, false),
+        Field::new("events", list_of_strings(), false),
+        Field::new("calls", list_of_strings(), true),
+        Field::new("summary", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("related", DataType::Int64, true),
+    ]))
+}
+
+/// The connections table's schema.
+pub fn connections_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    let mut fields = vec![
+        text("capture"),
+        Field::new("id", DataType::Int64, false),
+        text("client"),
+        text("server"),
+        text("client_ip"),
+        Field::new("client_port", DataType::UInt16, false),
+        text("server_ip"),
+        Field::new("server_port", DataType::UInt16, false),
+        text("community_id"),
+        Field::new("first_frame", DataType::Int64, false),
+        Field::new("last_frame", DataType::Int64, false),
+        Field::new("first_ts", timestamp_type(), false),
+        Field::new("last_ts", timestamp_type(), false),
+        Field::new("rst_ts", timestamp_type(), true),
+        text("handshake"),
+        text("outcome"),
+        text("closer"),
+        Field::new("notes", list_of_strings(), false),
+        text("zeek_conn_state"),
+        text("zeek_history"),
+    ];
+    for side in SIDES {
+        fields.extend([
+            text(&format!("{side}_role")),
+            text(&format!("{side}_closed_by")),
+            text(&format!("{side}_calls")),
+            text(&format!("{side}_state")),
+            Field::new(format!("{side}_state_since"), timestamp_type(), false),
+            Field::new(format!("{side}_fin_ts"), timestamp_type(), true),
+            Field::new(format!("{side}_fin_retransmits"), DataType::Int64, false),
+            Field::new(format!("{side}_data_after_fin"), DataType::Boolean, false),
+        ]);
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The two endpoints' column prefixes, in the report's order.
+const SIDES: [&str; 2] = ["client", "server"];
+
+/// Writer settings: dictionary pages for the repetitive texts (states,
+/// flags, sentences, addresses), delta encoding for the counters, and
+/// Snappy over all.
+fn properties(delta_columns: &[&str]) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_size(ROWS_PER_GROUP)
+        .set_created_by(format!("tcpshut {}", env!("CARGO_PKG_VERSION")));
+    for column in delta_columns {
+        let path = ColumnPath::from(*column);
+        props = props
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+    }
+    props.build()
+}
+
+/// The output Arrow's writer writes to: a buffer the sink drains into
+/// its real output after each row group.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("parquet buffer poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    /// Moves what was written so far to `out`.
+    fn drain_into(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut bytes = self
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("parquet buffer poisoned"))?;
+        out.write_all(&bytes)?;
+        bytes.clear();
+        Ok(())
+    }
+}
+
+fn parquet_error(e: parquet::errors::ParquetError) -> io::Error {
+    io::Error::other(e)
+}
+
+fn arrow_error(e: arrow_schema::ArrowError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// One Parquet file written from record batches, its bytes handed to
+/// `out` as each row group is done.
+struct TableWriter<W: Write> {
+    out: W,
+    buf: SharedBuf,
+    writer: Option<ArrowWriter<SharedBuf>>,
+}
+
+impl<W: Write> TableWriter<W> {
+    fn new(out: W, schema: SchemaRef, delta_columns: &[&str]) -> io::Result<Self> {
+        let buf = SharedBuf::default();
+        let writer = ArrowWriter::try_new(buf.clone(), schema, Some(properties(delta_columns)))
+            .map_err(parquet_error)?;
+        Ok(TableWriter {
+            out,
+            buf,
+            writer: Some(writer),
+        })
+    }
+
+    /// Writes `batch` as (part of) a row group and ends the group.
+    fn write_group(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("parquet table already closed"))?;
+        writer.write(batch).map_err(parquet_error)?;
+        writer.flush().map_err(parquet_error)?;
+        self.buf.drain_into(&mut self.out)
+    }
+
+    /// Writes the footer and hands out the last bytes.
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(writer) = self.writer.take() {
+            writer.close().map_err(parquet_error)?;
+        }
+        self.buf.drain_into(&mut self.out)?;
+        self.out.flush()
+    }
+}
+
+/// Column builders for one row group of segments.
+struct SegmentColumns {
+    capture: StringBuilder,
+    frame: Int64Builder,
+    ts: TimestampMicrosecondBuilder,
+    ts_ns: Int64Builder,
+    conn: Int64Builder,
+    src: StringBuilder,
+    dst: StringBuilder,
+    flags: StringBuilder,
+    seq: Int64Builder,
+    ack: Int64Builder,
+    len: Int64Builder,
+    sender_state: StringBuilder,
+    receiver_state: StringBuilder,
+    events: ListBuilder<StringBuilder>,
+    calls: ListBuilder<StringBuilder>,
+    summary: StringBuilder,
+    severity: StringBuilder,
+    related: Int64Builder,
+    rows: usize,
+    /// Reused for every text formatted from a `Display`.
+    scratch: String,
+}
+
+impl SegmentColumns {
+    fn new() -> Self {
+        SegmentColumns {
+            capture: StringBuilder::new(),
+            frame: Int64Builder::new(),
+            ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            ts_ns: Int64Builder::new(),
+            conn: Int64Builder::new(),
+            src: StringBuilder::new(),
+            dst: StringBuilder::new(),
+            flags: StringBuilder::new(),
+            seq: Int64Builder::new(),
+            ack: Int64Builder::new(),
+            len: Int64Builder::new(),
+            sender_state: StringBuilder::new(),
+            receiver_state: StringBuilder::new(),
+            events: ListBuilder::new(StringBuilder::new()),
+            calls: ListBuilder::new(StringBuilder::new()),
+            summary: StringBuilder::new(),
+            severity: StringBuilder::new(),
+            related: Int64Builder::new(),
+            rows: 0,
+            scratch: String::new(),
+        }
+    }
+
+    fn push(&mut self, capture: &str, row: &Row) {
+        use std::fmt::Write as _;
+        let mut text = |b: &mut StringBuilder, value: &dyn std::fmt::Display| {
+            self.scratch.clear();
+            write!(self.scratch, "{value}").expect("writing to a String cannot fail");
+            b.append_value(&self.scratch);
+        };
+        self.capture.append_value(capture);
+        self.frame.append_value(row.frame as i64);
+        self.ts.append_value(micros(row.ts));
+        self.ts_ns.append_value(nanos(row.ts));
+        self.conn.append_value(i64::from(row.conn));
+        text(&mut self.src, &row.src);
+        text(&mut self.dst, &row.dst);
+        text(&mut self.flags, &row.flags);
+        self.seq.append_value(i64::from(row.seq));
+        self.ack.append_value(i64::from(row.ack));
+        self.len.append_value(i64::from(row.len));
+        text(&mut self.sender_state, &row.sender_state);
+        text(&mut self.receiver_state, &row.receiver_state);
+        for event in row.events.iter() {
+            self.events.values().append_value(event.code());
+        }
+        self.events.append(true);
+        match &row.calls {
+            Some(calls) => {
+                for step in calls.steps() {
+                    text(self.calls.values(), step);
+                }
+                self.calls.append(true);
+            }
+            None => self.calls.append(false),
+        }
+        text(&mut self.summary, &row.summary);
+        self.severity.append_value(row.severity.code());
+        self.related.append_option(row.related.map(|f| f as i64));
+        self.rows += 1;
+    }
+
+    /// The rows gathered so far as one batch; the builders start again.
+    fn finish(&mut self) -> io::Result<RecordBatch> {
+        self.rows = 0;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.capture.finish()),
+            Arc::new(self.frame.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.ts_ns.finish()),
+            Arc::new(self.conn.finish()),
+            Arc::new(self.src.finish()),
+            Arc::new(self.dst.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.seq.finish()),
+            Arc::new(self.ack.finish()),
+            Arc::new(self.len.finish()),
+            Arc::new(self.sender_state.finish()),
+            Arc::new(self.receiver_state.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.calls.finish()),
+            Arc::new(self.summary.finish()),
+            Arc::new(self.severity.finish()),
+            Arc::new(self.related.finish()),
+        ];
+        RecordBatch::try_new(segments_schema(), columns).map_err(arrow_error)
+    }
+}
+
+/// The connections of one capture as a batch.
+fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<RecordBatch> {
+    let strings = |f: &dyn Fn(&ConnectionReport) -> String| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for r in reports {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let ints = |f: &dyn Fn(&ConnectionReport) -> i64| -> ArrayRef {
+        let mut b = Int64Builder::new();
+        for r in reports {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let ports = |f: &dyn Fn(&ConnectionReport) -> u16| -> ArrayRef {
+        let mut b = UInt16Builder::new();
+        for r in reports {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let times = |f: &dyn Fn(&ConnectionReport) -> Option<Timestamp>| -> ArrayRef {
+        let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        for r in reports {
+            b.append_option(f(r).map(micros));
+        }
+        Arc::new(b.finish())
+    };
+    let addr = |text: &str| text.parse::<std::net::SocketAddr>().ok();
+    let ip = |text: &str| addr(text).map_or_else(String::new, |a| a.ip().to_string());
+    let port = |text: &str| addr(text).map_or(0, |a| a.port());
+    let mut notes = ListBuilder::new(StringBuilder::new());
+    for r in reports {
+        for note in &r.notes {
+            notes.values().append_value(note);
+        }
+        notes.append(true);
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        strings(&|_| capture.to_owned()),
+        ints(&|r| i64::from(r.id)),
+        strings(&|r| r.client.clone()),
+        strings(&|r| r.server.clone()),
+        strings(&|r| ip(&r.client)),
+        ports(&|r| port(&r.client)),
+        strings(&|r| ip(&r.server)),
+        ports(&|r| port(&r.server)),
+        strings(&|r| r.community_id.clone()),
+        ints(&|r| r.first_frame as i64),
+        ints(&|r| r.last_frame as i64),
+        times(&|r| Some(r.first_ts)),
+        times(&|r| Some(r.last_ts)),
+        times(&|r| r.rst_ts),
+        strings(&|r| r.handshake.to_owned()),
+        strings(&|r| r.outcome.to_string()),
+        strings(&|r| r.closer.to_string()),
+        Arc::new(notes.finish()),
+        strings(&|r| r.zeek_conn_state.to_owned()),
+        strings(&|r| r.zeek_history.clone()),
+    ];
+    for i in 0..SIDES.len() {
+        let mut data_after_fin = BooleanBuilder::new();
+        for r in reports {
+            data_after_fin.append_value(r.endpoints[i].data_after_fin);
+        }
+        columns.extend([
+            strings(&|r| r.endpoints[i].role.name().to_owned()),
+            strings(&|r| r.endpoints[i].closed_by.name().to_owned()),
+            strings(&|r| r.endpoints[i].calls.to_string()),
+            strings(&|r| r.endpoints[i].final_state.to_string()),
+            times(&|r| Some(r.endpoints[i].state_since)),
+            times(&|r| r.endpoints[i].fin_ts),
+            ints(&|r| i64::from(r.endpoints[i].fin_retransmits)),
+            Arc::new(data_after_fin.finish()),
+        ]);
+    }
+    RecordBatch::try_new(connections_schema(), columns).map_err(arrow_error)
+}
+
+/// Writes the two tables of one capture: the connections when the
+/// reports are known (after pass 1), the segments as rows arrive.
+pub struct ParquetSink<S: Write, C: Write> {
+    segments: TableWriter<S>,
+    connections: TableWriter<C>,
+    capture: String,
+    columns: SegmentColumns,
+    rows_per_group: usize,
+}
+
+impl<S: Write, C: Write> ParquetSink<S, C> {
+    /// A sink writing the segments table to `segments` and the
+    /// connections table to `connections`.
+    pub fn new(segments: S, connections: C) -> io::Result<Self> {
+        Ok(ParquetSink {
+            segments: TableWriter::new(
+                segments,
+                segments_schema(),
+                &["frame", "ts", "ts_ns", "conn", "related"],
+            )?,
+            connections: TableWriter::new(
+                connections,
+                connections_schema(),
+                &["id", "first_frame", "last_frame", "first_ts", "last_ts"],
+            )?,
+            capture: String::new(),
+            columns: SegmentColumns::new(),
+            rows_per_group: ROWS_PER_GROUP,
+        })
+    }
+
+    /// Ends a segments row group every `rows` rows (at least 1) instead
+    /// of every [`ROWS_PER_GROUP`].
+    pub fn with_rows_per_group(mut self, rows: usize) -> Self {
+        self.rows_per_group = rows.max(1);
+        self
+    }
+
+    fn write_segments(&mut self) -> io::Result<()> {
+        if self.columns.rows > 0 {
+            let batch = self.columns.finish()?;
+            self.segments.write_group(&batch)?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: Write, C: Write> RowSink for ParquetSink<S, C> {
+    fn begin(&mut self, capture: &CaptureSummary, reports: &[ConnectionReport]) -> io::Result<()> {
+        self.capture = capture.path.display().to_string();
+        let batch = connections_batch(&self.capture, reports)?;
+        self.connections.write_group(&batch)?;
+        self.connections.close()
+    }
+
+    fn row(&mut self, row: &Row) -> io::Result<()> {
+        self.columns.push(&self.capture, row);
+        if self.columns.rows >= self.rows_per_group {
+            self.write_segments()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.write_segments()?;
+        self.segments.close()
+    }
+}

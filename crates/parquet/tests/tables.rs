@@ -1,0 +1,119 @@
+//! The two tables read back with the Parquet crate's own reader: one
+//! segments row per sidecar row with the same values, one connections
+//! row per connection, the documented types, and row groups of at most
+//! `ROWS_PER_GROUP` rows.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tcpshut_engine::{CsvSink, Detail};
+use tcpshut_parquet::{connections_schema, segments_schema, ParquetSink, ROWS_PER_GROUP};
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(name)
+}
+
+fn read(bytes: Vec<u8>) -> (Vec<RecordBatch>, usize) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+    let groups = builder.metadata().num_row_groups();
+    let batches = builder.build().unwrap().map(Result::unwrap).collect();
+    (batches, groups)
+}
+
+fn tables(capture: &Path, rows_per_group: usize) -> (Vec<RecordBatch>, Vec<RecordBatch>, usize) {
+    let (mut segments, mut connections) = (Vec::new(), Vec::new());
+    let mut sink = ParquetSink::new(&mut segments, &mut connections)
+        .unwrap()
+        .with_rows_per_group(rows_per_group);
+    tcpshut_engine::annotate(capture, Detail::Reports, &mut sink).unwrap();
+    drop(sink);
+    let (segments, groups) = read(segments);
+    (segments, read(connections).0, groups)
+}
+
+#[test]
+fn segments_match_the_sidecar_rows_and_connections_the_reports() {
+    let capture = testdata("close-unread.pcap");
+    let (segments, connections, _) = tables(&capture, ROWS_PER_GROUP);
+    let mut csv = Vec::new();
+    tcpshut_engine::annotate(&capture, Detail::Brief, &mut CsvSink::new(&mut csv)).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let batch = &segments[0];
+    assert_eq!(batch.num_rows(), rows.len());
+    assert_eq!(batch.schema(), segments_schema());
+    let column = |name: &str| batch.column_by_name(name).unwrap();
+    let frames = column("frame").as_primitive::<Int64Type>();
+    let flags = column("flags").as_string::<i32>();
+    let events = column("events").as_list::<i32>();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(frames.value(i).to_string(), row[0]);
+        assert_eq!(flags.value(i), row[5]);
+        let listed: Vec<String> = events
+            .value(i)
+            .as_string::<i32>()
+            .iter()
+            .map(|e| e.unwrap().to_owned())
+            .collect();
+        assert_eq!(listed.join(";"), row[11], "events of frame {}", row[0]);
+    }
+    assert!(matches!(
+        column("ts").data_type(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC"
+    ));
+    let ts = column("ts").as_primitive::<TimestampMicrosecondType>();
+    let ts_ns = column("ts_ns").as_primitive::<Int64Type>();
+    assert_eq!(ts.value(0), ts_ns.value(0) / 1000);
+    assert_eq!(
+        column("capture").as_string::<i32>().value(0),
+        capture.display().to_string()
+    );
+
+    let report = tcpshut_engine::verdicts(&capture, Detail::Reports)
+        .unwrap()
+        .reports;
+    let conns = &connections[0];
+    assert_eq!(conns.schema(), connections_schema());
+    assert_eq!(conns.num_rows(), report.len());
+    let text = |name: &str| {
+        conns
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
+    assert_eq!(text("outcome"), report[0].outcome.to_string());
+    assert_eq!(text("community_id"), report[0].community_id);
+    assert_eq!(
+        text("client_calls"),
+        report[0].endpoints[0].calls.to_string()
+    );
+    assert_eq!(
+        text("server_state"),
+        report[0].endpoints[1].final_state.to_string()
+    );
+}
+
+#[test]
+fn row_groups_are_written_as_rows_arrive() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/third-party/zeek__pop3__pop3.pcap");
+    let (whole, _, one) = tables(&capture, ROWS_PER_GROUP);
+    let rows: usize = whole.iter().map(RecordBatch::num_rows).sum();
+    assert!(rows > 100, "{rows} rows");
+    assert_eq!(one, 1);
+    let (parts, _, groups) = tables(&capture, 7);
+    assert_eq!(groups, rows.div_ceil(7));
+    assert_eq!(parts.iter().map(RecordBatch::num_rows).sum::<usize>(), rows);
+}
