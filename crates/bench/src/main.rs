@@ -7,6 +7,7 @@
 //! a child process several times and prints medians as Markdown tables.
 
 mod gen;
+mod inputs;
 mod measure;
 mod stages;
 
@@ -91,7 +92,7 @@ struct RunArgs {
     #[arg(long)]
     no_tools: bool,
     /// Which parts to run.
-    #[arg(long, value_delimiter = ',', default_value = "sizes,long,batch")]
+    #[arg(long, value_delimiter = ',', default_value = "sizes,long,batch,inputs")]
     parts: Vec<Part>,
 }
 
@@ -103,6 +104,9 @@ enum Part {
     Long,
     /// The directory of `--batch-files` captures, `--jobs 1` and `--jobs 2`.
     Batch,
+    /// The largest capture compressed (gzip, zstd, lz4) and through a
+    /// pipe, against the plain file.
+    Inputs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -471,6 +475,18 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.long_factor, args.long_factor
         );
         print_table(&cap, long_tools, &results);
+    }
+
+    if args.parts.contains(&Part::Inputs) && largest > 0 {
+        let cap = capture(&dir, &config(largest, args.seed))?;
+        let tools = inputs::tools(&tcpshut, &cap.path, args.reps)?;
+        let results = measure_all(&tools, &cap.path)?;
+        println!(
+            "\nInputs as they arrive: the capture compressed by the usual tools' defaults \
+             (decompressed on a second thread), and read from a pipe; each writes the same sidecar."
+        );
+        print_table(&cap, &tools, &results);
+        inputs::print_ratios(&tools, &results);
     }
 
     if args.parts.contains(&Part::Batch) && args.batch_files > 0 {

@@ -1,15 +1,13 @@
 //! Finding the captures to work on: files named on the command line
 //! (`-` is standard input), and in directories, walked recursively in a
 //! stable order, every file that is named like a capture or starts like
-//! one. A file of a directory that is named or looks like a capture but
+//! one (once decompressed, if it is compressed). A file of a directory that is named or looks like a capture but
 //! cannot be used is a problem, reported by name; other files (notes,
 //! sidecars) are skipped in silence.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use tcpshut_engine::capture::starts_like_capture;
+use tcpshut_engine::capture::file_looks_like_capture;
 use walkdir::WalkDir;
 
 /// Files tcpshut writes itself (`CAPTURE.tcpshut.csv`, `.json`,
@@ -20,7 +18,9 @@ const OWN_OUTPUT_MARK: &str = ".tcpshut.";
 /// followed by a compression suffix or by a rotation counter
 /// (`tcpdump -C` writes `x.pcap`, `x.pcap1`, `x.pcap2`, …).
 const CAPTURE_EXTENSIONS: [&str; 4] = ["pcap", "pcapng", "cap", "ntar"];
-const COMPRESSION_EXTENSIONS: [&str; 4] = ["gz", "zst", "zstd", "lz4"];
+/// Compression suffixes: those tcpshut reads, and those it names in its
+/// error (a `x.pcap.bz2` is a capture it cannot use, so an error).
+const COMPRESSION_EXTENSIONS: [&str; 6] = ["gz", "zst", "zstd", "lz4", "bz2", "xz"];
 
 /// One thing to work on, or a problem found while looking for it.
 pub enum Input {
@@ -46,20 +46,6 @@ pub fn named_like_capture(path: &Path) -> bool {
     }
     let base = ext.trim_end_matches(|c: char| c.is_ascii_digit());
     CAPTURE_EXTENSIONS.contains(&base)
-}
-
-/// Whether the file starts like a capture; `Err` when it cannot be read.
-fn starts_like_a_capture(path: &Path) -> std::io::Result<bool> {
-    let mut head = [0u8; 4];
-    let mut file = File::open(path)?;
-    let mut have = 0;
-    while have < head.len() {
-        match file.read(&mut head[have..])? {
-            0 => break,
-            n => have += n,
-        }
-    }
-    Ok(starts_like_capture(&head[..have]))
 }
 
 /// Expands the command line's paths. Files named explicitly are always
@@ -111,7 +97,7 @@ fn classify(file: PathBuf) -> Option<Input> {
     if named_like_capture(&file) {
         return Some(Input::Capture(file));
     }
-    match starts_like_a_capture(&file) {
+    match file_looks_like_capture(&file) {
         Ok(true) => Some(Input::Capture(file)),
         Ok(false) => None,
         Err(err) => Some(Input::Problem(

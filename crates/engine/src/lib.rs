@@ -29,7 +29,7 @@ pub mod analysis {
     pub use crate::pipeline::summary::*;
 }
 pub use tracking::{connection, endpoint, event, flow, inference, timeline, zeek};
-pub use wire::{capture, link, segment, seq, source};
+pub use wire::{capture, compressed, link, segment, seq, source};
 
 pub use analysis::{
     annotate, annotate_bytes, annotate_with, each_report, each_report_bytes, verdicts,

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tcpshut_engine::compressed::Compression;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 
 fn testdata() -> PathBuf {
@@ -63,5 +64,152 @@ fn a_fifo_gives_the_rows_of_the_file_on_every_schedule() {
                 capture.display()
             );
         }
+    }
+}
+
+/// `bytes` compressed the way the common tools write them.
+fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match kind {
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        // With a checksum, as the zstd tool writes by default.
+        Compression::Zstd => {
+            let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+            enc.include_checksum(true).unwrap();
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        Compression::Lz4 => {
+            // 64 KB blocks (the lz4 tool writes 4 MB ones): a cut loses one.
+            let info =
+                lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        other => panic!("{other:?} is not written here"),
+    }
+}
+
+const COMPRESSIONS: [Compression; 3] = [Compression::Gzip, Compression::Zstd, Compression::Lz4];
+
+/// A capture compressed with gzip, zstd or lz4, as a file (whatever its
+/// name) or through a FIFO, gives the rows of the plain capture on every
+/// schedule.
+#[test]
+fn compressed_captures_give_the_rows_of_the_plain_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(testdata())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    captures.sort();
+    captures.push(testdata().join("third-party/zeek__ssh__ssh.pcap"));
+    for capture in &captures {
+        let plain = std::fs::read(capture).unwrap();
+        let expected = csv_on(capture, Schedule::TwoPasses);
+        for kind in COMPRESSIONS {
+            let packed = dir.path().join(format!("capture.{}", kind.name()));
+            std::fs::write(&packed, compress(kind, &plain)).unwrap();
+            for schedule in [
+                Schedule::default(),
+                Schedule::TwoPasses,
+                Schedule::OnePass { max_held_rows: 3 },
+            ] {
+                assert!(
+                    csv_on(&packed, schedule) == expected,
+                    "{} as {kind:?} on {schedule:?}",
+                    capture.display()
+                );
+            }
+            assert!(
+                csv_through_fifo(&packed, Schedule::OnePass { max_held_rows: 3 }) == expected,
+                "{} as {kind:?} through a FIFO",
+                capture.display()
+            );
+        }
+    }
+}
+
+/// gzip members one after the other (`cat a.gz b.gz`, pigz) are one
+/// stream, as `gzip -d` reads them.
+#[test]
+fn concatenated_gzip_members_are_one_capture() {
+    let capture = testdata().join("third-party/zeek__ssh__ssh.pcap");
+    let plain = std::fs::read(&capture).unwrap();
+    let (first, second) = plain.split_at(plain.len() / 3);
+    let mut both = compress(Compression::Gzip, first);
+    both.extend(compress(Compression::Gzip, second));
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("two-members.pcap.gz");
+    std::fs::write(&packed, both).unwrap();
+    assert!(csv_on(&packed, Schedule::default()) == csv_on(&capture, Schedule::default()));
+}
+
+/// A compressed capture cut short or corrupted ends like a truncated
+/// capture: no error, the frames before the damage annotated, and the
+/// reason in `incomplete`.
+#[test]
+fn a_cut_or_corrupt_compressed_capture_ends_early() {
+    let capture = testdata().join("third-party/zeek__ssh__ssh.pcap");
+    let plain = std::fs::read(&capture).unwrap();
+    let full = csv_on(&capture, Schedule::TwoPasses);
+    let dir = tempfile::tempdir().unwrap();
+    for kind in COMPRESSIONS {
+        let packed = compress(kind, &plain);
+        let cut = dir.path().join(format!("cut.{}", kind.name()));
+        std::fs::write(&cut, &packed[..packed.len() * 2 / 3]).unwrap();
+        let mut rows = Vec::new();
+        let verdicts = annotate_with(
+            &cut,
+            Detail::Verdicts,
+            &mut CsvSink::new(&mut rows),
+            Schedule::default(),
+        )
+        .unwrap();
+        let why = verdicts
+            .capture
+            .incomplete
+            .expect("a cut stream is incomplete");
+        assert!(
+            why.contains(kind.name()) || why.contains("truncated"),
+            "{kind:?}: {why}"
+        );
+        assert!(
+            verdicts.capture.frames > 0,
+            "{kind:?}: frames before the cut"
+        );
+        // The rows are those of the frames before the cut.
+        let lines = |csv: &[u8]| String::from_utf8(csv.to_vec()).unwrap().lines().count();
+        assert!(lines(&rows) > 1 && lines(&rows) < lines(&full), "{kind:?}");
+
+        // A checksum or the format's own structure catches corruption
+        // (lz4 frames carry no checksum by default: not tried).
+        if kind == Compression::Lz4 {
+            continue;
+        }
+        let mut flipped = packed.clone();
+        let at = flipped.len() / 2;
+        for byte in &mut flipped[at..at + 16] {
+            *byte ^= 0xa5;
+        }
+        let corrupt = dir.path().join(format!("corrupt.{}", kind.name()));
+        std::fs::write(&corrupt, flipped).unwrap();
+        let verdicts = annotate_with(
+            &corrupt,
+            Detail::Verdicts,
+            &mut CsvSink::new(std::io::sink()),
+            Schedule::default(),
+        )
+        .unwrap();
+        assert!(
+            verdicts.capture.incomplete.is_some(),
+            "{kind:?}: corruption is seen"
+        );
     }
 }

@@ -324,3 +324,55 @@ fn a_directory_walk_reports_what_it_cannot_use() {
         "{stdout}"
     );
 }
+
+/// `gzip` as installed: the test compresses with the real tool, as users do.
+fn gzip(path: &Path) -> std::path::PathBuf {
+    require_tool("gzip", "compresses a capture as users do");
+    let status = Command::new("gzip")
+        .arg("-k")
+        .arg("-f")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut name = path.as_os_str().to_owned();
+    name.push(".gz");
+    name.into()
+}
+
+/// A gzip-compressed capture is read whatever its name: named on the
+/// command line, found in a directory by its name or by its content, and
+/// from standard input; a cut one exits 3 with what came before it
+/// annotated; a bzip2 one is named in the error.
+#[test]
+fn compressed_captures_are_read_by_their_magic() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = testdata().join("close-client-first.pcap");
+    let plain = dir.path().join("plain.pcap");
+    fs::copy(&original, &plain).unwrap();
+    let expected = csv_of_file(&plain);
+    let packed = gzip(&plain);
+    fs::remove_file(&plain).unwrap();
+    assert!(csv_of_file(&packed) == expected);
+    let bytes = fs::read(&packed).unwrap();
+    let out = tcpshut_fed(&["annotate", "-", "-o", "-"], &bytes);
+    assert!(out.stdout == expected, "{}", text(&out.stderr));
+    // Found by content in a directory, whatever its name.
+    fs::rename(&packed, dir.path().join("trace-from-monday")).unwrap();
+    fs::write(dir.path().join("cut.pcap.gz"), &bytes[..bytes.len() - 30]).unwrap();
+    fs::write(dir.path().join("old.pcap.bz2"), b"BZh91AY&SY").unwrap();
+    let out = tcpshut(&["annotate", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    // A failure (the bzip2 capture) outranks an incomplete capture.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        fs::read(dir.path().join("trace-from-monday.tcpshut.csv")).unwrap() == expected,
+        "{stderr}"
+    );
+    assert!(stderr.contains("cut.pcap.gz: incomplete: "), "{stderr}");
+    assert!(dir.path().join("cut.pcap.gz.tcpshut.csv").exists());
+    assert!(
+        stderr.contains("old.pcap.bz2: a bzip2-compressed file: tcpshut reads gzip-"),
+        "{stderr}"
+    );
+}

@@ -17,7 +17,7 @@
 mod pcapng;
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
@@ -30,6 +30,7 @@ use nom::{IResult, Parser};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::TsResolution;
 
+use crate::compressed::Compression;
 use crate::segment::Timestamp;
 use pcapng::PcapNgState;
 
@@ -70,8 +71,15 @@ pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 pub enum CaptureError {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not a pcap or pcapng file (first bytes {magic:02x?})")]
+    #[error("not a pcap or pcapng file (first bytes {})", hex_bytes(magic))]
     NotACapture { magic: Vec<u8> },
+    #[error("a {compression}-compressed file that holds no pcap or pcapng (first bytes after decompression {})", hex_bytes(magic))]
+    NotACaptureInside {
+        compression: &'static str,
+        magic: Vec<u8>,
+    },
+    #[error("a {compression}-compressed file: tcpshut reads gzip-, zstd- and lz4-compressed captures; decompress it first")]
+    UnreadCompression { compression: &'static str },
     #[error("empty file: no capture header")]
     Empty,
     #[error("file header truncated: {have} of {need} bytes")]
@@ -144,26 +152,71 @@ pub struct CaptureReader {
 }
 
 impl CaptureReader {
-    /// Opens a capture and reads its file header.
+    /// Opens a capture and reads its file header. A compressed capture
+    /// (gzip, zstd, lz4: [`Compression`]) is decompressed on a second
+    /// thread as it is read.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let stream = ByteStream::open(File::open(path)?)?;
-        Self::from_stream(stream, path.display().to_string())
+        let mut file = File::open(path)?;
+        let mut head = [0u8; SNIFF_LEN];
+        let have = read_up_to(&mut file, &mut head)?;
+        let name = path.display().to_string();
+        if let Some(kind) = Compression::sniff(&head[..have]) {
+            file.seek(SeekFrom::Start(0))?;
+            return Self::decompressing(kind, Box::new(file), name);
+        }
+        let stream = ByteStream::open(file)?;
+        Self::from_stream(stream, name, None)
     }
 
-    /// Reads a capture from any byte source (in-memory data, pipes, fuzzing);
-    /// `name` is only kept for the caller's messages.
+    /// Reads a capture from any byte source (in-memory data, pipes, fuzzing),
+    /// compressed or not; `name` is only kept for the caller's messages.
     pub fn from_reader(
-        reader: Box<dyn Read + Send>,
+        mut reader: Box<dyn Read + Send>,
         name: impl Into<String>,
     ) -> Result<Self, CaptureError> {
-        Self::from_stream(ByteStream::from_reader(reader), name)
+        let mut head = [0u8; SNIFF_LEN];
+        let have = read_up_to(&mut reader, &mut head)?;
+        // What was peeked at goes back in front.
+        let whole = Box::new(io::Cursor::new(head[..have].to_vec()).chain(reader));
+        match Compression::sniff(&head[..have]) {
+            Some(kind) => Self::decompressing(kind, whole, name.into()),
+            None => Self::from_stream(ByteStream::from_reader(whole), name, None),
+        }
     }
 
-    fn from_stream(mut stream: ByteStream, name: impl Into<String>) -> Result<Self, CaptureError> {
+    fn decompressing(
+        kind: Compression,
+        compressed: Box<dyn Read + Send>,
+        name: String,
+    ) -> Result<Self, CaptureError> {
+        if !kind.supported() {
+            return Err(CaptureError::UnreadCompression {
+                compression: kind.name(),
+            });
+        }
+        let plain = kind.threaded(compressed)?;
+        Self::from_stream(ByteStream::from_reader(plain), name, Some(kind))
+    }
+
+    fn from_stream(
+        mut stream: ByteStream,
+        name: impl Into<String>,
+        compression: Option<Compression>,
+    ) -> Result<Self, CaptureError> {
         let have = stream.fill(PCAP_HEADER_LEN)?;
         if have == 0 {
             return Err(CaptureError::Empty);
         }
+        let not_a_capture = |head: &[u8]| {
+            let magic = head[..head.len().min(16)].to_vec();
+            match compression {
+                None => CaptureError::NotACapture { magic },
+                Some(kind) => CaptureError::NotACaptureInside {
+                    compression: kind.name(),
+                    magic,
+                },
+            }
+        };
         let head = stream.peek(have);
         let (container, format) = if head.len() >= 4 && pcapng::is_section_header(head) {
             // The block loop reads the section header itself.
@@ -179,9 +232,7 @@ impl CaptureReader {
                 });
             }
             let header = PcapHeader::from_slice(head)
-                .map_err(|_| CaptureError::NotACapture {
-                    magic: head[..4].to_vec(),
-                })?
+                .map_err(|_| not_a_capture(head))?
                 .1;
             stream.consume(PCAP_HEADER_LEN);
             let big_endian = header.endianness == pcap_file::Endianness::Big;
@@ -204,9 +255,7 @@ impl CaptureReader {
                 },
             )
         } else {
-            return Err(CaptureError::NotACapture {
-                magic: head[..head.len().min(16)].to_vec(),
-            });
+            return Err(not_a_capture(head));
         };
         Ok(Self {
             stream,
@@ -275,6 +324,51 @@ impl CaptureReader {
 }
 
 const PCAP_HEADER_LEN: usize = 24;
+/// Bytes enough to recognise every compression magic.
+const SNIFF_LEN: usize = 6;
+
+/// Reads until `buf` is full or the input ends; how much it got.
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut have = 0;
+    while have < buf.len() {
+        match reader.read(&mut buf[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(have)
+}
+
+/// Bytes as `0x1f 0x8b …`, for messages.
+fn hex_bytes(bytes: &[u8]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:#04x}")).collect();
+    hex.join(" ")
+}
+
+/// Whether the capture at `path` starts like a pcap or pcapng file, once
+/// decompressed if it is compressed: how a directory walk recognises
+/// captures whatever their names. `Err` when it cannot be read.
+pub fn file_looks_like_capture(path: &Path) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    let mut head = [0u8; SNIFF_LEN];
+    let have = read_up_to(&mut file, &mut head)?;
+    let head = &head[..have];
+    match Compression::sniff(head) {
+        Some(kind) if kind.supported() => {
+            file.seek(SeekFrom::Start(0))?;
+            let mut plain = kind.decoder(Box::new(file))?;
+            let mut inner = [0u8; 4];
+            // A stream too short or too broken to say: not recognised.
+            let have = read_up_to(&mut plain, &mut inner).unwrap_or(0);
+            Ok(starts_like_capture(&inner[..have]))
+        }
+        // Not read, so what it holds cannot be told (its name may say).
+        Some(_) => Ok(false),
+        None => Ok(starts_like_capture(head)),
+    }
+}
 const PCAP_RECORD_HEADER_LEN: usize = 16;
 const NANOS_PER_SEC: u32 = 1_000_000_000;
 

@@ -132,7 +132,27 @@ fn non_capture_shows_first_bytes() {
         CaptureError::NotACapture { magic } => assert_eq!(&magic[..4], b"GET "),
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.to_string().contains("47, 45, 54, 20"), "{err}");
+    assert!(err.to_string().contains("0x47 0x45 0x54 0x20"), "{err}");
+}
+
+#[test]
+fn compressed_files_are_named() {
+    let err = reader(b"BZh91AY&SY".to_vec()).err().unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("a bzip2-compressed file: tcpshut reads gzip-, zstd- and lz4-"),
+        "{err}"
+    );
+    // gzip of "hello world, not a capture"
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"hello world, not a capture").unwrap();
+    let err = reader(gz.finish().unwrap()).err().unwrap();
+    assert!(
+        err.to_string().starts_with(
+            "a gzip-compressed file that holds no pcap or pcapng (first bytes after decompression 0x68 0x65"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

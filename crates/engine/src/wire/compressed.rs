@@ -1,0 +1,275 @@
+//! Compressed captures: gzip, zstd and lz4 (frame format), recognised by
+//! their magic bytes, not by the file name (as Wireshark does), and
+//! decompressed on a second thread so that decompression and analysis
+//! run side by side.
+//!
+//! The decompressing thread hands over fixed-size chunks through a
+//! bounded channel (and gets them back for reuse), so memory stays at a
+//! few chunks whatever the size of the capture. A corrupt or truncated
+//! compressed stream is a read error at the point where it breaks: the
+//! capture reader reports it as an early end, like a truncated capture,
+//! after every whole record before it.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+/// A compression format tcpshut reads, or one it can only name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    Lz4,
+    /// Recognised, to be named in messages, but not read.
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    /// The compression `head` (a file's first bytes) starts with, if any.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        const MAGICS: [(&[u8], Compression); 5] = [
+            (&[0x1f, 0x8b], Compression::Gzip),
+            (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
+            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4),
+            (b"BZh", Compression::Bzip2),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], Compression::Xz),
+        ];
+        MAGICS
+            .iter()
+            .find(|(magic, _)| head.starts_with(magic))
+            .map(|&(_, kind)| kind)
+    }
+
+    /// Its name in messages ("a gzip-compressed file").
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+        }
+    }
+
+    /// Whether tcpshut decompresses it.
+    pub fn supported(self) -> bool {
+        matches!(
+            self,
+            Compression::Gzip | Compression::Zstd | Compression::Lz4
+        )
+    }
+
+    /// A decompressing reader over `compressed`, on this thread.
+    pub fn decoder(self, compressed: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            // Several gzip members one after the other (`cat a.gz b.gz`,
+            // pigz) are one stream, as gzip -d reads them.
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(compressed)?),
+            Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(compressed)),
+            Compression::Bzip2 | Compression::Xz => {
+                return Err(io::Error::other(format!(
+                    "{}-compressed captures are not read (gzip, zstd and lz4 are)",
+                    self.name()
+                )))
+            }
+        })
+    }
+
+    /// A decompressing reader over `compressed`, decompressing on a
+    /// thread of its own.
+    pub fn threaded(self, compressed: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+        let decoder = self.decoder(compressed)?;
+        Ok(Box::new(Threaded::spawn(decoder, self)?))
+    }
+}
+
+/// Bytes per chunk handed from the decompressing thread: large enough
+/// that the hand-over costs nothing, small enough to stay in the caches.
+const CHUNK_LEN: usize = 256 * 1024;
+/// Chunks in flight between the threads (memory: this many chunks, plus
+/// one on each side).
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The reading side of a decompressing thread.
+struct Threaded {
+    full: Receiver<io::Result<Vec<u8>>>,
+    empty: SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    /// The thread has said its last word (end, or an error).
+    ended: bool,
+}
+
+impl Threaded {
+    fn spawn(mut decoder: Box<dyn Read + Send>, kind: Compression) -> io::Result<Self> {
+        let (full_tx, full) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+        let (empty, empty_rx) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
+        std::thread::Builder::new()
+            .name(format!("tcpshut-{}", kind.name()))
+            .spawn(move || loop {
+                let mut chunk = empty_rx.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK_LEN, 0);
+                let (n, error) = fill(&mut *decoder, &mut chunk);
+                chunk.truncate(n);
+                // The reader is gone (it stopped early): so is the work.
+                if n > 0 && full_tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if let Some(e) = error {
+                    let why = format!("{}-compressed stream: {e}", kind.name());
+                    let _ = full_tx.send(Err(io::Error::new(e.kind(), why)));
+                    return;
+                }
+                if n == 0 {
+                    let _ = full_tx.send(Ok(Vec::new()));
+                    return;
+                }
+            })?;
+        Ok(Threaded {
+            full,
+            empty,
+            chunk: Vec::new(),
+            at: 0,
+            ended: false,
+        })
+    }
+}
+
+/// Reads into `buf` until it is full, the input ends or fails; how much
+/// it got, and the failure (which comes after the bytes before it).
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut have = 0;
+    while have < buf.len() {
+        match reader.read(&mut buf[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (have, Some(e)),
+        }
+    }
+    (have, None)
+}
+
+impl Read for Threaded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            let used = std::mem::take(&mut self.chunk);
+            // Handed back for reuse; if the thread has ended, dropped.
+            let _ = self.empty.try_send(used);
+            self.at = 0;
+            match self.full.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
+                Ok(Ok(chunk)) => self.chunk = chunk,
+                Ok(Err(err)) => {
+                    self.ended = true;
+                    return Err(err);
+                }
+                Err(_) => self.ended = true,
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
+        match kind {
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(bytes).unwrap();
+                enc.finish().unwrap()
+            }
+            // With a checksum, as the zstd tool writes by default.
+            Compression::Zstd => {
+                let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+                enc.include_checksum(true).unwrap();
+                enc.write_all(bytes).unwrap();
+                enc.finish().unwrap()
+            }
+            Compression::Lz4 => {
+                // 64 KB blocks (the lz4 tool writes 4 MB ones): a cut loses one.
+                let info = lz4_flex::frame::FrameInfo::new()
+                    .block_size(lz4_flex::frame::BlockSize::Max64KB);
+                let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+                enc.write_all(bytes).unwrap();
+                enc.finish().unwrap()
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    fn read_to_end(mut reader: Box<dyn Read + Send>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map(|_| out)
+    }
+
+    const READ: [Compression; 3] = [Compression::Gzip, Compression::Zstd, Compression::Lz4];
+
+    #[test]
+    fn round_trips_across_many_chunks() {
+        let plain: Vec<u8> = (0..3 * CHUNK_LEN + 12345)
+            .map(|i| (i * 7 / 3) as u8)
+            .collect();
+        for kind in READ {
+            let packed = compress(kind, &plain);
+            assert_eq!(Compression::sniff(&packed), Some(kind));
+            let threaded = kind.threaded(Box::new(io::Cursor::new(packed))).unwrap();
+            assert!(read_to_end(threaded).unwrap() == plain, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_or_corrupt_stream_gives_its_bytes_then_an_error() {
+        let plain: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for kind in READ {
+            let packed = compress(kind, &plain);
+            let cut = packed[..packed.len() / 2].to_vec();
+            let mut reader = kind.threaded(Box::new(io::Cursor::new(cut))).unwrap();
+            let mut got = Vec::new();
+            let err = reader.read_to_end(&mut got).unwrap_err();
+            assert!(err.to_string().starts_with(kind.name()), "{err}");
+            assert!(plain.starts_with(&got), "{kind:?}: a prefix of the data");
+
+            let mut flipped = packed.clone();
+            let middle = flipped.len() / 2;
+            for byte in &mut flipped[middle..middle + 64] {
+                *byte ^= 0x5a;
+            }
+            // lz4 frames carry no checksum by default: corruption may pass
+            // (zstd's and gzip's checksums catch it at the latest).
+            let reader = kind.threaded(Box::new(io::Cursor::new(flipped))).unwrap();
+            let read = read_to_end(reader);
+            assert!(
+                kind == Compression::Lz4 || read.is_err(),
+                "{kind:?}: corruption is seen"
+            );
+        }
+    }
+
+    #[test]
+    fn names_formats_it_does_not_read() {
+        assert_eq!(Compression::sniff(b"BZh91AY"), Some(Compression::Bzip2));
+        assert_eq!(
+            Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]),
+            Some(Compression::Xz)
+        );
+        assert_eq!(Compression::sniff(&[0xd4, 0xc3, 0xb2, 0xa1]), None);
+        let err = Compression::Xz
+            .decoder(Box::new(io::empty()))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("xz-compressed"), "{err}");
+    }
+}
