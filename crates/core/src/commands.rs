@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use tcpshut_engine::endpoint::TcpState;
 use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
 use tcpshut_engine::source;
@@ -471,6 +472,11 @@ fn calls_or_dash(calls: &str) -> &str {
 /// `tcpshut summary`; with `only`, the table lists just those outcomes
 /// (the counts still cover every connection).
 pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
+    if let [path] = batch.paths.as_slice() {
+        if source::is_stream(path) {
+            return summary_of_stream(path, only);
+        }
+    }
     run_batch(batch, false, |path| {
         let verdicts = tcpshut_engine::verdicts(path, Detail::Reports)
             .map_err(anyhow::Error::from)
@@ -506,33 +512,84 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
 /// socket when the capture ends (TIME-WAIT pile-ups, CLOSE-WAIT leaks),
 /// by side; none when there are none.
 fn lingering(reports: &[ConnectionReport]) -> Option<String> {
-    use tcpshut_engine::endpoint::TcpState;
-    const HOLDING: [TcpState; 5] = [
+    let mut holding = Holding::default();
+    reports.iter().for_each(|r| holding.add(r));
+    holding.line()
+}
+
+/// Endpoints left in a state that still holds a socket, by state and side.
+#[derive(Default)]
+struct Holding([[usize; 2]; 5]);
+
+impl Holding {
+    const STATES: [TcpState; 5] = [
         TcpState::TimeWait,
         TcpState::CloseWait,
         TcpState::FinWait2,
         TcpState::LastAck,
         TcpState::Closing,
     ];
-    let count = |state: TcpState, side: usize| {
-        reports
+
+    fn add(&mut self, report: &ConnectionReport) {
+        for (side, endpoint) in report.endpoints.iter().enumerate() {
+            if let Some(i) = Self::STATES.iter().position(|&s| s == endpoint.final_state) {
+                self.0[i][side] += 1;
+            }
+        }
+    }
+
+    fn line(&self) -> Option<String> {
+        let parts: Vec<String> = Self::STATES
             .iter()
-            .filter(|r| r.endpoints[side].final_state == state)
-            .count()
-    };
-    let parts: Vec<String> = HOLDING
-        .iter()
-        .filter_map(|&state| {
-            let (client, server) = (count(state, 0), count(state, 1));
-            (client + server > 0).then(|| {
+            .zip(&self.0)
+            .filter(|(_, [client, server])| client + server > 0)
+            .map(|(state, [client, server])| {
                 format!(
                     "{} in {state} (client {client}, server {server})",
                     client + server
                 )
             })
-        })
+            .collect();
+        (!parts.is_empty()).then(|| format!("  at the end: {}", parts.join(", ")))
+    }
+}
+
+/// The columns of `tcpshut summary`.
+const TABLE_HEADER: [&str; 9] = [
+    "conn",
+    "client",
+    "server",
+    "outcome",
+    "closer",
+    "client calls",
+    "server calls",
+    "client state",
+    "server state",
+];
+
+/// A connection's cells in the table.
+fn table_cells(r: &ConnectionReport) -> [String; 9] {
+    [
+        r.id.to_string(),
+        r.client.clone(),
+        r.server.clone(),
+        r.outcome.to_string(),
+        r.closer.to_string(),
+        calls_or_dash(&r.endpoints[0].calls.to_string()).to_string(),
+        calls_or_dash(&r.endpoints[1].calls.to_string()).to_string(),
+        r.endpoints[0].final_state.to_string(),
+        r.endpoints[1].final_state.to_string(),
+    ]
+}
+
+/// Cells padded to `widths`, two spaces apart.
+fn table_row<S: AsRef<str>>(cells: &[S], widths: &[usize]) -> String {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(c, w)| format!("{:<w$}", c.as_ref()))
         .collect();
-    (!parts.is_empty()).then(|| format!("  at the end: {}", parts.join(", ")))
+    format!("  {}", padded.join("  ").trim_end())
 }
 
 /// Aligned columns: endpoints, outcome, who closed, calls, final states.
@@ -540,53 +597,73 @@ fn table(reports: &[&ConnectionReport]) -> Vec<String> {
     if reports.is_empty() {
         return Vec::new();
     }
-    let header = [
-        "conn",
-        "client",
-        "server",
-        "outcome",
-        "closer",
-        "client calls",
-        "server calls",
-        "client state",
-        "server state",
-    ];
-    let rows: Vec<[String; 9]> = reports
-        .iter()
-        .map(|r| {
-            [
-                r.id.to_string(),
-                r.client.clone(),
-                r.server.clone(),
-                r.outcome.to_string(),
-                r.closer.to_string(),
-                calls_or_dash(&r.endpoints[0].calls.to_string()).to_string(),
-                calls_or_dash(&r.endpoints[1].calls.to_string()).to_string(),
-                r.endpoints[0].final_state.to_string(),
-                r.endpoints[1].final_state.to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
+    let rows: Vec<[String; 9]> = reports.iter().map(|r| table_cells(r)).collect();
+    let mut widths = TABLE_HEADER.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
-    let format_row = |cells: &[&str]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("  {}", padded.join("  ").trim_end())
-    };
-    let mut lines = vec![format_row(&header)];
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        lines.push(format_row(&cells));
-    }
+    let mut lines = vec![table_row(&TABLE_HEADER, &widths)];
+    lines.extend(rows.iter().map(|row| table_row(row, &widths)));
     lines
+}
+
+/// Column widths of the table printed as connections end, when the
+/// widest cell cannot be known ahead (IPv4 endpoints fit).
+const STREAM_WIDTHS: [usize; 9] = [5, 21, 21, 11, 6, 24, 24, 12, 12];
+
+/// `tcpshut summary` of a stream (standard input, a FIFO): each
+/// connection is printed when it ends, in the order they end, while the
+/// capture is still being read; the counts follow at the end.
+fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
+    let mut out = output::stdout();
+    let mut outcomes = OutcomeCounts::default();
+    let mut holding = Holding::default();
+    let mut written = Ok(());
+    let mut header_done = false;
+    let mut each = |report: ConnectionReport| {
+        outcomes.add(report.outcome);
+        holding.add(&report);
+        if written.is_err() || !(only.is_empty() || only.contains(&report.outcome)) {
+            return;
+        }
+        if !header_done {
+            header_done = true;
+            written = writeln!(out, "{}", table_row(&TABLE_HEADER, &STREAM_WIDTHS));
+        }
+        if written.is_ok() {
+            written = writeln!(out, "{}", table_row(&table_cells(&report), &STREAM_WIDTHS))
+                .and_then(|()| out.flush());
+        }
+    };
+    let read = tcpshut_engine::each_report(path, &mut each);
+    written?;
+    let capture = match read {
+        Ok(capture) => capture,
+        Err(err) => {
+            eprintln!(
+                "tcpshut: {}: {:#}",
+                path.display(),
+                anyhow::Error::from(err)
+            );
+            return Ok(Status::Failed);
+        }
+    };
+    writeln!(out, "{}: {}", path.display(), count_outcomes(&outcomes))?;
+    if let Some(line) = holding.line() {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    if let Some(why) = &capture.incomplete {
+        eprintln!(
+            "tcpshut: {}: incomplete: {why}; annotated the first {} frames",
+            path.display(),
+            capture.frames
+        );
+        return Ok(Status::Incomplete);
+    }
+    Ok(Status::Complete)
 }
 
 /// The CSV sidecar of `capture`, written first if it is missing or older

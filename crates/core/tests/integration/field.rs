@@ -376,3 +376,66 @@ fn compressed_captures_are_read_by_their_magic() {
         "{stderr}"
     );
 }
+
+/// The records of a little-endian pcap, with `shift` seconds added to
+/// their timestamps.
+fn records_shifted(pcap: &[u8], shift: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let secs = u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+        out.extend_from_slice(&(secs + shift).to_le_bytes());
+        out.extend_from_slice(&pcap[at + 4..at + 16 + caplen]);
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// `summary -` prints each connection when it ends, while the input is
+/// still open: a connection closed five minutes (capture time) before the
+/// latest frame is printed before the writer closes the pipe.
+#[test]
+fn summary_of_standard_input_prints_connections_as_they_end() {
+    let first = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    let later = fs::read(testdata().join("refused.pcap")).unwrap();
+    let mut stream = first.clone();
+    stream.extend(records_shifted(&later, 300));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["summary", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpshut runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&stream).unwrap();
+    stdin.flush().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let _ = lines_tx.send(line.unwrap());
+        }
+    });
+    // The pipe is still open: the first connection is printed anyway.
+    let timeout = std::time::Duration::from_secs(60);
+    let header = lines.recv_timeout(timeout).expect("a header line");
+    assert!(header.trim_start().starts_with("conn"), "{header}");
+    let row = lines.recv_timeout(timeout).expect("the first connection");
+    assert!(
+        row.contains("10.77.0.1:40000") && row.contains("graceful"),
+        "{row}"
+    );
+    drop(stdin);
+    let rest: Vec<String> = lines.iter().collect();
+    reader.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(rest.iter().any(|l| l.contains("refused")), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l == "-: 2 connections (1 graceful, 1 refused)"),
+        "{rest:?}"
+    );
+}
