@@ -73,12 +73,11 @@ def run(cmd):
 
 
 def json_documents(tcpshut, captures):
-    """`tcpshut annotate --format json` of every capture in the folder."""
-    docs = []
-    for path in sorted(captures.iterdir()):
-        if path.suffix in (".pcap", ".pcapng"):
-            docs.append(json.loads(run([tcpshut, "annotate", path, "--format", "json", "-o", "-"])))
-    return docs
+    """`tcpshut annotate --format json` of every capture (a list of
+    paths, or the .pcap/.pcapng files of a folder)."""
+    if isinstance(captures, Path):
+        captures = [p for p in sorted(captures.iterdir()) if p.suffix in (".pcap", ".pcapng")]
+    return [json.loads(run([tcpshut, "annotate", p, "--format", "json", "-o", "-"])) for p in captures]
 
 
 def micros(text):
