@@ -92,7 +92,11 @@ struct RunArgs {
     #[arg(long)]
     no_tools: bool,
     /// Which parts to run.
-    #[arg(long, value_delimiter = ',', default_value = "sizes,long,batch,inputs")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sizes,long,batch,inputs,formats"
+    )]
     parts: Vec<Part>,
 }
 
@@ -107,6 +111,9 @@ enum Part {
     /// The largest capture compressed (gzip, zstd, lz4) and through a
     /// pipe, against the plain file.
     Inputs,
+    /// The largest capture written as CSV, Parquet and Zeek's conn.log:
+    /// time, memory and the size of what each writes.
+    Formats,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -287,22 +294,13 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
-/// Deletes the CSV sidecars of `path` (a capture, or the captures of a
-/// directory), so that every run writes its sidecar anew: replacing the
+/// Deletes the sidecars of `path` (a capture, or the captures of a
+/// directory): every `CAPTURE.tcpshut.*` file but the annotated pcapng
+/// copy, so that every run writes its output anew: replacing the
 /// previous run's would also time the kernel freeing that file's pages
 /// (and waiting for their writeback), which varies from run to run.
 fn remove_sidecars(path: &Path) -> anyhow::Result<()> {
-    let sidecars: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".tcpshut.csv"))
-            .collect()
-    } else {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".tcpshut.csv");
-        vec![PathBuf::from(name)]
-    };
-    for sidecar in sidecars {
+    for sidecar in sidecars(path)? {
         match std::fs::remove_file(&sidecar) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("cannot remove {}", sidecar.display()))
@@ -311,6 +309,29 @@ fn remove_sidecars(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files tcpshut wrote beside `path` (a capture, or the captures of
+/// a directory).
+fn sidecars(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let (dir, prefix) = if path.is_dir() {
+        (path.to_path_buf(), String::new())
+    } else {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        (
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            name.into_owned(),
+        )
+    };
+    Ok(std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix)
+                && name.contains(".tcpshut.")
+                && !name.ends_with(".tcpshut.pcapng")
+        })
+        .collect())
 }
 
 /// Measures every tool on `file`, runs interleaved so that background
@@ -487,6 +508,76 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         );
         print_table(&cap, &tools, &results);
         inputs::print_ratios(&tools, &results);
+    }
+
+    if args.parts.contains(&Part::Formats) && largest > 0 {
+        let cap = capture(&dir, &config(largest, args.seed))?;
+        let format = |format: &'static str| {
+            let bin = tcpshut.clone();
+            move |f: &Path| {
+                let mut c = Command::new(&bin);
+                c.arg("annotate")
+                    .arg(f)
+                    .args(["--no-progress", "--format", format]);
+                c
+            }
+        };
+        let formats = ["csv", "parquet", "zeek"];
+        let format_tools = [
+            Tool {
+                name: "tcpshut annotate --format csv",
+                command: Box::new(format("csv")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate --format parquet",
+                command: Box::new(format("parquet")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate --format zeek",
+                command: Box::new(format("zeek")),
+                reps: args.reps,
+            },
+        ];
+        let results = measure_all(&format_tools, &cap.path)?;
+        println!("\nOutput formats on the same capture (CSV is the sidecar of the tables above).");
+        print_table(&cap, &format_tools, &results);
+        // What each writes, from one more run each (not timed).
+        println!("\n| format | files | MB | vs CSV |\n|---|---|---|---|");
+        let mut csv_bytes = 0;
+        for (name, tool) in formats.iter().zip(&format_tools) {
+            remove_sidecars(&cap.path)?;
+            let status = (tool.command)(&cap.path).status()?;
+            if !status.success() {
+                bail!("{} failed: {status}", tool.name);
+            }
+            let files = sidecars(&cap.path)?;
+            let bytes: u64 = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .sum();
+            if *name == "csv" {
+                csv_bytes = bytes;
+            }
+            let mut names: Vec<String> = files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            names.sort();
+            println!(
+                "| {name} | {} | {:.1} | {:.2}× smaller |",
+                names.join(", "),
+                bytes as f64 / 1e6,
+                csv_bytes as f64 / bytes.max(1) as f64
+            );
+        }
+        remove_sidecars(&cap.path)?;
     }
 
     if args.parts.contains(&Part::Batch) && args.batch_files > 0 {
