@@ -1392,6 +1392,113 @@ fn fields_filters_and_the_contract(ws: Wireshark) {
     }
 }
 
+/// The synthetic frames as pcapng, with a custom block (0x00000BAD) and a
+/// non-copyable one (0x40000BAD) after frame 2: Wireshark shows each as a
+/// frame of its own.
+fn write_pcapng_with_custom_blocks(path: &Path, frames: &[Frame]) {
+    let classic = path.with_extension("tmp.pcap");
+    write_pcap(&classic, frames);
+    let bytes = std::fs::read(&classic).unwrap();
+    std::fs::remove_file(&classic).unwrap();
+    let block = |kind: u32, body: &[u8]| -> Vec<u8> {
+        let mut body = body.to_vec();
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (12 + body.len()) as u32;
+        [
+            &kind.to_le_bytes()[..],
+            &len.to_le_bytes(),
+            &body,
+            &len.to_le_bytes(),
+        ]
+        .concat()
+    };
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let mut out = block(
+        0x0A0D_0D0A,
+        &[
+            &0x1A2B_3C4Du32.to_le_bytes()[..],
+            &1u16.to_le_bytes(),
+            &0u16.to_le_bytes(),
+            &(-1i64).to_le_bytes(),
+        ]
+        .concat(),
+    );
+    out.extend(block(
+        1,
+        &[
+            &1u16.to_le_bytes()[..],
+            &0u16.to_le_bytes(),
+            &65535u32.to_le_bytes(),
+        ]
+        .concat(),
+    ));
+    let mut at = 24;
+    let mut n = 0;
+    while at < bytes.len() {
+        let (secs, usecs, caplen, len) = (
+            le32(&bytes, at),
+            le32(&bytes, at + 4),
+            le32(&bytes, at + 8),
+            le32(&bytes, at + 12),
+        );
+        let data = &bytes[at + 16..at + 16 + caplen as usize];
+        let ticks = secs as u64 * 1_000_000 + usecs as u64;
+        out.extend(block(
+            6,
+            &[
+                &0u32.to_le_bytes()[..],
+                &((ticks >> 32) as u32).to_le_bytes(),
+                &(ticks as u32).to_le_bytes(),
+                &caplen.to_le_bytes(),
+                &len.to_le_bytes(),
+                data,
+            ]
+            .concat(),
+        ));
+        at += 16 + caplen as usize;
+        n += 1;
+        if n == 2 {
+            // a Private Enterprise Number, then the block's own data
+            out.extend(block(
+                0x0000_0BAD,
+                &[&32473u32.to_le_bytes()[..], b"custom"].concat(),
+            ));
+            out.extend(block(
+                0x4000_0BAD,
+                &[&32473u32.to_le_bytes()[..], b"no copy"].concat(),
+            ));
+        }
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Issue #13 defect 4: in a pcapng with custom blocks, tcpshut numbers
+/// frames as Wireshark does, so the sidecar matches.
+fn pcapng_custom_blocks_are_numbered_like_wireshark(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = sb.path("custom.pcapng");
+    write_pcapng_with_custom_blocks(&cap, &synthetic_frames());
+    let out = sb.tcpshut(&["annotate", "custom.pcapng"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(sb.path("custom.pcapng.tcpshut.csv")).unwrap();
+    let frames = sb.dissect(&cap, &[], &["frame.number"]);
+    assert_eq!(frames.len(), 10, "{ws:?}: 8 packets and 2 custom blocks");
+    let rows = parse_csv(&text);
+    let numbers: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(numbers, ["1", "2", "5", "6", "7", "8", "9", "10"]);
+    assert_frames_match_sidecar(
+        &format!("{ws:?}: custom blocks"),
+        &dissect_with(&sb, &cap, &sb.path("custom.pcapng.tcpshut.csv")),
+        &text,
+    );
+}
+
 /// Runs `cmd`, killing it after `secs` seconds; returns its output, or
 /// `None` when it had to be killed.
 fn output_within(mut cmd: Command, secs: u64) -> Option<std::process::Output> {
@@ -1671,6 +1778,7 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    pcapng_custom_blocks_are_numbered_like_wireshark,
     mismatch_is_found_when_times_agree,
     pinned_sidecar_applies_to_its_own_capture_only,
     fields_filters_and_the_contract,

@@ -283,6 +283,11 @@ impl CaptureReader {
         };
         match located {
             Ok(Some(located)) => {
+                // Blocks Wireshark shows as frames of their own come first.
+                let number = match &mut self.container {
+                    Container::PcapNg(state) => number + state.take_unnumbered(),
+                    Container::Pcap { .. } => number,
+                };
                 self.frames_read = number;
                 Ok(Some(Frame {
                     number,
@@ -312,7 +317,8 @@ impl CaptureReader {
         &self.name
     }
 
-    /// Packet records delivered so far.
+    /// The number of the last frame delivered: packet records so far, plus
+    /// the pcapng blocks before them that Wireshark numbers as frames.
     pub fn frames_read(&self) -> u64 {
         self.frames_read
     }

@@ -12,6 +12,12 @@ const INTERFACE_DESCRIPTION: u32 = 0x0000_0001;
 const OBSOLETE_PACKET: u32 = 0x0000_0002;
 const SIMPLE_PACKET: u32 = 0x0000_0003;
 const ENHANCED_PACKET: u32 = 0x0000_0006;
+/// Blocks that carry no packet but that Wireshark shows as frames of their
+/// own (custom blocks, copyable or not; systemd journal entries), so they
+/// take a frame number: the sidecar's frame numbers must be Wireshark's.
+const SYSTEMD_JOURNAL_EXPORT: u32 = 0x0000_0009;
+const CUSTOM: u32 = 0x0000_0BAD;
+const CUSTOM_NO_COPY: u32 = 0x4000_0BAD;
 
 const BLOCK_HEADER_LEN: usize = 8;
 const BLOCK_TRAILER_LEN: usize = 4;
@@ -35,6 +41,8 @@ pub(super) struct PcapNgState {
     /// `None` until the first section header has been read.
     endianness: Option<Endianness>,
     interfaces: Vec<Interface>,
+    /// Frames Wireshark numbers since the last packet that have no packet.
+    unnumbered: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +148,10 @@ impl PcapNgState {
                         .1;
                     Some(self.locate(header, body.len(), block_type, frame, offset)?)
                 }
+                SYSTEMD_JOURNAL_EXPORT | CUSTOM | CUSTOM_NO_COPY => {
+                    self.unnumbered += 1;
+                    None
+                }
                 _ => None,
             };
             let range = stream.consume(block_len);
@@ -153,6 +165,12 @@ impl PcapNgState {
                 }));
             }
         }
+    }
+
+    /// How many frame numbers Wireshark gave to blocks without a packet
+    /// since the last call; the count starts again.
+    pub(super) fn take_unnumbered(&mut self) -> u64 {
+        std::mem::take(&mut self.unnumbered)
     }
 
     /// Checks a packet header against its interface and its block body.
