@@ -123,6 +123,10 @@ local ex_unreadable = ProtoExpert.new("tcpshut.sidecar_unreadable", "tcpshut: ca
 local ex_short = ProtoExpert.new("tcpshut.sidecar_short", "tcpshut: the sidecar ends early",
     G.MALFORMED, S.WARN)
 experts[#experts + 1] = ex_short
+local ex_no_sidecar = ProtoExpert.new("tcpshut.no_sidecar",
+    "tcpshut: no sidecar for this capture; `tcpshut annotate CAPTURE` makes CAPTURE.tcpshut.csv beside it",
+    G.PROTOCOL, S.CHAT)
+experts[#experts + 1] = ex_no_sidecar
 experts[#experts + 1] = ex_unknown_event
 experts[#experts + 1] = ex_mismatch
 experts[#experts + 1] = ex_malformed
@@ -241,7 +245,7 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, rows = 0, last = 0, short_frame = nil,
+        fh = nil, flags = nil, blocks = nil, rows = 0, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
@@ -865,7 +869,14 @@ function tcpshut.dissector(tvb, pinfo, tree)
         return
     end
     local flags = state.flags
-    if not flags then return end
+    if not flags then
+        if not state.path then
+            -- no sidecar anywhere: one quiet note on the first frame, no more
+            if not state.note_frame then state.note_frame = num end
+            if state.note_frame == num then tree:add(tcpshut):add_proto_expert_info(ex_no_sidecar) end
+        end
+        return
+    end
     local flag = byte(flags, num)
     if not flag then
         -- past the last row: a TCP frame there means the sidecar ends early

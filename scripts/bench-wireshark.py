@@ -5,8 +5,8 @@ Writes a synthetic capture of N TCP frames (default 1,000,000) and a matching
 sidecar into a temporary directory, then times tshark reading it without the
 plugin and with it. Nothing is written into the repository.
 
-usage: scripts/bench-wireshark.py [N] [--mix realistic|worst] [--runs R]
-                                  [--plugin FILE] [--modes open,fields,expert]
+usage: scripts/bench-wireshark.py [N] [--mix realistic|worst|teardown] [--runs R]
+                                  [--plugin FILE] [--modes open,frames,fields,expert,nosidecar]
                                   [--keep DIR]
 
 --mix realistic (default): connections of 100 frames; only the 5 teardown /
@@ -18,9 +18,13 @@ usage: scripts/bench-wireshark.py [N] [--mix realistic|worst] [--runs R]
 Each command runs R times (default 3); the median wall time is reported, and
 the median CPU time (user+sys of tshark), which is less disturbed by other
 processes on a shared machine. The modes:
-  open    tshark -n -r CAP                      (opening a capture: the 1.5x target)
-  fields  tshark -n -r CAP -T fields -e frame.number [-e tcpshut.summary]   (tree built)
-  expert  tshark -n -r CAP -q -z expert
+  open       tshark -n -r CAP                     (issue #13 target: 1.15x)
+  frames     tshark -n -r CAP -T fields -e frame.number, with the plugin too (1.15x)
+  fields     ... -T fields -e frame.number [-e tcpshut.summary]   (the plugin's fields asked for)
+  expert     tshark -n -r CAP -q -z expert        (1.15x)
+  nosidecar  tshark -n -r CAP with and without the plugin, no sidecar anywhere (1.02x)
+--mix teardown: connections of 11 frames (handshake, one request and answer,
+    teardown): 18% of rows with events, as in the capture of issue #13.
 """
 import os, statistics, struct, subprocess, sys, tempfile, time
 
@@ -33,6 +37,12 @@ def write(dirpath, n, mix):
         plan = [(0x02, 0), (0x12, 1), (0x10, 0), (0x18, 0), (0x10, 1),
                 (0x11, 0), (0x10, 1), (0x11, 1), (0x10, 0), (0x10, 0)]
         ev_at = {0: "syn", 1: "syn-ack", 5: "fin-active", 7: "fin-passive", 8: "fin-acked;time-wait"}
+    elif mix == "teardown":
+        # connections of 28 frames: S, SA, A, 10 x (PA 10 bytes, A), A, FA, A, FA, A: 5 rows with events (18%)
+        plan = [(0x02, 0), (0x12, 1), (0x10, 0)] + [(0x18, 0), (0x10, 1)] * 10 + [(0x10, 0)]
+        plan += [(0x11, 0), (0x10, 1), (0x11, 1), (0x10, 0)]
+        assert len(plan) == 28
+        ev_at = {0: "syn", 1: "syn-ack", 24: "fin-active", 26: "fin-passive", 27: "fin-acked;time-wait"}
     else:
         # connections of 100 frames: S, SA, A, then 47 x (PA 10 bytes, A), then FA, A, FA, A...
         plan = [(0x02, 0), (0x12, 1), (0x10, 0)]
@@ -106,7 +116,7 @@ def main():
     keep = arg("--keep", None)
     mix = arg("--mix", "realistic")
     runs = int(arg("--runs", "3"))
-    modes = arg("--modes", "open,fields,expert").split(",")
+    modes = arg("--modes", "open,frames,fields,expert,nosidecar").split(",")
     plugin = arg("--plugin", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lua", "tcpshut.lua"))
     with tempfile.TemporaryDirectory() as tmp:
         d = keep or tmp
@@ -123,13 +133,25 @@ def main():
         base = ["tshark", "-n", "-r", cap]
         lua = base + ["-X", "lua_script:" + plugin, "-o", "tcpshut.sidecar:" + side]
         # without the plugin tcpshut.summary does not exist: -e frame.number alone
+        nothing = os.path.join(d, "no-sidecar")
+        os.makedirs(nothing, exist_ok=True)
+        bare_cap = os.path.join(nothing, "big.pcap")  # the capture, no sidecar beside it
+        if not os.path.exists(bare_cap):
+            os.link(cap, bare_cap)
         extras = {"open": ([], []),
+                  "frames": (["-T", "fields", "-e", "frame.number"], ["-T", "fields", "-e", "frame.number"]),
                   "fields": (["-T", "fields", "-e", "frame.number"],
                              ["-T", "fields", "-e", "frame.number", "-e", "tcpshut.summary"]),
                   "expert": (["-q", "-z", "expert"], ["-q", "-z", "expert"])}
         for mode in modes:
-            w0, c0, lo0, hi0 = timed(base + extras[mode][0], env, runs)
-            w1, c1, lo1, hi1 = timed(lua + extras[mode][1], env, runs)
+            if mode == "nosidecar":
+                # the plugin loaded, no sidecar anywhere: what it costs everyone else
+                cmd0 = ["tshark", "-n", "-r", bare_cap]
+                w0, c0, lo0, hi0 = timed(cmd0, env, runs)
+                w1, c1, lo1, hi1 = timed(cmd0 + ["-X", "lua_script:" + plugin], env, runs)
+            else:
+                w0, c0, lo0, hi0 = timed(base + extras[mode][0], env, runs)
+                w1, c1, lo1, hi1 = timed(lua + extras[mode][1], env, runs)
             print(f"{mode:6}: without {w0:6.2f} s [{lo0:.2f}-{hi0:.2f}] (cpu {c0:6.2f}), "
                   f"with {w1:6.2f} s [{lo1:.2f}-{hi1:.2f}] (cpu {c1:6.2f}), "
                   f"ratio wall {w1 / w0:.2f}, cpu {c1 / c0:.2f}", flush=True)

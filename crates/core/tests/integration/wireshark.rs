@@ -826,12 +826,20 @@ fn lookup_order_preference_argument_environment(ws: Wireshark) {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("cannot read sidecar"), "{errs:?}");
     assert!(errs[0].contains("TCPSHUT_SIDECAR"), "{errs:?}");
-    // nothing set and nothing beside the capture: silently inactive
+    // nothing set and nothing beside the capture: one quiet note, on frame 1
     let f = run(vec!["-X".into(), x], None);
+    assert!(f.iter().all(|d| !has_tcpshut_fields(d)), "{f:?}");
+    let notes: Vec<(String, Vec<String>)> = f
+        .iter()
+        .map(|d| (one(d, "frame.number"), tcpshut_experts(d)))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "1", "{notes:?}");
     assert!(
-        f.iter()
-            .all(|d| !has_tcpshut_fields(d) && tcpshut_experts(d).is_empty()),
-        "{f:?}"
+        notes[0].1[0]
+            .starts_with("tcpshut: no sidecar for this capture; `tcpshut annotate CAPTURE`"),
+        "{notes:?}"
     );
 }
 
@@ -1592,7 +1600,17 @@ fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
     let out = output_within(cmd, 60)
         .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on a FIFO beside the capture"));
     assert_no_lua_error("FIFO beside", &out);
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("tcpshut"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // no annotation, only the note that there is no sidecar
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("tcpshut")).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tcpshut: no sidecar for this capture"),
+        "{stdout}"
+    );
 
     // The last two rows cut off (an interrupted run): frames 1-5 as in the
     // sidecar, one warning on frame 7 (the first TCP frame without a row).
