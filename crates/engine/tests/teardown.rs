@@ -480,3 +480,24 @@ fn a_late_start_still_names_the_closer_when_the_peer_sent_data() {
     assert_eq!(v.closer, Closer::Client);
     assert_eq!(v.outcome, Outcome::Graceful);
 }
+
+#[test]
+fn a_stray_rst_before_any_close_seen_means_a_close_the_capture_missed() {
+    // The client's abortive RST was lost before the capture point (a
+    // router dropped it); the server's next data is answered by a bare
+    // RST from a client that no longer has the connection.
+    let mut w = Wire::new([1000, 5000]);
+    w.handshake();
+    w.send(C, A, 10);
+    w.send(SV, A, 0);
+    w.unseen(C, R | A, 0);
+    let data = w.send(SV, A, 100);
+    let rst = w.send_acking(C, R, 0, 0);
+    let a = w.analyse();
+    assert_eq!(a.events(rst), ["rst-stray"]);
+    assert!(data < rst);
+    let v = &a.verdicts[0];
+    assert_eq!(v.outcome, Outcome::Reset);
+    assert_eq!(v.endpoints[C].closed_by, ClosedBy::Unknown);
+    assert_eq!(v.closer, Closer::Unknown);
+}

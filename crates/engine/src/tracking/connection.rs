@@ -632,6 +632,10 @@ impl Connection {
         } else if sender.state.is_finished() || !seg.flags.ack() {
             // RFC 9293 3.5.2 group 1: it answers a segment of a connection it no longer has.
             step.events.insert(Event::RstStray);
+            // It no longer has it, yet the capture showed no close: that
+            // close happened where the capture point could not see it.
+            let own = &mut self.evidence[x];
+            own.closed_unseen |= own.first_signal().is_none();
         } else {
             // RFC 9293 3.10.5 (ABORT call): an abortive close.
             step.events.insert(Event::RstAbort);

@@ -188,6 +188,11 @@ pub struct Evidence {
     /// At its first teardown signal, nothing proved that the peer had not
     /// closed before (see `Connection::check_peer_open`).
     pub peer_may_have_closed_first: bool,
+    /// It answered with a stray RST (it no longer had the connection)
+    /// before any teardown signal of its was seen: without a later one, it
+    /// closed unseen (a FIN or RST lost before the capture point, or sent
+    /// before it began).
+    pub closed_unseen: bool,
 }
 
 impl Evidence {
@@ -421,10 +426,12 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         }
     };
     let whole_history = sight.start && !one_sided;
-    // Its direction never captured, or (late start) no signal and nothing
-    // proving it had not closed before: whether it closed is unknown.
+    // Its direction never captured, a stray RST from it before any close
+    // of its was seen, or (late start) no signal and nothing proving it
+    // had not closed before: how it closed is unknown.
     let untold_close = |i: usize, e: &Evidence| {
-        sight.unseen[i] || (sight.past_unseen[i] && e.first_signal().is_none())
+        let no_signal = e.first_signal().is_none();
+        sight.unseen[i] || (no_signal && (e.closed_unseen || sight.past_unseen[i]))
     };
     let untold = [untold_close(0, a), untold_close(1, b)];
     let verdict_of = |i: usize, e: &Evidence, role: Role| {
