@@ -13,6 +13,7 @@ mod inputs;
 #[cfg(target_os = "linux")]
 mod lab;
 mod output;
+mod report;
 mod wireshark;
 
 use std::path::PathBuf;
@@ -48,6 +49,15 @@ pub enum Format {
     ZeekJson,
     /// Two Parquet tables: CAPTURE.tcpshut.segments.parquet and CAPTURE.tcpshut.connections.parquet.
     Parquet,
+}
+
+/// How `tcpshut report` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text (colour on a terminal, unless NO_COLOR is set).
+    Text,
+    /// The `tcpshut-report/1` document (docs/report.md).
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -86,6 +96,14 @@ enum Command {
         /// Only connections with these outcomes (comma-separated), e.g. `reset,refused`.
         #[arg(long, value_delimiter = ',', value_parser = parse_outcome)]
         only: Vec<Outcome>,
+    },
+    /// Diagnose the system: ranked findings and aggregates over captures and directories.
+    Report {
+        #[command(flatten)]
+        batch: BatchArgs,
+        /// Output format on standard output.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
     },
     /// Wireshark integration: the Lua plugin, the Shutdown column, opening a capture.
     Wireshark {
@@ -146,6 +164,7 @@ fn main() -> ExitCode {
             pcapng,
         } => commands::annotate(&batch, output.as_deref(), format, pcapng),
         Command::Summary { batch, only } => commands::summary(&batch, &only),
+        Command::Report { batch, format } => report::report(&batch, format),
         Command::Wireshark { action } => match action {
             WiresharkAction::Install { print } => wireshark_install(print),
             WiresharkAction::Open { capture } => wireshark_open(&capture),

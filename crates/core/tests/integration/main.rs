@@ -5,6 +5,7 @@ mod cli;
 mod field;
 #[cfg(target_os = "linux")]
 mod lab;
+mod report;
 mod util;
 mod wireshark;
 mod zeek_log;

@@ -1,0 +1,122 @@
+//! The `report` command: aggregates over every input (in parallel, merged
+//! in input order), printed for a terminal or as JSON. The work is
+//! tcpshut-report's; this is the glue.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+use tcpshut_report::{Aggregate, Document};
+
+use crate::inputs::{self, Input};
+use crate::output;
+
+use crate::{BatchArgs, ReportFormat, Status};
+
+/// What the inputs gave: the merged aggregates, how many failed, the worst
+/// status, and the error lines by input position.
+#[derive(Default)]
+struct Partial {
+    agg: Aggregate,
+    failed: u64,
+    worst: Option<Status>,
+    errors: Vec<(usize, String)>,
+}
+
+impl Partial {
+    fn merge(mut self, other: Partial) -> Partial {
+        self.agg.merge(other.agg);
+        self.failed += other.failed;
+        self.worst = self.worst.max(other.worst);
+        self.errors.extend(other.errors);
+        self
+    }
+
+    fn of(position: usize, input: &Input) -> Partial {
+        let (path, result) = match input {
+            Input::Capture(path) => (path, tcpshut_report::aggregate_capture(position, path)),
+            Input::Problem(path, why) => {
+                return Partial::failed(position, path, why);
+            }
+        };
+        match result {
+            Err(err) => Partial::failed(position, path, &format!("{err:#}")),
+            Ok((agg, summary)) => {
+                let mut errors = Vec::new();
+                let status = match &summary.incomplete {
+                    None => Status::Complete,
+                    Some(why) => {
+                        errors.push((
+                            position,
+                            format!(
+                                "tcpshut: {}: incomplete: {why}; reported the first {} frames",
+                                path.display(),
+                                summary.frames
+                            ),
+                        ));
+                        Status::Incomplete
+                    }
+                };
+                Partial {
+                    agg,
+                    failed: 0,
+                    worst: Some(status),
+                    errors,
+                }
+            }
+        }
+    }
+
+    fn failed(position: usize, path: &Path, why: &str) -> Partial {
+        Partial {
+            agg: Aggregate::default(),
+            failed: 1,
+            worst: Some(Status::Failed),
+            errors: vec![(position, format!("tcpshut: {}: {why}", path.display()))],
+        }
+    }
+}
+
+/// `tcpshut report`.
+pub fn report(batch: &BatchArgs, format: ReportFormat) -> anyhow::Result<Status> {
+    let inputs = inputs::collect(&batch.paths);
+    if inputs.is_empty() {
+        bail!("no captures found in the given paths");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(batch.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")?;
+    // An order-keeping reduction: partial results merge with their
+    // neighbours, never all held at once.
+    let mut all = pool.install(|| {
+        inputs
+            .par_iter()
+            .enumerate()
+            .map(|(i, input)| Partial::of(i, input))
+            .reduce(Partial::default, Partial::merge)
+    });
+    all.errors.sort();
+    for (_, line) in &all.errors {
+        eprintln!("{line}");
+    }
+    let worst = all.worst.unwrap_or(Status::Complete);
+    let doc = Document::new(&all.agg, all.failed);
+    let mut out = output::stdout();
+    match format {
+        ReportFormat::Text => {
+            let colour = tcpshut_report::terminal::wants_colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            tcpshut_report::terminal::write(&doc, colour, &mut out)?;
+        }
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(worst)
+}

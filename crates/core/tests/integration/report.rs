@@ -1,0 +1,136 @@
+//! `tcpshut report` end to end: the JSON schema on the bundled captures,
+//! the same output whatever the parallelism, colour rules, bad inputs.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::util::{repo_root, tcpshut, testdata};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_report(args: &[&str]) -> Value {
+    let mut all = vec!["report", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = tcpshut(&all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("report --format json prints JSON")
+}
+
+/// Findings and counts of the bundled single-connection captures, which
+/// each planted one teardown: counts add up, and the aborts the
+/// close-unread and linger0 captures planted are found.
+#[test]
+fn json_report_counts_the_bundled_captures() {
+    let files = [
+        "close-unread.pcap",
+        "linger0-no-data.pcap",
+        "refused.pcap",
+        "close-wait-at-end.pcap",
+        "fin-retransmit.pcap",
+    ];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| testdata().join(f).display().to_string())
+        .collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let doc = json_report(&args);
+    assert_eq!(doc["schema"], "tcpshut-report/1");
+    assert_eq!(doc["inputs"]["captures"], 5);
+    assert_eq!(doc["inputs"]["connections"], 5);
+    assert_eq!(doc["outcomes"]["refused"], 1);
+    assert_eq!(doc["assumptions"]["time_wait_secs"], 60);
+    let kinds: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("abort", "10.77.0.2:5000"),
+        ("abort", "10.77.0.2:5000"),
+        ("close-wait", "10.77.0.2:5000"),
+        ("refused", "10.77.0.2:5001"),
+        ("fin-retransmit", "10.77.0.2:5000"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(kinds, want, "{:#}", doc["findings"]);
+    let service = &doc["services"][0];
+    assert_eq!(service["service"], "10.77.0.2:5000");
+    assert_eq!(service["connections"], 4);
+    assert_eq!(service["client_aborts_after_data"], 1);
+    assert_eq!(service["client_aborts_without_data"], 1);
+    let example = &doc["findings"][0]["examples"][0];
+    assert!(example["filter"]
+        .as_str()
+        .unwrap()
+        .starts_with("ip.addr == 10.77.0.1 && tcp.port == 40000"));
+}
+
+#[test]
+fn report_is_the_same_whatever_the_parallelism() {
+    let dir = testdata().display().to_string();
+    let one = tcpshut(&["report", "--format", "json", "--jobs", "1", &dir]);
+    let two = tcpshut(&["report", "--format", "json", "--jobs", "2", &dir]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    assert_eq!(one.stdout, two.stdout);
+    let one = tcpshut(&["report", "--jobs", "1", &dir]);
+    let two = tcpshut(&["report", "--jobs", "2", &dir]);
+    assert_eq!(one.stdout, two.stdout);
+}
+
+/// Not a terminal: no escape sequences, whatever NO_COLOR says.
+#[test]
+fn report_text_is_plain_when_piped() {
+    let out = tcpshut(&[
+        "report",
+        testdata().join("close-unread.pcap").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert!(stdout.contains("Findings"), "{stdout}");
+    assert!(stdout.contains("close() with unread data"), "{stdout}");
+}
+
+/// A file that is not a capture is named once, the others still count,
+/// and the exit code says an input failed.
+#[test]
+fn a_bad_input_is_named_and_the_rest_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pcap");
+    fs::write(&bad, b"not a capture at all").unwrap();
+    let good = testdata().join("refused.pcap");
+    let out = tcpshut(&[
+        "report",
+        "--format",
+        "json",
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("bad.pcap").count(), 1, "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["inputs"]["failed"], 1);
+    assert_eq!(doc["inputs"]["captures"], 1);
+}
+
+/// The third-party corpus, every capture: no panic, and a document.
+#[test]
+fn report_reads_the_third_party_corpus() {
+    let dir = repo_root().join("testdata/third-party");
+    let doc = json_report(&[dir.to_str().unwrap()]);
+    assert!(doc["inputs"]["captures"].as_u64().unwrap() > 50);
+    assert!(doc["inputs"]["connections"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,37 @@
+//! tcpshut-report: diagnoses the system, not one connection. It folds the
+//! engine's per-connection reports ([`tcpshut_engine::each_report`]) of one
+//! or many captures into aggregates ([`aggregate`]), draws ranked,
+//! plain-language findings from them ([`findings`]) with example
+//! connections ([`example`]), and renders the result ([`document`]: the
+//! JSON schema; [`terminal`]; [`html`]), plus the ladder diagram of one
+//! connection ([`ladder`]).
+//!
+//! Memory grows with services and hosts, never with connections or files:
+//! each capture streams into a [`aggregate::CaptureAggregator`], and
+//! captures merge.
+
+pub mod aggregate;
+pub mod document;
+pub mod example;
+pub mod findings;
+pub mod histogram;
+pub mod terminal;
+pub mod timewait;
+
+use std::path::Path;
+
+pub use aggregate::{Aggregate, CaptureAggregator};
+pub use document::Document;
+use tcpshut_engine::{AnalyzeError, CaptureSummary};
+
+/// The aggregates of one capture, and what the read saw (frames, why it
+/// stopped early); `position` is its place among the inputs (it orders
+/// examples across captures).
+pub fn aggregate_capture(
+    position: usize,
+    path: &Path,
+) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
+    let mut agg = CaptureAggregator::new(position, path.display().to_string());
+    let summary = tcpshut_engine::each_report(path, &mut |r| agg.add(&r))?;
+    Ok((agg.finish(&summary), summary))
+}
