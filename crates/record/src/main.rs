@@ -10,6 +10,7 @@ mod degrade;
 mod derive;
 mod hard;
 mod manifest;
+mod mix;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,10 @@ struct Cli {
     /// List the captures this would record, and exit.
     #[arg(long)]
     list: bool,
+    /// Record only the report mix (OUT/report-mix/mix.pcap and mix.json:
+    /// a few hundred connections with planted problems, for `tcpshut report`).
+    #[arg(long)]
+    report_mix: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -247,6 +252,9 @@ fn record(rec: &Recording, out: &Path) -> Result<Capture> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.report_mix {
+        return mix::record(&cli.out.join("report-mix"));
+    }
     let scenarios = scenarios::all();
     let all = recordings(&scenarios);
     if cli.list {
