@@ -30,7 +30,7 @@ use crate::timewait::TimeWaitPeak;
 
 /// Connections by outcome, in [`Outcome::ALL`] order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Outcomes(pub [u64; 5]);
+pub struct Outcomes(pub [u64; Outcome::ALL.len()]);
 
 impl Outcomes {
     pub fn add(&mut self, outcome: Outcome) {
@@ -55,7 +55,7 @@ impl Serialize for Outcomes {
 
 /// Connections by who closed first, in [`Closer::ALL`] order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Closers(pub [u64; 4]);
+pub struct Closers(pub [u64; Closer::ALL.len()]);
 
 impl Closers {
     fn add(&mut self, closer: Closer) {
@@ -236,7 +236,7 @@ pub struct Aggregate {
     /// By service and the side that holds the socket.
     pub close_wait: BTreeMap<(SocketAddr, SideKey), CloseWait>,
     /// Teardowns over time, by outcome ([`Outcome::ALL`] order).
-    pub teardowns: Histogram<5>,
+    pub teardowns: Histogram<{ Outcome::ALL.len() }>,
     /// Connections with an RST over time ([`RST_SERIES`]).
     pub rsts: Histogram<3>,
     pub examples: Examples,
@@ -283,6 +283,7 @@ pub fn cause(r: &ConnectionReport) -> String {
     let calls = |e: &EndpointReport| calls_text(&e.calls);
     match r.outcome {
         Outcome::Refused => "nothing listening (SYN answered by RST)".into(),
+        Outcome::Unknown => "the capture cannot tell (started late, or one direction)".into(),
         Outcome::Open => match open_state(r) {
             Some((side, state)) => format!("{} in {state} at the end", side.name()),
             None => "open at the end".into(),
@@ -313,6 +314,7 @@ pub fn cause(r: &ConnectionReport) -> String {
             }
             Closer::Both => "simultaneous close".into(),
             Closer::None => "no FIN seen first".into(),
+            Closer::Unknown => "who closed first is unknown".into(),
         },
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tcpshut_engine::inference::Outcome;
+use tcpshut_engine::inference::{Closer, Outcome};
 
 use crate::aggregate::{Aggregate, Outcomes, SideKey, Tally, CLOSE_WAIT_LEAK_SECS, RST_SERIES};
 use crate::findings::{findings, Finding, TIME_WAIT_MIN_PEAK};
@@ -140,6 +140,25 @@ pub struct Timeline {
     pub series: Vec<&'static str>,
     #[serde(flatten)]
     pub buckets: Buckets,
+}
+
+/// Column names of a [`Tally`]'s cells ([`tally_cells`]), after the key.
+pub fn tally_columns() -> Vec<String> {
+    let mut columns = vec!["conns".to_string()];
+    columns.extend(Outcome::ALL.iter().map(|o| o.name().to_string()));
+    columns.extend(Closer::ALL.iter().map(|c| match c {
+        Closer::Client | Closer::Server => format!("{c} first"),
+        _ => format!("closer {c}"),
+    }));
+    columns
+}
+
+/// A [`Tally`] as table cells: connections, by outcome, by who closed first.
+pub fn tally_cells(t: &Tally) -> Vec<String> {
+    let mut cells = vec![t.connections.to_string()];
+    cells.extend(t.outcomes.0.iter().map(u64::to_string));
+    cells.extend(t.closer.0.iter().map(u64::to_string));
+    cells
 }
 
 /// Sorts largest first, ties by key.

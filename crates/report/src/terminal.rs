@@ -237,26 +237,11 @@ fn table(
 }
 
 fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
-    let tally = |t: &crate::aggregate::Tally| -> Vec<String> {
-        let mut cells = vec![t.connections.to_string()];
-        cells.extend(t.outcomes.0.iter().map(u64::to_string));
-        cells.extend(t.closer.0.iter().map(u64::to_string));
-        cells
-    };
-    let tally_header = [
-        "conns",
-        "graceful",
-        "reset",
-        "refused",
-        "half-closed",
-        "open",
-        "client first",
-        "server first",
-        "both",
-        "none",
-    ];
-    let header = |key: &'static str| -> Vec<&'static str> {
-        std::iter::once(key).chain(tally_header).collect()
+    let tally = crate::document::tally_cells;
+    let header = |key: &'static str| -> Vec<String> {
+        std::iter::once(key.to_string())
+            .chain(crate::document::tally_columns())
+            .collect()
     };
     let rows = doc
         .services
@@ -271,7 +256,7 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         p,
         out,
         "Services (server address:port)",
-        &header("service"),
+        &strs(&header("service")),
         rows,
     )?;
     let rows = doc
@@ -309,7 +294,7 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
                 .collect()
         })
         .collect();
-    table(p, out, "Server ports", &header("port"), rows)?;
+    table(p, out, "Server ports", &strs(&header("port")), rows)?;
     let rows = doc
         .clients
         .iter()
@@ -319,7 +304,7 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
                 .collect()
         })
         .collect();
-    table(p, out, "Client hosts", &header("client"), rows)?;
+    table(p, out, "Client hosts", &strs(&header("client")), rows)?;
     let rows = doc
         .causes
         .iter()
@@ -449,4 +434,8 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
     header.extend(t.series.iter().copied());
     let title = format!("Connections with an RST, per {} s", t.buckets.width_secs);
     table(p, out, &title, &header, rows)
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
