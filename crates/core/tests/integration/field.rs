@@ -158,6 +158,19 @@ impl FinCounter {
     }
 }
 
+/// Kills the test's process group if the test fails on the way, so that
+/// no tcpdump is left behind (a passing test has waited for both).
+struct KillGroupOnDrop(i32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: a signal to the process group this test made.
+            unsafe { libc::killpg(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 /// A real `tcpdump -w -` on loopback into `tcpshut annotate - -o FILE`,
 /// ended by SIGINT to both, as a terminal's Ctrl-C does: every packet
 /// tcpdump wrote is a row of a complete sidecar, and tcpshut exits 0.
@@ -193,6 +206,7 @@ fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
         .spawn()
         .expect("tcpdump runs");
     let group = tcpdump.id() as i32;
+    let _cleanup = KillGroupOnDrop(group);
     // tcpdump says "listening on lo" once it captures.
     let mut tcpdump_err = BufReader::new(tcpdump.stderr.take().unwrap());
     let mut line = String::new();
