@@ -5,8 +5,8 @@
 //! Data flows one way: [`capture`] yields frames, [`link`] decodes them
 //! into [`segment::Segment`]s, [`flow`] groups segments into
 //! [`connection`]s whose [`endpoint`]s follow RFC 9293 states,
-//! [`inference`] turns the evidence into verdicts, [`annotate`] makes one
-//! row per segment, and [`writer`] prints rows as CSV or JSON.
+//! [`inference`] turns the evidence into verdicts, [`rows`] makes one
+//! row per segment, and the sinks ([`csv`], [`json`], [`pcapng`]) print them.
 //! A [`tracker::Tracker`] drives one segment at a time from frame to
 //! facts; a [`schedule`] runs it over a file in one streaming pass (rows
 //! wait in [`pending`] for their connection's verdict), or two.
@@ -18,7 +18,12 @@ pub mod wire;
 
 // The layers' modules under their short names, as the rest of the crate
 // and its users name them.
-pub use output::{annotate, check, community_id, report, writer, zeek_log};
+#[cfg(feature = "testing")]
+pub use output::check;
+pub use output::{community_id, csv, json, memory, pcapng, reports, rows, zeek_log};
+/// The output modules under the names they had (`annotate`, `report`),
+/// for the code that still names them so.
+pub use output::{reports as report, rows as annotate};
 pub use pipeline::{pending, schedule, sinks, summary, tracker};
 
 /// The pipeline's types under the name they had before it was split in
@@ -36,5 +41,8 @@ pub use analysis::{
     AnalyzeError, CaptureSummary, Detail, OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee,
     Verdicts, BRIEF_CONNECTIONS,
 };
-pub use writer::{CsvSink, JsonSink, MemorySink, PcapngCommentSink, CSV_HEADER};
+pub use csv::{CsvSink, CSV_HEADER};
+pub use json::JsonSink;
+pub use memory::MemorySink;
+pub use pcapng::PcapngCommentSink;
 pub use zeek_log::{ZeekForm, ZeekLogSink};

@@ -7,12 +7,14 @@
 //! The mangled-input test, the property tests and the fuzz target all run
 //! captures through [`annotate_checked`]; a broken invariant panics.
 
-use crate::analysis::{annotate_bytes, CaptureSummary, Detail, RowSink, Schedule, Verdicts};
-use crate::annotate::Row;
+use crate::csv::CsvSink;
 use crate::endpoint::TcpState;
 use crate::inference::{ClosedBy, Closer, Outcome, Role};
-use crate::report::ConnectionReport;
-use crate::writer::CsvSink;
+use crate::reports::ConnectionReport;
+use crate::rows::Row;
+use crate::schedule::{annotate_bytes, Schedule};
+use crate::sinks::RowSink;
+use crate::summary::{CaptureSummary, Detail, Verdicts};
 
 /// A sink that asserts the row invariants as rows arrive.
 #[derive(Default)]

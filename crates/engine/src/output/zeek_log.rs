@@ -25,12 +25,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use sha1::{Digest, Sha1};
 
-use crate::analysis::{CaptureSummary, RowSink};
-use crate::annotate::Row;
 use crate::event::Event;
-use crate::report::ConnectionReport;
+use crate::reports::ConnectionReport;
+use crate::rows::Row;
 use crate::segment::Timestamp;
 use crate::seq::seq_max;
+use crate::sinks::RowSink;
+use crate::summary::CaptureSummary;
 
 /// Which of Zeek's two log forms to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::annotate::Row;
 use crate::connection::{Connection, SegmentFacts};
 use crate::endpoint::TcpState;
 use crate::event::EventSet;
 use crate::inference::ConnVerdict;
+use crate::rows::Row;
 use crate::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
 /// The rows held, and what each connection needs to release them.

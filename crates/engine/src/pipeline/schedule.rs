@@ -18,12 +18,12 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::annotate::Row;
 use crate::capture::{CaptureError, CaptureReader, Frame};
 use crate::connection::Connection;
 use crate::link::DecodeStats;
 use crate::pending::PendingRows;
-use crate::report::ConnectionReport;
+use crate::reports::ConnectionReport;
+use crate::rows::Row;
 use crate::sinks::{Pass, RowSink};
 use crate::source::{Reads, Source};
 use crate::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};

@@ -2,9 +2,9 @@
 //! [`Tee`] to feed two at once. The sinks themselves (CSV, JSON, pcapng)
 //! are in the output layer.
 
-use crate::annotate::Row;
 use crate::capture::Frame;
-use crate::report::ConnectionReport;
+use crate::reports::ConnectionReport;
+use crate::rows::Row;
 use crate::summary::CaptureSummary;
 
 /// Which read of the capture a progress report is about.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::capture::CaptureFormat;
 use crate::inference::{ConnVerdict, Outcome};
 use crate::link::DecodeStats;
-use crate::report::ConnectionReport;
+use crate::reports::ConnectionReport;
 
 /// What the capture held, for the JSON header and the user.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -10,7 +10,7 @@ use crate::connection::{Connection, SegmentFacts};
 use crate::flow::{Flow, FlowTable};
 use crate::inference::ConnVerdict;
 use crate::link::{self, DecodeOptions, DecodeStats};
-use crate::report::ConnectionReport;
+use crate::reports::ConnectionReport;
 use crate::segment::Segment;
 use crate::summary::{CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS};
 

@@ -191,11 +191,6 @@ impl Segment<'_> {
     }
 }
 
-/// `ip:port`, with IPv6 as `[addr]:port` (std's SocketAddr already does this).
-pub fn format_endpoint(addr: &SocketAddr) -> String {
-    addr.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
 //! The per-connection report: the `connections` of the JSON document and
 //! the table `tcpshut summary` prints.
 
-use crate::annotate::Side;
 use crate::community_id;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::rows::Side;
 use crate::segment::Timestamp;
 use crate::zeek::{ZeekRow, ZeekTracker};
 

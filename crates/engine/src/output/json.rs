@@ -1,0 +1,93 @@
+//! The JSON document, as `docs/sidecar.md` specifies it: the capture's
+//! summary, every connection's report, then the segments, streamed.
+
+use std::io::{self, Write};
+
+use crate::reports::ConnectionReport;
+use crate::rows::Row;
+use crate::sinks::RowSink;
+use crate::summary::CaptureSummary;
+
+/// A segment as the JSON document shows it: the CSV's fields, with
+/// `events` as a list.
+#[derive(serde::Serialize)]
+struct JsonSegment<'a> {
+    frame: u64,
+    ts: String,
+    conn: u32,
+    src: String,
+    dst: String,
+    flags: &'a str,
+    seq: u32,
+    ack: u32,
+    len: u32,
+    sender_state: &'static str,
+    receiver_state: &'static str,
+    events: crate::event::EventSet,
+    calls: String,
+    summary: String,
+    severity: &'static str,
+    related: Option<u64>,
+}
+
+/// Writes `{"capture": …, "connections": […], "segments": […]}`,
+/// streaming the segments.
+pub struct JsonSink<W: Write> {
+    out: W,
+    rows: u64,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonSink { out, rows: 0 }
+    }
+}
+
+impl<W: Write> RowSink for JsonSink<W> {
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> io::Result<()> {
+        self.out.write_all(b"{\"capture\":")?;
+        serde_json::to_writer(&mut self.out, capture)?;
+        self.out.write_all(b",\n\"connections\":[")?;
+        for (i, conn) in connections.iter().enumerate() {
+            self.out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut self.out, conn)?;
+        }
+        self.out.write_all(b"],\n\"segments\":[")
+    }
+
+    fn row(&mut self, row: &Row) -> io::Result<()> {
+        let flags = row.flags.letters();
+        let segment = JsonSegment {
+            frame: row.frame,
+            ts: row.ts.to_string(),
+            conn: row.conn,
+            src: row.src.to_string(),
+            dst: row.dst.to_string(),
+            flags: flags.as_str(),
+            seq: row.seq,
+            ack: row.ack,
+            len: row.len,
+            sender_state: row.sender_state.name(),
+            receiver_state: row.receiver_state.name(),
+            events: row.events,
+            calls: row.calls.map(|c| c.to_string()).unwrap_or_default(),
+            summary: row.summary.to_string(),
+            severity: row.severity.code(),
+            related: row.related,
+        };
+        self.out
+            .write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
+        self.rows += 1;
+        serde_json::to_writer(&mut self.out, &segment)?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.write_all(b"]}\n")?;
+        self.out.flush()
+    }
+}
