@@ -1,0 +1,115 @@
+//! The CSV sidecar's fast writer (`output/csv.rs` and its fast path
+//! `output/csv_fast.rs`) against a reference writer made the obvious way,
+//! with the `csv` crate and each field's `Display`: the two must write the
+//! same bytes for every capture in `testdata/` (the real-kernel captures,
+//! their derived copies and the third-party corpus).
+
+use std::path::{Path, PathBuf};
+
+use tcpshut_engine::capture::starts_like_capture;
+use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::{
+    annotate_with, CaptureSummary, CsvSink, Detail, RowSink, Schedule, CSV_HEADER,
+};
+
+mod common;
+
+/// The sidecar as `docs/sidecar.md` describes it, written by `csv::Writer`.
+struct ReferenceCsv {
+    out: csv::Writer<Vec<u8>>,
+}
+
+impl RowSink for ReferenceCsv {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+        self.out.write_record(CSV_HEADER)?;
+        Ok(())
+    }
+
+    fn row(&mut self, row: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+        let calls = row.calls.map(|c| c.to_string()).unwrap_or_default();
+        let related = row.related.map(|r| r.to_string()).unwrap_or_default();
+        self.out.write_record([
+            row.frame.to_string(),
+            row.ts.to_string(),
+            row.conn.to_string(),
+            row.src.to_string(),
+            row.dst.to_string(),
+            row.flags.to_string(),
+            row.seq.to_string(),
+            row.ack.to_string(),
+            row.len.to_string(),
+            row.sender_state.to_string(),
+            row.receiver_state.to_string(),
+            row.events.to_string(),
+            calls,
+            row.summary.to_string(),
+            row.severity.code().to_string(),
+            related,
+        ])?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Every file under `dir` that starts like a capture, in name order.
+fn captures(dir: &Path, found: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            captures(&path, found);
+        } else if std::fs::read(&path).is_ok_and(|bytes| starts_like_capture(&bytes)) {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
+    let third_party = common::realworld_dir();
+    let testdata = third_party.parent().expect("testdata").to_path_buf();
+    let mut files = Vec::new();
+    captures(&testdata, &mut files);
+    assert!(
+        files.iter().any(|f| f.starts_with(&third_party)) && files.len() >= 100,
+        "expected the test captures and the third-party corpus under {}, found {}",
+        testdata.display(),
+        files.len()
+    );
+    let mut differ = Vec::new();
+    for file in &files {
+        let mut fast = CsvSink::new(Vec::new());
+        let mut reference = ReferenceCsv {
+            out: csv::Writer::from_writer(Vec::new()),
+        };
+        let schedule = Schedule::default();
+        let fast_result = annotate_with(file, Detail::Brief, &mut fast, schedule);
+        let reference_result = annotate_with(file, Detail::Brief, &mut reference, schedule);
+        if fast_result.is_err() || reference_result.is_err() {
+            // A capture the engine cannot read has no sidecar either way.
+            assert_eq!(
+                fast_result.err().map(|e| e.to_string()),
+                reference_result.err().map(|e| e.to_string()),
+                "{}",
+                file.display()
+            );
+            continue;
+        }
+        let fast = fast.into_inner().expect("a Vec takes every write");
+        let reference = reference.out.into_inner().expect("flushed");
+        if fast != reference {
+            differ.push(file.display().to_string());
+        }
+    }
+    assert!(differ.is_empty(), "the two writers differ on {differ:?}");
+}
