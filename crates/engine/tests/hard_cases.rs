@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tcpshut_engine::analysis::{CaptureSummary, Detail, RowSink};
-use tcpshut_engine::annotate::Row;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::analysis::Detail;
 use tcpshut_engine::MemorySink;
 
 fn testdata() -> PathBuf {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use proptest::prelude::*;
-use tcpshut_engine::analysis::{CaptureSummary, RowSink};
+use tcpshut_engine::analysis::CaptureSummary;
 use tcpshut_engine::annotate::Row;
 use tcpshut_engine::endpoint::{transition, EndpointEvent, TcpState};
 use tcpshut_engine::event::Event;
