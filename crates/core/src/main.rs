@@ -104,6 +104,19 @@ enum Command {
         /// Output format on standard output.
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
+        /// Also write one self-contained HTML report (findings, ladder diagrams, charts, sortable tables) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Draw one connection's ladder (sequence) diagram as SVG.
+    Ladder {
+        capture: PathBuf,
+        /// The connection's id (as `tcpshut summary` and the sidecar's `conn` give it).
+        #[arg(long)]
+        conn: u32,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Wireshark integration: the Lua plugin, the Shutdown column, opening a capture.
     Wireshark {
@@ -164,7 +177,16 @@ fn main() -> ExitCode {
             pcapng,
         } => commands::annotate(&batch, output.as_deref(), format, pcapng),
         Command::Summary { batch, only } => commands::summary(&batch, &only),
-        Command::Report { batch, format } => report::report(&batch, format),
+        Command::Report {
+            batch,
+            format,
+            html,
+        } => report::report(&batch, format, html.as_deref()),
+        Command::Ladder {
+            capture,
+            conn,
+            output,
+        } => report::ladder(&capture, conn, output.as_deref()),
         Command::Wireshark { action } => match action {
             WiresharkAction::Install { print } => wireshark_install(print),
             WiresharkAction::Open { capture } => wireshark_open(&capture),

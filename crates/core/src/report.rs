@@ -1,7 +1,9 @@
 //! The `report` command: aggregates over every input (in parallel, merged
-//! in input order), printed for a terminal or as JSON. The work is
+//! in input order), printed for a terminal or as JSON, optionally an HTML file; and
+//! `ladder`, one connection's diagram. The work is
 //! tcpshut-report's; this is the glue.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use rayon::prelude::*;
 use tcpshut_report::{Aggregate, Document};
 
 use crate::inputs::{self, Input};
-use crate::output;
+use crate::output::{self, write_atomically};
 
 use crate::{BatchArgs, ReportFormat, Status};
 
@@ -79,7 +81,14 @@ impl Partial {
 }
 
 /// `tcpshut report`.
-pub fn report(batch: &BatchArgs, format: ReportFormat) -> anyhow::Result<Status> {
+pub fn report(
+    batch: &BatchArgs,
+    format: ReportFormat,
+    html: Option<&Path>,
+) -> anyhow::Result<Status> {
+    if let Some(file) = html {
+        refuse_capture(file)?;
+    }
     let inputs = inputs::collect(&batch.paths);
     if inputs.is_empty() {
         bail!("no captures found in the given paths");
@@ -118,5 +127,77 @@ pub fn report(batch: &BatchArgs, format: ReportFormat) -> anyhow::Result<Status>
         }
     }
     out.flush()?;
+    if let Some(file) = html {
+        let page = tcpshut_report::html::render(&doc, &ladders(&doc));
+        if let Err(err) = write_atomically(file, |out| Ok(out.write_all(page.as_bytes())?)) {
+            eprintln!("tcpshut: {}: {err:#}", file.display());
+            return Ok(Status::Failed);
+        }
+    }
     Ok(worst)
+}
+
+/// Never write over a capture (`--html capture.pcap` is a slip).
+fn refuse_capture(file: &Path) -> anyhow::Result<()> {
+    if inputs::named_like_capture(file) {
+        bail!(
+            "{}: looks like a capture; the HTML report will not replace it",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The ladders the page shows (one example of each first finding), one
+/// pass per capture; a capture that cannot be read again loses its
+/// ladders, said once.
+fn ladders(doc: &Document) -> tcpshut_report::html::Ladders {
+    let mut by_capture: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    for (capture, conn) in tcpshut_report::html::ladder_examples(doc) {
+        by_capture.entry(capture).or_default().insert(conn);
+    }
+    let mut all = tcpshut_report::html::Ladders::new();
+    for (capture, conns) in by_capture {
+        match tcpshut_report::ladder::collect(Path::new(&capture), &conns) {
+            Ok(found) => {
+                all.extend(found.into_iter().map(|(id, l)| ((capture.clone(), id), l)));
+            }
+            Err(err) => eprintln!("tcpshut: {capture}: no ladder diagrams: {err:#}"),
+        }
+    }
+    all
+}
+
+/// `tcpshut ladder`: one connection's ladder diagram as SVG.
+pub fn ladder(capture: &Path, conn: u32, output: Option<&Path>) -> anyhow::Result<Status> {
+    let found = match tcpshut_report::ladder::collect(capture, &BTreeSet::from([conn])) {
+        Ok(found) => found,
+        Err(err) => {
+            eprintln!("tcpshut: {}: {err:#}", capture.display());
+            return Ok(Status::Failed);
+        }
+    };
+    let Some(ladder) = found.get(&conn) else {
+        eprintln!(
+            "tcpshut: {}: no connection {conn} (ids are those of `tcpshut summary`)",
+            capture.display()
+        );
+        return Ok(Status::Failed);
+    };
+    let svg = tcpshut_report::ladder::svg_document(ladder);
+    match output {
+        None => {
+            let mut out = output::stdout();
+            out.write_all(svg.as_bytes())?;
+            out.flush()?;
+        }
+        Some(file) => {
+            refuse_capture(file)?;
+            if let Err(err) = write_atomically(file, |out| Ok(out.write_all(svg.as_bytes())?)) {
+                eprintln!("tcpshut: {}: {err:#}", file.display());
+                return Ok(Status::Failed);
+            }
+        }
+    }
+    Ok(Status::Complete)
 }

@@ -11,10 +11,13 @@
 //! captures merge.
 
 pub mod aggregate;
+pub mod chart;
 pub mod document;
 pub mod example;
 pub mod findings;
 pub mod histogram;
+pub mod html;
+pub mod ladder;
 pub mod terminal;
 pub mod timewait;
 

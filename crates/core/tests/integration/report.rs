@@ -134,3 +134,72 @@ fn report_reads_the_third_party_corpus() {
     assert!(doc["inputs"]["captures"].as_u64().unwrap() > 50);
     assert!(doc["inputs"]["connections"].as_u64().unwrap() > 0);
 }
+
+/// The HTML of the real-kernel mix opens in headless Chromium (Debian's
+/// `chromium`) with no console message, and its script ran (the page
+/// marks itself ready). `tcpshut ladder` writes an SVG file.
+#[test]
+fn the_html_report_opens_in_chromium_without_console_errors() {
+    crate::util::require_tool("chromium", "the HTML report is checked in a real browser");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("mix.html");
+    let mix = testdata().join("report-mix");
+    let out = tcpshut(&[
+        "report",
+        mix.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let profile = dir.path().join("profile");
+    let run = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = text(&run.stdout);
+    let log = text(&run.stderr);
+    assert!(
+        dom.contains("data-ready=\"yes\""),
+        "the page's script ran: {log}"
+    );
+    assert!(dom.contains("Ladder diagram of"), "{dom}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+
+    let svg = dir.path().join("conn1.svg");
+    let capture = mix.join("mix.pcap");
+    let out = tcpshut(&[
+        "ladder",
+        capture.to_str().unwrap(),
+        "--conn",
+        "1",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(fs::read_to_string(&svg).unwrap().contains("rst-abort"));
+    let out = tcpshut(&["ladder", capture.to_str().unwrap(), "--conn", "100000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no connection 100000"));
+    // The HTML never replaces a capture.
+    let out = tcpshut(&[
+        "report",
+        capture.to_str().unwrap(),
+        "--html",
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
