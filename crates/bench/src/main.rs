@@ -399,6 +399,17 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             c
         }
     };
+    // tcpshut report's target: at most 1.5× annotate on the same capture.
+    let report = {
+        let bin = tcpshut.clone();
+        move |f: &Path| {
+            let mut c = Command::new(&bin);
+            c.arg("report")
+                .arg(f)
+                .args(["--format", "json", "--no-progress"]);
+            c
+        }
+    };
     let read = |decode: bool| {
         let me = me.clone();
         move |f: &Path| {
@@ -414,6 +425,11 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         Tool {
             name: "tcpshut annotate (CSV sidecar)",
             command: Box::new(annotate.clone()),
+            reps: args.reps,
+        },
+        Tool {
+            name: "tcpshut report --format json",
+            command: Box::new(report),
             reps: args.reps,
         },
         Tool {
@@ -591,25 +607,34 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             segments +=
                 capture(&batch, &config(args.batch_connections, 1000 + u64::from(k)))?.segments;
         }
-        let jobs = |n: &'static str| {
+        let jobs = |command: &'static str, n: &'static str| {
             let bin = tcpshut.clone();
             move |d: &Path| {
                 let mut c = Command::new(&bin);
-                c.arg("annotate")
-                    .arg(d)
-                    .args(["--no-progress", "--jobs", n]);
+                c.arg(command).arg(d).args(["--no-progress", "--jobs", n]);
                 c
             }
         };
         let batch_tools = [
             Tool {
                 name: "tcpshut annotate DIR --jobs 1",
-                command: Box::new(jobs("1")),
+                command: Box::new(jobs("annotate", "1")),
                 reps: args.reps,
             },
             Tool {
                 name: "tcpshut annotate DIR --jobs 2",
-                command: Box::new(jobs("2")),
+                command: Box::new(jobs("annotate", "2")),
+                reps: args.reps,
+            },
+            // Both cores: --jobs 2 should take about half of --jobs 1.
+            Tool {
+                name: "tcpshut report DIR --jobs 1",
+                command: Box::new(jobs("report", "1")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut report DIR --jobs 2",
+                command: Box::new(jobs("report", "2")),
                 reps: args.reps,
             },
         ];
@@ -621,8 +646,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         print_table(&cap, &batch_tools, &results);
         println!(
-            "\nSpeed-up of --jobs 2 over --jobs 1: {:.2}×",
-            secs(results[0].wall) / secs(results[1].wall)
+            "\nSpeed-up of --jobs 2 over --jobs 1: {:.2}× (annotate), {:.2}× (report)",
+            secs(results[0].wall) / secs(results[1].wall),
+            secs(results[2].wall) / secs(results[3].wall)
         );
     }
     Ok(())
