@@ -19,6 +19,7 @@ use tcpshut_engine::{
 use tcpshut_parquet::ParquetSink;
 
 use crate::inputs::{self, Input};
+use crate::messages::{self, shown};
 use crate::output::{self, sidecar_path, write_atomically};
 use crate::{BatchArgs, Format, Status};
 
@@ -33,6 +34,9 @@ struct Done {
     connections: Option<Verdicts>,
     /// `tcpshut: PATH: error` lines.
     errors: Vec<String>,
+    /// Standard output was closed by its reader while this input wrote
+    /// to it: the run ends there, as a normal end.
+    stdout_closed: bool,
 }
 
 impl Done {
@@ -41,8 +45,20 @@ impl Done {
             status: Status::Failed,
             lines: Vec::new(),
             connections: None,
-            errors: vec![format!("tcpshut: {}: {err:#}", path.display())],
+            errors: vec![messages::error_line(path, err)],
+            stdout_closed: false,
         }
+    }
+
+    /// `err` ended an input that wrote to standard output: a reader
+    /// that went away ends the run quietly, anything else is a failure.
+    fn failed_writing_stdout(path: &Path, err: &anyhow::Error) -> Self {
+        let mut done = Done::failed(path, err);
+        if messages::is_broken_pipe(err) {
+            done.stdout_closed = true;
+            done.errors.clear();
+        }
+        done
     }
 }
 
@@ -92,6 +108,9 @@ fn run_batch(
     } else {
         Box::new(output::stdout())
     };
+    if results.iter().any(|r| r.stdout_closed) {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+    }
     let mut worst = Status::Complete;
     let (mut failed, mut incomplete) = (0, 0);
     for result in &results {
@@ -113,7 +132,7 @@ fn run_batch(
         }
         out.flush()?;
         for line in &result.errors {
-            eprintln!("{line}");
+            messages::say(line);
         }
         worst = worst.max(result.status);
         failed += usize::from(result.status == Status::Failed);
@@ -219,7 +238,7 @@ fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
         Some(why) => {
             lines.push(format!(
                 "tcpshut: {}: incomplete: {why}; annotated the first {} frames",
-                path.display(),
+                shown(path),
                 verdicts.capture.frames
             ));
             Status::Incomplete
@@ -337,22 +356,20 @@ pub fn annotate(
                 "standard output".to_string(),
                 analyse(&mut output::stdout()),
             ),
-            Some(d) => (d.display().to_string(), write_atomically(d, |w| analyse(w))),
+            Some(d) => (shown(d), write_atomically(d, |w| analyse(w))),
             None => {
                 let sidecar = sidecar_path(path, ext);
-                (
-                    sidecar.display().to_string(),
-                    write_atomically(&sidecar, |w| analyse(w)),
-                )
+                (shown(&sidecar), write_atomically(&sidecar, |w| analyse(w)))
             }
         };
         match result {
+            Err(err) if to_stdout => Done::failed_writing_stdout(path, &err),
             Err(err) => Done::failed(path, &err),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
                 let lines = vec![format!(
                     "{}: {}, {} segments -> {written}",
-                    path.display(),
+                    shown(path),
                     count_outcomes(&verdicts.outcomes),
                     verdicts.capture.decode.tcp_segments,
                 )];
@@ -361,6 +378,7 @@ pub fn annotate(
                     lines,
                     connections: single.then_some(verdicts),
                     errors,
+                    stdout_closed: false,
                 }
             }
         }
@@ -487,7 +505,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
                 let (status, errors) = finished(path, &verdicts);
                 let mut lines = vec![format!(
                     "{}: {}",
-                    path.display(),
+                    shown(path),
                     count_outcomes(&verdicts.outcomes)
                 )];
                 let shown: Vec<&ConnectionReport> = verdicts
@@ -502,6 +520,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
                     lines,
                     connections: None,
                     errors,
+                    stdout_closed: false,
                 }
             }
         }
@@ -673,7 +692,7 @@ pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let capture_time = std::fs::metadata(capture)
         .and_then(|m| m.modified())
-        .with_context(|| format!("cannot read {}", capture.display()))?;
+        .context("cannot read")?;
     if modified(&sidecar).is_some_and(|t| t >= capture_time) {
         return Ok(sidecar);
     }

@@ -12,10 +12,12 @@ mod commands;
 mod inputs;
 #[cfg(target_os = "linux")]
 mod lab;
+mod messages;
 mod output;
 mod report;
 mod wireshark;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -196,8 +198,10 @@ fn main() -> ExitCode {
     };
     match worst {
         Ok(worst) => Status::exit_code(worst),
+        // Whoever read the output stopped reading (`| head`): a normal end.
+        Err(err) if messages::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tcpshut: {err:#}");
+            messages::say(&format!("tcpshut: {}", messages::describe(&err)));
             ExitCode::from(2)
         }
     }
@@ -211,42 +215,84 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
 }
 
 /// `tcpshut wireshark install`: prints each path written (or, with
-/// `--print`, that would be written).
+/// `--print`, that would be written). A folder that cannot be written is
+/// a failure (exit 1), not a usage error.
 fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
-    let installed = wireshark::install(print_only)?;
+    let installed = match wireshark::install(print_only) {
+        Ok(installed) => installed,
+        Err(err) => {
+            messages::say(&format!("tcpshut: {}", messages::describe(&err)));
+            return Ok(Status::Failed);
+        }
+    };
+    let mut out = output::stdout();
     for path in &installed.written {
-        println!("{}", path.display());
+        writeln!(out, "{}", path.display())?;
     }
+    out.flush()?;
     for note in &installed.notes {
-        eprintln!("{note}");
+        messages::say(note);
     }
     if let Some(warning) = wireshark::root_skip_warning() {
-        eprintln!("{warning}");
+        messages::say(&warning);
     }
     Ok(Status::Complete)
 }
 
-/// `tcpshut wireshark open`: refreshes the sidecar, then starts Wireshark;
-/// without Wireshark, prints the command to run.
+/// `tcpshut wireshark open`: refreshes the sidecar, then runs Wireshark
+/// and waits for it, so that its errors come before the prompt and its
+/// failure sets the exit code. Without Wireshark, prints the command to
+/// run; without a display to show it on, says so instead of starting it.
 fn wireshark_open(capture: &std::path::Path) -> anyhow::Result<Status> {
     let sidecar = match commands::fresh_sidecar(capture) {
         Ok(sidecar) => sidecar,
         Err(err) => {
-            eprintln!("tcpshut: {}: {err:#}", capture.display());
+            messages::say(&messages::error_line(capture, &err));
             return Ok(Status::Failed);
         }
     };
     if let Some(warning) = wireshark::root_skip_warning() {
-        eprintln!("{warning}");
+        messages::say(&warning);
     }
-    let mut command = wireshark::open_command(capture, &sidecar)?;
-    match command.spawn() {
-        Ok(_) => Ok(Status::Complete),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            println!("Wireshark is not installed here; with it, run:");
-            println!("  {}", wireshark::shell_words(&command));
-            Ok(Status::Complete)
+    let mut command = match wireshark::open_command(capture, &sidecar) {
+        Ok(command) => command,
+        Err(err) => {
+            messages::say(&format!("tcpshut: {}", messages::describe(&err)));
+            return Ok(Status::Failed);
         }
-        Err(err) => Err(anyhow::Error::new(err).context("cannot start Wireshark")),
+    };
+    let line = wireshark::shell_words(&command);
+    let program = std::path::PathBuf::from(command.get_program());
+    let not_installed = || -> anyhow::Result<Status> {
+        let mut out = output::stdout();
+        writeln!(out, "Wireshark is not installed here; with it, run:")?;
+        writeln!(out, "  {line}")?;
+        out.flush()?;
+        Ok(Status::Complete)
+    };
+    if wireshark::find_program(&program).is_none() {
+        return not_installed();
+    }
+    if let Some(why) = wireshark::no_display() {
+        messages::say(&format!(
+            "tcpshut: cannot open Wireshark: {why}; where there is one, run:\n  {line}"
+        ));
+        return Ok(Status::Failed);
+    }
+    match command.status() {
+        Ok(status) if status.success() => Ok(Status::Complete),
+        Ok(status) => {
+            messages::say(&format!(
+                "tcpshut: {}: Wireshark failed ({status})",
+                messages::shown(&program)
+            ));
+            Ok(Status::Failed)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => not_installed(),
+        Err(err) => {
+            let err = anyhow::Error::new(err).context("cannot start Wireshark");
+            messages::say(&messages::error_line(&program, &err));
+            Ok(Status::Failed)
+        }
     }
 }

@@ -211,7 +211,8 @@ impl Env {
 /// Writes `contents` to `path` atomically, creating its folder.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
     }
     crate::output::write_atomically(path, |out| {
         out.write_all(contents)
@@ -443,6 +444,38 @@ pub fn open_command(capture: &Path, sidecar: &Path) -> Result<Command> {
         sidecar,
         &script,
     ))
+}
+
+/// Where `program` would be run from: itself when it names a path, else
+/// the first executable of that name on `PATH`.
+pub fn find_program(program: &Path) -> Option<PathBuf> {
+    let runnable = |p: &Path| {
+        #[cfg(unix)]
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| {
+            #[cfg(unix)]
+            let executable = m.permissions().mode() & 0o111 != 0;
+            #[cfg(not(unix))]
+            let executable = true;
+            m.is_file() && executable
+        })
+    };
+    if program.components().count() > 1 {
+        return runnable(program).then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| runnable(p))
+}
+
+/// Why Wireshark could not show a window here, if it could not: on Unix
+/// other than macOS it needs an X11 or Wayland display.
+pub fn no_display() -> Option<&'static str> {
+    let unix_desktop = cfg!(all(unix, not(target_os = "macos")));
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    (unix_desktop && !set("DISPLAY") && !set("WAYLAND_DISPLAY"))
+        .then_some("no display (DISPLAY and WAYLAND_DISPLAY are not set)")
 }
 
 /// The command as one line a POSIX shell would run as is.

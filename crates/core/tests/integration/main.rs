@@ -6,6 +6,7 @@ mod field;
 #[cfg(target_os = "linux")]
 mod lab;
 mod report;
+mod reliability;
 mod util;
 mod wireshark;
 mod zeek_log;

@@ -219,7 +219,9 @@ impl CaptureReader {
         };
         let head = stream.peek(have);
         let (container, format) = if head.len() >= 4 && pcapng::is_section_header(head) {
-            // The block loop reads the section header itself.
+            // The block loop reads the section header itself; a file
+            // without a whole one has no capture at all, as for pcap.
+            pcapng::require_section_header(&mut stream)?;
             (
                 Container::PcapNg(PcapNgState::default()),
                 CaptureFormat::PcapNg,

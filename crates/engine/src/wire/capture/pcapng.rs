@@ -35,6 +35,48 @@ pub(super) fn is_section_header(head: &[u8]) -> bool {
     head[..4] == SECTION_HEADER.to_be_bytes()
 }
 
+/// What is wrong with a block's total length, if anything.
+fn bad_block_length(len: u32) -> Option<&'static str> {
+    if len < MIN_BLOCK_LEN {
+        Some("length shorter than the 12 bytes of an empty block")
+    } else if len % 4 != 0 {
+        Some("length not a multiple of 4")
+    } else if len > MAX_BLOCK_LEN {
+        Some("length over the 16 MiB limit")
+    } else {
+        None
+    }
+}
+
+/// Fails with [`CaptureError::TruncatedHeader`] unless the file's first
+/// block, its section header, is there whole (its content is checked
+/// when the block loop reads it).
+pub(super) fn require_section_header(stream: &mut ByteStream) -> Result<(), CaptureError> {
+    let have = stream.fill(SECTION_PREFIX_LEN)?;
+    if have < SECTION_PREFIX_LEN {
+        return Err(CaptureError::TruncatedHeader {
+            have,
+            need: SECTION_PREFIX_LEN,
+        });
+    }
+    let head = stream.peek(SECTION_PREFIX_LEN);
+    let Some(endianness) = section_byte_order(&head[8..12]) else {
+        return Ok(());
+    };
+    let (_, (_, len)) = block_header(head, endianness).expect("12 bytes buffered");
+    if bad_block_length(len).is_some() {
+        return Ok(());
+    }
+    let have = stream.fill(len as usize)?;
+    if have < len as usize {
+        return Err(CaptureError::TruncatedHeader {
+            have,
+            need: len as usize,
+        });
+    }
+    Ok(())
+}
+
 /// What the blocks read so far say about the current section.
 #[derive(Default)]
 pub(super) struct PcapNgState {
@@ -95,12 +137,8 @@ impl PcapNgState {
                     .ok_or(corrupt(0, 0, "first block is not a section header"))?
             };
             let (_, (block_type, len)) = block_header(head, endianness).expect("8 bytes buffered");
-            if len % 4 != 0 || !(MIN_BLOCK_LEN..=MAX_BLOCK_LEN).contains(&len) {
-                return Err(corrupt(
-                    block_type,
-                    len,
-                    "length not a multiple of 4 in 12..=16 MiB",
-                ));
+            if let Some(reason) = bad_block_length(len) {
+                return Err(corrupt(block_type, len, reason));
             }
             let block_len = len as usize;
             stream.fill(block_len)?;

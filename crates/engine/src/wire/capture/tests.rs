@@ -165,6 +165,36 @@ fn short_pcap_header_is_truncated_header() {
     ));
 }
 
+/// A pcapng file cut inside its section header has no capture at all,
+/// as a pcap file cut inside its header (not a capture cut short).
+#[test]
+fn short_pcapng_section_header_is_truncated_header() {
+    let mut bytes = Vec::new();
+    PcapNgWriter::new(&mut bytes).unwrap();
+    let whole = bytes.len();
+    for cut in [4, 11, 12, whole - 1] {
+        let result = reader(bytes[..cut].to_vec());
+        assert!(
+            matches!(result, Err(CaptureError::TruncatedHeader { have, .. }) if have == cut),
+            "cut at {cut} of {whole}"
+        );
+    }
+    assert!(reader(bytes).is_ok());
+}
+
+/// A block length below the minimum says so, not "not a multiple of 4".
+#[test]
+fn a_short_block_length_is_named() {
+    let mut bytes = Vec::new();
+    PcapNgWriter::new(&mut bytes).unwrap();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&8u32.to_le_bytes());
+    bytes.extend_from_slice(&[0; 8]);
+    let mut capture = reader(bytes).unwrap();
+    let err = capture.next_frame().unwrap_err().to_string();
+    assert!(err.contains("shorter than the 12 bytes"), "{err}");
+}
+
 #[test]
 fn truncated_last_record_after_earlier_frames() {
     let mut bytes = pcap_file(

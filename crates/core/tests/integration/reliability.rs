@@ -1,0 +1,172 @@
+//! The promises of `docs/reliability.md`, one test each: no capture is
+//! ever replaced, resources stay bounded whatever the arguments, copies
+//! are faithful, signals leave nothing behind, exit codes and messages
+//! follow the contract, output is never half a document.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::util::{tcpshut, testdata};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
+    let dest = dir.join(capture.file_name().unwrap());
+    fs::copy(capture, &dest).unwrap();
+    dest
+}
+
+/// Runs `tcpshut` with its standard output a pipe whose reader has gone.
+fn with_closed_stdout(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before tcpshut has read its first capture.
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// `tcpshut summary … | head`: a reader that stops early is a normal
+/// end, exit 0, nothing on standard error; likewise for `annotate -o -`.
+#[test]
+fn a_closed_standard_output_ends_the_run_quietly() {
+    let all = testdata();
+    let out = with_closed_stdout(&["summary", all.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let one = testdata().join("port-reuse.pcap");
+    let out = with_closed_stdout(&["annotate", one.to_str().unwrap(), "-o", "-"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("tcpshut: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `wireshark install` where the folders cannot be made is a failure
+/// (1), not a usage error (2), and names the folder.
+#[test]
+fn wireshark_install_that_cannot_write_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // A HOME that is a file: no folder can be made under it, even as root.
+    let home = dir.path().join("home");
+    fs::write(&home, b"").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["wireshark", "install"])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("WIRESHARK_CONFIG_DIR")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("tcpshut: {}/", home.display())),
+        "{stderr}"
+    );
+}
+
+/// A stand-in for Wireshark that notes it ran, then exits with `code`.
+#[cfg(unix)]
+fn fake_wireshark(dir: &Path, code: i32) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join(format!("wireshark-{code}"));
+    let mark = dir.join(format!("ran-{code}"));
+    fs::write(
+        &program,
+        format!("#!/bin/sh\ntouch '{}'\nexit {code}\n", mark.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    (program, mark)
+}
+
+/// `wireshark open` checks for a display before starting Wireshark, and
+/// waits for it: Wireshark's failure is tcpshut's failure (exit 1).
+#[cfg(unix)]
+#[test]
+fn wireshark_open_says_when_it_cannot_show_and_when_wireshark_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("refused.pcap"));
+    let open = |program: &Path, display: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tcpshut"));
+        command
+            .args(["wireshark", "open"])
+            .arg(&capture)
+            .env("HOME", dir.path())
+            .env("TCPSHUT_WIRESHARK", program)
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY");
+        if let Some(display) = display {
+            command.env("DISPLAY", display);
+        }
+        command.output().unwrap()
+    };
+    let (fine, fine_ran) = fake_wireshark(dir.path(), 0);
+    let out = open(&fine, None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no display"), "{stderr}");
+    assert!(
+        !fine_ran.exists(),
+        "Wireshark is not started without a display"
+    );
+
+    let out = open(&fine, Some(":0"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(fine_ran.exists());
+
+    let (failing, failing_ran) = fake_wireshark(dir.path(), 3);
+    let out = open(&failing, Some(":0"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(failing_ran.exists());
+    assert!(stderr.contains("Wireshark failed"), "{stderr}");
+}
+
+/// Each cause is said once, a path once, and a file name cannot write
+/// escape sequences or extra lines to the terminal.
+#[test]
+fn messages_say_each_thing_once_and_escape_file_names() {
+    let out = tcpshut(&["summary", "/nonexistent/x.pcap"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+
+    let out = tcpshut(&["wireshark", "open", "/nonexistent/x.pcap"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("/nonexistent/x.pcap").count(), 1, "{stderr}");
+
+    let hostile = "/nonexistent/a\x1b[2Jb\nc.pcap";
+    let out = tcpshut(&["summary", hostile]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("a\\u{1b}[2Jb\\nc.pcap"), "{stderr:?}");
+
+    // A file cut inside its header holds no capture: exit 1, pcap or pcapng.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["close-client-first.pcap", "close-unread.pcapng"] {
+        let bytes = fs::read(testdata().join(name)).unwrap();
+        let cut = dir.path().join(name);
+        fs::write(&cut, &bytes[..20]).unwrap();
+        let out = tcpshut(&["summary", cut.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("header truncated"), "{stderr}");
+    }
+    // First bytes are shown as hexadecimal numbers.
+    let http = dir.path().join("x.pcap");
+    fs::write(&http, b"GET / HTTP/1.1\r\n").unwrap();
+    let out = tcpshut(&["summary", http.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("0x47 0x45 0x54 0x20"), "{stderr}");
+}
