@@ -20,7 +20,7 @@ use tcpshut_parquet::ParquetSink;
 
 use crate::inputs::{self, Input};
 use crate::messages::{self, shown};
-use crate::output::{self, sidecar_path, write_atomically};
+use crate::output::{self, sidecar_path, write_atomically, Guard, Refusal};
 use crate::{BatchArgs, Format, Status};
 
 /// What one input produced: text for the user, and how it ended.
@@ -67,12 +67,20 @@ impl Done {
 fn run_batch(
     batch: &BatchArgs,
     to_stderr: bool,
-    work: impl Fn(&Path) -> Done + Sync,
+    force: bool,
+    work: impl Fn(&Path, &Guard) -> Done + Sync,
 ) -> anyhow::Result<Status> {
     let inputs = inputs::collect(&batch.paths);
     if inputs.is_empty() {
         bail!("no captures found in the given paths");
     }
+    let guard = Guard::new(
+        inputs.iter().filter_map(|input| match input {
+            Input::Capture(path) => Some(path.as_path()),
+            Input::Problem(..) => None,
+        }),
+        force,
+    );
     let many = inputs.len() > 1;
     let progress = if many && !batch.no_progress && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(inputs.len() as u64);
@@ -85,7 +93,7 @@ fn run_batch(
         ProgressBar::hidden()
     };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(batch.jobs.unwrap_or(0))
+        .num_threads(workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
     let results: Vec<Done> = pool.install(|| {
@@ -93,7 +101,7 @@ fn run_batch(
             .par_iter()
             .map(|input| {
                 let result = match input {
-                    Input::Capture(path) => work(path),
+                    Input::Capture(path) => work(path, &guard),
                     Input::Problem(path, why) => Done::failed(path, &anyhow::anyhow!("{why}")),
                 };
                 progress.inc(1);
@@ -226,6 +234,33 @@ pub fn end_streams_on_sigint() {
     }
 }
 
+/// Workers started for each core, at most: captures are read from
+/// memory-mapped files, so a worker waits on the disk at times, but more
+/// than a few per core only adds threads, memory and contention.
+const MAX_JOBS_PER_CORE: usize = 4;
+
+/// How many workers to start for `inputs` captures when `--jobs` asks
+/// for `asked` (default: one per core): never more than the captures,
+/// nor [`MAX_JOBS_PER_CORE`] per core. Says so when `--jobs` asks for
+/// more than the cores allow.
+fn workers(asked: Option<usize>, inputs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let most = cores * MAX_JOBS_PER_CORE;
+    let asked = asked.unwrap_or(cores);
+    let started = asked.min(most).min(inputs).max(1);
+    if asked > most {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        messages::say(&format!(
+            "tcpshut: --jobs {asked} capped at {most} ({MAX_JOBS_PER_CORE} per core, {cores} \
+             core{}): {started} worker{} for {inputs} capture{}",
+            plural(cores),
+            plural(started),
+            plural(inputs),
+        ));
+    }
+    started
+}
+
 /// Status of a finished analysis, with a line about an early end and one
 /// about segments the snaplen cut (for standard error).
 fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
@@ -291,6 +326,7 @@ pub fn annotate(
     dest: Option<&Path>,
     format: Format,
     pcapng: bool,
+    force: bool,
 ) -> anyhow::Result<Status> {
     streams_need_output(batch, dest, pcapng)?;
     if let Some(dest) = dest {
@@ -300,9 +336,11 @@ pub fn annotate(
         if batch.paths.len() != 1 || batch.paths[0].is_dir() {
             bail!("-o/--output takes exactly one capture file");
         }
-        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
-        if same(dest, &batch.paths[0]) {
-            bail!("-o/--output would overwrite the capture; a capture is never modified");
+        let guard = Guard::new([batch.paths[0].as_path()], force);
+        if dest != Path::new("-") {
+            if let Err(refusal) = guard.check(dest) {
+                bail!("-o/--output {} {refusal}", shown(dest));
+            }
         }
     }
     let to_stdout = dest == Some(Path::new("-"));
@@ -319,7 +357,7 @@ pub fn annotate(
         && !batch.no_progress
         && std::io::stderr().is_terminal()
         && !source::is_stream(&batch.paths[0]);
-    run_batch(batch, to_stdout, |path| {
+    run_batch(batch, to_stdout, force, |path, guard| {
         let run = |mut sink: Box<dyn RowSink + '_>| -> anyhow::Result<Verdicts> {
             if bar_for_one {
                 sink = Box::new(WithProgress::new(sink, path));
@@ -327,7 +365,9 @@ pub fn annotate(
             if !pcapng {
                 return usable(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
             }
-            write_atomically(&sidecar_path(path, "pcapng"), |copy| {
+            let copy_path = sidecar_path(path, "pcapng");
+            guarded(guard.check_copy(&copy_path), &copy_path)?;
+            write_atomically(&copy_path, |copy| {
                 let mut comments = PcapngCommentSink::new(copy)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
                 usable(tcpshut_engine::annotate(path, detail, &mut both)?)
@@ -337,7 +377,9 @@ pub fn annotate(
             match format {
                 // Two tables: the connections file beside the segments'.
                 Format::Parquet => {
-                    write_atomically(&sidecar_path(path, "connections.parquet"), |conns| {
+                    let conns_path = sidecar_path(path, "connections.parquet");
+                    guarded(guard.check(&conns_path), &conns_path)?;
+                    write_atomically(&conns_path, |conns| {
                         run(Box::new(ParquetSink::new(out, conns)?))
                     })
                 }
@@ -359,7 +401,9 @@ pub fn annotate(
             Some(d) => (shown(d), write_atomically(d, |w| analyse(w))),
             None => {
                 let sidecar = sidecar_path(path, ext);
-                (shown(&sidecar), write_atomically(&sidecar, |w| analyse(w)))
+                let result = guarded(guard.check(&sidecar), &sidecar)
+                    .and_then(|()| write_atomically(&sidecar, |w| analyse(w)));
+                (shown(&sidecar), result)
             }
         };
         match result {
@@ -383,6 +427,11 @@ pub fn annotate(
             }
         }
     })
+}
+
+/// A [`Guard`]'s refusal as the error of writing `dest`.
+fn guarded(check: Result<(), Refusal>, dest: &Path) -> anyhow::Result<()> {
+    check.with_context(|| format!("not written: {}", shown(dest)))
 }
 
 /// Shows how far the passes over one capture have got.
@@ -495,7 +544,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
             return summary_of_stream(path, only);
         }
     }
-    run_batch(batch, false, |path| {
+    run_batch(batch, false, false, |path, _| {
         let verdicts = tcpshut_engine::verdicts(path, Detail::Reports)
             .map_err(anyhow::Error::from)
             .and_then(usable);
@@ -696,6 +745,7 @@ pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
     if modified(&sidecar).is_some_and(|t| t >= capture_time) {
         return Ok(sidecar);
     }
+    guarded(Guard::new([capture], false).check(&sidecar), &sidecar)?;
     write_atomically(&sidecar, |out| {
         let mut sink = CsvSink::new(out);
         tcpshut_engine::annotate(capture, Detail::Brief, &mut sink)?;

@@ -67,8 +67,9 @@ pub struct BatchArgs {
     /// Captures (pcap, pcapng), `-` for standard input, and directories to search for them.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Captures to work on at once (default: one per core).
-    #[arg(short, long)]
+    /// Captures to work on at once (default: one per core; at most the
+    /// number of captures and 4 per core).
+    #[arg(short, long, value_parser = parse_jobs)]
     jobs: Option<usize>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
@@ -90,6 +91,10 @@ enum Command {
         /// Also write CAPTURE.tcpshut.pcapng: the packets with each summary as its comment.
         #[arg(long)]
         pcapng: bool,
+        /// Replace an output file even if it is a capture (an input of the
+        /// run is never replaced).
+        #[arg(long)]
+        force: bool,
     },
     /// Print the per-connection table: outcome, who closed, inferred calls.
     Summary {
@@ -177,7 +182,8 @@ fn main() -> ExitCode {
             output,
             format,
             pcapng,
-        } => commands::annotate(&batch, output.as_deref(), format, pcapng),
+            force,
+        } => commands::annotate(&batch, output.as_deref(), format, pcapng, force),
         Command::Summary { batch, only } => commands::summary(&batch, &only),
         Command::Report {
             batch,
@@ -204,6 +210,15 @@ fn main() -> ExitCode {
             messages::say(&format!("tcpshut: {}", messages::describe(&err)));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `--jobs`: a count of workers, at least one.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("at least one worker is needed".to_string()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
     }
 }
 

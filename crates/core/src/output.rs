@@ -1,6 +1,7 @@
 //! Writing results safely: sidecars beside their capture, written to a
 //! temporary file in the same directory and renamed into place, so a
-//! reader never sees half a file and a failed run leaves nothing behind.
+//! reader never sees half a file and a failed run leaves nothing behind;
+//! and never over an input of the run or over a capture (see [`Guard`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -14,6 +15,92 @@ pub fn sidecar_path(capture: &Path, ext: &str) -> PathBuf {
     name.push(".tcpshut.");
     name.push(ext);
     PathBuf::from(name)
+}
+
+/// What a run must not write over: its inputs, recognised as files
+/// (device and inode), not by name, so that a hard link, a bind mount or
+/// a second name of a capture is still that capture; and, unless
+/// `--force`, any other file that is a capture by its first bytes.
+pub struct Guard {
+    inputs: Vec<FileId>,
+    force: bool,
+}
+
+/// A file's identity: device and inode where there are such.
+#[cfg(unix)]
+type FileId = (u64, u64);
+#[cfg(not(unix))]
+type FileId = PathBuf;
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<FileId> {
+    path.canonicalize().ok()
+}
+
+/// Why [`Guard::check`] refused a destination.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The destination is one of the run's inputs (perhaps by another name).
+    IsAnInput,
+    /// The destination is a capture, and `--force` was not given.
+    IsACapture,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::IsAnInput => {
+                "is an input of this run (the same file, perhaps by another name); \
+                 an input is never replaced"
+            }
+            Refusal::IsACapture => "is a capture; it is replaced only with --force",
+        })
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl Guard {
+    /// Guards `inputs` (files that do not exist need no guarding).
+    pub fn new<'a>(inputs: impl IntoIterator<Item = &'a Path>, force: bool) -> Guard {
+        let mut inputs: Vec<FileId> = inputs.into_iter().filter_map(file_id).collect();
+        inputs.sort_unstable();
+        Guard { inputs, force }
+    }
+
+    /// Whether `dest` may be written (replaced, if it exists). Only a
+    /// regular file is read to see whether it is a capture: reading a
+    /// pipe or a terminal would wait for input.
+    pub fn check(&self, dest: &Path) -> Result<(), Refusal> {
+        let Some(id) = file_id(dest) else {
+            return Ok(());
+        };
+        if self.inputs.binary_search(&id).is_ok() {
+            return Err(Refusal::IsAnInput);
+        }
+        let regular = fs::metadata(dest).is_ok_and(|m| m.is_file());
+        let capture = regular && tcpshut_engine::capture::file_looks_like_capture(dest).unwrap_or(false);
+        if !self.force && capture {
+            return Err(Refusal::IsACapture);
+        }
+        Ok(())
+    }
+
+    /// [`Guard::check`] for the annotated pcapng copy at the name tcpshut
+    /// gives it (`CAPTURE.tcpshut.pcapng`): a capture there is tcpshut's
+    /// earlier copy, replaced without `--force`; an input never is.
+    pub fn check_copy(&self, dest: &Path) -> Result<(), Refusal> {
+        match self.check(dest) {
+            Err(Refusal::IsACapture) => Ok(()),
+            other => other,
+        }
+    }
 }
 
 /// Runs `write` against a temporary file beside `dest`, then renames it

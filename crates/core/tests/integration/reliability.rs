@@ -170,3 +170,85 @@ fn messages_say_each_thing_once_and_escape_file_names() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("0x47 0x45 0x54 0x20"), "{stderr}");
 }
+
+/// A capture is never replaced: not through another name of the same
+/// file (a hard link here; a bind mount is the same device and inode),
+/// not as someone else's sidecar, and another capture only with
+/// `--force`.
+#[test]
+fn a_capture_is_never_replaced_by_an_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("refused.pcap"));
+    let before = fs::read(&capture).unwrap();
+    let alias = dir.path().join("alias.pcap");
+    fs::hard_link(&capture, &alias).unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "-o",
+        alias.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is an input of this run"), "{stderr}");
+    assert_eq!(fs::read(&capture).unwrap(), before);
+
+    // Another capture is kept unless --force.
+    let other = copy_into(dir.path(), &testdata().join("port-reuse.pcap"));
+    let other_before = fs::read(&other).unwrap();
+    let args = [
+        "annotate",
+        capture.to_str().unwrap(),
+        "-o",
+        other.to_str().unwrap(),
+    ];
+    let out = tcpshut(&args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(fs::read(&other).unwrap(), other_before);
+    let out = tcpshut(&[&args[..], &["--force"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(fs::read_to_string(&other).unwrap().starts_with("frame,"));
+
+    // A sidecar's place taken by a capture (here the other name of an
+    // input): that input fails, the rest of the batch goes on.
+    let second = copy_into(dir.path(), &testdata().join("close-client-first.pcap"));
+    let taken = dir.path().join("close-client-first.pcap.tcpshut.csv");
+    fs::hard_link(&capture, &taken).unwrap();
+    let out = tcpshut(&[
+        "annotate",
+        "--force",
+        capture.to_str().unwrap(),
+        second.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("close-client-first.pcap.tcpshut.csv"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&capture).unwrap(), before);
+    assert!(dir.path().join("refused.pcap.tcpshut.csv").exists());
+
+    // tcpshut's own earlier pcapng copy is replaced without --force.
+    for _ in 0..2 {
+        let out = tcpshut(&["annotate", "--pcapng", capture.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+}
+
+/// `--jobs` starts no more workers than the captures and a few per core,
+/// and says when it caps.
+#[test]
+fn jobs_are_capped_and_the_cap_is_told() {
+    let all = testdata();
+    let out = tcpshut(&["summary", "--jobs", "4000", all.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--jobs 4000 capped at"), "{stderr}");
+    let one = tcpshut(&["summary", "--jobs", "1", all.to_str().unwrap()]);
+    assert_eq!(out.stdout, one.stdout);
+    let out = tcpshut(&["summary", "--jobs", "0", all.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
