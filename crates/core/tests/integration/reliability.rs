@@ -252,3 +252,47 @@ fn jobs_are_capped_and_the_cap_is_told() {
     let out = tcpshut(&["summary", "--jobs", "0", all.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A capture path that is not UTF-8 (any bytes make a Unix file name)
+/// still gives one whole JSON document, its path kept exactly.
+#[cfg(unix)]
+#[test]
+fn json_output_is_whole_whatever_the_path() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join(OsStr::from_bytes(b"caf\xe9-\xff.pcap"));
+    fs::copy(testdata().join("port-reuse.pcap"), &capture).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .arg("annotate")
+        .arg(&capture)
+        .args(["--format", "json", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one whole JSON document");
+    let bytes: Vec<u8> = doc["capture"]["path_bytes"]
+        .as_array()
+        .expect("path_bytes for a path that is not UTF-8")
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(bytes, capture.as_os_str().as_bytes());
+    assert!(doc["capture"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("caf\u{fffd}-\u{fffd}.pcap"));
+    assert_eq!(doc["connections"].as_array().unwrap().len(), 2);
+    // A UTF-8 path has no path_bytes.
+    let plain = tcpshut(&[
+        "annotate",
+        testdata().join("port-reuse.pcap").to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert!(doc["capture"].get("path_bytes").is_none());
+}

@@ -49,12 +49,17 @@ impl<W: Write> RowSink for JsonSink<W> {
         capture: &CaptureSummary,
         connections: &[ConnectionReport],
     ) -> io::Result<()> {
+        // Each value is made whole before any of it is written: a value
+        // that cannot be serialized leaves no half document behind.
+        let mut value = serde_json::to_vec(capture)?;
         self.out.write_all(b"{\"capture\":")?;
-        serde_json::to_writer(&mut self.out, capture)?;
+        self.out.write_all(&value)?;
         self.out.write_all(b",\n\"connections\":[")?;
         for (i, conn) in connections.iter().enumerate() {
+            value.clear();
+            serde_json::to_writer(&mut value, conn)?;
             self.out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-            serde_json::to_writer(&mut self.out, conn)?;
+            self.out.write_all(&value)?;
         }
         self.out.write_all(b"],\n\"segments\":[")
     }

@@ -13,7 +13,14 @@ use crate::reports::ConnectionReport;
 /// What the capture held, for the JSON header and the user.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CaptureSummary {
+    /// As text; a path that is not UTF-8 shows U+FFFD where its bytes are
+    /// not, and its exact bytes are in `path_bytes`.
+    #[serde(serialize_with = "path_text")]
     pub path: PathBuf,
+    /// The path's bytes, only when it is not UTF-8 (Unix file names are
+    /// any bytes): JSON strings cannot hold them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
     pub format: &'static str,
     pub frames: u64,
     pub connections: u32,
@@ -36,6 +43,10 @@ impl CaptureSummary {
     ) -> CaptureSummary {
         CaptureSummary {
             path: path.to_path_buf(),
+            path_bytes: path
+                .to_str()
+                .is_none()
+                .then(|| path.as_os_str().as_encoded_bytes().to_vec()),
             format,
             frames,
             connections,
@@ -43,6 +54,11 @@ impl CaptureSummary {
             incomplete,
         }
     }
+}
+
+/// A path as JSON text, lossily: `path_bytes` holds what is lost.
+fn path_text<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// Connections whose verdict and peers [`Detail::Brief`] keeps.
