@@ -13,7 +13,7 @@ use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
 use tcpshut_engine::source;
 use tcpshut_engine::{
-    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCommentSink, Peers, RowSink, Tee,
+    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Tee,
     Verdicts, ZeekForm, ZeekLogSink,
 };
 use tcpshut_parquet::ParquetSink;
@@ -368,7 +368,8 @@ pub fn annotate(
             let copy_path = sidecar_path(path, "pcapng");
             guarded(guard.check_copy(&copy_path), &copy_path)?;
             write_atomically(&copy_path, |copy| {
-                let mut comments = PcapngCommentSink::new(copy)?;
+                let source = tcpshut_engine::capture::CaptureReader::open(path)?;
+                let mut comments = PcapngCopy::new(copy, source)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
                 usable(tcpshut_engine::annotate(path, detail, &mut both)?)
             })

@@ -44,5 +44,5 @@ pub use analysis::{
 pub use csv::{CsvSink, CSV_HEADER};
 pub use json::JsonSink;
 pub use memory::MemorySink;
-pub use pcapng::PcapngCommentSink;
+pub use pcapng::PcapngCopy;
 pub use zeek_log::{ZeekForm, ZeekLogSink};

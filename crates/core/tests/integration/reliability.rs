@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{tcpshut, testdata};
+use crate::util::{require_tool, tcpshut, testdata};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -295,4 +295,163 @@ fn json_output_is_whole_whatever_the_path() {
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert!(doc["capture"].get("path_bytes").is_none());
+}
+
+/// What tshark sees of each frame: number, time, lengths, interface,
+/// the bytes' MD5 and the comments.
+fn tshark_frames(capture: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new("tshark")
+        .args(["-n", "-o", "frame.generate_md5_hash:TRUE", "-T", "json"])
+        .args([
+            "-e",
+            "frame.number",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.len",
+        ])
+        .args(["-e", "frame.cap_len", "-e", "frame.interface_id"])
+        .args(["-e", "frame.md5_hash", "-e", "frame.comment", "-r"])
+        .arg(capture)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        capture.display(),
+        text(&out.stderr)
+    );
+    let frames: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    frames
+        .into_iter()
+        .map(|f| f["_source"]["layers"].clone())
+        .collect()
+}
+
+/// What capinfos says of a file, less its name, size and hashes: the
+/// section's comment, OS and application, every interface's name,
+/// filter, snaplen, time resolution and statistics.
+fn capinfos(capture: &Path) -> Vec<String> {
+    let out = Command::new("capinfos").arg(capture).output().unwrap();
+    assert!(
+        out.status.success(),
+        "capinfos {}: {}",
+        capture.display(),
+        text(&out.stderr)
+    );
+    let skip = ["File name", "File size", "SHA", "RIPEMD"];
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !skip.iter().any(|s| l.starts_with(s)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every block of `capture` that holds no packet, byte for byte.
+fn other_blocks(capture: &Path) -> Vec<Vec<u8>> {
+    use tcpshut_engine::capture::{CaptureReader, Record};
+    let mut reader = CaptureReader::open(capture).unwrap();
+    let mut blocks = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        if let Record::Block(raw) = record {
+            blocks.push(raw.bytes.to_vec());
+        }
+    }
+    blocks
+}
+
+/// The `--pcapng` copy keeps everything: every block that holds no packet
+/// byte for byte (section comments and options, interfaces, name
+/// resolution, statistics, decryption secrets), and, as tshark reads it,
+/// every packet's bytes, timestamp, lengths, interface and comments, with
+/// tcpshut's summary added after any comments it had. A pcap becomes
+/// pcapng with the same timestamps.
+#[test]
+fn pcapng_copies_keep_every_block_and_add_comments() {
+    for tool in ["tshark", "capinfos", "editcap"] {
+        require_tool(tool, "the pcapng copy's round trip");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let third_party = testdata().join("third-party");
+    // A capture with every kind of block: PcapPlusPlus's example (section
+    // comment, OS and application, interface names, a filter, µs and ns
+    // interfaces, packet comments, statistics) with decryption secrets
+    // injected by editcap, followed by a second section (Zeek's LDAP
+    // trace: 126 interfaces, name resolution).
+    let example = third_party.join("pcapplusplus__pcapng-example.pcapng");
+    let keys = dir.path().join("keys.txt");
+    fs::write(&keys, "CLIENT_RANDOM 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f\n").unwrap();
+    let with_secrets = dir.path().join("secrets.pcapng");
+    let out = Command::new("editcap")
+        .arg("--inject-secrets")
+        .arg(format!("tls,{}", keys.display()))
+        .arg(&example)
+        .arg(&with_secrets)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "editcap: {}", text(&out.stderr));
+    let mut everything = fs::read(&with_secrets).unwrap();
+    everything.extend(fs::read(third_party.join("zeek__ldap__gap-data-missing.pcapng")).unwrap());
+    let everything_path = dir.path().join("everything.pcapng");
+    fs::write(&everything_path, everything).unwrap();
+
+    let captures = [
+        everything_path,
+        copy_into(
+            dir.path(),
+            &third_party.join("zeek__pcapng-multi-interface.pcapng"),
+        ),
+        copy_into(dir.path(), &testdata().join("close-unread.pcapng")),
+        copy_into(dir.path(), &testdata().join("close-client-first.pcap")),
+        copy_into(
+            dir.path(),
+            &testdata().join("shut_rdwr-client-first-nano.pcap"),
+        ),
+    ];
+    let mut all_commented = 0;
+    for capture in &captures {
+        let name = capture.display();
+        let out = tcpshut(&["annotate", "--pcapng", capture.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let copy = PathBuf::from(format!("{name}.tcpshut.pcapng"));
+        let sidecar = fs::read_to_string(format!("{name}.tcpshut.csv")).unwrap();
+        let mut summaries = std::collections::BTreeMap::new();
+        for record in csv::Reader::from_reader(sidecar.as_bytes()).records() {
+            let record = record.unwrap();
+            if !record[13].is_empty() {
+                summaries.insert(record[0].to_string(), record[13].to_string());
+            }
+        }
+        let is_pcapng = capture.extension().is_some_and(|e| e == "pcapng");
+        if is_pcapng {
+            assert_eq!(other_blocks(&copy), other_blocks(capture), "{name}: blocks");
+            assert_eq!(capinfos(&copy), capinfos(capture), "{name}: capinfos");
+        }
+        let (before, after) = (tshark_frames(capture), tshark_frames(&copy));
+        assert_eq!(before.len(), after.len(), "{name}: frames");
+        let mut commented = 0;
+        for (mut expected, seen) in before.into_iter().zip(after) {
+            let number = expected["frame.number"][0].as_str().unwrap().to_string();
+            if let Some(summary) = summaries.get(&number) {
+                let comments = expected
+                    .as_object_mut()
+                    .unwrap()
+                    .entry("frame.comment")
+                    .or_insert_with(|| serde_json::json!([]));
+                comments
+                    .as_array_mut()
+                    .unwrap()
+                    .push(summary.as_str().into());
+                commented += 1;
+            }
+            if !is_pcapng {
+                // A pcap has no interface numbers; the copy has interface 0.
+                expected["frame.interface_id"] = serde_json::json!(["0"]);
+            }
+            assert_eq!(seen, expected, "{name}: frame {number}");
+        }
+        assert_eq!(commented, summaries.len(), "{name}: every summary");
+        all_commented += commented;
+    }
+    assert!(all_commented >= 30, "{all_commented} comments added");
 }

@@ -50,6 +50,32 @@ pub struct Frame<'a> {
     pub orig_len: u32,
 }
 
+/// A record of the file as it is there, for a copy that keeps everything
+/// ([`CaptureReader::next_record`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    /// A pcapng block that holds no packet: section header, interface
+    /// description, name resolution, interface statistics, decryption
+    /// secrets, custom blocks, anything else.
+    Block(RawBlock<'a>),
+    /// A packet, with its whole block when the file is pcapng.
+    Packet(Frame<'a>, Option<RawBlock<'a>>),
+}
+
+/// One pcapng block, byte for byte.
+#[derive(Clone, Copy, Debug)]
+pub struct RawBlock<'a> {
+    pub block_type: u32,
+    /// The byte order of its section.
+    pub big_endian: bool,
+    /// The whole block: type, length, body, length.
+    pub bytes: &'a [u8],
+    /// Where the options of an enhanced or obsolete packet block start,
+    /// from the start of `bytes` (the data padded to 32 bits); `None` for
+    /// other blocks and for simple packet blocks, which have no options.
+    pub options_at: Option<usize>,
+}
+
 /// Which container format a capture uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaptureFormat {
@@ -146,6 +172,8 @@ pub struct CaptureReader {
     stream: ByteStream,
     container: Container,
     format: CaptureFormat,
+    /// The file header of a pcap file.
+    pcap_header: Option<PcapHeader>,
     name: String,
     frames_read: u64,
     finished: bool,
@@ -217,6 +245,7 @@ impl CaptureReader {
                 },
             }
         };
+        let mut pcap_header = None;
         let head = stream.peek(have);
         let (container, format) = if head.len() >= 4 && pcapng::is_section_header(head) {
             // The block loop reads the section header itself; a file
@@ -237,6 +266,7 @@ impl CaptureReader {
                 .map_err(|_| not_a_capture(head))?
                 .1;
             stream.consume(PCAP_HEADER_LEN);
+            pcap_header = Some(header);
             let big_endian = header.endianness == pcap_file::Endianness::Big;
             let nanosecond = header.ts_resolution == TsResolution::NanoSecond;
             let container = Container::Pcap {
@@ -263,6 +293,7 @@ impl CaptureReader {
             stream,
             container,
             format,
+            pcap_header,
             name: name.into(),
             frames_read: 0,
             finished: false,
@@ -283,31 +314,102 @@ impl CaptureReader {
             } => next_pcap_record(&mut self.stream, number, *endianness, *nanosecond, *link),
             Container::PcapNg(state) => state.next_packet(&mut self.stream, number),
         };
-        match located {
-            Ok(Some(located)) => {
-                // Blocks Wireshark shows as frames of their own come first.
-                let number = match &mut self.container {
-                    Container::PcapNg(state) => number + state.take_unnumbered(),
-                    Container::Pcap { .. } => number,
-                };
+        match self.ended_on(located)? {
+            Some(located) => {
+                let number = self.numbered(number);
                 self.frames_read = number;
-                Ok(Some(Frame {
-                    number,
-                    ts: located.ts,
-                    link: located.link,
-                    data: self.stream.slice(located.data),
-                    orig_len: located.orig_len,
-                }))
+                Ok(Some(self.frame(number, located)))
             }
-            Ok(None) => {
-                self.finished = true;
-                Ok(None)
-            }
-            Err(err) => {
-                self.finished = true;
-                Err(err)
-            }
+            None => Ok(None),
         }
+    }
+
+    /// The next record of the file as it is there (every pcapng block,
+    /// every pcap packet), `Ok(None)` at a clean end of file: for a copy
+    /// that keeps what the frames do not show. Reading with both
+    /// this and [`CaptureReader::next_frame`] skips what the other took.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let number = self.frames_read + 1;
+        let read = match &mut self.container {
+            Container::Pcap {
+                endianness,
+                nanosecond,
+                link,
+            } => next_pcap_record(&mut self.stream, number, *endianness, *nanosecond, *link)
+                .map(|packet| packet.map(|packet| (None, Some(packet)))),
+            Container::PcapNg(state) => state.next_block(&mut self.stream, number).map(|block| {
+                block.map(|block| {
+                    let raw = (
+                        block.block_type,
+                        block.endianness == Endianness::Big,
+                        block.bytes,
+                        block.options_at,
+                    );
+                    (Some(raw), block.packet)
+                })
+            }),
+        };
+        let Some((raw, packet)) = self.ended_on(read)? else {
+            return Ok(None);
+        };
+        let number = if packet.is_some() {
+            let number = self.numbered(number);
+            self.frames_read = number;
+            number
+        } else {
+            number
+        };
+        let raw = raw.map(|(block_type, big_endian, bytes, options_at)| RawBlock {
+            block_type,
+            big_endian,
+            bytes: self.stream.slice(bytes),
+            options_at,
+        });
+        Ok(Some(match (packet, raw) {
+            (Some(located), raw) => Record::Packet(self.frame(number, located), raw),
+            (None, Some(raw)) => Record::Block(raw),
+            (None, None) => unreachable!("a pcap record always holds a packet"),
+        }))
+    }
+
+    /// Finishes the reader at the end of the file or at an error.
+    fn ended_on<T>(
+        &mut self,
+        read: Result<Option<T>, CaptureError>,
+    ) -> Result<Option<T>, CaptureError> {
+        if !matches!(read, Ok(Some(_))) {
+            self.finished = true;
+        }
+        read
+    }
+
+    /// The number of the packet that would be `number`: blocks Wireshark
+    /// shows as frames of their own, read before it, come first.
+    fn numbered(&mut self, number: u64) -> u64 {
+        match &mut self.container {
+            Container::PcapNg(state) => number + state.take_unnumbered(),
+            Container::Pcap { .. } => number,
+        }
+    }
+
+    /// The frame numbered `number` at `located`.
+    fn frame(&self, number: u64, located: Located) -> Frame<'_> {
+        Frame {
+            number,
+            ts: located.ts,
+            link: located.link,
+            data: self.stream.slice(located.data),
+            orig_len: located.orig_len,
+        }
+    }
+
+    /// A pcap file's header (snaplen, link type with its FCS bits, time
+    /// resolution); `None` for pcapng.
+    pub fn pcap_header(&self) -> Option<&PcapHeader> {
+        self.pcap_header.as_ref()
     }
 
     pub fn format(&self) -> CaptureFormat {

@@ -105,6 +105,19 @@ struct PacketHeader {
     data_offset: usize,
 }
 
+/// One block as read: where it sits in the stream's window, and the
+/// packet it holds, if it holds one.
+pub(super) struct BlockRead {
+    pub(super) block_type: u32,
+    pub(super) endianness: Endianness,
+    pub(super) bytes: Range<usize>,
+    pub(super) packet: Option<Located>,
+    /// Where the options of an enhanced or obsolete packet block start,
+    /// from the start of the block (past the end of a block whose data
+    /// was not padded).
+    pub(super) options_at: Option<usize>,
+}
+
 impl PcapNgState {
     /// Reads blocks until the next packet block; `Ok(None)` at end of file.
     pub(super) fn next_packet(
@@ -112,97 +125,122 @@ impl PcapNgState {
         stream: &mut ByteStream,
         frame: u64,
     ) -> Result<Option<Located>, CaptureError> {
-        loop {
-            let offset = stream.offset();
-            if stream.fill(SECTION_PREFIX_LEN)? == 0 {
-                return Ok(None);
-            }
-            stream.require(BLOCK_HEADER_LEN, frame)?;
-            let corrupt = |block_type, len, reason| CaptureError::CorruptBlock {
-                offset,
-                block_type,
-                len,
-                reason,
-            };
-            let head = stream.peek(SECTION_PREFIX_LEN);
-            let endianness = if is_section_header(head) {
-                stream.require(SECTION_PREFIX_LEN, frame)?;
-                section_byte_order(&head[8..12]).ok_or(corrupt(
-                    SECTION_HEADER,
-                    0,
-                    "bad byte-order magic",
-                ))?
-            } else {
-                self.endianness
-                    .ok_or(corrupt(0, 0, "first block is not a section header"))?
-            };
-            let (_, (block_type, len)) = block_header(head, endianness).expect("8 bytes buffered");
-            if let Some(reason) = bad_block_length(len) {
-                return Err(corrupt(block_type, len, reason));
-            }
-            let block_len = len as usize;
-            stream.fill(block_len)?;
-            stream.require(block_len, frame)?;
-            let block = stream.peek(block_len);
-            let (_, trailer) = nom_u32::<_, nom::error::Error<&[u8]>>(endianness)
-                .parse(&block[block_len - BLOCK_TRAILER_LEN..])
-                .expect("4 bytes buffered");
-            if trailer != len {
-                return Err(corrupt(block_type, len, "trailing length differs"));
-            }
-            let body = &block[BLOCK_HEADER_LEN..block_len - BLOCK_TRAILER_LEN];
-            let packet = match block_type {
-                SECTION_HEADER => {
-                    self.endianness = Some(endianness);
-                    self.interfaces.clear();
-                    None
-                }
-                INTERFACE_DESCRIPTION => {
-                    let interface = interface_description(body, endianness)
-                        .map_err(|_| corrupt(block_type, len, "interface block too short"))?
-                        .1;
-                    let ticks_per_sec = match interface.ticks_per_sec {
-                        Ok(ticks) => ticks,
-                        Err(if_tsresol) => {
-                            return Err(CaptureError::BadTsResolution { offset, if_tsresol })
-                        }
-                    };
-                    self.interfaces.push(Interface {
-                        ticks_per_sec,
-                        link: interface.link,
-                        snaplen: interface.snaplen,
-                        offset_secs: interface.offset_secs,
-                    });
-                    None
-                }
-                ENHANCED_PACKET | OBSOLETE_PACKET | SIMPLE_PACKET => {
-                    let parsed = match block_type {
-                        ENHANCED_PACKET => enhanced_packet(body, endianness),
-                        OBSOLETE_PACKET => obsolete_packet(body, endianness),
-                        _ => simple_packet(body, endianness),
-                    };
-                    let header = parsed
-                        .map_err(|_| corrupt(block_type, len, "body shorter than packet header"))?
-                        .1;
-                    Some(self.locate(header, body.len(), block_type, frame, offset)?)
-                }
-                SYSTEMD_JOURNAL_EXPORT | CUSTOM | CUSTOM_NO_COPY => {
-                    self.unnumbered += 1;
-                    None
-                }
-                _ => None,
-            };
-            let range = stream.consume(block_len);
-            if let Some((header, interface)) = packet {
-                let data_start = range.start + BLOCK_HEADER_LEN + header.data_offset;
-                return Ok(Some(Located {
-                    data: data_start..data_start + header.caplen as usize,
-                    ts: interface.timestamp(header.ticks),
-                    link: interface.link,
-                    orig_len: header.orig_len,
-                }));
+        while let Some(block) = self.next_block(stream, frame)? {
+            if block.packet.is_some() {
+                return Ok(block.packet);
             }
         }
+        Ok(None)
+    }
+
+    /// Reads the next block, whatever it holds; `Ok(None)` at end of file.
+    /// `frame` is the number the next packet would have.
+    pub(super) fn next_block(
+        &mut self,
+        stream: &mut ByteStream,
+        frame: u64,
+    ) -> Result<Option<BlockRead>, CaptureError> {
+        let offset = stream.offset();
+        if stream.fill(SECTION_PREFIX_LEN)? == 0 {
+            return Ok(None);
+        }
+        stream.require(BLOCK_HEADER_LEN, frame)?;
+        let corrupt = |block_type, len, reason| CaptureError::CorruptBlock {
+            offset,
+            block_type,
+            len,
+            reason,
+        };
+        let head = stream.peek(SECTION_PREFIX_LEN);
+        let endianness = if is_section_header(head) {
+            stream.require(SECTION_PREFIX_LEN, frame)?;
+            section_byte_order(&head[8..12]).ok_or(corrupt(
+                SECTION_HEADER,
+                0,
+                "bad byte-order magic",
+            ))?
+        } else {
+            self.endianness
+                .ok_or(corrupt(0, 0, "first block is not a section header"))?
+        };
+        let (_, (block_type, len)) = block_header(head, endianness).expect("8 bytes buffered");
+        if let Some(reason) = bad_block_length(len) {
+            return Err(corrupt(block_type, len, reason));
+        }
+        let block_len = len as usize;
+        stream.fill(block_len)?;
+        stream.require(block_len, frame)?;
+        let block = stream.peek(block_len);
+        let (_, trailer) = nom_u32::<_, nom::error::Error<&[u8]>>(endianness)
+            .parse(&block[block_len - BLOCK_TRAILER_LEN..])
+            .expect("4 bytes buffered");
+        if trailer != len {
+            return Err(corrupt(block_type, len, "trailing length differs"));
+        }
+        let body = &block[BLOCK_HEADER_LEN..block_len - BLOCK_TRAILER_LEN];
+        let packet = match block_type {
+            SECTION_HEADER => {
+                self.endianness = Some(endianness);
+                self.interfaces.clear();
+                None
+            }
+            INTERFACE_DESCRIPTION => {
+                let interface = interface_description(body, endianness)
+                    .map_err(|_| corrupt(block_type, len, "interface block too short"))?
+                    .1;
+                let ticks_per_sec = match interface.ticks_per_sec {
+                    Ok(ticks) => ticks,
+                    Err(if_tsresol) => {
+                        return Err(CaptureError::BadTsResolution { offset, if_tsresol })
+                    }
+                };
+                self.interfaces.push(Interface {
+                    ticks_per_sec,
+                    link: interface.link,
+                    snaplen: interface.snaplen,
+                    offset_secs: interface.offset_secs,
+                });
+                None
+            }
+            ENHANCED_PACKET | OBSOLETE_PACKET | SIMPLE_PACKET => {
+                let parsed = match block_type {
+                    ENHANCED_PACKET => enhanced_packet(body, endianness),
+                    OBSOLETE_PACKET => obsolete_packet(body, endianness),
+                    _ => simple_packet(body, endianness),
+                };
+                let header = parsed
+                    .map_err(|_| corrupt(block_type, len, "body shorter than packet header"))?
+                    .1;
+                Some(self.locate(header, body.len(), block_type, frame, offset)?)
+            }
+            SYSTEMD_JOURNAL_EXPORT | CUSTOM | CUSTOM_NO_COPY => {
+                self.unnumbered += 1;
+                None
+            }
+            _ => None,
+        };
+        let range = stream.consume(block_len);
+        let mut read = BlockRead {
+            block_type,
+            endianness,
+            bytes: range.clone(),
+            packet: None,
+            options_at: None,
+        };
+        if let Some((header, interface)) = packet {
+            let data_at = BLOCK_HEADER_LEN + header.data_offset;
+            let data_start = range.start + data_at;
+            read.packet = Some(Located {
+                data: data_start..data_start + header.caplen as usize,
+                ts: interface.timestamp(header.ticks),
+                link: interface.link,
+                orig_len: header.orig_len,
+            });
+            if block_type != SIMPLE_PACKET {
+                read.options_at = Some(data_at + (header.caplen as usize).next_multiple_of(4));
+            }
+        }
+        Ok(Some(read))
     }
 
     /// How many frame numbers Wireshark gave to blocks without a packet
