@@ -167,6 +167,12 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(err) = output::clean_up_on_signals() {
+        messages::say(&format!(
+            "tcpshut: cannot watch for signals ({err}): an interrupted run may leave .tcpshut-*.tmp files"
+        ));
+    }
+    // After the watcher: a stream's first SIGINT ends its input instead.
     if let Command::Annotate { batch, .. } | Command::Summary { batch, .. } = &cli.command {
         if batch
             .paths

@@ -1,11 +1,13 @@
 //! Writing results safely: sidecars beside their capture, written to a
 //! temporary file in the same directory and renamed into place, so a
-//! reader never sees half a file and a failed run leaves nothing behind;
+//! reader never sees half a file and a failed run leaves nothing behind,
+//! nor does one ended by SIGINT, SIGTERM or SIGHUP ([`clean_up_on_signals`]);
 //! and never over an input of the run or over a capture (see [`Guard`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 
@@ -139,15 +141,14 @@ pub fn write_atomically<T>(
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    let tmp = builder
-        .tempfile_in(dir)
+    let tmp = Unfinished::create_in(&builder, dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     if let Some(mode) = existing {
         fs::set_permissions(tmp.path(), mode)
             .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
     }
     let value = {
-        let mut reserving = Reserving::new(tmp.as_file());
+        let mut reserving = Reserving::new(tmp.file());
         let mut out = BufWriter::with_capacity(1 << 16, &mut reserving);
         let value = write(&mut out)?;
         out.flush()
@@ -159,9 +160,99 @@ pub fn write_atomically<T>(
         value
     };
     tmp.persist(dest)
-        .map_err(|e| e.error)
         .with_context(|| format!("cannot rename into {}", dest.display()))?;
     Ok(value)
+}
+
+/// Temporary files being written, for [`clean_up_on_signals`].
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file listed in [`UNFINISHED`] while it exists. It is
+/// created, renamed or removed with the list locked, so that a signal
+/// finds every temporary file in the list, and each file either still
+/// temporary or already in place, never half a step.
+struct Unfinished {
+    /// `None` once renamed.
+    file: Option<tempfile::NamedTempFile>,
+}
+
+impl Unfinished {
+    fn create_in(builder: &tempfile::Builder, dir: &Path) -> io::Result<Unfinished> {
+        let mut list = unfinished();
+        let file = builder.tempfile_in(dir)?;
+        list.push(file.path().to_path_buf());
+        Ok(Unfinished { file: Some(file) })
+    }
+
+    fn file(&self) -> &File {
+        self.file.as_ref().expect("not renamed yet").as_file()
+    }
+
+    fn path(&self) -> &Path {
+        self.file.as_ref().expect("not renamed yet").path()
+    }
+
+    /// Renames the file to `dest` (removing it if that fails).
+    fn persist(mut self, dest: &Path) -> io::Result<()> {
+        let mut list = unfinished();
+        let file = self.file.take().expect("not renamed yet");
+        forget(&mut list, file.path());
+        file.persist(dest).map(drop).map_err(|e| e.error)
+    }
+}
+
+impl Drop for Unfinished {
+    /// Removes a file that was not renamed into place.
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            let mut list = unfinished();
+            forget(&mut list, file.path());
+            drop(file);
+        }
+    }
+}
+
+fn forget(list: &mut Vec<PathBuf>, path: &Path) {
+    if let Some(at) = list.iter().position(|p| p == path) {
+        list.swap_remove(at);
+    }
+}
+
+/// The list, even if a thread panicked holding it (it stays consistent:
+/// each change is one push or one removal).
+fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
+    UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, removes the temporary files being
+/// written and ends the process as the signal would have (older outputs
+/// stay as they were). A thread waits for the signals, so the clean-up
+/// runs as ordinary code, not in a signal handler. SIGKILL cannot be
+/// caught: it can leave `.tcpshut-*.tmp` files (docs/reliability.md).
+#[cfg(unix)]
+pub fn clean_up_on_signals() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Kept locked until the end: nothing is renamed into place
+                // after the clean-up.
+                let list = unfinished();
+                for path in list.iter() {
+                    let _ = fs::remove_file(path);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn clean_up_on_signals() -> io::Result<()> {
+    Ok(())
 }
 
 /// A file whose disk blocks are reserved ahead of the writes

@@ -455,3 +455,92 @@ fn pcapng_copies_keep_every_block_and_add_comments() {
     }
     assert!(all_commented >= 30, "{all_commented} comments added");
 }
+
+/// tcpshut's temporary files in `dir`.
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(".tcpshut-") && name.ends_with(".tmp")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// SIGINT, SIGTERM or SIGHUP while a large capture's sidecar and pcapng
+/// copy are being written: the temporary files are removed, the older
+/// sidecar stays as it was, and tcpshut ends by that signal.
+#[cfg(target_os = "linux")]
+#[test]
+fn signals_leave_no_temporary_files() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let tcpshut_bin = Path::new(env!("CARGO_BIN_EXE_tcpshut"));
+    let bench = tcpshut_bin.with_file_name("tcpshut-bench");
+    assert!(
+        bench.exists(),
+        "{} is required (it generates the large capture): `cargo build -p tcpshut-bench` \
+         (`cargo test --workspace` builds it)",
+        bench.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("large.pcap");
+    let out = Command::new(&bench)
+        .args(["gen", "--connections", "2000", "-o"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tcpshut-bench gen: {}",
+        text(&out.stderr)
+    );
+    let sidecar = dir.path().join("large.pcap.tcpshut.csv");
+    let copy = dir.path().join("large.pcap.tcpshut.pcapng");
+    fs::write(&sidecar, "an older sidecar\n").unwrap();
+
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let mut child = Command::new(tcpshut_bin)
+            .args(["annotate", "--pcapng", "--no-progress"])
+            .arg(&capture)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Both outputs (the sidecar and the copy) are being written.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let writing = temporary_files(dir.path());
+            let sizes: Vec<u64> = writing
+                .iter()
+                .filter_map(|p| fs::metadata(p).ok().map(|m| m.len()))
+                .collect();
+            if sizes.len() == 2 && sizes.iter().all(|&n| n > 0) {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "signal {signal}: tcpshut finished before both outputs were being written"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "signal {signal}: no outputs after 300 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: kill(2) on the child we started and have not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(signal), "{status:?}");
+        assert_eq!(
+            temporary_files(dir.path()),
+            Vec::<PathBuf>::new(),
+            "signal {signal}"
+        );
+        assert_eq!(fs::read_to_string(&sidecar).unwrap(), "an older sidecar\n");
+        assert!(!copy.exists(), "signal {signal}");
+    }
+}
