@@ -167,7 +167,18 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(err) = output::clean_up_on_signals() {
+    // `tcpshut lab` removes its own namespaces and folders on these
+    // signals (`tcpshut_lab::cleanup`), and writes no sidecars.
+    #[cfg(target_os = "linux")]
+    let lab = matches!(cli.command, Command::Lab(_));
+    #[cfg(not(target_os = "linux"))]
+    let lab = false;
+    let watched = if lab {
+        Ok(())
+    } else {
+        output::clean_up_on_signals()
+    };
+    if let Err(err) = watched {
         messages::say(&format!(
             "tcpshut: cannot watch for signals ({err}): an interrupted run may leave .tcpshut-*.tmp files"
         ));
