@@ -13,8 +13,8 @@ use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
 use tcpshut_engine::report::ConnectionReport;
 use tcpshut_engine::source;
 use tcpshut_engine::{
-    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Tee,
-    Verdicts, ZeekForm, ZeekLogSink,
+    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Tee, Verdicts,
+    ZeekForm, ZeekLogSink,
 };
 use tcpshut_parquet::ParquetSink;
 
