@@ -87,7 +87,8 @@ impl Guard {
             return Err(Refusal::IsAnInput);
         }
         let regular = fs::metadata(dest).is_ok_and(|m| m.is_file());
-        let capture = regular && tcpshut_engine::capture::file_looks_like_capture(dest).unwrap_or(false);
+        let capture =
+            regular && tcpshut_engine::capture::file_looks_like_capture(dest).unwrap_or(false);
         if !self.force && capture {
             return Err(Refusal::IsACapture);
         }
