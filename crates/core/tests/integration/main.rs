@@ -5,8 +5,8 @@ mod cli;
 mod field;
 #[cfg(target_os = "linux")]
 mod lab;
-mod report;
 mod reliability;
+mod report;
 mod util;
 mod wireshark;
 mod zeek_log;
