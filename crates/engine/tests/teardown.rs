@@ -87,6 +87,7 @@ impl Wire {
             payload: &[],
             options: TcpOptionsSummary::default(),
             checksum_ok: None,
+            marks: Default::default(),
         };
         if flags & R == 0 {
             self.next_seq[from] = seg.end_seq();

@@ -124,6 +124,7 @@ impl PendingRow {
                 ..TcpOptionsSummary::default()
             },
             checksum_ok: None,
+            marks: Default::default(),
         }
     }
 }

@@ -24,7 +24,7 @@ use etherparse::{
 };
 
 use crate::capture::{Frame, LinkType};
-use crate::segment::{Segment, TcpFlags, TcpOptionsSummary};
+use crate::segment::{Segment, SenderMarks, TcpFlags, TcpOptionsSummary};
 use headers::{EncapError, Encapsulated};
 
 /// What decoding skipped, so the user can see it.
@@ -258,13 +258,15 @@ fn slice_ip(data: &[u8]) -> Result<IpPacket<'_>, Skip> {
 /// The frame's TCP segment, or why it has none.
 fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<'a>, Skip> {
     let (ip, stop) = ip_packet(frame.link, frame.data)?;
-    let (src, dst, declared_ip_total) = match &ip {
+    let (src, dst, declared_ip_total, ttl, ip_id) = match &ip {
         LaxIpSlice::Ipv4(ipv4) => {
             let header = ipv4.header();
             (
                 IpAddr::V4(header.source_addr()),
                 IpAddr::V4(header.destination_addr()),
                 DeclaredLen::from_header(header.slice(), usize::from(header.total_len())),
+                header.ttl(),
+                Some(header.identification()),
             )
         }
         LaxIpSlice::Ipv6(ipv6) => {
@@ -273,6 +275,8 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
                 IpAddr::V6(header.source_addr()),
                 IpAddr::V6(header.destination_addr()),
                 DeclaredLen::from_header(header.slice(), 40 + usize::from(header.payload_length())),
+                header.hop_limit(),
+                None,
             )
         }
     };
@@ -319,6 +323,11 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
         checksum_ok: match &whole {
             Some(whole) if options.verify_checksums => verify_checksum(whole, ip_payload, src, dst),
             _ => None,
+        },
+        marks: SenderMarks {
+            ttl,
+            ip_id,
+            tcp_header_len: u8::try_from(header_len).unwrap_or(u8::MAX),
         },
     })
 }

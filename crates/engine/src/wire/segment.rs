@@ -152,6 +152,27 @@ pub struct TcpOptionsSummary {
     pub cut: bool,
 }
 
+/// What the IP and TCP headers say about the sender's stack, besides the
+/// connection: fixed-size fields copied while decoding (no allocation), read
+/// only to check who really sent an RST (`tracking/origin.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderMarks {
+    /// IPv4 TTL or IPv6 hop limit as captured (0 when unknown).
+    pub ttl: u8,
+    /// IPv4 identification; `None` for IPv6 (no ID without a fragment header).
+    pub ip_id: Option<u16>,
+    /// TCP header length in bytes (20 without options, 32 with Linux's
+    /// timestamps); 0 when unknown.
+    pub tcp_header_len: u8,
+}
+
+impl SenderMarks {
+    /// Whether the TCP header carried options.
+    pub fn has_options(self) -> bool {
+        self.tcp_header_len > 20
+    }
+}
+
 /// One TCP segment decoded from one frame.
 ///
 /// `payload_len` is the length the IP header declares, which is the true
@@ -175,6 +196,8 @@ pub struct Segment<'a> {
     /// `Some(false)` when the TCP checksum was verified and is wrong,
     /// `None` when it could not be checked (truncated frame, offload).
     pub checksum_ok: Option<bool>,
+    /// TTL, IP ID and header length: the sender's fingerprint.
+    pub marks: SenderMarks,
 }
 
 impl Segment<'_> {

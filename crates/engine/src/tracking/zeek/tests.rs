@@ -22,6 +22,7 @@ fn seg(from_a: bool, flags: u8, seq: u32, ack: u32, len: u32) -> Segment<'static
         payload: &DATA[..len as usize],
         options: Default::default(),
         checksum_ok: Some(true),
+        marks: Default::default(),
     }
 }
 

@@ -205,6 +205,25 @@ fn options_are_only_read_on_syn() {
 }
 
 #[test]
+fn sender_marks_carry_ttl_ip_id_and_header_length() {
+    // PacketBuilder writes IPv4 ID 0; set one to see it read back.
+    let mut ip = ipv4_fin(b"x");
+    ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    let data = ethernet(0x0800, &ip);
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!(segment.marks.ttl, 64);
+    assert_eq!(segment.marks.ip_id, Some(0x1234));
+    // 20 bytes plus the 4-byte MSS option.
+    assert_eq!(segment.marks.tcp_header_len, 24);
+    assert!(segment.marks.has_options());
+    let data = ethernet(0x86dd, &ipv6_rst(b""));
+    let segment = expect_segment(linktype::ETHERNET, &data);
+    assert_eq!(segment.marks.ttl, 64);
+    assert_eq!(segment.marks.ip_id, None);
+    assert!(!segment.marks.has_options());
+}
+
+#[test]
 fn ethernet_padding_is_not_payload() {
     // A 1-byte payload makes a 59-byte frame, below Ethernet's minimum.
     let mut data = ethernet(0x0800, &ipv4_fin(b"a"));
