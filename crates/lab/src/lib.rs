@@ -11,6 +11,7 @@
 pub mod cleanup;
 pub mod experiment;
 pub mod netns;
+pub mod router;
 pub mod scenarios;
 pub mod script;
 pub mod script_file;

@@ -173,6 +173,16 @@ impl Board {
         self.cv.notify_all();
     }
 
+    /// Signals a named mark from outside the two sides (a router's thread).
+    pub fn mark_named(&self, name: &'static str) {
+        self.mark(Mark::Named(name));
+    }
+
+    /// Waits for a named mark from outside the two sides.
+    pub fn wait_named(&self, name: &'static str) -> Result<()> {
+        self.wait(Mark::Named(name))
+    }
+
     fn wait(&self, mark: Mark) -> Result<()> {
         let marks = self.marks.lock().unwrap();
         let (marks, _) = self

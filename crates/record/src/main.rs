@@ -11,6 +11,7 @@ mod derive;
 mod hard;
 mod manifest;
 mod mix;
+mod router;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ struct Cli {
     /// Directory for the captures and manifest.json.
     #[arg(long, default_value = "testdata")]
     out: PathBuf,
-    /// Record only these captures (file stem) or scenarios (all variants).
+    /// Record only these captures (file stem) or scenarios (all variants);
+    /// `derived` remakes the derived captures, `router` the router set.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// List the captures this would record, and exit.
@@ -267,6 +269,9 @@ fn main() -> Result<()> {
         for (file, from, how) in degrade::degraded_list() {
             println!("{}/{file:40} derived from {from}: {how}", degrade::DIR);
         }
+        for (file, description) in router::list() {
+            println!("{file:40} {description}");
+        }
         return Ok(());
     }
     let chosen: Vec<&Recording> = all
@@ -276,7 +281,7 @@ fn main() -> Result<()> {
         })
         .collect();
     ensure!(
-        !chosen.is_empty() || cli.only.iter().any(|o| o == "derived"),
+        !chosen.is_empty() || cli.only.iter().any(|o| o == "derived" || o == "router"),
         "--only matched nothing (see --list)"
     );
     // SAFETY: trivial libc getter.
@@ -287,12 +292,23 @@ fn main() -> Result<()> {
     lab::remove_stale();
     fs::create_dir_all(&cli.out)?;
 
+    // Resets forged by a router: their own directory and manifest.
+    let mut failed = Vec::new();
+    if cli.only.is_empty() || cli.only.iter().any(|o| o == "router") {
+        if let Err(e) = router::record_all(&cli.out) {
+            eprintln!("FAILED router: {e:#}");
+            failed.push("router".to_string());
+        }
+        if chosen.is_empty() {
+            ensure!(failed.is_empty(), "failed to record the router captures");
+            return Ok(());
+        }
+    }
     let manifest_path = cli.out.join("manifest.json");
     // A partial run (--only) keeps the entries of captures it did not redo.
     let mut entries: Vec<Capture> = Manifest::load(&manifest_path)
         .map(|m| m.captures)
         .unwrap_or_default();
-    let mut failed = Vec::new();
     for rec in chosen {
         eprintln!("recording {}", rec.file());
         match record(rec, &cli.out) {

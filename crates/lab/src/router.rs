@@ -1,0 +1,141 @@
+//! A routed lab: client and server namespaces on two subnets, joined by a
+//! third namespace that forwards between them (a router), so that a
+//! middlebox can act on the path. Its nftables resets connections in an
+//! endpoint's name (`reject with tcp reset`) or drops conntrack state; the
+//! endpoints' own kernels never see the forged segments leave.
+//!
+//! Torn down by a Drop guard and by the interruption handler of `cleanup`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::cleanup::{self, PREFIX};
+use crate::netns::{run, run_in, IFACE};
+
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 1);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 2);
+const ROUTER_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 254);
+const ROUTER_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 254);
+/// The router's interfaces towards the client and towards the server.
+pub const TO_CLIENT: &str = "toclient";
+pub const TO_SERVER: &str = "toserver";
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+/// Three namespaces, client - router - server; deleted on drop.
+pub struct RoutedLab {
+    pub client: String,
+    pub router: String,
+    pub server: String,
+}
+
+impl RoutedLab {
+    pub fn new() -> Result<RoutedLab> {
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let base = format!("{PREFIX}{}-r{n}", std::process::id());
+        let lab = RoutedLab {
+            client: format!("{base}-c"),
+            router: format!("{base}-r"),
+            server: format!("{base}-s"),
+        };
+        cleanup::with_namespaces(&[&lab.client, &lab.router, &lab.server], || {
+            for ns in [&lab.client, &lab.router, &lab.server] {
+                run("ip", &["netns", "add", ns])?;
+            }
+            anyhow::Ok(())
+        })?;
+        for (ns, there) in [(&lab.client, TO_CLIENT), (&lab.server, TO_SERVER)] {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "link",
+                    "add",
+                    IFACE,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    there,
+                    "netns",
+                    &lab.router,
+                ],
+            )?;
+        }
+        for (ns, iface, addr, gateway) in [
+            (&lab.client, IFACE, CLIENT, Some(ROUTER_CLIENT_SIDE)),
+            (&lab.server, IFACE, SERVER, Some(ROUTER_SERVER_SIDE)),
+            (&lab.router, TO_CLIENT, ROUTER_CLIENT_SIDE, None),
+            (&lab.router, TO_SERVER, ROUTER_SERVER_SIDE, None),
+        ] {
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", iface],
+            )?;
+            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            run("ip", &["-n", ns, "link", "set", iface, "up"])?;
+            if let Some(gw) = gateway {
+                run(
+                    "ip",
+                    &["-n", ns, "route", "add", "default", "via", &gw.to_string()],
+                )?;
+            }
+        }
+        run_in(&lab.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        lab.wait_carrier()?;
+        Ok(lab)
+    }
+
+    fn wait_carrier(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for (ns, iface) in [
+            (&self.client, IFACE),
+            (&self.server, IFACE),
+            (&self.router, TO_CLIENT),
+            (&self.router, TO_SERVER),
+        ] {
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", ns, "-o", "link", "show", iface])
+                    .output()?;
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{iface} in {ns} never came up");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an nftables script in the router (`nft -f -` text as one argument).
+    pub fn nft(&self, script: &str) -> Result<()> {
+        run_in(&self.router, &["nft", script])
+    }
+
+    /// `sysctl -w KEY=VALUE` in the router.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        run_in(&self.router, &["sysctl", "-qw", &format!("{key}={value}")])
+    }
+
+    pub fn addrs() -> (IpAddr, IpAddr) {
+        (CLIENT.into(), SERVER.into())
+    }
+}
+
+impl Drop for RoutedLab {
+    fn drop(&mut self) {
+        let all = [&self.client, &self.router, &self.server];
+        for ns in all {
+            cleanup::delete_namespace(ns);
+        }
+        cleanup::namespaces_gone(&[&self.client, &self.router, &self.server]);
+    }
+}

@@ -1,0 +1,462 @@
+//! Resets forged on the path: recordings through a router namespace
+//! (`tcpshut_lab::router`) whose nftables reset connections in an
+//! endpoint's name, and the genuine resets recorded through the same
+//! router as controls. Each run is captured at the client, at the server
+//! and on the router (`-i any`, where every forwarded packet is seen twice).
+//!
+//! Which RSTs were forged is found on the wire, independently of tcpshut:
+//! an RST is forged when the capture on its claimed sender's own veth never
+//! carried it (same ports, sequence, acknowledgment, flags and IP ID).
+//! testdata/router/manifest.json records them, in whose name, and the
+//! calls each application made.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use serde::{Deserialize, Serialize};
+
+use tcpshut_lab::router::{RoutedLab, CLIENT, SERVER};
+use tcpshut_lab::scenarios;
+use tcpshut_lab::script::{self, Board, Call, Env, Step};
+use tcpshut_lab::tcpdump::{self, Tcpdump};
+
+const ATTEMPTS: usize = 3;
+/// Idle time after which the router's conntrack forgets an established
+/// connection in `idle-reset` (seconds), and how long the client waits.
+const IDLE_TIMEOUT_SECS: u64 = 2;
+const IDLE_WAIT_MS: u64 = 3500;
+
+/// A stateful firewall: packets conntrack cannot place (a non-SYN of a
+/// connection it does not know, with `nf_conntrack_tcp_loose=0`) are
+/// answered with a reset in the destination's name.
+const FIREWALL: &str = "add table ip mb; \
+     add chain ip mb path { type filter hook forward priority 0; }; \
+     add rule ip mb path ct state invalid tcp flags & rst == 0 reject with tcp reset";
+
+/// What the router does during a run.
+#[derive(Clone, Copy)]
+enum Middlebox {
+    /// The stateful firewall only; it must forge nothing.
+    Firewall,
+    /// Once the sides mark "got": data (PSH) from the client is rejected
+    /// with a reset towards the client, in the server's name.
+    ResetClientData,
+    /// Once the sides mark "got": data from either side is rejected.
+    ResetAllData,
+    /// The firewall with a short established timeout: an idle connection
+    /// is forgotten and its next packet reset.
+    IdleTimeout,
+}
+
+struct RouterScenario {
+    name: &'static str,
+    description: &'static str,
+    client: Vec<Step>,
+    server: Vec<Step>,
+    middlebox: Middlebox,
+    /// Forged RSTs expected: (claimed sender, count).
+    forged: &'static [(&'static str, usize)],
+}
+
+fn router_scenarios() -> Vec<RouterScenario> {
+    use Step::*;
+    let table = scenarios::all();
+    let steps = |name: &str| {
+        let sc = table
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no scenario {name}"));
+        (sc.client.clone(), sc.server.clone())
+    };
+    let control = |name: &'static str, description: &'static str| {
+        let (client, server) = steps(name);
+        RouterScenario {
+            name,
+            description,
+            client,
+            server,
+            middlebox: Middlebox::Firewall,
+            forged: &[],
+        }
+    };
+    vec![
+        RouterScenario {
+            name: "forged-to-client",
+            description: "After 100 bytes from the client, the router rejects the client's next data \
+                 with `reject with tcp reset`: an RST to the client in the server's name. The \
+                 server, which never reset, sends 200 bytes afterwards; the client's kernel, which \
+                 no longer has the connection, answers them with its own RST.",
+            client: vec![Connect, Send(100), Wait("got"), Wait("armed"), Send(10), Sleep(300), Mark("forged"), Close],
+            server: vec![Listen, Accept, Recv(100), Mark("got"), Wait("forged"), Send(200), Sleep(200), Close],
+            middlebox: Middlebox::ResetClientData,
+            forged: &[("server", 1)],
+        },
+        RouterScenario {
+            name: "forged-both",
+            description: "After 100 bytes from the client, the router rejects data in both \
+                 directions: the client's 10 bytes get an RST in the server's name, then the \
+                 server's 10 bytes an RST in the client's name. Neither application reset.",
+            client: vec![Connect, Send(100), Wait("got"), Wait("armed"), Send(10), Sleep(200), Mark("client-reset"), Close],
+            server: vec![Listen, Accept, Recv(100), Mark("got"), Wait("client-reset"), Send(10), Sleep(200), Close],
+            middlebox: Middlebox::ResetAllData,
+            forged: &[("server", 1), ("client", 1)],
+        },
+        RouterScenario {
+            name: "idle-reset",
+            description: "The router's conntrack forgets established connections after 2 s idle \
+                 (nf_conntrack_tcp_timeout_established=2, tcp_loose=0) and resets what it cannot \
+                 place. The client sends 10 bytes after 3.5 s of silence: an RST in the server's \
+                 name. The server's close() then sends a FIN: an RST in the client's name.",
+            client: vec![Connect, Send(100), Recv(100), Sleep(IDLE_WAIT_MS), Send(10), Sleep(300), Mark("reset"), Close],
+            server: vec![Listen, Accept, Recv(100), Send(100), Wait("reset"), Close],
+            middlebox: Middlebox::IdleTimeout,
+            forged: &[("server", 1), ("client", 1)],
+        },
+        control("close-unread", "Control: the server closes with 100 bytes unread (a genuine RST+ACK), through the stateful firewall."),
+        control("linger0-after-data", "Control: the client closes with SO_LINGER 0 (a genuine RST+ACK), through the stateful firewall."),
+        control("refused", "Control: the client connects to a closed port; the server's kernel answers with RST+ACK, through the stateful firewall."),
+    ]
+}
+
+/// The capture points, as file suffixes.
+const POINTS: [&str; 3] = ["client", "server", "router"];
+
+#[derive(Serialize, Deserialize)]
+pub struct RouterManifest {
+    pub generator: String,
+    pub kernel: String,
+    pub captures: Vec<RouterCapture>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RouterCapture {
+    pub file: String,
+    pub scenario: String,
+    pub description: String,
+    /// Where it was captured: client, server or router (`-i any`).
+    pub point: String,
+    pub packets: usize,
+    pub client: String,
+    pub server: String,
+    pub client_calls: Vec<Call>,
+    pub server_calls: Vec<Call>,
+    /// RSTs the router forged, by frame, and in whose name.
+    pub forged: Vec<ForgedRst>,
+    /// Every other RST frame: sent by the endpoint it names.
+    pub genuine_rsts: Vec<u64>,
+    /// For idle-reset: how long the connection was idle before the reset
+    /// (at least), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_secs: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct ForgedRst {
+    pub frame: u64,
+    /// `client` or `server`: the endpoint whose address it carries.
+    pub claimed: String,
+}
+
+/// One TCP packet of a capture, as far as forging goes.
+#[derive(Clone, Copy)]
+struct Pkt {
+    frame: u64,
+    ts: f64,
+    from_client: bool,
+    key: RstKey,
+    rst: bool,
+}
+
+/// What identifies one packet on every hop (TTL and link headers change).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RstKey {
+    src: ([u8; 4], u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ip_id: u16,
+}
+
+/// The TCP packets of a little-endian pcap (Ethernet or SLL2).
+fn packets(path: &Path) -> Result<Vec<Pkt>> {
+    let bytes = fs::read(path).with_context(|| path.display().to_string())?;
+    ensure!(
+        bytes.len() >= 24 && bytes[..4] == [0xd4, 0xc3, 0xb2, 0xa1],
+        "{}: not a little-endian pcap",
+        path.display()
+    );
+    let link_len = match u32::from_le_bytes(bytes[20..24].try_into()?) {
+        1 => 14,
+        276 => 20,
+        other => bail!("{}: link type {other}", path.display()),
+    };
+    let mut out = Vec::new();
+    let (mut at, mut frame) = (24, 0u64);
+    while at + 16 <= bytes.len() {
+        let secs = u32::from_le_bytes(bytes[at..at + 4].try_into()?);
+        let micros = u32::from_le_bytes(bytes[at + 4..at + 8].try_into()?);
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into()?) as usize;
+        let data = bytes
+            .get(at + 16..at + 16 + caplen)
+            .context("record truncated")?;
+        at += 16 + caplen;
+        frame += 1;
+        let Some(ip) = data.get(link_len..) else {
+            continue;
+        };
+        let Ok(sliced) = SlicedPacket::from_ip(ip) else {
+            continue;
+        };
+        let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) =
+            (&sliced.net, &sliced.transport)
+        else {
+            continue;
+        };
+        let src = ip.header().source();
+        out.push(Pkt {
+            frame,
+            ts: f64::from(secs) + f64::from(micros) * 1e-6,
+            from_client: src == CLIENT.octets(),
+            key: RstKey {
+                src: (src, t.source_port()),
+                seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
+                flags: t.header_slice()[13],
+                ip_id: ip.header().identification(),
+            },
+            rst: t.rst(),
+        });
+    }
+    Ok(out)
+}
+
+fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox) -> Result<()> {
+    let rule = match middlebox {
+        Middlebox::Firewall | Middlebox::IdleTimeout => return Ok(()),
+        Middlebox::ResetClientData => format!(
+            "add rule ip mb path ip saddr {CLIENT} tcp flags & (rst|psh) == psh reject with tcp reset"
+        ),
+        Middlebox::ResetAllData => {
+            "add rule ip mb path tcp flags & (rst|psh) == psh reject with tcp reset".to_string()
+        }
+    };
+    board.wait_named("got")?;
+    lab.nft(&rule)?;
+    board.mark_named("armed");
+    Ok(())
+}
+
+fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
+    let lab = RoutedLab::new()?;
+    lab.nft(FIREWALL)?;
+    if let Middlebox::IdleTimeout = sc.middlebox {
+        lab.sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")?;
+        lab.sysctl(
+            "net.netfilter.nf_conntrack_tcp_timeout_established",
+            &IDLE_TIMEOUT_SECS.to_string(),
+        )?;
+    }
+    let file = |point: &str| format!("{}-at-{point}.pcap", sc.name);
+    let opts = tcpdump::Options::default();
+    let any = tcpdump::Options {
+        any_sll2: true,
+        ..opts
+    };
+    let dumps = [
+        Tcpdump::start(
+            &lab.client,
+            tcpshut_lab::netns::IFACE,
+            &out.join(file("client")),
+            opts,
+        )?,
+        Tcpdump::start(
+            &lab.server,
+            tcpshut_lab::netns::IFACE,
+            &out.join(file("server")),
+            opts,
+        )?,
+        Tcpdump::start(&lab.router, "any", &out.join(file("router")), any)?,
+    ];
+    let (client_ip, server_ip) = RoutedLab::addrs();
+    let board = Board::default();
+    let env = |ns, local| Env {
+        ns,
+        board: &board,
+        local,
+        server: server_ip,
+        keep_going: false,
+    };
+    let (c, s, r) = std::thread::scope(|scope| {
+        let c = scope.spawn(|| script::run_side(&env(&lab.client, client_ip), &sc.client));
+        let s = scope.spawn(|| script::run_side(&env(&lab.server, server_ip), &sc.server));
+        let r = scope.spawn(|| router_thread(&lab, &board, sc.middlebox));
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<_>>| {
+            h.join().map_err(|_| anyhow!("thread panicked"))?
+        };
+        (
+            join(c),
+            join(s),
+            r.join().map_err(|_| anyhow!("router thread panicked")),
+        )
+    });
+    let (client, server) = (c.context("client")?, s.context("server")?);
+    r??;
+    std::thread::sleep(tcpshut_lab::experiment::GRACE + Duration::from_millis(200));
+    for td in dumps {
+        td.stop()?;
+    }
+    drop(lab);
+
+    let at: Vec<Vec<Pkt>> = POINTS
+        .iter()
+        .map(|p| packets(&out.join(file(p))))
+        .collect::<Result<_>>()?;
+    // Forged: an RST one endpoint received that the other's veth never carried.
+    let sent_by = |pkts: &[Pkt], client: bool| -> BTreeSet<RstKey> {
+        pkts.iter()
+            .filter(|p| p.from_client == client)
+            .map(|p| p.key)
+            .collect()
+    };
+    let sent_at_client = sent_by(&at[0], true);
+    let sent_at_server = sent_by(&at[1], false);
+    let forged: BTreeSet<RstKey> = at[0]
+        .iter()
+        .filter(|p| p.rst && !p.from_client && !sent_at_server.contains(&p.key))
+        .chain(
+            at[1]
+                .iter()
+                .filter(|p| p.rst && p.from_client && !sent_at_client.contains(&p.key)),
+        )
+        .map(|p| p.key)
+        .collect();
+    for (claimed, count) in [("server", false), ("client", true)].map(|(n, c)| {
+        (
+            n,
+            forged
+                .iter()
+                .filter(|k| (k.src.0 == CLIENT.octets()) == c)
+                .count(),
+        )
+    }) {
+        let want = sc
+            .forged
+            .iter()
+            .find(|(n, _)| *n == claimed)
+            .map_or(0, |(_, k)| *k);
+        ensure!(
+            count == want,
+            "{}: {count} RSTs forged in the {claimed}'s name, expected {want}",
+            sc.name
+        );
+    }
+    // The idle time: from the last packet before the first forged RST's
+    // trigger to that trigger (at the client, where the trigger leaves).
+    let idle_secs = match sc.middlebox {
+        Middlebox::IdleTimeout => {
+            let first = at[0]
+                .iter()
+                .position(|p| forged.contains(&p.key))
+                .context("no forged RST at the client")?;
+            let trigger = first.checked_sub(1).context("RST first")?;
+            let before = trigger.checked_sub(1).context("trigger first")?;
+            let idle = at[0][trigger].ts - at[0][before].ts;
+            ensure!(
+                idle >= IDLE_TIMEOUT_SECS as f64,
+                "{}: idle only {idle:.3} s before the reset",
+                sc.name
+            );
+            Some((idle * 1000.0).round() / 1000.0)
+        }
+        _ => None,
+    };
+    let calls = |log: &script::SideLog| log.calls.first().cloned().unwrap_or_default();
+    Ok(POINTS
+        .iter()
+        .zip(&at)
+        .map(|(point, pkts)| RouterCapture {
+            file: file(point),
+            scenario: sc.name.into(),
+            description: sc.description.into(),
+            point: (*point).into(),
+            packets: pkts.len(),
+            client: format!("{CLIENT}:{}", script::CLIENT_PORT),
+            server: format!("{SERVER}:{}", script::SERVER_PORT),
+            client_calls: calls(&client),
+            server_calls: calls(&server),
+            forged: pkts
+                .iter()
+                .filter(|p| p.rst && forged.contains(&p.key))
+                .map(|p| ForgedRst {
+                    frame: p.frame,
+                    claimed: if p.from_client { "client" } else { "server" }.into(),
+                })
+                .collect(),
+            genuine_rsts: pkts
+                .iter()
+                .filter(|p| p.rst && !forged.contains(&p.key))
+                .map(|p| p.frame)
+                .collect(),
+            idle_secs,
+        })
+        .collect())
+}
+
+/// The recordings' names (for `--list`).
+pub fn list() -> Vec<(String, &'static str)> {
+    router_scenarios()
+        .iter()
+        .flat_map(|sc| {
+            POINTS
+                .iter()
+                .map(move |p| (format!("router/{}-at-{p}.pcap", sc.name), sc.description))
+        })
+        .collect()
+}
+
+/// Records every router scenario into `out/router`, with its manifest.
+pub fn record_all(out: &Path) -> Result<()> {
+    let dir = out.join("router");
+    fs::create_dir_all(&dir)?;
+    let mut captures = Vec::new();
+    let mut failed = Vec::new();
+    for sc in router_scenarios() {
+        eprintln!("recording router/{}", sc.name);
+        let mut last = None;
+        for attempt in 1..=ATTEMPTS {
+            match record_once(&sc, &dir) {
+                Ok(c) => {
+                    captures.extend(c);
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("  attempt {attempt} of router/{}: {e:#}", sc.name);
+                    last = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last {
+            eprintln!("FAILED router/{}: {e:#}", sc.name);
+            failed.push(sc.name);
+        }
+    }
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
+        .trim()
+        .to_string();
+    let manifest = RouterManifest {
+        generator: "tcpshut-record".into(),
+        kernel,
+        captures,
+    };
+    fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+    ensure!(failed.is_empty(), "failed to record: {}", failed.join(", "));
+    Ok(())
+}
