@@ -47,8 +47,9 @@ fn expert_group(event: Event) -> Option<&'static str> {
         | Event::MidStream => Some("SEQUENCE"),
         // a FIN promises no more data
         Event::DataAfterFin => Some("PROTOCOL"),
-        // an RST the receiver did not act on: out of window, maybe spoofed
-        Event::RstIgnored => Some("SECURITY"),
+        // an RST the receiver did not act on: out of window, maybe spoofed;
+        // or one its claimed sender never sent
+        Event::RstIgnored | Event::RstForged => Some("SECURITY"),
         // the capture holds only part of the header
         Event::OptionsCut => Some("UNDECODED"),
     }

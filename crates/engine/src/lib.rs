@@ -33,7 +33,7 @@ pub mod analysis {
     pub use crate::pipeline::sinks::*;
     pub use crate::pipeline::summary::*;
 }
-pub use tracking::{connection, endpoint, event, flow, inference, timeline, zeek};
+pub use tracking::{connection, endpoint, event, flow, inference, origin, timeline, zeek};
 pub use wire::{capture, compressed, link, segment, seq, source};
 
 pub use analysis::{

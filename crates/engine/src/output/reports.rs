@@ -5,6 +5,7 @@ use crate::community_id;
 use crate::connection::Connection;
 use crate::endpoint::TcpState;
 use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::origin::Origin;
 use crate::rows::Side;
 use crate::segment::Timestamp;
 use crate::zeek::{ZeekRow, ZeekTracker};
@@ -28,6 +29,43 @@ pub struct EndpointReport {
     pub data_after_fin: bool,
     /// Frames the verdict rests on.
     pub evidence: Vec<u64>,
+    /// Who really sent the RSTs in its name (absent when it sent none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rst_origin: Option<RstOrigin>,
+}
+
+/// The evidence on an endpoint's RSTs (`tracking/origin.rs`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RstOrigin {
+    /// The evidence says a middlebox forged them.
+    pub forged: bool,
+    /// Too few of the endpoint's own segments to compare with.
+    pub unchecked: bool,
+    /// Each sign: `code` (ttl, ip-id-copied, keeps-sending, ...) and text.
+    pub evidence: Vec<OriginSign>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OriginSign {
+    pub code: &'static str,
+    pub text: String,
+}
+
+impl RstOrigin {
+    fn of(origin: Origin, forged: bool) -> RstOrigin {
+        RstOrigin {
+            forged,
+            unchecked: origin.unchecked,
+            evidence: origin
+                .signs
+                .iter()
+                .map(|s| OriginSign {
+                    code: s.code(),
+                    text: s.to_string(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One connection, client endpoint first.
@@ -86,6 +124,10 @@ impl ConnectionReport {
             fin_retransmits: conn.timeline.fin_retransmits[i],
             data_after_fin: conn.timeline.data_after_fin[i],
             evidence: conn.evidence[i].frames(),
+            rst_origin: conn
+                .origin
+                .judge(i)
+                .map(|o| RstOrigin::of(o, verdict.endpoints[i].rst_forged)),
         };
         let h = conn.handshake;
         let handshake = match (h.syn, h.syn_ack, h.ack) {
@@ -114,6 +156,16 @@ impl ConnectionReport {
             &mut notes,
             conn.evidence.iter().any(|e| e.fin_unseen),
             "fin-unseen",
+        );
+        note_if(
+            &mut notes,
+            verdict.endpoints.iter().any(|e| e.rst_forged),
+            "rst-forged",
+        );
+        note_if(
+            &mut notes,
+            (0..2).any(|i| conn.origin.judge(i).is_some_and(|o| o.unchecked)),
+            "rst-origin-unchecked",
         );
         note_if(
             &mut notes,

@@ -91,6 +91,7 @@ impl Row {
                 events: facts.events,
                 sender: Side::client_if(resolved.sender_is_client),
                 calls: resolved.sender_calls,
+                forged_signs: resolved.forged_signs,
             },
             severity: facts.events.severity(),
             related: facts.related,
@@ -104,6 +105,8 @@ pub struct Summary {
     events: EventSet,
     sender: Side,
     calls: CallSteps,
+    /// On a forged RST: why (`origin::Sign::bit`s).
+    forged_signs: u8,
 }
 
 /// What a step of calls means, in words.
@@ -129,6 +132,14 @@ impl fmt::Display for Summary {
         let peer = self.sender.other().name();
         let e = self.events;
         let steps = self.calls.steps();
+        if e.contains(Event::RstForged) {
+            write!(
+                f,
+                "RST in the {}'s name that it did not send (forged on the path): ",
+                who.to_lowercase()
+            )?;
+            return crate::origin::describe_mask(self.forged_signs, f);
+        }
         if e.contains(Event::RstIgnored) {
             return write!(
                 f,

@@ -10,6 +10,7 @@
 use crate::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::event::{Event, EventSet};
 use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight};
+use crate::origin::OriginTrack;
 use crate::segment::Segment;
 use crate::seq::{seq_diff, seq_gt, seq_max};
 use crate::timeline::Timeline;
@@ -55,6 +56,8 @@ pub struct ResolvedFacts {
     pub revealed_calls: Option<CallSteps>,
     /// The sender is the connection's client.
     pub sender_is_client: bool,
+    /// On a forged RST: why (a mask of `origin::Sign::bit`s).
+    pub forged_signs: u8,
 }
 
 impl SegmentFacts {
@@ -83,8 +86,26 @@ impl SegmentFacts {
                 }
             }
         }
+        // An RST the sender never sent (docs/semantics.md, forged resets).
+        if verdict.endpoints[self.sender].rst_forged {
+            let mut forged = false;
+            for event in [Event::RstAbort, Event::RstStray, Event::RstAfterClose] {
+                forged |= facts.events.contains(event);
+                facts.events.remove(event);
+            }
+            // An ignored RST stays ignored, and says it was forged too.
+            if forged || facts.events.contains(Event::RstIgnored) {
+                facts.events.insert(Event::RstForged);
+            }
+        }
         let sender_calls = verdict.endpoints[self.sender].calls;
+        let forged_signs = if facts.events.contains(Event::RstForged) {
+            verdict.endpoints[self.sender].forged_signs
+        } else {
+            0
+        };
         ResolvedFacts {
+            forged_signs,
             facts,
             sender_calls,
             revealed_calls: self.reveals.then_some(sender_calls),
@@ -144,6 +165,8 @@ pub struct Connection {
     open_until: [Option<u32>; 2],
     /// The connection this one reuses the 4-tuple of.
     pub reuses: Option<u32>,
+    /// Each endpoint's marks, to check who really sent its RSTs.
+    pub origin: OriginTrack,
     /// When things happened, for reports.
     pub timeline: Timeline,
     /// The last new payload each endpoint received after its own FIN and
@@ -184,6 +207,7 @@ impl Connection {
             acked: [false; 2],
             open_until: [None; 2],
             reuses,
+            origin: OriginTrack::default(),
             timeline: Timeline::starting(first.ts),
             unanswered_data_after_fin: [None; 2],
             payload_end: [None; 2],
@@ -261,14 +285,32 @@ impl Connection {
 
     /// The verdict, once the connection is over (or the capture is).
     pub fn verdict(&self) -> ConnVerdict {
-        infer(&ConnFacts {
-            evidence: [&self.evidence[0], &self.evidence[1]],
+        // A forged RST is no call of the endpoint it names: infer as if it
+        // had not aborted.
+        let origins = [0, 1].map(|x| self.origin.judge(x).filter(|_| !self.refused));
+        let forged = origins.clone().map(|o| o.is_some_and(|o| o.forged()));
+        let mut evidence = self.evidence;
+        for (own, forged) in evidence.iter_mut().zip(forged) {
+            if forged {
+                own.abort_frame = None;
+                own.received_payload_before_abort = false;
+            }
+        }
+        let mut verdict = infer(&ConnFacts {
+            evidence: [&evidence[0], &evidence[1]],
             client: self.client(),
             simultaneous: self.simultaneous,
             refused: self.refused,
             reset: self.reset,
             sight: self.sight(),
-        })
+        });
+        for ((endpoint, forged), origin) in verdict.endpoints.iter_mut().zip(forged).zip(&origins) {
+            endpoint.rst_forged = forged;
+            if forged {
+                endpoint.forged_signs = origin.as_ref().map_or(0, |o| o.mask());
+            }
+        }
+        verdict
     }
 
     /// Endpoint `i` goes through `event` (the only way states change),
@@ -297,6 +339,9 @@ impl Connection {
             if_receiver_stopped_reading: None,
         };
         self.last_frame = seg.frame;
+        // The same packet seen again one TTL lower (a router's `-i any`
+        // capture sees it coming in and going out) is one packet.
+        let copy = self.origin.observe(seg, x);
         if seg.frame == self.first_frame {
             if self.mid_stream {
                 step.events.insert(Event::MidStream);
@@ -317,6 +362,7 @@ impl Connection {
             && !seg.flags.rst()
             && is_synchronized(self.endpoints[x].state)
             && self.endpoints[x].seq_base != Some(seg.seq);
+        let stray_syn = stray_syn || copy;
         if !stray_syn {
             self.learn_sequence_bases(seg, x, y);
         }

@@ -85,6 +85,8 @@ events! {
     RstAfterClose = "rst-after-close", Warn, "RST after close (data to a closed socket)";
     /// An RST answering a SYN: nothing listens.
     RstRefused = "rst-refused", Warn, "connection refused (RST answering SYN)";
+    /// An RST in an endpoint's name that the endpoint did not send: a middlebox forged it.
+    RstForged = "rst-forged", Warn, "RST forged on the path (not sent by the endpoint it names)";
     /// An RST answering a segment of a connection its sender no longer has.
     RstStray = "rst-stray", Note, "RST for no known connection";
     /// An RST outside the receiver's window, which ignores it (RFC 5961).

@@ -356,6 +356,10 @@ pub struct EndpointVerdict {
     pub role: Role,
     pub closed_by: ClosedBy,
     pub stopped_reading_at_fin: bool,
+    /// The RSTs in its name were forged on the path (`tracking/origin.rs`).
+    pub rst_forged: bool,
+    /// Why: a mask of `origin::Sign::bit`s.
+    pub forged_signs: u8,
 }
 
 /// The per-connection hindsight kept between the two passes: small, so
@@ -449,6 +453,8 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
                 e.closed_by()
             },
             stopped_reading_at_fin: e.stopped_reading_at_fin(),
+            rst_forged: false,
+            forged_signs: 0,
         }
     };
     let outcome = if facts.refused {

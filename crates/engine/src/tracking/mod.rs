@@ -10,5 +10,6 @@ pub mod endpoint;
 pub mod event;
 pub mod flow;
 pub mod inference;
+pub mod origin;
 pub mod timeline;
 pub mod zeek;

@@ -327,7 +327,7 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
         marks: SenderMarks {
             ttl,
             ip_id,
-            tcp_header_len: u8::try_from(header_len).unwrap_or(u8::MAX),
+            tcp_header_len: u8::try_from(tcp.header_len).unwrap_or(u8::MAX),
         },
     })
 }
