@@ -116,12 +116,16 @@ fn every_forged_rst_is_found_and_no_genuine_one_is_called_forged() {
     assert_eq!(found, 10, "forged RSTs found over the recordings");
 }
 
-/// Every capture in testdata/ and the third-party corpus, with the frames
+/// Every capture in testdata/, testdata/degraded and the third-party corpus, with the frames
 /// called `rst-forged`: only the two that are.
 #[test]
 fn no_genuine_rst_is_called_forged_in_testdata_or_the_corpus() {
     let mut captures = Vec::new();
-    for dir in [testdata(), testdata().join("third-party")] {
+    for dir in [
+        testdata(),
+        testdata().join("degraded"),
+        testdata().join("third-party"),
+    ] {
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         captures.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
             p.extension()
