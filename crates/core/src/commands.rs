@@ -243,7 +243,7 @@ const MAX_JOBS_PER_CORE: usize = 4;
 /// for `asked` (default: one per core): never more than the captures,
 /// nor [`MAX_JOBS_PER_CORE`] per core. Says so when `--jobs` asks for
 /// more than the cores allow.
-fn workers(asked: Option<usize>, inputs: usize) -> usize {
+pub fn workers(asked: Option<usize>, inputs: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let most = cores * MAX_JOBS_PER_CORE;
     let asked = asked.unwrap_or(cores);

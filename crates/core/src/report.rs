@@ -94,7 +94,7 @@ pub fn report(
         bail!("no captures found in the given paths");
     }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(batch.jobs.unwrap_or(0))
+        .num_threads(crate::commands::workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
     // An order-keeping reduction: partial results merge with their

@@ -251,6 +251,13 @@ fn jobs_are_capped_and_the_cap_is_told() {
     assert_eq!(out.stdout, one.stdout);
     let out = tcpshut(&["summary", "--jobs", "0", all.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    // `report` runs its own pool: the same cap.
+    let capture = all.join("refused.pcap");
+    let out = tcpshut(&["report", "--jobs", "4000", capture.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--jobs 4000 capped at"), "{stderr}");
+    assert!(stderr.contains("1 worker for 1 capture"), "{stderr}");
 }
 
 /// A capture path that is not UTF-8 (any bytes make a Unix file name)
