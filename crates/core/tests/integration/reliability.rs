@@ -490,7 +490,7 @@ fn signals_leave_no_temporary_files() {
     assert!(
         bench.exists(),
         "{} is required (it generates the large capture): `cargo build -p tcpshut-bench` \
-         (`cargo test --workspace` builds it)",
+         (`bash scripts/test` builds it first)",
         bench.display()
     );
     let dir = tempfile::tempdir().unwrap();
