@@ -44,7 +44,7 @@ pub struct LabArgs {
     /// Over IPv6 instead of IPv4.
     #[arg(long)]
     ipv6: bool,
-    /// Keep the capture and its sidecar in DIR (with --verify: the captures that differ).
+    /// Keep the capture, its sidecar and its ladder diagrams in DIR (with --verify: the captures that differ).
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
     /// Open the result in Wireshark with the tcpshut plugin.
@@ -251,7 +251,7 @@ impl Experiment<'_> {
                 writeln!(out, "  {d}")?;
             }
         }
-        self.keep(&mut out, &capture, &sidecar)?;
+        self.keep(&mut out, &capture, &sidecar, &reports)?;
         out.flush()?;
         Ok(if differences.is_empty() {
             Status::Complete
@@ -281,8 +281,8 @@ impl Experiment<'_> {
         };
         let mut out = output::stdout();
         writeln!(out, "{}: on Linux {}", path.display(), kernel())?;
-        self.annotate_and_show(&mut out, &run, &capture, &sidecar)?;
-        self.keep(&mut out, &capture, &sidecar)?;
+        let reports = self.annotate_and_show(&mut out, &run, &capture, &sidecar)?;
+        self.keep(&mut out, &capture, &sidecar, &reports)?;
         out.flush()?;
         Ok(Status::Complete)
     }
@@ -320,24 +320,45 @@ impl Experiment<'_> {
         Ok(verdicts.reports)
     }
 
-    /// Moves capture and sidecar into -o DIR (link, then unlink: never over
-    /// an existing file); without -o they go with the temporary directory.
-    fn keep(&self, out: &mut dyn Write, capture: &Path, sidecar: &Path) -> anyhow::Result<()> {
+    /// Moves capture, sidecar and each connection's ladder diagram
+    /// (`STEM.connN.svg`, as `tcpshut ladder` draws it) into -o DIR (link,
+    /// then unlink: never over an existing file); without -o they go with
+    /// the temporary directory.
+    fn keep(
+        &self,
+        out: &mut dyn Write,
+        capture: &Path,
+        sidecar: &Path,
+        reports: &[ConnectionReport],
+    ) -> anyhow::Result<()> {
         let Some(dir) = self.output else {
             return Ok(());
         };
         let (to_capture, to_sidecar) = self.files(dir);
-        for (from, to) in [(capture, &to_capture), (sidecar, &to_sidecar)] {
+        let mut kept = vec![
+            (capture.to_path_buf(), to_capture),
+            (sidecar.to_path_buf(), to_sidecar),
+        ];
+        let ids = reports.iter().map(|r| r.id).collect();
+        let ladders = tcpshut_report::ladder::collect(capture, &ids)
+            .with_context(|| capture.display().to_string())?;
+        for (id, ladder) in &ladders {
+            let name = format!("{}.conn{id}.svg", self.stem);
+            let svg = capture.with_file_name(&name);
+            std::fs::write(&svg, tcpshut_report::ladder::svg_document(ladder))
+                .with_context(|| format!("cannot write {}", svg.display()))?;
+            kept.push((svg, dir.join(name)));
+        }
+        for (from, to) in &kept {
             std::fs::hard_link(from, to)
                 .with_context(|| format!("cannot write {}", to.display()))?;
             give_to_sudo_user(to);
         }
-        writeln!(
-            out,
-            "wrote {} and {}",
-            to_capture.display(),
-            to_sidecar.display()
-        )?;
+        let names: Vec<String> = kept
+            .iter()
+            .map(|(_, to)| to.display().to_string())
+            .collect();
+        writeln!(out, "wrote {}", names.join(", "))?;
         Ok(())
     }
 }

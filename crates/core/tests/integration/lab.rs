@@ -359,8 +359,13 @@ fn ipv6_runs_keep_their_capture_and_sidecar_in_dir() {
     assert!(dir.path().join("close-client-first-ipv6.pcap").exists());
     let rows = parse_csv(&std::fs::read_to_string(&sidecar).unwrap());
     assert_eq!(rows[1][3], "[fd77::1]:40000", "{:?}", rows[1]);
-    // Only the two files: the temporary directory is gone.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    // The connection's ladder diagram, as `tcpshut ladder` draws it.
+    let svg =
+        std::fs::read_to_string(dir.path().join("close-client-first-ipv6.conn0.svg")).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+    assert!(svg.contains("fd77::1"), "{svg}");
+    // Only these three files: the temporary directory is gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
 }
 
 #[test]
