@@ -212,28 +212,6 @@ fn has_no_beside(path: &Path) -> bool {
         .any(|root| absolute.starts_with(root))
 }
 
-/// Ends standard input and FIFOs, instead of the process, at the first
-/// SIGINT (the terminal sends it to `tcpdump -w - | tcpshut annotate -`
-/// as a whole): what was read is annotated and written. A second SIGINT
-/// has its default effect.
-pub fn end_streams_on_sigint() {
-    #[cfg(target_os = "linux")]
-    {
-        extern "C" fn on_sigint(_: libc::c_int) {
-            source::stop_streams();
-        }
-        // SAFETY: the handler only stores to an atomic (async-signal-safe);
-        // the sigaction struct is zeroed, then filled in.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-        }
-    }
-}
-
 /// Workers started for each core, at most: captures are read from
 /// memory-mapped files, so a worker waits on the disk at times, but more
 /// than a few per core only adds threads, memory and contention.

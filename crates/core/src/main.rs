@@ -173,25 +173,24 @@ fn main() -> ExitCode {
     let lab = matches!(cli.command, Command::Lab(_));
     #[cfg(not(target_os = "linux"))]
     let lab = false;
+    // A stream's first SIGINT ends its input instead (what was read is
+    // annotated and written); a second one cleans up like SIGTERM.
+    let streams = match &cli.command {
+        Command::Annotate { batch, .. } | Command::Summary { batch, .. } => batch
+            .paths
+            .iter()
+            .any(|p| tcpshut_engine::source::is_stream(p)),
+        _ => false,
+    };
     let watched = if lab {
         Ok(())
     } else {
-        output::clean_up_on_signals()
+        output::clean_up_on_signals(streams)
     };
     if let Err(err) = watched {
         messages::say(&format!(
             "tcpshut: cannot watch for signals ({err}): an interrupted run may leave .tcpshut-*.tmp files"
         ));
-    }
-    // After the watcher: a stream's first SIGINT ends its input instead.
-    if let Command::Annotate { batch, .. } | Command::Summary { batch, .. } = &cli.command {
-        if batch
-            .paths
-            .iter()
-            .any(|p| tcpshut_engine::source::is_stream(p))
-        {
-            commands::end_streams_on_sigint();
-        }
     }
     let worst = match cli.command {
         Command::Annotate {

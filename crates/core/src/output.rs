@@ -230,14 +230,23 @@ fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
 /// stay as they were). A thread waits for the signals, so the clean-up
 /// runs as ordinary code, not in a signal handler. SIGKILL cannot be
 /// caught: it can leave `.tcpshut-*.tmp` files (docs/reliability.md).
+/// With `first_sigint_ends_streams` (a run reading standard input or a
+/// FIFO), the first SIGINT only ends those inputs, so that what was read
+/// is annotated and written; the next signal cleans up as above.
 #[cfg(unix)]
-pub fn clean_up_on_signals() -> io::Result<()> {
+pub fn clean_up_on_signals(first_sigint_ends_streams: bool) -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            let mut streams_open = first_sigint_ends_streams;
+            for signal in signals.forever() {
+                if signal == SIGINT && streams_open {
+                    streams_open = false;
+                    tcpshut_engine::source::stop_streams();
+                    continue;
+                }
                 // Kept locked until the end: nothing is renamed into place
                 // after the clean-up.
                 let list = unfinished();
@@ -252,7 +261,7 @@ pub fn clean_up_on_signals() -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub fn clean_up_on_signals() -> io::Result<()> {
+pub fn clean_up_on_signals(_first_sigint_ends_streams: bool) -> io::Result<()> {
     Ok(())
 }
 

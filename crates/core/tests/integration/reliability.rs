@@ -551,3 +551,49 @@ fn signals_leave_no_temporary_files() {
         assert!(!copy.exists(), "signal {signal}");
     }
 }
+
+/// On a run reading standard input, the first SIGINT ends the input (what
+/// was read is written); a second SIGINT before that is done still removes
+/// the temporary sidecar, as SIGTERM would, and leaves no output.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_sigint_on_standard_input_leaves_no_temporary_files() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["annotate", "--no-progress", "-", "-o"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The input stays open (a capture still running), so the sidecar is
+    // still a temporary file.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&fs::read(testdata().join("close-unread.pcap")).unwrap())
+        .unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while temporary_files(dir.path()).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "tcpshut ended early");
+        assert!(Instant::now() < deadline, "no temporary sidecar after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Two SIGINTs in a row: the second comes while the input is still
+    // being drained (tcpshut waits for 300 ms of silence).
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the child we started and have not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert_eq!(temporary_files(dir.path()), Vec::<PathBuf>::new());
+    assert!(!out.exists());
+}
