@@ -139,9 +139,12 @@ pub fn report(
 
 /// Never write over a capture (`--html capture.pcap` is a slip).
 fn refuse_capture(file: &Path) -> anyhow::Result<()> {
-    if inputs::named_like_capture(file) {
+    // By its name, or by its first bytes (also once decompressed), as
+    // the sidecar's guard does.
+    let holds_a_capture = tcpshut_engine::capture::file_looks_like_capture(file).unwrap_or(false);
+    if inputs::named_like_capture(file) || holds_a_capture {
         bail!(
-            "{}: looks like a capture; the HTML report will not replace it",
+            "{}: looks like a capture; tcpshut will not replace it with a report or diagram",
             file.display()
         );
     }

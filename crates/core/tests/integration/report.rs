@@ -203,3 +203,33 @@ fn the_html_report_opens_in_chromium_without_console_errors() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Neither the HTML page nor a ladder diagram replaces a file that holds a
+/// capture, whatever its name.
+#[test]
+fn report_and_ladder_never_replace_a_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = testdata().join("refused.pcap");
+    let bytes = std::fs::read(&capture).unwrap();
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, &bytes).unwrap();
+    let out = tcpshut(&[
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("looks like a capture"));
+    let out = tcpshut(&[
+        "ladder",
+        capture.to_str().unwrap(),
+        "--conn",
+        "0",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("looks like a capture"));
+    assert_eq!(std::fs::read(&page).unwrap(), bytes);
+}
