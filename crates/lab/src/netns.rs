@@ -117,22 +117,7 @@ impl Lab {
     /// The veth pair reports carrier asynchronously; sending before that
     /// would lose the SYN and add a retransmission to the capture.
     fn wait_carrier(&self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        for ns in [&self.client, &self.server] {
-            loop {
-                let out = Command::new("ip")
-                    .args(["-n", ns, "-o", "link", "show", IFACE])
-                    .output()?;
-                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("{IFACE} in {ns} never came up");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Ok(())
+        wait_until_up(&[(&self.client, IFACE), (&self.server, IFACE)])
     }
 
     /// Drops every TCP FIN arriving in `ns` (at prerouting, i.e. after the
@@ -230,4 +215,26 @@ pub fn addrs(ipv6: bool) -> (IpAddr, IpAddr) {
     } else {
         (CLIENT_V4.into(), SERVER_V4.into())
     }
+}
+
+/// Waits (3 s at most) until every `(namespace, interface)` link reports
+/// carrier: veth pairs come up asynchronously, and sending before that
+/// would lose the SYN and add a retransmission to the capture.
+pub(crate) fn wait_until_up(links: &[(&str, &str)]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for (ns, iface) in links {
+        loop {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-o", "link", "show", iface])
+                .output()?;
+            if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{iface} in {ns} never came up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
 }

@@ -7,14 +7,12 @@
 //! Torn down by a Drop guard and by the interruption handler of `cleanup`.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::cleanup::{self, PREFIX};
-use crate::netns::{run, run_in, IFACE};
+use crate::netns::{run, run_in, wait_until_up, IFACE};
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 1);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 2);
@@ -92,27 +90,12 @@ impl RoutedLab {
     }
 
     fn wait_carrier(&self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        for (ns, iface) in [
+        wait_until_up(&[
             (&self.client, IFACE),
             (&self.server, IFACE),
             (&self.router, TO_CLIENT),
             (&self.router, TO_SERVER),
-        ] {
-            loop {
-                let out = Command::new("ip")
-                    .args(["-n", ns, "-o", "link", "show", iface])
-                    .output()?;
-                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("{iface} in {ns} never came up");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// Runs an nftables script in the router (`nft -f -` text as one argument).
