@@ -246,7 +246,7 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, rows = 0, last = 0, short_frame = nil, note_frame = nil,
+        fh = nil, flags = nil, blocks = nil, rows = 0, seq_bases = {}, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
@@ -639,15 +639,15 @@ local SEVERITIES = { [""] = true, chat = true, note = true, warn = true, error =
 -- shape, or that fail a check here, take parse_row + check_row, which say
 -- what is wrong.
 local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),([%w%.:%[%]%%_-]*),([%w%.:%[%]%%_-]*),([FSRPAUEC]*),"
-    .. "()%d+(),()%d+(),()%d+(),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
+    .. "(%d+),()%d+(),(%d+),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
 local FAST_TAIL = '^,([a-z]*),(%d*)\r?\n'
 local FAST_PLAIN = '^([^,"\n]*),([a-z]*),(%d*)\r?\n'
 
 -- Returns secs, fraction (the ts text's two parts), conn, sender_state,
 -- receiver_state, events, calls, summary, severity, related, src, dst,
--- flags; or nil.
+-- flags, seq, len; or nil.
 local function fast_row(w, pos)
-    local ts_s, ts_f, conn, src, dst, tcp_flags, s1, s2, k1, k2, l1, l2, ss, rs, events, calls, p =
+    local ts_s, ts_f, conn, src, dst, tcp_flags, seq, k1, k2, len, ss, rs, events, calls, p =
         match(w, FAST_HEAD, pos)
     if not ts_s then return nil end
     local summary, sev, rel
@@ -669,8 +669,8 @@ local function fast_row(w, pos)
         if not summary then return nil end
     end
     -- lengths and ranges the pattern cannot express
-    if #ts_s > 12 or #ts_f ~= 9 or #conn > 9 or #src > 64 or #dst > 64 or s2 - s1 > 9 or k2 - k1 > 9
-        or l2 - l1 > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
+    if #ts_s > 12 or #ts_f ~= 9 or #conn > 9 or #src > 64 or #dst > 64 or #seq > 9 or k2 - k1 > 9
+        or #len > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
         return nil
     end
     if events ~= "" and (#events > 256 or find(events, ";;", 1, true) or byte(events, 1) == 59
@@ -679,7 +679,7 @@ local function fast_row(w, pos)
     end
     if summary ~= "" and (#summary > MAX_FIELD or find(summary, "[%c\128-\255]")) then return nil end
     if not STATES[ss] or not STATES[rs] or not SEVERITIES[sev] then return nil end
-    return ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags
+    return ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len
 end
 
 -- Checks every field; returns true or false and why.
@@ -741,12 +741,15 @@ local function frame_time_text(pinfo)
     return format("%d.%06d", secs, usecs)
 end
 
--- The TCP flags of the frame as the sidecar writes them (FSRPAUEC), read
--- from the TCP header: the first place after the smallest IPv4 header where
--- the frame's two ports follow each other and a plausible data offset comes
--- next. nil when the header is not in the captured bytes.
+-- The frame's TCP header as the sidecar sees it: its flags (FSRPAUEC
+-- letters), its raw sequence number and its payload length (from the IP
+-- header, as the sidecar's len: nil when the IP header in front of the TCP
+-- header is not a plain IPv4 or IPv6 one). The TCP header is the first
+-- place after the smallest IPv4 header where the frame's two ports follow
+-- each other and a plausible data offset comes next. nil when the header
+-- is not in the captured bytes.
 local FLAG_LETTERS = { "F", "S", "R", "P", "A", "U", "E", "C" }
-local function frame_tcp_flags(tvb, pinfo)
+local function frame_tcp(tvb, pinfo)
     local sp, dp = pinfo.src_port, pinfo.dst_port
     local n = tvb:len()
     if n > 256 then n = 256 end
@@ -754,10 +757,11 @@ local function frame_tcp_flags(tvb, pinfo)
     local raw = tvb:raw(0, n)
     local ports = char(floor(sp / 256), sp % 256, floor(dp / 256), dp % 256)
     local at = 21
+    local offset
     while true do
         at = find(raw, ports, at, true)
         if not at or at + 13 > n then return nil end
-        local offset = floor(byte(raw, at + 12) / 16)
+        offset = floor(byte(raw, at + 12) / 16)
         if offset >= 5 then break end
         at = at + 1
     end
@@ -766,7 +770,26 @@ local function frame_tcp_flags(tvb, pinfo)
         if bits % 2 == 1 then letters[#letters + 1] = FLAG_LETTERS[i] end
         bits = floor(bits / 2)
     end
-    return concat(letters)
+    local s1, s2, s3, s4 = byte(raw, at + 4, at + 7)
+    local seq = ((s1 * 256 + s2) * 256 + s3) * 256 + s4
+    -- the IP header right in front: IPv4 (any header length) or IPv6
+    -- without extension headers; anything else leaves the length unknown
+    local len
+    for ihl = 5, 15 do
+        local p = at - 4 * ihl
+        if p < 1 then break end
+        if byte(raw, p) == 64 + ihl and byte(raw, p + 9) == 6 then
+            local total = byte(raw, p + 2) * 256 + byte(raw, p + 3)
+            -- total 0: a segmentation offload packet, whose length the header does not give
+            if total > 0 then len = total - 4 * ihl - 4 * offset end
+            break
+        end
+    end
+    if not len and at > 40 and floor(byte(raw, at - 40) / 16) == 6 and byte(raw, at - 34) == 6 then
+        len = (byte(raw, at - 36) * 256 + byte(raw, at - 35)) - 4 * offset
+    end
+    if len and len < 0 then len = nil end
+    return concat(letters), seq, len
 end
 
 -- How an address and port look in the sidecar: a.b.c.d:port, [v6]:port.
@@ -777,22 +800,45 @@ end
 
 -- Whether the row is this frame's: the time, and, because several frames
 -- can share a time and frames may have been removed from a copy, the
--- addresses, ports and TCP flags. Returns nil when it is, or what differs.
-local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags)
+-- addresses, ports, TCP flags, payload length and sequence number.
+-- The sidecar's seq is relative to its direction's ISN, so the raw number
+-- less the row's seq is the same on every row of one direction of one
+-- connection, changing only at a SYN (tcpshut counts from its ISN, as
+-- Wireshark does). That base is learnt per connection and sender on the
+-- first pass, which runs in frame order and parses every SYN's row (each
+-- has an event); frames visited again (a click in Wireshark, tshark's second
+-- pass) were checked then, and skip this part. Returns nil when the row is
+-- the frame's, or what differs.
+local TWO32 = 4294967296
+local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags, seq, len, conn)
     if not ts_matches(ts_s, ts_f, pinfo) then
         return format("is at %s, its row at %s.%s", frame_time_text(pinfo), ts_s, ts_f)
     end
-    if src then
-        local v6 = byte(src, 1) == 91
-        local fsrc = endpoint_text(pinfo.src, pinfo.src_port, v6)
-        local fdst = endpoint_text(pinfo.dst, pinfo.dst_port, v6)
-        if fsrc ~= src or fdst ~= dst then
-            return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
+    if not src then return nil end
+    local v6 = byte(src, 1) == 91
+    local fsrc = endpoint_text(pinfo.src, pinfo.src_port, v6)
+    local fdst = endpoint_text(pinfo.dst, pinfo.dst_port, v6)
+    if fsrc ~= src or fdst ~= dst then
+        return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
+    end
+    local fflags, fseq, flen = frame_tcp(tvb, pinfo)
+    if not fflags then return nil end
+    if fflags ~= tcp_flags then
+        return format("has flags %s, its row %s", fflags, tcp_flags)
+    end
+    len = tonumber(len)
+    if flen and len and flen ~= len then
+        return format("carries %d payload bytes, its row %d", flen, len)
+    end
+    seq = tonumber(seq)
+    if seq and not pinfo.visited then
+        local base = (fseq - seq) % TWO32
+        local key = conn .. src
+        local known = state.seq_bases[key]
+        if known and known ~= base and not (find(tcp_flags, "S", 1, true) and not find(tcp_flags, "R", 1, true)) then
+            return format("has relative seq %d, its row %d", (fseq - known) % TWO32, seq)
         end
-        local fflags = frame_tcp_flags(tvb, pinfo)
-        if fflags and fflags ~= tcp_flags then
-            return format("has flags %s, its row %s", fflags, tcp_flags)
-        end
+        state.seq_bases[key] = base
     end
     return nil
 end
@@ -903,9 +949,9 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
 
     local w, pos = row_at(off, false)
-    local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags
+    local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len
     if w then
-        ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags = fast_row(w, pos)
+        ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len = fast_row(w, pos)
     end
     if not ts_s then
         -- the slow path: the whole row, field by field, with a reason if it is bad
@@ -925,10 +971,10 @@ function tcpshut.dissector(tvb, pinfo, tree)
         if not r then return row_error(tree, num, why) end
         ts_s, ts_f = match(r[2], "^(%d+)%.(%d+)$")
         conn, ss, rs, events, calls, summary, sev, rel = r[3], r[10], r[11], r[12], r[13], r[14], r[15], r[16]
-        src, dst, tcp_flags = r[4], r[5], r[6]
+        src, dst, tcp_flags, seq, len = r[4], r[5], r[6], r[7], r[9]
     end
 
-    local differs = row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags)
+    local differs = row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags, seq, len, conn)
     if differs then
         -- A sidecar named by a preference, argument or environment variable
         -- belongs to one capture: for another one, the sidecar beside it.

@@ -109,6 +109,7 @@ pub fn csv_field(s: &str) -> String {
 }
 
 /// One TCP/IPv4 frame of a synthetic capture.
+#[derive(Clone)]
 pub struct Frame {
     pub secs: u32,
     pub usecs: u32,

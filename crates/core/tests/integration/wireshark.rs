@@ -492,7 +492,7 @@ fn synthetic_rows() -> Vec<[String; 16]> {
             rel.into(),
         ]
     };
-    vec![
+    let rows = vec![
         row(
             1,
             0,
@@ -565,7 +565,20 @@ fn synthetic_rows() -> Vec<[String; 16]> {
             "warn",
             "7",
         ),
-    ]
+    ];
+    with_frame_numbers(rows, &synthetic_frames())
+}
+
+/// `rows` with the seq (relative to its direction's ISN, the first
+/// frame's seq of that direction) and len of their frames in `frames`.
+fn with_frame_numbers(mut rows: Vec<[String; 16]>, frames: &[Frame]) -> Vec<[String; 16]> {
+    for r in &mut rows {
+        let f = &frames[r[0].parse::<usize>().unwrap() - 1];
+        let isn = frames.iter().find(|g| g.src == f.src).unwrap().seq;
+        r[6] = f.seq.wrapping_sub(isn).to_string();
+        r[8] = f.payload.len().to_string();
+    }
+    rows
 }
 
 fn sidecar_text(rows: &[[String; 16]]) -> String {
@@ -1292,6 +1305,88 @@ fn mismatch_is_found_when_times_agree(ws: Wireshark) {
     }
 }
 
+/// Issue #13 defect 3, second round: when addresses, ports, flags and
+/// times all agree (a client's data segments at one time, one removed),
+/// the sequence number or the payload length tells the row is another
+/// frame's.
+fn mismatch_is_found_by_seq_and_length(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let (c, s) = ((C, 40000), (S, 80));
+    let f = |fwd: bool, flags, seq, ack, payload: &[u8]| Frame {
+        secs: 1_700_000_000,
+        usecs: 0,
+        src: if fwd { c } else { s },
+        dst: if fwd { s } else { c },
+        flags,
+        seq,
+        ack,
+        payload: payload.to_vec(),
+    };
+    let frames = vec![
+        f(true, 0x02, 100, 0, b""),
+        f(false, 0x12, 900, 101, b""),
+        f(true, 0x10, 101, 901, b""),
+        f(true, 0x18, 101, 901, b"0123456789"),
+        f(true, 0x18, 111, 901, b"abcdefghij"),
+        f(true, 0x18, 121, 901, b"tail!"),
+        f(true, 0x11, 126, 901, b""),
+    ];
+    let template = synthetic_rows()[2].clone();
+    let rows: Vec<[String; 16]> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, fr)| {
+            let mut r = template.clone();
+            r[0] = (i + 1).to_string();
+            r[1] = "1700000000.000000000".into();
+            let fwd = fr.src == c;
+            (r[3], r[4]) = if fwd {
+                ("10.0.0.1:40000".into(), "10.0.0.2:80".into())
+            } else {
+                ("10.0.0.2:80".into(), "10.0.0.1:40000".into())
+            };
+            r[5] = match fr.flags {
+                0x02 => "S",
+                0x12 => "SA",
+                0x10 => "A",
+                0x18 => "PA",
+                _ => "FA",
+            }
+            .into();
+            r[11] = if fr.flags & 0x02 != 0 { "syn" } else { "" }.into();
+            r[13] = String::new();
+            r[14] = String::new();
+            r
+        })
+        .collect();
+    let rows = with_frame_numbers(rows, &frames);
+    let text = sidecar_text(&rows);
+    let side = sb.path("rows.csv");
+    std::fs::write(&side, &text).unwrap();
+    let whole = sb.path("whole.pcap");
+    write_pcap(&whole, &frames);
+    assert_frames_match_sidecar(
+        &format!("{ws:?}: whole"),
+        &dissect_with(&sb, &whole, &side),
+        &text,
+    );
+    for (removed, needle) in [
+        // the first 10-byte segment removed: frame 4 is the second one
+        (3, "frame 4 has relative seq 11, its row 1"),
+        // the second removed: frame 5 is the 5-byte tail
+        (4, "frame 5 carries 5 payload bytes, its row 10"),
+    ] {
+        let mut cut = frames.clone();
+        cut.remove(removed);
+        let cap = sb.path("cut.pcap");
+        write_pcap(&cap, &cut);
+        let got = dissect_with(&sb, &cap, &side);
+        let errs: Vec<String> = got.iter().flat_map(tcpshut_experts).collect();
+        assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
+        assert!(errs[0].contains(needle), "{ws:?}: {errs:?}");
+    }
+}
+
 /// Issue #13 defect 2: a sidecar set by preference belongs to its own
 /// capture; another capture with its own sidecar beside it shows that one.
 fn pinned_sidecar_applies_to_its_own_capture_only(ws: Wireshark) {
@@ -1798,6 +1893,7 @@ in_every_wireshark!(
     tshark_is_the_expected_version,
     pcapng_custom_blocks_are_numbered_like_wireshark,
     mismatch_is_found_when_times_agree,
+    mismatch_is_found_by_seq_and_length,
     pinned_sidecar_applies_to_its_own_capture_only,
     fields_filters_and_the_contract,
     sidecars_that_are_not_regular_files_or_end_early,
