@@ -9,5 +9,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Panics (a finding) when any row invariant breaks.
-    tcpshut_engine::check::annotate_checked(data, "fuzz.pcap");
+    tcpshut_engine::testing::annotate_checked(data, "fuzz.pcap");
 });

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use tcpshut_engine::capture::CaptureReader;
-use tcpshut_engine::link::{self, DecodeStats};
+use tcpshut_engine::CaptureReader;
+use tcpshut_engine::DecodeStats;
 
 use gen::GenConfig;
 use measure::Summary;
@@ -154,7 +154,7 @@ fn read_loop(path: &Path, decode: bool) -> anyhow::Result<(u64, u64)> {
     while let Some(frame) = reader.next_frame()? {
         bytes = bytes.wrapping_add(frame.data.len() as u64);
         if decode {
-            std::hint::black_box(link::decode(&frame, &mut stats));
+            std::hint::black_box(tcpshut_engine::decode(&frame, &mut stats));
         }
     }
     std::hint::black_box(bytes);

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use tcpshut_engine::capture::CaptureReader;
-use tcpshut_engine::pending::PendingRows;
-use tcpshut_engine::tracker::Tracker;
+use tcpshut_engine::CaptureReader;
+use tcpshut_engine::PendingRows;
+use tcpshut_engine::Tracker;
 use tcpshut_engine::{CsvSink, Detail, RowSink};
 
 /// The stages, each including those before it.
@@ -37,7 +37,7 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
     };
     let mut csv = CsvSink::new(out);
     let mut frames = 0u64;
-    let mut emit = |row: &tcpshut_engine::annotate::Row| -> std::io::Result<()> {
+    let mut emit = |row: &tcpshut_engine::Row| -> std::io::Result<()> {
         if upto >= 4 {
             csv.row(row)
         } else {

@@ -8,10 +8,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tcpshut_engine::endpoint::TcpState;
-use tcpshut_engine::inference::{Closer, ConnVerdict, Outcome};
-use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::source;
+use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::TcpState;
+use tcpshut_engine::{Closer, ConnVerdict, Outcome};
+
 use tcpshut_engine::{
     CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Tee, Verdicts,
     ZeekForm, ZeekLogSink,
@@ -179,7 +179,7 @@ fn streams_need_output(batch: &BatchArgs, dest: Option<&Path>, pcapng: bool) -> 
     let stdin_count = batch
         .paths
         .iter()
-        .filter(|p| p.as_os_str() == source::STDIN)
+        .filter(|p| p.as_os_str() == tcpshut_engine::STDIN)
         .count();
     if stdin_count > 1 {
         bail!("standard input (`-`) can be read only once");
@@ -203,7 +203,7 @@ fn streams_need_output(batch: &BatchArgs, dest: Option<&Path>, pcapng: bool) -> 
 /// a regular file, or it sits among the kernel's files (`/dev/stdin`,
 /// `/proc/self/fd/N` name a regular file's descriptor, not its folder).
 fn has_no_beside(path: &Path) -> bool {
-    if source::is_stream(path) {
+    if tcpshut_engine::is_stream(path) {
         return true;
     }
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -262,7 +262,7 @@ fn finished(path: &Path, verdicts: &Verdicts) -> (Status, Vec<String>) {
 
 /// What the snaplen cut: segments decoded from what was left (never
 /// silently), and frames cut too short to use.
-fn snaplen_warning(decode: &tcpshut_engine::link::DecodeStats) -> Option<String> {
+fn snaplen_warning(decode: &tcpshut_engine::DecodeStats) -> Option<String> {
     let mut parts = Vec::new();
     if decode.options_cut > 0 {
         parts.push(format!(
@@ -334,7 +334,7 @@ pub fn annotate(
     let bar_for_one = single
         && !batch.no_progress
         && std::io::stderr().is_terminal()
-        && !source::is_stream(&batch.paths[0]);
+        && !tcpshut_engine::is_stream(&batch.paths[0]);
     run_batch(batch, to_stdout, force, |path, guard| {
         let run = |mut sink: Box<dyn RowSink + '_>| -> anyhow::Result<Verdicts> {
             if bar_for_one {
@@ -346,7 +346,7 @@ pub fn annotate(
             let copy_path = sidecar_path(path, "pcapng");
             guarded(guard.check_copy(&copy_path), &copy_path)?;
             write_atomically(&copy_path, |copy| {
-                let source = tcpshut_engine::capture::CaptureReader::open(path)?;
+                let source = tcpshut_engine::CaptureReader::open(path)?;
                 let mut comments = PcapngCopy::new(copy, source)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
                 usable(tcpshut_engine::annotate(path, detail, &mut both)?)
@@ -443,13 +443,13 @@ impl RowSink for WithProgress<'_> {
     ) -> std::io::Result<()> {
         self.inner.begin(capture, connections)
     }
-    fn row(&mut self, row: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+    fn row(&mut self, row: &tcpshut_engine::Row) -> std::io::Result<()> {
         self.inner.row(row)
     }
     fn frame(
         &mut self,
-        frame: &tcpshut_engine::capture::Frame<'_>,
-        row: Option<&tcpshut_engine::annotate::Row>,
+        frame: &tcpshut_engine::Frame<'_>,
+        row: Option<&tcpshut_engine::Row>,
     ) -> std::io::Result<()> {
         self.inner.frame(frame, row)
     }
@@ -519,7 +519,7 @@ fn calls_or_dash(calls: &str) -> &str {
 /// (the counts still cover every connection).
 pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
     if let [path] = batch.paths.as_slice() {
-        if source::is_stream(path) {
+        if tcpshut_engine::is_stream(path) {
             return summary_of_stream(path, only);
         }
     }

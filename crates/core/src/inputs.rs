@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tcpshut_engine::capture::file_looks_like_capture;
+use tcpshut_engine::file_looks_like_capture;
 use walkdir::WalkDir;
 
 /// Files tcpshut writes itself (`CAPTURE.tcpshut.csv`, `.json`,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::{CsvSink, Detail, MemorySink, Tee};
 use tcpshut_lab::experiment::{self, Run};
 use tcpshut_lab::scenarios::{self, Scenario};

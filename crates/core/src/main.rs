@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tcpshut_engine::inference::Outcome;
+use tcpshut_engine::Outcome;
 
 /// Explains how every TCP connection in a capture was torn down.
 #[derive(Parser)]
@@ -176,10 +176,9 @@ fn main() -> ExitCode {
     // A stream's first SIGINT ends its input instead (what was read is
     // annotated and written); a second one cleans up like SIGTERM.
     let streams = match &cli.command {
-        Command::Annotate { batch, .. } | Command::Summary { batch, .. } => batch
-            .paths
-            .iter()
-            .any(|p| tcpshut_engine::source::is_stream(p)),
+        Command::Annotate { batch, .. } | Command::Summary { batch, .. } => {
+            batch.paths.iter().any(|p| tcpshut_engine::is_stream(p))
+        }
         _ => false,
     };
     let watched = if lab {

@@ -95,7 +95,7 @@ mod tests {
     fn an_os_error_is_said_once() {
         // The engine's errors show their OS error and also give it as
         // their source.
-        let read = tcpshut_engine::capture::CaptureError::Io(io::Error::from_raw_os_error(28));
+        let read = tcpshut_engine::CaptureError::Io(io::Error::from_raw_os_error(28));
         let err = anyhow::Error::new(read).context("out.csv");
         let once = describe(&err);
         assert_eq!(once.matches("os error 28").count(), 1, "{once}");

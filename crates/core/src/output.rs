@@ -87,8 +87,7 @@ impl Guard {
             return Err(Refusal::IsAnInput);
         }
         let regular = fs::metadata(dest).is_ok_and(|m| m.is_file());
-        let capture =
-            regular && tcpshut_engine::capture::file_looks_like_capture(dest).unwrap_or(false);
+        let capture = regular && tcpshut_engine::file_looks_like_capture(dest).unwrap_or(false);
         if !self.force && capture {
             return Err(Refusal::IsACapture);
         }
@@ -244,7 +243,7 @@ pub fn clean_up_on_signals(first_sigint_ends_streams: bool) -> io::Result<()> {
             for signal in signals.forever() {
                 if signal == SIGINT && streams_open {
                     streams_open = false;
-                    tcpshut_engine::source::stop_streams();
+                    tcpshut_engine::stop_streams();
                     continue;
                 }
                 // Kept locked until the end: nothing is renamed into place

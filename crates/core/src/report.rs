@@ -141,7 +141,7 @@ pub fn report(
 fn refuse_capture(file: &Path) -> anyhow::Result<()> {
     // By its name, or by its first bytes (also once decompressed), as
     // the sidecar's guard does.
-    let holds_a_capture = tcpshut_engine::capture::file_looks_like_capture(file).unwrap_or(false);
+    let holds_a_capture = tcpshut_engine::file_looks_like_capture(file).unwrap_or(false);
     if inputs::named_like_capture(file) || holds_a_capture {
         bail!(
             "{}: looks like a capture; tcpshut will not replace it with a report or diagram",

@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 #[cfg(test)]
-use tcpshut_engine::event::{Event, Severity};
+use tcpshut_engine::{Event, Severity};
 
 /// The Lua plugin, embedded in the binary.
 pub const PLUGIN_LUA: &str = include_str!("../../../lua/tcpshut.lua");

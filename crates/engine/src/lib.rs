@@ -2,47 +2,70 @@
 //! segment, how every TCP connection was torn down and which socket calls
 //! each application most likely made.
 //!
-//! Data flows one way: [`capture`] yields frames, [`link`] decodes them
-//! into [`segment::Segment`]s, [`flow`] groups segments into
-//! [`connection`]s whose [`endpoint`]s follow RFC 9293 states,
-//! [`inference`] turns the evidence into verdicts, [`rows`] makes one
-//! row per segment, and the sinks ([`csv`], [`json`], [`pcapng`]) print them.
-//! A [`tracker::Tracker`] drives one segment at a time from frame to
-//! facts; a [`schedule`] runs it over a file in one streaming pass (rows
-//! wait in [`pending`] for their connection's verdict), or two.
+//! Data flows one way, through four layers (folders) that are private to
+//! the crate: `wire` (capture files to frames to TCP segments),
+//! `tracking` (segments to connections, RFC 9293 endpoint states,
+//! evidence and verdicts), `pipeline` (the `Tracker` driving one segment
+//! at a time, and the schedules that run it over a capture in one
+//! streaming pass or two) and `output` (one row per segment, reports per
+//! connection, and the sinks that print them). docs/ARCHITECTURE.md draws
+//! them.
+//!
+//! What the crate's users (the `tcpshut` CLI, `tcpshut report`, the
+//! Parquet writer, the lab, the benchmark, the fuzz target and the tests)
+//! need is re-exported here, and nothing else: this list is the whole
+//! public API. Test-only checks are behind the `testing` feature.
 
-pub mod output;
-pub mod pipeline;
-pub mod tracking;
-pub mod wire;
+mod output;
+mod pipeline;
+mod tracking;
+mod wire;
 
-// The layers' modules under their short names, as the rest of the crate
-// and its users name them.
-#[cfg(feature = "testing")]
-pub use output::check;
-pub use output::{community_id, csv, json, memory, pcapng, reports, rows, zeek_log};
-/// The output modules under the names they had (`annotate`, `report`),
-/// for the code that still names them so.
-pub use output::{reports as report, rows as annotate};
-pub use pipeline::{pending, schedule, sinks, summary, tracker};
-
-/// The pipeline's types under the name they had before it was split in
-/// files (`analysis`), for the code that still names them so.
-pub mod analysis {
-    pub use crate::pipeline::schedule::*;
-    pub use crate::pipeline::sinks::*;
-    pub use crate::pipeline::summary::*;
-}
-pub use tracking::{connection, endpoint, event, flow, inference, origin, timeline, zeek};
-pub use wire::{capture, compressed, link, segment, seq, source};
-
-pub use analysis::{
+// ---- Running the engine over a capture ----
+pub use pipeline::schedule::{
     annotate, annotate_bytes, annotate_with, each_report, each_report_bytes, verdicts,
-    AnalyzeError, CaptureSummary, Detail, OutcomeCounts, Pass, Peers, RowSink, Schedule, Tee,
-    Verdicts, BRIEF_CONNECTIONS,
+    AnalyzeError, Schedule,
 };
-pub use csv::{CsvSink, CSV_HEADER};
-pub use json::JsonSink;
-pub use memory::MemorySink;
-pub use pcapng::PcapngCopy;
-pub use zeek_log::{ZeekForm, ZeekLogSink};
+pub use pipeline::sinks::{Pass, RowSink, Tee};
+pub use pipeline::summary::{
+    CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS,
+};
+
+// ---- Sinks ----
+pub use output::csv::{CsvSink, CSV_HEADER};
+pub use output::json::JsonSink;
+pub use output::memory::MemorySink;
+pub use output::pcapng::PcapngCopy;
+pub use output::zeek_log::{ZeekForm, ZeekLogSink};
+
+// ---- What rows and reports say ----
+pub use output::reports::{ConnectionReport, EndpointReport};
+pub use output::rows::{Row, Side};
+pub use tracking::endpoint::TcpState;
+pub use tracking::event::{Event, Severity};
+pub use tracking::inference::{
+    Call, CallSet, CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role, ABORT_AFTER_DATA,
+    FIN_STILL_READING, FIN_UNDECIDED,
+};
+pub use tracking::zeek::ZeekRow;
+pub use wire::segment::Timestamp;
+
+// ---- Reading captures (finding them by content, streams, decoding) ----
+pub use wire::capture::{
+    file_looks_like_capture, starts_like_capture, CaptureError, CaptureReader, Frame, Record,
+};
+pub use wire::compressed::Compression;
+pub use wire::link::{decode, DecodeStats};
+pub use wire::source::{is_stream, stop_streams, STDIN};
+
+// ---- The one-pass pipeline's parts, for `tcpshut-bench stages` ----
+pub use pipeline::pending::PendingRows;
+pub use pipeline::tracker::Tracker;
+
+/// Test-only checks (cargo feature `testing`, enabled by the tests and
+/// the fuzz target): the row invariants any input must satisfy, and that
+/// every schedule writes the same rows.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::output::check::{annotate_checked, state_change_allowed};
+}

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tcpshut_engine::capture::starts_like_capture;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::starts_like_capture;
+use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::{
     annotate_with, CaptureSummary, CsvSink, Detail, RowSink, Schedule, CSV_HEADER,
 };
@@ -29,7 +29,7 @@ impl RowSink for ReferenceCsv {
         Ok(())
     }
 
-    fn row(&mut self, row: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+    fn row(&mut self, row: &tcpshut_engine::Row) -> std::io::Result<()> {
         let calls = row.calls.map(|c| c.to_string()).unwrap_or_default();
         let related = row.related.map(|r| r.to_string()).unwrap_or_default();
         self.out.write_record([

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::ConnectionReport;
 
 fn degraded() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/degraded")
@@ -51,7 +51,7 @@ fn degraded_captures_answer_right_or_honestly_wider() {
     for capture in captures {
         let file = capture["file"].as_str().expect("file");
         let bytes = std::fs::read(degraded().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let result = tcpshut_engine::check::annotate_checked(&bytes, file)
+        let result = tcpshut_engine::testing::annotate_checked(&bytes, file)
             .unwrap_or_else(|| panic!("{file}: not readable"));
         let expected = capture["connections"].as_array().expect("connections");
         if result.reports.len() != expected.len() {

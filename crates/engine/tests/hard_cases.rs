@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tcpshut_engine::analysis::Detail;
+use tcpshut_engine::Detail;
 use tcpshut_engine::MemorySink;
 
 fn testdata() -> PathBuf {

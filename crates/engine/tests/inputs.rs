@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tcpshut_engine::compressed::Compression;
+use tcpshut_engine::Compression;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 
 fn testdata() -> PathBuf {

@@ -8,7 +8,7 @@ mod common;
 /// Runs one mangled copy through the invariant checks; returns whether it
 /// could be read at all.
 fn run(name: &str, bytes: &[u8]) -> bool {
-    tcpshut_engine::check::annotate_checked(bytes, name).is_some()
+    tcpshut_engine::testing::annotate_checked(bytes, name).is_some()
 }
 
 /// Deterministic positions spread over the file (a small LCG).

@@ -19,9 +19,9 @@ mod common;
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use tcpshut_engine::endpoint::TcpState;
-use tcpshut_engine::inference::Outcome;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::Outcome;
+use tcpshut_engine::TcpState;
 
 /// Suricata's name for the state our server endpoint ended in.
 fn suricata_state(report: &ConnectionReport) -> String {
@@ -119,7 +119,7 @@ impl tcpshut_engine::RowSink for DataCounter {
     ) -> std::io::Result<()> {
         Ok(())
     }
-    fn row(&mut self, row: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+    fn row(&mut self, row: &tcpshut_engine::Row) -> std::io::Result<()> {
         if row.len == 0 {
             return Ok(());
         }

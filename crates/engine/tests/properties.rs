@@ -19,46 +19,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use proptest::prelude::*;
-use tcpshut_engine::analysis::CaptureSummary;
-use tcpshut_engine::annotate::Row;
-use tcpshut_engine::endpoint::{transition, EndpointEvent, TcpState};
-use tcpshut_engine::event::Event;
-use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::MemorySink;
-
-/// Events one segment can chain; `Reset` is handled apart (it ends a chain).
-const EVENTS: [EndpointEvent; 8] = [
-    EndpointEvent::SendSyn,
-    EndpointEvent::SendSynAck,
-    EndpointEvent::RecvSynAck,
-    EndpointEvent::RecvAckOfSyn,
-    EndpointEvent::SendMidStream,
-    EndpointEvent::SendFin,
-    EndpointEvent::RecvFin,
-    EndpointEvent::RecvAckOfFin,
-];
-
-/// Can `to` be reached from `from` in at most `steps` table transitions?
-fn reachable(from: TcpState, to: TcpState, steps: usize) -> bool {
-    if from == to {
-        return true;
-    }
-    steps > 0
-        && EVENTS.iter().any(|&e| {
-            let next = transition(from, e);
-            next != from && reachable(next, to, steps - 1)
-        })
-}
-
-fn allowed(from: TcpState, to: TcpState, row: &Row, is_sender: bool) -> bool {
-    if reachable(from, to, 3) || to == transition(from, EndpointEvent::Reset) {
-        return true;
-    }
-    // The simultaneous-close correction (connection.rs observe_fin): the
-    // sender had already been moved to CLOSE-WAIT by the peer's FIN, which
-    // it had not received when it sent its own.
-    is_sender && row.events.contains(Event::FinSimultaneous) && to == TcpState::Closing
-}
+use tcpshut_engine::testing::state_change_allowed;
+use tcpshut_engine::{CaptureSummary, ConnectionReport, MemorySink, Row, TcpState};
 
 /// Checks the invariants over the rows of one capture.
 fn check_rows(rows: &[Row], summary: &CaptureSummary, tcp_frames: Option<&[u64]>) {
@@ -84,7 +46,7 @@ fn check_rows(rows: &[Row], summary: &CaptureSummary, tcp_frames: Option<&[u64]>
         ] {
             let prev = last.insert((row.conn, addr), state).unwrap_or_default();
             assert!(
-                allowed(prev, state, row, is_sender),
+                state_change_allowed(prev, state, row, is_sender),
                 "frame {} conn {} {addr}: {prev} -> {state} with events {}",
                 row.frame,
                 row.conn,
@@ -275,7 +237,7 @@ proptest! {
         prop_assert!(summary.incomplete.is_none());
         check_rows(&rows, &summary, Some(&frames));
         // One pass, two, and one giving way write the same rows.
-        prop_assert!(tcpshut_engine::check::annotate_checked(&bytes, "generated.pcap").is_some());
+        prop_assert!(tcpshut_engine::testing::annotate_checked(&bytes, "generated.pcap").is_some());
     }
 
     /// Random bytes after a valid pcap header (any link type), and random
@@ -313,14 +275,6 @@ proptest! {
     }
 }
 
-#[test]
-fn reachable_follows_the_table() {
-    use TcpState as S;
-    assert!(reachable(S::FinWait1, S::TimeWait, 2));
-    assert!(!reachable(S::TimeWait, S::Established, 3));
-    assert!(!reachable(S::Closed, S::FinWait2, 1));
-}
-
 /// Found by `random_segments_keep_the_invariants`: a mid-stream FIN that
 /// pass 1 later judged simultaneous left its receiver UNKNOWN in pass 2
 /// only, so an RST that pass 1 ignored reset the connection in pass 2 and
@@ -356,7 +310,7 @@ fn both_passes_agree_after_a_hindsight_simultaneous_fin() {
 /// two passes.
 #[test]
 fn simultaneous_closes_behind_a_long_connection_stay_one_pass() {
-    use tcpshut_engine::analysis::{CaptureSummary, Detail, Pass, RowSink, Schedule};
+    use tcpshut_engine::{CaptureSummary, Detail, Pass, RowSink, Schedule};
 
     let mut bytes = pcap_header(101);
     let mut push = |ts: u32,

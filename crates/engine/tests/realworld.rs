@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tcpshut_engine::capture::CaptureReader;
-use tcpshut_engine::link::{decode, DecodeStats};
+use tcpshut_engine::CaptureReader;
+use tcpshut_engine::{decode, DecodeStats};
 
 mod common;
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tcpshut_engine::report::{ConnectionReport, EndpointReport};
+use tcpshut_engine::{ConnectionReport, EndpointReport};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
@@ -162,7 +162,7 @@ fn manifest_lists_every_capture() {
 /// the whole file read, and the pass 1 of two reports before any row.
 #[test]
 fn every_pass_reports_its_progress() {
-    use tcpshut_engine::analysis::{CaptureSummary, Detail, Pass, RowSink, Schedule};
+    use tcpshut_engine::{CaptureSummary, Detail, Pass, RowSink, Schedule};
 
     /// Each report with the number of rows seen when it came.
     struct Progress {
@@ -177,7 +177,7 @@ fn every_pass_reports_its_progress() {
         fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
             Ok(())
         }
-        fn row(&mut self, _: &tcpshut_engine::annotate::Row) -> std::io::Result<()> {
+        fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
             self.rows += 1;
             Ok(())
         }
@@ -307,12 +307,10 @@ fn brief_keeps_counts_and_the_first_connections() {
         let graceful = full
             .verdicts
             .iter()
-            .filter(|v| v.outcome == tcpshut_engine::inference::Outcome::Graceful)
+            .filter(|v| v.outcome == tcpshut_engine::Outcome::Graceful)
             .count();
         assert_eq!(
-            brief
-                .outcomes
-                .get(tcpshut_engine::inference::Outcome::Graceful),
+            brief.outcomes.get(tcpshut_engine::Outcome::Graceful),
             graceful as u64
         );
     }

@@ -26,8 +26,8 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
-use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::zeek::ZeekRow;
+use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::ZeekRow;
 
 /// conn_state and history over every compared row (see docs/zeek.md).
 const MIN_AGREEMENT_ALL_ROWS: f64 = 0.95;

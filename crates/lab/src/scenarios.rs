@@ -9,7 +9,7 @@ use std::net::Shutdown;
 
 use crate::script::Step::{self, *};
 use crate::wire::Counts;
-pub use tcpshut_engine::inference::{Call, ClosedBy, Outcome, Role};
+pub use tcpshut_engine::{Call, ClosedBy, Outcome, Role};
 
 /// What one side of one connection must look like.
 #[derive(Clone, Debug)]

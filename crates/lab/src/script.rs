@@ -32,7 +32,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Socket calls relevant to teardown: the engine's vocabulary, so the
 /// manifest speaks the same codes the inference does.
-pub use tcpshut_engine::inference::Call;
+pub use tcpshut_engine::Call;
 
 #[derive(Clone, Debug)]
 pub enum Step {

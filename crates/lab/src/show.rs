@@ -6,8 +6,8 @@
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tcpshut_engine::annotate::Row;
-use tcpshut_engine::report::{ConnectionReport, EndpointReport};
+use tcpshut_engine::Row;
+use tcpshut_engine::{ConnectionReport, EndpointReport};
 
 use crate::experiment::Run;
 use crate::scenarios::Call;

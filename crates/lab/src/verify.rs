@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::Result;
-use tcpshut_engine::report::{ConnectionReport, EndpointReport};
+use tcpshut_engine::{ConnectionReport, EndpointReport};
 
 use crate::experiment::Run;
 use crate::scenarios::{Call, Scenario, SideExpect};

@@ -32,10 +32,10 @@ use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use tcpshut_engine::analysis::{CaptureSummary, RowSink};
-use tcpshut_engine::annotate::Row;
-use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::segment::Timestamp;
+use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::Row;
+use tcpshut_engine::Timestamp;
+use tcpshut_engine::{CaptureSummary, RowSink};
 
 /// Rows per row group of the segments table: large enough for good
 /// compression, small enough (a few MB of builders) to keep memory flat.

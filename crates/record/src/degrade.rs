@@ -182,7 +182,7 @@ fn calls_text(steps: &[Vec<Call>]) -> String {
 /// the peer's later data), any abort class 4 (class 5 needs every byte
 /// received, from the start).
 fn widened(steps: &[Vec<Call>]) -> String {
-    use tcpshut_engine::inference::{ABORT_AFTER_DATA, FIN_UNDECIDED};
+    use tcpshut_engine::{ABORT_AFTER_DATA, FIN_UNDECIDED};
     let wide: Vec<Vec<Call>> = steps
         .iter()
         .map(|step| {

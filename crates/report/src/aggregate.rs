@@ -15,14 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
-use tcpshut_engine::annotate::Side;
-use tcpshut_engine::endpoint::TcpState;
-use tcpshut_engine::inference::{
-    Call, CallSet, CallSteps, ClosedBy, Closer, Outcome, FIN_STILL_READING,
-};
-use tcpshut_engine::report::{ConnectionReport, EndpointReport};
-use tcpshut_engine::segment::Timestamp;
 use tcpshut_engine::CaptureSummary;
+use tcpshut_engine::Side;
+use tcpshut_engine::TcpState;
+use tcpshut_engine::Timestamp;
+use tcpshut_engine::{Call, CallSet, CallSteps, ClosedBy, Closer, Outcome, FIN_STILL_READING};
+use tcpshut_engine::{ConnectionReport, EndpointReport};
 
 use crate::example::{Example, Examples, Subject};
 use crate::histogram::Histogram;

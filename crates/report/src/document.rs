@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tcpshut_engine::inference::{Closer, Outcome};
+use tcpshut_engine::{Closer, Outcome};
 
 use crate::aggregate::{Aggregate, Outcomes, SideKey, Tally, CLOSE_WAIT_LEAK_SECS, RST_SERIES};
 use crate::findings::{findings, Finding, TIME_WAIT_MIN_PEAK};

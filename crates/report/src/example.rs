@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::Serialize;
-use tcpshut_engine::report::ConnectionReport;
+use tcpshut_engine::ConnectionReport;
 
 use crate::aggregate::{SideKey, TimeWaitKey};
 

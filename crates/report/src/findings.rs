@@ -376,10 +376,7 @@ fn close_wait(agg: &Aggregate, out: &mut Vec<Draft>) {
 
 fn refused(agg: &Aggregate, out: &mut Vec<Draft>) {
     for (&service, stats) in &agg.services {
-        let n = stats
-            .tally
-            .outcomes
-            .get(tcpshut_engine::inference::Outcome::Refused);
+        let n = stats.tally.outcomes.get(tcpshut_engine::Outcome::Refused);
         if n == 0 {
             continue;
         }

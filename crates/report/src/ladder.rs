@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use maud::{html, Markup};
-use tcpshut_engine::annotate::Row;
-use tcpshut_engine::report::ConnectionReport;
-use tcpshut_engine::segment::Timestamp;
+use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::Row;
+use tcpshut_engine::Timestamp;
 use tcpshut_engine::{AnalyzeError, CaptureSummary, Detail, RowSink};
 
 use crate::aggregate::calls_text;

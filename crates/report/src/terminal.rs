@@ -57,7 +57,7 @@ pub fn write(doc: &Document, colour: bool, out: &mut dyn Write) -> io::Result<()
         .outcomes
         .0
         .iter()
-        .zip(tcpshut_engine::inference::Outcome::ALL)
+        .zip(tcpshut_engine::Outcome::ALL)
         .filter(|(n, _)| **n > 0)
         .map(|(n, o)| format!("{} {o}", thousands(*n)))
         .collect();

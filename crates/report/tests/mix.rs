@@ -61,9 +61,7 @@ fn counts_match_what_the_applications_did() {
     let unread = made(&m, "10.77.0.2:8080", "server_calls", "close_unread");
     assert_eq!(api.server_aborts_after_data, unread);
     assert_eq!(
-        api.tally
-            .outcomes
-            .get(tcpshut_engine::inference::Outcome::Reset),
+        api.tally.outcomes.get(tcpshut_engine::Outcome::Reset),
         unread
     );
     assert_eq!(
@@ -74,10 +72,7 @@ fn counts_match_what_the_applications_did() {
     let batch = service("10.77.0.2:9090");
     let closes = made(&m, "10.77.0.2:9090", "client_calls", "close");
     assert_eq!(
-        batch
-            .tally
-            .closer
-            .get(tcpshut_engine::inference::Closer::Client),
+        batch.tally.closer.get(tcpshut_engine::Closer::Client),
         closes
     );
     let tw = doc

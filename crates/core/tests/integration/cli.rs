@@ -358,7 +358,7 @@ fn an_unreadable_file_fails_alone() {
 fn pcapng_copy_carries_the_summaries_as_comments() {
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
     use pcap_file::pcapng::{Block, PcapNgReader};
-    use tcpshut_engine::capture::CaptureReader;
+    use tcpshut_engine::CaptureReader;
 
     let dir = tempfile::tempdir().unwrap();
     let capture = copy_into(dir.path(), &testdata().join("close-client-first-sll2.pcap"));

@@ -356,7 +356,7 @@ fn capinfos(capture: &Path) -> Vec<String> {
 
 /// Every block of `capture` that holds no packet, byte for byte.
 fn other_blocks(capture: &Path) -> Vec<Vec<u8>> {
-    use tcpshut_engine::capture::{CaptureReader, Record};
+    use tcpshut_engine::{CaptureReader, Record};
     let mut reader = CaptureReader::open(capture).unwrap();
     let mut blocks = Vec::new();
     while let Some(record) = reader.next_record().unwrap() {

@@ -10,7 +10,7 @@ use crate::util::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tcpshut_engine::event::{Event, Severity};
+use tcpshut_engine::{Event, Severity};
 
 const HEADER: &str = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related";
 

@@ -5,16 +5,19 @@
 //! ([`consistent`]), and the same rows whether made in one pass, in two,
 //! or in one that gave way to two.
 //! The mangled-input test, the property tests and the fuzz target all run
-//! captures through [`annotate_checked`]; a broken invariant panics.
+//! captures through [`annotate_checked`]; a broken invariant panics. The
+//! property tests also hold each row's states to the endpoint's table
+//! ([`state_change_allowed`]).
 
-use crate::csv::CsvSink;
-use crate::endpoint::TcpState;
-use crate::inference::{ClosedBy, Closer, Outcome, Role};
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::schedule::{annotate_bytes, Schedule};
-use crate::sinks::RowSink;
-use crate::summary::{CaptureSummary, Detail, Verdicts};
+use crate::output::csv::CsvSink;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::schedule::{annotate_bytes, Schedule};
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::{CaptureSummary, Detail, Verdicts};
+use crate::tracking::endpoint::{transition, EndpointEvent, TcpState};
+use crate::tracking::event::Event;
+use crate::tracking::inference::{ClosedBy, Closer, Outcome, Role};
 
 /// A sink that asserts the row invariants as rows arrive.
 #[derive(Default)]
@@ -174,4 +177,54 @@ pub fn consistent(r: &ConnectionReport) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// Events one segment can chain; `Reset` is handled apart (it ends a chain).
+const EVENTS: [EndpointEvent; 8] = [
+    EndpointEvent::SendSyn,
+    EndpointEvent::SendSynAck,
+    EndpointEvent::RecvSynAck,
+    EndpointEvent::RecvAckOfSyn,
+    EndpointEvent::SendMidStream,
+    EndpointEvent::SendFin,
+    EndpointEvent::RecvFin,
+    EndpointEvent::RecvAckOfFin,
+];
+
+/// Can `to` be reached from `from` in at most `steps` table transitions?
+fn reachable(from: TcpState, to: TcpState, steps: usize) -> bool {
+    if from == to {
+        return true;
+    }
+    steps > 0
+        && EVENTS.iter().any(|&e| {
+            let next = transition(from, e);
+            next != from && reachable(next, to, steps - 1)
+        })
+}
+
+/// May an endpoint's state go from `from` (its state in its previous row)
+/// to `to` in `row` (as its sender when `is_sender`)? At most three table
+/// transitions per segment, or a reset.
+pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: bool) -> bool {
+    if reachable(from, to, 3) || to == transition(from, EndpointEvent::Reset) {
+        return true;
+    }
+    // The simultaneous-close correction (connection.rs observe_fin): the
+    // sender had already been moved to CLOSE-WAIT by the peer's FIN, which
+    // it had not received when it sent its own.
+    is_sender && row.events.contains(Event::FinSimultaneous) && to == TcpState::Closing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable;
+    use crate::tracking::endpoint::TcpState as S;
+
+    #[test]
+    fn reachable_follows_the_table() {
+        assert!(reachable(S::FinWait1, S::TimeWait, 2));
+        assert!(!reachable(S::TimeWait, S::Established, 3));
+        assert!(!reachable(S::Closed, S::FinWait2, 1));
+    }
 }

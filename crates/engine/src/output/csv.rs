@@ -11,11 +11,11 @@ use std::io::{self, Write};
 use rustc_hash::FxBuildHasher;
 
 use super::csv_fast::{padded_name, Line};
-use crate::inference::CallSteps;
-use crate::reports::ConnectionReport;
-use crate::rows::{Row, Summary};
-use crate::sinks::RowSink;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::{Row, Summary};
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
+use crate::tracking::inference::CallSteps;
 
 /// The sidecar's header, exactly.
 pub const CSV_HEADER: [&str; 16] = [

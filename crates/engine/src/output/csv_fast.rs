@@ -14,8 +14,8 @@
 
 use std::net::SocketAddr;
 
-use crate::endpoint::TcpState;
-use crate::segment::{TcpFlags, Timestamp};
+use crate::tracking::endpoint::TcpState;
+use crate::wire::segment::{TcpFlags, Timestamp};
 
 /// A row's bounded fields, formatted in a fixed buffer: digits are written in
 /// place and short texts are copied as fixed-size padded blocks, so that

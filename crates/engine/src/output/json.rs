@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::sinks::RowSink;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
 
 /// A segment as the JSON document shows it: the CSV's fields, with
 /// `events` as a list.
@@ -23,7 +23,7 @@ struct JsonSegment<'a> {
     len: u32,
     sender_state: &'static str,
     receiver_state: &'static str,
-    events: crate::event::EventSet,
+    events: crate::tracking::event::EventSet,
     calls: String,
     summary: String,
     severity: &'static str,

@@ -3,10 +3,10 @@
 
 use std::io;
 
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::sinks::RowSink;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
 
 /// Rows kept in memory with the capture's summary. Unlike the other
 /// sinks its memory grows with the capture: not for captures of any size.

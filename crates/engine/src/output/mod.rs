@@ -7,13 +7,13 @@
 //! the `testing` feature) holds the invariants every output obeys.
 
 #[cfg(feature = "testing")]
-pub mod check;
-pub mod community_id;
-pub mod csv;
+pub(crate) mod check;
+pub(crate) mod community_id;
+pub(crate) mod csv;
 mod csv_fast;
-pub mod json;
-pub mod memory;
-pub mod pcapng;
-pub mod reports;
-pub mod rows;
-pub mod zeek_log;
+pub(crate) mod json;
+pub(crate) mod memory;
+pub(crate) mod pcapng;
+pub(crate) mod reports;
+pub(crate) mod rows;
+pub(crate) mod zeek_log;

@@ -23,11 +23,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::capture::{CaptureReader, Frame, RawBlock, Record};
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::sinks::RowSink;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
+use crate::wire::capture::{CaptureReader, Frame, RawBlock, Record};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 0x0000_0001;

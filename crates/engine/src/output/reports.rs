@@ -1,14 +1,14 @@
 //! The per-connection report: the `connections` of the JSON document and
 //! the table `tcpshut summary` prints.
 
-use crate::community_id;
-use crate::connection::Connection;
-use crate::endpoint::TcpState;
-use crate::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
-use crate::origin::Origin;
-use crate::rows::Side;
-use crate::segment::Timestamp;
-use crate::zeek::{ZeekRow, ZeekTracker};
+use crate::output::community_id;
+use crate::output::rows::Side;
+use crate::tracking::connection::Connection;
+use crate::tracking::endpoint::TcpState;
+use crate::tracking::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::tracking::origin::Origin;
+use crate::tracking::zeek::{ZeekRow, ZeekTracker};
+use crate::wire::segment::Timestamp;
 
 /// One endpoint of a finished connection.
 #[derive(Clone, Debug, serde::Serialize)]

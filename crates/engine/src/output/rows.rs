@@ -5,14 +5,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::connection::ResolvedFacts;
-use crate::endpoint::TcpState;
-use crate::event::{Event, EventSet, Severity};
-use crate::inference::{
+use crate::tracking::connection::ResolvedFacts;
+use crate::tracking::endpoint::TcpState;
+use crate::tracking::event::{Event, EventSet, Severity};
+use crate::tracking::inference::{
     CallSet, CallSteps, ConnVerdict, ABORT_AFTER_DATA, ABORT_WITHOUT_DATA, FIN_STILL_READING,
     FIN_STOPPED_READING, FIN_UNDECIDED,
 };
-use crate::segment::{Segment, TcpFlags, Timestamp};
+use crate::wire::segment::{Segment, TcpFlags, Timestamp};
 
 /// Client or server, for people.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -138,7 +138,7 @@ impl fmt::Display for Summary {
                 "RST in the {}'s name that it did not send (forged on the path): ",
                 who.to_lowercase()
             )?;
-            return crate::origin::describe_mask(self.forged_signs, f);
+            return crate::tracking::origin::describe_mask(self.forged_signs, f);
         }
         if e.contains(Event::RstIgnored) {
             return write!(

@@ -25,13 +25,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use sha1::{Digest, Sha1};
 
-use crate::event::Event;
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::segment::Timestamp;
-use crate::seq::seq_max;
-use crate::sinks::RowSink;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
+use crate::tracking::event::Event;
+use crate::wire::segment::Timestamp;
+use crate::wire::seq::seq_max;
 
 /// Which of Zeek's two log forms to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

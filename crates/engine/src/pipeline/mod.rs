@@ -3,8 +3,8 @@
 //! facts into rows for [`sinks`], rows waiting for their connection's
 //! verdict in [`pending`] in one pass; [`summary`] is what a run found.
 
-pub mod pending;
-pub mod schedule;
-pub mod sinks;
-pub mod summary;
-pub mod tracker;
+pub(crate) mod pending;
+pub(crate) mod schedule;
+pub(crate) mod sinks;
+pub(crate) mod summary;
+pub(crate) mod tracker;

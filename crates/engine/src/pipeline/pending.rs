@@ -11,12 +11,12 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::connection::{Connection, SegmentFacts};
-use crate::endpoint::TcpState;
-use crate::event::EventSet;
-use crate::inference::ConnVerdict;
-use crate::rows::Row;
-use crate::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
+use crate::output::rows::Row;
+use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::endpoint::TcpState;
+use crate::tracking::event::EventSet;
+use crate::tracking::inference::ConnVerdict;
+use crate::wire::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
 /// The rows held, and what each connection needs to release them.
 #[derive(Default)]
@@ -31,7 +31,7 @@ pub struct PendingRows {
 
 /// A held row: its segment's fields (enough to make the row; addresses
 /// are the connection's) and its [`SegmentFacts`], packed into 80 bytes
-/// instead of 112, as up to [`crate::analysis::MAX_HELD_ROWS`] of them
+/// instead of 112, as up to [`crate::pipeline::schedule::MAX_HELD_ROWS`] of them
 /// are held.
 #[derive(Clone, Copy)]
 struct PendingRow {

@@ -13,21 +13,21 @@
 //! open at a time (and, in one pass, a bounded number of rows), never the
 //! length of the capture.
 //!
-//! [`SegmentFacts::resolved`]: crate::connection::SegmentFacts::resolved
+//! [`SegmentFacts::resolved`]: crate::tracking::connection::SegmentFacts::resolved
 
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::capture::{CaptureError, CaptureReader, Frame};
-use crate::connection::Connection;
-use crate::link::DecodeStats;
-use crate::pending::PendingRows;
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::sinks::{Pass, RowSink};
-use crate::source::{Reads, Source};
-use crate::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
-use crate::tracker::Tracker;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::pending::PendingRows;
+use crate::pipeline::sinks::{Pass, RowSink};
+use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
+use crate::pipeline::tracker::Tracker;
+use crate::tracking::connection::Connection;
+use crate::wire::capture::{CaptureError, CaptureReader, Frame};
+use crate::wire::link::DecodeStats;
+use crate::wire::source::{Reads, Source};
 
 /// Why a capture could not be analysed at all, or a sink failed.
 #[derive(Debug, thiserror::Error)]

@@ -2,10 +2,10 @@
 //! [`Tee`] to feed two at once. The sinks themselves (CSV, JSON, pcapng)
 //! are in the output layer.
 
-use crate::capture::Frame;
-use crate::reports::ConnectionReport;
-use crate::rows::Row;
-use crate::summary::CaptureSummary;
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::summary::CaptureSummary;
+use crate::wire::capture::Frame;
 
 /// Which read of the capture a progress report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::capture::CaptureFormat;
-use crate::inference::{ConnVerdict, Outcome};
-use crate::link::DecodeStats;
-use crate::reports::ConnectionReport;
+use crate::output::reports::ConnectionReport;
+use crate::tracking::inference::{ConnVerdict, Outcome};
+use crate::wire::capture::CaptureFormat;
+use crate::wire::link::DecodeStats;
 
 /// What the capture held, for the JSON header and the user.
 #[derive(Clone, Debug, serde::Serialize)]

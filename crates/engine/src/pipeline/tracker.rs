@@ -5,14 +5,16 @@
 
 use std::path::Path;
 
-use crate::capture::Frame;
-use crate::connection::{Connection, SegmentFacts};
-use crate::flow::{Flow, FlowTable};
-use crate::inference::ConnVerdict;
-use crate::link::{self, DecodeOptions, DecodeStats};
-use crate::reports::ConnectionReport;
-use crate::segment::Segment;
-use crate::summary::{CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS};
+use crate::output::reports::ConnectionReport;
+use crate::pipeline::summary::{
+    CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS,
+};
+use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::flow::{Flow, FlowTable};
+use crate::tracking::inference::ConnVerdict;
+use crate::wire::capture::Frame;
+use crate::wire::link::{self, DecodeOptions, DecodeStats};
+use crate::wire::segment::Segment;
 
 /// Decoding, the flow table, and the conclusions of a pass.
 pub struct Tracker {
@@ -190,3 +192,6 @@ impl Conclusions {
         }
     }
 }
+
+#[cfg(test)]
+mod teardown;

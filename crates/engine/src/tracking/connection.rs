@@ -7,13 +7,15 @@
 //! the peer's FIN, an RST is ignored when it falls outside the receiver's
 //! window, and so on.
 
-use crate::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
-use crate::event::{Event, EventSet};
-use crate::inference::{infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight};
-use crate::origin::OriginTrack;
-use crate::segment::Segment;
-use crate::seq::{seq_diff, seq_gt, seq_max};
-use crate::timeline::Timeline;
+use crate::tracking::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
+use crate::tracking::event::{Event, EventSet};
+use crate::tracking::inference::{
+    infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight,
+};
+use crate::tracking::origin::OriginTrack;
+use crate::tracking::timeline::Timeline;
+use crate::wire::segment::Segment;
+use crate::wire::seq::{seq_diff, seq_gt, seq_max};
 
 /// What one segment meant, for its row, as far as the segments up to it
 /// tell: provisional facts, plus what they become if the connection ends

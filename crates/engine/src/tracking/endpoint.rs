@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::seq::{seq_gt, seq_max};
+use crate::wire::seq::{seq_gt, seq_max};
 
 /// RFC 9293 section 3.3.2 connection states, plus `UNKNOWN` for an
 /// endpoint the capture has told nothing about yet.

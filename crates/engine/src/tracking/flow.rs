@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 
-use crate::connection::{Connection, SegmentFacts};
-use crate::segment::Segment;
-use crate::zeek::ZeekTracker;
+use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::zeek::ZeekTracker;
+use crate::wire::segment::Segment;
 
 /// How long (capture time) a closed connection stays in the table to
 /// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
@@ -111,15 +111,6 @@ impl FlowTable {
     /// Number of connections seen so far.
     pub fn connections_seen(&self) -> u32 {
         self.next_id
-    }
-
-    /// Connections currently held.
-    pub fn len(&self) -> usize {
-        self.open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
     }
 
     /// Routes one segment to its connection and returns what it meant.

@@ -5,11 +5,11 @@
 //! ([`timeline`]), and, beside each connection in the flow table, Zeek's
 //! model of it ([`zeek`]).
 
-pub mod connection;
-pub mod endpoint;
-pub mod event;
-pub mod flow;
-pub mod inference;
-pub mod origin;
-pub mod timeline;
-pub mod zeek;
+pub(crate) mod connection;
+pub(crate) mod endpoint;
+pub(crate) mod event;
+pub(crate) mod flow;
+pub(crate) mod inference;
+pub(crate) mod origin;
+pub(crate) mod timeline;
+pub(crate) mod zeek;

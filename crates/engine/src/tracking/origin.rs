@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::segment::Segment;
+use crate::wire::segment::Segment;
 
 /// Weight of a sign that alone shows a forged RST.
 const STRONG: u8 = 2;

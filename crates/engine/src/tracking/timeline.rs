@@ -5,12 +5,12 @@
 //! bursts, teardowns over time), so they are noted once per segment from
 //! what the segment already meant, without a second look at it.
 
-use crate::endpoint::TcpState;
-use crate::event::{Event, EventSet};
-use crate::segment::Timestamp;
+use crate::tracking::endpoint::TcpState;
+use crate::tracking::event::{Event, EventSet};
+use crate::wire::segment::Timestamp;
 
 /// A connection's times and teardown counts, per endpoint where it says so
-/// (indexed like [`crate::connection::Connection::endpoints`]).
+/// (indexed like [`crate::tracking::connection::Connection::endpoints`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timeline {
     /// Time of the connection's first segment.

@@ -30,8 +30,8 @@ use nom::{IResult, Parser};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::TsResolution;
 
-use crate::compressed::Compression;
-use crate::segment::Timestamp;
+use crate::wire::compressed::Compression;
+use crate::wire::segment::Timestamp;
 use pcapng::PcapNgState;
 
 /// A link-layer type number (LINKTYPE_* / DLT_*).

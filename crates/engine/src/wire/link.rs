@@ -23,8 +23,8 @@ use etherparse::{
     LenSource, SingleVlanSlice, TcpOptionElement, TcpSlice, UdpSlice,
 };
 
-use crate::capture::{Frame, LinkType};
-use crate::segment::{Segment, SenderMarks, TcpFlags, TcpOptionsSummary};
+use crate::wire::capture::{Frame, LinkType};
+use crate::wire::segment::{Segment, SenderMarks, TcpFlags, TcpOptionsSummary};
 use headers::{EncapError, Encapsulated};
 
 /// What decoding skipped, so the user can see it.
@@ -53,7 +53,7 @@ pub struct DecodeStats {
 
 /// Link types [`decode`] understands (LINKTYPE_* unless noted).
 pub mod linktype {
-    use crate::capture::LinkType;
+    use crate::wire::capture::LinkType;
 
     /// BSD loopback, host byte order family.
     pub const NULL: LinkType = LinkType(0);

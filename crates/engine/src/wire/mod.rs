@@ -4,9 +4,9 @@
 //! stream read once), [`compressed`] decompresses them. Nothing here
 //! knows about connections.
 
-pub mod capture;
-pub mod compressed;
-pub mod link;
-pub mod segment;
-pub mod seq;
-pub mod source;
+pub(crate) mod capture;
+pub(crate) mod compressed;
+pub(crate) mod link;
+pub(crate) mod segment;
+pub(crate) mod seq;
+pub(crate) mod source;

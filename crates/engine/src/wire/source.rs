@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::capture::{CaptureError, CaptureReader};
+use crate::wire::capture::{CaptureError, CaptureReader};
 
 /// The path that names standard input.
 pub const STDIN: &str = "-";
@@ -99,6 +99,7 @@ impl Source {
     }
 
     /// A stream from any reader (tests); `name` stands in for the path.
+    #[cfg(test)]
     pub fn from_reader(
         reader: Box<dyn Read + Send>,
         name: &Path,
@@ -117,10 +118,6 @@ impl Source {
                 reads: 0,
             }))),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Opens the capture from its start.

@@ -3,7 +3,7 @@
 //! cased by role when rendered.
 
 use super::session::ZeekConn;
-use crate::segment::Segment;
+use crate::wire::segment::Segment;
 
 /// `Connection::ScaledHistoryEntry`: true at the 1st, 10th, 100th… event.
 #[derive(Clone, Copy, Debug)]

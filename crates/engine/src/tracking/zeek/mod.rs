@@ -39,7 +39,7 @@
 //! allocates its finished row).
 //!
 //! The model observes each segment from beside the engine's own
-//! connection in the flow table ([`crate::flow::Flow`]), never from inside it, and
+//! connection in the flow table ([`crate::tracking::flow::Flow`]), never from inside it, and
 //! has one file per part of Zeek it models: the session adapter
 //! ([`session`]: endpoints and their state machine), the reassembler's
 //! content gaps ([`reassembly`]), the history letters ([`history`]), the
@@ -55,7 +55,7 @@ mod session;
 mod tests;
 mod timers;
 
-use crate::segment::Segment;
+use crate::wire::segment::Segment;
 use session::ZeekConn;
 use timers::{MAX_TS, SEC};
 

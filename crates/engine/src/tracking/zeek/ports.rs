@@ -3,7 +3,7 @@
 //! ports.
 
 use super::session::ZeekConn;
-use crate::segment::Segment;
+use crate::wire::segment::Segment;
 
 /// Ports Zeek treats as likely servers when a connection starts without a
 /// SYN (`likely_server_ports`, filled by the analyzers a default `zeek`

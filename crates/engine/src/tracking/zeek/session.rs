@@ -7,8 +7,8 @@ use super::history::{Letters, Scaled};
 use super::reassembly::Reassembly;
 use super::timers::{Timers, RESET_TIMER, TCP_ATTEMPT_DELAY, TCP_RESET_DELAY};
 use super::ZeekRow;
-use crate::segment::Segment;
-use crate::seq::seq_diff;
+use crate::wire::segment::Segment;
+use crate::wire::seq::seq_diff;
 
 /// Zeek's `TCP_ENDPOINT_*` states (init-bare.zeek numbers them 0 to 6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The Zeek model on hand-chained segments.
 
 use super::*;
-use crate::segment::{TcpFlags, Timestamp};
+use crate::wire::segment::{TcpFlags, Timestamp};
 
 const A: &str = "10.0.0.1:40000";
 const B: &str = "10.0.0.2:80";

@@ -4,7 +4,7 @@
 use etherparse::{PacketBuilder, TcpOptionElement};
 
 use super::*;
-use crate::segment::Timestamp;
+use crate::wire::segment::Timestamp;
 
 const CLIENT4: [u8; 4] = [10, 0, 0, 1];
 const SERVER4: [u8; 4] = [10, 0, 0, 2];

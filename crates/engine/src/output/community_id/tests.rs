@@ -3,10 +3,10 @@
 //! corelight/community-id-spec): every flow tuple there must hash to the
 //! value the reference implementation computed.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use tcpshut_engine::community_id::FlowTuple;
+use super::*;
 
 fn baseline(name: &str) -> Vec<serde_json::Value> {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,8 +77,29 @@ fn tcp_connections_hash_by_their_sockets() {
     let entries = baseline("baseline_deflt.json");
     for (flow, expected) in flows(&entries).into_iter().filter(|(f, _)| f.proto == 6) {
         let (sport, dport) = flow.ports.unwrap();
-        let a = std::net::SocketAddr::new(flow.src, sport);
-        let b = std::net::SocketAddr::new(flow.dst, dport);
-        assert_eq!(tcpshut_engine::community_id::tcp(a, b), expected);
+        let a = SocketAddr::new(flow.src, sport);
+        let b = SocketAddr::new(flow.dst, dport);
+        assert_eq!(tcp(a, b), expected);
     }
+}
+
+#[test]
+fn both_directions_give_the_readme_value() {
+    // The first row of the specification's baseline README table.
+    let a: SocketAddr = "1.2.3.4:1122".parse().unwrap();
+    let b: SocketAddr = "5.6.7.8:3344".parse().unwrap();
+    assert_eq!(tcp(a, b), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+    assert_eq!(tcp(b, a), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+}
+
+#[test]
+fn equal_addresses_are_ordered_by_port() {
+    let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:80".parse().unwrap();
+    assert_eq!(tcp(a, b), tcp(b, a));
+    assert_ne!(
+        tcp(a, b),
+        tcp(a, "127.0.0.1:81".parse().unwrap()),
+        "the port is part of the hash"
+    );
 }

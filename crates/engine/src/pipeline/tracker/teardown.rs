@@ -2,17 +2,18 @@
 //! one banner per state the chain walks through (smoltcp style). The
 //! ground truth for the calls comes from the real-kernel captures in
 //! `testdata/`; these tests pin the mechanics: ACK-number decisions,
-//! wraparound, windows, port reuse.
+//! wraparound, windows, port reuse. (Unit tests of the `Tracker`: the
+//! segments are made by hand, which only the crate itself can do.)
 
 use std::net::SocketAddr;
 
-use tcpshut_engine::connection::SegmentFacts;
-use tcpshut_engine::endpoint::TcpState as S;
-use tcpshut_engine::event::Event;
-use tcpshut_engine::inference::{ClosedBy, Closer, ConnVerdict, Outcome, Role};
-use tcpshut_engine::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
-use tcpshut_engine::tracker::Tracker;
-use tcpshut_engine::Detail;
+use super::Tracker;
+use crate::pipeline::summary::Detail;
+use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::endpoint::TcpState as S;
+use crate::tracking::event::Event;
+use crate::tracking::inference::{ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::wire::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
 const F: u8 = TcpFlags::FIN;
 const SY: u8 = TcpFlags::SYN;
@@ -115,7 +116,7 @@ impl Wire {
     fn analyse(&self) -> Analysis {
         let mut tracker = Tracker::concluding(Detail::Verdicts);
         let mut final_states = Vec::new();
-        let mut keep_states = |conn: &tcpshut_engine::connection::Connection, _| {
+        let mut keep_states = |conn: &Connection, _| {
             let id = conn.id as usize;
             final_states.resize(final_states.len().max(id + 1), [S::Unknown; 2]);
             final_states[id] = [conn.endpoints[0].state, conn.endpoints[1].state];
