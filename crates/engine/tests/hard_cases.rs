@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tcpshut_engine::Detail;
-use tcpshut_engine::MemorySink;
+use tcpshut_engine::{MemorySink, TcpState};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
@@ -131,4 +131,74 @@ fn one_direction_client_is_established_after_its_ack() {
             "FIN-WAIT-1"
         ]
     );
+}
+
+/// The real kernel's crossing FINs (`simultaneous-close.pcap`: each
+/// namespace dropped the other's first FIN, so both were sent before
+/// either arrived), the nearest real recording of a lone FIN whose
+/// receiver's own FIN turns out to cross it (the SYN-RECEIVED variant
+/// cannot be recorded: `a_lone_fin_to_syn_received_then_a_new_isn_and_crossing_fins`
+/// in the teardown unit tests says why). With hindsight the first FIN's
+/// receiver never was in CLOSE-WAIT, and both FINs are simultaneous.
+#[test]
+fn crossing_fins_recorded_by_the_kernel_never_show_close_wait() {
+    for file in ["simultaneous-close.pcap", "simultaneous-close.pcapng"] {
+        let mut rows = MemorySink::default();
+        tcpshut_engine::annotate(&testdata().join(file), Detail::Verdicts, &mut rows)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let fins: Vec<_> = rows
+            .rows
+            .iter()
+            .filter(|r| {
+                r.events
+                    .iter()
+                    .any(|e| e.code().starts_with("fin-") && e.code() != "fin-acked")
+            })
+            .map(|r| {
+                (
+                    r.frame,
+                    r.events.to_string(),
+                    r.sender_state,
+                    r.receiver_state,
+                )
+            })
+            .collect();
+        assert_eq!(
+            fins,
+            [
+                (
+                    8,
+                    "fin-simultaneous".into(),
+                    TcpState::FinWait1,
+                    TcpState::Established
+                ),
+                (
+                    9,
+                    "fin-simultaneous".into(),
+                    TcpState::Closing,
+                    TcpState::Closing
+                ),
+                (
+                    10,
+                    "fin-retransmit".into(),
+                    TcpState::Closing,
+                    TcpState::Closing
+                ),
+                (
+                    11,
+                    "fin-retransmit".into(),
+                    TcpState::Closing,
+                    TcpState::Closing
+                ),
+            ],
+            "{file}"
+        );
+        assert!(
+            rows.rows
+                .iter()
+                .all(|r| r.sender_state != TcpState::CloseWait
+                    && r.receiver_state != TcpState::CloseWait),
+            "{file}: nobody was in CLOSE-WAIT"
+        );
+    }
 }

@@ -503,3 +503,46 @@ fn a_stray_rst_before_any_close_seen_means_a_close_the_capture_missed() {
     assert_eq!(v.endpoints[C].closed_by, ClosedBy::Unknown);
     assert_eq!(v.closer, Closer::Unknown);
 }
+
+// ---- SYN-RECEIVED → (lone FIN) → SYN-RECEIVED → ESTABLISHED → CLOSING: FINs crossing a new ISN ----
+/// The receiver of a lone FIN is still SYN-RECEIVED, answers with a
+/// SYN+ACK carrying a new ISN, and its own FIN (sent before the lone one
+/// reached it) follows. Hindsight (`if_fins_crossed`) shows the receiver
+/// as it was: SYN-RECEIVED until the ACK of its new SYN, never CLOSE-WAIT
+/// (the replay this rewrite replaced put it in ESTABLISHED at the lone
+/// FIN). Hand-chained because no real kernel sends it: a Linux FIN always
+/// acknowledges the peer's SYN (every segment after the first SYN carries
+/// an ACK, RFC 9293 3.10.7.3), which takes its receiver out of
+/// SYN-RECEIVED before the FIN counts, and an endpoint keeps its ISN for
+/// the life of a connection (RFC 9293 3.4: a SYN+ACK retransmitted from
+/// SYN-RECEIVED repeats it); docs/semantics.md, "Simultaneous close".
+/// The nearest real recording, `simultaneous-close.pcap`, is held by
+/// `tests/hard_cases.rs`.
+#[test]
+fn a_lone_fin_to_syn_received_then_a_new_isn_and_crossing_fins() {
+    let mut w = Wire::new([1000, 5000]);
+    w.send(C, SY, 0);
+    w.send(SV, SY | A, 0);
+    let before_client_fin = w.next_seq[C];
+    let lone_fin = w.send_acking(C, F, 0, 0);
+    w.next_seq[SV] = 9000;
+    let new_isn = w.send_acking(SV, SY | A, 0, before_client_fin);
+    let ack_of_new_isn = w.send(C, A, 0);
+    let crossing_fin = w.send_acking(SV, F | A, 0, before_client_fin);
+    let a1 = w.send(C, A, 0);
+    let a2 = w.send(SV, A, 0);
+    let a = w.analyse();
+
+    assert_eq!(a.events(lone_fin), ["fin-simultaneous"]);
+    assert_eq!(a.states(lone_fin), (S::FinWait1, S::SynReceived));
+    assert_eq!(a.events(new_isn), [] as [&str; 0]);
+    assert_eq!(a.states(new_isn), (S::SynReceived, S::FinWait1));
+    assert_eq!(a.states(ack_of_new_isn), (S::FinWait1, S::Established));
+    assert_eq!(a.events(crossing_fin), ["fin-simultaneous"]);
+    assert_eq!(a.states(crossing_fin), (S::Closing, S::Closing));
+    assert_eq!(a.events(a1), ["fin-acked", "time-wait"]);
+    assert_eq!(a.events(a2), ["fin-acked", "time-wait"]);
+    assert_eq!(a.final_states[0], [S::TimeWait, S::TimeWait]);
+    assert_eq!(a.verdicts[0].outcome, Outcome::Graceful);
+    assert_eq!(a.verdicts[0].closer, Closer::Both);
+}
