@@ -64,8 +64,10 @@ pub use pipeline::tracker::Tracker;
 
 /// Test-only checks (cargo feature `testing`, enabled by the tests and
 /// the fuzz target): the row invariants any input must satisfy, and that
-/// every schedule writes the same rows.
+/// every schedule writes the same rows; and captures compressed as the
+/// common tools write them.
 #[cfg(feature = "testing")]
 pub mod testing {
     pub use crate::output::check::{annotate_checked, state_change_allowed};
+    pub use crate::wire::compressed::compress;
 }

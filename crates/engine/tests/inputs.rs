@@ -6,11 +6,26 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tcpshut_engine::testing::compress;
 use tcpshut_engine::Compression;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// The test captures (the recordings of `testdata/`, in name order, and a
+/// third-party one of several connections).
+fn captures() -> Vec<PathBuf> {
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(testdata())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    captures.sort();
+    captures.push(testdata().join("third-party/zeek__ssh__ssh.pcap"));
+    assert!(captures.len() > 10);
+    captures
 }
 
 /// The CSV of `path` on `schedule`.
@@ -43,14 +58,7 @@ fn csv_through_fifo(capture: &Path, schedule: Schedule) -> Vec<u8> {
 
 #[test]
 fn a_fifo_gives_the_rows_of_the_file_on_every_schedule() {
-    let mut captures: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    captures.sort();
-    captures.push(testdata().join("third-party/zeek__ssh__ssh.pcap"));
-    assert!(captures.len() > 10);
+    let captures = captures();
     for capture in &captures {
         let from_file = csv_on(capture, Schedule::TwoPasses);
         for schedule in [
@@ -67,34 +75,6 @@ fn a_fifo_gives_the_rows_of_the_file_on_every_schedule() {
     }
 }
 
-/// `bytes` compressed the way the common tools write them.
-fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    match kind {
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(bytes).unwrap();
-            enc.finish().unwrap()
-        }
-        // With a checksum, as the zstd tool writes by default.
-        Compression::Zstd => {
-            let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
-            enc.include_checksum(true).unwrap();
-            enc.write_all(bytes).unwrap();
-            enc.finish().unwrap()
-        }
-        Compression::Lz4 => {
-            // 64 KB blocks (the lz4 tool writes 4 MB ones): a cut loses one.
-            let info =
-                lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
-            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-            enc.write_all(bytes).unwrap();
-            enc.finish().unwrap()
-        }
-        other => panic!("{other:?} is not written here"),
-    }
-}
-
 const COMPRESSIONS: [Compression; 3] = [Compression::Gzip, Compression::Zstd, Compression::Lz4];
 
 /// A capture compressed with gzip, zstd or lz4, as a file (whatever its
@@ -103,13 +83,7 @@ const COMPRESSIONS: [Compression; 3] = [Compression::Gzip, Compression::Zstd, Co
 #[test]
 fn compressed_captures_give_the_rows_of_the_plain_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let mut captures: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    captures.sort();
-    captures.push(testdata().join("third-party/zeek__ssh__ssh.pcap"));
+    let captures = captures();
     for capture in &captures {
         let plain = std::fs::read(capture).unwrap();
         let expected = csv_on(capture, Schedule::TwoPasses);

@@ -178,37 +178,40 @@ impl Read for Threaded {
     }
 }
 
+/// `bytes` compressed the way the common tools write them (tests only:
+/// the unit tests here, and `testing::compress` for the integration
+/// tests): gzip at the default level, zstd level 3 with a checksum (as the
+/// zstd tool writes), lz4 frames of 64 KB blocks (the lz4 tool writes
+/// 4 MB ones; small blocks make a cut lose one).
+#[cfg(any(test, feature = "testing"))]
+pub fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match kind {
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        Compression::Zstd => {
+            let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+            enc.include_checksum(true).unwrap();
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        Compression::Lz4 => {
+            let info =
+                lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        }
+        other => panic!("{other:?} is not written here"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
-        match kind {
-            Compression::Gzip => {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                enc.write_all(bytes).unwrap();
-                enc.finish().unwrap()
-            }
-            // With a checksum, as the zstd tool writes by default.
-            Compression::Zstd => {
-                let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
-                enc.include_checksum(true).unwrap();
-                enc.write_all(bytes).unwrap();
-                enc.finish().unwrap()
-            }
-            Compression::Lz4 => {
-                // 64 KB blocks (the lz4 tool writes 4 MB ones): a cut loses one.
-                let info = lz4_flex::frame::FrameInfo::new()
-                    .block_size(lz4_flex::frame::BlockSize::Max64KB);
-                let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-                enc.write_all(bytes).unwrap();
-                enc.finish().unwrap()
-            }
-            _ => unreachable!(),
-        }
-    }
 
     fn read_to_end(mut reader: Box<dyn Read + Send>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
