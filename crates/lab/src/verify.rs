@@ -11,7 +11,7 @@ use anyhow::Result;
 use tcpshut_engine::{ConnectionReport, EndpointReport};
 
 use crate::experiment::Run;
-use crate::scenarios::{Call, Scenario, SideExpect};
+use crate::scenarios::{Call, ConnExpect, Scenario, SideExpect};
 use crate::show::{calls_text, inferred, steps_text};
 use crate::wire::{self, Conn, Counts};
 
@@ -148,25 +148,41 @@ pub fn inference_differences(
         ));
     }
     for (i, (got, exp)) in reports.iter().zip(&sc.conns).enumerate() {
-        if got.outcome != exp.outcome {
-            differences.push(format!(
-                "connection {i}: tcpshut says {}, the table expects {}",
-                got.outcome.name(),
-                exp.outcome.name()
-            ));
-        }
-        for (who, log, expected, endpoint) in [
-            ("client", &run.client.calls, &exp.client, &got.endpoints[0]),
-            ("server", &run.server.calls, &exp.server, &got.endpoints[1]),
-        ] {
-            let made = log.get(i).map(Vec::as_slice).unwrap_or_default();
-            differences.extend(side_differences(
-                &format!("connection {i} {who}"),
-                made,
-                expected,
-                endpoint,
-            ));
-        }
+        let made = [&run.client.calls, &run.server.calls]
+            .map(|log| log.get(i).map(Vec::as_slice).unwrap_or_default());
+        differences.extend(connection_differences(i, exp, made, got));
+    }
+    differences
+}
+
+/// Connection `i`'s report against what the table expects of it and the
+/// calls each side (`made`: client, server) really made. A lab run and
+/// the recorded test captures (tcpshut-record's manifest test) are held
+/// to the table by this one function.
+pub fn connection_differences(
+    i: usize,
+    exp: &ConnExpect,
+    made: [&[Call]; 2],
+    got: &ConnectionReport,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    if got.outcome != exp.outcome {
+        differences.push(format!(
+            "connection {i}: tcpshut says {}, the table expects {}",
+            got.outcome.name(),
+            exp.outcome.name()
+        ));
+    }
+    for (who, made, expected, endpoint) in [
+        ("client", made[0], &exp.client, &got.endpoints[0]),
+        ("server", made[1], &exp.server, &got.endpoints[1]),
+    ] {
+        differences.extend(side_differences(
+            &format!("connection {i} {who}"),
+            made,
+            expected,
+            endpoint,
+        ));
     }
     differences
 }

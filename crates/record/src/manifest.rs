@@ -95,3 +95,90 @@ impl Manifest {
         std::fs::write(path, text).with_context(|| path.display().to_string())
     }
 }
+
+/// The committed captures against what their applications called: every
+/// connection's inferred calls, role, closed_by and outcome must match the
+/// manifest, and every inferred step must contain a call the application
+/// really made (`tcpshut_lab::verify::connection_differences`, the check
+/// a lab run gets).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcpshut_lab::scenarios::{ConnExpect, SideExpect};
+    use tcpshut_lab::verify::connection_differences;
+
+    fn expect(side: &Side) -> SideExpect {
+        SideExpect {
+            calls: side.expected_calls.clone(),
+            role: side.expected_role,
+            closed_by: side.expected_closed_by,
+            wire: side.segments,
+        }
+    }
+
+    #[test]
+    fn every_capture_matches_what_its_applications_called() {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let path = testdata.join("manifest.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (it is committed)", path.display()));
+        let manifest: Manifest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            manifest.captures.len() >= 20,
+            "the manifest lists the scenarios"
+        );
+        let mut problems = Vec::new();
+        let mut connections = 0;
+        for capture in &manifest.captures {
+            let file = &capture.file;
+            let result =
+                tcpshut_engine::verdicts(&testdata.join(file), tcpshut_engine::Detail::Reports)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(
+                result.capture.incomplete.is_none(),
+                "{file} reads to the end"
+            );
+            if capture.connections.len() != result.reports.len() {
+                problems.push(format!(
+                    "{file}: {} connections, expected {}",
+                    result.reports.len(),
+                    capture.connections.len()
+                ));
+                continue;
+            }
+            for (i, (want, got)) in capture.connections.iter().zip(&result.reports).enumerate() {
+                connections += 1;
+                for (field, value, expected) in [
+                    ("client", &got.client, &want.client_addr),
+                    ("server", &got.server, &want.server_addr),
+                ] {
+                    if value != expected {
+                        problems.push(format!(
+                            "{file} connection {i}: {field} {value}, expected {expected}"
+                        ));
+                    }
+                }
+                let exp = ConnExpect {
+                    outcome: want.expected_outcome,
+                    client: expect(&want.client),
+                    server: expect(&want.server),
+                };
+                let made = [want.client.calls.as_slice(), want.server.calls.as_slice()];
+                problems.extend(
+                    connection_differences(i, &exp, made, got)
+                        .into_iter()
+                        .map(|p| format!("{file} {p}")),
+                );
+            }
+        }
+        for p in &problems {
+            eprintln!("MISMATCH {p}");
+        }
+        assert!(
+            problems.is_empty(),
+            "{} mismatches over {connections} connections",
+            problems.len()
+        );
+    }
+}
