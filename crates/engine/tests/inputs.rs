@@ -3,6 +3,8 @@
 //! runs, the one pass that gives way to two included (the stream is
 //! spooled, never read twice).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,19 +12,12 @@ use tcpshut_engine::testing::compress;
 use tcpshut_engine::Compression;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use common::testdata_dir as testdata;
 
 /// The test captures (the recordings of `testdata/`, in name order, and a
 /// third-party one of several connections).
 fn captures() -> Vec<PathBuf> {
-    let mut captures: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    captures.sort();
+    let mut captures = common::captures_in(&[testdata()]);
     captures.push(testdata().join("third-party/zeek__ssh__ssh.pcap"));
     assert!(captures.len() > 10);
     captures

@@ -3,15 +3,15 @@
 //! the same router) against their manifest, at every capture point; and
 //! no genuine RST called forged in testdata/ or the third-party corpus.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use tcpshut_engine::ConnectionReport;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use common::testdata_dir as testdata;
 
 /// Frame number and events of every row of `path`.
 fn events(path: &Path) -> BTreeMap<u64, String> {
@@ -120,19 +120,11 @@ fn every_forged_rst_is_found_and_no_genuine_one_is_called_forged() {
 /// called `rst-forged`: only the two that are.
 #[test]
 fn no_genuine_rst_is_called_forged_in_testdata_or_the_corpus() {
-    let mut captures = Vec::new();
-    for dir in [
+    let captures = common::captures_in(&[
         testdata(),
         testdata().join("degraded"),
-        testdata().join("third-party"),
-    ] {
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        captures.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
-        }));
-    }
-    captures.sort();
+        common::realworld_dir(),
+    ]);
     assert!(captures.len() > 100, "{} captures", captures.len());
     let mut called = BTreeMap::new();
     for path in &captures {

@@ -4,14 +4,14 @@
 //! manifest's ground truth, is checked by tcpshut-record's own test, with
 //! the lab's check of a run: `cargo test -p tcpshut-record`.)
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use serde_json::Value;
 use tcpshut_engine::ConnectionReport;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use common::testdata_dir as testdata;
 
 fn manifest() -> Value {
     let text = std::fs::read_to_string(testdata().join("manifest.json"))
@@ -128,16 +128,7 @@ fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> Vec<u8> {
 fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
     use tcpshut_engine::Schedule;
 
-    let realworld = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/third-party");
-    let mut captures = Vec::new();
-    for dir in [testdata(), realworld] {
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        captures.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
-        }));
-    }
-    captures.sort();
+    let captures = common::captures_in(&[testdata(), common::realworld_dir()]);
     assert!(captures.len() > 100, "{} captures", captures.len());
     for path in &captures {
         let two = csv_on(path, Schedule::TwoPasses);

@@ -1,5 +1,6 @@
-//! Helpers shared by the engine's integration tests that read the
-//! third-party corpus in `testdata/third-party/` (see its README.md).
+//! Helpers shared by the engine's integration tests: where the captures
+//! are (`testdata/`, and the third-party corpus in `testdata/third-party/`,
+//! see its README.md).
 
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
@@ -19,6 +20,26 @@ pub fn realworld_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// `testdata/`: the real-kernel recordings.
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// The captures (`.pcap`, `.pcapng`, `.cap`) directly in each of `dirs`,
+/// in path order; a directory that cannot be read fails the test.
+pub fn captures_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut captures = Vec::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        captures.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
+        }));
+    }
+    captures.sort();
+    captures
 }
 
 /// One expectation row of MANIFEST.tsv: the capture file, and one element
