@@ -95,6 +95,7 @@ local EVENT_SPEC = {
     { "rst-after-close", G.SEQUENCE, S.WARN, "RST after close (data to a closed socket)" },
     { "rst-refused", G.SEQUENCE, S.WARN, "connection refused (RST answering SYN)" },
     { "rst-forged", G.SECURITY, S.WARN, "RST forged on the path (not sent by the endpoint it names)" },
+    { "rst-idle", G.SEQUENCE, S.WARN, "RST after an idle period: a middlebox dropped the connection's state" },
     { "rst-stray", G.SEQUENCE, S.NOTE, "RST for no known connection" },
     { "rst-ignored", G.SECURITY, S.ERROR, "RST ignored by the receiver (out of window or spoofed?)" },
     { "port-reuse", G.SEQUENCE, S.NOTE, "port reused by a new connection" },

@@ -500,10 +500,22 @@ fn one_line(id: usize, peers: &Peers, v: &ConnVerdict) -> String {
         "  #{id} {} -> {}: {}, {closer}; client {}, server {}",
         peers.client(),
         peers.server(),
-        v.outcome,
+        outcome_text(
+            v.outcome,
+            v.idle_reset.map(|i| f64::from(i.idle_ms) / 1000.0)
+        ),
         calls_or_dash(&v.endpoints[c].calls.to_string()),
         calls_or_dash(&v.endpoints[1 - c].calls.to_string()),
     )
+}
+
+/// The outcome, and for an idle reset the silence before it:
+/// `reset (idle 3.5 s)`.
+fn outcome_text(outcome: Outcome, idle_secs: Option<f64>) -> String {
+    match idle_secs {
+        Some(secs) => format!("{outcome} (idle {secs:.1} s)"),
+        None => outcome.to_string(),
+    }
 }
 
 fn calls_or_dash(calls: &str) -> &str {
@@ -620,7 +632,7 @@ fn table_cells(r: &ConnectionReport) -> [String; 9] {
         r.id.to_string(),
         r.client.clone(),
         r.server.clone(),
-        r.outcome.to_string(),
+        outcome_text(r.outcome, r.idle_reset_secs),
         r.closer.to_string(),
         calls_or_dash(&r.endpoints[0].calls.to_string()).to_string(),
         calls_or_dash(&r.endpoints[1].calls.to_string()).to_string(),

@@ -43,6 +43,7 @@ fn expert_group(event: Event) -> Option<&'static str> {
         | Event::RstAfterClose
         | Event::RstRefused
         | Event::RstStray
+        | Event::RstIdle
         | Event::PortReuse
         | Event::MidStream => Some("SEQUENCE"),
         // a FIN promises no more data

@@ -13,8 +13,8 @@ use tcpshut_engine::ConnectionReport;
 
 use common::testdata_dir as testdata;
 
-/// Frame number and events of every row of `path`.
-fn events(path: &Path) -> BTreeMap<u64, String> {
+/// Frame number, events and sentence of every row of `path`.
+fn rows(path: &Path) -> BTreeMap<u64, (String, String)> {
     let mut out = Vec::new();
     let mut sink = tcpshut_engine::CsvSink::new(&mut out);
     tcpshut_engine::annotate_with(
@@ -25,21 +25,25 @@ fn events(path: &Path) -> BTreeMap<u64, String> {
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     drop(sink);
-    let text = String::from_utf8(out).expect("UTF-8 CSV");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let at = |name| header.iter().position(|h| *h == name).expect(name);
-    let (frame, events) = (at("frame"), at("events"));
-    lines
-        .map(|l| {
-            // The columns up to `events` hold no commas.
-            let cols: Vec<&str> = l.splitn(events + 2, ',').collect();
+    let mut reader = csv::Reader::from_reader(out.as_slice());
+    let header = reader.headers().expect("header").clone();
+    let at = |name| header.iter().position(|h| h == name).expect(name);
+    let (frame, events, summary) = (at("frame"), at("events"), at("summary"));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("CSV row");
             (
-                cols[frame].parse().expect("frame"),
-                cols[events].to_string(),
+                r[frame].parse().expect("frame"),
+                (r[events].to_string(), r[summary].to_string()),
             )
         })
         .collect()
+}
+
+/// Frame number and events of every row of `path`.
+fn events(path: &Path) -> BTreeMap<u64, String> {
+    rows(path).into_iter().map(|(f, (e, _))| (f, e)).collect()
 }
 
 fn reports(path: &Path) -> Vec<ConnectionReport> {
@@ -48,8 +52,12 @@ fn reports(path: &Path) -> Vec<ConnectionReport> {
         .reports
 }
 
+fn has(events: &str, event: &str) -> bool {
+    events.split(';').any(|e| e == event)
+}
+
 fn forged(events: &str) -> bool {
-    events.split(';').any(|e| e == "rst-forged")
+    has(events, "rst-forged")
 }
 
 #[test]
@@ -116,8 +124,65 @@ fn every_forged_rst_is_found_and_no_genuine_one_is_called_forged() {
     assert_eq!(found, 10, "forged RSTs found over the recordings");
 }
 
+/// The idle-reset recordings (conntrack forgets the connection after 2 s;
+/// the client speaks after 3.5 s): at every capture point, the first
+/// forged RST is an idle reset, with the silence in its sentence and in
+/// the report; no other router recording has one. Each forged RST's
+/// sentence quotes its numbers.
+#[test]
+fn idle_resets_are_found_at_every_capture_point() {
+    let dir = testdata().join("router");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut idle = BTreeMap::new();
+    for capture in manifest["captures"].as_array().unwrap() {
+        let file = capture["file"].as_str().unwrap();
+        let path = dir.join(file);
+        let rows = rows(&path);
+        let frames: Vec<u64> = rows
+            .iter()
+            .filter(|(_, (e, _))| has(e, "rst-idle"))
+            .map(|(f, _)| *f)
+            .collect();
+        for f in capture["forged"].as_array().unwrap() {
+            let (_, sentence) = &rows[&f["frame"].as_u64().unwrap()];
+            let point = capture["point"].as_str().unwrap();
+            // Away from the router, the TTL tells; at it, the single copy.
+            let numbers = if point == "router" {
+                "seen once, where each of this host's packets is seen twice"
+            } else {
+                "TTL 64 where this host's segments carry 63"
+            };
+            assert!(sentence.contains(numbers), "{file}: {sentence}");
+        }
+        let report = reports(&path);
+        if frames.is_empty() {
+            assert_eq!(report[0].idle_reset_secs, None, "{file}");
+            assert!(!report[0].notes.contains(&"idle-reset"), "{file}");
+            continue;
+        }
+        let (_, sentence) = &rows[&frames[0]];
+        let secs = report[0].idle_reset_secs.expect("idle_reset_secs");
+        assert!((3.4..4.0).contains(&secs), "{file}: idle {secs} s");
+        assert!(
+            sentence.ends_with(&format!(
+                "after {secs:.1} s of silence: a NAT or firewall dropped the idle connection"
+            )),
+            "{file}: {sentence}"
+        );
+        assert!(report[0].notes.contains(&"idle-reset"), "{file}");
+        idle.insert(file.to_string(), frames);
+    }
+    let expected = BTreeMap::from([
+        ("idle-reset-at-client.pcap".to_string(), vec![9]),
+        ("idle-reset-at-router.pcap".to_string(), vec![16]),
+        ("idle-reset-at-server.pcap".to_string(), vec![9]),
+    ]);
+    assert_eq!(idle, expected);
+}
+
 /// Every capture in testdata/, testdata/degraded and the third-party corpus, with the frames
-/// called `rst-forged`: only the two that are.
+/// called `rst-forged`: only the two that are; and no idle reset.
 #[test]
 fn no_genuine_rst_is_called_forged_in_testdata_or_the_corpus() {
     let captures = common::captures_in(&[
@@ -128,7 +193,14 @@ fn no_genuine_rst_is_called_forged_in_testdata_or_the_corpus() {
     assert!(captures.len() > 100, "{} captures", captures.len());
     let mut called = BTreeMap::new();
     for path in &captures {
-        let frames: Vec<u64> = events(path)
+        let events = events(path);
+        let idle: Vec<&u64> = events
+            .iter()
+            .filter(|(_, e)| has(e, "rst-idle"))
+            .map(|(f, _)| f)
+            .collect();
+        assert!(idle.is_empty(), "{}: idle resets {idle:?}", path.display());
+        let frames: Vec<u64> = events
             .into_iter()
             .filter(|(_, e)| forged(e))
             .map(|(f, _)| f)

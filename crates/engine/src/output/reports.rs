@@ -84,6 +84,11 @@ pub struct ConnectionReport {
     pub last_ts: Timestamp,
     /// Time of the first RST, of any kind.
     pub rst_ts: Option<Timestamp>,
+    /// The first RST came right after the first packet following this
+    /// many seconds of silence, and was forged or stray: a NAT or firewall
+    /// dropped the idle connection's state (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_reset_secs: Option<f64>,
     /// `complete`, `partial` or `none`.
     pub handshake: &'static str,
     pub outcome: Outcome,
@@ -162,6 +167,7 @@ impl ConnectionReport {
             verdict.endpoints.iter().any(|e| e.rst_forged),
             "rst-forged",
         );
+        note_if(&mut notes, verdict.idle_reset.is_some(), "idle-reset");
         note_if(
             &mut notes,
             (0..2).any(|i| conn.origin.judge(i).is_some_and(|o| o.unchecked)),
@@ -187,6 +193,9 @@ impl ConnectionReport {
             first_ts: conn.timeline.first,
             last_ts: conn.timeline.last,
             rst_ts: conn.timeline.rst,
+            idle_reset_secs: verdict
+                .idle_reset
+                .map(|idle| f64::from(idle.idle_ms) / 1000.0),
             handshake,
             outcome: verdict.outcome,
             closer: verdict.closer,

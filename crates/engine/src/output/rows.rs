@@ -91,7 +91,8 @@ impl Row {
                 events: facts.events,
                 sender: Side::client_if(resolved.sender_is_client),
                 calls: resolved.sender_calls,
-                forged_signs: resolved.forged_signs,
+                forged_why: resolved.forged_why,
+                idle_ms: resolved.idle_ms,
             },
             severity: facts.events.severity(),
             related: facts.related,
@@ -105,8 +106,10 @@ pub struct Summary {
     events: EventSet,
     sender: Side,
     calls: CallSteps,
-    /// On a forged RST: why (`origin::Sign::bit`s).
-    forged_signs: u8,
+    /// On a forged RST: why.
+    forged_why: crate::tracking::origin::Why,
+    /// On an idle reset: the silence before it, milliseconds.
+    idle_ms: Option<u32>,
 }
 
 /// What a step of calls means, in words.
@@ -138,7 +141,8 @@ impl fmt::Display for Summary {
                 "RST in the {}'s name that it did not send (forged on the path): ",
                 who.to_lowercase()
             )?;
-            return crate::tracking::origin::describe_mask(self.forged_signs, f);
+            write!(f, "{}", self.forged_why)?;
+            return self.idle_clause(f);
         }
         if e.contains(Event::RstIgnored) {
             return write!(
@@ -163,10 +167,11 @@ impl fmt::Display for Summary {
             return write!(f, "{who} aborts the connection (RST): {how}");
         }
         if e.contains(Event::RstStray) {
-            return write!(
+            write!(
                 f,
                 "{who} answers with RST: it no longer has this connection"
-            );
+            )?;
+            return self.idle_clause(f);
         }
         let fin_kind = if e.contains(Event::FinActive) {
             Some("closes first")
@@ -229,6 +234,18 @@ impl fmt::Display for Summary {
 }
 
 impl Summary {
+    /// On an idle reset: how long the connection had been silent.
+    fn idle_clause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.idle_ms {
+            Some(ms) => write!(
+                f,
+                "; after {:.1} s of silence: a NAT or firewall dropped the idle connection",
+                f64::from(ms) / 1000.0
+            ),
+            None => Ok(()),
+        }
+    }
+
     fn time_wait_clause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.events.contains(Event::TimeWait) {
             return Ok(());

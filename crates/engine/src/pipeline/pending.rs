@@ -56,6 +56,7 @@ struct PendingRow {
     receiver_state: TcpState,
     if_fins_crossed: Option<[TcpState; 2]>,
     reveals: bool,
+    idle_rst: bool,
 }
 
 impl PendingRow {
@@ -81,6 +82,7 @@ impl PendingRow {
             receiver_state: facts.receiver_state,
             if_fins_crossed: facts.if_fins_crossed,
             reveals: facts.reveals,
+            idle_rst: facts.idle_rst,
         }
     }
 
@@ -98,6 +100,7 @@ impl PendingRow {
             reveals: self.reveals,
             if_receiver_stopped_reading: frame(self.if_receiver_stopped_reading),
             if_fins_crossed: self.if_fins_crossed,
+            idle_rst: self.idle_rst,
         }
     }
 

@@ -9,10 +9,11 @@
 
 use crate::tracking::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::tracking::event::{Event, EventSet};
+use crate::tracking::idle::IdleTrack;
 use crate::tracking::inference::{
     infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight,
 };
-use crate::tracking::origin::OriginTrack;
+use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
 use crate::wire::segment::Segment;
 use crate::wire::seq::{seq_diff, seq_gt, seq_max};
@@ -45,6 +46,9 @@ pub struct SegmentFacts {
     /// receiver then never was in CLOSE-WAIT, and the lone FIN (provisionally
     /// `fin-active`) is the first FIN of a simultaneous close.
     pub if_fins_crossed: Option<[TcpState; 2]>,
+    /// This is the connection's first RST, right after a silence: an idle
+    /// reset if the verdict keeps it ([`crate::tracking::idle`]).
+    pub idle_rst: bool,
 }
 
 /// A segment's facts with its connection's verdict applied: everything its
@@ -58,8 +62,10 @@ pub struct ResolvedFacts {
     pub revealed_calls: Option<CallSteps>,
     /// The sender is the connection's client.
     pub sender_is_client: bool,
-    /// On a forged RST: why (a mask of `origin::Sign::bit`s).
-    pub forged_signs: u8,
+    /// On a forged RST: why.
+    pub forged_why: Why,
+    /// On an idle reset: the silence before it, milliseconds.
+    pub idle_ms: Option<u32>,
 }
 
 impl SegmentFacts {
@@ -100,14 +106,22 @@ impl SegmentFacts {
                 facts.events.insert(Event::RstForged);
             }
         }
+        let idle_ms = verdict
+            .idle_reset
+            .filter(|_| self.idle_rst)
+            .map(|idle| idle.idle_ms);
+        if idle_ms.is_some() {
+            facts.events.insert(Event::RstIdle);
+        }
         let sender_calls = verdict.endpoints[self.sender].calls;
-        let forged_signs = if facts.events.contains(Event::RstForged) {
-            verdict.endpoints[self.sender].forged_signs
+        let forged_why = if facts.events.contains(Event::RstForged) {
+            verdict.endpoints[self.sender].forged_why
         } else {
-            0
+            Why::default()
         };
         ResolvedFacts {
-            forged_signs,
+            idle_ms,
+            forged_why,
             facts,
             sender_calls,
             revealed_calls: self.reveals.then_some(sender_calls),
@@ -169,6 +183,8 @@ pub struct Connection {
     pub reuses: Option<u32>,
     /// Each endpoint's marks, to check who really sent its RSTs.
     pub origin: OriginTrack,
+    /// Silences, and an RST right after one.
+    pub idle: IdleTrack,
     /// When things happened, for reports.
     pub timeline: Timeline,
     /// The last new payload each endpoint received after its own FIN and
@@ -210,6 +226,7 @@ impl Connection {
             open_until: [None; 2],
             reuses,
             origin: OriginTrack::default(),
+            idle: IdleTrack::default(),
             timeline: Timeline::starting(first.ts),
             unanswered_data_after_fin: [None; 2],
             payload_end: [None; 2],
@@ -309,9 +326,13 @@ impl Connection {
         for ((endpoint, forged), origin) in verdict.endpoints.iter_mut().zip(forged).zip(&origins) {
             endpoint.rst_forged = forged;
             if forged {
-                endpoint.forged_signs = origin.as_ref().map_or(0, |o| o.mask());
+                endpoint.forged_why = origin.as_ref().map_or_else(Why::default, |o| o.why());
             }
         }
+        verdict.idle_reset = self
+            .idle
+            .candidate
+            .filter(|idle| idle.stray || forged[idle.sender]);
         verdict
     }
 
@@ -390,6 +411,16 @@ impl Connection {
             self.unanswered_data_after_fin[x] = None;
         }
 
+        let idle_before = self.idle.candidate.is_some();
+        if !copy {
+            let accepted = [Event::RstAbort, Event::RstStray, Event::RstAfterClose];
+            let rst = accepted
+                .iter()
+                .any(|&e| step.events.contains(e))
+                .then(|| step.events.contains(Event::RstStray));
+            self.idle.observe(seg.ts, x, rst);
+        }
+        let idle_rst = !idle_before && self.idle.candidate.is_some();
         let own = &self.evidence[x];
         let reveals = own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame);
         let window_scaling = self.window_scaling;
@@ -430,6 +461,7 @@ impl Connection {
             reveals,
             if_receiver_stopped_reading: step.if_receiver_stopped_reading,
             if_fins_crossed,
+            idle_rst,
         }
     }
 

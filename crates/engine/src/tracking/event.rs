@@ -87,6 +87,10 @@ events! {
     RstRefused = "rst-refused", Warn, "connection refused (RST answering SYN)";
     /// An RST in an endpoint's name that the endpoint did not send: a middlebox forged it.
     RstForged = "rst-forged", Warn, "RST forged on the path (not sent by the endpoint it names)";
+    /// The connection's first RST, right after the first packet following
+    /// a long silence, forged or stray: a NAT or firewall dropped the idle
+    /// connection's state (`tracking/idle.rs`).
+    RstIdle = "rst-idle", Warn, "RST after an idle period: a middlebox dropped the connection's state";
     /// An RST answering a segment of a connection its sender no longer has.
     RstStray = "rst-stray", Note, "RST for no known connection";
     /// An RST outside the receiver's window, which ignores it (RFC 5961).

@@ -358,8 +358,8 @@ pub struct EndpointVerdict {
     pub stopped_reading_at_fin: bool,
     /// The RSTs in its name were forged on the path (`tracking/origin.rs`).
     pub rst_forged: bool,
-    /// Why: a mask of `origin::Sign::bit`s.
-    pub forged_signs: u8,
+    /// Why (`origin::Why`).
+    pub forged_why: crate::tracking::origin::Why,
 }
 
 /// The per-connection hindsight kept between the two passes: small, so
@@ -371,6 +371,9 @@ pub struct ConnVerdict {
     pub simultaneous: bool,
     pub outcome: Outcome,
     pub closer: Closer,
+    /// The first RST came right after a long silence and was forged or
+    /// stray: the path dropped the idle connection (`tracking/idle.rs`).
+    pub idle_reset: Option<crate::tracking::idle::IdleRst>,
 }
 
 /// What the capture point saw of a connection; every verdict depends on
@@ -454,7 +457,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
             },
             stopped_reading_at_fin: e.stopped_reading_at_fin(),
             rst_forged: false,
-            forged_signs: 0,
+            forged_why: crate::tracking::origin::Why::default(),
         }
     };
     let outcome = if facts.refused {
@@ -494,6 +497,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         simultaneous: facts.simultaneous,
         outcome,
         closer,
+        idle_reset: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Who really sent an RST: the marks of each endpoint's own segments
 //! (TTL or hop limit, IPv4 ID progression, TCP options), compared with the
 //! RSTs sent in its name, plus what only a forger does (copy the IP ID of
-//! the packet it answers, keep the "reset" endpoint sending afterwards).
+//! the packet it answers, keep the "reset" endpoint sending afterwards, or
+//! answer sooner than a round trip to the endpoint allows).
 //! A middlebox (firewall, load balancer, censor) resets in an endpoint's
 //! name; the endpoint's application then called nothing.
 //!
@@ -12,13 +13,16 @@
 
 use std::fmt;
 
-use crate::wire::segment::Segment;
+use crate::wire::segment::{Segment, Timestamp};
+use crate::wire::seq::seq_diff;
 
 /// Weight of a sign that alone shows a forged RST.
 const STRONG: u8 = 2;
 /// How far a Linux-like IP ID may advance between two captured segments
 /// of one sender and still count as its own progression.
 const ID_STEP: u16 = 1024;
+/// The shortest round trip that timing is judged against, µs.
+const MIN_RTT_US: u32 = 1000;
 
 /// One reason to doubt that the claimed endpoint sent its RST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +47,10 @@ pub enum Sign {
     Payload,
     /// RSTs in the endpoint's name at different sequence numbers.
     SeveralSequences,
+    /// The RST came `after_us` after the peer's packet it answers, less
+    /// than half the round trip from the capture point to the endpoint
+    /// and back (`rtt_us`, the quickest the endpoint ever answered).
+    Early { after_us: u32, rtt_us: u32 },
 }
 
 impl Sign {
@@ -53,8 +61,8 @@ impl Sign {
         }
     }
 
-    /// This sign's bit in a verdict's mask ([`describe_mask`]).
-    pub fn bit(self) -> u8 {
+    /// This sign's bit in a [`Why`]'s mask.
+    pub fn bit(self) -> u16 {
         1 << match self {
             Sign::TtlDiffers { .. } => 0,
             Sign::IdCopied(_) => 1,
@@ -64,8 +72,8 @@ impl Sign {
             Sign::ZeroWindow => 5,
             Sign::Payload => 6,
             Sign::SeveralSequences => 7,
-            // Shares the TTL's bit: both say the path differs.
-            Sign::SeenOnce => 0,
+            Sign::SeenOnce => 8,
+            Sign::Early { .. } => 9,
         }
     }
 
@@ -81,6 +89,7 @@ impl Sign {
             Sign::Payload => "payload",
             Sign::SeveralSequences => "several-seq",
             Sign::SeenOnce => "seen-once",
+            Sign::Early { .. } => "timing",
         }
     }
 }
@@ -103,33 +112,96 @@ impl fmt::Display for Sign {
             Sign::SeenOnce => f.write_str(
                 "seen once, where each of this host's packets is seen twice (into and out of the router)",
             ),
+            Sign::Early { after_us, rtt_us } => write!(
+                f,
+                "it came {} after the packet it answers, where this host takes {} to answer",
+                Micros(after_us),
+                Micros(rtt_us)
+            ),
         }
     }
 }
 
-/// The signs of a verdict's mask in words, as a row's sentence lists them.
-const PHRASES: [&str; 8] = [
-    "it came another way than this host's segments (TTL, or seen once at a router)",
-    "its IP ID copies the packet it answers",
-    "the host keeps sending after it",
-    "its IP ID is outside this host's sequence",
-    "it lacks the TCP options this host's segments carry",
-    "window 0 where this host advertises one",
-    "it carries payload",
-    "several RSTs at different sequence numbers",
-];
+/// A time in microseconds, as the sentences write it: `63 µs`, `1.2 ms`.
+struct Micros(u32);
 
-/// Writes the signs in `mask` joined by "; ".
-pub fn describe_mask(mask: u8, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut sep = "";
-    for (i, phrase) in PHRASES.iter().enumerate() {
-        if mask & (1 << i) != 0 {
-            f.write_str(sep)?;
-            f.write_str(phrase)?;
-            sep = "; ";
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            us @ 0..1000 => write!(f, "{us} µs"),
+            us @ 1000..1_000_000 => write!(f, "{:.1} ms", f64::from(us) / 1e3),
+            us => write!(f, "{:.1} s", f64::from(us) / 1e6),
         }
     }
-    Ok(())
+}
+
+/// The signs of a verdict, small and `Copy` (kept per connection between
+/// the passes, and in each RST's row until it is written): which signs,
+/// and the numbers the sentence quotes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Why {
+    mask: u16,
+    /// RST's TTL, the host's usual one.
+    ttl: [u8; 2],
+    /// RST's IP ID, and the host's last own one (or the copied one).
+    ip_id: [u16; 2],
+    /// Time after the packet answered, and the host's round trip, µs.
+    timing: [u32; 2],
+}
+
+impl Why {
+    pub fn of(signs: &[Sign]) -> Why {
+        let mut why = Why::default();
+        for &sign in signs {
+            why.mask |= sign.bit();
+            match sign {
+                Sign::TtlDiffers { rst, usual } => why.ttl = [rst, usual],
+                Sign::IdCopied(id) => why.ip_id = [id, id],
+                Sign::IdOutOfSequence { rst, last } => why.ip_id = [rst, last],
+                Sign::Early { after_us, rtt_us } => why.timing = [after_us, rtt_us],
+                _ => {}
+            }
+        }
+        why
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mask == 0
+    }
+
+    /// The signs again, in [`Sign::bit`] order.
+    pub fn signs(&self) -> impl Iterator<Item = Sign> + '_ {
+        let [rst, usual] = self.ttl;
+        let [id, last] = self.ip_id;
+        let [after_us, rtt_us] = self.timing;
+        [
+            Sign::TtlDiffers { rst, usual },
+            Sign::IdCopied(id),
+            Sign::KeepsSending,
+            Sign::IdOutOfSequence { rst: id, last },
+            Sign::OptionsMissing,
+            Sign::ZeroWindow,
+            Sign::Payload,
+            Sign::SeveralSequences,
+            Sign::SeenOnce,
+            Sign::Early { after_us, rtt_us },
+        ]
+        .into_iter()
+        .filter(|s| self.mask & s.bit() != 0)
+    }
+}
+
+/// The signs joined by "; ", with their numbers ("TTL 61 where this
+/// host's segments carry 64; the host keeps sending after it").
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for sign in self.signs() {
+            write!(f, "{sep}{sign}")?;
+            sep = "; ";
+        }
+        Ok(())
+    }
 }
 
 /// What the capture says about the origin of an endpoint's RSTs.
@@ -141,9 +213,9 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The signs as a mask of [`Sign::bit`]s.
-    pub fn mask(&self) -> u8 {
-        self.signs.iter().fold(0, |m, s| m | s.bit())
+    /// The signs, compact.
+    pub fn why(&self) -> Why {
+        Why::of(&self.signs)
     }
 
     /// Forged: a strong sign (the RST came another way, or copies the
@@ -158,6 +230,7 @@ impl Origin {
                     | Sign::OptionsMissing
                     | Sign::ZeroWindow
                     | Sign::Payload
+                    | Sign::Early { .. }
             )
         };
         self.signs.iter().any(|s| s.weight() >= STRONG)
@@ -178,6 +251,8 @@ struct RstMarks {
     window: u16,
     payload: bool,
     seq: u32,
+    /// How long after the peer's last packet it came, µs.
+    after_us: Option<u32>,
 }
 
 /// Per endpoint: the marks of its own (non-RST) segments, and its RSTs.
@@ -203,6 +278,17 @@ struct SideMarks {
     rst: Option<RstMarks>,
     several_seqs: bool,
     sent_after_rst: bool,
+    /// When its last own segment was seen.
+    last_ts: Timestamp,
+    /// Its highest sequence number sent: a segment below it is a
+    /// retransmission, which spoils a round-trip sample (Karn).
+    high_end: Option<u32>,
+    /// The peer's oldest segment this endpoint has yet to acknowledge
+    /// (end sequence number, time seen), for its round trip.
+    awaited: Option<(u32, Timestamp)>,
+    /// The quickest this endpoint acknowledged the peer: the round trip
+    /// from the capture point to it and back, µs.
+    rtt_us: Option<u32>,
 }
 
 /// Both endpoints' marks, kept by the connection (a few dozen bytes).
@@ -216,6 +302,8 @@ impl OriginTrack {
     /// previous segment again, one TTL lower (a router's second copy).
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> bool {
         let peer_id = self.sides[1 - x].last_id;
+        let peer_ts = self.sides[1 - x].last_ts;
+        let peer_seen = self.sides[1 - x].own > 0;
         let side = &mut self.sides[x];
         let marks = seg.marks;
         let key = (seg.seq, seg.ack, seg.flags.0, marks.ip_id, marks.ttl);
@@ -246,6 +334,9 @@ impl OriginTrack {
                         window: seg.window,
                         payload: seg.payload_len > 0,
                         seq: seg.seq,
+                        after_us: peer_seen.then(|| {
+                            seg.ts.micros_since(peer_ts).clamp(0, i64::from(u32::MAX)) as u32
+                        }),
                     })
                 }
             }
@@ -274,7 +365,47 @@ impl OriginTrack {
         side.own += 1;
         side.with_options += u32::from(marks.has_options());
         side.nonzero_window |= seg.window != 0;
+        side.last_ts = seg.ts;
+        self.time_round_trip(seg, x);
         false
+    }
+
+    /// Round-trip samples: endpoint `x`'s segment acknowledges the peer's
+    /// awaited one; a segment of `x` that takes sequence space is awaited
+    /// by the peer in turn, unless it is sent again. Only the kernel's own
+    /// prompt answers count (a SYN+ACK, or an ACK without payload: payload
+    /// waits for the application), and only before the endpoint's RST (its
+    /// host may answer later segments for another reason).
+    fn time_round_trip(&mut self, seg: &Segment<'_>, x: usize) {
+        let end = seg.end_seq();
+        let side = &mut self.sides[x];
+        if let Some((awaited, since)) = side.awaited {
+            if seg.flags.ack() && seq_diff(seg.ack, awaited) >= 0 {
+                let prompt = seg.flags.syn() || seg.payload_len == 0;
+                if prompt && side.rst.is_none() {
+                    let us = seg.ts.micros_since(since).clamp(0, i64::from(u32::MAX)) as u32;
+                    side.rtt_us = Some(side.rtt_us.map_or(us, |r| r.min(us)));
+                }
+                side.awaited = None;
+            }
+        }
+        let resent = side
+            .high_end
+            .is_some_and(|high| seq_diff(seg.seq, high) < 0);
+        if end != seg.seq {
+            side.high_end =
+                Some(
+                    side.high_end
+                        .map_or(end, |h| if seq_diff(end, h) > 0 { end } else { h }),
+                );
+        }
+        let peer = &mut self.sides[1 - x];
+        if resent {
+            // The peer's ACK could answer either copy.
+            peer.awaited = None;
+        } else if end != seg.seq && peer.awaited.is_none() {
+            peer.awaited = Some((end, seg.ts));
+        }
     }
 
     /// The origin of endpoint `x`'s RSTs; `None` if it sent none.
@@ -320,9 +451,112 @@ impl OriginTrack {
         if side.several_seqs {
             signs.push(Sign::SeveralSequences);
         }
+        // A host answers no sooner than a round trip from the capture
+        // point; half of it leaves room for jitter and a slow first answer.
+        // Below a millisecond (a LAN) jitter and interrupt coalescing are
+        // as large as the round trip: nothing to tell.
+        if let (Some(after_us), Some(rtt_us)) = (rst.after_us, side.rtt_us) {
+            if rtt_us >= MIN_RTT_US && after_us < rtt_us / 2 {
+                signs.push(Sign::Early { after_us, rtt_us });
+            }
+        }
         Some(Origin {
             signs,
             unchecked: side.own < 2,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::segment::{SenderMarks, TcpFlags};
+
+    /// Endpoint 0 is the client, 1 the server; `us` is capture time.
+    fn seg(us: i64, flags: u8, seq: u32, ack: u32, len: u32, ttl: u8) -> Segment<'static> {
+        static DATA: [u8; 100] = [0; 100];
+        Segment {
+            frame: 1,
+            ts: Timestamp {
+                secs: us / 1_000_000,
+                nanos: (us % 1_000_000) as u32 * 1000,
+            },
+            src: "10.0.0.1:40000".parse().unwrap(),
+            dst: "10.0.0.2:80".parse().unwrap(),
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 1000,
+            payload_len: len,
+            payload: &DATA[..len as usize],
+            options: Default::default(),
+            checksum_ok: Some(true),
+            marks: SenderMarks {
+                ttl,
+                ip_id: None,
+                tcp_header_len: 20,
+            },
+        }
+    }
+
+    const S: u8 = TcpFlags::SYN;
+    const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const A: u8 = TcpFlags::ACK;
+    const R: u8 = TcpFlags::RST;
+
+    /// A client capture, the server 20 ms away: handshake, the server's 5
+    /// bytes, the client's 10 (acknowledging them), then an RST in the server's name `rst_after` µs later.
+    fn server_rst(rst_after: i64, rst_ttl: u8) -> Origin {
+        let mut t = OriginTrack::default();
+        t.observe(&seg(0, S, 100, 0, 0, 64), 0);
+        t.observe(&seg(20_000, SA, 500, 101, 0, 63), 1);
+        t.observe(&seg(20_100, A, 101, 501, 0, 64), 0);
+        t.observe(&seg(25_000, A, 501, 101, 5, 63), 1);
+        t.observe(&seg(30_000, A, 101, 506, 10, 64), 0);
+        t.observe(&seg(30_000 + rst_after, R, 506, 0, 0, rst_ttl), 1);
+        t.judge(1).expect("an RST")
+    }
+
+    #[test]
+    fn an_rst_sooner_than_a_round_trip_is_a_weak_sign() {
+        let early = server_rst(300, 63);
+        assert_eq!(
+            early.signs,
+            vec![Sign::Early {
+                after_us: 300,
+                rtt_us: 20_000
+            }]
+        );
+        // Weak: alone it decides nothing.
+        assert!(!early.forged());
+        assert_eq!(
+            early.why().to_string(),
+            "it came 300 µs after the packet it answers, where this host takes 20.0 ms to answer"
+        );
+        // A round trip later: the server's own answer.
+        assert!(server_rst(19_000, 63).signs.is_empty());
+    }
+
+    #[test]
+    fn the_sentence_quotes_the_numbers() {
+        let origin = server_rst(21_000, 61);
+        assert!(origin.forged());
+        assert_eq!(
+            origin.why().to_string(),
+            "TTL 61 where this host's segments carry 63"
+        );
+        assert_eq!(origin.why().signs().collect::<Vec<_>>(), origin.signs);
+    }
+
+    #[test]
+    fn a_retransmission_gives_no_round_trip() {
+        let mut t = OriginTrack::default();
+        t.observe(&seg(0, S, 100, 0, 0, 64), 0);
+        // The SYN again: the SYN+ACK may answer either.
+        t.observe(&seg(1_000_000, S, 100, 0, 0, 64), 0);
+        t.observe(&seg(1_000_100, SA, 500, 101, 0, 63), 1);
+        t.observe(&seg(1_000_200, A, 101, 501, 0, 64), 0);
+        t.observe(&seg(1_000_300, R, 501, 0, 0, 63), 1);
+        assert_eq!(t.sides[1].rtt_us, None);
     }
 }

@@ -22,6 +22,15 @@ impl Timestamp {
         (self.secs as f64 - earlier.secs as f64)
             + (f64::from(self.nanos) - f64::from(earlier.nanos)) * 1e-9
     }
+
+    /// Microseconds from `earlier` to this time, saturating (negative if
+    /// it is later).
+    pub fn micros_since(self, earlier: Timestamp) -> i64 {
+        self.secs
+            .saturating_sub(earlier.secs)
+            .saturating_mul(1_000_000)
+            .saturating_add((i64::from(self.nanos) - i64::from(earlier.nanos)) / 1000)
+    }
 }
 
 /// As the sidecar's `ts`: epoch seconds with 9 decimals, in a string
