@@ -1,7 +1,8 @@
 //! Aggregates over connections: counts by service, port, client host,
 //! outcome and cause; who closes first; call classes per side (a class
 //! such as `close|shut_rdwr` is counted as it is, never split into
-//! guesses); TIME-WAIT peaks; CLOSE-WAIT at the end; refusals; RSTs and
+//! guesses); TIME-WAIT peaks; CLOSE-WAIT at the end; refusals; idle
+//! resets per path; RSTs and
 //! teardowns over time; half-close use; retransmitted FINs; and a few
 //! example connections per subject.
 //!
@@ -129,6 +130,9 @@ pub struct ServiceStats {
     /// Resets that no abortive close explains: data sent to a peer that
     /// had closed, answered by an RST.
     pub resets_after_close: u64,
+    /// Resets by RSTs forged on the path in an endpoint's name (idle
+    /// resets apart: see [`Aggregate::idle`]).
+    pub forged_resets: u64,
     /// Connections where a side half-closed: it sent its FIN and then
     /// acknowledged new data (shutdown(SHUT_WR)).
     pub half_close: u64,
@@ -151,6 +155,7 @@ impl ServiceStats {
             }
         }
         self.resets_after_close += other.resets_after_close;
+        self.forged_resets += other.forged_resets;
         self.half_close += other.half_close;
         self.fin_retransmit_connections += other.fin_retransmit_connections;
         self.fin_retransmits += other.fin_retransmits;
@@ -213,6 +218,40 @@ impl SideKey {
     }
 }
 
+/// Idle resets on one path (client host to service): connections reset
+/// by the first packet after a silence (`tcpshut_engine::idle`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct IdleResets {
+    pub connections: u64,
+    /// Of them, the RST was forged in the peer's name (else stray).
+    pub forged: u64,
+    /// The shortest and longest silence before one, seconds.
+    pub shortest_secs: f64,
+    pub longest_secs: f64,
+}
+
+impl IdleResets {
+    fn add(&mut self, secs: f64, forged: bool) {
+        self.merge(&IdleResets {
+            connections: 1,
+            forged: u64::from(forged),
+            shortest_secs: secs,
+            longest_secs: secs,
+        });
+    }
+
+    fn merge(&mut self, other: &IdleResets) {
+        if self.connections == 0 {
+            *self = *other;
+            return;
+        }
+        self.connections += other.connections;
+        self.forged += other.forged;
+        self.shortest_secs = self.shortest_secs.min(other.shortest_secs);
+        self.longest_secs = self.longest_secs.max(other.longest_secs);
+    }
+}
+
 /// Series of the RST histogram: connections with an RST, by the kind that
 /// explains the outcome.
 pub const RST_SERIES: [&str; 3] = ["abortive", "refused", "other"];
@@ -233,10 +272,15 @@ pub struct Aggregate {
     pub time_wait: BTreeMap<TimeWaitKey, TimeWaitPeak>,
     /// By service and the side that holds the socket.
     pub close_wait: BTreeMap<(SocketAddr, SideKey), CloseWait>,
+    /// Idle resets by client host and service.
+    pub idle: BTreeMap<(IpAddr, SocketAddr), IdleResets>,
     /// Teardowns over time, by outcome ([`Outcome::ALL`] order).
     pub teardowns: Histogram<{ Outcome::ALL.len() }>,
-    /// Connections with an RST over time ([`RST_SERIES`]).
+    /// Connections with an RST over time ([`RST_SERIES`]), by their first.
     pub rsts: Histogram<3>,
+    /// RSTs over time, each connection's at the time of its first (they
+    /// come within moments of each other); the same buckets as `rsts`.
+    pub rst_segments: Histogram<1>,
     pub examples: Examples,
 }
 
@@ -269,9 +313,14 @@ impl Aggregate {
             cw.older_than_limit += v.older_than_limit;
             cw.partial += v.partial;
         }
+        for (k, v) in &other.idle {
+            self.idle.entry(*k).or_default().merge(v);
+        }
         self.teardowns.merge(&other.teardowns);
         self.rsts.merge(&other.rsts);
+        self.rst_segments.merge(&other.rst_segments);
         self.examples.merge(other.examples);
+        self.examples.widen_rst_buckets(self.rsts.width_secs());
     }
 }
 
@@ -295,6 +344,12 @@ pub fn cause(r: &ConnectionReport) -> String {
                         Abort::WithoutData => format!("{side} aborts (linger0)"),
                     };
                 }
+            }
+            if r.idle_reset_secs.is_some() {
+                return "idle reset (the path dropped its state)".into();
+            }
+            if r.notes.contains(&"rst-forged") {
+                return "RST forged on the path".into();
             }
             match r.closer {
                 Closer::Client | Closer::Server => format!(
@@ -437,12 +492,27 @@ impl CaptureAggregator {
                 note(Subject::CloseWait(key.0, key.1));
             }
         }
-        if r.outcome == Outcome::Reset && !abortive {
-            service.resets_after_close += 1;
-            note(Subject::ResetAfterClose(server));
+        // Neither endpoint aborted: the path reset it (idle resets are
+        // counted per path below), or late data was.
+        if r.outcome == Outcome::Reset && !abortive && r.idle_reset_secs.is_none() {
+            if r.notes.contains(&"rst-forged") {
+                service.forged_resets += 1;
+                note(Subject::ForgedReset(server));
+            } else {
+                service.resets_after_close += 1;
+                note(Subject::ResetAfterClose(server));
+            }
         }
         if r.outcome == Outcome::Refused {
             note(Subject::Refused(server));
+        }
+        if let Some(secs) = r.idle_reset_secs {
+            let forged = r.notes.contains(&"rst-forged");
+            agg.idle
+                .entry((client.ip(), server))
+                .or_default()
+                .add(secs, forged);
+            note(Subject::IdleReset(client.ip(), server));
         }
         // Half-close in use: a side sent its FIN and still read (class 1).
         let still_reading = CallSet::of(FIN_STILL_READING);
@@ -470,7 +540,14 @@ impl CaptureAggregator {
                 _ if abortive => 0,
                 _ => 2,
             };
+            let before = agg.rsts.width_secs();
             agg.rsts.add(ts.secs, series);
+            agg.rst_segments.add_n(ts.secs, 0, u64::from(r.rsts.max(1)));
+            let width = agg.rsts.width_secs();
+            if width != before {
+                agg.examples.widen_rst_buckets(width);
+            }
+            note(Subject::RstBucket(ts.secs.div_euclid(width) * width));
         }
         for subject in subjects {
             agg.examples
@@ -483,9 +560,6 @@ impl CaptureAggregator {
         self.agg.captures = 1;
         self.agg.frames = summary.frames;
         self.agg.incomplete = u64::from(summary.incomplete.is_some());
-        for tw in self.agg.time_wait.values_mut() {
-            tw.finish();
-        }
         let end = self.end.unwrap_or_default();
         for (key, since, partial) in self.close_wait {
             let age = end.secs_since(since).max(0.0);

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tcpshut_engine::{Closer, Outcome};
 
-use crate::aggregate::{Aggregate, Outcomes, SideKey, Tally, CLOSE_WAIT_LEAK_SECS, RST_SERIES};
+use crate::aggregate::{
+    Aggregate, IdleResets, Outcomes, SideKey, Tally, CLOSE_WAIT_LEAK_SECS, RST_SERIES,
+};
 use crate::findings::{findings, Finding, TIME_WAIT_MIN_PEAK};
 use crate::histogram::Buckets;
 use crate::timewait::{port_pressure, EPHEMERAL_PORTS, TIME_WAIT_SECS};
@@ -31,8 +33,11 @@ pub struct Document {
     pub time_wait: Vec<TimeWaitRow>,
     pub close_wait: Vec<CloseWaitRow>,
     pub refused: Vec<RefusedRow>,
+    pub idle_resets: Vec<IdleResetRow>,
     pub teardown_timeline: Timeline,
     pub rst_timeline: Timeline,
+    /// RSTs (segments) over time, in the buckets of `rst_timeline`.
+    pub rst_count_timeline: Timeline,
 }
 
 /// What the report assumes where the wire is silent.
@@ -74,6 +79,7 @@ pub struct ServiceRow {
     pub client_aborts_after_data: u64,
     pub client_aborts_without_data: u64,
     pub resets_after_close: u64,
+    pub forged_resets: u64,
     pub half_close: u64,
     pub fin_retransmit_connections: u64,
     pub fin_retransmits: u64,
@@ -110,6 +116,9 @@ pub struct TimeWaitRow {
     pub peak: u64,
     /// Start of that window, epoch seconds.
     pub peak_at: f64,
+    /// False when entry times were counted in wider buckets than 0.1 s
+    /// (very many of them): the peak is then a lower bound.
+    pub peak_exact: bool,
     /// Connections that left the holder in TIME-WAIT.
     pub connections: u64,
     /// For a client: the peak as a share of its ephemeral ports, percent.
@@ -125,6 +134,15 @@ pub struct CloseWaitRow {
     pub older_than_limit: u64,
     /// Of these, connections not seen opening (less certain).
     pub partial: u64,
+}
+
+/// Idle resets on one path.
+#[derive(Clone, Debug, Serialize)]
+pub struct IdleResetRow {
+    pub client: String,
+    pub service: String,
+    #[serde(flatten)]
+    pub idle: IdleResets,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -184,6 +202,7 @@ impl Document {
                 client_aborts_after_data: s.aborts[0][0],
                 client_aborts_without_data: s.aborts[0][1],
                 resets_after_close: s.resets_after_close,
+                forged_resets: s.forged_resets,
                 half_close: s.half_close,
                 fin_retransmit_connections: s.fin_retransmit_connections,
                 fin_retransmits: s.fin_retransmits,
@@ -229,8 +248,9 @@ impl Document {
             .time_wait
             .iter()
             .map(|(key, tw)| {
-                let (peak, at) = tw.peak();
+                let (peak, at, exact) = tw.peak();
                 TimeWaitRow {
+                    peak_exact: exact,
                     holder: key.holder.to_string(),
                     side: key.side,
                     service: key.peer.to_string(),
@@ -276,6 +296,21 @@ impl Document {
         let refused = ranked(refused, |r: &RefusedRow| {
             (Reverse(r.attempts), addr_key(&r.service))
         });
+        let idle_resets = agg
+            .idle
+            .iter()
+            .map(|((client, service), idle)| IdleResetRow {
+                client: client.to_string(),
+                service: service.to_string(),
+                idle: *idle,
+            })
+            .collect();
+        let idle_resets = ranked(idle_resets, |r: &IdleResetRow| {
+            (
+                Reverse(r.idle.connections),
+                (addr_key(&r.client), addr_key(&r.service)),
+            )
+        });
         Document {
             schema: SCHEMA,
             assumptions: Assumptions {
@@ -300,6 +335,7 @@ impl Document {
             time_wait,
             close_wait,
             refused,
+            idle_resets,
             teardown_timeline: Timeline {
                 series: Outcome::ALL.iter().map(|o| o.name()).collect(),
                 buckets: agg.teardowns.to_buckets(),
@@ -307,6 +343,10 @@ impl Document {
             rst_timeline: Timeline {
                 series: RST_SERIES.to_vec(),
                 buckets: agg.rsts.to_buckets(),
+            },
+            rst_count_timeline: Timeline {
+                series: vec!["rsts"],
+                buckets: agg.rst_segments.to_buckets(),
             },
         }
     }

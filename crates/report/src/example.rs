@@ -28,11 +28,17 @@ pub enum Subject {
         abort: u8,
     },
     ResetAfterClose(SocketAddr),
+    ForgedReset(SocketAddr),
     TimeWait(TimeWaitKey),
     CloseWait(SocketAddr, SideKey),
     Refused(SocketAddr),
     HalfClose(SocketAddr),
     FinRetransmit(SocketAddr),
+    /// Idle resets from a client host to a service.
+    IdleReset(std::net::IpAddr, SocketAddr),
+    /// Connections whose first RST falls in the RST timeline's bucket
+    /// starting at this time (epoch seconds).
+    RstBucket(i64),
 }
 
 /// One example connection.
@@ -117,6 +123,28 @@ impl Examples {
         }
         kept.insert(at, (position, make()));
         kept.truncate(EXAMPLES_PER_SUBJECT);
+    }
+
+    /// Moves the examples of RST timeline buckets to the buckets of a
+    /// timeline `width` seconds wide (it widened), keeping the first of
+    /// each.
+    pub fn widen_rst_buckets(&mut self, width: i64) {
+        let moved: Vec<(Subject, Vec<(Position, Example)>)> = self
+            .0
+            .iter()
+            .filter(|(s, _)| matches!(s, Subject::RstBucket(start) if start.rem_euclid(width) != 0))
+            .map(|(s, v)| (*s, v.clone()))
+            .collect();
+        for (subject, list) in moved {
+            self.0.remove(&subject);
+            let Subject::RstBucket(start) = subject else {
+                continue;
+            };
+            let wide = Subject::RstBucket(start.div_euclid(width) * width);
+            for (position, example) in list {
+                self.offer(wide, position, || example);
+            }
+        }
     }
 
     pub fn merge(&mut self, other: Examples) {

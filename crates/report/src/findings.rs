@@ -13,7 +13,7 @@ use crate::timewait::{port_pressure, EPHEMERAL_PORTS, TIME_WAIT_SECS};
 pub const TIME_WAIT_MIN_PEAK: u64 = 100;
 
 /// An RST burst: a bucket of the RST timeline with at least this many
-/// connections reset...
+/// RSTs...
 const BURST_MIN_RSTS: u64 = 20;
 /// ... and this many times the mean of the non-empty buckets ...
 const BURST_FACTOR: u64 = 4;
@@ -45,12 +45,14 @@ pub enum Confidence {
 pub enum Kind {
     Abort,
     ResetAfterClose,
+    ForgedReset,
     TimeWait,
     CloseWait,
     Refused,
     RstBurst,
     FinRetransmit,
     HalfClose,
+    IdleReset,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -136,6 +138,7 @@ pub fn findings(agg: &Aggregate) -> Vec<Finding> {
     time_wait(agg, &mut drafts);
     close_wait(agg, &mut drafts);
     refused(agg, &mut drafts);
+    idle_resets(agg, &mut drafts);
     rst_burst(agg, &mut drafts);
     per_service_notes(agg, &mut drafts);
     drafts.sort_by(|a, b| {
@@ -240,6 +243,25 @@ fn aborts(agg: &Aggregate, out: &mut Vec<Draft>) {
                 });
             }
         }
+        if stats.forged_resets > 0 {
+            let n = stats.forged_resets;
+            out.push(Draft {
+                kind: Kind::ForgedReset,
+                severity: Severity::Warn,
+                subject: service.to_string(),
+                title: format!(
+                    "{} of the connections of {service} are reset by a middlebox on the path, in an endpoint's name: neither application reset them.",
+                    share(n, total)
+                ),
+                advice: "A firewall, IPS, load balancer or censor between the two sends these RSTs. Look for the device whose rules match this traffic; the endpoints' applications are not at fault.".into(),
+                affected: n,
+                total,
+                evidence: vec![format!("{} connections end with an RST that its claimed sender did not send (TTL, a router seeing it once, the endpoint still sending: see each example's rst_origin)", thousands(n))],
+                confidence: Confidence::High,
+                confidence_why: "each RST differs from its claimed sender's own segments by a strong sign; a middlebox next to the endpoint would not be seen".into(),
+                examples: agg.examples.of(&Subject::ForgedReset(service)),
+            });
+        }
         if stats.resets_after_close > 0 {
             let n = stats.resets_after_close;
             out.push(Draft {
@@ -264,7 +286,7 @@ fn aborts(agg: &Aggregate, out: &mut Vec<Draft>) {
 
 fn time_wait(agg: &Aggregate, out: &mut Vec<Draft>) {
     for (key, tw) in &agg.time_wait {
-        let (peak, _) = tw.peak();
+        let (peak, _, exact) = tw.peak();
         if peak < TIME_WAIT_MIN_PEAK {
             continue;
         }
@@ -302,7 +324,12 @@ fn time_wait(agg: &Aggregate, out: &mut Vec<Draft>) {
             affected: peak,
             total,
             evidence: vec![
-                format!("{} connections left it in TIME-WAIT; at most {} within one {TIME_WAIT_SECS} s window", thousands(tw.total), thousands(peak)),
+                format!(
+                    "{} connections left it in TIME-WAIT; {} {} within one {TIME_WAIT_SECS} s window, over all the captures",
+                    thousands(tw.total),
+                    if exact { "at most" } else { "at least" },
+                    thousands(peak)
+                ),
                 format!("assumes Linux's fixed {TIME_WAIT_SECS} s TIME-WAIT and its default ip_local_port_range (32768-60999)"),
             ],
             confidence: Confidence::Medium,
@@ -404,11 +431,59 @@ fn refused(agg: &Aggregate, out: &mut Vec<Draft>) {
     }
 }
 
+fn idle_resets(agg: &Aggregate, out: &mut Vec<Draft>) {
+    for (&(client, service), idle) in &agg.idle {
+        let n = idle.connections;
+        let total = agg
+            .services
+            .get(&service)
+            .map_or(n, |s| s.tally.connections);
+        let stray = n - idle.forged;
+        let by = match (idle.forged, stray) {
+            (_, 0) => "an RST forged on the path in the peer's name".to_string(),
+            (0, _) => "the peer's own RST: it no longer had the connection".to_string(),
+            (f, s) => {
+                format!("{f} forged on the path, {s} from a peer that no longer had the connection")
+            }
+        };
+        out.push(Draft {
+            kind: Kind::IdleReset,
+            severity: Severity::Warn,
+            subject: format!("{client} -> {service}"),
+            title: format!(
+                "Connections from {client} to {service} idle more than {} are reset: a middlebox idle timeout ({} of the connections of {service}).",
+                duration(idle.shortest_secs),
+                share(n, total)
+            ),
+            advice: "A NAT or stateful firewall on the path forgets connections that stay silent longer than its timeout; the next packet is reset. Enable TCP keepalive (or an application heartbeat) at an interval below the timeout, or raise the middlebox's timeout.".into(),
+            affected: n,
+            total,
+            evidence: vec![
+                format!(
+                    "{} connections were reset by the first packet after {} to {} of silence",
+                    thousands(n),
+                    duration(idle.shortest_secs),
+                    duration(idle.longest_secs)
+                ),
+                format!("the reset was {by}"),
+            ],
+            confidence: if idle.forged == n { Confidence::High } else { Confidence::Medium },
+            confidence_why: if idle.forged == n {
+                "the RSTs did not come from the peer (TTL or path), and each answered the first packet after the silence".into()
+            } else {
+                "a peer that rebooted during the silence answers the same way as one behind a NAT that forgot the mapping".into()
+            },
+            examples: agg.examples.of(&Subject::IdleReset(client, service)),
+        });
+    }
+}
+
 fn rst_burst(agg: &Aggregate, out: &mut Vec<Draft>) {
+    // RSTs per bucket, and the connections they reset (same buckets).
     let buckets: Vec<(i64, u64)> = agg
-        .rsts
+        .rst_segments
         .iter()
-        .map(|(start, counts)| (start, counts.iter().sum()))
+        .map(|(start, c)| (start, c[0]))
         .collect();
     if buckets.len() < BURST_MIN_BUCKETS {
         return;
@@ -424,28 +499,39 @@ fn rst_burst(agg: &Aggregate, out: &mut Vec<Draft>) {
     if peak < BURST_MIN_RSTS || peak < BURST_FACTOR * mean.max(1) {
         return;
     }
-    let width = agg.rsts.width_secs();
+    let connections: u64 = agg
+        .rsts
+        .iter()
+        .find(|(s, _)| *s == start)
+        .map_or(0, |(_, c)| c.iter().sum());
+    let all_connections: u64 = agg.rsts.iter().map(|(_, c)| c.iter().sum::<u64>()).sum();
+    let width = agg.rst_segments.width_secs();
     out.push(Draft {
         kind: Kind::RstBurst,
         severity: Severity::Warn,
         subject: format!("{start}"),
         title: format!(
-            "RST burst: {} connections reset within {width} s (from {start}, epoch seconds), {} of all resets.",
+            "RST burst: {} RSTs within {width} s (from {start}, epoch seconds), {} of all RSTs, resetting {} connections.",
             thousands(peak),
-            share(peak, all)
+            share(peak, all),
+            thousands(connections)
         ),
         advice: "Resets bunched in time point to one event: a server restart, a deploy, a load balancer draining, a timeout hit by many at once.".into(),
-        affected: peak,
-        total: all,
-        evidence: vec![format!(
-            "the busiest {width} s holds {} resets; the mean of the {} busy periods is {}",
-            thousands(peak),
-            buckets.len(),
-            thousands(mean)
-        ), format!("kinds counted: {}", RST_SERIES.join(", "))],
+        affected: connections,
+        total: all_connections,
+        evidence: vec![
+            format!(
+                "the busiest {width} s holds {} RSTs in {} connections; the mean of the {} periods with RSTs is {} RSTs",
+                thousands(peak),
+                thousands(connections),
+                buckets.len(),
+                thousands(mean)
+            ),
+            format!("connections by kind: {}", RST_SERIES.join(", ")),
+        ],
         confidence: Confidence::Medium,
         confidence_why: "a burst is a pattern in time; its cause is not on the wire".into(),
-        examples: Vec::new(),
+        examples: agg.examples.of(&Subject::RstBucket(start)),
     });
 }
 

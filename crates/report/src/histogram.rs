@@ -1,6 +1,7 @@
 //! Counts over capture time in buckets whose width grows (doubling) so
-//! that a capture of any length keeps at most [`MAX_BUCKETS`] of them:
-//! the teardown timeline and the RST bursts. The width a set of times
+//! that a capture of any length keeps at most [`MAX_BUCKETS`] of them (or
+//! `MAX`): the teardown timeline, the RST bursts, and TIME-WAIT entries
+//! (`timewait`, in 0.1 s ticks). The width a set of times
 //! ends with depends only on the times, not on the order they came in or
 //! how partial histograms were merged, so reports are the same whatever
 //! `--jobs` says.
@@ -13,14 +14,15 @@ use serde::Serialize;
 pub const MAX_BUCKETS: usize = 240;
 
 /// `N` counts per bucket (one per series), buckets keyed by their start
-/// in whole seconds since the epoch, a multiple of the width.
+/// in whole seconds since the epoch (or the ticks the caller counts in), a
+/// multiple of the width; at most `MAX` buckets.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Histogram<const N: usize> {
+pub struct Histogram<const N: usize, const MAX: usize = MAX_BUCKETS> {
     width_secs: i64,
     buckets: BTreeMap<i64, [u64; N]>,
 }
 
-impl<const N: usize> Default for Histogram<N> {
+impl<const N: usize, const MAX: usize> Default for Histogram<N, MAX> {
     fn default() -> Self {
         Histogram {
             width_secs: 1,
@@ -38,16 +40,21 @@ pub struct Buckets {
     pub buckets: Vec<(i64, Vec<u64>)>,
 }
 
-impl<const N: usize> Histogram<N> {
+impl<const N: usize, const MAX: usize> Histogram<N, MAX> {
     /// Counts one event of `series` at `secs` (epoch seconds).
     pub fn add(&mut self, secs: i64, series: usize) {
+        self.add_n(secs, series, 1);
+    }
+
+    /// Counts `n` events of `series` at `secs`.
+    pub fn add_n(&mut self, secs: i64, series: usize, n: u64) {
         let start = secs.div_euclid(self.width_secs) * self.width_secs;
-        self.buckets.entry(start).or_insert([0; N])[series] += 1;
+        self.buckets.entry(start).or_insert([0; N])[series] += n;
         self.coarsen();
     }
 
     /// Adds another histogram's counts.
-    pub fn merge(&mut self, other: &Histogram<N>) {
+    pub fn merge(&mut self, other: &Histogram<N, MAX>) {
         self.widen_to(other.width_secs);
         for (&start, counts) in &other.buckets {
             let start = start.div_euclid(self.width_secs) * self.width_secs;
@@ -80,7 +87,7 @@ impl<const N: usize> Histogram<N> {
     }
 
     fn coarsen(&mut self) {
-        while self.buckets.len() > MAX_BUCKETS && self.width_secs < i64::MAX / 4 {
+        while self.buckets.len() > MAX && self.width_secs < i64::MAX / 4 {
             self.widen_to(self.width_secs * 2);
         }
     }

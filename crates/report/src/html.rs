@@ -268,6 +268,8 @@ pub fn render(doc: &Document, ladders: &Ladders) -> String {
                 (table(&["service", "holder", "sockets", "oldest", "older than limit", "not seen opening"], doc.close_wait.iter().map(|r| vec![r.service.clone(), r.side.name().to_string(), r.connections.to_string(), duration(r.oldest_secs), r.older_than_limit.to_string(), r.partial.to_string()]).collect()))
                 h2 { "Refused" }
                 (table(&["service", "attempts", "client hosts"], doc.refused.iter().map(|r| vec![r.service.clone(), r.attempts.to_string(), r.client_hosts.to_string()]).collect()))
+                h2 { "Idle resets" }
+                (table(&["client", "service", "conns", "forged", "shortest silence", "longest"], doc.idle_resets.iter().map(|r| vec![r.client.clone(), r.service.clone(), r.idle.connections.to_string(), r.idle.forged.to_string(), duration(r.idle.shortest_secs), duration(r.idle.longest_secs)]).collect()))
                 p class="muted" { "Made by tcpshut report (schema " (doc.schema) "); docs/report.md explains every figure." }
                 script { (PreEscaped(SCRIPT)) }
             }

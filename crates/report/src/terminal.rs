@@ -395,6 +395,27 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         rows,
     )?;
     let rows = doc
+        .idle_resets
+        .iter()
+        .map(|r| {
+            vec![
+                r.client.clone(),
+                r.service.clone(),
+                thousands(r.idle.connections),
+                thousands(r.idle.forged),
+                duration(r.idle.shortest_secs),
+                duration(r.idle.longest_secs),
+            ]
+        })
+        .collect();
+    table(
+        p,
+        out,
+        "Idle resets (reset by the first packet after a silence: a middlebox forgot the connection)",
+        &["client", "service", "conns", "forged", "shortest silence", "longest"],
+        rows,
+    )?;
+    let rows = doc
         .services
         .iter()
         .filter(|r| r.half_close > 0 || r.fin_retransmit_connections > 0)
@@ -420,19 +441,25 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         rows,
     )?;
     let t = &doc.rst_timeline;
+    // The RST counts share the connections' buckets.
+    let rsts = &doc.rst_count_timeline.buckets.buckets;
     let rows = t
         .buckets
         .buckets
         .iter()
-        .map(|(start, counts)| {
-            let mut row = vec![format!("{start}")];
+        .zip(rsts)
+        .map(|((start, counts), (_, segments))| {
+            let mut row = vec![format!("{start}"), segments[0].to_string()];
             row.extend(counts.iter().map(u64::to_string));
             row
         })
         .collect::<Vec<_>>();
-    let mut header = vec!["from (epoch s)"];
+    let mut header = vec!["from (epoch s)", "RSTs"];
     header.extend(t.series.iter().copied());
-    let title = format!("Connections with an RST, per {} s", t.buckets.width_secs);
+    let title = format!(
+        "RSTs, and the connections they reset by kind, per {} s",
+        t.buckets.width_secs
+    );
     table(p, out, &title, &header, rows)
 }
 

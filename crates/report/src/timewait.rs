@@ -2,18 +2,20 @@
 //! TIME-WAIT after the last ACK; Linux keeps it there for a fixed 60 s
 //! (`TCP_TIMEWAIT_LEN`), which a capture cannot see, so that is the
 //! assumption. The peak is the most entries into TIME-WAIT within any 60 s
-//! window of capture time, per holder and peer: for a client, each of these
-//! sockets keeps one local port towards that peer (address and port) out
-//! of use.
+//! window of capture time, per holder and peer, over every capture of the
+//! report: captures of one host in turn (a rotating tcpdump), or of
+//! several hosts with clocks in step, add up where they overlap. For a
+//! client, each of these sockets keeps one local port towards that peer
+//! (address and port) out of use.
 //!
-//! Entries come in the order connections leave the engine's flow table,
-//! which is close to time order (a closed connection leaves it a fixed
-//! time after closing). Entries are kept, at [`QUANTUM_MS`] resolution,
-//! for [`HORIZON_SECS`] behind the latest; older ones are swept into the
-//! peak and forgotten, so memory stays bounded per holder whatever the
-//! capture's length.
+//! Entry times are counted in buckets of [`QUANTUM_MS`]; past
+//! [`MAX_ENTRY_BUCKETS`] buckets their width doubles (the same whatever
+//! order captures merge in), so memory stays bounded per holder whatever
+//! the captures' length. The peak counts the whole buckets that fit in
+//! 60 s: exact while buckets are 0.1 s (entries at fewer than
+//! [`MAX_ENTRY_BUCKETS`] distinct 0.1 s ticks), a lower bound after.
 
-use std::collections::BTreeMap;
+use crate::histogram::Histogram;
 
 /// How long Linux keeps a socket in TIME-WAIT (`TCP_TIMEWAIT_LEN`, 60 s).
 pub const TIME_WAIT_SECS: i64 = 60;
@@ -25,86 +27,53 @@ pub const EPHEMERAL_PORTS: u64 = 60999 - 32768 + 1;
 /// Resolution of entry times, milliseconds.
 pub const QUANTUM_MS: i64 = 100;
 
-/// Entries older than this behind the latest are swept into the peak:
-/// longer than a TIME-WAIT plus the time a closed connection lingers in the
-/// engine's flow table (120 s), so entries that arrive late are still seen.
-pub const HORIZON_SECS: i64 = 300;
+/// Buckets of entry times kept per holder and peer.
+pub const MAX_ENTRY_BUCKETS: usize = 4096;
 
-/// One holder's entries into TIME-WAIT towards one peer, and its peak.
+/// One holder's entries into TIME-WAIT towards one peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimeWaitPeak {
-    /// Entries by quantum (time in ms / [`QUANTUM_MS`]).
-    entries: BTreeMap<i64, u32>,
+    /// Entries by time, in [`QUANTUM_MS`] ticks.
+    entries: Histogram<1, MAX_ENTRY_BUCKETS>,
     /// Entries ever seen.
     pub total: u64,
-    /// Most sockets in TIME-WAIT at once, and the quantum the window starts.
-    peak: u64,
-    peak_start: i64,
 }
 
 impl TimeWaitPeak {
     /// Notes a socket entering TIME-WAIT at `millis` (epoch ms).
     pub fn enter(&mut self, millis: i64) {
-        let q = millis.div_euclid(QUANTUM_MS);
-        *self.entries.entry(q).or_default() += 1;
+        self.entries.add(millis.div_euclid(QUANTUM_MS), 0);
         self.total += 1;
-        let newest = *self.entries.keys().next_back().expect("just inserted");
-        let horizon = newest - HORIZON_SECS * 1000 / QUANTUM_MS;
-        if *self.entries.keys().next().expect("just inserted") < horizon {
-            self.sweep(Some(horizon));
-        }
     }
 
-    /// Sweeps every entry into the peak (at the end of a capture).
-    pub fn finish(&mut self) {
-        self.sweep(None);
-    }
-
-    /// The peak, and the time (epoch ms) its 60 s window starts; after
-    /// [`TimeWaitPeak::finish`].
-    pub fn peak(&self) -> (u64, i64) {
-        (self.peak, self.peak_start * QUANTUM_MS)
-    }
-
-    /// Takes the larger peak of two captures (their clocks are not
-    /// assumed to be comparable).
+    /// Adds another capture's entries (or a group of captures').
     pub fn merge(&mut self, other: &TimeWaitPeak) {
+        self.entries.merge(&other.entries);
         self.total += other.total;
-        if (other.peak, -other.peak_start) > (self.peak, -self.peak_start) {
-            self.peak = other.peak;
-            self.peak_start = other.peak_start;
-        }
     }
 
-    /// Counts, for every window starting at an entry before `until` (all
-    /// when `None`), the entries in it, then forgets those entries.
-    fn sweep(&mut self, until: Option<i64>) {
+    /// The peak, the time (epoch ms) its 60 s window starts, and whether
+    /// it is exact (else a lower bound: see the module's comment).
+    pub fn peak(&self) -> (u64, i64, bool) {
+        let width = self.entries.width_secs();
         let window = TIME_WAIT_SECS * 1000 / QUANTUM_MS;
-        let mut ahead = self.entries.iter().peekable();
-        let mut in_window: u64 = 0;
-        let mut done = Vec::new();
-        for (&start, &count) in &self.entries {
-            if until.is_some_and(|u| start >= u) {
-                break;
+        // Whole buckets within the window; at least one.
+        let span = (window / width).max(1) * width;
+        let buckets: Vec<(i64, u64)> = self.entries.iter().map(|(t, c)| (t, c[0])).collect();
+        let (mut best, mut best_start) = (0, 0);
+        let mut end = 0;
+        let mut in_window = 0;
+        for (i, &(start, _)) in buckets.iter().enumerate() {
+            while end < buckets.len() && buckets[end].0 < start.saturating_add(span) {
+                in_window += buckets[end].1;
+                end += 1;
             }
-            // Entries at or after `start` and before `start + window`.
-            while let Some(&(&t, &c)) = ahead.peek() {
-                if t >= start.saturating_add(window) {
-                    break;
-                }
-                in_window += u64::from(c);
-                ahead.next();
+            if in_window > best {
+                (best, best_start) = (in_window, start);
             }
-            if in_window > self.peak {
-                self.peak = in_window;
-                self.peak_start = start;
-            }
-            in_window -= u64::from(count);
-            done.push(start);
+            in_window -= buckets[i].1;
         }
-        for start in done {
-            self.entries.remove(&start);
-        }
+        (best, best_start * QUANTUM_MS, width == 1)
     }
 }
 
@@ -132,21 +101,44 @@ mod tests {
             tw.enter(100_000);
         }
         tw.enter(159_900);
-        tw.finish();
-        assert_eq!(tw.peak(), (21, 100_000));
+        assert_eq!(tw.peak(), (21, 100_000, true));
         assert_eq!(tw.total, 36);
     }
 
+    /// Two captures of one client, one after the other, that overlap by
+    /// 30 s: the peak is over both, whatever order they merge in.
     #[test]
-    fn old_entries_are_swept_and_still_count() {
+    fn captures_add_up_where_they_overlap() {
+        let (mut a, mut b) = (TimeWaitPeak::default(), TimeWaitPeak::default());
+        for i in 0..60 {
+            a.enter(i * 1000);
+        }
+        for i in 30..90 {
+            b.enter(i * 1000 + 500);
+        }
+        assert_eq!(a.peak().0, 60);
+        assert_eq!(b.peak().0, 60);
+        let mut ab = a.clone();
+        ab.merge(&b);
+        let mut ba = b.clone();
+        ba.merge(&a);
+        // From 30 s to 90 s: a's last 30 and all 60 of b's.
+        assert_eq!(ab.peak(), (90, 30_000, true));
+        assert_eq!(ab, ba);
+        assert_eq!(ab.total, 120);
+    }
+
+    #[test]
+    fn many_entry_times_widen_the_buckets_and_stay_bounded() {
         let mut tw = TimeWaitPeak::default();
-        for i in 0..50 {
+        // One every 0.1 s for 500 s: more ticks than buckets.
+        for i in 0..5000 {
             tw.enter(i * 100);
         }
-        // Far later: the first 50 are swept into the peak.
-        tw.enter(10_000_000);
-        assert_eq!(tw.entries.len(), 1);
-        tw.finish();
-        assert_eq!(tw.peak(), (50, 0));
+        let (peak, at, exact) = tw.peak();
+        assert!(!exact);
+        assert_eq!((peak, at), (600, 0));
+        assert!(tw.entries.iter().count() <= MAX_ENTRY_BUCKETS);
+        assert_eq!(tw.total, 5000);
     }
 }

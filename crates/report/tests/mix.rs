@@ -146,3 +146,49 @@ fn the_planted_problems_are_the_top_findings() {
         assert!(f.examples.len() <= 3);
     }
 }
+
+/// The mix's 25 aborts fall within one second; beside a few captures with
+/// an RST or two at other times, that second is an RST burst: counted in
+/// RSTs, with the connections it reset and the first of them as examples.
+#[test]
+fn an_rst_burst_counts_rsts_and_names_its_connections() {
+    let testdata = mix_dir().join("..");
+    let mut paths = vec![mix_dir().join("mix.pcap")];
+    for name in [
+        "close-unread.pcap",
+        "linger0-no-data.pcap",
+        "refused.pcap",
+        "linger0-after-data.pcap",
+        "refused-ipv6.pcap",
+        "linger0-after-data-ipv6.pcap",
+    ] {
+        paths.push(testdata.join(name));
+    }
+    let mut agg = tcpshut_report::Aggregate::default();
+    for (i, path) in paths.iter().enumerate() {
+        agg.merge(aggregate_capture(i, path).expect("reads").0);
+    }
+    let doc = Document::new(&agg, 0);
+    let bursts: Vec<_> = doc
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::RstBurst)
+        .collect();
+    assert_eq!(bursts.len(), 1);
+    let burst = bursts[0];
+    assert_eq!(
+        burst.title,
+        "RST burst: 25 RSTs within 1 s (from 1796033208, epoch seconds), 61% (25/41) of all RSTs, resetting 25 connections."
+    );
+    assert_eq!((burst.affected, burst.total), (25, 41));
+    let examples: Vec<(u32, u64)> = burst
+        .examples
+        .iter()
+        .map(|e| (e.conn, e.first_frame))
+        .collect();
+    assert_eq!(examples, [(1, 11), (13, 117), (25, 227)]);
+    assert!(burst
+        .examples
+        .iter()
+        .all(|e| e.capture.ends_with("mix.pcap")));
+}

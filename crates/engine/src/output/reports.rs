@@ -84,6 +84,8 @@ pub struct ConnectionReport {
     pub last_ts: Timestamp,
     /// Time of the first RST, of any kind.
     pub rst_ts: Option<Timestamp>,
+    /// RSTs sent on the connection, by either side.
+    pub rsts: u32,
     /// The first RST came right after the first packet following this
     /// many seconds of silence, and was forged or stray: a NAT or firewall
     /// dropped the idle connection's state (absent otherwise).
@@ -193,6 +195,7 @@ impl ConnectionReport {
             first_ts: conn.timeline.first,
             last_ts: conn.timeline.last,
             rst_ts: conn.timeline.rst,
+            rsts: conn.timeline.rsts,
             idle_reset_secs: verdict
                 .idle_reset
                 .map(|idle| f64::from(idle.idle_ms) / 1000.0),

@@ -21,6 +21,9 @@ pub struct Timeline {
     pub fin: [Option<Timestamp>; 2],
     /// When the connection's first RST was sent (accepted or not).
     pub rst: Option<Timestamp>,
+    /// RSTs sent on the connection, by either side (a router's second
+    /// copy of a packet is not one more).
+    pub rsts: u32,
     /// When each endpoint entered the state it is in.
     pub state_since: [Timestamp; 2],
     /// FINs each endpoint sent again at the same sequence number: its peer
@@ -74,6 +77,7 @@ impl Timeline {
         ];
         if rst.iter().any(|&e| events.contains(e)) {
             self.rst.get_or_insert(ts);
+            self.rsts = self.rsts.saturating_add(1);
         }
         if events.contains(Event::FinRetransmit) {
             self.fin_retransmits[sender] = self.fin_retransmits[sender].saturating_add(1);
@@ -111,6 +115,7 @@ mod tests {
         assert_eq!(t.fin, [Some(at(12)), None]);
         assert_eq!(t.fin_retransmits, [1, 0]);
         assert_eq!(t.rst, Some(at(14)));
+        assert_eq!(t.rsts, 1);
         assert_eq!(t.state_since, [at(14); 2]);
         assert_eq!((t.first, t.last), (at(10), at(14)));
     }
