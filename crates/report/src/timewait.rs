@@ -122,8 +122,9 @@ mod tests {
         ab.merge(&b);
         let mut ba = b.clone();
         ba.merge(&a);
-        // From 30 s to 90 s: a's last 30 and all 60 of b's.
-        assert_eq!(ab.peak(), (90, 30_000, true));
+        // From 0 s: a's 60 and b's first 30 (30.5 s to 59.5 s); from 30 s
+        // as many (a's last 30, b's 60): the first window is kept.
+        assert_eq!(ab.peak(), (90, 0, true));
         assert_eq!(ab, ba);
         assert_eq!(ab.total, 120);
     }
