@@ -1,10 +1,12 @@
 //! The degraded captures of `testdata/degraded` (a real recording cut as
 //! people take captures: headers only, one direction, started late,
-//! stopped early; made by tcpshut-record): every answer is the truth of
-//! the full recording, or, where the manifest says the degraded wire
-//! cannot prove it, one of the honest wider answers; never a confident
-//! wrong one. Each capture also goes through `annotate_checked` (row and
-//! verdict invariants, same rows in every schedule).
+//! stopped early; made by tcpshut-record) and the losses of
+//! `testdata/router` (a FIN or RST dropped by a router on the path,
+//! captured at both ends): every answer is the truth (what the
+//! applications called), or, where the manifest says the wire at that
+//! point cannot prove it, one of the honest wider answers; never a
+//! confident wrong one. Each capture also goes through `annotate_checked`
+//! (row and verdict invariants, same rows in every schedule).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,15 +14,17 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tcpshut_engine::ConnectionReport;
 
-fn degraded() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/degraded")
+fn testdata(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(dir)
 }
 
-fn manifest() -> Value {
-    let path = degraded().join("manifest.json");
+fn manifest(dir: &Path) -> Value {
+    let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the degraded captures are part of the repository)",
+            "{}: {e} (the captures are part of the repository)",
             path.display()
         )
     });
@@ -41,16 +45,22 @@ fn answers(r: &ConnectionReport) -> BTreeMap<String, String> {
     out
 }
 
-#[test]
-fn degraded_captures_answer_right_or_honestly_wider() {
-    let manifest = manifest();
-    let captures = manifest["captures"].as_array().expect("captures");
-    assert!(captures.len() >= 20, "{} degraded captures", captures.len());
+/// Checks every capture of `dir`'s manifest that carries the truth
+/// (`connections`); returns how many captures were judged and how many
+/// answers were honestly wider than the truth.
+fn answers_right_or_honestly_wider(dir: &Path) -> (usize, usize) {
+    let manifest = manifest(dir);
+    let captures: Vec<&Value> = manifest["captures"]
+        .as_array()
+        .expect("captures")
+        .iter()
+        .filter(|c| c["connections"].as_array().is_some_and(|c| !c.is_empty()))
+        .collect();
     let mut problems = Vec::new();
     let mut wider = 0;
-    for capture in captures {
+    for capture in &captures {
         let file = capture["file"].as_str().expect("file");
-        let bytes = std::fs::read(degraded().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let result = tcpshut_engine::testing::annotate_checked(&bytes, file)
             .unwrap_or_else(|| panic!("{file}: not readable"));
         let expected = capture["connections"].as_array().expect("connections");
@@ -107,6 +117,22 @@ fn degraded_captures_answer_right_or_honestly_wider() {
         "{} confident wrong answers",
         problems.len()
     );
+    (captures.len(), wider)
+}
+
+#[test]
+fn degraded_captures_answer_right_or_honestly_wider() {
+    let (captures, wider) = answers_right_or_honestly_wider(&testdata("degraded"));
+    assert!(captures >= 20, "{captures} degraded captures");
     // The conditions do hide things: some answers must be wider.
     assert!(wider > 20, "only {wider} wider answers");
+}
+
+/// A FIN or RST lost on the path (once, or for good), seen from the
+/// client and from the server.
+#[test]
+fn lost_fins_and_rsts_answer_right_or_honestly_wider() {
+    let (captures, wider) = answers_right_or_honestly_wider(&testdata("router"));
+    assert!(captures >= 12, "{captures} captures of a loss");
+    assert!(wider >= 5, "only {wider} wider answers");
 }

@@ -68,7 +68,11 @@ fn every_forged_rst_is_found_and_no_genuine_one_is_called_forged() {
     )
     .expect("JSON manifest");
     let captures = manifest["captures"].as_array().expect("captures");
-    assert_eq!(captures.len(), 18, "six scenarios at three points");
+    assert_eq!(
+        captures.len(),
+        30,
+        "six forging scenarios at three points, six losses at two"
+    );
     let mut problems = Vec::new();
     let mut found = 0;
     for capture in captures {
@@ -106,7 +110,10 @@ fn every_forged_rst_is_found_and_no_genuine_one_is_called_forged() {
                 .map(|c| c.as_str().expect("call").to_string())
                 .collect();
             let aborted = made.iter().any(|c| c == "close_unread" || c == "linger0");
-            if calls.contains("linger0") != aborted {
+            // A loss can hide an abort from a capture point: its answers
+            // are judged field by field (tests/degraded.rs).
+            let lost = capture.get("lost").is_some();
+            if !lost && calls.contains("linger0") != aborted {
                 problems.push(format!(
                     "{file}: {side} calls {calls:?}, its application called {made:?}"
                 ));

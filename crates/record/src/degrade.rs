@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::derive::{self, find, Pcap, Tcp};
 use crate::manifest::{Capture, Side};
-use tcpshut_lab::scenarios::Role;
+use tcpshut_lab::scenarios::{ClosedBy, Outcome, Role};
 use tcpshut_lab::script::{Call, CLIENT_PORT};
 
 /// The folder (under testdata) and the manifest of the degraded captures.
@@ -166,7 +166,7 @@ pub struct Truth {
     pub unprovable: BTreeMap<String, Vec<String>>,
 }
 
-fn calls_text(steps: &[Vec<Call>]) -> String {
+pub fn calls_text(steps: &[Vec<Call>]) -> String {
     steps
         .iter()
         .map(|step| {
@@ -181,7 +181,7 @@ fn calls_text(steps: &[Vec<Call>]) -> String {
 /// The widest class of each step: any FIN is class 3 (classes 1 and 2 need
 /// the peer's later data), any abort class 4 (class 5 needs every byte
 /// received, from the start).
-fn widened(steps: &[Vec<Call>]) -> String {
+pub fn widened(steps: &[Vec<Call>]) -> String {
     use tcpshut_engine::{ABORT_AFTER_DATA, FIN_UNDECIDED};
     let wide: Vec<Vec<Call>> = steps
         .iter()
@@ -200,7 +200,7 @@ fn widened(steps: &[Vec<Call>]) -> String {
     calls_text(&wide)
 }
 
-fn closer_of(client: Role, server: Role) -> &'static str {
+pub fn closer_of(client: Role, server: Role) -> &'static str {
     match (client, server) {
         (Role::Simultaneous, _) => "both",
         (Role::Active, _) => "client",
@@ -211,17 +211,17 @@ fn closer_of(client: Role, server: Role) -> &'static str {
 
 /// What the frames of one side show, for the provability rules.
 #[derive(Default)]
-struct SideSeen {
+pub struct SideSeen {
     /// It sent anything.
-    sent: bool,
+    pub sent: bool,
     /// It sent payload before `signal` of the other side (or at all, when
     /// the other side never signals).
-    payload_before_peer_signal: bool,
+    pub payload_before_peer_signal: bool,
     /// Frame index of its first FIN or RST+ACK.
-    signal: Option<usize>,
+    pub signal: Option<usize>,
 }
 
-fn seen(frames: &[Tcp]) -> [SideSeen; 2] {
+pub fn seen(frames: &[Tcp]) -> [SideSeen; 2] {
     let side = |t: &Tcp| usize::from(t.src.1 != CLIENT_PORT);
     let mut out = [SideSeen::default(), SideSeen::default()];
     for (i, t) in frames.iter().enumerate() {
@@ -241,46 +241,89 @@ fn seen(frames: &[Tcp]) -> [SideSeen; 2] {
     out
 }
 
+/// What the applications' calls make of a connection, field by field:
+/// the outcome, and per side (client, server) its role, how it closed and
+/// the calls the wire allows (`Truth::truth`).
+pub fn truth_map(
+    outcome: Outcome,
+    sides: [(Role, ClosedBy, Vec<Vec<Call>>); 2],
+) -> BTreeMap<String, String> {
+    let mut truth = BTreeMap::new();
+    truth.insert("outcome".to_string(), outcome.name().to_string());
+    let closer = closer_of(sides[0].0, sides[1].0);
+    truth.insert("closer".to_string(), closer.to_string());
+    for (name, (role, closed_by, calls)) in ["client", "server"].into_iter().zip(sides) {
+        truth.insert(format!("{name}.role"), role.name().into());
+        truth.insert(format!("{name}.closed_by"), closed_by.name().into());
+        truth.insert(format!("{name}.calls"), calls_text(&calls));
+    }
+    truth
+}
+
+/// The wider answers allowed per field, gathered rule by rule.
+#[derive(Default)]
+pub struct Allowed(BTreeMap<String, Vec<String>>);
+
+impl Allowed {
+    pub fn allow(&mut self, field: &str, answers: &[&str]) {
+        let list = self.0.entry(field.to_string()).or_default();
+        for a in answers {
+            if !list.iter().any(|x| x == a) {
+                list.push(a.to_string());
+            }
+        }
+    }
+
+    /// The connection's `Truth`: a wider answer equal to the truth says
+    /// nothing more and is left out.
+    pub fn judged(
+        mut self,
+        client_addr: &str,
+        server_addr: &str,
+        truth: BTreeMap<String, String>,
+    ) -> Truth {
+        self.0.retain(|field, answers| {
+            answers.retain(|a| truth.get(field) != Some(a));
+            !answers.is_empty()
+        });
+        Truth {
+            client_addr: client_addr.to_string(),
+            server_addr: server_addr.to_string(),
+            truth,
+            unprovable: self.0,
+        }
+    }
+}
+
 /// The truth and the unprovable fields of `full`'s only connection under
 /// `condition`, given the frames that remain.
 fn judge(full: &Capture, condition: Condition, kept: &[Tcp]) -> Result<Truth> {
     ensure!(full.connections.len() == 1, "{}: one connection", full.file);
     let conn = &full.connections[0];
     let sides: [(&str, &Side); 2] = [("client", &conn.client), ("server", &conn.server)];
-    let mut truth = BTreeMap::new();
-    truth.insert(
-        "outcome".to_string(),
-        conn.expected_outcome.name().to_string(),
-    );
-    let closer = closer_of(conn.client.expected_role, conn.server.expected_role);
-    truth.insert("closer".to_string(), closer.to_string());
-    for (name, side) in sides {
-        truth.insert(format!("{name}.role"), side.expected_role.name().into());
-        truth.insert(
-            format!("{name}.closed_by"),
-            side.expected_closed_by.name().into(),
-        );
-        truth.insert(format!("{name}.calls"), calls_text(&side.expected_calls));
-    }
-    let mut unprovable: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut allow = |field: &str, answers: &[&str]| {
-        let list = unprovable.entry(field.to_string()).or_default();
-        for a in answers {
-            if !list.iter().any(|x| x == a) {
-                list.push(a.to_string());
-            }
-        }
+    let side = |s: &Side| {
+        (
+            s.expected_role,
+            s.expected_closed_by,
+            s.expected_calls.clone(),
+        )
     };
+    let truth = truth_map(
+        conn.expected_outcome,
+        [side(&conn.client), side(&conn.server)],
+    );
+    let closer = truth["closer"].clone();
+    let mut allowed = Allowed::default();
     let unknown = &["unknown"];
     let observed = seen(kept);
-    let closer_index = match closer {
+    let closer_index = match closer.as_str() {
         "client" => Some(0),
         "server" => Some(1),
         _ => None,
     };
-    let widen_calls = |allow: &mut dyn FnMut(&str, &[&str]), i: usize| {
+    let widen_calls = |allowed: &mut Allowed, i: usize| {
         let (name, side) = sides[i];
-        allow(&format!("{name}.calls"), &[&widened(&side.expected_calls)]);
+        allowed.allow(&format!("{name}.calls"), &[&widened(&side.expected_calls)]);
     };
     match condition {
         // Every rule reads the fixed header and the IP length only.
@@ -289,11 +332,11 @@ fn judge(full: &Capture, condition: Condition, kept: &[Tcp]) -> Result<Truth> {
             let unseen = usize::from(client);
             let seen_side = 1 - unseen;
             for field in ["outcome", "closer", "client.role", "server.role"] {
-                allow(field, unknown);
+                allowed.allow(field, unknown);
             }
-            allow(&format!("{}.closed_by", sides[unseen].0), unknown);
-            allow(&format!("{}.calls", sides[unseen].0), &[""]);
-            widen_calls(&mut allow, seen_side);
+            allowed.allow(&format!("{}.closed_by", sides[unseen].0), unknown);
+            allowed.allow(&format!("{}.calls", sides[unseen].0), &[""]);
+            widen_calls(&mut allowed, seen_side);
         }
         AfterHandshake | AfterData | AfterFirstFin => {
             // A late start proves an endpoint open only by its payload
@@ -303,7 +346,7 @@ fn judge(full: &Capture, condition: Condition, kept: &[Tcp]) -> Result<Truth> {
                 closer_index.is_some_and(|c| proven(1 - c) && observed[c].signal.is_some());
             if !closer_told {
                 for field in ["closer", "client.role", "server.role"] {
-                    allow(field, unknown);
+                    allowed.allow(field, unknown);
                 }
             }
             for i in 0..2 {
@@ -311,38 +354,52 @@ fn judge(full: &Capture, condition: Condition, kept: &[Tcp]) -> Result<Truth> {
                     .iter()
                     .any(|t| usize::from(t.src.1 != CLIENT_PORT) == i && t.payload > 0);
                 if observed[i].signal.is_none() && !has_payload {
-                    allow(&format!("{}.closed_by", sides[i].0), unknown);
-                    allow(&format!("{}.calls", sides[i].0), &[""]);
-                    allow("outcome", unknown);
+                    allowed.allow(&format!("{}.closed_by", sides[i].0), unknown);
+                    allowed.allow(&format!("{}.calls", sides[i].0), &[""]);
+                    allowed.allow("outcome", unknown);
                 }
-                widen_calls(&mut allow, i);
+                widen_calls(&mut allowed, i);
             }
         }
         StopAfterFirstFin => {
             // Verdicts are as of the end of the capture: the other side
-            // had not closed yet, the connection was half-closed.
+            // had not closed yet, the connection was half-closed; or
+            // nothing answered the first FIN, and whether the other side
+            // had closed (its FIN in flight) is untold.
             let first = observed
                 .iter()
                 .position(|s| s.signal.is_some())
                 .context("a FIN")?;
             let other = 1 - first;
-            allow("outcome", &["half-closed"]);
-            allow(&format!("{}.closed_by", sides[other].0), &["none"]);
-            allow(&format!("{}.calls", sides[other].0), &[""]);
-            widen_calls(&mut allow, first);
+            allowed.allow("outcome", &["half-closed"]);
+            allowed.allow(&format!("{}.closed_by", sides[other].0), &["none"]);
+            allowed.allow(&format!("{}.calls", sides[other].0), &[""]);
+            unanswered_fin(kept, &mut allowed);
+            widen_calls(&mut allowed, first);
         }
     }
-    // A wider answer equal to the truth says nothing more.
-    unprovable.retain(|field, answers| {
-        answers.retain(|a| truth.get(field) != Some(a));
-        !answers.is_empty()
-    });
-    Ok(Truth {
-        client_addr: conn.client_addr.clone(),
-        server_addr: conn.server_addr.clone(),
-        truth,
-        unprovable,
-    })
+    Ok(allowed.judged(&conn.client_addr, &conn.server_addr, truth))
+}
+
+/// The first teardown signal is a FIN its peer never answered: nothing
+/// from the peer from then to the end of the capture. The peer's own close
+/// may have been lost on the way, or be in flight: who closed first, the
+/// peer's close and the outcome are untold (`docs/semantics.md`).
+pub fn unanswered_fin(kept: &[Tcp], allowed: &mut Allowed) {
+    let side = |t: &Tcp| usize::from(t.src.1 != CLIENT_PORT);
+    let Some(at) = kept.iter().position(|t| (t.fin || t.rst) && !t.syn) else {
+        return;
+    };
+    let closer = side(&kept[at]);
+    if !kept[at].fin || kept[at..].iter().any(|t| side(t) != closer) {
+        return;
+    }
+    let peer = ["client", "server"][1 - closer];
+    for field in ["outcome", "closer", "client.role", "server.role"] {
+        allowed.allow(field, &["unknown"]);
+    }
+    allowed.allow(&format!("{peer}.closed_by"), &["unknown"]);
+    allowed.allow(&format!("{peer}.calls"), &[""]);
 }
 
 /// Where a full Ethernet frame's TCP header starts and ends, and whether

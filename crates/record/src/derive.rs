@@ -72,6 +72,8 @@ pub struct Tcp {
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
+    /// The ACK flag (a bare RST has none).
+    pub ack_flag: bool,
     pub payload: usize,
 }
 
@@ -101,6 +103,7 @@ pub fn tcp(frame: &[u8]) -> Option<Tcp> {
         syn: t.syn(),
         fin: t.fin(),
         rst: t.rst(),
+        ack_flag: t.ack(),
         payload: t.payload().len(),
     })
 }

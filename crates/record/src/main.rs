@@ -9,6 +9,7 @@
 mod degrade;
 mod derive;
 mod hard;
+mod loss;
 mod manifest;
 mod mix;
 mod router;
@@ -35,7 +36,8 @@ struct Cli {
     #[arg(long, default_value = "testdata")]
     out: PathBuf,
     /// Record only these captures (file stem) or scenarios (all variants);
-    /// `derived` remakes the derived captures, `router` the router set.
+    /// `derived` remakes the derived captures, `router` the router set,
+    /// `loss` only its losses (the router drops a FIN or an RST).
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// List the captures this would record, and exit.
@@ -281,7 +283,11 @@ fn main() -> Result<()> {
         })
         .collect();
     ensure!(
-        !chosen.is_empty() || cli.only.iter().any(|o| o == "derived" || o == "router"),
+        !chosen.is_empty()
+            || cli
+                .only
+                .iter()
+                .any(|o| o == "derived" || o == "router" || o == "loss"),
         "--only matched nothing (see --list)"
     );
     // SAFETY: trivial libc getter.
@@ -294,8 +300,10 @@ fn main() -> Result<()> {
 
     // Resets forged by a router: their own directory and manifest.
     let mut failed = Vec::new();
-    if cli.only.is_empty() || cli.only.iter().any(|o| o == "router") {
-        if let Err(e) = router::record_all(&cli.out) {
+    let only_loss = cli.only.iter().any(|o| o == "loss");
+    if cli.only.is_empty() || only_loss || cli.only.iter().any(|o| o == "router") {
+        let only_loss = only_loss && !cli.only.iter().any(|o| o == "router");
+        if let Err(e) = router::record_all(&cli.out, only_loss) {
             eprintln!("FAILED router: {e:#}");
             failed.push("router".to_string());
         }

@@ -19,8 +19,11 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use serde::{Deserialize, Serialize};
 
+use crate::degrade::Truth;
+use crate::derive::Pcap;
+use crate::loss;
 use tcpshut_lab::router::{RoutedLab, CLIENT, SERVER};
-use tcpshut_lab::scenarios;
+use tcpshut_lab::scenarios::{self, ConnExpect};
 use tcpshut_lab::script::{self, Board, Call, Env, Step};
 use tcpshut_lab::tcpdump::{self, Tcpdump};
 
@@ -39,7 +42,7 @@ const FIREWALL: &str = "add table ip mb; \
 
 /// What the router does during a run.
 #[derive(Clone, Copy)]
-enum Middlebox {
+pub enum Middlebox {
     /// The stateful firewall only; it must forge nothing.
     Firewall,
     /// Once the sides mark "got": data (PSH) from the client is rejected
@@ -50,16 +53,53 @@ enum Middlebox {
     /// The firewall with a short established timeout: an idle connection
     /// is forgotten and its next packet reset.
     IdleTimeout,
+    /// No firewall: the router drops a segment on its way (`loss.rs`).
+    Lose(Loss),
 }
 
-struct RouterScenario {
-    name: &'static str,
-    description: &'static str,
-    client: Vec<Step>,
-    server: Vec<Step>,
-    middlebox: Middlebox,
+/// A segment the router drops (a real network loss: the sender's kernel
+/// sees it leave, unlike a drop inside its own namespace).
+#[derive(Clone, Copy)]
+pub struct Loss {
+    /// Its kind: FINs, or RSTs.
+    pub rst: bool,
+    /// Sent by the client (else the server).
+    pub from_client: bool,
+    /// Only the first one (its retransmission passes); else every one.
+    pub once: bool,
+}
+
+impl Loss {
+    /// The nftables rule that drops it. Once is `limit ... burst 1`: the
+    /// first match takes the one token (dropped), later ones are over the
+    /// limit for an hour and pass.
+    fn rule(self) -> String {
+        let from = if self.from_client { CLIENT } else { SERVER };
+        let flag = if self.rst { "rst" } else { "fin" };
+        let once = if self.once {
+            "limit rate 1/hour burst 1 packets "
+        } else {
+            ""
+        };
+        format!(
+            "add table ip loss; \
+             add chain ip loss path {{ type filter hook forward priority 0; }}; \
+             add rule ip loss path ip saddr {from} tcp flags & {flag} == {flag} {once}counter drop"
+        )
+    }
+}
+
+pub struct RouterScenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub client: Vec<Step>,
+    pub server: Vec<Step>,
+    pub middlebox: Middlebox,
     /// Forged RSTs expected: (claimed sender, count).
-    forged: &'static [(&'static str, usize)],
+    pub forged: &'static [(&'static str, usize)],
+    /// What the applications' calls make of the connection, when the
+    /// manifest judges each answer against it (`loss.rs`).
+    pub truth: Option<ConnExpect>,
 }
 
 fn router_scenarios() -> Vec<RouterScenario> {
@@ -81,6 +121,7 @@ fn router_scenarios() -> Vec<RouterScenario> {
             server,
             middlebox: Middlebox::Firewall,
             forged: &[],
+            truth: None,
         }
     };
     vec![
@@ -94,6 +135,7 @@ fn router_scenarios() -> Vec<RouterScenario> {
             server: vec![Listen, Accept, Recv(100), Mark("got"), Wait("forged"), Send(200), Sleep(200), Close],
             middlebox: Middlebox::ResetClientData,
             forged: &[("server", 1)],
+            truth: None,
         },
         RouterScenario {
             name: "forged-both",
@@ -104,6 +146,7 @@ fn router_scenarios() -> Vec<RouterScenario> {
             server: vec![Listen, Accept, Recv(100), Mark("got"), Wait("client-reset"), Send(10), Sleep(200), Close],
             middlebox: Middlebox::ResetAllData,
             forged: &[("server", 1), ("client", 1)],
+            truth: None,
         },
         RouterScenario {
             name: "idle-reset",
@@ -115,11 +158,15 @@ fn router_scenarios() -> Vec<RouterScenario> {
             server: vec![Listen, Accept, Recv(100), Send(100), Wait("reset"), Close],
             middlebox: Middlebox::IdleTimeout,
             forged: &[("server", 1), ("client", 1)],
+            truth: None,
         },
         control("close-unread", "Control: the server closes with 100 bytes unread (a genuine RST+ACK), through the stateful firewall."),
         control("linger0-after-data", "Control: the client closes with SO_LINGER 0 (a genuine RST+ACK), through the stateful firewall."),
         control("refused", "Control: the client connects to a closed port; the server's kernel answers with RST+ACK, through the stateful firewall."),
     ]
+    .into_iter()
+    .chain(loss::scenarios())
+    .collect()
 }
 
 /// The capture points, as file suffixes.
@@ -152,6 +199,15 @@ pub struct RouterCapture {
     /// (at least), in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_secs: Option<f64>,
+    /// For a loss: the frames of this capture that never reached the
+    /// other end (what the router dropped; none where the capture point
+    /// is past the drop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Vec<u64>>,
+    /// For a loss: the truth, and what this capture point's wire cannot
+    /// prove (`degrade::Truth`, checked like `testdata/degraded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<Truth>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -236,7 +292,7 @@ fn packets(path: &Path) -> Result<Vec<Pkt>> {
 
 fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox) -> Result<()> {
     let rule = match middlebox {
-        Middlebox::Firewall | Middlebox::IdleTimeout => return Ok(()),
+        Middlebox::Firewall | Middlebox::IdleTimeout | Middlebox::Lose(_) => return Ok(()),
         Middlebox::ResetClientData => format!(
             "add rule ip mb path ip saddr {CLIENT} tcp flags & (rst|psh) == psh reject with tcp reset"
         ),
@@ -250,9 +306,21 @@ fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox) -> Result
     Ok(())
 }
 
+/// The capture points of a scenario: a loss is seen at the two ends (at
+/// the router, a dropped packet would be seen once, like a forged one).
+fn points(sc: &RouterScenario) -> &'static [&'static str] {
+    match sc.middlebox {
+        Middlebox::Lose(_) => &POINTS[..2],
+        _ => &POINTS,
+    }
+}
+
 fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
     let lab = RoutedLab::new()?;
-    lab.nft(FIREWALL)?;
+    match sc.middlebox {
+        Middlebox::Lose(loss) => lab.nft(&loss.rule())?,
+        _ => lab.nft(FIREWALL)?,
+    }
     if let Middlebox::IdleTimeout = sc.middlebox {
         lab.sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")?;
         lab.sysctl(
@@ -266,21 +334,25 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
         any_sll2: true,
         ..opts
     };
-    let dumps = [
-        Tcpdump::start(
-            &lab.client,
-            tcpshut_lab::netns::IFACE,
-            &out.join(file("client")),
-            opts,
-        )?,
-        Tcpdump::start(
-            &lab.server,
-            tcpshut_lab::netns::IFACE,
-            &out.join(file("server")),
-            opts,
-        )?,
-        Tcpdump::start(&lab.router, "any", &out.join(file("router")), any)?,
-    ];
+    let points = points(sc);
+    let dumps = points
+        .iter()
+        .map(|&point| match point {
+            "client" => Tcpdump::start(
+                &lab.client,
+                tcpshut_lab::netns::IFACE,
+                &out.join(file(point)),
+                opts,
+            ),
+            "server" => Tcpdump::start(
+                &lab.server,
+                tcpshut_lab::netns::IFACE,
+                &out.join(file(point)),
+                opts,
+            ),
+            _ => Tcpdump::start(&lab.router, "any", &out.join(file(point)), any),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let (client_ip, server_ip) = RoutedLab::addrs();
     let board = Board::default();
     let env = |ns, local| Env {
@@ -305,13 +377,19 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
     });
     let (client, server) = (c.context("client")?, s.context("server")?);
     r??;
-    std::thread::sleep(tcpshut_lab::experiment::GRACE + Duration::from_millis(200));
+    // A segment lost for good is retransmitted (200 ms, 400 ms, 800 ms
+    // after): long enough to see a few of them go unanswered.
+    let settle = match sc.middlebox {
+        Middlebox::Lose(Loss { once: false, .. }) => Duration::from_millis(1500),
+        _ => Duration::from_millis(200),
+    };
+    std::thread::sleep(tcpshut_lab::experiment::GRACE + settle);
     for td in dumps {
         td.stop()?;
     }
     drop(lab);
 
-    let at: Vec<Vec<Pkt>> = POINTS
+    let at: Vec<Vec<Pkt>> = points
         .iter()
         .map(|p| packets(&out.join(file(p))))
         .collect::<Result<_>>()?;
@@ -374,36 +452,73 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
         }
         _ => None,
     };
+    // Lost: a packet one end sent that the other end's veth never carried.
+    let received_by = |pkts: &[Pkt], client: bool| -> BTreeSet<RstKey> {
+        pkts.iter()
+            .filter(|p| p.from_client != client)
+            .map(|p| p.key)
+            .collect()
+    };
+    let received = [received_by(&at[0], true), received_by(&at[1], false)];
+    let lost = |pkts: &[Pkt]| -> Vec<u64> {
+        pkts.iter()
+            .filter(|p| !received[usize::from(p.from_client)].contains(&p.key))
+            .map(|p| p.frame)
+            .collect()
+    };
+    if let Middlebox::Lose(loss) = sc.middlebox {
+        let sender = &at[usize::from(!loss.from_client)];
+        let n = lost(sender).len();
+        ensure!(
+            if loss.once { n == 1 } else { n >= 1 },
+            "{}: {n} segments lost on the way",
+            sc.name
+        );
+    }
     let calls = |log: &script::SideLog| log.calls.first().cloned().unwrap_or_default();
-    Ok(POINTS
+    points
         .iter()
         .zip(&at)
-        .map(|(point, pkts)| RouterCapture {
-            file: file(point),
-            scenario: sc.name.into(),
-            description: sc.description.into(),
-            point: (*point).into(),
-            packets: pkts.len(),
-            client: format!("{CLIENT}:{}", script::CLIENT_PORT),
-            server: format!("{SERVER}:{}", script::SERVER_PORT),
-            client_calls: calls(&client),
-            server_calls: calls(&server),
-            forged: pkts
-                .iter()
-                .filter(|p| p.rst && forged.contains(&p.key))
-                .map(|p| ForgedRst {
-                    frame: p.frame,
-                    claimed: if p.from_client { "client" } else { "server" }.into(),
-                })
-                .collect(),
-            genuine_rsts: pkts
-                .iter()
-                .filter(|p| p.rst && !forged.contains(&p.key))
-                .map(|p| p.frame)
-                .collect(),
-            idle_secs,
+        .map(|(point, pkts)| {
+            let connections = match &sc.truth {
+                Some(truth) => {
+                    let frames = Pcap::read(&out.join(file(point)))?;
+                    vec![loss::judge(truth, point, &frames)?]
+                }
+                None => Vec::new(),
+            };
+            Ok(RouterCapture {
+                file: file(point),
+                scenario: sc.name.into(),
+                description: sc.description.into(),
+                point: (*point).into(),
+                packets: pkts.len(),
+                client: format!("{CLIENT}:{}", script::CLIENT_PORT),
+                server: format!("{SERVER}:{}", script::SERVER_PORT),
+                client_calls: calls(&client),
+                server_calls: calls(&server),
+                forged: pkts
+                    .iter()
+                    .filter(|p| p.rst && forged.contains(&p.key))
+                    .map(|p| ForgedRst {
+                        frame: p.frame,
+                        claimed: if p.from_client { "client" } else { "server" }.into(),
+                    })
+                    .collect(),
+                genuine_rsts: pkts
+                    .iter()
+                    .filter(|p| p.rst && !forged.contains(&p.key))
+                    .map(|p| p.frame)
+                    .collect(),
+                idle_secs,
+                lost: match sc.middlebox {
+                    Middlebox::Lose(_) => Some(lost(pkts)),
+                    _ => None,
+                },
+                connections,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The recordings' names (for `--list`).
@@ -411,20 +526,36 @@ pub fn list() -> Vec<(String, &'static str)> {
     router_scenarios()
         .iter()
         .flat_map(|sc| {
-            POINTS
+            points(sc)
                 .iter()
                 .map(move |p| (format!("router/{}-at-{p}.pcap", sc.name), sc.description))
         })
         .collect()
 }
 
-/// Records every router scenario into `out/router`, with its manifest.
-pub fn record_all(out: &Path) -> Result<()> {
+/// Records the router scenarios into `out/router`, with its manifest: all
+/// of them, or (`only_loss`) the losses alone, keeping the other entries.
+pub fn record_all(out: &Path, only_loss: bool) -> Result<()> {
     let dir = out.join("router");
     fs::create_dir_all(&dir)?;
-    let mut captures = Vec::new();
+    let is_loss = |sc: &RouterScenario| matches!(sc.middlebox, Middlebox::Lose(_));
+    let scenarios: Vec<RouterScenario> = router_scenarios()
+        .into_iter()
+        .filter(|sc| !only_loss || is_loss(sc))
+        .collect();
+    let mut captures: Vec<RouterCapture> = if only_loss {
+        let path = dir.join("manifest.json");
+        let kept: RouterManifest =
+            serde_json::from_str(&fs::read_to_string(&path).context("router/manifest.json")?)?;
+        kept.captures
+            .into_iter()
+            .filter(|c| !scenarios.iter().any(|sc| sc.name == c.scenario))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut failed = Vec::new();
-    for sc in router_scenarios() {
+    for sc in scenarios {
         eprintln!("recording router/{}", sc.name);
         let mut last = None;
         for attempt in 1..=ATTEMPTS {

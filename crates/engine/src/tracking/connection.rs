@@ -299,6 +299,7 @@ impl Connection {
             unseen: [unseen(0), unseen(1)],
             past_unseen: [past_unseen(0), past_unseen(1)],
             rst_on_unknown: self.rst_on_unknown,
+            last_sent: [0, 1].map(|i| self.endpoints[i].last_sent_frame),
         }
     }
 
@@ -429,6 +430,7 @@ impl Connection {
             sender.note_sent(seg.end_seq());
         }
         sender.sent_any = true;
+        sender.last_sent_frame = Some(seg.frame);
         // RFC 7323 2.2: the window of a SYN is never scaled.
         let scale = match sender.window_scale {
             Some(shift) if window_scaling && !seg.flags.syn() => shift.min(14),

@@ -177,6 +177,8 @@ pub struct Endpoint {
     pub syn_frame: Option<u64>,
     /// Has it sent anything at all?
     pub sent_any: bool,
+    /// Frame of the last segment it sent.
+    pub last_sent_frame: Option<u64>,
     /// Has it received payload from its peer at any time?
     pub received_payload: bool,
 }
@@ -195,6 +197,7 @@ impl Endpoint {
             fin_acked_frame: None,
             syn_frame: None,
             sent_any: false,
+            last_sent_frame: None,
             received_payload: false,
         }
     }

@@ -390,6 +390,16 @@ pub struct Sight {
     pub past_unseen: [bool; 2],
     /// An RST was accepted while no endpoint was known to be open.
     pub rst_on_unknown: bool,
+    /// Per endpoint: the frame of the last segment it sent.
+    pub last_sent: [Option<u64>; 2],
+}
+
+impl Sight {
+    /// Endpoint `i` sent nothing at or after `frame` (to the end of the
+    /// capture).
+    fn silent_from(&self, i: usize, frame: u64) -> bool {
+        self.last_sent[i].is_none_or(|last| last < frame)
+    }
 }
 
 /// The facts about a finished connection that the verdict is built from.
@@ -404,7 +414,8 @@ pub struct ConnFacts<'a> {
 
 /// Builds the verdict of a connection from its facts, as wide as the
 /// capture point requires: who closed first is `unknown` when the peer of
-/// the first closer may have closed before unseen (or was never seen);
+/// the first closer may have closed before unseen (never seen, a stray
+/// RST from it, or silent after the first FIN to the end of the capture);
 /// the outcome is `unknown` when a direction was never captured and no
 /// RST settles it, or when an RST came with nothing showing the
 /// connection still open.
@@ -412,6 +423,16 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
     let [a, b] = facts.evidence;
     let sight = facts.sight;
     let one_sided = sight.unseen.contains(&true);
+    // Per endpoint: its peer's first signal is a FIN it never answered,
+    // sending nothing from then to the end of the capture. Its own close
+    // may have been lost on the way (or still be in flight): whether it
+    // had closed, and so who closed first, is untold.
+    let unanswered = [(0, a, b), (1, b, a)].map(|(i, own, peer)| {
+        own.first_signal().is_none()
+            && peer.fin_frame.is_some_and(|fin| {
+                !peer.fin_unseen && peer.first_signal() == Some(fin) && sight.silent_from(i, fin)
+            })
+    });
     let roles = if facts.refused {
         [Role::None, Role::None]
     } else if facts.simultaneous && a.fin_frame.is_some() && b.fin_frame.is_some() {
@@ -424,8 +445,12 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
             (None, Some(_)) => (b, [Role::Passive, Role::Active]),
             (None, None) => (a, [Role::None, Role::None]),
         };
+        let peer = usize::from(by_frames[0] == Role::Active);
         let untold = by_frames[0] != Role::None
-            && (one_sided || (first.peer_may_have_closed_first && !first.fin_unseen));
+            && (one_sided
+                || (first.peer_may_have_closed_first && !first.fin_unseen)
+                || facts.evidence[peer].closed_unseen
+                || unanswered[peer]);
         if untold {
             [Role::Unknown, Role::Unknown]
         } else {
@@ -438,7 +463,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
     // had not closed before: how it closed is unknown.
     let untold_close = |i: usize, e: &Evidence| {
         let no_signal = e.first_signal().is_none();
-        sight.unseen[i] || (no_signal && (e.closed_unseen || sight.past_unseen[i]))
+        sight.unseen[i] || (no_signal && (e.closed_unseen || sight.past_unseen[i])) || unanswered[i]
     };
     let untold = [untold_close(0, a), untold_close(1, b)];
     let verdict_of = |i: usize, e: &Evidence, role: Role| {
@@ -537,6 +562,37 @@ mod tests {
         };
         assert_eq!(linger.calls(true).to_string(), "linger0");
         assert_eq!(Evidence::default().calls(true).to_string(), "");
+    }
+
+    #[test]
+    fn a_fin_never_answered_leaves_the_peer_and_the_order_untold() {
+        let client = fin_at(7);
+        let server = Evidence::default();
+        let sight = |server_last| Sight {
+            start: true,
+            last_sent: [Some(9), Some(server_last)],
+            ..Sight::default()
+        };
+        let verdict = |server_last| {
+            infer(&ConnFacts {
+                evidence: [&client, &server],
+                client: ClientChoice::default(),
+                simultaneous: false,
+                refused: false,
+                reset: false,
+                sight: sight(server_last),
+            })
+        };
+        // The server sent nothing from the FIN on: its close may be lost.
+        let silent = verdict(6);
+        assert_eq!(silent.closer, Closer::Unknown);
+        assert_eq!(silent.outcome, Outcome::Unknown);
+        assert_eq!(silent.endpoints[1].closed_by, ClosedBy::Unknown);
+        // It acknowledged the FIN (frame 8): it was open, the client closed first.
+        let answered = verdict(8);
+        assert_eq!(answered.closer, Closer::Client);
+        assert_eq!(answered.outcome, Outcome::HalfClosed);
+        assert_eq!(answered.endpoints[1].closed_by, ClosedBy::None);
     }
 
     #[test]
