@@ -27,8 +27,9 @@ const MIN_RTT_US: u32 = 1000;
 /// One reason to doubt that the claimed endpoint sent its RST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sign {
-    /// The RST's TTL differs from the one all of the endpoint's segments carry.
-    TtlDiffers { rst: u8, usual: u8 },
+    /// The RST's TTL (IPv6: hop limit, `v6`) differs from the one all of
+    /// the endpoint's segments carry.
+    TtlDiffers { rst: u8, usual: u8, v6: bool },
     /// The RST's IPv4 ID is the ID of the peer's packet it answers.
     IdCopied(u16),
     /// The endpoint sent more segments after "its" RST.
@@ -97,8 +98,9 @@ impl Sign {
 impl fmt::Display for Sign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Sign::TtlDiffers { rst, usual } => {
-                write!(f, "TTL {rst} where this host's segments carry {usual}")
+            Sign::TtlDiffers { rst, usual, v6 } => {
+                let what = if v6 { "hop limit" } else { "TTL" };
+                write!(f, "{what} {rst} where this host's segments carry {usual}")
             }
             Sign::IdCopied(id) => write!(f, "its IP ID {id} copies the packet it answers"),
             Sign::KeepsSending => write!(f, "the host keeps sending after it"),
@@ -141,8 +143,9 @@ impl fmt::Display for Micros {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Why {
     mask: u16,
-    /// RST's TTL, the host's usual one.
+    /// RST's TTL, the host's usual one; IPv6's hop limit if `v6`.
     ttl: [u8; 2],
+    v6: bool,
     /// RST's IP ID, and the host's last own one (or the copied one).
     ip_id: [u16; 2],
     /// Time after the packet answered, and the host's round trip, µs.
@@ -155,7 +158,7 @@ impl Why {
         for &sign in signs {
             why.mask |= sign.bit();
             match sign {
-                Sign::TtlDiffers { rst, usual } => why.ttl = [rst, usual],
+                Sign::TtlDiffers { rst, usual, v6 } => (why.ttl, why.v6) = ([rst, usual], v6),
                 Sign::IdCopied(id) => why.ip_id = [id, id],
                 Sign::IdOutOfSequence { rst, last } => why.ip_id = [rst, last],
                 Sign::Early { after_us, rtt_us } => why.timing = [after_us, rtt_us],
@@ -175,7 +178,11 @@ impl Why {
         let [id, last] = self.ip_id;
         let [after_us, rtt_us] = self.timing;
         [
-            Sign::TtlDiffers { rst, usual },
+            Sign::TtlDiffers {
+                rst,
+                usual,
+                v6: self.v6,
+            },
             Sign::IdCopied(id),
             Sign::KeepsSending,
             Sign::IdOutOfSequence { rst: id, last },
@@ -417,6 +424,8 @@ impl OriginTrack {
             signs.push(Sign::TtlDiffers {
                 rst: rst.ttl,
                 usual: side.ttl,
+                // IPv6 has no IP ID (nor TTL: its hop limit).
+                v6: rst.ip_id.is_none(),
             });
         }
         let own_id_too = side.own > 0 && side.ids_constant && side.first_id == rst.ip_id;
@@ -491,9 +500,10 @@ mod tests {
             payload: &DATA[..len as usize],
             options: Default::default(),
             checksum_ok: Some(true),
+            // IPv4, with Linux's ID 0 (never a sign).
             marks: SenderMarks {
                 ttl,
-                ip_id: None,
+                ip_id: Some(0),
                 tcp_header_len: 20,
             },
         }
@@ -546,6 +556,26 @@ mod tests {
             "TTL 61 where this host's segments carry 63"
         );
         assert_eq!(origin.why().signs().collect::<Vec<_>>(), origin.signs);
+    }
+
+    /// IPv6 has no IP ID, and its TTL is the hop limit.
+    #[test]
+    fn ipv6_says_hop_limit() {
+        let mut t = OriginTrack::default();
+        let v6 = |mut s: Segment<'static>| {
+            s.marks.ip_id = None;
+            s
+        };
+        t.observe(&v6(seg(0, S, 100, 0, 0, 64)), 0);
+        t.observe(&v6(seg(100, SA, 500, 101, 0, 63)), 1);
+        t.observe(&v6(seg(200, A, 501, 101, 5, 63)), 1);
+        t.observe(&v6(seg(300, R, 506, 0, 0, 64)), 1);
+        let origin = t.judge(1).expect("an RST");
+        assert!(origin.forged());
+        assert_eq!(
+            origin.why().to_string(),
+            "hop limit 64 where this host's segments carry 63"
+        );
     }
 
     #[test]
