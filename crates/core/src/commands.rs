@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tcpshut_engine::ConnectionReport;
+use tcpshut_engine::ConnectionsCsvSink;
 use tcpshut_engine::TcpState;
 use tcpshut_engine::{Closer, ConnVerdict, Outcome};
 
@@ -352,8 +353,17 @@ pub fn annotate(
                 usable(tcpshut_engine::annotate(path, detail, &mut both)?)
             })
         };
-        let analyse = |out: &mut dyn Write| -> anyhow::Result<Verdicts> {
+        let analyse = |out: &mut dyn Write, dest: &Path| -> anyhow::Result<Verdicts> {
             match format {
+                // The connections sidecar beside the CSV one (not on
+                // standard output, nor beside a device or FIFO).
+                Format::Csv if dest.is_file() || !dest.exists() => {
+                    let conns = connections_path(dest);
+                    if let Some(conns) = &conns {
+                        guarded(guard.check(conns), conns)?;
+                    }
+                    csv_with_connections(out, conns.as_deref(), |sink| run(Box::new(sink)))
+                }
                 // Two tables: the connections file beside the segments'.
                 Format::Parquet => {
                     let conns_path = sidecar_path(path, "connections.parquet");
@@ -375,13 +385,13 @@ pub fn annotate(
         let (written, result) = match dest {
             Some(d) if d == Path::new("-") => (
                 "standard output".to_string(),
-                analyse(&mut output::stdout()),
+                analyse(&mut output::stdout(), Path::new("-")),
             ),
-            Some(d) => (shown(d), write_atomically(d, |w| analyse(w))),
+            Some(d) => (shown(d), write_atomically(d, |w| analyse(w, d))),
             None => {
                 let sidecar = sidecar_path(path, ext);
                 let result = guarded(guard.check(&sidecar), &sidecar)
-                    .and_then(|()| write_atomically(&sidecar, |w| analyse(w)));
+                    .and_then(|()| write_atomically(&sidecar, |w| analyse(w, &sidecar)));
                 (shown(&sidecar), result)
             }
         };
@@ -455,6 +465,12 @@ impl RowSink for WithProgress<'_> {
     }
     fn finish(&mut self) -> std::io::Result<()> {
         self.inner.finish()
+    }
+    fn wants_connections(&self) -> bool {
+        self.inner.wants_connections()
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        self.inner.connection(report)
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.bar.set_message(format!("{}/{}", pass.number, pass.of));
@@ -737,10 +753,40 @@ pub fn fresh_sidecar(capture: &Path) -> anyhow::Result<std::path::PathBuf> {
         return Ok(sidecar);
     }
     guarded(Guard::new([capture], false).check(&sidecar), &sidecar)?;
+    let conns = connections_path(&sidecar);
+    if let Some(conns) = &conns {
+        guarded(Guard::new([capture], false).check(conns), conns)?;
+    }
     write_atomically(&sidecar, |out| {
-        let mut sink = CsvSink::new(out);
-        tcpshut_engine::annotate(capture, Detail::Brief, &mut sink)?;
-        Ok(())
+        csv_with_connections(out, conns.as_deref(), |sink| {
+            tcpshut_engine::annotate(capture, Detail::Brief, sink)?;
+            Ok(())
+        })
     })?;
     Ok(sidecar)
+}
+
+/// The connections sidecar that goes with the CSV sidecar `sidecar`:
+/// `NAME.csv` gives `NAME.connections.csv` (docs/sidecar.md); `None` for
+/// another name (or one that is not UTF-8).
+pub fn connections_path(sidecar: &Path) -> Option<std::path::PathBuf> {
+    let stem = sidecar.file_name()?.to_str()?.strip_suffix(".csv")?;
+    Some(sidecar.with_file_name(format!("{stem}.connections.csv")))
+}
+
+/// Runs `run` with a CSV sink on `out` and, when `conns` is given, the
+/// connections sidecar written there too (atomically, like the sidecar).
+fn csv_with_connections<T>(
+    out: &mut dyn Write,
+    conns: Option<&Path>,
+    run: impl FnOnce(&mut dyn RowSink) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut csv = CsvSink::new(out);
+    match conns {
+        None => run(&mut csv),
+        Some(path) => write_atomically(path, |c| {
+            let mut conns = ConnectionsCsvSink::new(c);
+            run(&mut Tee(&mut csv, &mut conns))
+        }),
+    }
 }

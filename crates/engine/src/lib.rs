@@ -32,6 +32,7 @@ pub use pipeline::summary::{
 };
 
 // ---- Sinks ----
+pub use output::connections_csv::{ConnectionsCsvSink, CONNECTIONS_HEADER};
 pub use output::csv::{CsvSink, CSV_HEADER};
 pub use output::json::JsonSink;
 pub use output::memory::MemorySink;

@@ -25,6 +25,7 @@ use crate::pipeline::sinks::{Pass, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::Tracker;
 use crate::tracking::connection::Connection;
+use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame};
 use crate::wire::link::DecodeStats;
 use crate::wire::source::{Reads, Source};
@@ -106,7 +107,14 @@ type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 /// Pass 1: every connection's verdict, and what `detail` asks for.
 pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     let source = Source::new(path, Reads::Once)?;
-    verdicts_from(&|| source.open(), path, detail, false, &mut |_| {})
+    verdicts_from(
+        &|| source.open(),
+        path,
+        detail,
+        false,
+        &mut |_| {},
+        &mut |_, _| {},
+    )
 }
 
 /// Every connection's report, handed to `each` as the connection leaves
@@ -163,6 +171,7 @@ fn verdicts_from(
     detail: Detail,
     all_verdicts: bool,
     progress: &mut dyn FnMut(u64),
+    settled: &mut dyn FnMut(&Connection, &ConnVerdict),
 ) -> Result<Verdicts, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
@@ -174,11 +183,11 @@ fn verdicts_from(
     let read = for_each_frame(&mut reader, None, progress, |frame| {
         if let Some(seg) = tracker.decode(frame) {
             tracker.observe(&seg);
-            tracker.conclude_retired(|_, _| {});
+            tracker.conclude_retired(|conn, verdict| settled(conn, &verdict));
         }
         Ok(ControlFlow::Continue(()))
     })?;
-    Ok(tracker.finish(|_, _| {}, path, format, read))
+    Ok(tracker.finish(|conn, verdict| settled(conn, &verdict), path, format, read))
 }
 
 /// Rows with hindsight into `sink`, in one pass or two ([`Schedule`]'s
@@ -230,12 +239,18 @@ fn annotate_from(
     };
     match one_pass(open, path, detail, sink, max_held_rows)? {
         OnePass::Done(verdicts) => Ok(*verdicts),
-        OnePass::GaveWay { written_before } => two_passes(
+        OnePass::GaveWay {
+            written_before,
+            reported,
+        } => two_passes(
             open,
             path,
             detail,
             sink,
-            TwoPassStart::After { written_before },
+            TwoPassStart::After {
+                written_before,
+                reported,
+            },
         ),
     }
 }
@@ -247,6 +262,9 @@ enum OnePass {
     /// are written, the rest are not.
     GaveWay {
         written_before: u64,
+        /// Connections reported to the sink so far (the first ones pass 1
+        /// settles again, in the same order).
+        reported: u64,
     },
 }
 
@@ -266,6 +284,9 @@ fn one_pass(
     let mut tracker = Tracker::concluding(detail);
     let mut held = PendingRows::new();
     let mut gave_way = None;
+    let wants_connections = sink.wants_connections();
+    let mut reported = 0u64;
+    let mut report_error = None;
     // Both the rows and the progress reports go to the sink, never at once.
     let sink = std::cell::RefCell::new(sink);
     let pass = Pass { number: 1, of: 1 };
@@ -278,9 +299,19 @@ fn one_pass(
         held.hold(&seg, &facts);
         let mut settled = false;
         tracker.conclude_retired(|conn, verdict| {
+            if wants_connections && report_error.is_none() {
+                let report = ConnectionReport::new(conn, None, &verdict);
+                if let Err(e) = sink.borrow_mut().connection(&report) {
+                    report_error = Some(e);
+                }
+                reported += 1;
+            }
             held.settle(conn, verdict);
             settled = true;
         });
+        if let Some(e) = report_error.take() {
+            return Err(e);
+        }
         if settled {
             held.release(|row| sink.borrow_mut().row(row))?;
         }
@@ -294,14 +325,27 @@ fn one_pass(
     })?;
     let sink = sink.into_inner();
     if let Some(written_before) = gave_way {
-        return Ok(OnePass::GaveWay { written_before });
+        return Ok(OnePass::GaveWay {
+            written_before,
+            reported,
+        });
     }
     let verdicts = tracker.finish(
-        |conn, verdict| held.settle(conn, verdict),
+        |conn, verdict| {
+            if wants_connections && report_error.is_none() {
+                if let Err(e) = sink.connection(&ConnectionReport::new(conn, None, &verdict)) {
+                    report_error = Some(e);
+                }
+            }
+            held.settle(conn, verdict)
+        },
         path,
         format,
         read,
     );
+    if let Some(e) = report_error {
+        return Err(AnalyzeError::Output(e));
+    }
     held.release(|row| sink.row(row))
         .map_err(AnalyzeError::Output)?;
     sink.finish().map_err(AnalyzeError::Output)?;
@@ -312,9 +356,10 @@ fn one_pass(
 enum TwoPassStart {
     /// Nothing written yet: [`RowSink::begin`] follows pass 1.
     Fresh,
-    /// One pass gave way: `begin` and the rows of the frames before
-    /// `written_before` are written already.
-    After { written_before: u64 },
+    /// One pass gave way: `begin`, the rows of the frames before
+    /// `written_before` and the first `reported` connections are written
+    /// already.
+    After { written_before: u64, reported: u64 },
 }
 
 /// Pass 1 keeps the verdicts, pass 2 makes every row with its verdict.
@@ -325,14 +370,39 @@ fn two_passes(
     sink: &mut dyn RowSink,
     start: TwoPassStart,
 ) -> Result<Verdicts, AnalyzeError> {
-    let (of, written_before) = match start {
-        TwoPassStart::Fresh => (2, 0),
-        TwoPassStart::After { written_before } => (3, written_before),
+    let (of, written_before, reported) = match start {
+        TwoPassStart::Fresh => (2, 0, 0),
+        TwoPassStart::After {
+            written_before,
+            reported,
+        } => (3, written_before, reported),
     };
     let first_pass = Pass { number: of - 1, of };
-    let mut first = verdicts_from(open, path, detail, true, &mut |bytes| {
-        sink.progress(first_pass, bytes)
-    })?;
+    // Pass 1 settles the connections in the order one pass did: those it
+    // reported already are skipped.
+    let wants_connections = sink.wants_connections();
+    let mut settled = 0u64;
+    let mut report_error = None;
+    let sink_cell = std::cell::RefCell::new(&mut *sink);
+    let mut first = verdicts_from(
+        open,
+        path,
+        detail,
+        true,
+        &mut |bytes| sink_cell.borrow_mut().progress(first_pass, bytes),
+        &mut |conn, verdict| {
+            settled += 1;
+            if wants_connections && settled > reported && report_error.is_none() {
+                let report = ConnectionReport::new(conn, None, verdict);
+                if let Err(e) = sink_cell.borrow_mut().connection(&report) {
+                    report_error = Some(e);
+                }
+            }
+        },
+    )?;
+    if let Some(e) = report_error {
+        return Err(AnalyzeError::Output(e));
+    }
     if let TwoPassStart::Fresh = start {
         sink.begin(&first.capture, &first.reports)
             .map_err(AnalyzeError::Output)?;

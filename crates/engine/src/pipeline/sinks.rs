@@ -46,10 +46,53 @@ pub trait RowSink {
         }
     }
     fn finish(&mut self) -> std::io::Result<()>;
+    /// Whether the sink wants every connection's report through
+    /// [`RowSink::connection`]; no report is made for sinks that do not.
+    fn wants_connections(&self) -> bool {
+        false
+    }
+    /// Called once per connection, as its verdict is settled (when it
+    /// leaves the flow table, then those still open at the end): not in id
+    /// order. Only when [`RowSink::wants_connections`].
+    fn connection(&mut self, _report: &ConnectionReport) -> std::io::Result<()> {
+        Ok(())
+    }
     /// How far `pass` has read into the capture, in bytes: now and then
     /// during each pass, and once at its end. Pass 1 of 2 reports before
     /// [`RowSink::begin`]. For progress bars; the default ignores it.
     fn progress(&mut self, _pass: Pass, _bytes: u64) {}
+}
+
+/// A borrowed sink is a sink (to wrap one that the caller keeps).
+impl<T: RowSink + ?Sized> RowSink for &mut T {
+    fn needs_first_pass(&self) -> bool {
+        (**self).needs_first_pass()
+    }
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        connections: &[ConnectionReport],
+    ) -> std::io::Result<()> {
+        (**self).begin(capture, connections)
+    }
+    fn row(&mut self, row: &Row) -> std::io::Result<()> {
+        (**self).row(row)
+    }
+    fn frame(&mut self, frame: &Frame<'_>, row: Option<&Row>) -> std::io::Result<()> {
+        (**self).frame(frame, row)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        (**self).finish()
+    }
+    fn wants_connections(&self) -> bool {
+        (**self).wants_connections()
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        (**self).connection(report)
+    }
+    fn progress(&mut self, pass: Pass, bytes: u64) {
+        (**self).progress(pass, bytes)
+    }
 }
 
 /// Feeds two sinks at once (a sidecar and an annotated copy, say).
@@ -78,6 +121,18 @@ impl RowSink for Tee<'_> {
     fn finish(&mut self) -> std::io::Result<()> {
         self.0.finish()?;
         self.1.finish()
+    }
+    fn wants_connections(&self) -> bool {
+        self.0.wants_connections() || self.1.wants_connections()
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        if self.0.wants_connections() {
+            self.0.connection(report)?;
+        }
+        if self.1.wants_connections() {
+            self.1.connection(report)?;
+        }
+        Ok(())
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.0.progress(pass, bytes);

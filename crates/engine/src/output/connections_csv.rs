@@ -1,0 +1,86 @@
+//! The connections sidecar: one CSV line per connection
+//! (`CAPTURE.tcpshut.connections.csv`, beside the segments' sidecar), so
+//! that the Wireshark plugin can show a connection's outcome, closer and
+//! calls on every frame of it. Connections are written as their verdict
+//! is settled (as they leave the flow table, then those still open at the
+//! end), not in id order: nothing is held, and readers key them by `conn`.
+
+use crate::output::reports::ConnectionReport;
+use crate::output::rows::Row;
+use crate::pipeline::sinks::RowSink;
+use crate::pipeline::summary::CaptureSummary;
+use crate::wire::capture::Frame;
+use std::io::{self, Write};
+
+/// The header line, exactly (docs/sidecar.md).
+pub const CONNECTIONS_HEADER: &str =
+    "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes";
+
+/// Writes the connections sidecar from [`RowSink::connection`]; rows are
+/// ignored.
+pub struct ConnectionsCsvSink<W: Write> {
+    out: W,
+    started: bool,
+}
+
+impl<W: Write> ConnectionsCsvSink<W> {
+    pub fn new(out: W) -> Self {
+        ConnectionsCsvSink {
+            out,
+            started: false,
+        }
+    }
+
+    fn start(&mut self) -> io::Result<()> {
+        if !self.started {
+            self.started = true;
+            writeln!(self.out, "{CONNECTIONS_HEADER}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One connection's line (no field needs quoting: addresses, codes and
+/// numbers only).
+pub fn connection_line(report: &ConnectionReport) -> String {
+    let [client, server] = &report.endpoints;
+    format!(
+        "{},{},{},{},{},{},{},{},{},{}",
+        report.id,
+        report.client,
+        report.server,
+        report.outcome,
+        report.closer,
+        client.calls,
+        server.calls,
+        report.first_frame,
+        report.last_frame,
+        report.notes.join(";"),
+    )
+}
+
+impl<W: Write> RowSink for ConnectionsCsvSink<W> {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+    fn wants_connections(&self) -> bool {
+        true
+    }
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
+        self.start()
+    }
+    fn row(&mut self, _: &Row) -> io::Result<()> {
+        Ok(())
+    }
+    fn frame(&mut self, _: &Frame<'_>, _: Option<&Row>) -> io::Result<()> {
+        Ok(())
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
+        self.start()?;
+        writeln!(self.out, "{}", connection_line(report))
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.start()?;
+        self.out.flush()
+    }
+}
