@@ -68,10 +68,38 @@ local pf = {
     conn = ProtoField.uint32("tcpshut.conn", "Connection", base.DEC, nil, nil, "tcpshut connection id"),
     related = ProtoField.framenum("tcpshut.related", "Related frame", base.NONE, nil, nil,
         "The frame this one answers, acknowledges or repeats"),
+    relation = ProtoField.string("tcpshut.relation", "Relation", base.NONE,
+        "How this frame relates to tcpshut.related (acknowledges the FIN, RST answering this data, ...)"),
+    related_by = ProtoField.framenum("tcpshut.related_by", "Related from frame", base.NONE, nil, nil,
+        "A later frame whose tcpshut.related is this one (the other way of the link)"),
+    related_by_relation = ProtoField.string("tcpshut.related_by_relation", "Relation from it", base.NONE,
+        "How that later frame relates to this one (FIN acknowledged by, answered by RST, ...)"),
+    -- the connection's verdict (the connections sidecar), on every frame of it
+    side = ProtoField.string("tcpshut.side", "Sender side", base.NONE, "client or server: who sent this segment"),
+    outcome = ProtoField.string("tcpshut.outcome", "Outcome", base.NONE,
+        "The connection's outcome: graceful, reset, refused, half-closed, open or unknown"),
+    closer = ProtoField.string("tcpshut.closer", "Closer", base.NONE,
+        "Who closed first: client, server, both, none or unknown"),
+    client = ProtoField.string("tcpshut.client", "Client", base.NONE, "The connection's client (ip:port)"),
+    server = ProtoField.string("tcpshut.server", "Server", base.NONE, "The connection's server (ip:port)"),
+    client_calls = ProtoField.string("tcpshut.client_calls", "Client calls", base.NONE,
+        "The client's likely socket calls over the whole connection (steps >, candidates |)"),
+    server_calls = ProtoField.string("tcpshut.server_calls", "Server calls", base.NONE,
+        "The server's likely socket calls over the whole connection (steps >, candidates |)"),
+    client_call = ProtoField.string("tcpshut.client_call", "Client call", base.NONE,
+        "One call of tcpshut.client_calls (tcpshut.client_call == \"shut_rd\")"),
+    server_call = ProtoField.string("tcpshut.server_call", "Server call", base.NONE,
+        "One call of tcpshut.server_calls (tcpshut.server_call == \"shut_rd\")"),
+    conn_frames = ProtoField.string("tcpshut.conn_frames", "Frames", base.NONE,
+        "The connection's first and last frame"),
+    connection = ProtoField.none("tcpshut.connection", "Connection", "The connection's verdict (connections sidecar)"),
+    notes = ProtoField.string("tcpshut.notes", "Notes", base.NONE, "The connection's notes, ;-joined"),
 }
 tcpshut.fields = {
     pf.events, pf.event, pf.sender_state, pf.receiver_state, pf.calls, pf.call,
-    pf.summary, pf.severity, pf.conn, pf.related,
+    pf.summary, pf.severity, pf.conn, pf.related, pf.relation, pf.related_by, pf.related_by_relation,
+    pf.side, pf.outcome, pf.closer, pf.client, pf.server, pf.client_calls, pf.server_calls,
+    pf.client_call, pf.server_call, pf.conn_frames, pf.connection, pf.notes,
 }
 
 -- Expert info: one item per event code, its text the same on every row
@@ -125,6 +153,9 @@ local ex_unreadable = ProtoExpert.new("tcpshut.sidecar_unreadable", "tcpshut: ca
 local ex_short = ProtoExpert.new("tcpshut.sidecar_short", "tcpshut: the sidecar ends early",
     G.MALFORMED, S.WARN)
 experts[#experts + 1] = ex_short
+local ex_connections = ProtoExpert.new("tcpshut.connections_unusable",
+    "tcpshut: the connections sidecar cannot be used", G.MALFORMED, S.WARN)
+experts[#experts + 1] = ex_connections
 local ex_no_sidecar = ProtoExpert.new("tcpshut.no_sidecar",
     "tcpshut: no sidecar for this capture; `tcpshut annotate CAPTURE` makes CAPTURE.tcpshut.csv beside it",
     G.PROTOCOL, S.CHAT)
@@ -247,7 +278,8 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, rows = 0, seq_bases = {}, last = 0, short_frame = nil, note_frame = nil,
+        fh = nil, flags = nil, blocks = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
+        conns_err = nil, conns_err_shown = false, back = nil, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
@@ -476,6 +508,178 @@ local function load_sidecar()
     end
     state.fh, state.flags, state.blocks, state.rows, state.last = fh, flags, blocks, rows, last
     collectgarbage()
+end
+
+---------------------------------------------------------------------------
+-- The connections sidecar (CAPTURE.tcpshut.connections.csv beside the
+-- segments' CAPTURE.tcpshut.csv): each connection's outcome, closer and
+-- calls, shown on every frame of it. Optional: without it the rows are
+-- shown as before. Loaded on first need; one string per connection (its
+-- checked line), so the collector has one entry per connection to walk.
+---------------------------------------------------------------------------
+
+local CONNS_HEADER = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
+local CONN_LINE = "^(%d+),([%w%.:%[%]%%_-]+),([%w%.:%[%]%%_-]+),([a-z-]+),([a-z]+),([%w_>|-]*),([%w_>|-]*),"
+    .. "(%d+),(%d+),([a-z0-9;-]*)\r?$"
+local MAX_CONN_LINE = 1024
+local OUTCOMES = { graceful = true, reset = true, refused = true, ["half-closed"] = true, open = true, unknown = true }
+local CLOSERS = { client = true, server = true, both = true, none = true, unknown = true }
+
+-- The connections sidecar's path for a sidecar path (nil when it does not end in .csv).
+local function connections_path(path)
+    if not match(path, "%.csv$") then return nil end
+    return sub(path, 1, -5) .. ".connections.csv"
+end
+
+-- Reads the connections sidecar into state.conns (id -> checked line).
+-- Every line is checked; a bad line is left out and counted.
+local function load_connections()
+    state.conns_loaded = true
+    local path = state.path and connections_path(state.path)
+    if not path then return end
+    local fh = io.open(path, "rb")
+    if not fh then return end -- none: not an error (older sidecars have none)
+    fh:close()
+    if not regular_file(path) then
+        state.conns_err = "not a regular file: " .. path
+        return
+    end
+    fh = io.open(path, "rb")
+    if not fh then return end
+    local header = fh:read("*l")
+    if header and byte(header, -1) == 13 then header = sub(header, 1, -2) end
+    if header ~= CONNS_HEADER then
+        fh:close()
+        state.conns_err = "wrong header line in " .. path
+        return
+    end
+    local conns, bad, first_bad = {}, 0, nil
+    local n = 0
+    for line in fh:lines() do
+        n = n + 1
+        local id, client, server, outcome, closer, ccalls, scalls, first, last
+        if #line <= MAX_CONN_LINE then
+            id, client, server, outcome, closer, ccalls, scalls, first, last = match(line, CONN_LINE)
+        end
+        if id and #id <= 10 and tonumber(id) <= 4294967295 and OUTCOMES[outcome] and CLOSERS[closer]
+            and #first <= 15 and #last <= 15 and tonumber(first) <= tonumber(last) then
+            local key = tonumber(id)
+            if conns[key] == nil then conns[key] = line end
+        elseif line ~= "" then
+            bad = bad + 1
+            first_bad = first_bad or n + 1
+        end
+    end
+    fh:close()
+    state.conns = conns
+    if bad > 0 then
+        state.conns_err = format("%d malformed line(s), the first line %d, left out of %s", bad, first_bad, path)
+    end
+end
+
+-- The connection record of a row: client, server, outcome, closer, client
+-- calls, server calls, first frame, last frame, notes; nil when there is
+-- none, or when its endpoints are not the row's (a record that does not
+-- belong to this sidecar is never shown).
+local function connection_of(conn, src, dst)
+    if not state.conns_loaded then load_connections() end
+    local conns = state.conns
+    local line = conns and conns[tonumber(conn)]
+    if not line then return nil end
+    local _, client, server, outcome, closer, ccalls, scalls, first, last, notes = match(line, CONN_LINE)
+    if not ((client == src and server == dst) or (client == dst and server == src)) then
+        state.conns_err = state.conns_err or format("connection %s is %s > %s there, its rows %s > %s",
+            conn, client, server, src, dst)
+        return nil
+    end
+    return client, server, outcome, closer, ccalls, scalls, first, last, notes
+end
+
+---------------------------------------------------------------------------
+-- Related frames, both ways. A row's `related` names an earlier frame; the
+-- kind of link follows from the row's events. The way back (from the
+-- earlier frame to the rows naming it) is found by one pass over the
+-- sidecar the first time a tree is shown, so plain `tshark -r` never pays.
+---------------------------------------------------------------------------
+
+-- The link's kind, forward and backward, from the linking row's events.
+local RELATIONS = {
+    { "rst-refused", "refuses this SYN", "refused by the RST" },
+    { "rst-after-close", "RST answering this data", "answered by an RST" },
+    { "rst-abort", "RST answering this segment", "answered by an RST" },
+    { "rst-stray", "RST answering this segment", "answered by an RST" },
+    { "rst-ignored", "RST answering this segment", "answered by an RST" },
+    { "rst-forged", "RST answering this segment", "answered by an RST" },
+    { "fin-retransmit", "retransmits this FIN", "FIN retransmitted" },
+    { "data-to-closed", "data sent after this FIN", "FIN followed by data" },
+    { "fin-acked", "acknowledges this FIN", "FIN acknowledged" },
+    { "syn-ack", "accepts this SYN", "SYN accepted" },
+}
+local function relation_of(events)
+    for _, r in ipairs(RELATIONS) do
+        if find(";" .. events .. ";", ";" .. r[1] .. ";", 1, true) then return r[2], r[3] end
+    end
+    return "related", "related"
+end
+
+-- frame -> "later,later2" (the rows naming it, in order); built once.
+local ROW_START = "^%d+,%d+%.%d+,"
+local ROW_EVENTS = "^(%d+),[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,([a-z0-9;-]*),"
+local function back_links()
+    if state.back then return state.back end
+    local back = {}
+    state.back = back
+    local fh = state.path and io.open(state.path, "rb")
+    if not fh then return back end
+    local budget = state.rows + 1 -- never more lines than the index counted rows
+    for line in fh:lines() do
+        budget = budget - 1
+        if budget < 0 then break end
+        local rel = match(line, ",(%d+)\r?$")
+        if rel and #rel <= 10 and find(line, ROW_START) then
+            local frame, events = match(line, ROW_EVENTS)
+            if frame then
+                local r = tonumber(rel)
+                local entry = frame .. ":" .. events
+                back[r] = back[r] and (back[r] .. " " .. entry) or entry
+            end
+        end
+    end
+    fh:close()
+    return back
+end
+
+---------------------------------------------------------------------------
+-- The Info column tag: on frames with events, a short bracket at the end
+-- of Info ("[FIN client: shut_wr]", "[RST client abort: close_unread|linger0]")
+-- so the teardown shows in the packet list, the Flow Graph and printouts.
+---------------------------------------------------------------------------
+
+local FIN_CODES = { ["fin-active"] = "FIN", ["fin-passive"] = "FIN", ["fin-simultaneous"] = "FIN (crossed)",
+    ["fin-retransmit"] = "FIN again" }
+local RST_CODES = { ["rst-abort"] = "abort", ["rst-after-close"] = "after close", ["rst-refused"] = "refused",
+    ["rst-ignored"] = "ignored", ["rst-forged"] = "forged", ["rst-stray"] = "stray" }
+-- codes that get a part of their own (the rest are Wireshark's own items or chat)
+local TAG_CODES = { ["data-to-closed"] = true, ["data-after-fin"] = true, ["port-reuse"] = true }
+
+local function info_tag(events, calls, side)
+    local head, extra = nil, {}
+    for code in gmatch(events, "[^;]+") do
+        local fin, rst = FIN_CODES[code], RST_CODES[code]
+        if fin and not head then
+            head = fin .. " " .. side
+        elseif rst and not head then
+            head = "RST " .. side .. " " .. rst
+        elseif rst then
+            extra[#extra + 1] = "RST " .. rst
+        elseif TAG_CODES[code] then
+            extra[#extra + 1] = code
+        end
+    end
+    if head and calls ~= "" then head = head .. ": " .. calls end
+    if head then table.insert(extra, 1, head) end
+    if #extra == 0 then return nil end
+    return "[" .. concat(extra, "; ") .. "]"
 end
 
 -- Reads the window starting at file offset off, at least size bytes.
@@ -999,6 +1203,22 @@ function tcpshut.dissector(tvb, pinfo, tree)
         return
     end
 
+    -- the connection's record, when the connections sidecar has it
+    local client, server, outcome, closer, ccalls, scalls, first, last, notes
+    if not bare or events ~= "" then
+        client, server, outcome, closer, ccalls, scalls, first, last, notes = connection_of(conn, src, dst)
+    end
+    local side = client and (client == src and "client" or "server") or src
+    if events ~= "" then
+        local tag = info_tag(events, calls, side)
+        if tag then pinfo.cols.info:append(" " .. tag) end
+    end
+    if state.conns_err and not state.conns_err_shown then
+        state.conns_err_shown = true
+        tree:add(tcpshut):add_proto_expert_info(ex_connections, format(
+            "tcpshut: the connections sidecar cannot be used: %s; connection fields are not shown where it fails",
+            state.conns_err))
+    end
     if bare then
         -- no tree: only the expert items (the row has events, or it would be plain)
         if events ~= "" then add_experts(tree, events) end
@@ -1029,8 +1249,179 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
     if summary ~= "" then st:add(pf.summary, summary) end
     if sev ~= "" then st:add(pf.severity, sev) end
-    if rel ~= "" then st:add(pf.related, tonumber(rel)) end
+    if rel ~= "" then
+        st:add(pf.related, tonumber(rel))
+        st:add(pf.relation, (relation_of(events)))
+    end
+    local back = back_links()[num]
+    if back then
+        for frame, from_events in gmatch(back, "(%d+):([a-z0-9;-]*)") do
+            local _, backward = relation_of(from_events)
+            st:add(pf.related_by, tonumber(frame))
+            st:add(pf.related_by_relation, backward)
+        end
+    end
+    if client then
+        st:add(pf.side, side)
+        local ct = st:add(pf.connection)
+        ct:set_text(format("Connection %s: %s, closer %s (%s > %s, frames %s-%s)",
+            conn, outcome, closer, client, server, first, last))
+        ct:add(pf.outcome, outcome)
+        ct:add(pf.closer, closer)
+        ct:add(pf.client, client)
+        ct:add(pf.server, server)
+        ct:add(pf.conn_frames, first .. "-" .. last)
+        for _, pair in ipairs({ { pf.client_calls, pf.client_call, ccalls }, { pf.server_calls, pf.server_call, scalls } }) do
+            local list = pair[3]
+            if list ~= "" then
+                ct:add(pair[1], list)
+                local seen = {}
+                for call in gmatch(list, "[^>|]+") do
+                    if not seen[call] then
+                        seen[call] = true
+                        ct:add(pair[2], call)
+                    end
+                end
+            end
+        end
+        if notes ~= "" then ct:add(pf.notes, notes) end
+    end
     if events ~= "" then add_experts(st, events) end
 end
 
 register_postdissector(tcpshut)
+
+---------------------------------------------------------------------------
+-- "tcpshut connections": one row per connection of the connections
+-- sidecar, with its outcome, closer and calls, the TCP streams Wireshark
+-- put its frames in (they differ where Wireshark and tcpshut split a
+-- 4-tuple differently: port reuse, a SYN retried after a refusing RST),
+-- and the filter that shows it. In tshark `-z tcpshut,conns`; in
+-- Wireshark Statistics > tcpshut connections. A tap on "tcp" (registered
+-- only for the table) gives each frame's addresses, ports and tcp.stream;
+-- a frame belongs to the connection on its 4-tuple whose first and last
+-- frames enclose it.
+---------------------------------------------------------------------------
+
+-- The connections as a list in id order, each with its fields; and, by
+-- "addr:port addr:port" (either order), the connections on that 4-tuple.
+local function connection_list()
+    if not state.loaded then load_sidecar() end
+    if not state.conns_loaded then load_connections() end
+    local list, by_tuple = {}, {}
+    for id, line in pairs(state.conns or {}) do
+        local _, client, server, outcome, closer, ccalls, scalls, first, last = match(line, CONN_LINE)
+        local c = { id = id, client = client, server = server, outcome = outcome, closer = closer,
+            ccalls = ccalls, scalls = scalls, first = tonumber(first), last = tonumber(last),
+            frames = 0, streams = {} }
+        list[#list + 1] = c
+        for _, key in ipairs({ client .. " " .. server, server .. " " .. client }) do
+            by_tuple[key] = by_tuple[key] or {}
+            table.insert(by_tuple[key], c)
+        end
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    return list, by_tuple
+end
+
+-- A tap that counts each connection's frames and collects its streams.
+-- The connections are read at the first frame (the capture is open then,
+-- so the sidecar beside it can be found). Returns the tap and a function
+-- giving the table's data: the list, and the connections per stream.
+local function connections_tap()
+    local tap = Listener.new("tcp", nil, false)
+    local list, by_tuple, stream_conns
+    local function data()
+        if not list then list, by_tuple = connection_list() end
+        stream_conns = stream_conns or {}
+        return list, stream_conns
+    end
+    function tap.reset()
+        list, by_tuple, stream_conns = nil, nil, nil
+    end
+    function tap.packet(pinfo, _, t)
+        if type(t) ~= "table" or not t.ip_src then return end
+        data()
+        local v6 = find(tostring(t.ip_src), ":", 1, true)
+        local src = endpoint_text(t.ip_src, t.th_sport, v6)
+        local dst = endpoint_text(t.ip_dst, t.th_dport, v6)
+        local cands = by_tuple[src .. " " .. dst]
+        if not cands then return end
+        local n = pinfo.number
+        for _, c in ipairs(cands) do
+            if n >= c.first and n <= c.last then
+                c.frames = c.frames + 1
+                local st = t.th_stream
+                if st and not c.streams[st] then
+                    c.streams[st] = true
+                    stream_conns[st] = (stream_conns[st] or 0) + 1
+                end
+                return
+            end
+        end
+    end
+    return tap, data
+end
+
+-- The table's lines.
+local function connection_lines(list, stream_conns)
+    local lines = {
+        format("tcpshut connections: %d (sidecar %s)", #list, tostring(state.path)),
+        format("%-5s %-22s %-22s %-11s %-7s %-24s %-24s %6s  %-10s %s", "conn", "client", "server", "outcome",
+            "closer", "client calls", "server calls", "frames", "tcp.stream", "filter"),
+    }
+    if state.conns_err then lines[#lines + 1] = "(the connections sidecar: " .. state.conns_err .. ")" end
+    if not state.conns then
+        lines[#lines + 1] = "(no connections sidecar: `tcpshut annotate CAPTURE` writes CAPTURE.tcpshut.connections.csv)"
+    end
+    for _, c in ipairs(list) do
+        local streams, shared = {}, false
+        for st in pairs(c.streams) do
+            streams[#streams + 1] = st
+            if stream_conns[st] > 1 then shared = true end
+        end
+        table.sort(streams)
+        local st = concat(streams, ",")
+        -- where Wireshark's streams and tcpshut's connections are not one to one
+        if #streams > 1 then st = st .. " (split)" elseif shared then st = st .. " (shared)" end
+        lines[#lines + 1] = format("%-5d %-22s %-22s %-11s %-7s %-24s %-24s %6d  %-10s tcpshut.conn == %d",
+            c.id, c.client, c.server, c.outcome, c.closer, c.ccalls == "" and "-" or c.ccalls,
+            c.scalls == "" and "-" or c.scalls, c.frames, st == "" and "-" or st, c.id)
+    end
+    return lines
+end
+
+if register_stat_cmd_arg then
+    register_stat_cmd_arg("tcpshut,conns", function()
+        local tap, data = connections_tap()
+        function tap.draw()
+            print(rep("=", 80))
+            for _, line in ipairs(connection_lines(data())) do print(line) end
+            print(rep("=", 80))
+        end
+    end)
+end
+
+if gui_enabled and gui_enabled() and register_menu and TextWindow then
+    register_menu("tcpshut connections", function()
+        local tap, data = connections_tap()
+        local win = TextWindow.new("tcpshut connections")
+        win:set_atclose(function() tap:remove() end)
+        retap_packets()
+        win:set(concat(connection_lines(data()), "\n"))
+        win:add_button("Filter to a connection...", function()
+            new_dialog("tcpshut: show one connection", function(id)
+                if match(id or "", "^%d+$") then
+                    set_filter("tcpshut.conn == " .. id)
+                    apply_filter()
+                end
+            end, "Connection (conn)")
+        end)
+        for _, outcome in ipairs({ "reset", "refused", "half-closed" }) do
+            win:add_button("Show " .. outcome, function()
+                set_filter("tcpshut.outcome == \"" .. outcome .. "\"")
+                apply_filter()
+            end)
+        end
+    end, MENU_STAT_GENERIC)
+end

@@ -23,6 +23,9 @@ use tcpshut_engine::{Event, Severity};
 pub const PLUGIN_LUA: &str = include_str!("../../../lua/tcpshut.lua");
 /// The `preferences` file of the `tcpshut` profile (adds the Shutdown column).
 pub const PROFILE_PREFERENCES: &str = include_str!("../../../lua/profile/tcpshut/preferences");
+/// The `colorfilters` file of the `tcpshut` profile: tcpshut's colouring
+/// rules (event codes, severities), then Wireshark's default rules.
+pub const PROFILE_COLORFILTERS: &str = include_str!("../../../lua/profile/tcpshut/colorfilters");
 /// File name of the plugin in the plugins folder.
 pub const PLUGIN_FILE: &str = "tcpshut.lua";
 /// Name of the configuration profile.
@@ -227,6 +230,10 @@ pub fn install_plan(env: &Env) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(vec![
         (env.plugins_dir()?.join(PLUGIN_FILE), PLUGIN_LUA),
         (env.profile_dir()?.join("preferences"), PROFILE_PREFERENCES),
+        (
+            env.profile_dir()?.join("colorfilters"),
+            PROFILE_COLORFILTERS,
+        ),
     ])
 }
 
@@ -268,6 +275,25 @@ pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
                     };
                     installed.notes.push(format!(
                         "tcpshut: {}: kept your edited profile preferences ({column})",
+                        path.display()
+                    ));
+                    continue;
+                }
+            }
+        }
+        if contents == PROFILE_COLORFILTERS {
+            // Wireshark rewrites the file when the rules are edited in
+            // View > Coloring Rules: anything but ours, unchanged, is the user's.
+            if let Ok(existing) = std::fs::read_to_string(&path) {
+                if existing != PROFILE_COLORFILTERS {
+                    let rules = if existing.contains("tcpshut.") {
+                        "it has tcpshut rules"
+                    } else {
+                        "tcpshut's rules were not added: in Wireshark, View > Coloring Rules > \
+                         Import, the file lua/profile/tcpshut/colorfilters"
+                    };
+                    installed.notes.push(format!(
+                        "tcpshut: {}: kept your edited colouring rules ({rules})",
                         path.display()
                     ));
                     continue;
@@ -614,6 +640,8 @@ mod tests {
                 home.path().join(".local/lib/wireshark/plugins/tcpshut.lua"),
                 home.path()
                     .join(".config/wireshark/profiles/tcpshut/preferences"),
+                home.path()
+                    .join(".config/wireshark/profiles/tcpshut/colorfilters"),
             ]
         );
         assert!(paths.iter().all(|p| !p.exists()));
@@ -631,12 +659,19 @@ mod tests {
         assert!(env.profile_installed());
         // Again, over the existing files; no temporary file is left behind.
         install_with(&env, false).unwrap();
-        for dir in [paths[0].parent().unwrap(), paths[1].parent().unwrap()] {
+        assert_eq!(
+            std::fs::read_to_string(&paths[2]).unwrap(),
+            PROFILE_COLORFILTERS
+        );
+        for (dir, files) in [
+            (paths[0].parent().unwrap(), 1),
+            (paths[1].parent().unwrap(), 2),
+        ] {
             let names: Vec<_> = std::fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name())
                 .collect();
-            assert_eq!(names.len(), 1, "{names:?}");
+            assert_eq!(names.len(), files, "{names:?}");
         }
     }
 
@@ -653,7 +688,7 @@ mod tests {
         )
         .unwrap();
         let done = install_with(&env, false).unwrap();
-        assert_eq!(done.written.len(), 2);
+        assert_eq!(done.written.len(), 3);
         assert!(done.notes.is_empty());
         assert_eq!(
             std::fs::read_to_string(&prefs).unwrap(),
@@ -663,7 +698,7 @@ mod tests {
         let edited = format!("{PROFILE_PREFERENCES}gui.font_name: Mono 12\n");
         std::fs::write(&prefs, &edited).unwrap();
         let done = install_with(&env, false).unwrap();
-        assert_eq!(done.written.len(), 1);
+        assert_eq!(done.written.len(), 2);
         assert_eq!(std::fs::read_to_string(&prefs).unwrap(), edited);
         assert!(
             done.notes[0].contains("kept your edited profile"),
@@ -675,6 +710,20 @@ mod tests {
         let done = install_with(&env, false).unwrap();
         assert!(
             done.notes[0].contains("tcpshut.summary"),
+            "{:?}",
+            done.notes
+        );
+        // colouring rules edited in Wireshark: kept, and said
+        let colours = env.profile_dir().unwrap().join("colorfilters");
+        let mine = "@Mine@tcp.port == 22@[0,0,0][65535,65535,65535]\n";
+        std::fs::write(&colours, mine).unwrap();
+        let done = install_with(&env, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&colours).unwrap(), mine);
+        assert!(
+            done.notes
+                .iter()
+                .any(|n| n.contains("kept your edited colouring rules")
+                    && n.contains("were not added")),
             "{:?}",
             done.notes
         );

@@ -28,6 +28,15 @@ const FIELDS: &[&str] = &[
     "tcpshut.severity",
     "tcpshut.related",
     "_ws.expert.message",
+    "tcpshut.side",
+    "tcpshut.outcome",
+    "tcpshut.closer",
+    "tcpshut.client",
+    "tcpshut.server",
+    "tcpshut.client_calls",
+    "tcpshut.server_calls",
+    "tcpshut.client_call",
+    "tcpshut.server_call",
 ];
 
 type Dissected = BTreeMap<String, Vec<String>>;
@@ -868,7 +877,7 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
         .lines()
         .map(PathBuf::from)
         .collect();
-    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written.len(), 3, "{written:?}");
     assert!(
         written
             .iter()
@@ -1160,6 +1169,7 @@ fn testdata_captures_match_their_sidecars(ws: Wireshark) {
                 let text = std::fs::read_to_string(&side).unwrap();
                 let frames = sb.dissect(&cap, &[], FIELDS);
                 assert_frames_match_sidecar(&format!("{ws:?} {name}"), &frames, &text);
+                assert_connection_fields(&sb, &format!("{ws:?} {name}"), name, &frames);
             });
         }
     });
@@ -1385,6 +1395,407 @@ fn mismatch_is_found_by_seq_and_length(ws: Wireshark) {
         assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
         assert!(errs[0].contains(needle), "{ws:?}: {errs:?}");
     }
+}
+
+/// The JSON document's connections, by id: client, server, outcome,
+/// closer, and each side's calls as the CSV writes them.
+fn json_connections(sb: &Sandbox, name: &str) -> BTreeMap<String, [String; 6]> {
+    let out = sb.tcpshut(&["annotate", name, "--format", "json", "-o", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let calls = |ep: &serde_json::Value| -> String {
+        ep["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| {
+                step.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect::<Vec<_>>()
+            .join(">")
+    };
+    doc["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_string();
+            (
+                c["id"].to_string(),
+                [
+                    s("client"),
+                    s("server"),
+                    s("outcome"),
+                    s("closer"),
+                    calls(&c["endpoints"][0]),
+                    calls(&c["endpoints"][1]),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Issue #13 "at a glance": every annotated frame carries its
+/// connection's outcome, closer, client, server and each side's calls
+/// (one item per call), as the JSON document has them.
+fn assert_connection_fields(sb: &Sandbox, what: &str, name: &str, frames: &[Dissected]) {
+    let conns = json_connections(sb, name);
+    for d in frames {
+        let conn = one(d, "tcpshut.conn");
+        if conn.is_empty() {
+            continue;
+        }
+        let num = one(d, "frame.number");
+        let c = conns
+            .get(&conn)
+            .unwrap_or_else(|| panic!("{what}: frame {num}: no connection {conn} in the JSON"));
+        for (field, want) in [
+            "tcpshut.client",
+            "tcpshut.server",
+            "tcpshut.outcome",
+            "tcpshut.closer",
+            "tcpshut.client_calls",
+            "tcpshut.server_calls",
+        ]
+        .iter()
+        .zip(c.iter())
+        {
+            assert_eq!(&one(d, field), want, "{what}: frame {num} {field}");
+        }
+        for (field, calls) in [
+            ("tcpshut.client_call", &c[4]),
+            ("tcpshut.server_call", &c[5]),
+        ] {
+            let mut items: Vec<String> = Vec::new();
+            for call in calls.split(['>', '|']).filter(|c| !c.is_empty()) {
+                if !items.iter().any(|c| c == call) {
+                    items.push(call.to_string());
+                }
+            }
+            assert_eq!(
+                d.get(field).cloned().unwrap_or_default(),
+                items,
+                "{what}: frame {num} {field}"
+            );
+        }
+    }
+}
+
+/// Issue #13 "at a glance" on real captures: the Info column's tag on the
+/// frames with events, filters on whole connections
+/// (`tcpshut.outcome == "reset"`, one item per call so `shut_rd` is not
+/// `shut_rdwr`), and a connections sidecar that cannot be trusted.
+fn info_tag_and_connection_filters(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "data-after-close.pcap",
+        "shut_rd-client-first.pcap",
+        "refused.pcap",
+    ] {
+        std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
+        let out = sb.tcpshut(&["annotate", name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(sb
+            .path(&format!("{name}.tcpshut.connections.csv"))
+            .is_file());
+    }
+    let lines = |name: &str, filter: Option<&str>| -> Vec<String> {
+        let mut cmd = sb.tshark();
+        cmd.args(["-n", "-r"]).arg(sb.path(name));
+        if let Some(f) = filter {
+            cmd.args(["-Y", f]);
+        }
+        let out = cmd.output().unwrap();
+        assert_no_lua_error(name, &out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // data-after-close: the client close()s, the server's data is reset
+    let all = lines("data-after-close.pcap", None);
+    let tagged: Vec<&String> = all.iter().filter(|l| l.contains(" [")).collect();
+    assert!(
+        tagged
+            .iter()
+            .any(|l| l.ends_with(" [FIN client: close|shut_rdwr]")),
+        "{ws:?}: {all:#?}"
+    );
+    assert!(
+        tagged
+            .iter()
+            .any(|l| l.ends_with(" [data-after-fin; data-to-closed]")),
+        "{ws:?}: {all:#?}"
+    );
+    assert!(
+        tagged
+            .iter()
+            .any(|l| l.ends_with(" [RST client after close]")),
+        "{ws:?}: {all:#?}"
+    );
+    // every frame of the reset connection, none of the others
+    assert_eq!(
+        lines(
+            "data-after-close.pcap",
+            Some("tcpshut.outcome == \"reset\"")
+        )
+        .len(),
+        all.len()
+    );
+    assert!(lines(
+        "data-after-close.pcap",
+        Some("tcpshut.outcome == \"graceful\"")
+    )
+    .is_empty());
+    assert_eq!(
+        lines(
+            "data-after-close.pcap",
+            Some("tcpshut.client_call == \"shut_rdwr\"")
+        )
+        .len(),
+        all.len()
+    );
+    assert!(lines(
+        "data-after-close.pcap",
+        Some("tcpshut.client_call == \"shut_rd\"")
+    )
+    .is_empty());
+    let shut_rd = lines("shut_rd-client-first.pcap", None);
+    assert_eq!(
+        lines(
+            "shut_rd-client-first.pcap",
+            Some("tcpshut.client_call == \"shut_rd\"")
+        )
+        .len(),
+        shut_rd.len(),
+        "{ws:?}: {shut_rd:#?}"
+    );
+    let refused = lines("refused.pcap", None);
+    assert!(
+        refused.iter().any(|l| l.ends_with(" [RST server refused]")),
+        "{ws:?}: {refused:#?}"
+    );
+    assert_eq!(
+        lines("refused.pcap", Some("tcpshut.outcome == \"refused\"")).len(),
+        refused.len()
+    );
+
+    // Related frames, both ways, with the kind of link.
+    let links = sb.dissect(
+        &sb.path("data-after-close.pcap"),
+        &[],
+        &[
+            "frame.number",
+            "tcpshut.related",
+            "tcpshut.relation",
+            "tcpshut.related_by",
+            "tcpshut.related_by_relation",
+        ],
+    );
+    let link = |n: usize, f: &str| one(&links[n - 1], f);
+    assert_eq!(
+        link(9, "tcpshut.relation"),
+        "acknowledges this FIN",
+        "{ws:?}"
+    );
+    assert_eq!(link(10, "tcpshut.relation"), "data sent after this FIN");
+    assert_eq!(link(11, "tcpshut.related"), "10");
+    assert_eq!(link(11, "tcpshut.relation"), "RST answering this data");
+    assert_eq!(link(8, "tcpshut.related_by"), "9,10", "{ws:?}: {links:?}");
+    assert_eq!(
+        link(8, "tcpshut.related_by_relation"),
+        "FIN acknowledged,FIN followed by data"
+    );
+    assert_eq!(link(10, "tcpshut.related_by"), "11");
+    assert_eq!(
+        link(10, "tcpshut.related_by_relation"),
+        "answered by an RST"
+    );
+    let links = sb.dissect(
+        &sb.path("refused.pcap"),
+        &[],
+        &[
+            "tcpshut.relation",
+            "tcpshut.related_by",
+            "tcpshut.related_by_relation",
+        ],
+    );
+    assert_eq!(one(&links[1], "tcpshut.relation"), "refuses this SYN");
+    assert_eq!(one(&links[0], "tcpshut.related_by"), "2");
+    assert_eq!(
+        one(&links[0], "tcpshut.related_by_relation"),
+        "refused by the RST"
+    );
+
+    // The connections table (tshark -z tcpshut,conns): a row per
+    // connection with its outcome, closer, calls, frames, tcp.stream and
+    // the filter that shows it.
+    for name in ["port-reuse.pcap", "refused.pcap"] {
+        if !sb.path(name).exists() {
+            std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
+            assert!(sb.tcpshut(&["annotate", name]).status.success());
+        }
+        let out = sb
+            .tshark()
+            .args(["-q", "-n", "-r"])
+            .arg(sb.path(name))
+            .args(["-z", "tcpshut,conns"])
+            .output()
+            .unwrap();
+        assert_no_lua_error(name, &out);
+        let table = String::from_utf8_lossy(&out.stdout);
+        let conns = json_connections(&sb, name);
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.contains("tcpshut.conn == "))
+            .collect();
+        assert_eq!(rows.len(), conns.len(), "{ws:?} {name}: {table}");
+        let frames = sb.dissect(&sb.path(name), &[], &["tcpshut.conn", "tcp.stream"]);
+        for (id, c) in &conns {
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("{id} ")))
+                .unwrap_or_else(|| panic!("{ws:?} {name}: no row {id}: {table}"));
+            let words: Vec<&str> = row.split_whitespace().collect();
+            assert_eq!(
+                words[1..5],
+                [c[0].as_str(), c[1].as_str(), c[2].as_str(), c[3].as_str()],
+                "{ws:?}: {row}"
+            );
+            let ours: Vec<&Dissected> = frames
+                .iter()
+                .filter(|d| &one(d, "tcpshut.conn") == id)
+                .collect();
+            assert_eq!(words[7], ours.len().to_string(), "{ws:?} frames: {row}");
+            let mut streams: Vec<String> = ours.iter().map(|d| one(d, "tcp.stream")).collect();
+            streams.dedup();
+            assert!(
+                words[8].starts_with(&streams.join(",")),
+                "{ws:?}: {row} {streams:?}"
+            );
+            assert!(row.ends_with(&format!("tcpshut.conn == {id}")), "{row}");
+        }
+    }
+
+    // A connections sidecar is data: a bad line, or a record whose
+    // endpoints are not its rows', is not shown, and one warning says so.
+    let conns = sb.path("data-after-close.pcap.tcpshut.connections.csv");
+    let text = std::fs::read_to_string(&conns).unwrap();
+    let header = text.lines().next().unwrap();
+    for (bad, needle) in [
+        (
+            text.replacen(",reset,", ",exploded,", 1),
+            "1 malformed line(s), the first line 2",
+        ),
+        (
+            text.replacen("10.77.0.2:5000", "10.9.9.9:5000", 1),
+            "connection 0 is 10.77.0.1:40000 > 10.9.9.9:5000 there",
+        ),
+        (format!("{header},extra\n"), "wrong header line"),
+    ] {
+        std::fs::write(&conns, &bad).unwrap();
+        let frames = sb.dissect(&sb.path("data-after-close.pcap"), &[], FIELDS);
+        assert!(
+            frames.iter().all(|d| one(d, "tcpshut.outcome").is_empty()),
+            "{ws:?}: {bad}"
+        );
+        let warnings: Vec<String> = frames
+            .iter()
+            .flat_map(tcpshut_experts)
+            .filter(|m| m.contains("connections sidecar"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{ws:?}: {warnings:?}");
+        assert!(warnings[0].contains(needle), "{ws:?}: {warnings:?}");
+        // the rows themselves are still shown
+        assert!(frames.iter().any(|d| !one(d, "tcpshut.events").is_empty()));
+    }
+}
+
+/// Issue #13 "at a glance": the `tcpshut` profile's colouring rules mark
+/// the teardown's frames by event and severity (tshark applies them with
+/// `--color`), ahead of Wireshark's own "TCP RST" and "Bad TCP".
+fn colouring_rules_mark_teardown_frames(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = |name: &str| -> BTreeMap<String, String> {
+        std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
+        let out = sb.tcpshut(&["annotate", name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = sb
+            .tshark()
+            .args(["-n", "-C", "tcpshut", "--color", "-r"])
+            .arg(sb.path(name))
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "frame.coloring_rule.name",
+            ])
+            .output()
+            .unwrap();
+        assert_no_lua_error(name, &out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+            .collect()
+    };
+    let by_frame = rules("data-after-close.pcap");
+    assert_eq!(
+        by_frame["8"], "tcpshut: severity note",
+        "{ws:?}: {by_frame:?}"
+    );
+    assert_eq!(
+        by_frame["10"], "tcpshut: data to a side that has closed",
+        "{ws:?}"
+    );
+    assert_eq!(
+        by_frame["11"], "tcpshut: RST after close (data to a closed socket)",
+        "{ws:?}"
+    );
+    assert_eq!(by_frame["3"], "TCP", "{ws:?}: Wireshark's own rules follow");
+    let by_frame = rules("rst-out-of-window.pcap");
+    assert!(
+        by_frame
+            .values()
+            .any(|r| r == "tcpshut: RST ignored (out of window or forged?)"),
+        "{ws:?}: {by_frame:?}"
+    );
+    let by_frame = rules("linger0-after-data.pcap");
+    assert!(
+        by_frame.values().any(|r| r == "tcpshut: severity warn"),
+        "{ws:?}: {by_frame:?}"
+    );
 }
 
 /// Issue #13 defect 2: a sidecar set by preference belongs to its own
@@ -1756,7 +2167,7 @@ fn install_print_and_open_without_wireshark() {
         .lines()
         .map(PathBuf::from)
         .collect();
-    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths.len(), 3, "{paths:?}");
     assert!(paths
         .iter()
         .all(|p| p.starts_with(sb.home()) && !p.exists()));
@@ -1894,6 +2305,8 @@ in_every_wireshark!(
     pcapng_custom_blocks_are_numbered_like_wireshark,
     mismatch_is_found_when_times_agree,
     mismatch_is_found_by_seq_and_length,
+    info_tag_and_connection_filters,
+    colouring_rules_mark_teardown_frames,
     pinned_sidecar_applies_to_its_own_capture_only,
     fields_filters_and_the_contract,
     sidecars_that_are_not_regular_files_or_end_early,
