@@ -111,17 +111,35 @@ fn every_pass_reports_its_progress() {
     }
 }
 
-/// The CSV of `path` made on `schedule`.
-fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The CSV of `path` made on `schedule`, and its connections sidecar.
+fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> (Vec<u8>, Vec<u8>) {
+    use tcpshut_engine::ConnectionsCsvSink;
+    let (mut out, mut conns_out) = (Vec::new(), Vec::new());
     let mut sink = tcpshut_engine::CsvSink::new(&mut out);
-    tcpshut_engine::annotate_with(path, tcpshut_engine::Detail::Verdicts, &mut sink, schedule)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    out
+    let mut conns = ConnectionsCsvSink::new(&mut conns_out);
+    let verdicts = tcpshut_engine::annotate_with(
+        path,
+        tcpshut_engine::Detail::Verdicts,
+        &mut tcpshut_engine::Tee(&mut sink, &mut conns),
+        schedule,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // every connection once
+    let text = String::from_utf8(conns_out.clone()).unwrap();
+    let mut ids: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    ids.sort();
+    let expected: Vec<u64> = (0..verdicts.outcomes.total()).collect();
+    assert_eq!(ids, expected, "{}: {schedule:?}", path.display());
+    (out, conns_out)
 }
 
 /// One pass, two passes, and one pass that gives way to two at any point
-/// write the same rows: for every capture of `testdata/` and of the
+/// write the same rows, and the same connections sidecar (every
+/// connection once, in the same order): for every capture of `testdata/` and of the
 /// real-world corpus (where a connection lasts the whole capture, the
 /// one pass gives way after its first few rows).
 #[test]

@@ -28,6 +28,62 @@ fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
     dest
 }
 
+/// The connections sidecar goes beside a CSV sidecar (`NAME.csv` gives
+/// `NAME.connections.csv`), never onto standard output, and agrees with
+/// the JSON document's connections (issue #13).
+#[test]
+fn annotate_writes_the_connections_sidecar_beside_the_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = copy_into(dir.path(), &testdata().join("port-reuse.pcap"));
+    let out = tcpshut(&["annotate", capture.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let beside =
+        fs::read_to_string(dir.path().join("port-reuse.pcap.tcpshut.connections.csv")).unwrap();
+    let other = dir.path().join("other.csv");
+    let out = tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "-o",
+        other.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("other.connections.csv")).unwrap(),
+        beside
+    );
+    let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
+    assert!(out.status.success());
+    assert!(!text(&out.stdout).contains("client_calls"));
+    let json: serde_json::Value = serde_json::from_slice(&annotate_json(&capture).stdout).unwrap();
+    let mut lines: Vec<&str> = beside.lines().collect();
+    assert_eq!(
+        lines.remove(0),
+        "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
+    );
+    let conns = json["connections"].as_array().unwrap();
+    assert_eq!(lines.len(), conns.len());
+    for c in conns {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{},", c["id"])))
+            .unwrap();
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[1], c["client"].as_str().unwrap());
+        assert_eq!(f[2], c["server"].as_str().unwrap());
+        assert_eq!(f[3], c["outcome"].as_str().unwrap());
+        assert_eq!(f[4], c["closer"].as_str().unwrap());
+        assert_eq!(f[7], c["first_frame"].to_string());
+        assert_eq!(f[8], c["last_frame"].to_string());
+        let notes: Vec<&str> = c["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(f[9], notes.join(";"));
+    }
+}
+
 #[test]
 fn annotate_writes_the_sidecar_beside_an_untouched_capture() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,8 +112,9 @@ fn annotate_writes_the_sidecar_beside_an_untouched_capture() {
     );
     assert!(sidecar.contains("data-after-fin"));
     assert!(sidecar.contains(",shut_wr,"));
-    // Nothing but the capture and its sidecar: no temporary file left.
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    // Nothing but the capture, its sidecar and the connections sidecar:
+    // no temporary file left.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     // The short summary names the connection and what the client called.
     let stdout = text(&out.stdout);
     assert!(stdout.contains("1 connection (1 graceful)"), "{stdout}");
