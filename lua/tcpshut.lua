@@ -1081,6 +1081,8 @@ local function first_wanted(tree)
 end
 wanted = first_wanted
 
+local registered = false
+
 function tcpshut.init()
     if not self_handle then
         local ok, handle = pcall(Dissector.get, "tcpshut")
@@ -1089,6 +1091,16 @@ function tcpshut.init()
     if state.fh then pcall(io.close, state.fh) end
     state = new_state()
     state.path, state.source = resolve_sidecar()
+    -- Wireshark calls a post-dissector for every frame, and that call alone
+    -- (the Lua objects it makes) costs more than nothing at all: so the
+    -- plugin becomes one only when a capture with a sidecar (or a sidecar
+    -- named by preference, argument or environment) is opened. Without,
+    -- it costs nothing; once registered it stays (Lua cannot unregister),
+    -- and a later capture without a sidecar gets the one quiet note.
+    if state.path and not registered then
+        registered = true
+        register_postdissector(tcpshut)
+    end
 end
 
 local function row_error(tree, num, why)
@@ -1289,8 +1301,6 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if events ~= "" then add_experts(st, events) end
 end
 
-register_postdissector(tcpshut)
-
 ---------------------------------------------------------------------------
 -- "tcpshut connections": one row per connection of the connections
 -- sidecar, with its outcome, closer and calls, the TCP streams Wireshark
@@ -1423,5 +1433,5 @@ if gui_enabled and gui_enabled() and register_menu and TextWindow then
                 apply_filter()
             end)
         end
-    end, MENU_STAT_GENERIC)
+    end, MENU_STAT_UNSORTED)
 end
