@@ -30,7 +30,7 @@ use nom::{IResult, Parser};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::TsResolution;
 
-use crate::wire::compressed::Compression;
+use crate::wire::compressed::{self, Compression};
 use crate::wire::segment::Timestamp;
 use pcapng::PcapNgState;
 
@@ -439,16 +439,10 @@ const SNIFF_LEN: usize = 6;
 
 /// Reads until `buf` is full or the input ends; how much it got.
 fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut have = 0;
-    while have < buf.len() {
-        match reader.read(&mut buf[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match compressed::fill(reader, buf) {
+        (have, None) => Ok(have),
+        (_, Some(e)) => Err(e),
     }
-    Ok(have)
 }
 
 /// Bytes as `0x1f 0x8b …`, for messages.

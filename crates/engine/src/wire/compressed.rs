@@ -138,7 +138,7 @@ impl Threaded {
 
 /// Reads into `buf` until it is full, the input ends or fails; how much
 /// it got, and the failure (which comes after the bytes before it).
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+pub(crate) fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut have = 0;
     while have < buf.len() {
         match reader.read(&mut buf[have..]) {
