@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::measure::Summary;
+use crate::targets::{Bound, Targets};
 use crate::Tool;
 
 /// How each compressed copy is written, and its suffix.
@@ -107,21 +108,18 @@ pub fn tools(tcpshut: &Path, plain: &Path, reps: usize) -> anyhow::Result<Vec<To
 }
 
 /// Each input's wall time against the plain file's (target: at most 1.3
-/// for the compressed ones).
-pub fn print_ratios(tools: &[Tool], results: &[Summary]) {
-    let base = results[0].wall.as_secs_f64();
-    println!("\n| input | wall time / plain file's | target |");
-    println!("|---|---|---|");
+/// for the compressed ones; the pipe's is shown).
+pub fn check_ratios(tools: &[Tool], results: &[Summary], targets: &mut Targets) {
     for (tool, r) in tools.iter().zip(results).skip(1) {
-        let target = if tool.name.contains("pipe") {
-            "-"
+        let bound = if tool.name.contains("pipe") {
+            Bound::Shown
         } else {
-            "≤ 1.30"
+            Bound::AtMost(1.3)
         };
-        println!(
-            "| {} | {:.2} | {target} |",
-            tool.name,
-            r.wall.as_secs_f64() / base
+        targets.check(
+            format!("wall time, {} / the plain file", tool.name),
+            Targets::ratio(r.wall, results[0].wall),
+            bound,
         );
     }
 }

@@ -10,6 +10,7 @@ mod gen;
 mod inputs;
 mod measure;
 mod stages;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,7 @@ use tcpshut_engine::DecodeStats;
 
 use gen::GenConfig;
 use measure::Summary;
+use targets::{Bound, Targets};
 
 #[derive(Parser)]
 #[command(name = "tcpshut-bench", about)]
@@ -95,7 +97,7 @@ struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sizes,long,batch,inputs,formats"
+        default_value = "sizes,long,batch,inputs,formats,plugin"
     )]
     parts: Vec<Part>,
 }
@@ -114,6 +116,9 @@ enum Part {
     /// The largest capture written as CSV, Parquet and Zeek's conn.log:
     /// time, memory and the size of what each writes.
     Formats,
+    /// The Wireshark plugin: tshark reading the smallest capture with the
+    /// plugin and its sidecar, against tshark alone.
+    Plugin,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -421,10 +426,32 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             c
         }
     };
+    // `--jobs 1` on one capture: one worker (one thread once the one pass
+    // runs on two, #17).
+    let annotate_one_thread = {
+        let bin = tcpshut.clone();
+        move |f: &Path| {
+            let mut c = Command::new(&bin);
+            c.arg("annotate")
+                .arg(f)
+                .args(["--no-progress", "--jobs", "1"]);
+            c
+        }
+    };
+    // The indices of `tools` the targets use.
+    const ANNOTATE: usize = 0;
+    const ONE_THREAD: usize = 1;
+    const REPORT: usize = 2;
+    const DECODE: usize = 4;
     let mut tools = vec![
         Tool {
             name: "tcpshut annotate (CSV sidecar)",
             command: Box::new(annotate.clone()),
+            reps: args.reps,
+        },
+        Tool {
+            name: "tcpshut annotate --jobs 1",
+            command: Box::new(annotate_one_thread.clone()),
             reps: args.reps,
         },
         Tool {
@@ -496,22 +523,121 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     } else {
         &[]
     };
+    let mut targets = Targets::default();
     for &size in sizes {
         let cap = capture(&dir, &config(size, args.seed))?;
         let results = measure_all(&tools, &cap.path)?;
         print_table(&cap, &tools, &results);
+        let name = format!("{size} connections");
+        let annotate = &results[ANNOTATE];
+        let wall = |i: usize| results[i].wall;
+        targets.check(
+            format!("{name}: annotate's CPU time, default / --jobs 1"),
+            Targets::ratio(annotate.cpu, results[ONE_THREAD].cpu),
+            Bound::AtMost(1.15),
+        );
+        targets.check(
+            format!("{name}: annotate's wall time, --jobs 1 / default"),
+            Targets::ratio(wall(ONE_THREAD), annotate.wall),
+            Bound::Shown,
+        );
+        targets.check(
+            format!("{name}: annotate's wall time / read + decode's"),
+            Targets::ratio(annotate.wall, wall(DECODE)),
+            Bound::AtMost(2.0),
+        );
+        targets.check(
+            format!("{name}: report's wall time / annotate's"),
+            Targets::ratio(wall(REPORT), annotate.wall),
+            Bound::AtMost(1.5),
+        );
+        for (i, tool) in tools.iter().enumerate() {
+            let (tool_name, at_least) = match tool.name {
+                n if n.starts_with("tcptrace") => ("tcptrace -n -l", 10.0),
+                n if n.starts_with("tshark") => ("tshark's TCP analysis", 100.0),
+                _ => continue,
+            };
+            targets.check(
+                format!("{name}: wall time of {tool_name} / annotate's"),
+                Targets::ratio(results[i].wall, annotate.wall),
+                Bound::AtLeast(at_least),
+            );
+        }
     }
 
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
     if args.parts.contains(&Part::Long) && args.long_factor > 0 && largest > 0 {
-        let cap = capture(&dir, &config(largest * args.long_factor, args.seed))?;
-        let long_tools = &tools[..2];
-        let results = measure_all(long_tools, &cap.path)?;
+        // The largest capture and the long one with the same tools, the
+        // sidecar to a file and to /dev/null (without the kernel's
+        // page-cache copy).
+        let to_null = |threads: &'static str| {
+            let bin = tcpshut.clone();
+            move |f: &Path| {
+                let mut c = Command::new(&bin);
+                c.arg("annotate").arg(f).args([
+                    "--no-progress",
+                    "--jobs",
+                    threads,
+                    "-o",
+                    "/dev/null",
+                ]);
+                c
+            }
+        };
+        let long_tools = [
+            Tool {
+                name: "tcpshut annotate",
+                command: Box::new(annotate.clone()),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate --jobs 1",
+                command: Box::new(annotate_one_thread.clone()),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate -o /dev/null",
+                command: Box::new(to_null("2")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "tcpshut annotate -o /dev/null --jobs 1",
+                command: Box::new(to_null("1")),
+                reps: args.reps,
+            },
+            Tool {
+                name: "read loop (floor)",
+                command: Box::new(read(false)),
+                reps: args.reps,
+            },
+        ];
+        let short = capture(&dir, &config(largest, args.seed))?;
+        let long = capture(&dir, &config(largest * args.long_factor, args.seed))?;
+        let short_results = measure_all(&long_tools, &short.path)?;
+        let long_results = measure_all(&long_tools, &long.path)?;
         println!(
-            "\nThe long capture: {}× the connections over {}× the time, same concurrency.",
+            "\nThe long capture: {}× the connections over {}× the time, same concurrency, \
+             against the largest capture.",
             args.long_factor, args.long_factor
         );
-        print_table(&cap, long_tools, &results);
+        print_table(&short, &long_tools, &short_results);
+        print_table(&long, &long_tools, &long_results);
+        for (i, tool) in long_tools.iter().enumerate() {
+            let rate = |cap: &Capture, r: &Summary| cap.segments as f64 / secs(r.wall);
+            targets.check(
+                format!(
+                    "{}× as long: segments/s (wall) long / short, {}",
+                    args.long_factor, tool.name
+                ),
+                rate(&long, &long_results[i]) / rate(&short, &short_results[i]),
+                if i == 0 {
+                    Bound::AtLeast(0.85)
+                } else {
+                    Bound::Shown
+                },
+            );
+        }
+        remove_sidecars(&long.path)?;
     }
 
     if args.parts.contains(&Part::Inputs) && largest > 0 {
@@ -523,7 +649,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
              (decompressed on a second thread), and read from a pipe; each writes the same sidecar."
         );
         print_table(&cap, &tools, &results);
-        inputs::print_ratios(&tools, &results);
+        inputs::check_ratios(&tools, &results, &mut targets);
+        remove_sidecars(&cap.path)?;
     }
 
     if args.parts.contains(&Part::Formats) && largest > 0 {
@@ -560,6 +687,16 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("\nOutput formats on the same capture (CSV is the sidecar of the tables above).");
         print_table(&cap, &format_tools, &results);
         // What each writes, from one more run each (not timed).
+        targets.check(
+            "annotate's wall time, Parquet / CSV",
+            Targets::ratio(results[1].wall, results[0].wall),
+            Bound::AtMost(1.0),
+        );
+        targets.check(
+            "annotate's wall time, Zeek's conn.log / CSV",
+            Targets::ratio(results[2].wall, results[0].wall),
+            Bound::Shown,
+        );
         println!("\n| format | files | MB | vs CSV |\n|---|---|---|---|");
         let mut csv_bytes = 0;
         for (name, tool) in formats.iter().zip(&format_tools) {
@@ -575,6 +712,13 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 .sum();
             if *name == "csv" {
                 csv_bytes = bytes;
+            }
+            if *name == "parquet" {
+                targets.check(
+                    "size, CSV / Parquet",
+                    csv_bytes as f64 / bytes.max(1) as f64,
+                    Bound::AtLeast(4.0),
+                );
             }
             let mut names: Vec<String> = files
                 .iter()
@@ -645,11 +789,104 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             bytes: 0,
         };
         print_table(&cap, &batch_tools, &results);
-        println!(
-            "\nSpeed-up of --jobs 2 over --jobs 1: {:.2}× (annotate), {:.2}× (report)",
-            secs(results[0].wall) / secs(results[1].wall),
-            secs(results[2].wall) / secs(results[3].wall)
-        );
+        for (command, one, two) in [("annotate", 0, 1), ("report", 2, 3)] {
+            targets.check(
+                format!(
+                    "{} captures: {command} wall time, --jobs 1 / --jobs 2",
+                    args.batch_files
+                ),
+                Targets::ratio(results[one].wall, results[two].wall),
+                Bound::AtLeast(1.8),
+            );
+        }
+        remove_sidecars(&batch)?;
     }
+
+    let smallest = args.sizes.iter().copied().min().unwrap_or(0);
+    if args.parts.contains(&Part::Plugin) && smallest > 0 {
+        if on_path("tshark") {
+            let cap = capture(&dir, &config(smallest, args.seed))?;
+            plugin(&tcpshut, &cap, args.tool_reps, &mut targets)?;
+        } else {
+            println!("\nThe Wireshark plugin: tshark is not installed, skipped");
+        }
+    }
+    targets.print();
     Ok(())
+}
+
+/// tshark reading `cap` with the Wireshark plugin (`lua/tcpshut.lua`) and
+/// its sidecar, printing the plugin's column, against tshark printing the
+/// frame numbers alone.
+fn plugin(tcpshut: &Path, cap: &Capture, reps: usize, targets: &mut Targets) -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lua/tcpshut.lua");
+    let script = script.canonicalize().context("lua/tcpshut.lua")?;
+    let sidecar = dir_sidecar(&cap.path);
+    let made = Command::new(tcpshut)
+        .arg("annotate")
+        .arg(&cap.path)
+        .args(["--no-progress", "-o"])
+        .arg(&sidecar)
+        .status()?;
+    if !made.success() {
+        bail!("tcpshut annotate {} failed", cap.path.display());
+    }
+    let alone = |f: &Path| {
+        let mut c = Command::new("tshark");
+        c.arg("-r")
+            .arg(f)
+            .args(["-T", "fields", "-e", "frame.number"]);
+        c
+    };
+    let with_plugin = {
+        let script = script.clone();
+        let sidecar = sidecar.clone();
+        move |f: &Path| {
+            let mut c = Command::new("tshark");
+            c.arg("-X")
+                .arg(format!("lua_script:{}", script.display()))
+                .arg("-o")
+                .arg(format!("tcpshut.sidecar:{}", sidecar.display()))
+                .arg("-r")
+                .arg(f)
+                .args(["-T", "fields", "-e", "frame.number", "-e", "tcpshut.events"]);
+            c
+        }
+    };
+    let tools = [
+        Tool {
+            name: "tshark -T fields -e frame.number",
+            command: Box::new(alone),
+            reps,
+        },
+        Tool {
+            name: "tshark with the plugin: -e frame.number -e tcpshut.events",
+            command: Box::new(with_plugin),
+            reps,
+        },
+    ];
+    // The sidecar stays: these runs read it, they do not write one.
+    let mut runs: Vec<Vec<measure::Run>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (tool, runs) in tools.iter().zip(&mut runs) {
+            runs.push(measure::run(&mut (tool.command)(&cap.path))?);
+        }
+    }
+    let results: Vec<Summary> = runs.iter().map(|r| measure::summarize(r)).collect();
+    println!("\nThe Wireshark plugin (`lua/tcpshut.lua`) with the sidecar, against tshark alone.");
+    print_table(cap, &tools, &results);
+    targets.check(
+        "tshark's wall time, with the plugin / alone",
+        Targets::ratio(results[1].wall, results[0].wall),
+        Bound::Shown,
+    );
+    let _ = std::fs::remove_file(&sidecar);
+    Ok(())
+}
+
+/// Where the plugin's run keeps the sidecar of `capture`.
+fn dir_sidecar(capture: &Path) -> PathBuf {
+    let mut name = capture.as_os_str().to_owned();
+    name.push(".tcpshut.csv");
+    PathBuf::from(name)
 }
