@@ -129,6 +129,7 @@ local EVENT_SPEC = {
     { "port-reuse", G.SEQUENCE, S.NOTE, "port reused by a new connection" },
     { "mid-stream", G.SEQUENCE, S.CHAT, "capture starts mid-connection" },
     { "options-cut", G.UNDECODED, S.CHAT, "TCP options cut by the snaplen" },
+    { "end-unseen", G.SEQUENCE, S.CHAT, "capture ends before the connection does" },
 }
 -- END EVENT TABLE
 local EVENT_EXPERT = {} -- code -> ProtoExpert, or false: a known code without an item

@@ -11,11 +11,11 @@ use rayon::prelude::*;
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::ConnectionsCsvSink;
 use tcpshut_engine::TcpState;
-use tcpshut_engine::{Closer, ConnVerdict, Outcome};
+use tcpshut_engine::{Closer, ConnVerdict, Outcome, Unseen};
 
 use tcpshut_engine::{
-    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Tee, Verdicts,
-    ZeekForm, ZeekLogSink,
+    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, SightCounts, Tee,
+    Verdicts, ZeekForm, ZeekLogSink,
 };
 use tcpshut_parquet::ParquetSink;
 
@@ -571,6 +571,10 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
                     .collect();
                 lines.extend(table(&shown));
                 lines.extend(lingering(&verdicts.reports));
+                lines.extend(sight_lines(
+                    &verdicts.capture.sight,
+                    verdicts.outcomes.total(),
+                ));
                 Done {
                     status,
                     lines,
@@ -629,8 +633,9 @@ impl Holding {
     }
 }
 
-/// The columns of `tcpshut summary`.
-const TABLE_HEADER: [&str; 9] = [
+/// The columns of `tcpshut summary` (the last only when a connection has
+/// something to show there).
+const TABLE_HEADER: [&str; 10] = [
     "conn",
     "client",
     "server",
@@ -640,10 +645,74 @@ const TABLE_HEADER: [&str; 9] = [
     "server calls",
     "client state",
     "server state",
+    "capture saw",
 ];
 
+/// What the capture point did not see of a connection, in words (its
+/// visibility notes).
+fn sight_words(r: &ConnectionReport) -> String {
+    let words: Vec<&str> = r
+        .notes
+        .iter()
+        .filter_map(|note| match *note {
+            "one-direction" => Some("one direction only"),
+            "mid-stream" => Some("start unseen"),
+            "fin-unseen" => Some("FIN unseen"),
+            "end-unseen" => Some("end unseen"),
+            _ => None,
+        })
+        .collect();
+    words.join(", ")
+}
+
+/// Why answers are wider, as the end of `summary` says it.
+fn widened_because(cause: Unseen) -> &'static str {
+    match cause {
+        Unseen::OneDirection => "the capture saw one direction only",
+        Unseen::Start => "the capture started after they did",
+        Unseen::End => "the capture stopped before their end",
+        Unseen::Close => "a close was lost before the capture point",
+        Unseen::Segments => "the capture missed segments",
+    }
+}
+
+/// The lines after the table: connections whose end the capture did not
+/// see, and answers widened by what it did not see, by cause.
+fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    if sight.end_unseen > 0 {
+        lines.push(format!(
+            "  {} of {connections} connections still open when the capture stopped (end unseen)",
+            sight.end_unseen
+        ));
+    }
+    let total = sight.widened_total();
+    if total > 0 {
+        let causes: Vec<String> = Unseen::ALL
+            .iter()
+            .filter(|cause| sight.widened(**cause) > 0)
+            .enumerate()
+            .map(|(i, cause)| {
+                let n = sight.widened(*cause);
+                let what = match (i, n) {
+                    (0, 1) => "answer widened ",
+                    (0, _) => "answers widened ",
+                    _ => "",
+                };
+                format!("{n} {what}because {}", widened_because(*cause))
+            })
+            .collect();
+        let plural = if connections == 1 { "" } else { "s" };
+        lines.push(format!(
+            "  {connections} connection{plural}: {}",
+            causes.join("; ")
+        ));
+    }
+    lines
+}
+
 /// A connection's cells in the table.
-fn table_cells(r: &ConnectionReport) -> [String; 9] {
+fn table_cells(r: &ConnectionReport) -> [String; 10] {
     [
         r.id.to_string(),
         r.client.clone(),
@@ -654,6 +723,7 @@ fn table_cells(r: &ConnectionReport) -> [String; 9] {
         calls_or_dash(&r.endpoints[1].calls.to_string()).to_string(),
         r.endpoints[0].final_state.to_string(),
         r.endpoints[1].final_state.to_string(),
+        sight_words(r),
     ]
 }
 
@@ -672,21 +742,27 @@ fn table(reports: &[&ConnectionReport]) -> Vec<String> {
     if reports.is_empty() {
         return Vec::new();
     }
-    let rows: Vec<[String; 9]> = reports.iter().map(|r| table_cells(r)).collect();
+    let rows: Vec<[String; 10]> = reports.iter().map(|r| table_cells(r)).collect();
+    // The last column only when some connection has something in it.
+    let columns = if rows.iter().any(|row| !row[9].is_empty()) {
+        10
+    } else {
+        9
+    };
     let mut widths = TABLE_HEADER.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
-    let mut lines = vec![table_row(&TABLE_HEADER, &widths)];
-    lines.extend(rows.iter().map(|row| table_row(row, &widths)));
+    let mut lines = vec![table_row(&TABLE_HEADER[..columns], &widths)];
+    lines.extend(rows.iter().map(|row| table_row(&row[..columns], &widths)));
     lines
 }
 
 /// Column widths of the table printed as connections end, when the
 /// widest cell cannot be known ahead (IPv4 endpoints fit).
-const STREAM_WIDTHS: [usize; 9] = [5, 21, 21, 11, 6, 24, 24, 12, 12];
+const STREAM_WIDTHS: [usize; 10] = [5, 21, 21, 11, 6, 24, 24, 12, 12, 11];
 
 /// `tcpshut summary` of a stream (standard input, a FIFO): each
 /// connection is printed when it ends, in the order they end, while the
@@ -727,6 +803,9 @@ fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
     };
     writeln!(out, "{}: {}", path.display(), count_outcomes(&outcomes))?;
     if let Some(line) = holding.line() {
+        writeln!(out, "{line}")?;
+    }
+    for line in sight_lines(&capture.sight, outcomes.total()) {
         writeln!(out, "{line}")?;
     }
     out.flush()?;

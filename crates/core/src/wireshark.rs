@@ -48,7 +48,8 @@ fn expert_group(event: Event) -> Option<&'static str> {
         | Event::RstStray
         | Event::RstIdle
         | Event::PortReuse
-        | Event::MidStream => Some("SEQUENCE"),
+        | Event::MidStream
+        | Event::EndUnseen => Some("SEQUENCE"),
         // a FIN promises no more data
         Event::DataAfterFin => Some("PROTOCOL"),
         // an RST the receiver did not act on: out of window, maybe spoofed;

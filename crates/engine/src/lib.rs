@@ -28,7 +28,7 @@ pub use pipeline::schedule::{
 };
 pub use pipeline::sinks::{Pass, RowSink, Tee};
 pub use pipeline::summary::{
-    CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS,
+    CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };
 
 // ---- Sinks ----
@@ -45,8 +45,8 @@ pub use output::rows::{Row, Side};
 pub use tracking::endpoint::TcpState;
 pub use tracking::event::{Event, Severity};
 pub use tracking::inference::{
-    Call, CallSet, CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role, ABORT_AFTER_DATA,
-    FIN_STILL_READING, FIN_UNDECIDED,
+    Call, CallSet, CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role, Unseen,
+    ABORT_AFTER_DATA, FIN_STILL_READING, FIN_UNDECIDED,
 };
 pub use tracking::zeek::ZeekRow;
 pub use wire::segment::Timestamp;

@@ -14,6 +14,12 @@
 //!   or by the one documented exception, the simultaneous-close correction
 //!   (`fin-simultaneous`: the sender is put back to ESTABLISHED, then sends
 //!   and receives a FIN, ending in CLOSING).
+//!
+//! Real recordings degraded at random as captures are taken (frames lost,
+//! a late start, an early stop, one direction, a snaplen) keep the verdict
+//! invariants of `check::consistent`: outcome, closer, `closed_by`, roles
+//! and final states agree, the end-unseen marker and the widened counts
+//! with them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -240,6 +246,22 @@ proptest! {
         prop_assert!(tcpshut_engine::testing::annotate_checked(&bytes, "generated.pcap").is_some());
     }
 
+    /// A real recording (IPv4 over Ethernet, little-endian pcap), degraded:
+    /// each frame kept or lost, a late start, an early stop, one direction
+    /// only, a snaplen.
+    #[test]
+    fn degraded_recordings_keep_the_verdicts_consistent(
+        which in 0..RECORDINGS.len(),
+        lost in prop::collection::vec(prop::bool::weighted(0.2), 40),
+        start in 0usize..12,
+        stop in 0usize..12,
+        direction in prop_oneof![Just(None), Just(Some(0usize)), Just(Some(1usize))],
+        snaplen in prop::option::of(54usize..120),
+    ) {
+        let bytes = degraded_recording(which, &lost, (start, stop), direction, snaplen);
+        prop_assert!(tcpshut_engine::testing::annotate_checked(&bytes, RECORDINGS[which]).is_some());
+    }
+
     /// Random bytes after a valid pcap header (any link type), and random
     /// bytes from the start: no panic; whatever is read keeps the invariants.
     #[test]
@@ -273,6 +295,70 @@ proptest! {
         prop_assert_eq!(summary.frames, frames.len() as u64);
         check_rows(&rows, &summary, None);
     }
+}
+
+/// Recordings degraded by the property test: a FIN or an RST first, a
+/// half-close, a simultaneous close, a reset after data, losses on the path.
+const RECORDINGS: [&str; 8] = [
+    "close-client-first.pcap",
+    "half-close-data-after-fin.pcap",
+    "linger0-after-data.pcap",
+    "shut_wr-then-close-unread.pcap",
+    "data-after-close.pcap",
+    "close-wait-at-end.pcap",
+    "router/rst-lost-once-at-client.pcap",
+    "router/first-fin-lost-at-client.pcap",
+];
+
+/// `RECORDINGS[which]`'s records, with frame `i` lost where `lost[i]`,
+/// the first `start` and last `stop` frames dropped, only the frames of
+/// one direction (`direction`: the first frame's sender, or the other),
+/// each cut to `snaplen` bytes.
+fn degraded_recording(
+    which: usize,
+    lost: &[bool],
+    (start, stop): (usize, usize),
+    direction: Option<usize>,
+    snaplen: Option<usize>,
+) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(RECORDINGS[which]);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        bytes[..4],
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        "{}: little-endian pcap",
+        path.display()
+    );
+    let mut records = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        records.push(&bytes[at..at + 16 + caplen]);
+        at += 16 + caplen;
+    }
+    // The sender of a frame: its Ethernet source address.
+    let first_sender = records.first().map(|r| r[16 + 6..16 + 12].to_vec());
+    let n = records.len();
+    let mut out = bytes[..24].to_vec();
+    for (i, record) in records.into_iter().enumerate() {
+        let from_first = first_sender.as_deref() == Some(&record[16 + 6..16 + 12]);
+        let kept = i >= start.min(n)
+            && i + stop.min(n) < n
+            && !lost.get(i).copied().unwrap_or(false)
+            && direction.is_none_or(|d| from_first == (d == 0));
+        if !kept {
+            continue;
+        }
+        let frame = &record[16..];
+        let len = snaplen.map_or(frame.len(), |s| s.min(frame.len()));
+        out.extend_from_slice(&record[..8]);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&record[12..16]);
+        out.extend_from_slice(&frame[..len]);
+    }
+    out
 }
 
 /// Found by `random_segments_keep_the_invariants`: a mid-stream FIN that

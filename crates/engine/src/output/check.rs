@@ -72,6 +72,12 @@ pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
             panic!("{name}: connection {}: {why}", report.id);
         }
     }
+    // The capture's counts are the connections' own.
+    let mut sight = crate::pipeline::summary::SightCounts::default();
+    for report in &result.reports {
+        sight.add_report(report);
+    }
+    assert_eq!(sight, result.capture.sight, "{name}: sight counts");
     let csv = |schedule| {
         let mut out = Vec::new();
         annotate_bytes(
@@ -176,6 +182,36 @@ pub fn consistent(r: &ConnectionReport) -> Result<(), String> {
             "an endpoint that closed is not still established",
         )?;
     }
+    // The end is unseen exactly when no endpoint finished; then nothing
+    // ended it (no RST, no refusal), and no call is narrower than the
+    // wire can prove (class 5, `linger0` alone, needs an abort).
+    let end_unseen = r.notes.contains(&"end-unseen");
+    check(
+        end_unseen == states.iter().all(|s| !s.is_finished()),
+        "end unseen exactly when no endpoint finished",
+    )?;
+    check(
+        !end_unseen
+            || (!matches!(r.outcome, Outcome::Reset | Outcome::Refused)
+                && r.endpoints.iter().all(|e| e.calls.to_string() != "linger0")),
+        "end unseen: not reset or refused, no narrow abort class",
+    )?;
+    // Every unknown is explained by what the capture point did not see.
+    let unknown = r.outcome == Outcome::Unknown
+        || r.closer == Closer::Unknown
+        || closed_by.contains(&ClosedBy::Unknown);
+    check(
+        !unknown || r.widened.is_some(),
+        "an unknown answer says why it is widened",
+    )?;
+    check(
+        r.widened.is_none()
+            || unknown
+            || r.endpoints
+                .iter()
+                .any(|e| e.calls.to_string().contains("close_unread")),
+        "a widened connection has an unknown or a wider class",
+    )?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use crate::output::community_id;
 use crate::output::rows::Side;
 use crate::tracking::connection::Connection;
 use crate::tracking::endpoint::TcpState;
-use crate::tracking::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role};
+use crate::tracking::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outcome, Role, Unseen};
 use crate::tracking::origin::Origin;
 use crate::tracking::zeek::{ZeekRow, ZeekTracker};
 use crate::wire::segment::Timestamp;
@@ -95,6 +95,10 @@ pub struct ConnectionReport {
     pub handshake: &'static str,
     pub outcome: Outcome,
     pub closer: Closer,
+    /// The answers are wider than a whole capture would make them, and
+    /// what the capture point did not see that made them so (null: not
+    /// widened).
+    pub widened: Option<Unseen>,
     pub notes: Vec<&'static str>,
     /// conn_state and history of the first Zeek connection (see
     /// docs/zeek.md).
@@ -164,6 +168,7 @@ impl ConnectionReport {
             conn.evidence.iter().any(|e| e.fin_unseen),
             "fin-unseen",
         );
+        note_if(&mut notes, verdict.end_unseen_at.is_some(), "end-unseen");
         note_if(
             &mut notes,
             verdict.endpoints.iter().any(|e| e.rst_forged),
@@ -202,6 +207,7 @@ impl ConnectionReport {
             handshake,
             outcome: verdict.outcome,
             closer: verdict.closer,
+            widened: verdict.widened,
             notes,
             zeek_conn_state: zeek.conn_state(),
             zeek_history: zeek.history(),

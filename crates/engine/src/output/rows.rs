@@ -229,6 +229,11 @@ impl fmt::Display for Summary {
         if e.contains(Event::OptionsCut) {
             return f.write_str("The snaplen cut this segment's TCP options");
         }
+        if e.contains(Event::EndUnseen) {
+            return f.write_str(
+                "The capture ends here, before the connection does (its end is not seen)",
+            );
+        }
         Ok(())
     }
 }

@@ -202,7 +202,10 @@ impl PendingRows {
                 break;
             };
             let seg = row.segment(settled.endpoints);
-            emit(&Row::new(&seg, &row.facts().resolved(&settled.verdict)))?;
+            emit(&Row::new(
+                &seg,
+                &row.facts().resolved(&settled.verdict, seg.frame),
+            ))?;
             conn.held -= 1;
             self.rows.pop_front();
             self.released += 1;

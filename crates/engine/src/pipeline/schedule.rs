@@ -431,7 +431,10 @@ fn two_passes(
                 .get(facts.conn as usize)
                 .copied()
                 .unwrap_or_default();
-            sink.frame(frame, Some(&Row::new(&seg, &facts.resolved(&verdict))))?;
+            sink.frame(
+                frame,
+                Some(&Row::new(&seg, &facts.resolved(&verdict, seg.frame))),
+            )?;
         }
         Ok(ControlFlow::Continue(()))
     })?;

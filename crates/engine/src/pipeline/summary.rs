@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::output::reports::ConnectionReport;
-use crate::tracking::inference::{ConnVerdict, Outcome};
+use crate::tracking::inference::{ConnVerdict, Outcome, Unseen};
 use crate::wire::capture::CaptureFormat;
 use crate::wire::link::DecodeStats;
 
@@ -25,9 +25,58 @@ pub struct CaptureSummary {
     pub frames: u64,
     pub connections: u32,
     pub decode: DecodeStats,
+    /// What the capture point did not see, over the connections.
+    pub sight: SightCounts,
     /// Why reading stopped before the end of the file, if it did: the
     /// capture was annotated up to its last whole record.
     pub incomplete: Option<String>,
+}
+
+/// Over a capture's connections: how many ended after the capture did
+/// (`end_unseen`), and how many have wider answers, by what the capture
+/// point did not see (`widened`: every cause, in `Unseen` order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SightCounts {
+    pub end_unseen: u64,
+    widened: [u64; Unseen::ALL.len()],
+}
+
+impl SightCounts {
+    pub fn add(&mut self, verdict: &ConnVerdict) {
+        self.end_unseen += u64::from(verdict.end_unseen_at.is_some());
+        if let Some(cause) = verdict.widened {
+            self.widened[cause as usize] += 1;
+        }
+    }
+    /// The same, from a connection's report.
+    pub fn add_report(&mut self, report: &ConnectionReport) {
+        self.end_unseen += u64::from(report.notes.contains(&"end-unseen"));
+        if let Some(cause) = report.widened {
+            self.widened[cause as usize] += 1;
+        }
+    }
+    /// Connections widened because of `cause`.
+    pub fn widened(&self, cause: Unseen) -> u64 {
+        self.widened[cause as usize]
+    }
+    pub fn widened_total(&self) -> u64 {
+        self.widened.iter().sum()
+    }
+}
+
+impl serde::Serialize for SightCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut by_cause = std::collections::BTreeMap::new();
+        for cause in Unseen::ALL {
+            by_cause.insert(cause.name(), self.widened(*cause));
+        }
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("end_unseen", &self.end_unseen)?;
+        map.serialize_entry("widened", &self.widened_total())?;
+        map.serialize_entry("widened_by", &by_cause)?;
+        map.end()
+    }
 }
 
 impl CaptureSummary {
@@ -51,6 +100,7 @@ impl CaptureSummary {
             frames,
             connections,
             decode,
+            sight: SightCounts::default(),
             incomplete,
         }
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::output::reports::ConnectionReport;
 use crate::pipeline::summary::{
-    CaptureSummary, Detail, OutcomeCounts, Peers, Verdicts, BRIEF_CONNECTIONS,
+    CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };
 use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::flow::{Flow, FlowTable};
@@ -105,7 +105,8 @@ impl Tracker {
         let connections = self.table.connections_seen();
         let mut kept = self.kept;
         kept.conclude_all(self.table.finish(), settled);
-        let capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
+        let mut capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
+        capture.sight = kept.sight;
         kept.into_verdicts(capture)
     }
 }
@@ -118,6 +119,7 @@ struct Conclusions {
     /// `None`: conclude nothing.
     all_verdicts: Option<bool>,
     outcomes: OutcomeCounts,
+    sight: SightCounts,
     verdicts: Vec<ConnVerdict>,
     peers: Vec<Peers>,
     reports: Vec<ConnectionReport>,
@@ -129,6 +131,7 @@ impl Conclusions {
             detail,
             all_verdicts,
             outcomes: OutcomeCounts::default(),
+            sight: SightCounts::default(),
             verdicts: Vec::new(),
             peers: Vec::new(),
             reports: Vec::new(),
@@ -155,6 +158,7 @@ impl Conclusions {
         let conn = &flow.conn;
         let verdict = conn.verdict();
         self.outcomes.add(verdict.outcome);
+        self.sight.add(&verdict);
         let slot = conn.id as usize;
         let brief = self.detail == Detail::Brief;
         let first = slot < BRIEF_CONNECTIONS;

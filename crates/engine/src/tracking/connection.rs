@@ -73,8 +73,15 @@ impl SegmentFacts {
     /// hindsight rule is here, so that rows can be made in one pass, held
     /// until their connection's verdict is known, and read the same as
     /// rows made in a second pass: the tracker never sees a verdict.
-    pub fn resolved(&self, verdict: &ConnVerdict) -> ResolvedFacts {
+    pub fn resolved(&self, verdict: &ConnVerdict, frame: u64) -> ResolvedFacts {
         let mut facts = *self;
+        // The connection's last segment, in a capture that ends before it.
+        if verdict
+            .end_unseen_at
+            .is_some_and(|last| last.get() == frame)
+        {
+            facts.events.insert(Event::EndUnseen);
+        }
         let receiver = 1 - self.sender;
         // Data sent to a peer that had closed: to a closed reader?
         if let Some(related) = self.if_receiver_stopped_reading {
@@ -324,6 +331,11 @@ impl Connection {
             reset: self.reset,
             sight: self.sight(),
         });
+        // Neither endpoint finished (CLOSED, TIME-WAIT) when the capture
+        // ended: its end is not in the capture.
+        if !self.endpoints.iter().any(|e| e.state.is_finished()) {
+            verdict.end_unseen_at = std::num::NonZeroU64::new(self.last_frame);
+        }
         for ((endpoint, forged), origin) in verdict.endpoints.iter_mut().zip(forged).zip(&origins) {
             endpoint.rst_forged = forged;
             if forged {

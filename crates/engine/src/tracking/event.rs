@@ -103,6 +103,9 @@ events! {
     /// header, its payload length from the IP header; on a SYN, the window
     /// scale (and with it every window check) is unknown.
     OptionsCut = "options-cut", Chat, "TCP options cut by the snaplen";
+    /// The connection's last segment, and the capture ends before the
+    /// connection does: no endpoint finished (CLOSED, TIME-WAIT) as seen.
+    EndUnseen = "end-unseen", Chat, "capture ends before the connection does";
 }
 
 impl fmt::Display for Event {

@@ -328,6 +328,22 @@ pub enum Closer {
     Unknown,
 }
 
+/// What the capture point did not see that made a verdict wider than a
+/// whole capture would (`docs/semantics.md`, "What the capture point saw").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unseen {
+    /// One endpoint's direction was never captured.
+    OneDirection,
+    /// The capture started after the connection did.
+    Start,
+    /// The capture stopped before its end: a first FIN never answered.
+    End,
+    /// A close lost before the capture point (a stray RST shows it).
+    Close,
+    /// Segments the capture missed otherwise (an ACK beyond unseen data).
+    Segments,
+}
+
 named!(Role { Active => "active", Passive => "passive", Simultaneous => "simultaneous", None => "none", Unknown => "unknown" });
 named!(ClosedBy { Fin => "fin", Rst => "rst", FinRst => "fin+rst", None => "none", Unknown => "unknown" });
 named!(Outcome {
@@ -339,6 +355,13 @@ named!(Outcome {
     Unknown => "unknown",
 });
 named!(Closer { Client => "client", Server => "server", Both => "both", None => "none", Unknown => "unknown" });
+named!(Unseen {
+    OneDirection => "one-direction",
+    Start => "start-unseen",
+    End => "end-unseen",
+    Close => "close-unseen",
+    Segments => "segments-unseen",
+});
 
 /// Which endpoint is the client, and whether the capture showed it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -374,6 +397,14 @@ pub struct ConnVerdict {
     /// The first RST came right after a long silence and was forged or
     /// stray: the path dropped the idle connection (`tracking/idle.rs`).
     pub idle_reset: Option<crate::tracking::idle::IdleRst>,
+    /// The answers are wider than a whole capture would make them (an
+    /// outcome, closer or `closed_by` `unknown`, or an abort's calls the
+    /// wider class), and what the capture point did not see that made
+    /// them so (the first that applies).
+    pub widened: Option<Unseen>,
+    /// The capture ends before the connection does (no endpoint finished,
+    /// as seen): the frame of its last segment, whose row says so.
+    pub end_unseen_at: Option<std::num::NonZeroU64>,
 }
 
 /// What the capture point saw of a connection; every verdict depends on
@@ -516,13 +547,38 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
     } else {
         roles
     };
+    let endpoints = [verdict_of(0, a, roles[0]), verdict_of(1, b, roles[1])];
+    // An abort in a capture that cannot show every byte received: the
+    // wider class 4 where class 5 might have been told.
+    let wide_abort = [a, b]
+        .iter()
+        .any(|e| e.abort_frame.is_some() && !e.received_payload_before_abort && !whole_history);
+    let widened = (outcome == Outcome::Unknown
+        || closer == Closer::Unknown
+        || endpoints.iter().any(|e| e.closed_by == ClosedBy::Unknown)
+        || wide_abort)
+        .then(|| {
+            if one_sided {
+                Unseen::OneDirection
+            } else if a.closed_unseen || b.closed_unseen {
+                Unseen::Close
+            } else if unanswered.contains(&true) {
+                Unseen::End
+            } else if !sight.start {
+                Unseen::Start
+            } else {
+                Unseen::Segments
+            }
+        });
     ConnVerdict {
-        endpoints: [verdict_of(0, a, roles[0]), verdict_of(1, b, roles[1])],
+        endpoints,
         client: facts.client,
         simultaneous: facts.simultaneous,
         outcome,
         closer,
         idle_reset: None,
+        widened,
+        end_unseen_at: None,
     }
 }
 

@@ -136,7 +136,12 @@ impl Wire {
             .verdicts;
         let facts = provisional
             .iter()
-            .map(|facts| facts.resolved(&verdicts[facts.conn as usize]).facts)
+            .zip(&self.segments)
+            .map(|(facts, seg)| {
+                facts
+                    .resolved(&verdicts[facts.conn as usize], seg.frame)
+                    .facts
+            })
             .collect();
         Analysis {
             facts,
@@ -293,7 +298,8 @@ fn rst_outside_the_window_is_ignored() {
     w.next_seq[SV] = w.next_seq[SV].wrapping_add(10_000_000);
     let rst = w.send(SV, R | A, 0);
     let a = w.analyse();
-    assert_eq!(a.events(rst), ["rst-ignored"]);
+    // The ignored RST is the last segment of a connection still open.
+    assert_eq!(a.events(rst), ["rst-ignored", "end-unseen"]);
     assert_eq!(a.states(rst), (S::Established, S::Established));
     assert_eq!(a.verdicts[0].outcome, Outcome::Open);
     assert_eq!(a.calls(0, SV), "");
@@ -309,7 +315,8 @@ fn wraparound_does_not_confuse_fin_acks() {
     let ack = w.send(SV, A, 0);
     let a = w.analyse();
     assert_eq!(a.events(fin), ["fin-active"]);
-    assert_eq!(a.events(ack), ["fin-acked"]);
+    // The capture ends half-closed: its end is not seen.
+    assert_eq!(a.events(ack), ["fin-acked", "end-unseen"]);
     assert_eq!(a.facts[fin - 1].rel_seq, 101);
 }
 
@@ -322,7 +329,7 @@ fn retransmitted_fin_points_at_the_first() {
     w.next_seq[C] -= 1;
     let again = w.send(C, F | A, 0);
     let a = w.analyse();
-    assert_eq!(a.events(again), ["fin-retransmit"]);
+    assert_eq!(a.events(again), ["fin-retransmit", "end-unseen"]);
     assert_eq!(a.facts[again - 1].related, Some(fin as u64));
     assert!(!a.facts[again - 1].reveals);
 }
