@@ -682,7 +682,7 @@ fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
     let mut lines = Vec::new();
     if sight.end_unseen > 0 {
         lines.push(format!(
-            "  {} of {connections} connections still open when the capture stopped (end unseen)",
+            "  end unseen: {} of {connections} connections still open when the capture stopped",
             sight.end_unseen
         ));
     }
@@ -704,7 +704,7 @@ fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
             .collect();
         let plural = if connections == 1 { "" } else { "s" };
         lines.push(format!(
-            "  {connections} connection{plural}: {}",
+            "  widened: {connections} connection{plural}: {}",
             causes.join("; ")
         ));
     }
