@@ -1,8 +1,8 @@
 """Runs every SQL block of docs/queries.md in DuckDB over the Parquet
 dataset of the test captures, and checks each result against the same
-aggregate computed from `tcpshut annotate --format json` on the same
-captures (until `tcpshut report --format json` exists, the JSON
-document's connections are the reference).
+aggregate of `tcpshut report --format json` on the same captures (the
+RST causes, which the report does not count per segment, against the
+segments of `tcpshut annotate --format json`).
 
 Usage: scripts/python scripts/queries_test.py [TCPSHUT]
 (TCPSHUT defaults to target/debug/tcpshut). scripts/spark/spark_test.py
@@ -15,14 +15,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES_MD = REPO / "docs" / "queries.md"
 
-# TIME-WAIT length the queries assume (Linux).
-TIME_WAIT_MICROS = 60_000_000
 RST_EVENTS = ["rst-abort", "rst-refused", "rst-after-close", "rst-stray", "rst-ignored"]
 
 
@@ -72,88 +69,61 @@ def run(cmd):
     return done.stdout
 
 
-def json_documents(tcpshut, captures):
-    """`tcpshut annotate --format json` of every capture (a list of
-    paths, or the .pcap/.pcapng files of a folder)."""
+def captures_in(captures):
+    """A list of captures, or the .pcap/.pcapng files of a folder."""
     if isinstance(captures, Path):
-        captures = [p for p in sorted(captures.iterdir()) if p.suffix in (".pcap", ".pcapng")]
-    return [json.loads(run([tcpshut, "annotate", p, "--format", "json", "-o", "-"])) for p in captures]
+        return [p for p in sorted(captures.iterdir()) if p.suffix in (".pcap", ".pcapng")]
+    return list(captures)
 
 
-def micros(text):
-    """Microseconds since the epoch of a JSON timestamp, truncated as the
-    Parquet `TIMESTAMP` column stores it."""
-    whole, _, frac = text.partition(".")
-    frac = (frac + "000000000")[:9]
-    sign = -1 if whole.startswith("-") else 1
-    return int(whole) * 1_000_000 + sign * int(frac) // 1000
+def report_document(tcpshut, captures):
+    """`tcpshut report --format json` over the captures: the reference."""
+    return json.loads(run([tcpshut, "report", *captures_in(captures), "--format", "json",
+                           "--no-progress"]))
 
 
-def calls_class(steps):
-    return ">".join("|".join(step) for step in steps)
+def json_documents(tcpshut, captures):
+    """`tcpshut annotate --format json` of every capture."""
+    return [json.loads(run([tcpshut, "annotate", p, "--format", "json", "-o", "-"]))
+            for p in captures_in(captures)]
 
 
-def ip_of(addr):
-    host = addr.rsplit(":", 1)[0]
-    return host[1:-1] if host.startswith("[") else host
-
-
-def expected(docs):
-    """Every query's expected rows, from the JSON documents."""
-    conns = [c for d in docs for c in d["connections"]]
-    for d in docs:
-        for c in d["connections"]:
-            c["_capture"] = d["capture"]["path"]
+def expected(report, docs):
+    """Every query's expected rows: the aggregates of `report` (the
+    tcpshut-report/1 document) for the report's four questions, put in
+    the order of each query's ORDER BY; the RST segments by cause from
+    the annotate documents `docs` (the report counts connections, not
+    segments)."""
     out = {}
 
-    by_service = defaultdict(lambda: [0, 0, 0])
-    for c in conns:
-        row = by_service[c["server"]]
-        row[0] += 1
-        if c["outcome"] == "reset":
-            row[1] += 1
-            if c["endpoints"][1]["closed_by"] in ("rst", "fin+rst"):
-                row[2] += 1
-    rows = [(s, n, r, by, round(100.0 * r / n, 1)) for s, (n, r, by) in by_service.items() if r > 0]
+    rows = []
+    for s in report["services"]:
+        resets = s["outcomes"]["reset"]
+        if resets == 0:
+            continue
+        server_aborts = s["server_aborts_after_data"] + s["server_aborts_without_data"]
+        client_aborts = s["client_aborts_after_data"] + s["client_aborts_without_data"]
+        pct = round(100.0 * resets / s["connections"], 1)
+        rows.append((s["service"], s["connections"], resets, server_aborts, client_aborts, pct))
     rows.sort(key=lambda t: (-t[2], t[0]))
     out["top_resetting_services"] = rows[:20]
 
-    held = defaultdict(list)
-    for c in conns:
-        for e in c["endpoints"]:
-            if e["final_state"] == "TIME-WAIT":
-                held[ip_of(e["addr"])].append(micros(e["state_since"]))
-    rows = []
-    for host, starts in held.items():
-        changes = sorted([(t, 1) for t in starts] + [(t + TIME_WAIT_MICROS, -1) for t in starts])
-        at_once = peak = 0
-        for _, delta in changes:
-            at_once += delta
-            peak = max(peak, at_once)
-        rows.append((host, len(starts), peak))
-    rows.sort(key=lambda t: (-t[2], -t[1], t[0]))
+    rows = [(t["holder"], t["side"], t["service"], t["connections"], t["peak"])
+            for t in report["time_wait"]]
+    rows.sort(key=lambda t: (-t[4], -t[3], t[0], t[1], t[2]))
     out["time_wait_holders"] = rows
 
-    ended = defaultdict(int)
-    for c in conns:
-        ended[c["_capture"]] = max(ended[c["_capture"]], micros(c["last_ts"]))
-    leaks = defaultdict(list)
-    for c in conns:
-        for e in c["endpoints"]:
-            if e["final_state"] == "CLOSE-WAIT":
-                age = ended[c["_capture"]] - micros(e["state_since"])
-                leaks[(c["server"], e["side"])].append(age)
-    rows = [(svc, side, len(ages), round(max(ages) / 1e6, 3)) for (svc, side), ages in leaks.items()]
+    rows = [(c["service"], c["side"], c["connections"], c["oldest_secs"])
+            for c in report["close_wait"]]
     rows.sort(key=lambda t: (-t[2], t[0], t[1]))
     out["close_wait_leaks"] = rows
 
-    calls = defaultdict(int)
-    for c in conns:
-        for e in c["endpoints"]:
-            cls = calls_class(e["calls"])
-            if cls:
-                calls[(c["server"], e["side"], cls)] += 1
-    rows = [(svc, side, cls, n) for (svc, side, cls), n in calls.items()]
+    rows = []
+    for s in report["services"]:
+        for side in ("client", "server"):
+            for cls, n in s[f"{side}_calls"].items():
+                if cls != "-":
+                    rows.append((s["service"], side, cls, n))
     rows.sort(key=lambda t: (t[0], t[1], -t[3], t[2]))
     out["calls_per_service"] = rows
 
@@ -222,7 +192,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         captures = copy_captures(tmp)
         run([tcpshut, "annotate", captures, "--format", "parquet", "--no-progress"])
-        want = expected(json_documents(tcpshut, captures))
+        want = expected(report_document(tcpshut, captures), json_documents(tcpshut, captures))
         db = duckdb.connect()
         results = {}
         for name, sql in sql_blocks():

@@ -1,7 +1,8 @@
 """The Spark job in local mode (local[2]) on a few test captures, one
 rotated series among them: its aggregates (every query of
-docs/queries.md, in Spark SQL) must equal the same aggregates computed
-from `tcpshut annotate --format json` on the same captures.
+docs/queries.md, in Spark SQL) must equal `tcpshut report --format
+json` on the same captures (the RST causes: the segments of `tcpshut
+annotate --format json`), as scripts/queries_test.py checks DuckDB.
 
 Usage: scripts/python scripts/spark/spark_test.py [TCPSHUT]
 """
@@ -51,7 +52,8 @@ def main():
         listed = sorted(captures.iterdir())
         listing = tmp / "listing.txt"
         listing.write_text("".join(f"{p}\n" for p in listed))
-        want = queries_test.expected(queries_test.json_documents(tcpshut, listed))
+        want = queries_test.expected(queries_test.report_document(tcpshut, listed),
+                                     queries_test.json_documents(tcpshut, listed))
         aggregates = tmp / "aggregates.jsonl"
         started = time.monotonic()
         tcpshut_spark.main([
