@@ -1,5 +1,6 @@
 """Runs every SQL block of docs/queries.md in DuckDB over the Parquet
-dataset of the test captures, and checks each result against the same
+dataset of the test captures (`tcpshut annotate DIR --format parquet -o
+DATASET`, read whole), and checks each result against the same
 aggregate of `tcpshut report --format json` on the same captures (the
 RST causes, which the report does not count per segment, against the
 segments of `tcpshut annotate --format json`).
@@ -191,12 +192,13 @@ def main():
         raise SystemExit(f"{tcpshut} is missing: build tcpshut first (cargo build)")
     with tempfile.TemporaryDirectory() as tmp:
         captures = copy_captures(tmp)
-        run([tcpshut, "annotate", captures, "--format", "parquet", "--no-progress"])
+        dataset = Path(tmp) / "dataset"
+        run([tcpshut, "annotate", captures, "--format", "parquet", "-o", dataset, "--no-progress"])
         want = expected(report_document(tcpshut, captures), json_documents(tcpshut, captures))
         db = duckdb.connect()
         results = {}
         for name, sql in sql_blocks():
-            sql = sql.replace("'captures/", f"'{captures}/")
+            sql = sql.replace("'dataset/", f"'{dataset}/")
             if name == "setup":
                 db.execute(sql)
             else:

@@ -35,6 +35,19 @@ CAPTURES = [
 SERIES = ["close-client-first.pcap", "close-server-first.pcap"]
 
 
+def run_job(tmp, name, spark, argv):
+    """tcpshut_spark.main with `argv`; its results by query."""
+    aggregates = tmp / f"{name}.jsonl"
+    tcpshut_spark.main(argv + ["--aggregates", str(aggregates)], spark=spark)
+    results = {}
+    for line in aggregates.read_text().splitlines():
+        entry = json.loads(line)
+        results[entry["query"]] = entry["rows"]
+    if not any(results.values()):
+        raise SystemExit(f"every Spark query over {name} returned nothing")
+    return results
+
+
 def main():
     tcpshut = Path(sys.argv[1] if len(sys.argv) > 1 else queries_test.REPO / "target" / "debug" / "tcpshut").resolve()
     if not tcpshut.exists():
@@ -54,20 +67,26 @@ def main():
         listing.write_text("".join(f"{p}\n" for p in listed))
         want = queries_test.expected(queries_test.report_document(tcpshut, listed),
                                      queries_test.json_documents(tcpshut, listed))
-        aggregates = tmp / "aggregates.jsonl"
-        started = time.monotonic()
-        tcpshut_spark.main([
-            "--listing", str(listing), "--out", str(tmp / "dataset"),
-            "--aggregates", str(aggregates), "--tcpshut", str(tcpshut), "--master", "local[2]",
-        ])
-        took = time.monotonic() - started
-        results = {}
-        for line in aggregates.read_text().splitlines():
-            entry = json.loads(line)
-            results[entry["query"]] = entry["rows"]
-        if not any(results.values()):
-            raise SystemExit("every Spark query returned nothing")
-        passed, failed = queries_test.check(results, want)
+        spark = tcpshut_spark.session("local[2]")
+        try:
+            started = time.monotonic()
+            job = run_job(tmp, "job", spark, [
+                "--listing", str(listing), "--out", str(tmp / "dataset"),
+                "--tcpshut", str(tcpshut),
+            ])
+            took = time.monotonic() - started
+            # The dataset of `tcpshut annotate --format parquet -o DIR`,
+            # read whole by Spark: the same answers.
+            queries_test.run([tcpshut, "annotate", *listed, "--format", "parquet",
+                              "-o", tmp / "annotated", "--no-progress"])
+            read = run_job(tmp, "annotated", spark, ["--dataset", str(tmp / "annotated")])
+        finally:
+            spark.stop()
+        print("spark job on the listing:")
+        passed, failed = queries_test.check(job, want)
+        print("spark over tcpshut annotate --format parquet -o DIR:")
+        more_passed, more_failed = queries_test.check(read, want)
+        passed, failed = passed + more_passed, failed + more_failed
     print(f"spark job: {took:.1f} s in local[2]")
     print(f"spark: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -15,7 +15,9 @@ JSON documents into rows; Spark writes them as one dataset with the
 tables `connections/` and `segments/` (the columns of `tcpshut annotate
 --format parquet`, docs/queries.md), then runs every `-- query:` block
 of docs/queries.md on it and writes the results as JSON lines to
-`--aggregates` (default: printed).
+`--aggregates` (default: printed). With `--dataset DIR` instead, it only
+queries a dataset written by `tcpshut annotate --format parquet -o DIR`
+(the same two tables).
 """
 
 import argparse
@@ -192,30 +194,41 @@ def queries(markdown):
             yield first[len("-- query: "):].strip(), body.strip().rstrip(";")
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listing", required=True, help="text file of capture URIs, one per line")
-    parser.add_argument("--out", required=True, help="where the Parquet dataset goes")
+    parser.add_argument("--listing", help="text file of capture URIs, one per line")
+    parser.add_argument("--out", help="where the Parquet dataset goes")
+    parser.add_argument("--dataset",
+                        help="query this dataset instead (`tcpshut annotate --format parquet -o DIR`)")
     parser.add_argument("--queries", default=str(Path(__file__).resolve().parents[2] / "docs" / "queries.md"))
     parser.add_argument("--aggregates", help="write each query's rows here as JSON lines")
     parser.add_argument("--tcpshut", default="tcpshut",
                         help="the binary's name as shipped with --files (or a path on every executor)")
     parser.add_argument("--master", help="for tests: e.g. local[2]")
     args = parser.parse_args(argv)
+    if bool(args.dataset) == bool(args.listing and args.out):
+        parser.error("give --listing and --out (run tcpshut on the captures), or --dataset")
+    return args
 
+
+def session(master=None):
     builder = SparkSession.builder.appName("tcpshut").config("spark.sql.session.timeZone", "UTC")
-    if args.master:
-        builder = builder.master(args.master)
-    spark = builder.getOrCreate()
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def make_dataset(spark, listing, out, tcpshut):
+    """Runs tcpshut on every listed capture, a series per task, and
+    writes the dataset `out`/connections and `out`/segments."""
     sc = spark.sparkContext
     # The executors unpickle this module's functions: ship it.
     sc.addPyFile(__file__)
-    tcpshut = args.tcpshut
     name = os.path.basename(tcpshut)
 
-    uris = [r.value.strip() for r in spark.read.text(args.listing).collect() if r.value.strip()]
+    uris = [r.value.strip() for r in spark.read.text(listing).collect() if r.value.strip()]
     if not uris:
-        raise SystemExit(f"{args.listing}: no captures listed")
+        raise SystemExit(f"{listing}: no captures listed")
     series = {}
     for uri in uris:
         series.setdefault(series_key(uri), []).append(uri)
@@ -233,20 +246,35 @@ def main(argv=None):
     rows = by_series.mapPartitions(run).cache()
     connections = spark.createDataFrame(rows.filter(lambda r: r[0] == "connections").map(lambda r: r[1]), CONNECTIONS)
     segments = spark.createDataFrame(rows.filter(lambda r: r[0] == "segments").map(lambda r: r[1]), SEGMENTS)
-    connections.write.mode("overwrite").parquet(f"{args.out}/connections")
-    segments.write.mode("overwrite").parquet(f"{args.out}/segments")
+    connections.write.mode("overwrite").parquet(f"{out}/connections")
+    segments.write.mode("overwrite").parquet(f"{out}/segments")
 
-    spark.read.parquet(f"{args.out}/connections").createOrReplaceTempView("connections")
-    spark.read.parquet(f"{args.out}/segments").createOrReplaceTempView("segments")
-    lines = []
-    for qname, sql in queries(args.queries):
-        result = [list(r) for r in spark.sql(sql).collect()]
-        lines.append(json.dumps({"query": qname, "rows": result}, default=float))
+
+def run_queries(spark, dataset, markdown):
+    """Every `-- query:` block of `markdown` over the dataset (its
+    connections/ and segments/ directories, read whole): {name: rows}."""
+    spark.read.parquet(f"{dataset}/connections").createOrReplaceTempView("connections")
+    spark.read.parquet(f"{dataset}/segments").createOrReplaceTempView("segments")
+    return {qname: [list(r) for r in spark.sql(sql).collect()] for qname, sql in queries(markdown)}
+
+
+def main(argv=None, spark=None):
+    """The job; a test passes its own `spark` session (kept running)."""
+    args = parse_args(argv)
+    own = spark is None
+    spark = spark or session(args.master)
+    dataset = args.dataset
+    if not dataset:
+        make_dataset(spark, args.listing, args.out, args.tcpshut)
+        dataset = args.out
+    results = run_queries(spark, dataset, args.queries)
+    lines = [json.dumps({"query": q, "rows": rows}, default=float) for q, rows in results.items()]
     if args.aggregates:
         Path(args.aggregates).write_text("\n".join(lines) + "\n")
     else:
         print("\n".join(lines))
-    spark.stop()
+    if own:
+        spark.stop()
 
 
 if __name__ == "__main__":

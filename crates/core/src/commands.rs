@@ -308,10 +308,11 @@ pub fn annotate(
     force: bool,
 ) -> anyhow::Result<Status> {
     streams_need_output(batch, dest, pcapng)?;
-    if let Some(dest) = dest {
-        if format == Format::Parquet {
-            bail!("--format parquet writes two tables beside each capture; -o/--output does not apply");
-        }
+    // Parquet with -o DIR: one dataset for every capture of the run.
+    let dataset = dest.filter(|_| format == Format::Parquet);
+    if let Some(dir) = dataset {
+        output::make_dataset(dir)?;
+    } else if let Some(dest) = dest {
         if batch.paths.len() != 1 || batch.paths[0].is_dir() {
             bail!("-o/--output takes exactly one capture file");
         }
@@ -366,7 +367,10 @@ pub fn annotate(
                 }
                 // Two tables: the connections file beside the segments'.
                 Format::Parquet => {
-                    let conns_path = sidecar_path(path, "connections.parquet");
+                    let conns_path = match dataset {
+                        Some(dir) => output::dataset_file(dir, "connections", path),
+                        None => sidecar_path(path, "connections.parquet"),
+                    };
                     guarded(guard.check(&conns_path), &conns_path)?;
                     write_atomically(&conns_path, |conns| {
                         run(Box::new(ParquetSink::new(out, conns)?))
@@ -383,6 +387,12 @@ pub fn annotate(
             Format::Parquet => "segments.parquet",
         };
         let (written, result) = match dest {
+            Some(dir) if dataset.is_some() => {
+                let file = output::dataset_file(dir, "segments", path);
+                let result = guarded(guard.check(&file), &file)
+                    .and_then(|()| write_atomically(&file, |w| analyse(w)));
+                (shown(&file), result)
+            }
             Some(d) if d == Path::new("-") => (
                 "standard output".to_string(),
                 analyse(&mut output::stdout(), Path::new("-")),

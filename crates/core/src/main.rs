@@ -83,7 +83,9 @@ enum Command {
         #[command(flatten)]
         batch: BatchArgs,
         /// Write to FILE instead (`-` for standard output); one capture only.
-        #[arg(short, long, value_name = "FILE")]
+        /// With `--format parquet`: the directory of one dataset for all
+        /// the captures (DIR/connections/ and DIR/segments/, docs/queries.md).
+        #[arg(short, long, value_name = "FILE|DIR")]
         output: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]

@@ -19,6 +19,52 @@ pub fn sidecar_path(capture: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Makes the directories of a Parquet dataset (`-o DIR` with `--format
+/// parquet`): `DIR/connections/` and `DIR/segments/`, one file per
+/// capture in each, so that DuckDB (`read_parquet('DIR/segments/*.parquet')`)
+/// and Spark (`spark.read.parquet('DIR/segments')`) read each table whole.
+pub fn make_dataset(dir: &Path) -> anyhow::Result<()> {
+    if dir == Path::new("-") {
+        anyhow::bail!("--format parquet writes files: -o takes the dataset's directory, not `-`");
+    }
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        anyhow::bail!(
+            "-o/--output {}: with --format parquet, -o names the dataset's directory, and this is not a directory",
+            crate::messages::shown(dir)
+        );
+    }
+    for table in DATASET_TABLES {
+        let path = dir.join(table);
+        fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", crate::messages::shown(&path)))?;
+    }
+    Ok(())
+}
+
+/// The dataset's two tables, each a directory.
+pub const DATASET_TABLES: [&str; 2] = ["connections", "segments"];
+
+/// A capture's file in one table of a dataset: `DIR/TABLE/HASH-NAME.parquet`,
+/// NAME the capture's file name, HASH the first 12 hex digits of the
+/// SHA-1 of its full path (canonical when it exists), so that captures
+/// with the same name in different folders get different files, and a
+/// capture run again replaces its own. The hash comes first so that no
+/// file starts with `.` or `_`, which Spark and Hadoop skip as hidden.
+pub fn dataset_file(dir: &Path, table: &str, capture: &Path) -> PathBuf {
+    use sha1::{Digest, Sha1};
+    let full = fs::canonicalize(capture).unwrap_or_else(|_| capture.to_path_buf());
+    let digest = Sha1::digest(full.as_os_str().as_encoded_bytes());
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let name = match capture.file_name() {
+        Some(name) => name.to_owned(),
+        None => "stdin".into(),
+    };
+    let mut file = std::ffi::OsString::from(format!("{hash}-"));
+    file.push(name);
+    file.push(".parquet");
+    dir.join(table).join(file)
+}
+
 /// What a run must not write over: its inputs, recognised as files
 /// (device and inode), not by name, so that a hard link, a bind mount or
 /// a second name of a capture is still that capture; and, unless

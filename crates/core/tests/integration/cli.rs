@@ -553,3 +553,75 @@ fn headers_only_captures_are_used_and_said_so() {
     assert!(text(&json.stderr).contains("options cut"));
     assert_eq!(doc["segments"][0]["events"][1], "options-cut");
 }
+
+/// The files of one table of a `-o DIR` Parquet dataset, sorted.
+fn dataset_files(dir: &Path, table: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join(table))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn parquet_with_a_directory_writes_one_dataset_for_every_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two captures of the same name in different folders, and a third.
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::copy(testdata().join("refused.pcap"), a.join("x.pcap")).unwrap();
+    fs::copy(testdata().join("close-unread.pcap"), b.join("x.pcap")).unwrap();
+    fs::copy(testdata().join("port-reuse.pcap"), b.join("_y.pcap")).unwrap();
+    let dataset = tmp.path().join("dataset");
+    let run = || {
+        tcpshut(&[
+            "annotate",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "-o",
+            dataset.to_str().unwrap(),
+        ])
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let segments = dataset_files(&dataset, "segments");
+    assert_eq!(segments, dataset_files(&dataset, "connections"));
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    for name in &segments {
+        // HASH-NAME.parquet: 12 hex digits first, never hidden from Spark.
+        let (hash, rest) = name.split_once('-').unwrap();
+        assert!(hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(rest.ends_with(".pcap.parquet"), "{name}");
+        let bytes = fs::read(dataset.join("segments").join(name)).unwrap();
+        assert_eq!(&bytes[..4], b"PAR1", "{name} is Parquet");
+    }
+    // Nothing beside the captures.
+    assert!(!a.join("x.pcap.tcpshut.segments.parquet").exists());
+    // Again: each capture replaces its own files.
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(dataset_files(&dataset, "segments"), segments);
+
+    // -o - and -o FILE are refused, as usage errors.
+    let refused = |dest: &str| {
+        tcpshut(&[
+            "annotate",
+            a.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "-o",
+            dest,
+        ])
+    };
+    let out = refused("-");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let file = tmp.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let out = refused(file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a directory"));
+}
