@@ -390,7 +390,7 @@ pub fn annotate(
             Some(dir) if dataset.is_some() => {
                 let file = output::dataset_file(dir, "segments", path);
                 let result = guarded(guard.check(&file), &file)
-                    .and_then(|()| write_atomically(&file, |w| analyse(w)));
+                    .and_then(|()| write_atomically(&file, |w| analyse(w, &file)));
                 (shown(&file), result)
             }
             Some(d) if d == Path::new("-") => (
