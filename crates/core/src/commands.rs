@@ -645,7 +645,7 @@ impl Holding {
 
 /// The columns of `tcpshut summary` (the last only when a connection has
 /// something to show there).
-const TABLE_HEADER: [&str; 10] = [
+const TABLE_HEADER: [&str; 11] = [
     "conn",
     "client",
     "server",
@@ -656,6 +656,7 @@ const TABLE_HEADER: [&str; 10] = [
     "client state",
     "server state",
     "capture saw",
+    "tunnel",
 ];
 
 /// What the capture point did not see of a connection, in words (its
@@ -722,7 +723,7 @@ fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
 }
 
 /// A connection's cells in the table.
-fn table_cells(r: &ConnectionReport) -> [String; 10] {
+fn table_cells(r: &ConnectionReport) -> [String; 11] {
     [
         r.id.to_string(),
         r.client.clone(),
@@ -734,6 +735,7 @@ fn table_cells(r: &ConnectionReport) -> [String; 10] {
         r.endpoints[0].final_state.to_string(),
         r.endpoints[1].final_state.to_string(),
         sight_words(r),
+        r.tunnel.to_string(),
     ]
 }
 
@@ -747,14 +749,20 @@ fn table_row<S: AsRef<str>>(cells: &[S], widths: &[usize]) -> String {
     format!("  {}", padded.join("  ").trim_end())
 }
 
-/// Aligned columns: endpoints, outcome, who closed, calls, final states.
+/// Aligned columns: endpoints, outcome, who closed, calls, final states,
+/// and a `tunnel` column when a connection came through one (a capture
+/// without tunnels shows none).
 fn table(reports: &[&ConnectionReport]) -> Vec<String> {
     if reports.is_empty() {
         return Vec::new();
     }
-    let rows: Vec<[String; 10]> = reports.iter().map(|r| table_cells(r)).collect();
-    // The last column only when some connection has something in it.
-    let columns = if rows.iter().any(|row| !row[9].is_empty()) {
+    let rows: Vec<[String; 11]> = reports.iter().map(|r| table_cells(r)).collect();
+    // The last columns only when some connection has something in them
+    // (a capture without tunnels shows no tunnel column).
+    let filled = |column: usize| rows.iter().any(|row| !row[column].is_empty());
+    let columns = if filled(10) {
+        11
+    } else if filled(9) {
         10
     } else {
         9
@@ -772,7 +780,7 @@ fn table(reports: &[&ConnectionReport]) -> Vec<String> {
 
 /// Column widths of the table printed as connections end, when the
 /// widest cell cannot be known ahead (IPv4 endpoints fit).
-const STREAM_WIDTHS: [usize; 10] = [5, 21, 21, 11, 6, 24, 24, 12, 12, 11];
+const STREAM_WIDTHS: [usize; 11] = [5, 21, 21, 11, 6, 24, 24, 12, 12, 11, 0];
 
 /// `tcpshut summary` of a stream (standard input, a FIFO): each
 /// connection is printed when it ends, in the order they end, while the

@@ -23,6 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tcpshut_engine::Outcome;
+use tcpshut_engine::{set_tunnel_ports, TunnelPorts};
 
 /// Explains how every TCP connection in a capture was torn down.
 #[derive(Parser)]
@@ -37,6 +38,46 @@ use tcpshut_engine::Outcome;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    tunnels: TunnelArgs,
+}
+
+/// UDP ports tunnels are recognised on, besides the IANA ones (VXLAN
+/// 4789, Geneve 6081, Teredo 3544, GTP-U 2152): for mirrors and overlays
+/// on other ports (Linux's VXLAN default 8472, say). Each is repeatable.
+#[derive(clap::Args)]
+struct TunnelArgs {
+    /// Also decode VXLAN on this UDP port (repeatable).
+    #[arg(long, global = true, value_name = "PORT")]
+    vxlan_port: Vec<u16>,
+    /// Also decode Geneve on this UDP port (repeatable).
+    #[arg(long, global = true, value_name = "PORT")]
+    geneve_port: Vec<u16>,
+    /// Also decode Teredo on this UDP port (repeatable).
+    #[arg(long, global = true, value_name = "PORT")]
+    teredo_port: Vec<u16>,
+    /// Also decode GTP-U on this UDP port (repeatable).
+    #[arg(long, global = true, value_name = "PORT")]
+    gtp_port: Vec<u16>,
+}
+
+impl TunnelArgs {
+    /// The IANA ports plus the ones given.
+    fn ports(&self) -> TunnelPorts {
+        let with = |mut ports: Vec<u16>, more: &[u16]| {
+            ports.extend_from_slice(more);
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        };
+        let iana = TunnelPorts::default();
+        TunnelPorts {
+            vxlan: with(iana.vxlan, &self.vxlan_port),
+            geneve: with(iana.geneve, &self.geneve_port),
+            teredo: with(iana.teredo, &self.teredo_port),
+            gtp: with(iana.gtp, &self.gtp_port),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +210,10 @@ impl Status {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(err) = set_tunnel_ports(cli.tunnels.ports()) {
+        messages::say(&format!("tcpshut: {err}"));
+        return ExitCode::from(2);
+    }
     // `tcpshut lab` removes its own namespaces and folders on these
     // signals (`tcpshut_lab::cleanup`), and writes no sidecars.
     #[cfg(target_os = "linux")]

@@ -56,8 +56,12 @@ pub use wire::capture::{
     file_looks_like_capture, starts_like_capture, CaptureError, CaptureReader, Frame, Record,
 };
 pub use wire::compressed::Compression;
-pub use wire::link::{decode, DecodeStats};
+pub use wire::link::{
+    decode, decode_reassembling, set_tunnel_ports, tunnel_ports, DecodeOptions, DecodeStats,
+    Fragments, TunnelError, TunnelPorts, MAX_HELD_FRAGMENTS, MAX_PORTS_PER_TUNNEL,
+};
 pub use wire::source::{is_stream, stop_streams, STDIN};
+pub use wire::tunnel::{Tunnel, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
 
 // ---- The one-pass pipeline's parts, for `tcpshut-bench stages` ----
 pub use pipeline::pending::PendingRows;

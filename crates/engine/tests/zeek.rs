@@ -8,18 +8,17 @@
 //! report lists the Zeek connections it spans in `zeek_rows`. Each Zeek
 //! baseline row is matched to the next unused one of our Zeek rows with
 //! the same endpoint pair (either order; repeated 4-tuples in order).
-//! Rows inside Teredo or GTP tunnels (`"tunneled":true`) are excluded:
-//! tcpshut does not decode tunnels. Rows that only print endpoint states
+//! Rows inside Teredo or GTP tunnels (`"tunneled":true`) are compared
+//! like the others. Rows that only print endpoint states
 //! (no conn_state and no history) have nothing to compare and are
 //! skipped.
 //!
 //! Rows of a 4-tuple for which Zeek logged a different number of
 //! connections than we derived are reported separately.
 //!
-//! Prints every disagreement and the agreement rates; asserts that at
-//! least 95% of conn_state values and of histories agree over all rows,
-//! and that both fields agree everywhere on 4-tuples both tools delimit
-//! alike.
+//! Prints every disagreement and the agreement rates; asserts that every
+//! conn_state value and history agrees, over all rows and on 4-tuples
+//! both tools delimit alike.
 
 mod common;
 
@@ -30,7 +29,7 @@ use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::ZeekRow;
 
 /// conn_state and history over every compared row (see docs/zeek.md).
-const MIN_AGREEMENT_ALL_ROWS: f64 = 0.95;
+const MIN_AGREEMENT_ALL_ROWS: f64 = 1.0;
 /// conn_state and history on 4-tuples both tools delimit alike.
 const MIN_AGREEMENT: f64 = 1.0;
 
@@ -80,15 +79,10 @@ struct Outcome {
 
 fn load_manifest() -> Vec<Expected> {
     let mut out = Vec::new();
-    let mut tunneled = 0;
     let mut no_fields = 0;
     for peer_row in common::peer_rows("zeek") {
         let row = &peer_row.expectation;
         let field = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_owned);
-        if row.get("tunneled").and_then(Value::as_bool) == Some(true) {
-            tunneled += 1;
-            continue;
-        }
         let (conn_state, history) = (field("conn_state"), field("history"));
         if conn_state.is_none() && history.is_none() {
             no_fields += 1;
@@ -102,10 +96,7 @@ fn load_manifest() -> Vec<Expected> {
             history,
         });
     }
-    println!(
-        "excluded: {tunneled} tunneled rows (Teredo/GTP not decoded), \
-         {no_fields} rows with endpoint states only"
-    );
+    println!("excluded: {no_fields} rows with endpoint states only");
     out
 }
 

@@ -7,6 +7,7 @@ mod field;
 mod lab;
 mod reliability;
 mod report;
+mod tunnels;
 mod util;
 mod wireshark;
 mod zeek_log;

@@ -7,9 +7,10 @@ use crate::output::reports::ConnectionReport;
 use crate::output::rows::Row;
 use crate::pipeline::sinks::RowSink;
 use crate::pipeline::summary::CaptureSummary;
+use crate::wire::tunnel::Tunnel;
 
 /// A segment as the JSON document shows it: the CSV's fields, with
-/// `events` as a list.
+/// `events` as a list, and its connection's tunnel when it has one.
 #[derive(serde::Serialize)]
 struct JsonSegment<'a> {
     frame: u64,
@@ -17,6 +18,8 @@ struct JsonSegment<'a> {
     conn: u32,
     src: String,
     dst: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<&'a Tunnel>,
     flags: &'a str,
     seq: u32,
     ack: u32,
@@ -35,12 +38,24 @@ struct JsonSegment<'a> {
 pub struct JsonSink<W: Write> {
     out: W,
     rows: u64,
+    /// The tunnelled connections' tunnels, by id (empty without tunnels).
+    tunnels: Vec<(u32, Tunnel)>,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
-        JsonSink { out, rows: 0 }
+        JsonSink {
+            out,
+            rows: 0,
+            tunnels: Vec::new(),
+        }
     }
+}
+
+/// The tunnel of connection `conn` among `tunnels` (sorted by id).
+fn tunnel_of(tunnels: &[(u32, Tunnel)], conn: u32) -> Option<&Tunnel> {
+    let at = tunnels.binary_search_by_key(&conn, |(id, _)| *id).ok()?;
+    Some(&tunnels[at].1)
 }
 
 impl<W: Write> RowSink for JsonSink<W> {
@@ -55,6 +70,12 @@ impl<W: Write> RowSink for JsonSink<W> {
         self.out.write_all(b"{\"capture\":")?;
         self.out.write_all(&value)?;
         self.out.write_all(b",\n\"connections\":[")?;
+        self.tunnels = connections
+            .iter()
+            .filter(|conn| !conn.tunnel.is_none())
+            .map(|conn| (conn.id, conn.tunnel))
+            .collect();
+        self.tunnels.sort_unstable_by_key(|(id, _)| *id);
         for (i, conn) in connections.iter().enumerate() {
             value.clear();
             serde_json::to_writer(&mut value, conn)?;
@@ -72,6 +93,7 @@ impl<W: Write> RowSink for JsonSink<W> {
             conn: row.conn,
             src: row.src.to_string(),
             dst: row.dst.to_string(),
+            tunnel: tunnel_of(&self.tunnels, row.conn),
             flags: flags.as_str(),
             seq: row.seq,
             ack: row.ack,

@@ -9,6 +9,7 @@ use crate::tracking::inference::{CallSteps, ClosedBy, Closer, ConnVerdict, Outco
 use crate::tracking::origin::Origin;
 use crate::tracking::zeek::{ZeekRow, ZeekTracker};
 use crate::wire::segment::Timestamp;
+use crate::wire::tunnel::Tunnel;
 
 /// One endpoint of a finished connection.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -74,6 +75,10 @@ pub struct ConnectionReport {
     pub id: u32,
     pub client: String,
     pub server: String,
+    /// The tunnels its segments came through, outermost first (absent
+    /// when there are none).
+    #[serde(skip_serializing_if = "Tunnel::is_none")]
+    pub tunnel: Tunnel,
     /// Community ID v1 (seed 0) of the 4-tuple, to join with Zeek,
     /// Suricata and others (`community_id`).
     pub community_id: String,
@@ -194,6 +199,7 @@ impl ConnectionReport {
             id: conn.id,
             client: conn.endpoints[client].addr.to_string(),
             server: conn.endpoints[1 - client].addr.to_string(),
+            tunnel: *conn.tunnel(),
             community_id: community_id::tcp(conn.endpoints[0].addr, conn.endpoints[1].addr),
             first_frame: conn.first_frame,
             last_frame: conn.last_frame,

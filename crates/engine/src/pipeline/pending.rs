@@ -128,6 +128,10 @@ impl PendingRow {
             },
             checksum_ok: None,
             marks: Default::default(),
+            // Rows do not show it (the JSON sink finds a row's tunnel by
+            // its connection), so it is not held per row.
+            tunnel: None,
+            reassembled: false,
         }
     }
 }

@@ -13,12 +13,14 @@ use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::flow::{Flow, FlowTable};
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::Frame;
-use crate::wire::link::{self, DecodeOptions, DecodeStats};
+use crate::wire::link::{self, DecodeOptions, DecodeStats, Fragments};
 use crate::wire::segment::Segment;
 
 /// Decoding, the flow table, and the conclusions of a pass.
 pub struct Tracker {
     stats: DecodeStats,
+    /// Segments of fragmented tunnel packets, until their last fragment.
+    fragments: Fragments,
     options: DecodeOptions,
     table: FlowTable,
     kept: Conclusions,
@@ -61,6 +63,7 @@ impl Tracker {
         };
         Tracker {
             stats: DecodeStats::default(),
+            fragments: Fragments::new(),
             options,
             table,
             kept: Conclusions::new(detail, all_verdicts),
@@ -71,7 +74,7 @@ impl Tracker {
     /// statistics either way).
     #[inline]
     pub fn decode<'a>(&mut self, frame: &Frame<'a>) -> Option<Segment<'a>> {
-        link::decode_with(frame, &mut self.stats, self.options)
+        link::decode_reassembling(frame, &mut self.stats, &mut self.fragments, self.options)
     }
 
     /// Routes a segment to its connection: what it meant, as far as the

@@ -15,7 +15,7 @@ use crate::tracking::inference::{
 };
 use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
-use crate::wire::segment::Segment;
+use crate::wire::segment::{Segment, Tunnel};
 use crate::wire::seq::{seq_diff, seq_gt, seq_max};
 
 /// What one segment meant, for its row, as far as the segments up to it
@@ -160,6 +160,9 @@ pub struct Handshake {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub id: u32,
+    /// The tunnels its segments came through (part of its identity;
+    /// boxed, as few connections have one).
+    tunnel: Option<Box<Tunnel>>,
     /// Index 0 sent the first segment the capture shows.
     pub endpoints: [Endpoint; 2],
     pub evidence: [Evidence; 2],
@@ -215,9 +218,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The tunnels its segments came through (empty for most).
+    #[inline]
+    pub fn tunnel(&self) -> &Tunnel {
+        self.tunnel.as_deref().unwrap_or(&Tunnel::NONE)
+    }
+
     pub fn new(id: u32, first: &Segment<'_>, reuses: Option<u32>) -> Self {
         Connection {
             id,
+            tunnel: first.tunnel.clone(),
             endpoints: [Endpoint::new(first.src), Endpoint::new(first.dst)],
             evidence: [Evidence::default(); 2],
             first_frame: first.frame,

@@ -12,7 +12,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::zeek::ZeekTracker;
-use crate::wire::segment::Segment;
+use crate::wire::segment::{Segment, Tunnel};
 
 /// How long (capture time) a closed connection stays in the table to
 /// catch late segments: retransmitted FINs, last ACKs, stray RSTs. Linux
@@ -20,26 +20,28 @@ use crate::wire::segment::Segment;
 pub const CLOSED_LINGER_SECS: i64 = 120;
 
 /// A 4-tuple with its two endpoints in a fixed order, so both directions
-/// of a connection find the same entry.
+/// of a connection find the same entry, and the tunnel it came through
+/// (direction-free too: [`TunnelLayer`](crate::wire::tunnel::TunnelLayer)), so
+/// that identical inner 4-tuples in two tunnels stay apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey(SocketAddr, SocketAddr);
+struct FlowKey<'t>(SocketAddr, SocketAddr, &'t Tunnel);
 
-impl FlowKey {
-    fn between(a: SocketAddr, b: SocketAddr) -> FlowKey {
+impl<'t> FlowKey<'t> {
+    fn between(a: SocketAddr, b: SocketAddr, tunnel: &'t Tunnel) -> FlowKey<'t> {
         if a <= b {
-            FlowKey(a, b)
+            FlowKey(a, b, tunnel)
         } else {
-            FlowKey(b, a)
+            FlowKey(b, a, tunnel)
         }
     }
 
-    fn of(seg: &Segment<'_>) -> FlowKey {
-        FlowKey::between(seg.src, seg.dst)
+    fn of(seg: &'t Segment<'_>) -> FlowKey<'t> {
+        FlowKey::between(seg.src, seg.dst, seg.tunnel())
     }
 
-    fn of_flow(flow: &Flow) -> FlowKey {
+    fn of_flow(flow: &'t Flow) -> FlowKey<'t> {
         let ends = &flow.conn.endpoints;
-        FlowKey::between(ends[0].addr, ends[1].addr)
+        FlowKey::between(ends[0].addr, ends[1].addr, flow.conn.tunnel())
     }
 
     fn hash(&self) -> u64 {
@@ -84,8 +86,9 @@ pub struct FlowTable {
     /// and lingering connections' slots stay in cache, and the connection
     /// a lookup compares against is the one it is about to update.
     open: HashTable<Box<Flow>>,
-    /// Closed connections in the order they closed, with the time they did.
-    closing: VecDeque<(i64, FlowKey, u32)>,
+    /// Closed connections in the order they closed, with the time they
+    /// did and their key's hash.
+    closing: VecDeque<(i64, u64, u32)>,
     next_id: u32,
     /// Connections that left the table, waiting for [`FlowTable::take_retired`].
     retired: Vec<Flow>,
@@ -117,9 +120,10 @@ impl FlowTable {
     pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
+        let hash = key.hash();
         // One hash lookup per segment: this runs for every segment.
         let flow = match self.open.entry(
-            key.hash(),
+            hash,
             |flow| FlowKey::of_flow(flow) == key,
             |flow| FlowKey::of_flow(flow).hash(),
         ) {
@@ -143,7 +147,7 @@ impl FlowTable {
         let was_closed = conn.is_closed();
         let facts = conn.observe(seg);
         if !was_closed && conn.is_closed() {
-            self.closing.push_back((seg.ts.secs, key, conn.id));
+            self.closing.push_back((seg.ts.secs, hash, conn.id));
         }
         facts
     }
@@ -165,13 +169,13 @@ impl FlowTable {
 
     /// Drops connections closed longer than [`CLOSED_LINGER_SECS`] ago.
     fn retire_expired(&mut self, now_secs: i64) {
-        while let Some(&(closed_at, key, id)) = self.closing.front() {
+        while let Some(&(closed_at, hash, id)) = self.closing.front() {
             if now_secs.saturating_sub(closed_at) < CLOSED_LINGER_SECS {
                 break;
             }
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
-            if let Ok(entry) = self.open.find_entry(key.hash(), |f| f.conn.id == id) {
+            if let Ok(entry) = self.open.find_entry(hash, |f| f.conn.id == id) {
                 self.retired.push(*entry.remove().0);
             }
         }

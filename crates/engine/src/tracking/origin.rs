@@ -506,6 +506,8 @@ mod tests {
                 ip_id: Some(0),
                 tcp_header_len: 20,
             },
+            tunnel: None,
+            reassembled: false,
         }
     }
 

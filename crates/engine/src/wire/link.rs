@@ -11,7 +11,13 @@
 //! options and payload cut short are counted, and the payload length comes
 //! from the IP header.
 
+mod fragments;
 mod headers;
+mod tunnels;
+
+pub use fragments::{Fragments, MAX_HELD_FRAGMENTS};
+
+pub use tunnels::{set_tunnel_ports, tunnel_ports, TunnelError, TunnelPorts, MAX_PORTS_PER_TUNNEL};
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,7 +31,10 @@ use etherparse::{
 
 use crate::wire::capture::{Frame, LinkType};
 use crate::wire::segment::{Segment, SenderMarks, TcpFlags, TcpOptionsSummary};
+use crate::wire::tunnel::{TooDeep, Tunnel};
+use fragments::FragmentKey;
 use headers::{EncapError, Encapsulated};
+use tunnels::Inner;
 
 /// What decoding skipped, so the user can see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +58,19 @@ pub struct DecodeStats {
     pub bad_checksum: u64,
     /// Frames of a link type this tool does not decode.
     pub unknown_link: u64,
+    /// TCP segments decoded from inside a tunnel (counted in
+    /// `tcp_segments`; absent from the JSON when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tunnelled: u64,
+    /// Frames whose tunnels nest deeper than
+    /// [`MAX_TUNNEL_DEPTH`](crate::wire::tunnel::MAX_TUNNEL_DEPTH): not decoded
+    /// (absent from the JSON when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tunnel_too_deep: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// Link types [`decode`] understands (LINKTYPE_* unless noted).
@@ -95,30 +117,73 @@ pub fn decode<'a>(frame: &Frame<'a>, stats: &mut DecodeStats) -> Option<Segment<
     decode_with(frame, stats, DecodeOptions::default())
 }
 
-/// [`decode`], doing only what `options` asks for.
+/// [`decode`], doing only what `options` asks for. Each frame on its own:
+/// a tunnel packet the path fragmented is not put back together
+/// ([`decode_reassembling`] does).
 pub fn decode_with<'a>(
     frame: &Frame<'a>,
     stats: &mut DecodeStats,
     options: DecodeOptions,
 ) -> Option<Segment<'a>> {
+    decode_frame(frame, stats, None, options)
+}
+
+/// [`decode_with`], also handing on the segment of a tunnel packet the
+/// path fragmented, at its last fragment (`fragments` holds the first
+/// fragments' segments meanwhile; see [`Fragments`]).
+pub fn decode_reassembling<'a>(
+    frame: &Frame<'a>,
+    stats: &mut DecodeStats,
+    fragments: &mut Fragments,
+    options: DecodeOptions,
+) -> Option<Segment<'a>> {
+    decode_frame(frame, stats, Some(fragments), options)
+}
+
+fn decode_frame<'a>(
+    frame: &Frame<'a>,
+    stats: &mut DecodeStats,
+    fragments: Option<&mut Fragments>,
+    options: DecodeOptions,
+) -> Option<Segment<'a>> {
     stats.frames += 1;
-    let skipped = match tcp_segment(frame, options) {
-        Ok(segment) => {
-            stats.tcp_segments += 1;
-            stats.bad_checksum += u64::from(segment.checksum_ok == Some(false));
-            stats.options_cut += u64::from(segment.options.cut);
-            stats.payload_cut += u64::from(segment.payload.len() < segment.payload_len as usize);
-            return Some(segment);
-        }
+    let mut fragments = fragments;
+    let skipped = match tcp_segment(frame, options, fragments.as_deref_mut()) {
+        Ok(segment) => return Some(counted(stats, segment)),
+        Err(Skip::LastFragment(key)) => match fragments.and_then(|f| f.take(key)) {
+            Some(segment) => {
+                return Some(counted(
+                    stats,
+                    Segment {
+                        frame: frame.number,
+                        ts: frame.ts,
+                        reassembled: true,
+                        ..segment
+                    },
+                ))
+            }
+            None => Skip::Fragment,
+        },
         Err(skip) => skip,
     };
     *match skipped {
         Skip::NotTcp => &mut stats.non_tcp,
         Skip::Truncated => &mut stats.truncated,
-        Skip::Fragment => &mut stats.ip_fragments,
+        Skip::Fragment | Skip::LastFragment(_) => &mut stats.ip_fragments,
         Skip::UnknownLink => &mut stats.unknown_link,
+        Skip::TooDeep => &mut stats.tunnel_too_deep,
     } += 1;
     None
+}
+
+/// A segment handed on, counted.
+fn counted<'a>(stats: &mut DecodeStats, segment: Segment<'a>) -> Segment<'a> {
+    stats.tcp_segments += 1;
+    stats.bad_checksum += u64::from(segment.checksum_ok == Some(false));
+    stats.options_cut += u64::from(segment.options.cut);
+    stats.payload_cut += u64::from(!segment.payload_captured());
+    stats.tunnelled += u64::from(segment.tunnel.is_some());
+    segment
 }
 
 /// Why a frame yields no segment; each maps to one [`DecodeStats`] counter.
@@ -127,7 +192,11 @@ enum Skip {
     NotTcp,
     Truncated,
     Fragment,
+    /// The last fragment of an IPv4 packet: a fragment, unless its first
+    /// fragment's segment is held.
+    LastFragment(FragmentKey),
     UnknownLink,
+    TooDeep,
 }
 
 impl From<EncapError> for Skip {
@@ -136,6 +205,21 @@ impl From<EncapError> for Skip {
             EncapError::Truncated => Skip::Truncated,
             EncapError::NotIp => Skip::NotTcp,
         }
+    }
+}
+
+impl From<TunnelError> for Skip {
+    fn from(err: TunnelError) -> Self {
+        match err {
+            TunnelError::Truncated { .. } => Skip::Truncated,
+            TunnelError::Version { .. } | TunnelError::Payload { .. } => Skip::NotTcp,
+        }
+    }
+}
+
+impl From<TooDeep> for Skip {
+    fn from(_: TooDeep) -> Self {
+        Skip::TooDeep
     }
 }
 
@@ -157,13 +241,7 @@ type IpPacket<'a> = (LaxIpSlice<'a>, Option<(ipv6_exts::HeaderSliceError, Layer)
 fn ip_packet(link: LinkType, data: &[u8]) -> Result<IpPacket<'_>, Skip> {
     use linktype::*;
     let inner = match link {
-        ETHERNET => {
-            let payload = Ethernet2Slice::from_slice_without_fcs(data)?.payload();
-            Encapsulated {
-                ether_type: payload.ether_type,
-                payload: payload.payload,
-            }
-        }
+        ETHERNET => ethernet(data)?,
         DLT_RAW | DLT_RAW_OPENBSD | RAW | IPV4 | IPV6 => return slice_ip(data),
         NULL | LOOP => headers::loopback(data)?,
         LINUX_SLL => headers::linux_sll(data)?,
@@ -174,6 +252,16 @@ fn ip_packet(link: LinkType, data: &[u8]) -> Result<IpPacket<'_>, Skip> {
     follow_ether_type(inner)
 }
 
+/// What an Ethernet frame (without FCS) carries.
+#[inline]
+fn ethernet(data: &[u8]) -> Result<Encapsulated<'_>, Skip> {
+    let payload = Ethernet2Slice::from_slice_without_fcs(data)?.payload();
+    Ok(Encapsulated {
+        ether_type: payload.ether_type,
+        payload: payload.payload,
+    })
+}
+
 /// Upper bound on MPLS/PPPoE/FabricPath layers, so crafted input can't loop.
 const MAX_ENCAPSULATIONS: usize = 8;
 
@@ -182,6 +270,7 @@ const MAX_ENCAPSULATIONS: usize = 8;
 /// At most [`LaxSlicedPacket::LINK_EXTS_CAP`] VLAN/MACsec headers in a row
 /// (counted afresh after each MPLS/PPPoE/FabricPath header), as
 /// etherparse's lax slicer allows; more is not taken for TCP.
+#[inline]
 fn follow_ether_type(mut inner: Encapsulated<'_>) -> Result<IpPacket<'_>, Skip> {
     let mut link_exts = 0;
     let mut encapsulations = 0;
@@ -255,45 +344,141 @@ fn slice_ip(data: &[u8]) -> Result<IpPacket<'_>, Skip> {
     })
 }
 
-/// The frame's TCP segment, or why it has none.
-fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<'a>, Skip> {
-    let (ip, stop) = ip_packet(frame.link, frame.data)?;
-    let (src, dst, declared_ip_total, ttl, ip_id) = match &ip {
-        LaxIpSlice::Ipv4(ipv4) => {
+/// What the segment needs of an IP packet: addresses, length, sender
+/// marks, and its payload (not a fragment, extension headers read).
+struct IpFields<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    declared: DeclaredLen,
+    ttl: u8,
+    ip_id: Option<u16>,
+    payload: LaxIpPayloadSlice<'a>,
+    /// The packet is the first fragment of an IPv4 packet (what it holds
+    /// can be decoded only when it is a tunnel's, see [`Fragments`]).
+    first_fragment: Option<FragmentKey>,
+}
+
+impl<'a> IpFields<'a> {
+    #[inline]
+    fn of((ip, stop): IpPacket<'a>) -> Result<Self, Skip> {
+        let (src, dst, declared, ttl, ip_id) = match &ip {
+            LaxIpSlice::Ipv4(ipv4) => {
+                let header = ipv4.header();
+                (
+                    IpAddr::V4(header.source_addr()),
+                    IpAddr::V4(header.destination_addr()),
+                    DeclaredLen::from_header(header.slice(), usize::from(header.total_len())),
+                    header.ttl(),
+                    Some(header.identification()),
+                )
+            }
+            LaxIpSlice::Ipv6(ipv6) => {
+                let header = ipv6.header();
+                (
+                    IpAddr::V6(header.source_addr()),
+                    IpAddr::V6(header.destination_addr()),
+                    DeclaredLen::from_header(
+                        header.slice(),
+                        40 + usize::from(header.payload_length()),
+                    ),
+                    header.hop_limit(),
+                    None,
+                )
+            }
+        };
+        let payload = ip.payload().clone();
+        let mut first_fragment = None;
+        if payload.fragmented {
+            let LaxIpSlice::Ipv4(ipv4) = &ip else {
+                return Err(Skip::Fragment);
+            };
             let header = ipv4.header();
-            (
-                IpAddr::V4(header.source_addr()),
-                IpAddr::V4(header.destination_addr()),
-                DeclaredLen::from_header(header.slice(), usize::from(header.total_len())),
-                header.ttl(),
-                Some(header.identification()),
-            )
+            let key = FragmentKey {
+                src,
+                dst,
+                id: header.identification(),
+                protocol: header.protocol().0,
+            };
+            match (header.fragments_offset().value(), header.more_fragments()) {
+                (0, _) => first_fragment = Some(key),
+                (_, false) => return Err(Skip::LastFragment(key)),
+                _ => return Err(Skip::Fragment),
+            }
         }
-        LaxIpSlice::Ipv6(ipv6) => {
-            let header = ipv6.header();
-            (
-                IpAddr::V6(header.source_addr()),
-                IpAddr::V6(header.destination_addr()),
-                DeclaredLen::from_header(header.slice(), 40 + usize::from(header.payload_length())),
-                header.hop_limit(),
-                None,
-            )
+        if let Some((err, _)) = stop {
+            // The frame ended inside an extension header, or one is invalid.
+            return Err(match err {
+                ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated,
+                ipv6_exts::HeaderSliceError::Content(_) => Skip::NotTcp,
+            });
         }
+        Ok(IpFields {
+            src,
+            dst,
+            declared,
+            ttl,
+            ip_id,
+            payload,
+            first_fragment,
+        })
+    }
+}
+
+/// The IP packet inside a tunnel an IP packet carries, its layer added
+/// to `tunnel`; when it carries none, why it is no TCP segment. Out of
+/// line: untunnelled TCP never comes here.
+#[inline(never)]
+fn decapsulated<'a>(
+    ip: &IpFields<'a>,
+    tunnel: &mut Option<Box<Tunnel>>,
+) -> Result<IpPacket<'a>, Skip> {
+    let payload = &ip.payload;
+    let found = tunnels::decapsulate(
+        payload.ip_number,
+        payload.payload,
+        (ip.src, ip.dst),
+        tunnel_ports(),
+    )?;
+    let Some((layer, inner)) = found else {
+        return Err(other_transport(payload));
     };
-    let ip_payload = ip.payload();
-    if ip_payload.fragmented {
+    tunnel.get_or_insert_with(Box::default).push(layer)?;
+    match inner {
+        Inner::Ip(packet) => slice_ip(packet),
+        Inner::Ethernet(frame) => follow_ether_type(ethernet(frame)?),
+        Inner::EtherType(encapsulated) => follow_ether_type(encapsulated),
+    }
+}
+
+/// The frame's TCP segment, or why it has none. A segment from a tunnel
+/// packet's first fragment is held in `fragments` (when given) until its
+/// last fragment, and this frame counts as a fragment.
+fn tcp_segment<'a>(
+    frame: &Frame<'a>,
+    options: DecodeOptions,
+    fragments: Option<&mut Fragments>,
+) -> Result<Segment<'a>, Skip> {
+    let mut ip = IpFields::of(ip_packet(frame.link, frame.data)?)?;
+    let outer_fragment = ip.first_fragment;
+    // Made only for a tunnel: nothing to fill for plain TCP.
+    let mut tunnel = None;
+    while ip.payload.ip_number != ip_number::TCP {
+        ip = IpFields::of(decapsulated(&ip, &mut tunnel)?)?;
+    }
+    if ip.first_fragment.is_some() && (tunnel.is_none() || ip.first_fragment != outer_fragment) {
+        // Fragmented TCP itself, not a fragmented tunnel packet.
         return Err(Skip::Fragment);
     }
-    if let Some((err, _)) = stop {
-        // The frame ended inside an extension header, or one is invalid.
-        return Err(match err {
-            ipv6_exts::HeaderSliceError::Len(_) => Skip::Truncated,
-            ipv6_exts::HeaderSliceError::Content(_) => Skip::NotTcp,
-        });
-    }
-    if ip_payload.ip_number != ip_number::TCP {
-        return Err(other_transport(ip_payload));
-    }
+    let IpFields {
+        src,
+        dst,
+        declared: declared_ip_total,
+        ttl,
+        ip_id,
+        payload: ip_payload,
+        first_fragment: _,
+    } = ip;
+    let ip_payload = &ip_payload;
     let tcp = TcpFields::of(ip_payload.payload)?;
     let payload_len = declared_ip_total
         .payload_len(ip_payload)
@@ -301,7 +486,7 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
     let captured = tcp.payload;
     let flags = tcp.flags();
     let whole = tcp.whole();
-    Ok(Segment {
+    let segment = Segment {
         frame: frame.number,
         ts: frame.ts,
         src: SocketAddr::new(src, tcp.u16_at(0)),
@@ -329,7 +514,18 @@ fn tcp_segment<'a>(frame: &Frame<'a>, options: DecodeOptions) -> Result<Segment<
             ip_id,
             tcp_header_len: u8::try_from(tcp.header_len).unwrap_or(u8::MAX),
         },
-    })
+        tunnel,
+        reassembled: false,
+    };
+    match outer_fragment {
+        None => Ok(segment),
+        Some(key) => {
+            if let Some(fragments) = fragments {
+                fragments.hold(key, &segment);
+            }
+            Err(Skip::Fragment)
+        }
+    }
 }
 
 /// The TCP header's first bytes, up to the window: what every rule reads.
@@ -412,14 +608,18 @@ fn other_transport(ip_payload: &LaxIpPayloadSlice<'_>) -> Skip {
 
 /// The IP header's idea of the packet length, which is the on-wire length
 /// even when the frame was cut short by the snaplen.
-struct DeclaredLen<'a> {
-    ip_header: &'a [u8],
+struct DeclaredLen {
+    /// Where the IP header starts (an address, to measure the headers).
+    ip_header_at: usize,
     total: usize,
 }
 
-impl<'a> DeclaredLen<'a> {
-    fn from_header(ip_header: &'a [u8], total: usize) -> Self {
-        Self { ip_header, total }
+impl DeclaredLen {
+    fn from_header(ip_header: &[u8], total: usize) -> Self {
+        Self {
+            ip_header_at: ip_header.as_ptr() as usize,
+            total,
+        }
     }
 
     /// IP payload length after extension headers. When the frame is
@@ -429,7 +629,7 @@ impl<'a> DeclaredLen<'a> {
         if !payload.incomplete {
             return payload.payload.len();
         }
-        let headers_len = payload.payload.as_ptr() as usize - self.ip_header.as_ptr() as usize;
+        let headers_len = payload.payload.as_ptr() as usize - self.ip_header_at;
         self.total.saturating_sub(headers_len)
     }
 }

@@ -1,6 +1,6 @@
 //! The wire layer: capture files into frames ([`capture`]), frames into
 //! TCP segments ([`link`], [`segment`]), and sequence arithmetic
-//! ([`seq`]); [`source`] says where the bytes come from (a file or a
+//! ([`seq`]); [`tunnel`] is what a segment was encapsulated in; [`source`] says where the bytes come from (a file or a
 //! stream read once), [`compressed`] decompresses them. Nothing here
 //! knows about connections.
 
@@ -10,3 +10,4 @@ pub(crate) mod link;
 pub(crate) mod segment;
 pub(crate) mod seq;
 pub(crate) mod source;
+pub(crate) mod tunnel;

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+pub use crate::wire::tunnel::Tunnel;
+
 /// A capture timestamp: seconds since the Unix epoch plus nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
@@ -187,7 +189,7 @@ impl SenderMarks {
 /// `payload_len` is the length the IP header declares, which is the true
 /// length even when the capture's snaplen cut the payload short;
 /// `payload` holds only the bytes that were captured.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Segment<'a> {
     /// 1-based record number in the capture (Wireshark's frame.number).
     pub frame: u64,
@@ -207,9 +209,29 @@ pub struct Segment<'a> {
     pub checksum_ok: Option<bool>,
     /// TTL, IP ID and header length: the sender's fingerprint.
     pub marks: SenderMarks,
+    /// The tunnels it came through (part of its connection's identity);
+    /// boxed, as few segments have one: a segment stays small to move.
+    pub tunnel: Option<Box<Tunnel>>,
+    /// It came in a tunnel packet the path fragmented, whose fragments
+    /// were all captured: its payload was whole on the wire, though
+    /// `payload` holds none of it (see `link::Fragments`).
+    pub reassembled: bool,
 }
 
 impl Segment<'_> {
+    /// The tunnels it came through (empty for most).
+    #[inline]
+    pub fn tunnel(&self) -> &Tunnel {
+        self.tunnel.as_deref().unwrap_or(&Tunnel::NONE)
+    }
+
+    /// Whether every payload byte was captured (`payload` holds them, or
+    /// they came in captured fragments).
+    #[inline]
+    pub fn payload_captured(&self) -> bool {
+        self.reassembled || self.payload.len() as u64 >= u64::from(self.payload_len)
+    }
+
     /// Sequence space this segment occupies: payload plus SYN and FIN.
     #[inline]
     pub fn seq_len(&self) -> u32 {

@@ -89,6 +89,8 @@ impl Wire {
             options: TcpOptionsSummary::default(),
             checksum_ok: None,
             marks: Default::default(),
+            tunnel: Default::default(),
+            reassembled: false,
         };
         if flags & R == 0 {
             self.next_seq[from] = seg.end_seq();

@@ -44,6 +44,10 @@ pub(super) const HIST_DATA: u32 = 0x10;
 pub(super) const HIST_ACK: u32 = 0x20;
 pub(super) const HIST_MULTI: u32 = 0x40;
 
+/// `X`, `HIST_ANALYZER_LIMIT_REACHED`: the connection's, not an
+/// endpoint's; always upper case.
+pub(super) const LIMIT_REACHED: u8 = b'X';
+
 /// Marks a stored letter as sent by the connection's first sender.
 pub(super) const FIRST_SENDER: u8 = 0x80;
 pub(super) const INLINE_LETTERS: usize = 32;
@@ -103,7 +107,7 @@ impl ZeekConn {
     pub(super) fn render(&self, letter: u8) -> u8 {
         let sender = usize::from(letter & FIRST_SENDER == 0);
         let upper = letter & !FIRST_SENDER;
-        if sender == self.orig as usize {
+        if sender == self.orig as usize || letter == LIMIT_REACHED {
             upper
         } else {
             upper.to_ascii_lowercase()

@@ -3,11 +3,11 @@
 //! (`init_endpoint`, `init_peer`, `update_ack_seq`, `update_last_seq`),
 //! role flips and partial connections, in `Process`'s order.
 
-use super::history::{Letters, Scaled};
+use super::history::{Letters, Scaled, LIMIT_REACHED};
 use super::reassembly::Reassembly;
 use super::timers::{Timers, RESET_TIMER, TCP_ATTEMPT_DELAY, TCP_RESET_DELAY};
 use super::ZeekRow;
-use crate::wire::segment::Segment;
+use crate::wire::segment::{Segment, Tunnel};
 use crate::wire::seq::seq_diff;
 
 /// Zeek's `TCP_ENDPOINT_*` states (init-bare.zeek numbers them 0 to 6).
@@ -92,7 +92,16 @@ pub(super) struct ZeekConn {
     pub(super) hist_seen: u32,
     pub(super) letters: Letters,
     pub(super) timers: Timers,
+    /// `Connection::encapsulation`: the tunnels of the last segment.
+    pub(super) encapsulation: Option<Box<Tunnel>>,
+    /// `Connection::tunnel_changes`.
+    pub(super) tunnel_changes: u8,
+    /// The `X` letter was added (its `CheckHistory` mask).
+    pub(super) limit_reached: bool,
 }
+
+/// Zeek's `Tunnel::max_changes_per_connection` (init-bare.zeek).
+const MAX_TUNNEL_CHANGES: u8 = 5;
 
 impl ZeekConn {
     /// Observes one segment at capture time `now` (nanoseconds);
@@ -105,11 +114,17 @@ impl ZeekConn {
         let (syn, ack, fin, rst) = (f.syn(), f.ack(), f.fin(), f.rst());
         let len = seg.payload_len;
 
-        if !self.started {
+        let first = !self.started;
+        if first {
             self.started = true;
             self.timers = Timers::new(now);
+            self.encapsulation = seg.tunnel.clone();
             self.want_connection(seg);
-        } else if self.flips == 0
+        } else if !seg.tunnel().same_encapsulation(self.encapsulation()) {
+            self.tunnel_changed(seg);
+        }
+        if !first
+            && self.flips == 0
             && self.ep[self.orig as usize].state == State::SynAckSent
             && self.ep[1 - self.orig as usize].state == State::Inactive
             && !syn
@@ -186,12 +201,31 @@ impl ZeekConn {
         }
         // DataSent, when the whole payload was captured (Zeek skips
         // truncated payloads, which later shows as a gap).
-        if len > 0 && !rst && !underflow && seg.payload.len() as u64 >= u64::from(len) {
+        if len > 0 && !rst && !underflow && seg.payload_captured() {
             self.data_sent(p, rel_seq + i64::from(syn), len);
         }
         self.first_seen |= 1 << p;
         if let Some(gen_event) = close {
             self.connection_closed(p, gen_event);
+        }
+    }
+
+    fn encapsulation(&self) -> &Tunnel {
+        self.encapsulation.as_deref().unwrap_or(&Tunnel::NONE)
+    }
+
+    /// `Connection::CheckEncapsulation`: the segment came through other
+    /// tunnels (or other outer UDP connections) than the last one. Past
+    /// `Tunnel::max_changes_per_connection` changes, Zeek adds `X` (once)
+    /// instead of counting.
+    #[cold]
+    fn tunnel_changed(&mut self, seg: &Segment<'_>) {
+        self.encapsulation = seg.tunnel.clone();
+        if self.tunnel_changes < MAX_TUNNEL_CHANGES {
+            self.tunnel_changes += 1;
+        } else if !self.limit_reached {
+            self.limit_reached = true;
+            self.letters.push(LIMIT_REACHED);
         }
     }
 

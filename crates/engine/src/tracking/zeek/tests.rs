@@ -23,6 +23,8 @@ fn seg(from_a: bool, flags: u8, seq: u32, ack: u32, len: u32) -> Segment<'static
         options: Default::default(),
         checksum_ok: Some(true),
         marks: Default::default(),
+        tunnel: Default::default(),
+        reassembled: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tests for link decoding: an IP+TCP packet is built with etherparse's
 //! PacketBuilder, then wrapped by hand in each link/encapsulation header.
 
-use etherparse::{PacketBuilder, TcpOptionElement};
+use etherparse::{IpNumber, PacketBuilder, TcpOptionElement};
 
 use super::*;
 use crate::wire::segment::Timestamp;
@@ -568,4 +568,230 @@ mod fuzz {
             }
         }
     }
+}
+
+/// `inner` in an IPv4 packet (10.9.0.1 to 10.9.0.2) of `protocol`.
+fn outer_ipv4(protocol: IpNumber, inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4([10, 9, 0, 1], [10, 9, 0, 2], 64)
+        .write(&mut out, protocol, inner)
+        .unwrap();
+    out
+}
+
+/// `payload` in a UDP datagram to `port`, in IPv4.
+fn outer_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4([10, 9, 0, 1], [10, 9, 0, 2], 64)
+        .udp(50_000, port)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn vxlan(vni: u32, inner_ethernet: &[u8]) -> Vec<u8> {
+    let mut header = vec![0x08, 0, 0, 0];
+    header.extend_from_slice(&(vni << 8).to_be_bytes());
+    outer_udp(4789, &with_prefix(&header, inner_ethernet))
+}
+
+#[test]
+fn vxlan_carries_its_vni_and_outer_endpoints() {
+    let packet = vxlan(0x00ab_cdef, &ethernet(0x0800, &ipv4_syn()));
+    let segment = expect_segment(linktype::RAW, &packet);
+    assert_is_syn(&segment);
+    assert_eq!(
+        segment.tunnel().to_string(),
+        "vxlan vni=11259375 10.9.0.1<>10.9.0.2"
+    );
+}
+
+#[test]
+fn gre_routing_entries_are_stepped_over() {
+    // Flags R; protocol IPv4; checksum/offset; one SRE (family 1, length
+    // 4) and the null SRE.
+    let mut header = vec![0x40, 0x00, 0x08, 0x00, 0, 0, 0, 0];
+    header.extend_from_slice(&[0x00, 0x01, 0x00, 0x04, 1, 2, 3, 4, 0, 0, 0, 0]);
+    let packet = outer_ipv4(IpNumber::GRE, &with_prefix(&header, &ipv4_syn()));
+    let segment = expect_segment(linktype::RAW, &packet);
+    assert_eq!(
+        segment.tunnel().layers()[0].kind,
+        crate::wire::tunnel::TunnelKind::Gre
+    );
+}
+
+#[test]
+fn tunnel_header_errors_carry_their_numbers() {
+    use crate::wire::tunnel::TunnelKind;
+    let ports = TunnelPorts::default();
+    let outer = (IpAddr::from(CLIENT4), IpAddr::from(SERVER4));
+    let udp = |port: u16, payload: &[u8]| {
+        let mut datagram = vec![0xc3, 0x50];
+        datagram.extend_from_slice(&port.to_be_bytes());
+        datagram.extend_from_slice(&[0, 0, 0, 0]);
+        datagram.extend_from_slice(payload);
+        datagram
+    };
+    let cases: [(IpNumber, Vec<u8>, TunnelError); 5] = [
+        (
+            IpNumber::UDP,
+            udp(4789, &[0x08, 0, 0]),
+            TunnelError::Truncated {
+                kind: TunnelKind::Vxlan,
+                needed: 8,
+                available: 3,
+            },
+        ),
+        (
+            IpNumber::UDP,
+            udp(6081, &[0x40, 0, 0x65, 0x58, 0, 0, 1, 0]),
+            TunnelError::Version {
+                kind: TunnelKind::Geneve,
+                version: 1,
+            },
+        ),
+        (
+            IpNumber::GRE,
+            vec![0x00, 0x01, 0x88, 0x0b],
+            TunnelError::Version {
+                kind: TunnelKind::Gre,
+                version: 1,
+            },
+        ),
+        (
+            IpNumber::UDP,
+            // GTP-U echo request: no user packet.
+            udp(2152, &[0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]),
+            TunnelError::Payload {
+                kind: TunnelKind::GtpU,
+                value: 1,
+            },
+        ),
+        (
+            IpNumber::GRE,
+            // ERSPAN III without room for its 12-byte header.
+            vec![0x00, 0x00, 0x22, 0xeb, 0x20, 0, 0, 6, 0, 0],
+            TunnelError::Truncated {
+                kind: TunnelKind::ErspanIII,
+                needed: 12,
+                available: 6,
+            },
+        ),
+    ];
+    for (protocol, payload, want) in cases {
+        let got = tunnels::decapsulate(protocol, &payload, outer, &ports);
+        assert_eq!(got.err(), Some(want), "{want}");
+    }
+}
+
+#[test]
+fn nesting_deeper_than_the_bound_is_counted_not_decoded() {
+    let mut packet = ipv4_syn();
+    for _ in 0..crate::wire::tunnel::MAX_TUNNEL_DEPTH {
+        packet = outer_ipv4(IpNumber::IPV4, &packet);
+    }
+    assert_eq!(
+        expect_segment(linktype::RAW, &packet)
+            .tunnel()
+            .layers()
+            .len(),
+        3
+    );
+    let deeper = outer_ipv4(IpNumber::IPV4, &packet);
+    let (segment, stats) = decode_one(linktype::RAW, &deeper);
+    assert!(segment.is_none());
+    assert_eq!(stats.tunnel_too_deep, 1, "{stats:?}");
+}
+
+#[test]
+fn a_cut_tunnel_keeps_what_it_could_read() {
+    // The outer packet cut inside the inner TCP header's options: the
+    // fixed header is there, so the segment is decoded, options cut.
+    let packet = vxlan(5, &ethernet(0x0800, &ipv4_syn()));
+    let cut = &packet[..packet.len() - 8];
+    let segment = expect_segment(linktype::RAW, cut);
+    assert!(segment.options.cut);
+    // Cut inside the VXLAN header: truncated.
+    let (segment, stats) = decode_one(linktype::RAW, &packet[..20 + 8 + 4]);
+    assert!(segment.is_none());
+    assert_eq!(stats.truncated, 1, "{stats:?}");
+}
+
+#[test]
+fn teredo_is_found_by_its_shape_on_any_port() {
+    let mut inner = Vec::new();
+    let teredo_client = [
+        0x20, 0x01, 0, 0, 0x41, 0x37, 0x9e, 0x50, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    PacketBuilder::ipv6(teredo_client, SERVER6, 64)
+        .tcp(40000, 80, SEQ, 100)
+        .syn()
+        .write(&mut inner, &[])
+        .unwrap();
+    let packet = outer_udp(32_900, &inner);
+    let segment = expect_segment(linktype::RAW, &packet);
+    assert_eq!(
+        segment.tunnel().layers()[0].kind,
+        crate::wire::tunnel::TunnelKind::Teredo
+    );
+    // Not a Teredo address: an IPv6 packet in UDP on another port is not taken.
+    let mut other = Vec::new();
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .tcp(40000, 80, SEQ, 100)
+        .syn()
+        .write(&mut other, &[])
+        .unwrap();
+    let packet = outer_udp(32_900, &other);
+    let (segment, stats) = decode_one(linktype::RAW, &packet);
+    assert!(segment.is_none());
+    assert_eq!(stats.non_tcp, 1);
+}
+
+#[test]
+fn a_fragmented_tunnel_packet_is_handed_on_at_its_last_fragment() {
+    let whole = outer_udp(2152, &{
+        let inner = ipv4_fin(&[7; 600]);
+        let mut gtp = vec![0x30, 0xff];
+        gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+        gtp.extend_from_slice(&[0, 0, 0, 9]);
+        gtp.extend_from_slice(&inner);
+        gtp
+    });
+    // Split after 200 bytes of IP payload (25 blocks of 8), ID 0x1234.
+    let header = &whole[..20];
+    let mut first = header.to_vec();
+    first[4..6].copy_from_slice(&[0x12, 0x34]);
+    first[6] = 0x20;
+    first[2..4].copy_from_slice(&(220u16).to_be_bytes());
+    first.extend_from_slice(&whole[20..220]);
+    let mut last = header.to_vec();
+    last[4..6].copy_from_slice(&[0x12, 0x34]);
+    last[6..8].copy_from_slice(&25u16.to_be_bytes());
+    last[2..4].copy_from_slice(&((20 + whole.len() - 220) as u16).to_be_bytes());
+    last.extend_from_slice(&whole[220..]);
+    let mut stats = DecodeStats::default();
+    let mut fragments = Fragments::new();
+    let options = DecodeOptions::default();
+    let held = decode_reassembling(
+        &frame(linktype::RAW, &first),
+        &mut stats,
+        &mut fragments,
+        options,
+    );
+    assert!(held.is_none());
+    let mut at_last = frame(linktype::RAW, &last);
+    at_last.number = 8;
+    let segment = decode_reassembling(&at_last, &mut stats, &mut fragments, options)
+        .expect("the segment, at the last fragment");
+    assert_eq!((segment.frame, segment.payload_len), (8, 600));
+    assert!(segment.reassembled && segment.payload_captured());
+    assert_eq!(
+        (stats.tcp_segments, stats.ip_fragments, stats.payload_cut),
+        (1, 1, 0)
+    );
+    // Without the first fragment's state (one frame at a time), both are fragments.
+    let mut alone = DecodeStats::default();
+    decode(&frame(linktype::RAW, &first), &mut alone);
+    decode(&frame(linktype::RAW, &last), &mut alone);
+    assert_eq!((alone.tcp_segments, alone.ip_fragments), (0, 2));
 }
