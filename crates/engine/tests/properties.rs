@@ -13,7 +13,8 @@
 //!   a reset only ever leads to CLOSED, it never starts a chain),
 //!   or by the one documented exception, the simultaneous-close correction
 //!   (`fin-simultaneous`: the sender is put back to ESTABLISHED, then sends
-//!   and receives a FIN, ending in CLOSING).
+//!   and receives a FIN, ending in CLOSING, or in TIME-WAIT when the peer
+//!   had acknowledged that FIN in a segment captured before it).
 //!
 //! Real recordings degraded at random as captures are taken (frames lost,
 //! a late start, an early stop, one direction, a snaplen) keep the verdict

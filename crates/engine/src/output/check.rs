@@ -248,8 +248,12 @@ pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: 
     }
     // The simultaneous-close correction (connection.rs observe_fin): the
     // sender had already been moved to CLOSE-WAIT by the peer's FIN, which
-    // it had not received when it sent its own.
-    is_sender && row.events.contains(Event::FinSimultaneous) && to == TcpState::Closing
+    // it had not received when it sent its own; and the peer may have
+    // acknowledged that FIN in a segment captured before it.
+    let closing = TcpState::Closing;
+    is_sender
+        && row.events.contains(Event::FinSimultaneous)
+        && (to == closing || to == transition(closing, EndpointEvent::RecvAckOfFin))
 }
 
 #[cfg(test)]

@@ -5,13 +5,18 @@
 //! order alone, so a capture point close to either side gives the same
 //! verdicts: a FIN is simultaneous when its sender had not acknowledged
 //! the peer's FIN, an RST is ignored when it falls outside the receiver's
-//! window, and so on.
+//! window, and so on. Capture order is not even time order (merged
+//! mirrors deliver the two directions locally reordered), so what a
+//! segment proves about one captured before it is found by number too: a
+//! FIN already acknowledged, data already ACKed or reset, data sent after a
+//! FIN that the capture shows ahead of it, a refusal ahead of its SYN
+//! (`docs/semantics.md`, "Capture order").
 
 use crate::tracking::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::tracking::event::{Event, EventSet};
 use crate::tracking::idle::IdleTrack;
 use crate::tracking::inference::{
-    infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Sight,
+    infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Outcome, Sight,
 };
 use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
@@ -101,6 +106,17 @@ impl SegmentFacts {
                 }
             }
         }
+        // A refused connection that starts with an RST: the refusal,
+        // captured before the SYN it answers (capture order is not time
+        // order), not an abort of a connection the capture joined late.
+        if verdict.outcome == Outcome::Refused
+            && facts.events.contains(Event::MidStream)
+            && facts.events.contains(Event::RstAbort)
+        {
+            facts.events.remove(Event::MidStream);
+            facts.events.remove(Event::RstAbort);
+            facts.events.insert(Event::RstRefused);
+        }
         // An RST the sender never sent (docs/semantics.md, forged resets).
         if verdict.endpoints[self.sender].rst_forged {
             let mut forged = false;
@@ -146,6 +162,20 @@ struct Step<'s, 'a> {
     events: EventSet,
     related: Option<u64>,
     if_receiver_stopped_reading: Option<u64>,
+    /// It is the sender's FIN that an ACK captured before it had shown
+    /// (`fin-unseen` until now): it reveals the sender's calls.
+    late_fin: bool,
+}
+
+/// New payload from an endpoint whose ACK goes beyond everything the
+/// capture has shown of its peer so far: if the peer's FIN turns up
+/// later, captured behind this data, the data was sent after that FIN.
+#[derive(Clone, Copy, Debug)]
+struct AheadPayload {
+    /// Where its new part starts.
+    from: u32,
+    ack: u32,
+    frame: u64,
 }
 
 /// Which parts of the three-way handshake the capture showed.
@@ -200,6 +230,21 @@ pub struct Connection {
     /// The last new payload each endpoint received after its own FIN and
     /// has not answered yet: an RST right after it answers that data.
     unanswered_data_after_fin: [Option<u64>; 2],
+    /// Per endpoint: its first bare RST after its own FIN that answered no
+    /// data the capture had shown (frame, seq). Linux's reset copies the
+    /// ACK number of the segment it answers into its seq, so data with
+    /// that ACK, captured after it, is what it answered.
+    early_rst_after_fin: [Option<(u64, u32)>; 2],
+    /// Per endpoint: payload it sent that acknowledges more than the
+    /// capture has shown of its peer ([`AheadPayload`]).
+    ahead_payload: [Option<AheadPayload>; 2],
+    /// Per endpoint: the ACK number of its first teardown signal, which
+    /// says what it had received of the peer when it closed.
+    signal_ack: [Option<u32>; 2],
+    /// The connection's first segment was an RST+ACK with this ACK
+    /// number, and nothing but copies of it followed: the refusal of a SYN
+    /// the capture may show after it.
+    opened_by_rst_ack: Option<u32>,
     /// Per endpoint: sequence number just past the highest payload byte it
     /// sent (SYN and FIN excluded), for telling new data from old.
     payload_end: [Option<u32>; 2],
@@ -246,6 +291,10 @@ impl Connection {
             idle: IdleTrack::default(),
             timeline: Timeline::starting(first.ts),
             unanswered_data_after_fin: [None; 2],
+            early_rst_after_fin: [None; 2],
+            ahead_payload: [None; 2],
+            signal_ack: [None; 2],
+            opened_by_rst_ack: (first.flags.rst() && first.flags.ack()).then_some(first.ack),
             payload_end: [None; 2],
             window_scaling: false,
             window_unknown: false,
@@ -264,6 +313,16 @@ impl Connection {
         }
     }
 
+    /// The connection is one RST+ACK that acknowledges exactly this SYN:
+    /// the refusal, captured before the SYN it answers (RFC 9293 3.10.7.1:
+    /// the RST's ACK is the SYN's sequence number plus one).
+    fn refusal_ahead_of(&self, seg: &Segment<'_>) -> bool {
+        seg.flags.syn()
+            && !seg.flags.ack()
+            && self.sender_of(seg) == 1
+            && self.opened_by_rst_ack == Some(seg.seq.wrapping_add(1))
+    }
+
     /// Each endpoint's state.
     fn states(&self) -> [TcpState; 2] {
         [self.endpoints[0].state, self.endpoints[1].state]
@@ -279,15 +338,42 @@ impl Connection {
 
     /// Should a SYN from `sender` start a new connection on this 4-tuple?
     pub fn reopened_by(&self, seg: &Segment<'_>) -> bool {
-        if !seg.flags.syn() || seg.flags.ack() || seg.flags.rst() {
+        if !seg.flags.syn() || seg.flags.rst() {
             return false;
+        }
+        let x = self.sender_of(seg);
+        // A router's second copy of its sender's previous segment, or a SYN
+        // this connection already knows: its own.
+        if self.origin.is_copy(seg, x) || self.knows_syn(seg, x) {
+            return false;
+        }
+        let sender = &self.endpoints[x];
+        if seg.flags.ack() {
+            // A SYN+ACK with a new ISN from the server of a closed
+            // connection answers a new SYN, which the capture shows after
+            // it (capture order is not time order) or not at all.
+            return self.is_closed()
+                && self.handshake_client == Some(1 - x)
+                && sender.seq_base.is_some_and(|isn| isn != seg.seq);
         }
         if self.is_closed() {
             return true;
         }
-        // A new ISN on an attempt that was never answered is a new attempt.
-        let sender = &self.endpoints[self.sender_of(seg)];
-        !self.handshake.syn_ack && sender.seq_base.is_some_and(|isn| isn != seg.seq)
+        // A new ISN on an attempt that was never answered (its sender has
+        // sent nothing since) is a new attempt.
+        !self.handshake.syn_ack
+            && sender.state == TcpState::SynSent
+            && sender.seq_base.is_some_and(|isn| isn != seg.seq)
+    }
+
+    /// Is `seg` (from endpoint `x`) a SYN this connection already knows:
+    /// its ISN is the one the connection learnt from the SYN itself, or
+    /// from the SYN+ACK or refusal that answered it, which the capture may
+    /// show first (capture order is not time order)?
+    fn knows_syn(&self, seg: &Segment<'_>, x: usize) -> bool {
+        let learnt =
+            self.handshake.syn || self.handshake.syn_ack || self.opened_by_rst_ack.is_some();
+        !seg.flags.ack() && learnt && self.endpoints[x].seq_base == Some(seg.seq)
     }
 
     /// Who the client is: the SYN sender, else the SYN+ACK receiver, else
@@ -317,6 +403,7 @@ impl Connection {
             past_unseen: [past_unseen(0), past_unseen(1)],
             rst_on_unknown: self.rst_on_unknown,
             last_sent: [0, 1].map(|i| self.endpoints[i].last_sent_frame),
+            acked_peer_fin: [0, 1].map(|i| self.endpoints[1 - i].fin_acked_frame.is_some()),
         }
     }
 
@@ -383,7 +470,12 @@ impl Connection {
             events: EventSet::default(),
             related: None,
             if_receiver_stopped_reading: None,
+            late_fin: false,
         };
+        let refusal_seen_late = self.refusal_ahead_of(seg);
+        if seg.frame != self.first_frame && !self.origin.is_copy(seg, x) {
+            self.opened_by_rst_ack = None;
+        }
         self.last_frame = seg.frame;
         // The same packet seen again one TTL lower (a router's `-i any`
         // capture sees it coming in and going out) is one packet.
@@ -428,10 +520,16 @@ impl Connection {
             self.observe_payload(&mut step);
             // Linux discards a SYN+FIN (tcp_rcv_state_process, LISTEN): the
             // FIN of a SYN is no teardown.
+            let mut ahead = None;
             if seg.flags.fin() && !seg.flags.syn() {
-                self.observe_fin(&mut step);
+                ahead = self.observe_fin(&mut step);
             }
-            self.unanswered_data_after_fin[x] = None;
+            // Its segment answers the data before it, but not data sent
+            // after this FIN that the capture showed ahead of it.
+            self.unanswered_data_after_fin[x] = ahead;
+        }
+        if refusal_seen_late {
+            self.refused_before_syn();
         }
 
         let idle_before = self.idle.candidate.is_some();
@@ -445,7 +543,8 @@ impl Connection {
         }
         let idle_rst = !idle_before && self.idle.candidate.is_some();
         let own = &self.evidence[x];
-        let reveals = own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame);
+        let reveals =
+            own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame) || step.late_fin;
         let window_scaling = self.window_scaling;
         let sender = &mut self.endpoints[x];
         if !stray_syn {
@@ -518,6 +617,7 @@ impl Connection {
         if own.first_signal().is_some() || self.evidence[y].first_signal().is_some() {
             return;
         }
+        self.signal_ack[x] = seg.flags.ack().then_some(seg.ack);
         let open_until = self.open_until[y];
         let gap = open_until
             .filter(|_| seg.flags.ack())
@@ -533,7 +633,7 @@ impl Connection {
                 self.apply(y, EndpointEvent::SendFin);
                 self.evidence[y].fin_frame = Some(seg.frame);
                 self.evidence[y].fin_unseen = true;
-                self.evidence[y].peer_nxt_at_fin = self.endpoints[x].snd_nxt;
+                self.evidence[y].ordered_before = Some(seg.frame);
                 self.evidence[x].peer_may_have_closed_first = false;
                 self.apply(x, EndpointEvent::RecvFin);
             }
@@ -556,7 +656,11 @@ impl Connection {
             let sender = &mut self.endpoints[x];
             sender.syn_frame.get_or_insert(seg.frame);
             sender.window_scale = seg.options.window_scale;
-            self.apply(x, EndpointEvent::SendSyn);
+            // A SYN its peer has already answered (the capture showed the
+            // answer first) moves its sender nowhere it has not been.
+            if self.endpoints[y].acked_beyond(seg.seq).is_none() {
+                self.apply(x, EndpointEvent::SendSyn);
+            }
         } else if seg.flags.syn() {
             step.events.insert(Event::SynAck);
             self.handshake.syn_ack = true;
@@ -611,7 +715,7 @@ impl Connection {
         {
             own.acked_new_data_frame = Some(seg.frame);
         }
-        self.endpoints[x].note_ack_sent(ack);
+        self.endpoints[x].note_ack_sent(ack, seg.frame);
     }
 
     /// Payload: who received data when, and data sent after a FIN.
@@ -623,30 +727,47 @@ impl Connection {
         self.endpoints[y].received_payload = true;
         let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
         let data_end = data_start.wrapping_add(seg.payload_len);
-        // New: beyond the sender's payload seen so far. Not beyond its
-        // SND.NXT, which a FIN seen out of order (ahead of the data sent
-        // before it) has already moved past that data.
-        let seen = &mut self.payload_end[x];
-        let is_new = seen.is_none_or(|end| seq_gt(data_end, end));
-        if is_new {
-            *seen = Some(data_end);
-            let open = &mut self.open_until[x];
-            *open = Some(open.map_or(data_end, |o| seq_max(o, data_end)));
-        }
-        let Some(peer_fin) = self.evidence[y].fin_frame else {
-            return;
-        };
-        if !is_new {
+        // New: beyond the sender's payload seen so far (its own segments
+        // keep their order). Not beyond its SND.NXT, which a FIN seen out
+        // of order (ahead of the data sent before it) has already moved
+        // past that data.
+        let seen = self.payload_end[x];
+        if !seen.is_none_or(|end| seq_gt(data_end, end)) {
             return;
         }
-        // The peer's FIN was on the wire before this data.
-        let peer_evidence = &mut self.evidence[y];
-        let from = match peer_evidence.peer_nxt_at_fin {
-            Some(nxt) => seq_max(nxt, data_start),
-            None => data_start,
+        self.payload_end[x] = Some(data_end);
+        let open = &mut self.open_until[x];
+        *open = Some(open.map_or(data_end, |o| seq_max(o, data_end)));
+        // The receiver's first signal acknowledged no more than this: it
+        // had not received a FIN of this sender, whatever the capture order.
+        if self.signal_ack[y].is_some_and(|ack| !seq_gt(ack, data_end)) {
+            self.evidence[y].peer_may_have_closed_first = false;
+        }
+        let from = seen.map_or(data_start, |end| seq_max(end, data_start));
+        let (Some(peer_fin), Some(fin_seq)) =
+            (self.evidence[y].fin_frame, self.endpoints[y].fin_seq)
+        else {
+            // The peer's FIN may still turn up, captured behind this data.
+            let peer_nxt = self.endpoints[y].snd_nxt;
+            if seg.flags.ack()
+                && peer_nxt.is_none_or(|nxt| seq_gt(seg.ack, nxt))
+                && self.ahead_payload[x].is_none_or(|a| peer_nxt.is_some_and(|n| !seq_gt(a.ack, n)))
+            {
+                self.ahead_payload[x] = Some(AheadPayload {
+                    from,
+                    ack: seg.ack,
+                    frame: seg.frame,
+                });
+            }
+            return;
         };
-        peer_evidence.new_peer_data_from.get_or_insert(from);
-        self.unanswered_data_after_fin[y] = Some(seg.frame);
+        // Data after the peer's FIN is data its sender sent once it had
+        // received that FIN (its ACK covers it): data crossing the FIN may
+        // have been sent before it, and proves nothing of the reader.
+        if !(seg.flags.ack() && seq_gt(seg.ack, fin_seq)) {
+            return;
+        }
+        self.data_after_fin(y, from, seg.ack, seg.frame);
         // Its ACK covers the peer's FIN: it read the FIN and still sends.
         if self.endpoints[y].fin_acked_frame.is_some() {
             step.events.insert(Event::DataAfterFin);
@@ -658,26 +779,70 @@ impl Connection {
         step.if_receiver_stopped_reading = Some(step.related.unwrap_or(peer_fin));
     }
 
-    /// A FIN: active, passive, simultaneous or retransmitted.
-    fn observe_fin(&mut self, step: &mut Step<'_, '_>) {
+    /// Endpoint `y`, after its FIN, receives new data from `from` on (in
+    /// `frame`, acknowledging `ack`): class 1 or 2 evidence once `y`
+    /// answers it, and `y` may have answered already, in a segment the
+    /// capture showed first (capture order is not time order).
+    fn data_after_fin(&mut self, y: usize, from: u32, ack: u32, frame: u64) {
+        let own = &mut self.evidence[y];
+        let from = *own.new_peer_data_from.get_or_insert(from);
+        self.unanswered_data_after_fin[y] = Some(frame);
+        if own.acked_new_data_frame.is_some() || own.reset_new_data_frame.is_some() {
+            return;
+        }
+        if let Some(acked) = self.endpoints[y].acked_beyond(from) {
+            own.acked_new_data_frame = Some(acked);
+        } else if let Some((rst, _)) = self.early_rst_after_fin[y].filter(|(_, seq)| *seq == ack) {
+            own.reset_new_data_frame = Some(rst);
+        }
+    }
+
+    /// A FIN: active, passive, simultaneous or retransmitted. Returns the
+    /// frame of data its receiver sent after it that the capture showed
+    /// ahead of it, which the sender has yet to answer.
+    fn observe_fin(&mut self, step: &mut Step<'_, '_>) -> Option<u64> {
         let (seg, x, y) = (step.seg, step.x, step.y);
         let fin_seq = seg.end_seq().wrapping_sub(1);
         if let Some(first) = self.evidence[x].fin_frame {
-            // Same FIN again (or a FIN the sender moved; either way not new).
-            step.events.insert(Event::FinRetransmit);
-            step.related.get_or_insert(first);
-            return;
+            let own = &mut self.evidence[x];
+            if own.fin_unseen && self.endpoints[x].fin_seq == Some(fin_seq) {
+                // The FIN an ACK captured before it had shown: seen after
+                // all, late (it still comes first in the order of closes).
+                own.fin_unseen = false;
+                step.events.insert(Event::FinActive);
+                step.late_fin = true;
+            } else {
+                // Same FIN again (or a FIN the sender moved; either way not new).
+                step.events.insert(Event::FinRetransmit);
+                step.related.get_or_insert(first);
+            }
+            return None;
         }
-        let peer_nxt = self.endpoints[y].snd_nxt;
         self.endpoints[x].fin_seq = Some(fin_seq);
         self.evidence[x].fin_frame = Some(seg.frame);
-        self.evidence[x].peer_nxt_at_fin = peer_nxt;
         // Its own FIN ends the time its state could read otherwise.
         self.if_fins_crossed = None;
 
+        // The peer's first signal, captured before this FIN, acknowledged it.
+        let preceded = self.evidence[y]
+            .first_signal()
+            .filter(|_| self.signal_ack[y].is_some_and(|ack| seq_gt(ack, fin_seq)));
         let peer = &self.endpoints[y];
         let peer_before = peer.state;
         match peer.fin_seq {
+            _ if preceded.is_some() => {
+                // RFC 9293 3.6 case 1, seen backwards: the peer received this
+                // FIN before it signalled itself.
+                step.events.insert(Event::FinActive);
+                self.evidence[x].ordered_before = preceded;
+                self.apply(x, EndpointEvent::SendFinSeenLate);
+                if self.endpoints[x].state == TcpState::TimeWait {
+                    step.events.insert(Event::TimeWait);
+                }
+                self.apply(y, EndpointEvent::RecvFinSeenLate);
+                self.fin_acknowledged_before(step, fin_seq);
+                return None;
+            }
             // observe_ack already recorded an ACK of the peer's FIN, this one's included.
             Some(_) if peer.fin_acked_frame.is_some() => {
                 // RFC 9293 3.6 case 1: it had received the peer's FIN.
@@ -698,13 +863,49 @@ impl Connection {
             }
         }
         self.apply(y, EndpointEvent::RecvFin);
-        let peer = &self.endpoints[y];
-        if peer.state == TcpState::TimeWait {
+        if self.endpoints[y].state == TcpState::TimeWait {
             step.events.insert(Event::TimeWait);
         }
-        if peer.fin_seq.is_none() {
+        self.fin_acknowledged_before(step, fin_seq);
+        if self.endpoints[y].fin_seq.is_none() {
             self.if_fins_crossed =
                 Some((y, transition(peer_before, EndpointEvent::RecvCrossingFin)));
+        }
+        // Data the peer sent after receiving this FIN, captured ahead of it.
+        let ahead = self.ahead_payload[y].take()?;
+        if !seq_gt(ahead.ack, fin_seq) {
+            return None;
+        }
+        self.data_after_fin(x, ahead.from, ahead.ack, ahead.frame);
+        self.unanswered_data_after_fin[x]
+    }
+
+    /// RFC 9293 3.10.7.4 fifth check: the peer acknowledged the FIN of
+    /// `step`'s sender, at `fin_seq`, in a segment the capture showed first.
+    fn fin_acknowledged_before(&mut self, step: &mut Step<'_, '_>, fin_seq: u32) {
+        let (x, y) = (step.x, step.y);
+        if let Some(acked) = self.endpoints[y].acked_beyond(fin_seq) {
+            self.endpoints[x].fin_acked_frame = Some(acked);
+            let before = self.endpoints[x].state;
+            self.apply(x, EndpointEvent::RecvAckOfFin);
+            let now = self.endpoints[x].state;
+            if now != before && now == TcpState::TimeWait {
+                step.events.insert(Event::TimeWait);
+            }
+        }
+    }
+
+    /// The connection so far was an RST+ACK, and the SYN just observed is
+    /// the one it refused (RFC 9293 3.10.7.1), captured after it: the
+    /// connection opened and was refused, and the RST aborted nothing.
+    fn refused_before_syn(&mut self) {
+        self.evidence = [Evidence::default(); 2];
+        self.reset = false;
+        self.rst_on_unknown = false;
+        self.mid_stream = false;
+        self.refused = true;
+        for i in [0, 1] {
+            self.apply(i, EndpointEvent::Reset);
         }
     }
 
@@ -736,6 +937,14 @@ impl Connection {
         } else if sender.state.is_finished() || !seg.flags.ack() {
             // RFC 9293 3.5.2 group 1: it answers a segment of a connection it no longer has.
             step.events.insert(Event::RstStray);
+            // After its FIN, a bare RST that answers no data seen yet may
+            // answer data the capture shows after it (`data_after_fin`).
+            if self.evidence[x].fin_frame.is_some()
+                && !seg.flags.ack()
+                && !sender.state.is_finished()
+            {
+                self.early_rst_after_fin[x].get_or_insert((seg.frame, seg.seq));
+            }
             // It no longer has it, yet the capture showed no close: that
             // close happened where the capture point could not see it.
             let own = &mut self.evidence[x];
@@ -745,7 +954,9 @@ impl Connection {
             step.events.insert(Event::RstAbort);
             // A live endpoint aborted: whatever the capture saw before.
             self.reset = true;
-            let received = sender.received_payload;
+            // Its ACK number says it had received payload, even payload
+            // the capture shows after this RST.
+            let received = sender.received_payload || acks_payload(seg, receiver);
             let own = &mut self.evidence[x];
             if own.abort_frame.is_none() {
                 own.abort_frame = Some(seg.frame);
@@ -785,6 +996,15 @@ impl Connection {
         let offset = i64::from(seq_diff(seg.seq, rcv_nxt));
         (-1..window).contains(&offset)
     }
+}
+
+/// Does `seg` acknowledge payload of `peer` (beyond its SYN, and its FIN)?
+fn acks_payload(seg: &Segment<'_>, peer: &Endpoint) -> bool {
+    let Some(isn) = peer.seq_base.filter(|_| seg.flags.ack()) else {
+        return false;
+    };
+    let fin = peer.fin_seq.is_some_and(|fin| seq_gt(seg.ack, fin));
+    seq_diff(seg.ack, isn.wrapping_add(1)) > i32::from(fin)
 }
 
 /// Synchronized states (RFC 9293 3.3.2): the handshake is behind the endpoint.

@@ -97,6 +97,13 @@ pub enum EndpointEvent {
     /// Its peer's FIN crossed its own FIN, still to come: seen from the
     /// capture point before its own FIN, where it is not yet closing.
     RecvCrossingFin,
+    /// It sent its FIN first, and its peer's FIN acknowledged it, but the
+    /// capture point saw the peer's FIN first (capture order is not time
+    /// order): its FIN is acknowledged and the peer's received.
+    SendFinSeenLate,
+    /// Its peer's FIN reached it before it sent its own, which
+    /// acknowledged that FIN, but the capture point saw its own first.
+    RecvFinSeenLate,
     /// It received the ACK of its own FIN.
     RecvAckOfFin,
     /// It sent an RST, or received one that it accepted.
@@ -137,6 +144,13 @@ pub fn transition(state: TcpState, event: EndpointEvent) -> TcpState {
         // RFC 9293 3.3.2: receiving a FIN shows an endpoint synchronized; the FIN that crossed
         // its own (3.6 case 3) moves it to FIN-WAIT-1 only with its own FIN.
         (S::Unknown, E::RecvCrossingFin) => S::Established,
+        // RFC 9293 3.6 case 1, seen backwards: it was in FIN-WAIT-1 when the peer's FIN
+        // arrived acknowledging its own (3.10.7.4 fifth and eighth checks: TIME-WAIT) ...
+        (S::CloseWait, E::SendFinSeenLate) => S::TimeWait,
+        // ... and the peer was in CLOSE-WAIT when it sent that FIN (3.10.4: LAST-ACK), and
+        // CLOSED if that FIN was acknowledged too (3.10.7.4 fifth check).
+        (S::FinWait1, E::RecvFinSeenLate) => S::LastAck,
+        (S::FinWait2, E::RecvFinSeenLate) => S::Closed,
         // RFC 9293 3.10.7.4 eighth check (FIN-WAIT-2): enter TIME-WAIT.
         (S::FinWait2, E::RecvFin) => S::TimeWait,
         // RFC 9293 3.10.7.4 fifth check (FIN-WAIT-1): our FIN is ACKed, enter FIN-WAIT-2.
@@ -165,6 +179,9 @@ pub struct Endpoint {
     pub snd_nxt: Option<u32>,
     /// Highest ACK number it has sent.
     pub max_ack_sent: Option<u32>,
+    /// The frame that carried it: an ACK captured before what it
+    /// acknowledges (capture order is not time order) is found by number.
+    pub max_ack_frame: u64,
     /// Window-scale shift it announced on its SYN.
     pub window_scale: Option<u8>,
     /// Last advertised (scaled) receive window.
@@ -191,6 +208,7 @@ impl Endpoint {
             seq_base: None,
             snd_nxt: None,
             max_ack_sent: None,
+            max_ack_frame: 0,
             window_scale: None,
             window: 0,
             fin_seq: None,
@@ -214,15 +232,24 @@ impl Endpoint {
         });
     }
 
-    /// Records an ACK it sent; true when the ACK moved forward.
-    pub fn note_ack_sent(&mut self, ack: u32) -> bool {
+    /// Records an ACK it sent in `frame`; true when the ACK moved forward.
+    pub fn note_ack_sent(&mut self, ack: u32, frame: u64) -> bool {
         match self.max_ack_sent {
             Some(prev) if !seq_gt(ack, prev) => false,
             _ => {
                 self.max_ack_sent = Some(ack);
+                self.max_ack_frame = frame;
                 true
             }
         }
+    }
+
+    /// The frame of an ACK it sent beyond `seq` (it had received the byte,
+    /// SYN or FIN at `seq`), whenever the capture showed that ACK.
+    pub fn acked_beyond(&self, seq: u32) -> Option<u64> {
+        self.max_ack_sent
+            .filter(|ack| seq_gt(*ack, seq))
+            .map(|_| self.max_ack_frame)
     }
 
     /// Relative form of a sequence number this endpoint sent.

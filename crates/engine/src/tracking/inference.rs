@@ -170,8 +170,6 @@ pub const ABORT_WITHOUT_DATA: &[Call] = &[Call::Linger0];
 pub struct Evidence {
     /// Its first FIN.
     pub fin_frame: Option<u64>,
-    /// Peer SND.NXT when its FIN was seen: later peer payload is "new".
-    pub peer_nxt_at_fin: Option<u32>,
     /// Sequence number where new peer payload after its FIN starts.
     pub new_peer_data_from: Option<u32>,
     /// It ACKed new peer payload after its FIN (class 1).
@@ -185,6 +183,10 @@ pub struct Evidence {
     /// Its FIN was not captured: the peer's `fin_frame` acknowledged it,
     /// one beyond where the peer was last proven open.
     pub fin_unseen: bool,
+    /// Its first signal came before this frame's, whatever the capture
+    /// order: the peer's segment in that frame acknowledged its FIN (a FIN
+    /// the capture shows later, or never).
+    pub ordered_before: Option<u64>,
     /// At its first teardown signal, nothing proved that the peer had not
     /// closed before (see `Connection::check_peer_open`).
     pub peer_may_have_closed_first: bool,
@@ -204,10 +206,13 @@ impl Evidence {
         }
     }
 
-    /// Its first signal, ordered: an unseen FIN came before the frame that
+    /// Its first signal, ordered: a FIN came before the frame that
     /// acknowledged it.
     fn signal_order(&self) -> Option<(u64, bool)> {
-        self.first_signal().map(|frame| (frame, !self.fin_unseen))
+        match self.ordered_before {
+            Some(frame) => Some((frame, false)),
+            None => self.first_signal().map(|frame| (frame, true)),
+        }
     }
 
     /// The steps the wire allows, per the classes of `docs/semantics.md`.
@@ -423,6 +428,9 @@ pub struct Sight {
     pub rst_on_unknown: bool,
     /// Per endpoint: the frame of the last segment it sent.
     pub last_sent: [Option<u64>; 2],
+    /// Per endpoint: it acknowledged the peer's FIN, whatever the capture
+    /// order (an ACK captured before the FIN still answered it).
+    pub acked_peer_fin: [bool; 2],
 }
 
 impl Sight {
@@ -461,7 +469,10 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
     let unanswered = [(0, a, b), (1, b, a)].map(|(i, own, peer)| {
         own.first_signal().is_none()
             && peer.fin_frame.is_some_and(|fin| {
-                !peer.fin_unseen && peer.first_signal() == Some(fin) && sight.silent_from(i, fin)
+                peer.ordered_before.is_none()
+                    && peer.first_signal() == Some(fin)
+                    && !sight.acked_peer_fin[i]
+                    && sight.silent_from(i, fin)
             })
     });
     let roles = if facts.refused {
@@ -479,7 +490,7 @@ pub fn infer(facts: &ConnFacts<'_>) -> ConnVerdict {
         let peer = usize::from(by_frames[0] == Role::Active);
         let untold = by_frames[0] != Role::None
             && (one_sided
-                || (first.peer_may_have_closed_first && !first.fin_unseen)
+                || (first.peer_may_have_closed_first && first.ordered_before.is_none())
                 || facts.evidence[peer].closed_unseen
                 || unanswered[peer]);
         if untold {

@@ -305,23 +305,48 @@ pub struct OriginTrack {
 }
 
 impl OriginTrack {
+    /// Is `seg`, sent by endpoint `x`, its previous segment again, one TTL
+    /// lower (a router's second copy), or one TTL higher (the two copies
+    /// seen in the other order: capture order is not time order)?
+    pub fn is_copy(&self, seg: &Segment<'_>, x: usize) -> bool {
+        self.copy_of_previous(seg, x).is_some()
+    }
+
+    /// `Some(true)` when `seg` is its sender's previous segment again one
+    /// TTL higher (the original after its forwarded copy), `Some(false)`
+    /// one TTL lower (the forwarded copy after the original).
+    fn copy_of_previous(&self, seg: &Segment<'_>, x: usize) -> Option<bool> {
+        let marks = seg.marks;
+        let (seq, ack, flags, id, ttl) = self.sides[x].last_key?;
+        if (seq, ack, flags, id) != (seg.seq, seg.ack, seg.flags.0, marks.ip_id) {
+            return None;
+        }
+        if ttl.checked_sub(1) == Some(marks.ttl) {
+            Some(false)
+        } else if marks.ttl.checked_sub(1) == Some(ttl) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
     /// Notes segment `seg` sent by endpoint `x`; true when it is the
     /// previous segment again, one TTL lower (a router's second copy).
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> bool {
         let peer_id = self.sides[1 - x].last_id;
         let peer_ts = self.sides[1 - x].last_ts;
         let peer_seen = self.sides[1 - x].own > 0;
+        let copy = self.copy_of_previous(seg, x);
         let side = &mut self.sides[x];
         let marks = seg.marks;
-        let key = (seg.seq, seg.ack, seg.flags.0, marks.ip_id, marks.ttl);
-        let copy = side.last_key.is_some_and(|(seq, ack, flags, id, ttl)| {
-            (seq, ack, flags, id) == (key.0, key.1, key.2, key.3)
-                && ttl.checked_sub(1) == Some(marks.ttl)
-        });
-        side.last_key = Some(key);
-        if copy {
+        side.last_key = Some((seg.seq, seg.ack, seg.flags.0, marks.ip_id, marks.ttl));
+        if let Some(original_last) = copy {
             if seg.flags.rst() {
                 side.rst_copied = true;
+                // The RST's marks are the original's, the higher TTL.
+                if let (true, Some(rst)) = (original_last, &mut side.rst) {
+                    rst.ttl = marks.ttl;
+                }
             } else {
                 side.copies += 1;
             }
