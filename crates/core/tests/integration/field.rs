@@ -391,6 +391,47 @@ fn compressed_captures_are_read_by_their_magic() {
     );
 }
 
+/// An lz4 capture as the lz4 tool writes it (4 MB blocks: a capture of a
+/// few MB is one block, which lz4 decompresses whole) cut inside its first
+/// block ends like any cut compressed capture, not as a file that is no
+/// capture: exit 3, the cause named once, and the sidecar written with
+/// what came before the cut (no whole record).
+#[test]
+fn an_lz4_capture_cut_inside_its_first_block_is_incomplete() {
+    require_tool("lz4", "compresses a capture as users do");
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.pcap");
+    fs::copy(testdata().join("close-client-first.pcap"), &plain).unwrap();
+    let packed = dir.path().join("plain.pcap.lz4");
+    let status = Command::new("lz4")
+        .args(["-q", "-f"])
+        .arg(&plain)
+        .arg(&packed)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = fs::read(&packed).unwrap();
+    let cut = dir.path().join("cut.pcap.lz4");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let sidecar = dir.path().join("cut.csv");
+    let out = tcpshut(&[
+        "annotate",
+        cut.to_str().unwrap(),
+        "-o",
+        sidecar.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        stderr.matches("cut.pcap.lz4: incomplete: ").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("lz4-compressed stream"), "{stderr}");
+    let rows = fs::read_to_string(&sidecar).unwrap();
+    assert_eq!(rows.lines().count(), 1, "the header alone: {rows}");
+}
+
 /// The records of a little-endian pcap, with `shift` seconds added to
 /// their timestamps.
 fn records_shifted(pcap: &[u8], shift: u32) -> Vec<u8> {

@@ -178,6 +178,7 @@ pub(crate) fn format_name(format: CaptureFormat) -> &'static str {
             nanosecond: true, ..
         } => "pcap-ns",
         CaptureFormat::PcapNg => "pcapng",
+        CaptureFormat::Unknown => "unknown",
     }
 }
 

@@ -79,8 +79,14 @@ pub struct RawBlock<'a> {
 /// Which container format a capture uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaptureFormat {
-    Pcap { nanosecond: bool, big_endian: bool },
+    Pcap {
+        nanosecond: bool,
+        big_endian: bool,
+    },
     PcapNg,
+    /// A compressed stream that was cut short or corrupt before the
+    /// capture's file header came out of it.
+    Unknown,
 }
 
 /// Largest captured length accepted for one packet (Wireshark's
@@ -177,6 +183,9 @@ pub struct CaptureReader {
     name: String,
     frames_read: u64,
     finished: bool,
+    /// Why a compressed stream gave no capture header: the first read
+    /// ends on it ([`CaptureFormat::Unknown`]).
+    cut_before_header: Option<CaptureError>,
 }
 
 impl CaptureReader {
@@ -231,7 +240,30 @@ impl CaptureReader {
         name: impl Into<String>,
         compression: Option<Compression>,
     ) -> Result<Self, CaptureError> {
-        let have = stream.fill(PCAP_HEADER_LEN)?;
+        let have = match stream.fill(PCAP_HEADER_LEN) {
+            Ok(have) => have,
+            // A compressed stream that breaks before the capture's header
+            // is out (lz4 decompresses whole blocks, 4 MB as the lz4 tool
+            // writes them) is a capture cut short with no whole record, as
+            // when it breaks later: the read ends there (exit code 3).
+            Err(cut) if compression.is_some() => {
+                return Ok(Self {
+                    stream,
+                    container: Container::Pcap {
+                        endianness: Endianness::Little,
+                        nanosecond: false,
+                        link: LinkType(0),
+                    },
+                    format: CaptureFormat::Unknown,
+                    pcap_header: None,
+                    name: name.into(),
+                    frames_read: 0,
+                    finished: false,
+                    cut_before_header: Some(cut.into()),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         if have == 0 {
             return Err(CaptureError::Empty);
         }
@@ -297,11 +329,24 @@ impl CaptureReader {
             name: name.into(),
             frames_read: 0,
             finished: false,
+            cut_before_header: None,
         })
+    }
+
+    /// The error a stream cut before the capture's header ends on.
+    fn cut_short(&mut self) -> Result<(), CaptureError> {
+        match self.cut_before_header.take() {
+            Some(cut) => {
+                self.finished = true;
+                Err(cut)
+            }
+            None => Ok(()),
+        }
     }
 
     /// The next frame, `Ok(None)` at a clean end of file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        self.cut_short()?;
         if self.finished {
             return Ok(None);
         }
@@ -329,6 +374,7 @@ impl CaptureReader {
     /// that keeps what the frames do not show. Reading with both
     /// this and [`CaptureReader::next_frame`] skips what the other took.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        self.cut_short()?;
         if self.finished {
             return Ok(None);
         }
