@@ -251,9 +251,18 @@ pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: 
     // it had not received when it sent its own; and the peer may have
     // acknowledged that FIN in a segment captured before it.
     let closing = TcpState::Closing;
-    is_sender
+    let simultaneous = is_sender
         && row.events.contains(Event::FinSimultaneous)
-        && (to == closing || to == transition(closing, EndpointEvent::RecvAckOfFin))
+        && (to == closing || to == transition(closing, EndpointEvent::RecvAckOfFin));
+    // The FIN seen late (connection.rs observe_fin): its peer's FIN,
+    // captured first, had acknowledged it, so its sender ends in TIME-WAIT
+    // and the peer in LAST-ACK (or CLOSED) at once.
+    let seen_late = if is_sender {
+        EndpointEvent::SendFinSeenLate
+    } else {
+        EndpointEvent::RecvFinSeenLate
+    };
+    simultaneous || (row.events.contains(Event::FinActive) && to == transition(from, seen_late))
 }
 
 #[cfg(test)]

@@ -823,10 +823,14 @@ impl Connection {
         // Its own FIN ends the time its state could read otherwise.
         self.if_fins_crossed = None;
 
-        // The peer's first signal, captured before this FIN, acknowledged it.
-        let preceded = self.evidence[y]
-            .first_signal()
-            .filter(|_| self.signal_ack[y].is_some_and(|ack| seq_gt(ack, fin_seq)));
+        // The peer's first signal, captured before this FIN, acknowledged it
+        // (and this endpoint went on as if it had received that signal).
+        let own = &self.endpoints[x];
+        let preceded = self.evidence[y].first_signal().filter(|_| {
+            self.signal_ack[y].is_some_and(|ack| seq_gt(ack, fin_seq))
+                && own.seq_base.is_none_or(|isn| seq_gt(fin_seq, isn))
+                && matches!(own.state, TcpState::CloseWait | TcpState::Closed)
+        });
         let peer = &self.endpoints[y];
         let peer_before = peer.state;
         match peer.fin_seq {
