@@ -184,3 +184,49 @@ fn a_cut_or_corrupt_compressed_capture_ends_early() {
         );
     }
 }
+
+/// Records what each pass reports of its progress.
+#[derive(Default)]
+struct ProgressLog(Vec<u64>);
+
+impl tcpshut_engine::RowSink for ProgressLog {
+    fn begin(
+        &mut self,
+        _: &tcpshut_engine::CaptureSummary,
+        _: &[tcpshut_engine::ConnectionReport],
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn progress(&mut self, _: tcpshut_engine::Pass, bytes: u64) {
+        self.0.push(bytes);
+    }
+}
+
+/// Progress through a compressed capture is counted in the file's own
+/// (compressed) bytes, which the progress bar's length is: it never runs
+/// past the file's size, and reaches it at the end, not before.
+#[test]
+fn progress_through_a_compressed_capture_counts_its_compressed_bytes() {
+    let plain = std::fs::read(testdata().join("third-party/zeek__ssh__ssh.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for kind in COMPRESSIONS {
+        let packed = compress(kind, &plain);
+        let path = dir.path().join(format!("capture.{}", kind.name()));
+        std::fs::write(&path, &packed).unwrap();
+        let mut log = ProgressLog::default();
+        annotate_with(&path, Detail::Verdicts, &mut log, Schedule::default()).unwrap();
+        let size = packed.len() as u64;
+        assert!(
+            log.0.iter().all(|&b| b <= size),
+            "{kind:?}: {:?} of {size}",
+            log.0
+        );
+        assert_eq!(log.0.last(), Some(&size), "{kind:?}: {:?}", log.0);
+    }
+}

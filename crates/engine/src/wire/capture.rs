@@ -30,7 +30,7 @@ use nom::{IResult, Parser};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::TsResolution;
 
-use crate::wire::compressed::{self, Compression};
+use crate::wire::compressed::{self, Compression, Consumed};
 use crate::wire::segment::Timestamp;
 use pcapng::PcapNgState;
 
@@ -186,6 +186,9 @@ pub struct CaptureReader {
     /// Why a compressed stream gave no capture header: the first read
     /// ends on it ([`CaptureFormat::Unknown`]).
     cut_before_header: Option<CaptureError>,
+    /// Of a compressed capture: how much of the file the decompressor has
+    /// consumed ([`CaptureReader::bytes_read`]).
+    consumed: Option<Consumed>,
 }
 
 impl CaptureReader {
@@ -231,8 +234,10 @@ impl CaptureReader {
                 compression: kind.name(),
             });
         }
-        let plain = kind.threaded(compressed)?;
-        Self::from_stream(ByteStream::from_reader(plain), name, Some(kind))
+        let (plain, consumed) = kind.threaded(compressed)?;
+        let mut reader = Self::from_stream(ByteStream::from_reader(plain), name, Some(kind))?;
+        reader.consumed = Some(consumed);
+        Ok(reader)
     }
 
     fn from_stream(
@@ -260,6 +265,7 @@ impl CaptureReader {
                     frames_read: 0,
                     finished: false,
                     cut_before_header: Some(cut.into()),
+                    consumed: None,
                 })
             }
             Err(e) => return Err(e.into()),
@@ -330,6 +336,7 @@ impl CaptureReader {
             frames_read: 0,
             finished: false,
             cut_before_header: None,
+            consumed: None,
         })
     }
 
@@ -473,9 +480,14 @@ impl CaptureReader {
         self.frames_read
     }
 
-    /// How far into the input reading has got, in bytes (for progress).
+    /// How far into the input reading has got, in bytes of the input
+    /// (for progress): of a compressed capture, the compressed bytes the
+    /// decompressor has taken (a little ahead of the frames read).
     pub fn bytes_read(&self) -> u64 {
-        self.stream.offset()
+        match &self.consumed {
+            Some(consumed) => consumed.bytes(),
+            None => self.stream.offset(),
+        }
     }
 }
 

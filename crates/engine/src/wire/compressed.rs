@@ -11,7 +11,9 @@
 //! after every whole record before it.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 
 /// A compression format tcpshut reads, or one it can only name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,10 +79,44 @@ impl Compression {
     }
 
     /// A decompressing reader over `compressed`, decompressing on a
-    /// thread of its own.
-    pub fn threaded(self, compressed: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
-        let decoder = self.decoder(compressed)?;
-        Ok(Box::new(Threaded::spawn(decoder, self)?))
+    /// thread of its own, and how much of `compressed` it has consumed.
+    pub fn threaded(
+        self,
+        compressed: Box<dyn Read + Send>,
+    ) -> io::Result<(Box<dyn Read + Send>, Consumed)> {
+        let consumed = Consumed::default();
+        let counted = Box::new(Counted {
+            inner: compressed,
+            consumed: consumed.clone(),
+        });
+        let decoder = self.decoder(counted)?;
+        Ok((Box::new(Threaded::spawn(decoder, self)?), consumed))
+    }
+}
+
+/// How many compressed bytes a decompressor has taken from its input so
+/// far: progress through a compressed capture is counted in the file's
+/// own bytes, as its decompressed size is unknown until the end.
+#[derive(Clone, Debug, Default)]
+pub struct Consumed(Arc<AtomicU64>);
+
+impl Consumed {
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The compressed input, counted as the decompressor reads it.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    consumed: Consumed,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -228,8 +264,10 @@ mod tests {
         for kind in READ {
             let packed = compress(kind, &plain);
             assert_eq!(Compression::sniff(&packed), Some(kind));
-            let threaded = kind.threaded(Box::new(io::Cursor::new(packed))).unwrap();
+            let len = packed.len() as u64;
+            let (threaded, consumed) = kind.threaded(Box::new(io::Cursor::new(packed))).unwrap();
             assert!(read_to_end(threaded).unwrap() == plain, "{kind:?}");
+            assert_eq!(consumed.bytes(), len, "{kind:?}: all of the input consumed");
         }
     }
 
@@ -239,7 +277,7 @@ mod tests {
         for kind in READ {
             let packed = compress(kind, &plain);
             let cut = packed[..packed.len() / 2].to_vec();
-            let mut reader = kind.threaded(Box::new(io::Cursor::new(cut))).unwrap();
+            let mut reader = kind.threaded(Box::new(io::Cursor::new(cut))).unwrap().0;
             let mut got = Vec::new();
             let err = reader.read_to_end(&mut got).unwrap_err();
             assert!(err.to_string().starts_with(kind.name()), "{err}");
@@ -252,7 +290,7 @@ mod tests {
             }
             // lz4 frames carry no checksum by default: corruption may pass
             // (zstd's and gzip's checksums catch it at the latest).
-            let reader = kind.threaded(Box::new(io::Cursor::new(flipped))).unwrap();
+            let reader = kind.threaded(Box::new(io::Cursor::new(flipped))).unwrap().0;
             let read = read_to_end(reader);
             assert!(
                 kind == Compression::Lz4 || read.is_err(),
