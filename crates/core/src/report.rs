@@ -173,21 +173,36 @@ fn ladders(doc: &Document) -> tcpshut_report::html::Ladders {
 
 /// `tcpshut ladder`: one connection's ladder diagram as SVG.
 pub fn ladder(capture: &Path, conn: u32, output: Option<&Path>) -> anyhow::Result<Status> {
-    let found = match tcpshut_report::ladder::collect(capture, &BTreeSet::from([conn])) {
+    // The diagram reads the capture twice (its report, then its rows): a
+    // stream is copied whole first, and read from the copy.
+    let spooled = match tcpshut_engine::WholeSpool::of(capture) {
+        Ok(spooled) => spooled,
+        Err(err) => {
+            eprintln!("tcpshut: {}: {err:#}", capture.display());
+            return Ok(Status::Failed);
+        }
+    };
+    let read_from = spooled.as_ref().map_or(capture, |s| s.path());
+    let found = match tcpshut_report::ladder::collect(read_from, &BTreeSet::from([conn])) {
         Ok(found) => found,
         Err(err) => {
             eprintln!("tcpshut: {}: {err:#}", capture.display());
             return Ok(Status::Failed);
         }
     };
-    let Some(ladder) = found.get(&conn) else {
+    let Some(mut ladder) = found
+        .into_iter()
+        .find_map(|(id, l)| (id == conn).then_some(l))
+    else {
         eprintln!(
             "tcpshut: {}: no connection {conn} (ids are those of `tcpshut summary`)",
             capture.display()
         );
         return Ok(Status::Failed);
     };
-    let svg = tcpshut_report::ladder::svg_document(ladder);
+    // Named as the user named it, not as the spool is.
+    ladder.capture = capture.display().to_string();
+    let svg = tcpshut_report::ladder::svg_document(&ladder);
     match output {
         None => {
             let mut out = output::stdout();

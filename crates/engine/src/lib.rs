@@ -60,7 +60,7 @@ pub use wire::link::{
     decode, decode_reassembling, set_tunnel_ports, tunnel_ports, DecodeOptions, DecodeStats,
     Fragments, TunnelError, TunnelPorts, MAX_HELD_FRAGMENTS, MAX_PORTS_PER_TUNNEL,
 };
-pub use wire::source::{is_stream, stop_streams, STDIN};
+pub use wire::source::{is_stream, stop_streams, WholeSpool, STDIN};
 pub use wire::tunnel::{Tunnel, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
 
 // ---- The one-pass pipeline's parts, for `tcpshut-bench stages` ----

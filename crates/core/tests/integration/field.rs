@@ -391,6 +391,26 @@ fn compressed_captures_are_read_by_their_magic() {
     );
 }
 
+/// `tcpshut ladder` reads its capture twice (the connection's report,
+/// then its rows): from standard input it draws the same diagram as from
+/// the file, the stream copied once to a spool that is gone afterwards.
+#[test]
+fn a_ladder_from_standard_input_is_the_ladder_of_the_file() {
+    let capture = testdata().join("half-close-data-after-fin.pcap");
+    let from_file = tcpshut(&["ladder", capture.to_str().unwrap(), "--conn", "0"]);
+    assert!(from_file.status.success(), "{}", text(&from_file.stderr));
+    let bytes = fs::read(&capture).unwrap();
+    let from_stdin = tcpshut_fed(&["ladder", "-", "--conn", "0"], &bytes);
+    assert!(from_stdin.status.success(), "{}", text(&from_stdin.stderr));
+    // The same diagram, titled with the name given: `-`.
+    let expected = text(&from_file.stdout).replace(capture.to_str().unwrap(), "-");
+    assert!(
+        text(&from_stdin.stdout) == expected,
+        "{}",
+        text(&from_stdin.stdout)
+    );
+}
+
 /// An lz4 capture as the lz4 tool writes it (4 MB blocks: a capture of a
 /// few MB is one block, which lz4 decompresses whole) cut inside its first
 /// block ends like any cut compressed capture, not as a file that is no

@@ -142,6 +142,56 @@ impl Source {
     }
 }
 
+/// A stream copied whole to an unlinked temporary file, for a command
+/// that reads its capture more than once outside one schedule's passes
+/// (`tcpshut ladder`: the reports, then the rows): the copy is named by
+/// `/proc/self/fd/N`, read like a regular file, and disappears when
+/// tcpshut ends, whatever ends it (nothing is left to clean up on a
+/// signal).
+pub struct WholeSpool {
+    _file: File,
+    path: PathBuf,
+}
+
+impl WholeSpool {
+    /// The stream at `path` read to its end (or to [`stop_streams`]) into
+    /// the spool; `None` when `path` is a regular file, which can be read
+    /// again as it is.
+    pub fn of(path: &Path) -> Result<Option<WholeSpool>, CaptureError> {
+        if !is_stream(path) {
+            return Ok(None);
+        }
+        let input = if path == Path::new(STDIN) {
+            stdin_file()?
+        } else {
+            File::open(path)?
+        };
+        let mut file = tempfile::tempfile()?;
+        io::copy(&mut Stoppable::new(input), &mut file)?;
+        let path = fd_path(&file)?;
+        Ok(Some(WholeSpool { _file: file, path }))
+    }
+
+    /// Where the copy can be opened again, for as long as `self` lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The name under which this process can open `file` again.
+fn fd_path(file: &File) -> io::Result<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        Ok(PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Err(io::Error::other("reading a stream twice needs Unix"))
+    }
+}
+
 /// Standard input as a `File` of its own (a duplicate descriptor), so it
 /// can be polled and read without Rust's stdin lock and buffer.
 fn stdin_file() -> io::Result<File> {
