@@ -373,7 +373,9 @@ impl Connection {
     fn knows_syn(&self, seg: &Segment<'_>, x: usize) -> bool {
         let learnt =
             self.handshake.syn || self.handshake.syn_ack || self.opened_by_rst_ack.is_some();
-        !seg.flags.ack() && learnt && self.endpoints[x].seq_base == Some(seg.seq)
+        // After a refusal, the same SYN again is a new attempt (a
+        // retransmission the RST crossed), as Zeek counts it.
+        !seg.flags.ack() && learnt && !self.refused && self.endpoints[x].seq_base == Some(seg.seq)
     }
 
     /// Who the client is: the SYN sender, else the SYN+ACK receiver, else
