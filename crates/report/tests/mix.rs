@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use serde_json::Value;
 use tcpshut_report::findings::{Kind, Severity};
 use tcpshut_report::{aggregate_capture, Document};
@@ -104,20 +106,7 @@ fn counts_match_what_the_applications_did() {
 #[test]
 fn the_planted_problems_are_the_top_findings() {
     let doc = document();
-    let got: Vec<(usize, Kind, Severity, &str, u64, u64)> = doc
-        .findings
-        .iter()
-        .map(|f| {
-            (
-                f.rank,
-                f.kind,
-                f.severity,
-                f.subject.as_str(),
-                f.affected,
-                f.total,
-            )
-        })
-        .collect();
+    let got = common::ranked(&doc);
     assert_eq!(
         got,
         [

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use serde_json::Value;
 use tcpshut_report::findings::{Kind, Severity};
 use tcpshut_report::{aggregate_capture, Aggregate, Document};
@@ -50,20 +52,7 @@ fn document() -> Document {
 #[test]
 fn the_idle_timeout_and_the_forged_resets_are_findings_of_the_path() {
     let doc = document();
-    let got: Vec<(usize, Kind, Severity, &str, u64, u64)> = doc
-        .findings
-        .iter()
-        .map(|f| {
-            (
-                f.rank,
-                f.kind,
-                f.severity,
-                f.subject.as_str(),
-                f.affected,
-                f.total,
-            )
-        })
-        .collect();
+    let got = common::ranked(&doc);
     // 15 connections to :5000 (five scenarios at three points), 3 refusals.
     assert_eq!(
         got,
