@@ -60,16 +60,16 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
         }
         let facts = tracker.observe(&seg);
         if upto == 2 {
-            tracker.conclude_retired(|conn, verdict| {
-                std::hint::black_box((conn, verdict));
+            tracker.conclude_retired(|flow, verdict| {
+                std::hint::black_box((flow, verdict));
             });
             std::hint::black_box(facts);
             continue;
         }
         held.hold(&seg, &facts);
         let mut settled = false;
-        tracker.conclude_retired(|conn, verdict| {
-            held.settle(conn, verdict);
+        tracker.conclude_retired(|flow, verdict| {
+            held.settle(&flow.conn, verdict);
             settled = true;
         });
         if settled {
@@ -78,7 +78,12 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
     }
     if upto >= 3 {
         let read = (frames, None);
-        tracker.finish(|conn, verdict| held.settle(conn, verdict), path, "", read);
+        tracker.finish(
+            |flow, verdict| held.settle(&flow.conn, verdict),
+            path,
+            "",
+            read,
+        );
         held.release(&mut emit)?;
     }
     csv.finish()?;

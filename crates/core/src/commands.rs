@@ -327,9 +327,10 @@ pub fn annotate(
     // One capture: a line per connection follows the counts.
     let single = batch.paths.len() == 1 && !batch.paths[0].is_dir();
     let detail = match format {
-        Format::Json | Format::Zeek | Format::ZeekJson | Format::Parquet => Detail::Reports,
-        // The first connections' lines and the counts: memory stays flat.
-        Format::Csv => Detail::Brief,
+        Format::Json => Detail::Reports,
+        // The first connections' lines and the counts: memory stays flat
+        // (the Parquet and conn.log sinks take the reports one at a time).
+        Format::Csv | Format::Zeek | Format::ZeekJson | Format::Parquet => Detail::Brief,
     };
     // A batch shows one bar for all its captures; a single capture, which
     // may take a while when it is large, shows its own through both passes.
@@ -481,6 +482,9 @@ impl RowSink for WithProgress<'_> {
     }
     fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
         self.inner.connection(report)
+    }
+    fn wants_zeek_view(&self) -> bool {
+        self.inner.wants_zeek_view()
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.bar.set_message(format!("{}/{}", pass.number, pass.of));

@@ -12,9 +12,11 @@
 //! run read as one dataset (`read_parquet('dir/**/*.segments.parquet')`).
 //! The heavy Arrow/Parquet dependency lives in this crate only.
 //!
-//! Memory stays flat for the segments: rows are gathered into Arrow
-//! column builders and written out as a row group every
-//! [`ROWS_PER_GROUP`] rows, then the encoded bytes go to the output
+//! Memory stays flat: one pass over the capture, as for the CSV
+//! sidecar; rows are gathered into Arrow column builders and written out
+//! as a row group every [`ROWS_PER_GROUP`] segments (connections: every
+//! [`CONNECTIONS_PER_GROUP`] reports, as connections leave the engine),
+//! then the encoded bytes go to the output
 //! (Arrow's writer wants a `Send` output; the sink hands it a shared
 //! buffer and drains it after each row group).
 
@@ -426,14 +428,28 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
     RecordBatch::try_new(connections_schema(), columns).map_err(arrow_error)
 }
 
-/// Writes the two tables of one capture: the connections when the
-/// reports are known (after pass 1), the segments as rows arrive.
+/// Connections per row group of the connections table: a row is some
+/// 300 bytes of builders, so a group holds a few MB.
+pub const CONNECTIONS_PER_GROUP: usize = 1 << 14;
+
+/// Writes the two tables of one capture in one pass, as the CSV sidecar
+/// is: the segments as rows leave the engine, the connections as their
+/// reports do ([`RowSink::connection`], with Zeek's view), each a row
+/// group at a time. Only the rows of the current row groups are held.
+/// (When another sink makes the run take two passes from the start, the
+/// reports come in pass 1, before [`RowSink::begin`] names the capture:
+/// they wait for it.)
 pub struct ParquetSink<S: Write, C: Write> {
     segments: TableWriter<S>,
     connections: TableWriter<C>,
     capture: String,
     columns: SegmentColumns,
     rows_per_group: usize,
+    /// Reports waiting for the next row group of the connections table.
+    reports: Vec<ConnectionReport>,
+    /// [`RowSink::begin`] has named the capture: row groups may go.
+    begun: bool,
+    connections_per_group: usize,
 }
 
 impl<S: Write, C: Write> ParquetSink<S, C> {
@@ -454,14 +470,28 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
             capture: String::new(),
             columns: SegmentColumns::new(),
             rows_per_group: ROWS_PER_GROUP,
+            reports: Vec::new(),
+            begun: false,
+            connections_per_group: CONNECTIONS_PER_GROUP,
         })
     }
 
     /// Ends a segments row group every `rows` rows (at least 1) instead
-    /// of every [`ROWS_PER_GROUP`].
+    /// of every [`ROWS_PER_GROUP`], and a connections row group every
+    /// `rows` connections instead of every [`CONNECTIONS_PER_GROUP`].
     pub fn with_rows_per_group(mut self, rows: usize) -> Self {
         self.rows_per_group = rows.max(1);
+        self.connections_per_group = rows.max(1);
         self
+    }
+
+    fn write_connections(&mut self) -> io::Result<()> {
+        if !self.reports.is_empty() {
+            let batch = connections_batch(&self.capture, &self.reports)?;
+            self.connections.write_group(&batch)?;
+            self.reports.clear();
+        }
+        Ok(())
     }
 
     fn write_segments(&mut self) -> io::Result<()> {
@@ -474,11 +504,37 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
 }
 
 impl<S: Write, C: Write> RowSink for ParquetSink<S, C> {
-    fn begin(&mut self, capture: &CaptureSummary, reports: &[ConnectionReport]) -> io::Result<()> {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+
+    fn wants_connections(&self) -> bool {
+        true
+    }
+
+    fn wants_zeek_view(&self) -> bool {
+        true
+    }
+
+    /// The reports come through [`RowSink::connection`], whatever the
+    /// schedule: those given here are ignored.
+    fn begin(&mut self, capture: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
         self.capture = capture.path.display().to_string();
-        let batch = connections_batch(&self.capture, reports)?;
-        self.connections.write_group(&batch)?;
-        self.connections.close()
+        self.begun = true;
+        while self.reports.len() >= self.connections_per_group {
+            let rest = self.reports.split_off(self.connections_per_group);
+            self.write_connections()?;
+            self.reports = rest;
+        }
+        Ok(())
+    }
+
+    fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
+        self.reports.push(report.clone());
+        if self.begun && self.reports.len() >= self.connections_per_group {
+            self.write_connections()?;
+        }
+        Ok(())
     }
 
     fn row(&mut self, row: &Row) -> io::Result<()> {
@@ -491,6 +547,8 @@ impl<S: Write, C: Write> RowSink for ParquetSink<S, C> {
 
     fn finish(&mut self) -> io::Result<()> {
         self.write_segments()?;
-        self.segments.close()
+        self.write_connections()?;
+        self.segments.close()?;
+        self.connections.close()
     }
 }

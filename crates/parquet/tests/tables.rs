@@ -10,7 +10,7 @@ use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use tcpshut_engine::{CsvSink, Detail};
+use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 use tcpshut_parquet::{connections_schema, segments_schema, ParquetSink, ROWS_PER_GROUP};
 
 fn testdata(name: &str) -> PathBuf {
@@ -116,4 +116,66 @@ fn row_groups_are_written_as_rows_arrive() {
     let (parts, _, groups) = tables(&capture, 7);
     assert_eq!(groups, rows.div_ceil(7));
     assert_eq!(parts.iter().map(RecordBatch::num_rows).sum::<usize>(), rows);
+}
+
+/// Every row of `batches` as text, one string per column value.
+fn rows_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|column| format!("{:?}", column.slice(i, 1)))
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// The tables of `capture` on `schedule`: the segments rows, and the
+/// connections rows sorted by id (one pass writes them as connections
+/// leave the engine; two passes from the start, in id order).
+fn tables_on(capture: &Path, schedule: Schedule) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let (mut segments, mut connections) = (Vec::new(), Vec::new());
+    let mut sink = ParquetSink::new(&mut segments, &mut connections)
+        .unwrap()
+        .with_rows_per_group(100);
+    annotate_with(capture, Detail::Brief, &mut sink, schedule).unwrap();
+    drop(sink);
+    let mut connections = rows_as_text(&read(connections).0);
+    // Column 1 is the id.
+    connections.sort_by_key(|row| row[1].clone());
+    (rows_as_text(&read(segments).0), connections)
+}
+
+#[test]
+fn every_schedule_writes_the_same_tables_once() {
+    for name in [
+        "report-mix/mix.pcap",
+        "port-reuse.pcap",
+        "close-wait-at-end.pcap",
+    ] {
+        let capture = testdata(name);
+        let one = tables_on(&capture, Schedule::default());
+        let doc = tcpshut_engine::annotate(
+            &capture,
+            Detail::Reports,
+            &mut tcpshut_engine::MemorySink::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            one.1.len(),
+            doc.reports.len(),
+            "{name}: one row per connection"
+        );
+        for schedule in [Schedule::TwoPasses, Schedule::OnePass { max_held_rows: 3 }] {
+            assert!(
+                tables_on(&capture, schedule) == one,
+                "{name}: {schedule:?} wrote other tables"
+            );
+        }
+    }
 }

@@ -148,13 +148,21 @@ fn conn_log_holds_the_zeek_rows_and_verdicts_of_the_json() {
         assert!(log.closed, "{}: #close ends the log", capture.display());
         check_types(&log);
         let doc: serde_json::Value = serde_json::from_str(&run(&capture, "json")).unwrap();
+        // Lines in the order their connection's last segment went by (as
+        // Zeek writes a connection when it removes it), a connection's
+        // lines together by first frame; ties in id order.
         let mut expected = Vec::new();
         for c in doc["connections"].as_array().unwrap() {
             for z in c["zeek_rows"].as_array().unwrap() {
-                expected.push((z["first_frame"].as_u64().unwrap(), c, z));
+                let key = (
+                    c["last_frame"].as_u64().unwrap(),
+                    c["id"].as_u64().unwrap(),
+                    z["first_frame"].as_u64().unwrap(),
+                );
+                expected.push((key, c, z));
             }
         }
-        expected.sort_by_key(|(frame, c, _)| (*frame, c["id"].as_u64()));
+        expected.sort_by_key(|(key, _, _)| *key);
         assert_eq!(log.rows.len(), expected.len(), "{}", capture.display());
         for (row, (_, c, z)) in log.rows.iter().zip(&expected) {
             let what = format!("{}: {row:?}", capture.display());

@@ -15,11 +15,17 @@
 //! `duration` and the byte counts only when the duration is positive,
 //! `history` only when not empty.
 //!
-//! The sink needs every connection's report first (two passes, memory
-//! per connection like the JSON document); the lines are written at the
-//! end, in the order of their Zeek connection's first frame.
+//! The sink takes each connection's report as the connection leaves the
+//! engine ([`RowSink::connection`], with Zeek's view), adds up its rows, and writes its
+//! lines once its last row has gone by, then forgets it: one pass, as for
+//! the CSV sidecar, holding only the connections whose rows are still
+//! coming. Lines are therefore in the order their tcpshut connection's
+//! last segment (a connection's lines together, by first frame) — as
+//! Zeek writes a connection when it removes it, not when it starts.
+//! `#open` is the time of the first TCP segment, `#close` of the latest.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
@@ -170,11 +176,36 @@ impl Direction {
     }
 }
 
+impl ConnLog {
+    fn new(report: &ConnectionReport) -> ConnLog {
+        ConnLog {
+            lines: report
+                .zeek_rows
+                .iter()
+                .map(|z| ZeekLine {
+                    first_frame: z.first_frame,
+                    conn_state: z.conn_state,
+                    history: z.history.clone(),
+                    ..ZeekLine::default()
+                })
+                .collect(),
+            report: report.clone(),
+            rst_cause: None,
+            current: 0,
+        }
+    }
+}
+
 /// Writes a conn.log.
 pub struct ZeekLogSink<W: Write> {
     out: W,
     form: ZeekForm,
-    conns: Vec<ConnLog>,
+    /// The connections whose rows are still coming, by id.
+    open: BTreeMap<u32, ConnLog>,
+    /// Times of the first and the latest TCP segment.
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    header_written: bool,
 }
 
 impl<W: Write> ZeekLogSink<W> {
@@ -182,36 +213,59 @@ impl<W: Write> ZeekLogSink<W> {
         ZeekLogSink {
             out,
             form,
-            conns: Vec::new(),
+            open: BTreeMap::new(),
+            first_ts: None,
+            last_ts: None,
+            header_written: false,
         }
+    }
+
+    /// Writes the lines of a connection whose rows have all gone by
+    /// (those of its Zeek connections that saw a row), after the header.
+    fn write_conn(&mut self, conn: &ConnLog) -> io::Result<()> {
+        if !self.header_written && self.form == ZeekForm::Tsv {
+            write_header(&mut self.out, self.first_ts.unwrap_or_default())?;
+        }
+        self.header_written = true;
+        for line in conn.lines.iter().filter(|l| l.first_sender.is_some()) {
+            let values = values(conn, line);
+            match self.form {
+                ZeekForm::Tsv => write_tsv(&mut self.out, &values)?,
+                ZeekForm::Json => write_json(&mut self.out, &values)?,
+            }
+        }
+        Ok(())
     }
 }
 
 impl<W: Write> RowSink for ZeekLogSink<W> {
-    fn begin(&mut self, _: &CaptureSummary, connections: &[ConnectionReport]) -> io::Result<()> {
-        self.conns = connections
-            .iter()
-            .map(|report| ConnLog {
-                lines: report
-                    .zeek_rows
-                    .iter()
-                    .map(|z| ZeekLine {
-                        first_frame: z.first_frame,
-                        conn_state: z.conn_state,
-                        history: z.history.clone(),
-                        ..ZeekLine::default()
-                    })
-                    .collect(),
-                report: report.clone(),
-                rst_cause: None,
-                current: 0,
-            })
-            .collect();
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+
+    fn wants_connections(&self) -> bool {
+        true
+    }
+
+    fn wants_zeek_view(&self) -> bool {
+        true
+    }
+
+    /// The reports come through [`RowSink::connection`], whatever the
+    /// schedule: those given here are ignored.
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
+        self.open.insert(report.id, ConnLog::new(report));
         Ok(())
     }
 
     fn row(&mut self, row: &Row) -> io::Result<()> {
-        let Some(conn) = self.conns.get_mut(row.conn as usize) else {
+        self.first_ts.get_or_insert(row.ts);
+        self.last_ts = self.last_ts.max(Some(row.ts));
+        let Some(conn) = self.open.get_mut(&row.conn) else {
             return Ok(());
         };
         if conn.rst_cause.is_none() {
@@ -243,31 +297,26 @@ impl<W: Write> RowSink for ZeekLogSink<W> {
         let from = usize::from(row.src != sender);
         line.dirs[from].sent(row);
         line.dirs[1 - from].acked_by(row);
+        if row.frame >= conn.report.last_frame {
+            if let Some(done) = self.open.remove(&row.conn) {
+                self.write_conn(&done)?;
+            }
+        }
         Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        let mut lines: Vec<(&ConnLog, &ZeekLine)> = self
-            .conns
-            .iter()
-            .flat_map(|c| c.lines.iter().map(move |l| (c, l)))
-            .filter(|(_, l)| l.first_sender.is_some())
-            .collect();
-        lines.sort_by_key(|(c, l)| (l.first_frame, c.report.id));
-        let first = lines.iter().map(|(_, l)| l.first_ts).min();
-        let last = lines.iter().map(|(_, l)| l.last_ts).max();
-        if self.form == ZeekForm::Tsv {
-            write_header(&mut self.out, first.unwrap_or_default())?;
+        // Every connection's last row has normally gone by; whatever
+        // did not (a capture cut short) is written now, in id order.
+        for (_, conn) in std::mem::take(&mut self.open) {
+            self.write_conn(&conn)?;
         }
-        for (conn, line) in lines {
-            let values = values(conn, line);
-            match self.form {
-                ZeekForm::Tsv => write_tsv(&mut self.out, &values)?,
-                ZeekForm::Json => write_json(&mut self.out, &values)?,
-            }
+        if !self.header_written && self.form == ZeekForm::Tsv {
+            write_header(&mut self.out, self.first_ts.unwrap_or_default())?;
         }
         if self.form == ZeekForm::Tsv {
-            writeln!(self.out, "#close\t{}", zeek_date(last.unwrap_or_default()))?;
+            let last = self.last_ts.unwrap_or_default();
+            writeln!(self.out, "#close\t{}", zeek_date(last))?;
         }
         self.out.flush()
     }

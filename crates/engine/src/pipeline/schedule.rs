@@ -24,7 +24,7 @@ use crate::pipeline::pending::PendingRows;
 use crate::pipeline::sinks::{Pass, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::Tracker;
-use crate::tracking::connection::Connection;
+use crate::tracking::flow::Flow;
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame};
 use crate::wire::link::DecodeStats;
@@ -101,6 +101,12 @@ fn for_each_frame(
     Ok((frames, stopped))
 }
 
+/// The report of a connection leaving the flow table, with Zeek's view
+/// when the tracker follows it ([`RowSink::wants_zeek_view`]).
+fn report_of(flow: &Flow, verdict: &ConnVerdict) -> ConnectionReport {
+    ConnectionReport::new(&flow.conn, flow.zeek.as_deref(), verdict)
+}
+
 /// Opens the capture from its start; called once per pass.
 type Open<'a> = &'a dyn Fn() -> Result<CaptureReader, CaptureError>;
 
@@ -110,8 +116,7 @@ pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
     verdicts_from(
         &|| source.open(),
         path,
-        detail,
-        false,
+        Tracker::concluding(detail),
         &mut |_| {},
         &mut |_, _| {},
     )
@@ -152,7 +157,7 @@ fn each_report_from(
     let format = format_name(reader.format());
     // Brief: the reports go to `each`, the tracker keeps next to nothing.
     let mut tracker = Tracker::concluding(Detail::Brief);
-    let mut report = |conn: &Connection, verdict| each(ConnectionReport::new(conn, None, &verdict));
+    let mut report = |flow: &Flow, verdict| each(report_of(flow, &verdict));
     let read = for_each_frame(&mut reader, None, &mut |_| {}, |frame| {
         if let Some(seg) = tracker.decode(frame) {
             tracker.observe(&seg);
@@ -163,31 +168,25 @@ fn each_report_from(
     Ok(tracker.finish(report, path, format, read).capture)
 }
 
-/// Pass 1; `all_verdicts` keeps every verdict whatever `detail` says (for
-/// a pass 2).
+/// Pass 1 with `tracker`, which says what is kept, handing each
+/// connection to `settled` as it is concluded.
 fn verdicts_from(
     open: Open,
     path: &Path,
-    detail: Detail,
-    all_verdicts: bool,
+    mut tracker: Tracker,
     progress: &mut dyn FnMut(u64),
-    settled: &mut dyn FnMut(&Connection, &ConnVerdict),
+    settled: &mut dyn FnMut(&Flow, &ConnVerdict),
 ) -> Result<Verdicts, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
-    let mut tracker = if all_verdicts {
-        Tracker::concluding_all(detail)
-    } else {
-        Tracker::concluding(detail)
-    };
     let read = for_each_frame(&mut reader, None, progress, |frame| {
         if let Some(seg) = tracker.decode(frame) {
             tracker.observe(&seg);
-            tracker.conclude_retired(|conn, verdict| settled(conn, &verdict));
+            tracker.conclude_retired(|flow, verdict| settled(flow, &verdict));
         }
         Ok(ControlFlow::Continue(()))
     })?;
-    Ok(tracker.finish(|conn, verdict| settled(conn, &verdict), path, format, read))
+    Ok(tracker.finish(|flow, verdict| settled(flow, &verdict), path, format, read))
 }
 
 /// Rows with hindsight into `sink`, in one pass or two ([`Schedule`]'s
@@ -281,10 +280,14 @@ fn one_pass(
     let format = format_name(reader.format());
     let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
-    let mut tracker = Tracker::concluding(detail);
+    let wants_connections = sink.wants_connections();
+    let mut tracker = if wants_connections && sink.wants_zeek_view() {
+        Tracker::concluding_with_zeek(detail, false)
+    } else {
+        Tracker::concluding(detail)
+    };
     let mut held = PendingRows::new();
     let mut gave_way = None;
-    let wants_connections = sink.wants_connections();
     let mut reported = 0u64;
     let mut report_error = None;
     // Both the rows and the progress reports go to the sink, never at once.
@@ -298,15 +301,14 @@ fn one_pass(
         let facts = tracker.observe(&seg);
         held.hold(&seg, &facts);
         let mut settled = false;
-        tracker.conclude_retired(|conn, verdict| {
+        tracker.conclude_retired(|flow, verdict| {
             if wants_connections && report_error.is_none() {
-                let report = ConnectionReport::new(conn, None, &verdict);
-                if let Err(e) = sink.borrow_mut().connection(&report) {
+                if let Err(e) = sink.borrow_mut().connection(&report_of(flow, &verdict)) {
                     report_error = Some(e);
                 }
                 reported += 1;
             }
-            held.settle(conn, verdict);
+            held.settle(&flow.conn, verdict);
             settled = true;
         });
         if let Some(e) = report_error.take() {
@@ -331,13 +333,13 @@ fn one_pass(
         });
     }
     let verdicts = tracker.finish(
-        |conn, verdict| {
+        |flow, verdict| {
             if wants_connections && report_error.is_none() {
-                if let Err(e) = sink.connection(&ConnectionReport::new(conn, None, &verdict)) {
+                if let Err(e) = sink.connection(&report_of(flow, &verdict)) {
                     report_error = Some(e);
                 }
             }
-            held.settle(conn, verdict)
+            held.settle(&flow.conn, verdict)
         },
         path,
         format,
@@ -381,20 +383,24 @@ fn two_passes(
     // Pass 1 settles the connections in the order one pass did: those it
     // reported already are skipped.
     let wants_connections = sink.wants_connections();
+    // Every verdict is kept for pass 2.
+    let tracker = if wants_connections && sink.wants_zeek_view() {
+        Tracker::concluding_with_zeek(detail, true)
+    } else {
+        Tracker::concluding_all(detail)
+    };
     let mut settled = 0u64;
     let mut report_error = None;
     let sink_cell = std::cell::RefCell::new(&mut *sink);
     let mut first = verdicts_from(
         open,
         path,
-        detail,
-        true,
+        tracker,
         &mut |bytes| sink_cell.borrow_mut().progress(first_pass, bytes),
-        &mut |conn, verdict| {
+        &mut |flow, verdict| {
             settled += 1;
             if wants_connections && settled > reported && report_error.is_none() {
-                let report = ConnectionReport::new(conn, None, verdict);
-                if let Err(e) = sink_cell.borrow_mut().connection(&report) {
+                if let Err(e) = sink_cell.borrow_mut().connection(&report_of(flow, verdict)) {
                     report_error = Some(e);
                 }
             }

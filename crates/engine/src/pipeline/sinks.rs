@@ -57,6 +57,15 @@ pub trait RowSink {
     fn connection(&mut self, _report: &ConnectionReport) -> std::io::Result<()> {
         Ok(())
     }
+    /// Whether the reports handed to [`RowSink::connection`] must carry
+    /// Zeek's view of the connection (`zeek_rows`, `zeek_conn_state`,
+    /// `zeek_history`). Following Zeek's model costs on every segment, so
+    /// only sinks that show it ask (conn.log, the Parquet connections
+    /// table); without, those fields are those of a connection Zeek never
+    /// saw start. Only read when [`RowSink::wants_connections`].
+    fn wants_zeek_view(&self) -> bool {
+        false
+    }
     /// How far `pass` has read into the capture, in bytes: now and then
     /// during each pass, and once at its end. Pass 1 of 2 reports before
     /// [`RowSink::begin`]. For progress bars; the default ignores it.
@@ -89,6 +98,9 @@ impl<T: RowSink + ?Sized> RowSink for &mut T {
     }
     fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
         (**self).connection(report)
+    }
+    fn wants_zeek_view(&self) -> bool {
+        (**self).wants_zeek_view()
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         (**self).progress(pass, bytes)
@@ -133,6 +145,10 @@ impl RowSink for Tee<'_> {
             self.1.connection(report)?;
         }
         Ok(())
+    }
+    fn wants_zeek_view(&self) -> bool {
+        (self.0.wants_connections() && self.0.wants_zeek_view())
+            || (self.1.wants_connections() && self.1.wants_zeek_view())
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.0.progress(pass, bytes);

@@ -9,7 +9,7 @@ use crate::output::reports::ConnectionReport;
 use crate::pipeline::summary::{
     CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };
-use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::connection::SegmentFacts;
 use crate::tracking::flow::{Flow, FlowTable};
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::Frame;
@@ -32,25 +32,37 @@ impl Tracker {
     /// view and checksums are followed only for reports, the one output
     /// that shows them.
     pub fn concluding(detail: Detail) -> Tracker {
-        Tracker::with(detail, Some(false))
+        Tracker::with(detail, Some(false), false)
+    }
+
+    /// [`Tracker::concluding`] (or, with `all_verdicts`,
+    /// [`Tracker::concluding_all`]) that also follows Zeek's model of every
+    /// connection, so that each flow handed to `settled` carries it: for
+    /// sinks that take each connection's report with Zeek's view as it
+    /// leaves ([`RowSink::wants_zeek_view`]).
+    ///
+    /// [`RowSink::wants_zeek_view`]: crate::pipeline::sinks::RowSink::wants_zeek_view
+    pub(crate) fn concluding_with_zeek(detail: Detail, all_verdicts: bool) -> Tracker {
+        Tracker::with(detail, Some(all_verdicts), true)
     }
 
     /// [`Tracker::concluding`] that also keeps every verdict, whatever
     /// `detail` says: pass 1 of two, whose pass 2 needs them.
     pub(crate) fn concluding_all(detail: Detail) -> Tracker {
-        Tracker::with(detail, Some(true))
+        Tracker::with(detail, Some(true), false)
     }
 
     /// A tracker that follows connections without concluding them: pass 2
     /// of two, which has pass 1's verdicts.
     pub fn following() -> Tracker {
-        Tracker::with(Detail::Brief, None)
+        Tracker::with(Detail::Brief, None, false)
     }
 
-    /// `all_verdicts`: `None` concludes nothing.
-    fn with(detail: Detail, all_verdicts: Option<bool>) -> Tracker {
+    /// `all_verdicts`: `None` concludes nothing. `zeek`: follow Zeek's
+    /// model even when `detail` keeps no reports.
+    fn with(detail: Detail, all_verdicts: Option<bool>, zeek: bool) -> Tracker {
         let reports = all_verdicts.is_some() && detail == Detail::Reports;
-        let table = if reports {
+        let table = if reports || zeek {
             FlowTable::new()
         } else {
             FlowTable::without_zeek()
@@ -85,9 +97,10 @@ impl Tracker {
     }
 
     /// Concludes the connections that left the flow table since the last
-    /// call, in id order, handing each to `settled` with its verdict
-    /// (a tracker that concludes nothing drops them).
-    pub fn conclude_retired(&mut self, settled: impl FnMut(&Connection, ConnVerdict)) {
+    /// call, in id order, handing each flow (its connection, and Zeek's
+    /// model of it when the tracker follows Zeek) to `settled` with its
+    /// verdict (a tracker that concludes nothing drops them).
+    pub fn conclude_retired(&mut self, settled: impl FnMut(&Flow, ConnVerdict)) {
         let retired = self.table.take_retired();
         if !retired.is_empty() {
             self.kept.conclude_all(retired, settled);
@@ -100,7 +113,7 @@ impl Tracker {
     /// count and why reading stopped early, if it did).
     pub fn finish(
         self,
-        settled: impl FnMut(&Connection, ConnVerdict),
+        settled: impl FnMut(&Flow, ConnVerdict),
         path: &Path,
         format: &'static str,
         read: (u64, Option<String>),
@@ -142,17 +155,13 @@ impl Conclusions {
     }
 
     /// Concludes connections that left the flow table, in id order.
-    fn conclude_all(
-        &mut self,
-        flows: Vec<Flow>,
-        mut settled: impl FnMut(&Connection, ConnVerdict),
-    ) {
+    fn conclude_all(&mut self, flows: Vec<Flow>, mut settled: impl FnMut(&Flow, ConnVerdict)) {
         if self.all_verdicts.is_none() {
             return;
         }
         for flow in flows {
             let verdict = self.conclude(&flow);
-            settled(&flow.conn, verdict);
+            settled(&flow, verdict);
         }
     }
 

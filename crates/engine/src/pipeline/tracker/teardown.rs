@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 
 use super::Tracker;
 use crate::pipeline::summary::Detail;
-use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::connection::SegmentFacts;
 use crate::tracking::endpoint::TcpState as S;
 use crate::tracking::event::Event;
+use crate::tracking::flow::Flow;
 use crate::tracking::inference::{ClosedBy, Closer, ConnVerdict, Outcome, Role};
 use crate::wire::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
@@ -118,7 +119,8 @@ impl Wire {
     fn analyse(&self) -> Analysis {
         let mut tracker = Tracker::concluding(Detail::Verdicts);
         let mut final_states = Vec::new();
-        let mut keep_states = |conn: &Connection, _| {
+        let mut keep_states = |flow: &Flow, _| {
+            let conn = &flow.conn;
             let id = conn.id as usize;
             final_states.resize(final_states.len().max(id + 1), [S::Unknown; 2]);
             final_states[id] = [conn.endpoints[0].state, conn.endpoints[1].state];
