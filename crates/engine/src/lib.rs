@@ -23,8 +23,8 @@ mod wire;
 
 // ---- Running the engine over a capture ----
 pub use pipeline::schedule::{
-    annotate, annotate_bytes, annotate_with, each_report, each_report_bytes, verdicts,
-    AnalyzeError, Schedule,
+    annotate, annotate_bytes, annotate_series, annotate_with, each_report, each_report_bytes,
+    each_report_series, verdicts, verdicts_series, AnalyzeError, Schedule,
 };
 pub use pipeline::sinks::{Pass, RowSink, Tee};
 pub use pipeline::summary::{
@@ -37,6 +37,7 @@ pub use output::csv::{CsvSink, CSV_HEADER};
 pub use output::json::JsonSink;
 pub use output::memory::MemorySink;
 pub use output::pcapng::PcapngCopy;
+pub use output::series::{MakeFileSink, SeriesSink};
 pub use output::zeek_log::{ZeekForm, ZeekLogSink};
 
 // ---- What rows and reports say ----
@@ -60,6 +61,7 @@ pub use wire::link::{
     decode, decode_reassembling, set_tunnel_ports, tunnel_ports, DecodeOptions, DecodeStats,
     Fragments, TunnelError, TunnelPorts, MAX_HELD_FRAGMENTS, MAX_PORTS_PER_TUNNEL,
 };
+pub use wire::series::{FileSpan, Series, SeriesFile, SeriesLog};
 pub use wire::source::{is_stream, stop_streams, WholeSpool, STDIN};
 pub use wire::tunnel::{Tunnel, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
 

@@ -17,4 +17,5 @@ pub(crate) mod memory;
 pub(crate) mod pcapng;
 pub(crate) mod reports;
 pub(crate) mod rows;
+pub(crate) mod series;
 pub(crate) mod zeek_log;

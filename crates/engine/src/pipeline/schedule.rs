@@ -28,6 +28,7 @@ use crate::tracking::flow::Flow;
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame};
 use crate::wire::link::DecodeStats;
+use crate::wire::series::Series;
 use crate::wire::source::{Reads, Source};
 
 /// Why a capture could not be analysed at all, or a sink failed.
@@ -135,6 +136,41 @@ pub fn each_report(
 ) -> Result<CaptureSummary, AnalyzeError> {
     let source = Source::new(path, Reads::Once)?;
     each_report_from(&|| source.open(), path, each)
+}
+
+/// [`each_report`] over a rotated series, read as one capture.
+pub fn each_report_series(
+    series: &Series,
+    each: &mut dyn FnMut(ConnectionReport),
+) -> Result<CaptureSummary, AnalyzeError> {
+    each_report_from(&|| series.open(), Path::new(&series.name()), each)
+}
+
+/// [`verdicts`] over a rotated series, read as one capture: the
+/// connections crossing its files are followed across them.
+pub fn verdicts_series(series: &Series, detail: Detail) -> Result<Verdicts, AnalyzeError> {
+    let name = series.name();
+    verdicts_from(
+        &|| series.open(),
+        Path::new(&name),
+        detail,
+        false,
+        &mut |_| {},
+        &mut |_, _| {},
+    )
+}
+
+/// [`annotate_with`] over a rotated series, read as one capture (rows
+/// are numbered on from file to file: `output::series::SeriesSink` gives
+/// each file its own).
+pub fn annotate_series(
+    series: &Series,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+    schedule: Schedule,
+) -> Result<Verdicts, AnalyzeError> {
+    let name = series.name();
+    annotate_from(&|| series.open(), Path::new(&name), detail, sink, schedule)
 }
 
 /// [`each_report`] over a capture held in memory; `name` stands in for the

@@ -32,6 +32,7 @@ use pcap_file::TsResolution;
 
 use crate::wire::compressed::{self, Compression, Consumed};
 use crate::wire::segment::Timestamp;
+use crate::wire::series::Chain;
 use pcapng::PcapNgState;
 
 /// A link-layer type number (LINKTYPE_* / DLT_*).
@@ -189,6 +190,9 @@ pub struct CaptureReader {
     /// Of a compressed capture: how much of the file the decompressor has
     /// consumed ([`CaptureReader::bytes_read`]).
     consumed: Option<Consumed>,
+    /// Of a rotated series (`wire::series`): the files after this one,
+    /// read on from here, their frames numbered on.
+    pub(crate) chain: Option<Box<Chain>>,
 }
 
 impl CaptureReader {
@@ -266,6 +270,7 @@ impl CaptureReader {
                     finished: false,
                     cut_before_header: Some(cut.into()),
                     consumed: None,
+                    chain: None,
                 })
             }
             Err(e) => return Err(e.into()),
@@ -337,6 +342,7 @@ impl CaptureReader {
             finished: false,
             cut_before_header: None,
             consumed: None,
+            chain: None,
         })
     }
 
@@ -351,8 +357,29 @@ impl CaptureReader {
         }
     }
 
-    /// The next frame, `Ok(None)` at a clean end of file.
+    /// The next frame, `Ok(None)` at a clean end of file. Of a series, the
+    /// files follow one another and their frames are numbered on; a file
+    /// that breaks ends there, logged, and the next one follows.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        let located = match self.next_located() {
+            Ok(Some(located)) => Some(located),
+            ended if self.chain.is_none() => ended?,
+            ended => self.next_file(ended.err())?,
+        };
+        Ok(located.map(|(number, located)| {
+            let number = match &mut self.chain {
+                None => number,
+                Some(chain) => {
+                    chain.last_ts = Some(located.ts);
+                    chain.base + number
+                }
+            };
+            self.frame(number, located)
+        }))
+    }
+
+    /// The next packet of this file, with its number in the file.
+    fn next_located(&mut self) -> Result<Option<(u64, Located)>, CaptureError> {
         self.cut_short()?;
         if self.finished {
             return Ok(None);
@@ -366,13 +393,40 @@ impl CaptureReader {
             } => next_pcap_record(&mut self.stream, number, *endianness, *nanosecond, *link),
             Container::PcapNg(state) => state.next_packet(&mut self.stream, number),
         };
-        match self.ended_on(located)? {
-            Some(located) => {
-                let number = self.numbered(number);
-                self.frames_read = number;
-                Ok(Some(self.frame(number, located)))
+        Ok(self.ended_on(located)?.map(|located| {
+            let number = self.numbered(number);
+            self.frames_read = number;
+            (number, located)
+        }))
+    }
+
+    /// A file of a series ended (`problem`: it broke): logs it, and reads
+    /// on from the next file that opens; `Ok(None)` after the last.
+    #[cold]
+    fn next_file(
+        &mut self,
+        problem: Option<CaptureError>,
+    ) -> Result<Option<(u64, Located)>, CaptureError> {
+        let mut chain = self.chain.take().expect("a series has a chain");
+        chain.ended(self.frames_read, problem.map(|e| e.to_string()));
+        loop {
+            if !chain.has_next() {
+                self.chain = Some(chain);
+                return Ok(None);
             }
-            None => Ok(None),
+            // A file that does not open is logged, and gives no frame.
+            let Ok(next) = chain.open_next() else {
+                continue;
+            };
+            *self = next;
+            self.chain = Some(chain);
+            let problem = match self.next_located() {
+                Ok(Some(located)) => return Ok(Some(located)),
+                Ok(None) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            chain = self.chain.take().expect("a series has a chain");
+            chain.ended(self.frames_read, problem);
         }
     }
 

@@ -9,5 +9,6 @@ pub(crate) mod compressed;
 pub(crate) mod link;
 pub(crate) mod segment;
 pub(crate) mod seq;
+pub(crate) mod series;
 pub(crate) mod source;
 pub(crate) mod tunnel;
