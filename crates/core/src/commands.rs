@@ -3,7 +3,7 @@
 //! in input order whatever order the work finished in.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::ConnectionsCsvSink;
 use tcpshut_engine::TcpState;
-use tcpshut_engine::{Closer, ConnVerdict, Outcome, Unseen};
+use tcpshut_engine::{Closer, ConnVerdict, Outcome, Series, Unseen};
 
 use tcpshut_engine::{
     CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, SightCounts, Tee,
@@ -51,6 +51,21 @@ impl Done {
         }
     }
 
+    /// A series that could not be read at all: what each file gave
+    /// (`file_lines`), or `err` if that says nothing.
+    fn series_failed(series: &Series, err: &anyhow::Error, mut lines: Vec<String>) -> Self {
+        if lines.is_empty() {
+            lines.push(messages::error_line(Path::new(&series.name()), err));
+        }
+        Done {
+            status: Status::Failed,
+            lines: Vec::new(),
+            connections: None,
+            errors: lines,
+            stdout_closed: false,
+        }
+    }
+
     /// `err` ended an input that wrote to standard output: a reader
     /// that went away ends the run quietly, anything else is a failure.
     fn failed_writing_stdout(path: &Path, err: &anyhow::Error) -> Self {
@@ -63,23 +78,25 @@ impl Done {
     }
 }
 
-/// Runs `work` on every input, in parallel, and prints the results in
-/// input order. Returns the worst status.
+/// Runs `work` on every input (`series` on each rotated series, with
+/// `--series`), in parallel, and prints the results in input order.
+/// Returns the worst status.
 fn run_batch(
     batch: &BatchArgs,
     to_stderr: bool,
     force: bool,
     work: impl Fn(&Path, &Guard) -> Done + Sync,
+    series: impl Fn(&Series, &Guard) -> Done + Sync,
 ) -> anyhow::Result<Status> {
-    let inputs = inputs::collect(&batch.paths);
+    crate::series::refuse_streams(batch)?;
+    let inputs = inputs::collect(&batch.paths, batch.series);
     if inputs.is_empty() {
         bail!("no captures found in the given paths");
     }
     let guard = Guard::new(
-        inputs.iter().filter_map(|input| match input {
-            Input::Capture(path) => Some(path.as_path()),
-            Input::Problem(..) => None,
-        }),
+        inputs
+            .iter()
+            .flat_map(|input| input.captures().iter().map(PathBuf::as_path)),
         force,
     );
     let many = inputs.len() > 1;
@@ -103,6 +120,7 @@ fn run_batch(
             .map(|input| {
                 let result = match input {
                     Input::Capture(path) => work(path, &guard),
+                    Input::Series(files) => series(&Series::new(files.clone()), &guard),
                     Input::Problem(path, why) => Done::failed(path, &anyhow::anyhow!("{why}")),
                 };
                 progress.inc(1);
@@ -308,6 +326,15 @@ pub fn annotate(
     force: bool,
 ) -> anyhow::Result<Status> {
     streams_need_output(batch, dest, pcapng)?;
+    if batch.series {
+        // Each file's sidecars beside it, for the plugin.
+        if format != Format::Csv || dest.is_some() || pcapng {
+            bail!(
+                "--series writes the CSV sidecars beside each file of a series: \
+                 it takes no --format other than csv, no -o and no --pcapng"
+            );
+        }
+    }
     // Parquet with -o DIR: one dataset for every capture of the run.
     let dataset = dest.filter(|_| format == Format::Parquet);
     if let Some(dir) = dataset {
@@ -338,7 +365,7 @@ pub fn annotate(
         && !batch.no_progress
         && std::io::stderr().is_terminal()
         && !tcpshut_engine::is_stream(&batch.paths[0]);
-    run_batch(batch, to_stdout, force, |path, guard| {
+    let one = |path: &Path, guard: &Guard| {
         let run = |mut sink: Box<dyn RowSink + '_>| -> anyhow::Result<Verdicts> {
             if bar_for_one {
                 sink = Box::new(WithProgress::new(sink, path));
@@ -426,7 +453,28 @@ pub fn annotate(
                 }
             }
         }
-    })
+    };
+    let series = |series: &Series, guard: &Guard| {
+        let result = crate::series::annotate(series, guard).and_then(usable);
+        let (status, errors) = crate::series::file_lines(series);
+        match result {
+            Err(err) => Done::series_failed(series, &err, errors),
+            Ok(verdicts) => Done {
+                status,
+                lines: vec![format!(
+                    "{}: {}, {} segments -> {}",
+                    series.name(),
+                    count_outcomes(&verdicts.outcomes),
+                    verdicts.capture.decode.tcp_segments,
+                    crate::series::written(series),
+                )],
+                connections: None,
+                errors,
+                stdout_closed: false,
+            },
+        }
+    };
+    run_batch(batch, to_stdout, force, one, series)
 }
 
 /// A [`Guard`]'s refusal as the error of writing `dest`.
@@ -565,7 +613,7 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
             return summary_of_stream(path, only);
         }
     }
-    run_batch(batch, false, false, |path, _| {
+    let one = |path: &Path, _: &Guard| {
         let verdicts = tcpshut_engine::verdicts(path, Detail::Reports)
             .map_err(anyhow::Error::from)
             .and_then(usable);
@@ -573,32 +621,50 @@ pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
             Err(err) => Done::failed(path, &err),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
-                let mut lines = vec![format!(
-                    "{}: {}",
-                    shown(path),
-                    count_outcomes(&verdicts.outcomes)
-                )];
-                let shown: Vec<&ConnectionReport> = verdicts
-                    .reports
-                    .iter()
-                    .filter(|r| only.is_empty() || only.contains(&r.outcome))
-                    .collect();
-                lines.extend(table(&shown));
-                lines.extend(lingering(&verdicts.reports));
-                lines.extend(sight_lines(
-                    &verdicts.capture.sight,
-                    verdicts.outcomes.total(),
-                ));
-                Done {
-                    status,
-                    lines,
-                    connections: None,
-                    errors,
-                    stdout_closed: false,
-                }
+                summary_done(&shown(path), &verdicts, only, status, errors)
             }
         }
-    })
+    };
+    let series = |series: &Series, _: &Guard| {
+        let verdicts = tcpshut_engine::verdicts_series(series, Detail::Reports)
+            .map_err(anyhow::Error::from)
+            .and_then(usable);
+        let (status, errors) = crate::series::file_lines(series);
+        match verdicts {
+            Err(err) => Done::series_failed(series, &err, errors),
+            Ok(verdicts) => summary_done(&series.name(), &verdicts, only, status, errors),
+        }
+    };
+    run_batch(batch, false, false, one, series)
+}
+
+/// `summary`'s table of one capture (or series) named `name`.
+fn summary_done(
+    name: &str,
+    verdicts: &Verdicts,
+    only: &[Outcome],
+    status: Status,
+    errors: Vec<String>,
+) -> Done {
+    let mut lines = vec![format!("{name}: {}", count_outcomes(&verdicts.outcomes))];
+    let shown: Vec<&ConnectionReport> = verdicts
+        .reports
+        .iter()
+        .filter(|r| only.is_empty() || only.contains(&r.outcome))
+        .collect();
+    lines.extend(table(&shown));
+    lines.extend(lingering(&verdicts.reports));
+    lines.extend(sight_lines(
+        &verdicts.capture.sight,
+        verdicts.outcomes.total(),
+    ));
+    Done {
+        status,
+        lines,
+        connections: None,
+        errors,
+        stdout_closed: false,
+    }
 }
 
 /// One line counting the endpoints left in a state that still holds a

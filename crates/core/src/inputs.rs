@@ -25,7 +25,20 @@ const COMPRESSION_EXTENSIONS: [&str; 6] = ["gz", "zst", "zstd", "lz4", "bz2", "x
 /// One thing to work on, or a problem found while looking for it.
 pub enum Input {
     Capture(PathBuf),
+    /// A rotated series (`--series`): files read as one capture.
+    Series(Vec<PathBuf>),
     Problem(PathBuf, String),
+}
+
+impl Input {
+    /// The capture files it names.
+    pub fn captures(&self) -> &[PathBuf] {
+        match self {
+            Input::Capture(path) => std::slice::from_ref(path),
+            Input::Series(files) => files,
+            Input::Problem(..) => &[],
+        }
+    }
 }
 
 /// Whether the file's name says it is a capture: `x.pcap`, `x.pcapng.gz`,
@@ -50,8 +63,76 @@ pub fn named_like_capture(path: &Path) -> bool {
 
 /// Expands the command line's paths. Files named explicitly are always
 /// taken (reading them says what is wrong); directories contribute the
-/// files that are named or look like captures.
-pub fn collect(paths: &[PathBuf]) -> Vec<Input> {
+/// files that are named or look like captures. With `series`, the files
+/// named form one series, and each directory's captures are grouped into
+/// series by [`series_key`] (a group of one stays a capture).
+pub fn collect(paths: &[PathBuf], series: bool) -> Vec<Input> {
+    if !series {
+        return walk(paths);
+    }
+    let named: Vec<PathBuf> = paths.iter().filter(|p| !p.is_dir()).cloned().collect();
+    let mut inputs = Vec::new();
+    if !named.is_empty() {
+        inputs.push(Input::Series(named));
+    }
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        // Groups in the order their first file was found.
+        let mut groups: Vec<((PathBuf, String), Vec<PathBuf>)> = Vec::new();
+        for input in walk(std::slice::from_ref(dir)) {
+            let Input::Capture(file) = input else {
+                inputs.push(input);
+                continue;
+            };
+            let key = series_key(&file);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, files)) => files.push(file),
+                None => groups.push((key, vec![file])),
+            }
+        }
+        inputs.extend(groups.into_iter().map(|(_, mut files)| {
+            if files.len() == 1 {
+                Input::Capture(files.remove(0))
+            } else {
+                Input::Series(files)
+            }
+        }));
+    }
+    inputs
+}
+
+/// Which series a file of a directory belongs to (`--series`): its folder,
+/// and its name with the digits that count or date the files left out: a
+/// number right after the capture extension (`tcpdump -C`'s `x.pcap`,
+/// `x.pcap1`, ...) is dropped, every other run of digits stands for any
+/// (`tcpdump -G`'s strftime names, dumpcap's `x_00001_20261130152500.pcapng`,
+/// editcap's `x_00000_20261130152500.pcap`).
+pub fn series_key(path: &Path) -> (PathBuf, String) {
+    let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let (stem, compression) = match name.rsplit_once('.') {
+        Some((stem, ext)) if COMPRESSION_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => {
+            (stem.to_string(), format!(".{ext}"))
+        }
+        _ => (name.clone(), String::new()),
+    };
+    let uncounted = stem.trim_end_matches(|c: char| c.is_ascii_digit());
+    let counted = uncounted.rsplit_once('.').is_some_and(|(_, ext)| {
+        CAPTURE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    });
+    let stem = if counted { uncounted } else { stem.as_str() };
+    let mut key = String::new();
+    for c in stem.chars() {
+        if !c.is_ascii_digit() {
+            key.push(c);
+        } else if !key.ends_with('#') {
+            key.push('#');
+        }
+    }
+    (folder, key + &compression)
+}
+
+/// The captures of `paths`, each file on its own.
+fn walk(paths: &[PathBuf]) -> Vec<Input> {
     let mut inputs = Vec::new();
     for path in paths {
         if !path.is_dir() {
@@ -137,5 +218,34 @@ mod tests {
         ] {
             assert!(!named_like_capture(Path::new(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn series_names_differ_only_by_counters_and_times() {
+        let key = |name: &str| series_key(Path::new(name)).1;
+        let same = [
+            &["dir/x.pcap", "dir/x.pcap1", "dir/x.pcap12"][..],
+            &["ring_00001_20261130152500.pcapng", "ring_00002_20261130152600.pcapng"],
+            &["part_00000_20261130100648.pcap", "part_00004_20261130100650.pcap"],
+            &["cap-20261130-1525.pcap.gz", "cap-20261130-1530.pcap.gz"],
+        ];
+        for names in same {
+            for name in names {
+                assert_eq!(key(name), key(names[0]), "{name} and {}", names[0]);
+            }
+        }
+        for (a, b) in [
+            ("x.pcap", "y.pcap"),
+            ("ring_00001_20261130152500.pcapng", "ring_00001_20261130152500.pcap"),
+            ("x.pcap.gz", "x.pcap"),
+            ("eth0-1.pcap", "eth1-1.pcapng"),
+        ] {
+            assert_ne!(key(a), key(b), "{a} and {b}");
+        }
+        // Same names in two folders are two series.
+        assert_ne!(
+            series_key(Path::new("a/x.pcap1")),
+            series_key(Path::new("b/x.pcap1"))
+        );
     }
 }

@@ -15,6 +15,7 @@ mod lab;
 mod messages;
 mod output;
 mod report;
+mod series;
 mod wireshark;
 
 use std::io::Write;
@@ -115,6 +116,13 @@ pub struct BatchArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Read the captures as a rotated series (tcpdump -C/-G, dumpcap's
+    /// ring buffer, editcap -c): one capture in time order, connections
+    /// followed across the files, each file keeping its own sidecar. The
+    /// files named form one series; in a directory, the files whose names
+    /// differ only by a counter or a timestamp do (docs/inputs.md).
+    #[arg(long)]
+    series: bool,
 }
 
 #[derive(Subcommand)]

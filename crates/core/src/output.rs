@@ -161,53 +161,97 @@ pub fn write_atomically<T>(
     dest: &Path,
     write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    if fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(dest)
-            .with_context(|| format!("cannot open {}", dest.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        let value = write(&mut out)?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", dest.display()))?;
-        return Ok(value);
-    }
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // The file gets the mode any new file of the user gets (0666 less the
-    // umask), or the mode of the file it replaces: the temporary file's own
-    // 0600 would hide a sidecar from another user's Wireshark.
-    let existing = fs::metadata(dest).ok().map(|m| m.permissions());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tcpshut-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o666));
-    }
-    let tmp = Unfinished::create_in(&builder, dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    if let Some(mode) = existing {
-        fs::set_permissions(tmp.path(), mode)
-            .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
-    }
-    let value = {
-        let mut reserving = Reserving::new(tmp.file());
-        let mut out = BufWriter::with_capacity(1 << 16, &mut reserving);
-        let value = write(&mut out)?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", dest.display()))?;
-        drop(out);
-        reserving
-            .release_unused()
-            .with_context(|| format!("cannot write {}", dest.display()))?;
-        value
-    };
-    tmp.persist(dest)
-        .with_context(|| format!("cannot rename into {}", dest.display()))?;
+    let mut file = AtomicFile::create(dest)?;
+    let value = write(&mut file)?;
+    file.commit()?;
     Ok(value)
+}
+
+/// An output being written to a temporary file beside its destination,
+/// renamed into place by [`AtomicFile::commit`]; dropped before that, it
+/// is removed ([`write_atomically`] for one written in one go; a rotated
+/// series' sidecars are each committed when their file is done).
+pub struct AtomicFile {
+    dest: PathBuf,
+    out: BufWriter<Reserving>,
+    /// `None` for a device or FIFO, written in place.
+    tmp: Option<Unfinished>,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest` (see [`write_atomically`]).
+    pub fn create(dest: &Path) -> anyhow::Result<AtomicFile> {
+        if fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .with_context(|| format!("cannot open {}", dest.display()))?;
+            return Ok(AtomicFile {
+                dest: dest.to_path_buf(),
+                out: BufWriter::with_capacity(1 << 16, Reserving::new(file, false)),
+                tmp: None,
+            });
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // The file gets the mode any new file of the user gets (0666 less the
+        // umask), or the mode of the file it replaces: the temporary file's own
+        // 0600 would hide a sidecar from another user's Wireshark.
+        let existing = fs::metadata(dest).ok().map(|m| m.permissions());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".tcpshut-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let tmp = Unfinished::create_in(&builder, dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        if let Some(mode) = existing {
+            fs::set_permissions(tmp.path(), mode)
+                .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
+        }
+        let file = tmp
+            .file()
+            .try_clone()
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        Ok(AtomicFile {
+            dest: dest.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, Reserving::new(file, cfg!(target_os = "linux"))),
+            tmp: Some(tmp),
+        })
+    }
+
+    /// Writes out what is buffered and renames the file into place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let dest = self.dest;
+        let cannot_write = || format!("cannot write {}", dest.display());
+        let reserving = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(cannot_write)?;
+        reserving.release_unused().with_context(cannot_write)?;
+        if let Some(tmp) = self.tmp {
+            tmp.persist(&dest)
+                .with_context(|| format!("cannot rename into {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Temporary files being written, for [`clean_up_on_signals`].
@@ -317,8 +361,8 @@ pub fn clean_up_on_signals(_first_sigint_ends_streams: bool) -> io::Result<()> {
 /// (`auto_da_alloc`), 60–90 ms for a 170 MB sidecar on the benchmark
 /// machine, 0.3 ms with the blocks reserved. Reservation is a hint: where
 /// the file system does not support it, writes go on as usual.
-struct Reserving<'a> {
-    file: &'a File,
+struct Reserving {
+    file: File,
     written: u64,
     reserved: u64,
     supported: bool,
@@ -327,13 +371,14 @@ struct Reserving<'a> {
 /// Blocks are reserved this much at a time.
 const RESERVE_STEP: u64 = 8 << 20;
 
-impl<'a> Reserving<'a> {
-    fn new(file: &'a File) -> Self {
+impl Reserving {
+    /// Writes `file`, reserving ahead where `supported`.
+    fn new(file: File, supported: bool) -> Self {
         Reserving {
             file,
             written: 0,
             reserved: 0,
-            supported: cfg!(target_os = "linux"),
+            supported,
         }
     }
 
@@ -372,7 +417,7 @@ impl<'a> Reserving<'a> {
     }
 }
 
-impl Write for Reserving<'_> {
+impl Write for Reserving {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let end = self.written + buf.len() as u64;
         if self.supported && end > self.reserved {
@@ -428,7 +473,7 @@ mod tests {
     #[test]
     fn writes_past_the_reservation_reserve_more() {
         let file = tempfile::tempfile().unwrap();
-        let mut reserving = Reserving::new(&file);
+        let mut reserving = Reserving::new(file.try_clone().unwrap(), cfg!(target_os = "linux"));
         let block = vec![7u8; 1 << 20];
         for _ in 0..10 {
             reserving.write_all(&block).unwrap();

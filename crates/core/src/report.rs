@@ -38,6 +38,7 @@ impl Partial {
     fn of(position: usize, input: &Input) -> Partial {
         let (path, result) = match input {
             Input::Capture(path) => (path, tcpshut_report::aggregate_capture(position, path)),
+            Input::Series(files) => return Partial::of_series(position, files),
             Input::Problem(path, why) => {
                 return Partial::failed(position, path, why);
             }
@@ -70,6 +71,34 @@ impl Partial {
         }
     }
 
+    /// A rotated series, aggregated as one capture; what each file gave
+    /// is said by name.
+    fn of_series(position: usize, files: &[std::path::PathBuf]) -> Partial {
+        let series = tcpshut_engine::Series::new(files.to_vec());
+        let result = tcpshut_report::aggregate_series(position, &series);
+        let (status, lines) = crate::series::file_lines(&series);
+        let mut errors: Vec<(usize, String)> = lines.into_iter().map(|l| (position, l)).collect();
+        match result {
+            Err(err) => {
+                if errors.is_empty() {
+                    errors.push((position, format!("tcpshut: {}: {err:#}", series.name())));
+                }
+                Partial {
+                    agg: Aggregate::default(),
+                    failed: 1,
+                    worst: Some(Status::Failed),
+                    errors,
+                }
+            }
+            Ok((agg, _)) => Partial {
+                agg,
+                failed: 0,
+                worst: Some(status),
+                errors,
+            },
+        }
+    }
+
     fn failed(position: usize, path: &Path, why: &str) -> Partial {
         Partial {
             agg: Aggregate::default(),
@@ -89,7 +118,8 @@ pub fn report(
     if let Some(file) = html {
         refuse_capture(file)?;
     }
-    let inputs = inputs::collect(&batch.paths);
+    crate::series::refuse_streams(batch)?;
+    let inputs = inputs::collect(&batch.paths, batch.series);
     if inputs.is_empty() {
         bail!("no captures found in the given paths");
     }

@@ -27,6 +27,17 @@ pub use aggregate::{Aggregate, CaptureAggregator};
 pub use document::Document;
 use tcpshut_engine::{AnalyzeError, CaptureSummary};
 
+/// [`aggregate_capture`] over a rotated series, read as one capture and
+/// named as the series is.
+pub fn aggregate_series(
+    position: usize,
+    series: &tcpshut_engine::Series,
+) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
+    let mut agg = CaptureAggregator::new(position, series.name());
+    let summary = tcpshut_engine::each_report_series(series, &mut |r| agg.add(&r))?;
+    Ok((agg.finish(&summary), summary))
+}
+
 /// The aggregates of one capture, and what the read saw (frames, why it
 /// stopped early); `position` is its place among the inputs (it orders
 /// examples across captures).
