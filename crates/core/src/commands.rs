@@ -608,6 +608,7 @@ fn calls_or_dash(calls: &str) -> &str {
 /// `tcpshut summary`; with `only`, the table lists just those outcomes
 /// (the counts still cover every connection).
 pub fn summary(batch: &BatchArgs, only: &[Outcome]) -> anyhow::Result<Status> {
+    crate::series::refuse_streams(batch)?;
     if let [path] = batch.paths.as_slice() {
         if tcpshut_engine::is_stream(path) {
             return summary_of_stream(path, only);

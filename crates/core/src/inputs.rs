@@ -108,17 +108,21 @@ pub fn collect(paths: &[PathBuf], series: bool) -> Vec<Input> {
 /// editcap's `x_00000_20261130152500.pcap`).
 pub fn series_key(path: &Path) -> (PathBuf, String) {
     let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let (stem, compression) = match name.rsplit_once('.') {
-        Some((stem, ext)) if COMPRESSION_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => {
+        Some((stem, ext))
+            if COMPRESSION_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) =>
+        {
             (stem.to_string(), format!(".{ext}"))
         }
         _ => (name.clone(), String::new()),
     };
     let uncounted = stem.trim_end_matches(|c: char| c.is_ascii_digit());
-    let counted = uncounted.rsplit_once('.').is_some_and(|(_, ext)| {
-        CAPTURE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-    });
+    let counted = uncounted
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| CAPTURE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()));
     let stem = if counted { uncounted } else { stem.as_str() };
     let mut key = String::new();
     for c in stem.chars() {
@@ -225,8 +229,14 @@ mod tests {
         let key = |name: &str| series_key(Path::new(name)).1;
         let same = [
             &["dir/x.pcap", "dir/x.pcap1", "dir/x.pcap12"][..],
-            &["ring_00001_20261130152500.pcapng", "ring_00002_20261130152600.pcapng"],
-            &["part_00000_20261130100648.pcap", "part_00004_20261130100650.pcap"],
+            &[
+                "ring_00001_20261130152500.pcapng",
+                "ring_00002_20261130152600.pcapng",
+            ],
+            &[
+                "part_00000_20261130100648.pcap",
+                "part_00004_20261130100650.pcap",
+            ],
             &["cap-20261130-1525.pcap.gz", "cap-20261130-1530.pcap.gz"],
         ];
         for names in same {
@@ -236,7 +246,10 @@ mod tests {
         }
         for (a, b) in [
             ("x.pcap", "y.pcap"),
-            ("ring_00001_20261130152500.pcapng", "ring_00001_20261130152500.pcap"),
+            (
+                "ring_00001_20261130152500.pcapng",
+                "ring_00001_20261130152500.pcap",
+            ),
             ("x.pcap.gz", "x.pcap"),
             ("eth0-1.pcap", "eth1-1.pcapng"),
         ] {

@@ -7,6 +7,7 @@ mod field;
 mod lab;
 mod reliability;
 mod report;
+mod series;
 mod tunnels;
 mod util;
 mod wireshark;
