@@ -112,8 +112,9 @@ local EVENT_SPEC = {
     { "syn", false, S.CHAT, "connection opened (SYN)" },
     { "syn-ack", false, S.CHAT, "connection accepted (SYN-ACK)" },
     { "fin-active", false, S.NOTE, "active close (first FIN)" },
-    { "fin-passive", false, S.NOTE, "passive close (FIN answering a FIN)" },
+    { "fin-passive", false, S.NOTE, "passive close (FIN after the peer closed)" },
     { "fin-simultaneous", G.SEQUENCE, S.NOTE, "simultaneous close (FINs crossed)" },
+    { "fin-order-unknown", false, S.NOTE, "FIN (who closed first cannot be told)" },
     { "fin-retransmit", G.SEQUENCE, S.NOTE, "FIN retransmitted" },
     { "fin-acked", false, S.CHAT, "FIN acknowledged" },
     { "time-wait", G.SEQUENCE, S.CHAT, "side enters TIME-WAIT" },
@@ -657,7 +658,7 @@ end
 ---------------------------------------------------------------------------
 
 local FIN_CODES = { ["fin-active"] = "FIN", ["fin-passive"] = "FIN", ["fin-simultaneous"] = "FIN (crossed)",
-    ["fin-retransmit"] = "FIN again" }
+    ["fin-order-unknown"] = "FIN", ["fin-retransmit"] = "FIN again" }
 local RST_CODES = { ["rst-abort"] = "abort", ["rst-after-close"] = "after close", ["rst-refused"] = "refused",
     ["rst-ignored"] = "ignored", ["rst-forged"] = "forged", ["rst-stray"] = "stray" }
 -- codes that get a part of their own (the rest are Wireshark's own items or chat)

@@ -37,7 +37,12 @@ pub const PROFILE_NAME: &str = "tcpshut";
 /// SYN-ACK, the FINs and their ACK): an item of ours would only repeat it.
 fn expert_group(event: Event) -> Option<&'static str> {
     match event {
-        Event::Syn | Event::SynAck | Event::FinActive | Event::FinPassive | Event::FinAcked => None,
+        Event::Syn
+        | Event::SynAck
+        | Event::FinActive
+        | Event::FinPassive
+        | Event::FinOrderUnknown
+        | Event::FinAcked => None,
         Event::FinSimultaneous
         | Event::FinRetransmit
         | Event::TimeWait

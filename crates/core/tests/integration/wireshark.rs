@@ -429,7 +429,14 @@ fn assert_frames_match_sidecar(what: &str, frames: &[Dissected], sidecar_text: &
 
 /// The events Wireshark's TCP analysis already marks; the plugin adds no
 /// expert item for them (issue #13).
-const NO_EXPERT_ITEM: &[&str] = &["syn", "syn-ack", "fin-active", "fin-passive", "fin-acked"];
+const NO_EXPERT_ITEM: &[&str] = &[
+    "syn",
+    "syn-ack",
+    "fin-active",
+    "fin-passive",
+    "fin-order-unknown",
+    "fin-acked",
+];
 
 /// The expert item text of an event code, from the engine's table; `None`
 /// for the events without an item.

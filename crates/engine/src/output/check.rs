@@ -11,7 +11,7 @@
 
 use crate::output::csv::CsvSink;
 use crate::output::reports::ConnectionReport;
-use crate::output::rows::Row;
+use crate::output::rows::{Row, Side};
 use crate::pipeline::schedule::{annotate_bytes, Schedule};
 use crate::pipeline::sinks::RowSink;
 use crate::pipeline::summary::{CaptureSummary, Detail, Verdicts};
@@ -21,15 +21,27 @@ use crate::tracking::inference::{ClosedBy, Closer, Outcome, Role};
 
 /// A sink that asserts the row invariants as rows arrive.
 #[derive(Default)]
-struct InvariantSink {
+struct InvariantSink<'n> {
+    name: &'n str,
     rows: u64,
     last_frame: u64,
     connections: u32,
+    /// Each connection's closer, by id (from the reports the two-pass
+    /// schedule hands `begin`).
+    closers: Vec<Closer>,
 }
 
-impl RowSink for InvariantSink {
-    fn begin(&mut self, capture: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+impl RowSink for InvariantSink<'_> {
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        reports: &[ConnectionReport],
+    ) -> std::io::Result<()> {
         self.connections = capture.connections;
+        self.closers = vec![Closer::Unknown; capture.connections as usize];
+        for report in reports {
+            self.closers[report.id as usize] = report.closer;
+        }
         Ok(())
     }
 
@@ -40,6 +52,9 @@ impl RowSink for InvariantSink {
             row.related.is_none_or(|r| r <= row.frame),
             "related points back"
         );
+        if let Err(why) = fin_order_claimed(row, self.closers[row.conn as usize]) {
+            panic!("{}: frame {}: {why}", self.name, row.frame);
+        }
         // The sentence is produced lazily: make sure it can be.
         let _ = row.summary.to_string();
         self.last_frame = row.frame;
@@ -55,7 +70,10 @@ impl RowSink for InvariantSink {
 /// Annotates `bytes` as a capture, checking every invariant. Returns the
 /// result, or `None` when the bytes could not be read as a capture at all.
 pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
-    let mut sink = InvariantSink::default();
+    let mut sink = InvariantSink {
+        name,
+        ..InvariantSink::default()
+    };
     let result =
         annotate_bytes(bytes, name, Detail::Reports, &mut sink, Schedule::TwoPasses).ok()?;
     assert_eq!(
@@ -103,6 +121,36 @@ pub fn annotate_checked(bytes: &[u8], name: &str) -> Option<Verdicts> {
         "{name}: one pass giving way = two passes"
     );
     Some(result)
+}
+
+/// A FIN row claims no more of the order of the closes than its
+/// connection's verdict knows: `fin-active` only from the closer,
+/// `fin-passive` only from the other endpoint, `fin-simultaneous` only when
+/// both closed at once, and `fin-order-unknown` exactly when the closer is
+/// unknown.
+pub fn fin_order_claimed(row: &Row, closer: Closer) -> Result<(), String> {
+    let sender = match row.summary.sender() {
+        Side::Client => Closer::Client,
+        Side::Server => Closer::Server,
+    };
+    let e = row.events;
+    let claims = [
+        (Event::FinActive, closer == sender),
+        (
+            Event::FinPassive,
+            matches!(closer, Closer::Client | Closer::Server) && closer != sender,
+        ),
+        (Event::FinSimultaneous, closer == Closer::Both),
+        (Event::FinOrderUnknown, closer == Closer::Unknown),
+    ];
+    for (event, allowed) in claims {
+        if e.contains(event) && !allowed {
+            return Err(format!(
+                "a {event} row from the {sender} where the closer is {closer}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Outcome, closer, `closed_by`, roles and final states never contradict
@@ -262,7 +310,9 @@ pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: 
     } else {
         EndpointEvent::RecvFinSeenLate
     };
-    simultaneous || (row.events.contains(Event::FinActive) && to == transition(from, seen_late))
+    let fin_first =
+        row.events.contains(Event::FinActive) || row.events.contains(Event::FinOrderUnknown);
+    simultaneous || (fin_first && to == transition(from, seen_late))
 }
 
 #[cfg(test)]

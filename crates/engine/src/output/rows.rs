@@ -9,8 +9,8 @@ use crate::tracking::connection::ResolvedFacts;
 use crate::tracking::endpoint::TcpState;
 use crate::tracking::event::{Event, EventSet, Severity};
 use crate::tracking::inference::{
-    CallSet, CallSteps, ConnVerdict, ABORT_AFTER_DATA, ABORT_WITHOUT_DATA, FIN_STILL_READING,
-    FIN_STOPPED_READING, FIN_UNDECIDED,
+    CallSet, CallSteps, ConnVerdict, Unseen, ABORT_AFTER_DATA, ABORT_WITHOUT_DATA,
+    FIN_STILL_READING, FIN_STOPPED_READING, FIN_UNDECIDED,
 };
 use crate::wire::segment::{Segment, TcpFlags, Timestamp};
 
@@ -93,6 +93,8 @@ impl Row {
                 calls: resolved.sender_calls,
                 forged_why: resolved.forged_why,
                 idle_ms: resolved.idle_ms,
+                order_unknown: resolved.order_unknown,
+                after_peer: resolved.after_peer,
             },
             severity: facts.events.severity(),
             related: facts.related,
@@ -110,6 +112,25 @@ pub struct Summary {
     forged_why: crate::tracking::origin::Why,
     /// On an idle reset: the silence before it, milliseconds.
     idle_ms: Option<u32>,
+    /// On a FIN whose place in the order of the closes cannot be told:
+    /// what the capture point did not see.
+    order_unknown: Option<Unseen>,
+    /// On a `fin-passive` that answers no FIN: its peer had closed by an
+    /// RST first.
+    after_peer: bool,
+}
+
+/// Why the order of the closes cannot be told, in words.
+fn order_unknown_because(unseen: Option<Unseen>) -> &'static str {
+    match unseen {
+        Some(Unseen::OneDirection) => "the capture saw one direction only",
+        Some(Unseen::Start) => "the capture started after the connection did",
+        Some(Unseen::End) => {
+            "the peer is never seen answering it (its own close may be lost, or after the capture)"
+        }
+        Some(Unseen::Close) => "a close was lost before the capture point",
+        Some(Unseen::Segments) | None => "the capture missed segments",
+    }
 }
 
 /// What a step of calls means, in words.
@@ -175,6 +196,12 @@ impl fmt::Display for Summary {
         }
         let fin_kind = if e.contains(Event::FinActive) {
             Some("closes first")
+        } else if e.contains(Event::FinPassive) && self.after_peer {
+            Some(if self.sender == Side::Client {
+                "closes after the server did"
+            } else {
+                "closes after the client did"
+            })
         } else if e.contains(Event::FinPassive) {
             Some("closes in reply")
         } else if e.contains(Event::FinSimultaneous) {
@@ -182,6 +209,19 @@ impl fmt::Display for Summary {
         } else {
             None
         };
+        if e.contains(Event::FinOrderUnknown) {
+            let how = steps.first().map_or("", |s| describe_step(*s));
+            write!(f, "FIN from the {}: {how}", who.to_lowercase())?;
+            if steps.len() > 1 {
+                f.write_str(", then aborts (RST)")?;
+            }
+            write!(
+                f,
+                "; who closed first cannot be told: {}",
+                order_unknown_because(self.order_unknown)
+            )?;
+            return self.time_wait_clause(f);
+        }
         if let Some(kind) = fin_kind {
             let how = steps.first().map_or("", |s| describe_step(*s));
             write!(f, "{who} {kind} (FIN): {how}")?;
@@ -239,6 +279,11 @@ impl fmt::Display for Summary {
 }
 
 impl Summary {
+    /// Who sent the row's segment.
+    pub fn sender(&self) -> Side {
+        self.sender
+    }
+
     /// On an idle reset: how long the connection had been silent.
     fn idle_clause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.idle_ms {

@@ -16,7 +16,8 @@ use crate::tracking::endpoint::{transition, Endpoint, EndpointEvent, TcpState};
 use crate::tracking::event::{Event, EventSet};
 use crate::tracking::idle::IdleTrack;
 use crate::tracking::inference::{
-    infer, CallSteps, ClientChoice, ConnFacts, ConnVerdict, Evidence, Outcome, Sight,
+    infer, CallSteps, ClientChoice, Closer, ConnFacts, ConnVerdict, Evidence, Outcome, Sight,
+    Unseen,
 };
 use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
@@ -71,6 +72,12 @@ pub struct ResolvedFacts {
     pub forged_why: Why,
     /// On an idle reset: the silence before it, milliseconds.
     pub idle_ms: Option<u32>,
+    /// On a FIN whose place in the order of the closes the verdict cannot
+    /// tell (`fin-order-unknown`): what the capture point did not see.
+    pub order_unknown: Option<Unseen>,
+    /// On a FIN that was the connection's first, its sender's peer having
+    /// closed before it by an RST it never received: `fin-passive`, "after".
+    pub after_peer: bool,
 }
 
 impl SegmentFacts {
@@ -106,6 +113,16 @@ impl SegmentFacts {
                 }
             }
         }
+        // The order of the closes is the verdict's: a first FIN's row
+        // claims no more of it (first, in reply, crossed) than the verdict
+        // knows (docs/semantics.md, "What the capture point saw").
+        let sender_is_client = self.sender == verdict.client.index;
+        let order = fin_order(facts.events, verdict, sender_is_client);
+        if let Some(order) = order {
+            FIN_ORDER.iter().for_each(|&e| facts.events.remove(e));
+            order.event.into_iter().for_each(|e| facts.events.insert(e));
+        }
+        let order = order.unwrap_or_default();
         // A refused connection that starts with an RST: the refusal,
         // captured before the SYN it answers (capture order is not time
         // order), not an abort of a connection the capture joined late.
@@ -144,13 +161,66 @@ impl SegmentFacts {
         };
         ResolvedFacts {
             idle_ms,
+            order_unknown: order.unknown_because,
             forged_why,
             facts,
             sender_calls,
             revealed_calls: self.reveals.then_some(sender_calls),
-            sender_is_client: self.sender == verdict.client.index,
+            sender_is_client,
+            after_peer: order.after_peer,
         }
     }
+}
+
+/// The events that place a FIN in the order of the closes.
+const FIN_ORDER: [Event; 4] = [
+    Event::FinActive,
+    Event::FinPassive,
+    Event::FinSimultaneous,
+    Event::FinOrderUnknown,
+];
+
+/// A FIN row's place in the order of the closes, as the verdict tells it.
+#[derive(Clone, Copy, Debug, Default)]
+struct FinOrder {
+    /// The event the row gets (none: nobody closed, a refused
+    /// connection's FIN closes nothing).
+    event: Option<Event>,
+    /// On `fin-order-unknown`: what the capture point did not see.
+    unknown_because: Option<Unseen>,
+    /// A `fin-passive` that answers no FIN: its peer had closed first by
+    /// an RST that never reached it.
+    after_peer: bool,
+}
+
+/// The place of the FIN a row with `events` shows (`None`: it places
+/// none), from the verdict's closer.
+fn fin_order(events: EventSet, verdict: &ConnVerdict, sender_is_client: bool) -> Option<FinOrder> {
+    if !FIN_ORDER.iter().any(|&e| events.contains(e)) {
+        return None;
+    }
+    let sender = if sender_is_client {
+        Closer::Client
+    } else {
+        Closer::Server
+    };
+    let event = |event| FinOrder {
+        event: Some(event),
+        ..FinOrder::default()
+    };
+    Some(match verdict.closer {
+        Closer::Unknown => FinOrder {
+            unknown_because: verdict.widened,
+            ..event(Event::FinOrderUnknown)
+        },
+        Closer::None => FinOrder::default(),
+        Closer::Both => event(Event::FinSimultaneous),
+        closer if closer == sender => event(Event::FinActive),
+        _ => FinOrder {
+            after_peer: !events.contains(Event::FinPassive),
+            ..event(Event::FinPassive)
+        },
+    })
 }
 
 /// One segment on its way through [`Connection::observe`]: who sent it

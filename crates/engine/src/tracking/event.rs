@@ -65,10 +65,16 @@ events! {
     SynAck = "syn-ack", Chat, "connection accepted (SYN-ACK)";
     /// The first FIN of the connection.
     FinActive = "fin-active", Note, "active close (first FIN)";
-    /// A FIN sent after acknowledging the peer's FIN.
-    FinPassive = "fin-passive", Note, "passive close (FIN answering a FIN)";
+    /// A FIN sent after acknowledging the peer's FIN, or after the peer's
+    /// abortive RST that never reached it: its sender closed second.
+    FinPassive = "fin-passive", Note, "passive close (FIN after the peer closed)";
     /// A FIN sent before the sender acknowledged the peer's FIN, by either side.
     FinSimultaneous = "fin-simultaneous", Note, "simultaneous close (FINs crossed)";
+    /// The sender's first FIN, in a connection whose verdict cannot tell
+    /// who closed first (closer `unknown`: one direction seen, start or
+    /// end unseen, a close lost): the wider form of `fin-active`,
+    /// `fin-passive` and `fin-simultaneous`, which would claim an order.
+    FinOrderUnknown = "fin-order-unknown", Note, "FIN (who closed first cannot be told)";
     /// A FIN at the same sequence number as an earlier one.
     FinRetransmit = "fin-retransmit", Note, "FIN retransmitted";
     /// The first acknowledgement of the peer's FIN.
