@@ -153,8 +153,7 @@ pub fn verdicts_series(series: &Series, detail: Detail) -> Result<Verdicts, Anal
     verdicts_from(
         &|| series.open(),
         Path::new(&name),
-        detail,
-        false,
+        Tracker::concluding(detail),
         &mut |_| {},
         &mut |_, _| {},
     )
