@@ -35,9 +35,16 @@ impl Partial {
         self
     }
 
-    fn of(position: usize, input: &Input) -> Partial {
+    fn of(position: usize, input: &Input, spools: &Spools) -> Partial {
         let (path, result) = match input {
-            Input::Capture(path) => (path, tcpshut_report::aggregate_capture(position, path)),
+            Input::Capture(path) => {
+                let name = path.display().to_string();
+                let read_from = spools.get(&name).map_or(path.as_path(), |s| s.path());
+                (
+                    path,
+                    tcpshut_report::aggregate_capture_as(position, read_from, name),
+                )
+            }
             Input::Series(files) => return Partial::of_series(position, files),
             Input::Problem(path, why) => {
                 return Partial::failed(position, path, why);
@@ -123,6 +130,23 @@ pub fn report(
     if inputs.is_empty() {
         bail!("no captures found in the given paths");
     }
+    // The page's diagrams read their captures again: a stream is copied
+    // whole first, and both reads read the copy.
+    let mut spools = Spools::new();
+    if html.is_some() {
+        for path in inputs.iter().flat_map(Input::captures) {
+            match tcpshut_engine::WholeSpool::of(path) {
+                Ok(None) => {}
+                Ok(Some(spool)) => {
+                    spools.insert(path.display().to_string(), spool);
+                }
+                Err(err) => {
+                    eprintln!("tcpshut: {}: {err:#}", path.display());
+                    return Ok(Status::Failed);
+                }
+            }
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(crate::commands::workers(batch.jobs, inputs.len()))
         .build()
@@ -133,7 +157,7 @@ pub fn report(
         inputs
             .par_iter()
             .enumerate()
-            .map(|(i, input)| Partial::of(i, input))
+            .map(|(i, input)| Partial::of(i, input, &spools))
             .reduce(Partial::default, Partial::merge)
     });
     all.errors.sort();
@@ -158,7 +182,7 @@ pub fn report(
     }
     out.flush()?;
     if let Some(file) = html {
-        let page = tcpshut_report::html::render(&doc, &ladders(&doc));
+        let page = tcpshut_report::html::render(&doc, &ladders(&doc, &spools));
         if let Err(err) = write_atomically(file, |out| Ok(out.write_all(page.as_bytes())?)) {
             eprintln!("tcpshut: {}: {err:#}", file.display());
             return Ok(Status::Failed);
@@ -181,19 +205,29 @@ fn refuse_capture(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Copies of the streams read, by the name the user gave them.
+type Spools = BTreeMap<String, tcpshut_engine::WholeSpool>;
+
 /// The ladders the page shows (one example of each first finding), one
-/// pass per capture; a capture that cannot be read again loses its
-/// ladders, said once.
-fn ladders(doc: &Document) -> tcpshut_report::html::Ladders {
+/// pass per capture (a stream's from its copy in `spools`); a capture
+/// that cannot be read again loses its ladders, said once.
+fn ladders(doc: &Document, spools: &Spools) -> tcpshut_report::html::Ladders {
     let mut by_capture: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     for (capture, conn) in tcpshut_report::html::ladder_examples(doc) {
         by_capture.entry(capture).or_default().insert(conn);
     }
     let mut all = tcpshut_report::html::Ladders::new();
     for (capture, conns) in by_capture {
-        match tcpshut_report::ladder::collect(Path::new(&capture), &conns) {
+        let read_from = spools
+            .get(&capture)
+            .map_or(Path::new(&capture), |s| s.path());
+        match tcpshut_report::ladder::collect(read_from, &conns) {
             Ok(found) => {
-                all.extend(found.into_iter().map(|(id, l)| ((capture.clone(), id), l)));
+                // Named as the user named it, not as a stream's copy is.
+                all.extend(found.into_iter().map(|(id, mut l)| {
+                    l.capture.clone_from(&capture);
+                    ((capture.clone(), id), l)
+                }));
             }
             Err(err) => eprintln!("tcpshut: {capture}: no ladder diagrams: {err:#}"),
         }

@@ -45,7 +45,17 @@ pub fn aggregate_capture(
     position: usize,
     path: &Path,
 ) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
-    let mut agg = CaptureAggregator::new(position, path.display().to_string());
-    let summary = tcpshut_engine::each_report(path, &mut |r| agg.add(&r))?;
+    aggregate_capture_as(position, path, path.display().to_string())
+}
+
+/// [`aggregate_capture`] of the capture read from `read_from` (a copy of
+/// a stream), named `name` (as the user named the stream).
+pub fn aggregate_capture_as(
+    position: usize,
+    read_from: &Path,
+    name: String,
+) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
+    let mut agg = CaptureAggregator::new(position, name);
+    let summary = tcpshut_engine::each_report(read_from, &mut |r| agg.add(&r))?;
     Ok((agg.finish(&summary), summary))
 }

@@ -233,3 +233,39 @@ fn report_and_ladder_never_replace_a_capture() {
     assert!(text(&out.stderr).contains("looks like a capture"));
     assert_eq!(std::fs::read(&page).unwrap(), bytes);
 }
+
+/// The HTML report of a capture on standard input has the diagrams the
+/// same capture as a file gets (the stream is copied whole, both reads
+/// read the copy), named `-`.
+#[test]
+fn the_html_report_of_standard_input_keeps_its_ladders() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = testdata().join("report-mix/mix.pcap");
+    let from_file = dir.path().join("file.html");
+    let out = tcpshut(&[
+        "report",
+        capture.to_str().unwrap(),
+        "--html",
+        from_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_stdin = dir.path().join("stdin.html");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcpshut"))
+        .args(["report", "-", "--html", from_stdin.to_str().unwrap()])
+        .stdin(fs::File::open(&capture).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    let ladders = |page: &std::path::Path| {
+        fs::read_to_string(page)
+            .unwrap()
+            .matches("Ladder diagram of")
+            .count()
+    };
+    assert!(ladders(&from_file) > 0);
+    assert_eq!(ladders(&from_stdin), ladders(&from_file));
+    let page = fs::read_to_string(&from_stdin).unwrap();
+    assert!(page.contains("Ladder diagram of -,"), "named as given");
+    assert!(!page.contains("/proc/self/fd"));
+}
