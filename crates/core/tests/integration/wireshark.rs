@@ -1178,6 +1178,51 @@ fn testdata_captures_match_their_sidecars(ws: Wireshark) {
     });
 }
 
+/// A rotated series (`annotate --series`): each file, opened alone in
+/// tshark with the installed plugin, shows exactly its own sidecar's
+/// rows, and every annotated frame its connection's verdict as the whole
+/// recording gives it (ids and verdicts are the series').
+fn series_files_match_their_own_sidecars(ws: Wireshark) {
+    crate::util::require_tool("editcap", "splits a recording into a series");
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = crate::util::testdata().join("report-mix/mix.pcap");
+    std::fs::copy(&whole, sb.path("whole.pcap")).unwrap();
+    let status = Command::new("editcap")
+        .args(["-c", "520"])
+        .arg(&whole)
+        .arg(sb.path("part.pcap"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut parts: Vec<String> = std::fs::read_dir(sb.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("part_"))
+        .collect();
+    parts.sort();
+    assert_eq!(parts.len(), 5);
+    let mut args = vec!["annotate", "--series"];
+    args.extend(parts.iter().map(String::as_str));
+    let out = sb.tcpshut(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in &parts {
+        let text = std::fs::read_to_string(sb.path(&format!("{name}.tcpshut.csv"))).unwrap();
+        let frames = sb.dissect(&sb.path(name), &[], FIELDS);
+        assert_frames_match_sidecar(&format!("{ws:?} {name}"), &frames, &text);
+        assert_connection_fields(&sb, &format!("{ws:?} {name}"), "whole.pcap", &frames);
+    }
+}
+
 /// As root, `wireshark install` and `open` say so when this Wireshark will
 /// skip the personal plugin (4.4 and later: no init.lua), and only then.
 fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
@@ -2301,6 +2346,7 @@ macro_rules! in_every_wireshark {
 
 in_every_wireshark!(
     tshark_is_the_expected_version,
+    series_files_match_their_own_sidecars,
     pcapng_custom_blocks_are_numbered_like_wireshark,
     mismatch_is_found_when_times_agree,
     mismatch_is_found_by_seq_and_length,
