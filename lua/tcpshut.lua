@@ -94,12 +94,14 @@ local pf = {
         "The connection's first and last frame"),
     connection = ProtoField.none("tcpshut.connection", "Connection", "The connection's verdict (connections sidecar)"),
     notes = ProtoField.string("tcpshut.notes", "Notes", base.NONE, "The connection's notes, ;-joined"),
+    tunnel = ProtoField.string("tcpshut.tunnel", "Tunnel", base.NONE,
+        "The tunnels the connection came through, outermost first, joined by /"),
 }
 tcpshut.fields = {
     pf.events, pf.event, pf.sender_state, pf.receiver_state, pf.calls, pf.call,
     pf.summary, pf.severity, pf.conn, pf.related, pf.relation, pf.related_by, pf.related_by_relation,
     pf.side, pf.outcome, pf.closer, pf.client, pf.server, pf.client_calls, pf.server_calls,
-    pf.client_call, pf.server_call, pf.conn_frames, pf.connection, pf.notes,
+    pf.client_call, pf.server_call, pf.conn_frames, pf.connection, pf.notes, pf.tunnel,
 }
 
 -- Expert info: one item per event code, its text the same on every row
@@ -520,9 +522,11 @@ end
 -- checked line), so the collector has one entry per connection to walk.
 ---------------------------------------------------------------------------
 
-local CONNS_HEADER = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
+local CONNS_HEADER = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel"
+-- Sidecars written before the tunnel column: their lines get an empty one.
+local CONNS_HEADER_NO_TUNNEL = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
 local CONN_LINE = "^(%d+),([%w%.:%[%]%%_-]+),([%w%.:%[%]%%_-]+),([a-z-]+),([a-z]+),([%w_>|-]*),([%w_>|-]*),"
-    .. "(%d+),(%d+),([a-z0-9;-]*)\r?$"
+    .. "(%d+),(%d+),([a-z0-9;-]*),([%w%.:=<>/ %%-]*)$"
 local MAX_CONN_LINE = 1024
 local OUTCOMES = { graceful = true, reset = true, refused = true, ["half-closed"] = true, open = true, unknown = true }
 local CLOSERS = { client = true, server = true, both = true, none = true, unknown = true }
@@ -550,15 +554,18 @@ local function load_connections()
     if not fh then return end
     local header = fh:read("*l")
     if header and byte(header, -1) == 13 then header = sub(header, 1, -2) end
-    if header ~= CONNS_HEADER then
+    if header ~= CONNS_HEADER and header ~= CONNS_HEADER_NO_TUNNEL then
         fh:close()
         state.conns_err = "wrong header line in " .. path
         return
     end
+    local no_tunnel = header == CONNS_HEADER_NO_TUNNEL
     local conns, bad, first_bad = {}, 0, nil
     local n = 0
     for line in fh:lines() do
         n = n + 1
+        if byte(line, -1) == 13 then line = sub(line, 1, -2) end
+        if no_tunnel and line ~= "" then line = line .. "," end
         local id, client, server, outcome, closer, ccalls, scalls, first, last
         if #line <= MAX_CONN_LINE then
             id, client, server, outcome, closer, ccalls, scalls, first, last = match(line, CONN_LINE)
@@ -580,7 +587,7 @@ local function load_connections()
 end
 
 -- The connection record of a row: client, server, outcome, closer, client
--- calls, server calls, first frame, last frame, notes; nil when there is
+-- calls, server calls, first frame, last frame, notes, tunnel; nil when there is
 -- none, or when its endpoints are not the row's (a record that does not
 -- belong to this sidecar is never shown).
 local function connection_of(conn, src, dst)
@@ -588,13 +595,13 @@ local function connection_of(conn, src, dst)
     local conns = state.conns
     local line = conns and conns[tonumber(conn)]
     if not line then return nil end
-    local _, client, server, outcome, closer, ccalls, scalls, first, last, notes = match(line, CONN_LINE)
+    local _, client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = match(line, CONN_LINE)
     if not ((client == src and server == dst) or (client == dst and server == src)) then
         state.conns_err = state.conns_err or format("connection %s is %s > %s there, its rows %s > %s",
             conn, client, server, src, dst)
         return nil
     end
-    return client, server, outcome, closer, ccalls, scalls, first, last, notes
+    return client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
 end
 
 ---------------------------------------------------------------------------
@@ -1218,9 +1225,9 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
 
     -- the connection's record, when the connections sidecar has it
-    local client, server, outcome, closer, ccalls, scalls, first, last, notes
+    local client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
     if not bare or events ~= "" then
-        client, server, outcome, closer, ccalls, scalls, first, last, notes = connection_of(conn, src, dst)
+        client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = connection_of(conn, src, dst)
     end
     local side = client and (client == src and "client" or "server") or src
     if events ~= "" then
@@ -1299,6 +1306,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
             end
         end
         if notes ~= "" then ct:add(pf.notes, notes) end
+        if tunnel ~= "" then ct:add(pf.tunnel, tunnel) end
     end
     if events ~= "" then add_experts(st, events) end
 end

@@ -21,7 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 QUERIES_MD = REPO / "docs" / "queries.md"
 
-RST_EVENTS = ["rst-abort", "rst-refused", "rst-after-close", "rst-stray", "rst-ignored"]
+RST_EVENTS = ["rst-abort", "rst-refused", "rst-after-close", "rst-forged", "rst-idle",
+              "rst-stray", "rst-ignored"]
 
 
 def sql_blocks(markdown_path=QUERIES_MD):
@@ -42,9 +43,10 @@ def sql_blocks(markdown_path=QUERIES_MD):
 
 
 def test_captures():
-    """The real-kernel captures and the third-party corpus."""
+    """The real-kernel captures (those recorded through a router among
+    them: forged and idle resets) and the third-party corpus."""
     found = []
-    for folder in [REPO / "testdata", REPO / "testdata" / "third-party"]:
+    for folder in [REPO / "testdata", REPO / "testdata" / "router", REPO / "testdata" / "third-party"]:
         found += sorted(p for p in folder.iterdir()
                         if p.suffix in (".pcap", ".pcapng") and p.is_file())
     if len(found) < 50:
@@ -58,7 +60,7 @@ def copy_captures(into):
     dest = Path(into) / "captures"
     dest.mkdir()
     for path in test_captures():
-        prefix = "tp-" if path.parent.name == "third-party" else ""
+        prefix = {"third-party": "tp-", "router": "router-"}.get(path.parent.name, "")
         shutil.copy(path, dest / (prefix + path.name))
     return dest
 
@@ -138,6 +140,16 @@ def expected(report, docs):
             for i, ev in enumerate(RST_EVENTS):
                 counts[i] += ev in s["events"]
     out["rst_causes"] = [tuple(counts)]
+
+    rows = [(s["service"], s["forged_resets"]) for s in report["services"] if s["forged_resets"] > 0]
+    rows.sort(key=lambda t: (-t[1], t[0]))
+    out["forged_resets"] = rows
+
+    rows = [(r["client"], r["service"], r["connections"], r["forged"],
+             round(r["shortest_secs"], 3), round(r["longest_secs"], 3))
+            for r in report["idle_resets"]]
+    rows.sort(key=lambda t: (-t[2], t[0], t[1]))
+    out["idle_resets"] = rows
     return out
 
 

@@ -30,6 +30,9 @@ CAPTURES = [
     "port-reuse.pcap",
     "refused.pcap",
     "third-party/zeek__pop3__pop3.pcap",
+    # Forged and idle resets (the rst_origin and idle_reset columns).
+    "router/forged-both-at-router.pcap",
+    "router/idle-reset-at-client.pcap",
 ]
 # A rotated series (tcpdump -C names): one task, in order.
 SERIES = ["close-client-first.pcap", "close-server-first.pcap"]

@@ -71,6 +71,18 @@ def split_addr(addr):
     return (host[1:-1] if host.startswith("[") else host), int(port)
 
 
+def tunnel_text(layers):
+    """The tunnels as tcpshut shows them (`vxlan vni=77 10.0.0.1<>10.0.0.2`,
+    outermost first, joined by ` / `); None outside tunnels."""
+    if not layers:
+        return None
+    shown = []
+    for layer in layers:
+        ids = "".join(f" {k}={v}" for k, v in layer.items() if k not in ("kind", "endpoints"))
+        shown.append(f"{layer['kind']}{ids} {'<>'.join(layer['endpoints'])}")
+    return " / ".join(shown)
+
+
 def calls_class(steps):
     return ">".join("|".join(step) for step in steps)
 
@@ -84,6 +96,14 @@ SIDE_FIELDS = [
     ("fin_ts", T.TimestampType()),
     ("fin_retransmits", T.LongType()),
     ("data_after_fin", T.BooleanType()),
+]
+
+# The origin of the RSTs sent in a side's name (JSON `rst_origin`).
+RST_ORIGIN_FIELDS = [
+    ("rst_forged", T.BooleanType()),
+    ("rst_unchecked", T.BooleanType()),
+    ("rst_evidence", T.ArrayType(T.StringType())),
+    ("rst_evidence_text", T.ArrayType(T.StringType())),
 ]
 
 CONNECTIONS = T.StructType(
@@ -110,6 +130,12 @@ CONNECTIONS = T.StructType(
         T.StructField("zeek_history", T.StringType()),
     ]
     + [T.StructField(f"{side}_{name}", ty) for side in ("client", "server") for name, ty in SIDE_FIELDS]
+    + [
+        T.StructField("tunnel", T.StringType()),
+        T.StructField("rsts", T.LongType()),
+        T.StructField("idle_reset_secs", T.DoubleType()),
+    ]
+    + [T.StructField(f"{side}_{name}", ty) for side in ("client", "server") for name, ty in RST_ORIGIN_FIELDS]
 )
 
 SEGMENTS = T.StructType(
@@ -152,6 +178,15 @@ def connection_row(capture, c):
             timestamp(e["state_since"]), timestamp(e["fin_ts"]), e["fin_retransmits"],
             e["data_after_fin"],
         ]
+    row += [tunnel_text(c.get("tunnel")), c["rsts"], c.get("idle_reset_secs")]
+    for e in c["endpoints"]:
+        origin = e.get("rst_origin")
+        if origin is None:
+            row += [None, None, None, None]
+        else:
+            row += [origin["forged"], origin["unchecked"],
+                    [sign["code"] for sign in origin["evidence"]],
+                    [sign["text"] for sign in origin["evidence"]]]
     return ("connections", tuple(row))
 
 

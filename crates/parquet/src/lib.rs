@@ -6,7 +6,8 @@
 //!   integers, and the capture's path;
 //! - `connections`: one row per connection, as the JSON document's
 //!   `connections` (verdict, calls, final states, Zeek's view, Community
-//!   ID), with the capture's path.
+//!   ID, tunnel, the origin of each side's RSTs, idle resets), with the
+//!   capture's path.
 //!
 //! Every capture's files share one schema, so the files of a directory
 //! run read as one dataset (`read_parquet('dir/**/*.segments.parquet')`).
@@ -24,8 +25,8 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::{
-    BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt16Builder,
+    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder, UInt16Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -125,6 +126,19 @@ pub fn connections_schema() -> SchemaRef {
             Field::new(format!("{side}_fin_ts"), timestamp_type(), true),
             Field::new(format!("{side}_fin_retransmits"), DataType::Int64, false),
             Field::new(format!("{side}_data_after_fin"), DataType::Boolean, false),
+        ]);
+    }
+    fields.extend([
+        Field::new("tunnel", DataType::Utf8, true),
+        Field::new("rsts", DataType::Int64, false),
+        Field::new("idle_reset_secs", DataType::Float64, true),
+    ]);
+    for side in SIDES {
+        fields.extend([
+            Field::new(format!("{side}_rst_forged"), DataType::Boolean, true),
+            Field::new(format!("{side}_rst_unchecked"), DataType::Boolean, true),
+            Field::new(format!("{side}_rst_evidence"), list_of_strings(), true),
+            Field::new(format!("{side}_rst_evidence_text"), list_of_strings(), true),
         ]);
     }
     Arc::new(Schema::new(fields))
@@ -423,6 +437,48 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
             times(&|r| r.endpoints[i].fin_ts),
             ints(&|r| i64::from(r.endpoints[i].fin_retransmits)),
             Arc::new(data_after_fin.finish()),
+        ]);
+    }
+    let mut tunnel = StringBuilder::new();
+    let mut idle_reset = Float64Builder::new();
+    for r in reports {
+        tunnel.append_option((!r.tunnel.is_none()).then(|| r.tunnel.to_string()));
+        idle_reset.append_option(r.idle_reset_secs);
+    }
+    columns.extend([
+        Arc::new(tunnel.finish()) as ArrayRef,
+        ints(&|r| i64::from(r.rsts)),
+        Arc::new(idle_reset.finish()),
+    ]);
+    for i in 0..SIDES.len() {
+        let mut forged = BooleanBuilder::new();
+        let mut unchecked = BooleanBuilder::new();
+        let mut codes = ListBuilder::new(StringBuilder::new());
+        let mut texts = ListBuilder::new(StringBuilder::new());
+        for r in reports {
+            let origin = r.endpoints[i].rst_origin.as_ref();
+            forged.append_option(origin.map(|o| o.forged));
+            unchecked.append_option(origin.map(|o| o.unchecked));
+            match origin {
+                Some(o) => {
+                    for sign in &o.evidence {
+                        codes.values().append_value(sign.code);
+                        texts.values().append_value(&sign.text);
+                    }
+                    codes.append(true);
+                    texts.append(true);
+                }
+                None => {
+                    codes.append(false);
+                    texts.append(false);
+                }
+            }
+        }
+        columns.extend([
+            Arc::new(forged.finish()) as ArrayRef,
+            Arc::new(unchecked.finish()),
+            Arc::new(codes.finish()),
+            Arc::new(texts.finish()),
         ]);
     }
     RecordBatch::try_new(connections_schema(), columns).map_err(arrow_error)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
@@ -178,4 +178,144 @@ fn every_schedule_writes_the_same_tables_once() {
             );
         }
     }
+}
+
+#[path = "../../engine/tests/tunnels/wrap.rs"]
+mod wrap;
+
+/// The connections of `bytes` (a capture named `name`) as the Parquet
+/// table has them, by id, and the engine's reports of them.
+fn connections_and_reports(
+    bytes: &[u8],
+    name: &str,
+) -> (Vec<RecordBatch>, Vec<tcpshut_engine::ConnectionReport>) {
+    let (mut segments, mut connections) = (Vec::new(), Vec::new());
+    let mut sink = ParquetSink::new(&mut segments, &mut connections).unwrap();
+    tcpshut_engine::annotate_bytes(bytes, name, Detail::Brief, &mut sink, Schedule::default())
+        .unwrap();
+    drop(sink);
+    let mut memory = tcpshut_engine::MemorySink::default();
+    let reports = tcpshut_engine::annotate_bytes(
+        bytes,
+        name,
+        Detail::Reports,
+        &mut memory,
+        Schedule::default(),
+    )
+    .unwrap()
+    .reports;
+    (read(connections).0, reports)
+}
+
+/// The strings of a list cell, `None` for a null list.
+fn strings_at(column: &arrow_array::ArrayRef, i: usize) -> Option<Vec<String>> {
+    let list = column.as_list::<i32>();
+    list.is_valid(i).then(|| {
+        list.value(i)
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap().to_owned())
+            .collect()
+    })
+}
+
+/// The tunnel, the RST count, the idle reset and each side's RST origin
+/// (forged, unchecked, evidence), as the JSON document's `connections`
+/// carry them: on the router recordings (forged and idle resets, and
+/// their genuine controls) and on a recording wrapped in tunnels.
+#[test]
+fn connections_carry_the_tunnel_rst_origin_and_idle_reset() {
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let router = testdata("router");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&router)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 20, "{} router recordings", names.len());
+    for path in names {
+        inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    for encap in [wrap::Encap::Vxlan(77), wrap::Encap::VxlanInGre] {
+        let bytes = wrap::wrap_capture(&testdata("close-client-first.pcap"), encap);
+        inputs.push((format!("{encap:?}"), bytes));
+    }
+    let (mut forged, mut idle, mut tunnelled) = (0, 0, 0);
+    for (name, bytes) in &inputs {
+        let (batches, reports) = connections_and_reports(bytes, name);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, reports.len(), "{name}");
+        for batch in &batches {
+            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+            let ids = column("id");
+            let ids = ids.as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                let r = reports
+                    .iter()
+                    .find(|r| i64::from(r.id) == ids.value(i))
+                    .unwrap();
+                let what = format!("{name}: connection {}", r.id);
+                let tunnel = column("tunnel");
+                let tunnel = tunnel.as_string::<i32>();
+                let want = (!r.tunnel.is_none()).then(|| r.tunnel.to_string());
+                assert_eq!(
+                    tunnel.is_valid(i).then(|| tunnel.value(i)),
+                    want.as_deref(),
+                    "{what}"
+                );
+                tunnelled += usize::from(want.is_some());
+                let rsts = column("rsts");
+                assert_eq!(
+                    rsts.as_primitive::<Int64Type>().value(i),
+                    i64::from(r.rsts),
+                    "{what}"
+                );
+                let secs = column("idle_reset_secs");
+                let secs = secs.as_primitive::<arrow_array::types::Float64Type>();
+                assert_eq!(
+                    secs.is_valid(i).then(|| secs.value(i)),
+                    r.idle_reset_secs,
+                    "{what}"
+                );
+                idle += usize::from(r.idle_reset_secs.is_some());
+                for (side, end) in ["client", "server"].iter().zip(&r.endpoints) {
+                    let origin = end.rst_origin.as_ref();
+                    let flag = |field: &str| {
+                        let c = column(&format!("{side}_{field}"));
+                        let c = c.as_boolean();
+                        c.is_valid(i).then(|| c.value(i))
+                    };
+                    assert_eq!(
+                        flag("rst_forged"),
+                        origin.map(|o| o.forged),
+                        "{what} {side}"
+                    );
+                    assert_eq!(
+                        flag("rst_unchecked"),
+                        origin.map(|o| o.unchecked),
+                        "{what} {side}"
+                    );
+                    let codes =
+                        origin.map(|o| o.evidence.iter().map(|s| s.code.to_owned()).collect());
+                    let texts = origin.map(|o| o.evidence.iter().map(|s| s.text.clone()).collect());
+                    assert_eq!(
+                        strings_at(&column(&format!("{side}_rst_evidence")), i),
+                        codes,
+                        "{what}"
+                    );
+                    assert_eq!(
+                        strings_at(&column(&format!("{side}_rst_evidence_text")), i),
+                        texts,
+                        "{what}"
+                    );
+                    forged += usize::from(origin.is_some_and(|o| o.forged));
+                }
+            }
+        }
+    }
+    // The recordings hold forged and idle resets, the wrapped ones tunnels.
+    assert!(forged >= 5, "{forged} sides with forged RSTs");
+    assert!(idle >= 2, "{idle} idle resets");
+    assert_eq!(tunnelled, 2, "{tunnelled} tunnelled connections");
 }

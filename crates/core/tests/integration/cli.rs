@@ -58,7 +58,7 @@ fn annotate_writes_the_connections_sidecar_beside_the_csv() {
     let mut lines: Vec<&str> = beside.lines().collect();
     assert_eq!(
         lines.remove(0),
-        "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
+        "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel"
     );
     let conns = json["connections"].as_array().unwrap();
     assert_eq!(lines.len(), conns.len());
@@ -81,6 +81,7 @@ fn annotate_writes_the_connections_sidecar_beside_the_csv() {
             .map(|n| n.as_str().unwrap())
             .collect();
         assert_eq!(f[9], notes.join(";"));
+        assert_eq!(f[10], "", "no tunnel");
     }
 }
 

@@ -64,3 +64,102 @@ fn too_many_tunnel_ports_are_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// A tunnel as tcpshut shows it, from the JSON's list of layers:
+/// `KIND [ID=N] A<>B`, outermost first, joined by ` / `.
+fn tunnel_text(layers: &serde_json::Value) -> String {
+    let layers = layers.as_array().expect("a tunnelled connection");
+    let shown: Vec<String> = layers
+        .iter()
+        .map(|layer| {
+            let layer = layer.as_object().unwrap();
+            let mut text = layer["kind"].as_str().unwrap().to_string();
+            for (key, value) in layer {
+                if key != "kind" && key != "endpoints" {
+                    text.push_str(&format!(" {key}={value}"));
+                }
+            }
+            let ends: Vec<&str> = layer["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            format!("{text} {}", ends.join("<>"))
+        })
+        .collect();
+    shown.join(" / ")
+}
+
+/// The tunnel of a tunnelled connection in the tables: the connections
+/// sidecar's `tunnel`, and conn.log's `tcpshut.tunnel` and
+/// `tunnel_parents` (one uid per tunnel: the same on each line of it,
+/// another for another tunnel), as the JSON document has it.
+#[test]
+fn the_tunnel_is_in_the_connections_sidecar_and_the_conn_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut parents = Vec::new();
+    for (name, encap) in [
+        ("vxlan.pcap", wrap::Encap::Vxlan(77)),
+        ("vxlan-in-gre.pcap", wrap::Encap::VxlanInGre),
+        ("gtp.pcap", wrap::Encap::GtpU),
+    ] {
+        let capture = dir.path().join(name);
+        let wrapped = wrap::wrap_capture(&testdata().join("close-client-first.pcap"), encap);
+        std::fs::write(&capture, wrapped).unwrap();
+        let path = capture.to_str().unwrap();
+        let run = |args: &[&str]| {
+            let out = tcpshut(args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&["annotate", path, "--format", "json", "-o", "-"])).unwrap();
+        let conns = doc["connections"].as_array().unwrap();
+        assert_eq!(conns.len(), 1, "{name}");
+        let tunnel = tunnel_text(&conns[0]["tunnel"]);
+        assert!(
+            tunnel.starts_with(["vxlan", "gre", "gtp-u"][parents.len()]),
+            "{tunnel}"
+        );
+
+        run(&["annotate", path]);
+        let sidecar = std::fs::read_to_string(format!("{path}.tcpshut.connections.csv")).unwrap();
+        let mut lines = sidecar.lines();
+        assert!(lines.next().unwrap().ends_with(",notes,tunnel"));
+        let line = lines.next().unwrap();
+        assert_eq!(line.rsplit(',').next().unwrap(), tunnel, "{name}: {line}");
+
+        let log = run(&["annotate", path, "--format", "zeek-json", "-o", "-"]);
+        let mut uids = Vec::new();
+        for line in log.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(row["tcpshut.tunnel"], tunnel.as_str(), "{name}: {line}");
+            let set = row["tunnel_parents"].as_array().expect("tunnel_parents");
+            assert_eq!(set.len(), 1, "{line}");
+            let uid = set[0].as_str().unwrap().to_string();
+            assert!(uid.len() == 18 && uid.starts_with('C'), "{uid}");
+            uids.push(uid);
+        }
+        uids.dedup();
+        assert_eq!(uids.len(), 1, "{name}: one tunnel, one uid: {uids:?}");
+        assert!(!parents.contains(&uids[0]), "{name}: another tunnel's uid");
+        parents.push(uids.remove(0));
+    }
+    // Outside tunnels: no tunnel, unset tunnel_parents.
+    let out = tcpshut(&[
+        "annotate",
+        testdata().join("close-client-first.pcap").to_str().unwrap(),
+        "--format",
+        "zeek-json",
+        "-o",
+        "-",
+    ]);
+    let log = String::from_utf8(out.stdout).unwrap();
+    assert!(!log.is_empty());
+    assert!(!log.contains("tunnel"), "{log}");
+}

@@ -1776,6 +1776,46 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
         // the rows themselves are still shown
         assert!(frames.iter().any(|d| !one(d, "tcpshut.events").is_empty()));
     }
+
+    // The tunnel column is shown as tcpshut.tunnel on every frame of its
+    // connection (the plugin's reading of the column: the engine's
+    // values are checked in tunnels.rs); a sidecar written before that
+    // column is still read, with no tunnel.
+    let fields = [
+        "frame.number",
+        "tcpshut.conn",
+        "tcpshut.outcome",
+        "tcpshut.tunnel",
+    ];
+    let tunnel = "vxlan vni=77 192.0.2.1<>192.0.2.2 / gre key=42 2001:db8::1<>2001:db8::2";
+    let with_tunnel: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l}\n"),
+            _ => format!("{l}{tunnel}\n"),
+        })
+        .collect();
+    let older: String = text
+        .lines()
+        .map(|l| {
+            let l = l.strip_suffix(",tunnel").or_else(|| l.strip_suffix(','));
+            format!("{}\n", l.expect("an empty tunnel column ends each line"))
+        })
+        .collect();
+    for (sidecar, shown) in [(with_tunnel, tunnel), (older, "")] {
+        std::fs::write(&conns, &sidecar).unwrap();
+        let frames = sb.dissect(&sb.path("data-after-close.pcap"), &[], &fields);
+        let rows: Vec<&Dissected> = frames
+            .iter()
+            .filter(|d| !one(d, "tcpshut.conn").is_empty())
+            .collect();
+        assert!(rows.len() > 5, "{ws:?}: {frames:?}");
+        for d in rows {
+            assert_eq!(one(d, "tcpshut.outcome"), "reset", "{ws:?}: {sidecar}");
+            assert_eq!(one(d, "tcpshut.tunnel"), shown, "{ws:?}: {sidecar}");
+        }
+    }
 }
 
 /// Issue #13 "at a glance": the `tcpshut` profile's colouring rules mark

@@ -109,7 +109,9 @@ fn check_types(log: &ZeekLog) {
                 "count" => v.parse::<u64>().is_ok(),
                 "port" => v.parse::<u16>().is_ok(),
                 "addr" => v.parse::<IpAddr>().is_ok(),
-                "enum" | "string" | "set[string]" => !v.is_empty(),
+                "enum" | "string" => !v.is_empty(),
+                // Empty (`(empty)`), or elements that are not.
+                "set[string]" => v.is_empty() || v.split(',').all(|e| !e.is_empty()),
                 "bool" => v == "T" || v == "F",
                 other => panic!("unknown type {other}"),
             };
@@ -215,6 +217,11 @@ fn conn_log_holds_the_zeek_rows_and_verdicts_of_the_json() {
                     serde_json::Value::Number(n) => {
                         n.to_string().parse::<f64>().unwrap() == v.parse::<f64>().unwrap()
                     }
+                    serde_json::Value::Bool(b) => v == if *b { "T" } else { "F" },
+                    serde_json::Value::Array(items) => {
+                        let items: Vec<&str> = items.iter().map(|i| i.as_str().unwrap()).collect();
+                        items.join(",") == *v
+                    }
                     other => panic!("{k}: {other}"),
                 };
                 assert!(same, "{k}: {jv} vs {v}");
@@ -316,4 +323,104 @@ fn orig_resp(row: &BTreeMap<String, String>) -> (SocketAddr, SocketAddr) {
         )
     };
     (end("orig"), end("resp"))
+}
+
+/// The RST columns on the recordings made through a router (forged RSTs,
+/// idle resets, and their genuine controls): `tcpshut.rst_cause` is the
+/// first RST segment's cause, `tcpshut.idle_reset`, `tcpshut.notes` and
+/// each side's `rst_forged`/`rst_evidence` are the JSON document's.
+#[test]
+fn rst_causes_idle_resets_and_rst_origins_are_the_jsons() {
+    const CAUSES: [&str; 6] = [
+        "rst-refused",
+        "rst-abort",
+        "rst-after-close",
+        "rst-idle",
+        "rst-forged",
+        "rst-stray",
+    ];
+    let mut captures: Vec<_> = std::fs::read_dir(repo_root().join("testdata/router"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    captures.sort();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for capture in &captures {
+        let log = read_zeek_log(&run(capture, "zeek"));
+        check_types(&log);
+        let doc: serde_json::Value = serde_json::from_str(&run(capture, "json")).unwrap();
+        let segments = doc["segments"].as_array().unwrap();
+        for row in &log.rows {
+            let what = format!("{}: {row:?}", capture.display());
+            let id: u64 = row["tcpshut.conn"].parse().unwrap();
+            let c = doc["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == id)
+                .unwrap();
+            let cause = segments.iter().filter(|s| s["conn"] == id).find_map(|s| {
+                let events = s["events"].as_array().unwrap();
+                CAUSES
+                    .iter()
+                    .find(|cause| events.iter().any(|e| e == **cause))
+            });
+            assert_eq!(
+                row.get("tcpshut.rst_cause").map(String::as_str),
+                cause.copied(),
+                "{what}"
+            );
+            if let Some(cause) = cause {
+                *seen.entry(cause.to_string()).or_default() += 1;
+            }
+            let idle = row
+                .get("tcpshut.idle_reset")
+                .map(|v| v.parse::<f64>().unwrap());
+            match (idle, c["idle_reset_secs"].as_f64()) {
+                (Some(got), Some(want)) => assert!((got - want).abs() < 1e-6, "{what}"),
+                (got, want) => assert_eq!(got, want, "{what}"),
+            }
+            let notes: Vec<&str> = c["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            assert_eq!(row["tcpshut.notes"], notes.join(","), "{what}");
+            // The report lists the client first.
+            let orig_is_client = row["tcpshut.orig_side"] == "client";
+            for (prefix, client) in [("orig", orig_is_client), ("resp", !orig_is_client)] {
+                let end = &c["endpoints"][if client { 0 } else { 1 }];
+                let origin = &end["rst_origin"];
+                let forged = origin["forged"]
+                    .as_bool()
+                    .map(|f| if f { "T" } else { "F" });
+                let key = format!("tcpshut.{prefix}_rst_forged");
+                assert_eq!(row.get(&key).map(String::as_str), forged, "{what}");
+                if forged == Some("T") {
+                    *seen.entry("forged side".to_string()).or_default() += 1;
+                }
+                let codes = origin["evidence"].as_array().map(|signs| {
+                    let codes: Vec<&str> =
+                        signs.iter().map(|s| s["code"].as_str().unwrap()).collect();
+                    codes.join(",")
+                });
+                let key = format!("tcpshut.{prefix}_rst_evidence");
+                assert_eq!(row.get(&key).cloned(), codes, "{what}");
+            }
+        }
+    }
+    for cause in [
+        "rst-idle",
+        "rst-forged",
+        "rst-abort",
+        "rst-refused",
+        "forged side",
+    ] {
+        assert!(
+            seen.get(cause).is_some_and(|&n| n > 0),
+            "no {cause} in {seen:?}"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use std::io::{self, Write};
 
 /// The header line, exactly (docs/sidecar.md).
 pub const CONNECTIONS_HEADER: &str =
-    "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes";
+    "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel";
 
 /// Writes the connections sidecar from [`RowSink::connection`]; rows are
 /// ignored.
@@ -40,12 +40,12 @@ impl<W: Write> ConnectionsCsvSink<W> {
     }
 }
 
-/// One connection's line (no field needs quoting: addresses, codes and
-/// numbers only).
+/// One connection's line (no field needs quoting: addresses, codes,
+/// numbers, and the tunnel as shown everywhere, which has no comma).
 pub fn connection_line(report: &ConnectionReport) -> String {
     let [client, server] = &report.endpoints;
     format!(
-        "{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{}",
         report.id,
         report.client,
         report.server,
@@ -56,6 +56,7 @@ pub fn connection_line(report: &ConnectionReport) -> String {
         report.first_frame,
         report.last_frame,
         report.notes.join(";"),
+        report.tunnel,
     )
 }
 

@@ -10,7 +10,8 @@
 //! `community_id` (as Zeek's `policy/protocols/conn/community-id-logging`
 //! adds it), then tcpshut's verdict under `tcpshut.`. Columns Zeek
 //! fills from what tcpshut does not follow (`service`, `local_*`,
-//! `missed_bytes`, `*_ip_bytes`, `tunnel_parents`) are unset (`-`).
+//! `missed_bytes`, `*_ip_bytes`) are unset (`-`); `tunnel_parents` holds
+//! a uid made from the connection's tunnel ([`tunnel_uid`]).
 //! Values follow Zeek's `set_conn` (`base/protocols/conn/main.zeek`):
 //! `duration` and the byte counts only when the duration is positive,
 //! `history` only when not empty.
@@ -31,13 +32,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use sha1::{Digest, Sha1};
 
-use crate::output::reports::ConnectionReport;
+use crate::output::reports::{ConnectionReport, EndpointReport};
 use crate::output::rows::Row;
 use crate::pipeline::sinks::RowSink;
 use crate::pipeline::summary::CaptureSummary;
 use crate::tracking::event::Event;
 use crate::wire::segment::Timestamp;
 use crate::wire::seq::seq_max;
+use crate::wire::tunnel::Tunnel;
 
 /// Which of Zeek's two log forms to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub enum ZeekForm {
 }
 
 /// The columns, with their Zeek types, in order.
-pub const FIELDS: [(&str, &str); 31] = [
+pub const FIELDS: [(&str, &str); 38] = [
     ("ts", "time"),
     ("uid", "string"),
     ("id.orig_h", "addr"),
@@ -81,6 +83,13 @@ pub const FIELDS: [(&str, &str); 31] = [
     ("tcpshut.rst_cause", "string"),
     ("tcpshut.orig_state", "string"),
     ("tcpshut.resp_state", "string"),
+    ("tcpshut.notes", "set[string]"),
+    ("tcpshut.idle_reset", "interval"),
+    ("tcpshut.orig_rst_forged", "bool"),
+    ("tcpshut.resp_rst_forged", "bool"),
+    ("tcpshut.orig_rst_evidence", "set[string]"),
+    ("tcpshut.resp_rst_evidence", "set[string]"),
+    ("tcpshut.tunnel", "string"),
 ];
 
 /// One column's value, typed as Zeek types it.
@@ -93,7 +102,10 @@ enum Value<'a> {
     Count(u64),
     Port(u16),
     Addr(IpAddr),
+    Bool(bool),
     Str(Cow<'a, str>),
+    /// Zeek's `set[string]`, in tcpshut's order.
+    Set(Vec<Cow<'a, str>>),
 }
 
 /// What one tcpshut connection contributes: its verdict (from the
@@ -269,10 +281,14 @@ impl<W: Write> RowSink for ZeekLogSink<W> {
             return Ok(());
         };
         if conn.rst_cause.is_none() {
+            // An idle reset is forged or stray as well: the idle time is
+            // the cause (the forgery is in `tcpshut.*_rst_forged`).
             conn.rst_cause = [
                 Event::RstRefused,
                 Event::RstAbort,
                 Event::RstAfterClose,
+                Event::RstIdle,
+                Event::RstForged,
                 Event::RstStray,
             ]
             .into_iter()
@@ -367,12 +383,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// connection (its Community ID, first frame and time) instead of
 /// randomness, so the same capture gives the same uids.
 fn uid(community_id: &str, line: &ZeekLine) -> String {
-    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut hasher = Sha1::new();
     hasher.update(community_id.as_bytes());
     hasher.update(line.first_frame.to_be_bytes());
     hasher.update(line.first_ts.secs.to_be_bytes());
     hasher.update(line.first_ts.nanos.to_be_bytes());
+    uid_of(hasher)
+}
+
+/// The uid Zeek's `tunnel_parents` names for a tunnelled connection: its
+/// innermost encapsulating connection's. tcpshut logs no tunnel
+/// connection, so the uid is made from the tunnel itself (every layer,
+/// outermost first: the same tunnel always gives the same uid, and the
+/// connections inside one tunnel share it); no line of the log has it.
+fn tunnel_uid(tunnel: &Tunnel) -> String {
+    let mut hasher = Sha1::new();
+    hasher.update(b"tunnel ");
+    hasher.update(tunnel.to_string().as_bytes());
+    uid_of(hasher)
+}
+
+/// `C` and 17 base62 digits from the first 16 bytes of the digest.
+fn uid_of(hasher: Sha1) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let digest = hasher.finalize();
     let mut n = u128::from_be_bytes(digest[..16].try_into().expect("20-byte digest"));
     let mut out = String::from("C");
@@ -415,6 +448,17 @@ fn values<'a>(conn: &'a ConnLog, line: &'a ZeekLine) -> [Value<'a>; FIELDS.len()
             Value::Str(Cow::Owned(text))
         }
     };
+    let forged = |end: &'a EndpointReport| {
+        end.rst_origin
+            .as_ref()
+            .map_or(Value::Unset, |o| Value::Bool(o.forged))
+    };
+    let evidence = |end: &'a EndpointReport| {
+        end.rst_origin.as_ref().map_or(Value::Unset, |o| {
+            Value::Set(o.evidence.iter().map(|s| Cow::Borrowed(s.code)).collect())
+        })
+    };
+    let tunnelled = !r.tunnel.is_none();
     [
         Value::Time(line.first_ts),
         Value::Str(Cow::Owned(uid(&r.community_id, line))),
@@ -436,7 +480,11 @@ fn values<'a>(conn: &'a ConnLog, line: &'a ZeekLine) -> [Value<'a>; FIELDS.len()
         Value::Unset,
         Value::Count(resp_d.pkts),
         Value::Unset,
-        Value::Unset,
+        if tunnelled {
+            Value::Set(vec![Cow::Owned(tunnel_uid(&r.tunnel))])
+        } else {
+            Value::Unset
+        },
         Value::Str(Cow::Borrowed(&r.community_id)),
         Value::Count(u64::from(r.id)),
         Value::Str(Cow::Borrowed(if orig_is_client {
@@ -452,6 +500,18 @@ fn values<'a>(conn: &'a ConnLog, line: &'a ZeekLine) -> [Value<'a>; FIELDS.len()
             .map_or(Value::Unset, |e| Value::Str(Cow::Borrowed(e.code()))),
         text(orig_end.final_state.to_string()),
         text(resp_end.final_state.to_string()),
+        Value::Set(r.notes.iter().map(|n| Cow::Borrowed(*n)).collect()),
+        r.idle_reset_secs
+            .map_or(Value::Unset, |s| Value::Interval((s * 1e9).round() as i64)),
+        forged(orig_end),
+        forged(resp_end),
+        evidence(orig_end),
+        evidence(resp_end),
+        if tunnelled {
+            Value::Str(Cow::Owned(r.tunnel.to_string()))
+        } else {
+            Value::Unset
+        },
     ]
 }
 
@@ -484,7 +544,9 @@ impl Value<'_> {
             Value::Count(n) => Cow::Owned(n.to_string()),
             Value::Port(p) => Cow::Owned(p.to_string()),
             Value::Addr(a) => Cow::Owned(a.to_string()),
+            Value::Bool(b) => Cow::Borrowed(if *b { "T" } else { "F" }),
             Value::Str(s) => Cow::Borrowed(s.as_ref()),
+            Value::Set(items) => Cow::Owned(items.join(",")),
         })
     }
 }
@@ -499,21 +561,37 @@ fn write_tsv(out: &mut impl Write, values: &[Value<'_>]) -> io::Result<()> {
         if i > 0 {
             line.push('\t');
         }
-        match value.text() {
-            None => line.push('-'),
-            Some(text) if text.is_empty() => line.push_str("(empty)"),
-            Some(text) if matches!(value, Value::Str(_)) => escape_into(&mut line, &text),
-            Some(text) => line.push_str(&text),
+        match value {
+            Value::Unset => line.push('-'),
+            Value::Set(items) if items.is_empty() => line.push_str("(empty)"),
+            // Elements apart by the set separator, escaped in them.
+            Value::Set(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    escape_into(&mut line, item, true);
+                }
+            }
+            _ => match value.text() {
+                None => line.push('-'),
+                Some(text) if text.is_empty() => line.push_str("(empty)"),
+                Some(text) if matches!(value, Value::Str(_)) => {
+                    escape_into(&mut line, &text, false)
+                }
+                Some(text) => line.push_str(&text),
+            },
         }
     }
     line.push('\n');
     out.write_all(line.as_bytes())
 }
 
-fn escape_into(line: &mut String, text: &str) {
+/// `in_set`: the set separator is escaped too.
+fn escape_into(line: &mut String, text: &str, in_set: bool) {
     let whole = text == "-" || text == "(empty)";
     for c in text.chars() {
-        if whole || c.is_ascii_control() || c == '\\' {
+        if whole || c.is_ascii_control() || c == '\\' || (in_set && c == ',') {
             line.push_str(&format!("\\x{:02x}", c as u32));
         } else {
             line.push(c);
@@ -536,6 +614,10 @@ fn write_json(out: &mut impl Write, values: &[Value<'_>]) -> io::Result<()> {
             Value::Str(_) | Value::Addr(_) => {
                 line.push_str(&serde_json::to_string(&text).map_err(io::Error::other)?)
             }
+            Value::Set(items) => {
+                line.push_str(&serde_json::to_string(items).map_err(io::Error::other)?)
+            }
+            Value::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
             _ => line.push_str(&text),
         }
     }
@@ -567,10 +649,13 @@ mod tests {
     #[test]
     fn strings_escape_what_zeek_escapes() {
         let mut line = String::new();
-        escape_into(&mut line, "a\tb\\c");
-        assert_eq!(line, "a\\x09b\\x5cc");
+        escape_into(&mut line, "a\tb\\c,d", false);
+        assert_eq!(line, "a\\x09b\\x5cc,d");
         line.clear();
-        escape_into(&mut line, "-");
+        escape_into(&mut line, "a,b", true);
+        assert_eq!(line, "a\\x2cb");
+        line.clear();
+        escape_into(&mut line, "-", false);
         assert_eq!(line, "\\x2d");
     }
 
