@@ -11,12 +11,13 @@
 //!   to the new one through at most three transitions (one segment can be
 //!   an ACK of a FIN and a FIN, e.g. FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT;
 //!   a reset only ever leads to CLOSED, it never starts a chain),
-//!   or by the two documented exceptions, the simultaneous-close correction
-//!   (`fin-simultaneous`: the sender is put back to ESTABLISHED, then sends
-//!   and receives a FIN, ending in CLOSING, or in TIME-WAIT when the peer
-//!   had acknowledged that FIN in a segment captured before it), and the
-//!   FIN seen late (`fin-active` after the peer's FIN that acknowledged it:
-//!   its sender to TIME-WAIT, its receiver to LAST-ACK or CLOSED).
+//!   or by the two documented exceptions on a sender's first FIN (whatever
+//!   place in the order of the closes its verdict gives it), the
+//!   simultaneous-close correction (the sender is put back to ESTABLISHED,
+//!   then sends and receives a FIN, ending in CLOSING, or in TIME-WAIT when
+//!   the peer had acknowledged that FIN in a segment captured before it),
+//!   and the FIN seen late (after the peer's FIN that acknowledged it: its
+//!   sender to TIME-WAIT, its receiver to LAST-ACK or CLOSED).
 //!
 //! Real recordings degraded at random as captures are taken (frames lost,
 //! a late start, an early stop, one direction, a snaplen) keep the verdict

@@ -230,13 +230,15 @@ pub fn consistent(r: &ConnectionReport) -> Result<(), String> {
             "an endpoint that closed is not still established",
         )?;
     }
-    // The end is unseen exactly when no endpoint finished; then nothing
-    // ended it (no RST, no refusal), and no call is narrower than the
-    // wire can prove (class 5, `linger0` alone, needs an abort).
+    // The end is unseen exactly when no endpoint finished and the close
+    // is not whole (both FINs: a simultaneous close whose final ACKs the
+    // capture missed has ended); then nothing ended it (no RST, no
+    // refusal), and no call is narrower than the wire can prove (class 5,
+    // `linger0` alone, needs an abort).
     let end_unseen = r.notes.contains(&"end-unseen");
     check(
-        end_unseen == states.iter().all(|s| !s.is_finished()),
-        "end unseen exactly when no endpoint finished",
+        end_unseen == (states.iter().all(|s| !s.is_finished()) && r.outcome != Outcome::Graceful),
+        "end unseen exactly when no endpoint finished and the close is not whole",
     )?;
     check(
         !end_unseen
@@ -298,9 +300,14 @@ pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: 
     // sender had already been moved to CLOSE-WAIT by the peer's FIN, which
     // it had not received when it sent its own; and the peer may have
     // acknowledged that FIN in a segment captured before it.
+    // Both corrections happen on a sender's first FIN, whatever place in
+    // the order of the closes its verdict gives it (`fin-simultaneous`,
+    // `fin-active`, `fin-order-unknown`, or none on a refused
+    // connection's 4-tuple: `SegmentFacts::resolved`).
+    let first_fin = row.flags.fin() && !row.events.contains(Event::FinRetransmit);
     let closing = TcpState::Closing;
     let simultaneous = is_sender
-        && row.events.contains(Event::FinSimultaneous)
+        && first_fin
         && (to == closing || to == transition(closing, EndpointEvent::RecvAckOfFin));
     // The FIN seen late (connection.rs observe_fin): its peer's FIN,
     // captured first, had acknowledged it, so its sender ends in TIME-WAIT
@@ -310,9 +317,7 @@ pub fn state_change_allowed(from: TcpState, to: TcpState, row: &Row, is_sender: 
     } else {
         EndpointEvent::RecvFinSeenLate
     };
-    let fin_first =
-        row.events.contains(Event::FinActive) || row.events.contains(Event::FinOrderUnknown);
-    simultaneous || (fin_first && to == transition(from, seen_late))
+    simultaneous || (first_fin && to == transition(from, seen_late))
 }
 
 #[cfg(test)]
