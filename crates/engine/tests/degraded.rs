@@ -83,6 +83,19 @@ fn answers_right_or_honestly_wider(dir: &Path) -> (usize, usize) {
                 }
             }
         }
+        // The end is unseen exactly when the frames do not show it (both
+        // FINs, or an RST): the ACKs after both FINs are not needed.
+        if let Some(end_seen) = capture["end_seen"].as_bool() {
+            for got in &result.reports {
+                if got.notes.contains(&"end-unseen") == end_seen {
+                    problems.push(format!(
+                        "{file}: notes {:?}, but the frames {} the end",
+                        got.notes,
+                        if end_seen { "show" } else { "do not show" }
+                    ));
+                }
+            }
+        }
         for (want, got) in expected.iter().zip(&result.reports) {
             assert_eq!(want["client_addr"], got.client.as_str(), "{file}");
             for (field, answer) in answers(got) {

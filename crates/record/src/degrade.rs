@@ -41,6 +41,9 @@ enum Condition {
     AfterFirstFin,
     /// Stopped right after the first FIN.
     StopAfterFirstFin,
+    /// Stopped right after the other endpoint's first FIN: the final
+    /// ACKs unseen.
+    StopAfterSecondFin,
 }
 
 use Condition::*;
@@ -55,6 +58,7 @@ impl Condition {
             AfterData => "after-data".into(),
             AfterFirstFin => "after-first-fin".into(),
             StopAfterFirstFin => "stop-after-first-fin".into(),
+            StopAfterSecondFin => "stop-after-second-fin".into(),
         }
     }
 
@@ -78,6 +82,9 @@ impl Condition {
                 .into(),
             AfterFirstFin => "drop the frames up to the first FIN, inclusive".into(),
             StopAfterFirstFin => "drop every frame after the first FIN".into(),
+            StopAfterSecondFin => "drop every frame after the first FIN of the endpoint that \
+                 did not send the first FIN (the ACKs of the FINs that follow it unseen)"
+                .into(),
         }
     }
 }
@@ -96,9 +103,13 @@ const DEGRADED: &[(&str, &[Condition])] = &[
             AfterData,
             AfterFirstFin,
             StopAfterFirstFin,
+            StopAfterSecondFin,
         ],
     ),
     ("close-client-first-ipv6.pcap", &[Snaplen(74)]),
+    // Both FINs cross: both endpoints wait in CLOSING for ACKs the
+    // capture does not show; the close is still whole (graceful).
+    ("simultaneous-close.pcap", &[StopAfterSecondFin]),
     (
         "half-close-data-after-fin.pcap",
         &[
@@ -146,6 +157,9 @@ pub struct DegradedCapture {
     pub transformation: String,
     pub packets: usize,
     pub connections: Vec<Truth>,
+    /// The frames show the connection's end: both endpoints' FINs, or an
+    /// RST. Otherwise its last row and report must say `end-unseen`.
+    pub end_seen: bool,
     /// Decode counters (tcpshut's JSON `capture.decode` names) that must
     /// come out exactly so, counted here from the full frames.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -326,8 +340,9 @@ fn judge(full: &Capture, condition: Condition, kept: &[Tcp]) -> Result<Truth> {
         allowed.allow(&format!("{name}.calls"), &[&widened(&side.expected_calls)]);
     };
     match condition {
-        // Every rule reads the fixed header and the IP length only.
-        Snaplen(_) => {}
+        // Every rule reads the fixed header and the IP length only; both
+        // FINs tell the whole close without the ACKs that follow them.
+        Snaplen(_) | StopAfterSecondFin => {}
         OnlyFrom(client) => {
             let unseen = usize::from(client);
             let seen_side = 1 - unseen;
@@ -473,8 +488,32 @@ fn degrade(p: &mut Pcap, condition: Condition) -> Result<BTreeMap<String, u64>> 
             let fin = find(p, |t| t.fin)?;
             p.records.truncate(fin + 1);
         }
+        StopAfterSecondFin => {
+            let first = find(p, |t| t.fin)?;
+            let first_from_client =
+                derive::tcp(&p.records[first].data).is_some_and(|t| from_client(&t));
+            let second = find(p, |t| t.fin && from_client(t) != first_from_client)?;
+            p.records.truncate(second + 1);
+        }
     }
     Ok(BTreeMap::new())
+}
+
+/// The frames show a connection's end: both endpoints' FINs, or an RST
+/// (IPv4 or IPv6, whole Ethernet frames).
+fn end_seen<'f>(frames: impl Iterator<Item = &'f [u8]>) -> bool {
+    let (mut fin, mut rst) = ([false; 2], false);
+    for frame in frames {
+        let Ok(sliced) = etherparse::SlicedPacket::from_ethernet(frame) else {
+            continue;
+        };
+        let Some(etherparse::TransportSlice::Tcp(t)) = &sliced.transport else {
+            continue;
+        };
+        fin[usize::from(t.source_port() == CLIENT_PORT)] |= t.fin() && !t.syn();
+        rst |= t.rst();
+    }
+    fin == [true; 2] || rst
 }
 
 /// Every degraded file name, for `--list`.
@@ -516,7 +555,15 @@ pub fn degrade_all(out: &Path, entries: &[Capture]) -> Result<()> {
                 .collect();
             let file = file_name(from, condition);
             p.write(&dir.join(&file))?;
+            // A snaplen keeps every frame's flags, but its frames no
+            // longer parse whole: judged from the full ones.
+            let frames = match condition {
+                Snaplen(_) => Pcap::read(&out.join(from))?.records,
+                _ => p.records.clone(),
+            };
+            let end_seen = end_seen(frames.iter().map(|r| r.data.as_slice()));
             captures.push(DegradedCapture {
+                end_seen,
                 connections: vec![judge(full, condition, &kept)?],
                 file,
                 derived_from: from.to_string(),

@@ -501,8 +501,12 @@ impl Connection {
             sight: self.sight(),
         });
         // Neither endpoint finished (CLOSED, TIME-WAIT) when the capture
-        // ended: its end is not in the capture.
-        if !self.endpoints.iter().any(|e| e.state.is_finished()) {
+        // ended: its end is not in the capture. Unless both closed by FIN:
+        // a simultaneous close leaves both in CLOSING until the ACKs of
+        // the FINs, which add nothing to the close when the capture
+        // misses them.
+        let finished = self.endpoints.iter().any(|e| e.state.is_finished());
+        if !finished && verdict.outcome != Outcome::Graceful {
             verdict.end_unseen_at = std::num::NonZeroU64::new(self.last_frame);
         }
         for ((endpoint, forged), origin) in verdict.endpoints.iter_mut().zip(forged).zip(&origins) {

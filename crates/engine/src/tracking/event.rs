@@ -110,7 +110,8 @@ events! {
     /// scale (and with it every window check) is unknown.
     OptionsCut = "options-cut", Chat, "TCP options cut by the snaplen";
     /// The connection's last segment, and the capture ends before the
-    /// connection does: no endpoint finished (CLOSED, TIME-WAIT) as seen.
+    /// connection does: no endpoint finished (CLOSED, TIME-WAIT) as seen,
+    /// and not both closed by FIN.
     EndUnseen = "end-unseen", Chat, "capture ends before the connection does";
 }
 
