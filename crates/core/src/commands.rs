@@ -328,10 +328,10 @@ pub fn annotate(
     streams_need_output(batch, dest, pcapng)?;
     if batch.series {
         // Each file's sidecars beside it, for the plugin.
-        if format != Format::Csv || dest.is_some() || pcapng {
+        if !matches!(format, Format::Csv | Format::Parquet) || dest.is_some() || pcapng {
             bail!(
-                "--series writes the CSV sidecars beside each file of a series: \
-                 it takes no --format other than csv, no -o and no --pcapng"
+                "--series writes each file's sidecars beside it as the read moves past \
+                 the file: CSV (the default) or Parquet, with no -o and no --pcapng"
             );
         }
     }
@@ -407,13 +407,7 @@ pub fn annotate(
                 _ => run(sink_for(format, out)),
             }
         };
-        let ext = match format {
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Zeek => "conn.log",
-            Format::ZeekJson => "conn.json",
-            Format::Parquet => "segments.parquet",
-        };
+        let ext = sidecar_extension(format);
         let (written, result) = match dest {
             Some(dir) if dataset.is_some() => {
                 let file = output::dataset_file(dir, "segments", path);
@@ -455,7 +449,7 @@ pub fn annotate(
         }
     };
     let series = |series: &Series, guard: &Guard| {
-        let result = crate::series::annotate(series, guard).and_then(usable);
+        let result = crate::series::annotate(series, guard, format).and_then(usable);
         let (status, errors) = crate::series::file_lines(series);
         match result {
             Err(err) => Done::series_failed(series, &err, errors),
@@ -466,7 +460,7 @@ pub fn annotate(
                     series.name(),
                     count_outcomes(&verdicts.outcomes),
                     verdicts.capture.decode.tcp_segments,
-                    crate::series::written(series),
+                    crate::series::written(series, format),
                 )],
                 connections: None,
                 errors,
@@ -549,7 +543,18 @@ impl Drop for WithProgress<'_> {
     }
 }
 
-fn sink_for(format: Format, out: &mut dyn Write) -> Box<dyn RowSink + '_> {
+/// What a sidecar of `format` adds to its capture's name (`CAPTURE.tcpshut.EXT`).
+pub fn sidecar_extension(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Zeek => "conn.log",
+        Format::ZeekJson => "conn.json",
+        Format::Parquet => "segments.parquet",
+    }
+}
+
+pub fn sink_for<'w, W: Write + 'w>(format: Format, out: W) -> Box<dyn RowSink + 'w> {
     match format {
         Format::Csv => Box::new(CsvSink::new(out)),
         Format::Json => Box::new(JsonSink::new(out)),

@@ -182,7 +182,17 @@ pub fn report(
     }
     out.flush()?;
     if let Some(file) = html {
-        let page = tcpshut_report::html::render(&doc, &ladders(&doc, &spools));
+        let series: BTreeMap<String, tcpshut_engine::Series> = inputs
+            .iter()
+            .filter_map(|input| match input {
+                Input::Series(files) => {
+                    let series = tcpshut_engine::Series::new(files.clone());
+                    Some((series.name(), series))
+                }
+                _ => None,
+            })
+            .collect();
+        let page = tcpshut_report::html::render(&doc, &ladders(&doc, &spools, &series));
         if let Err(err) = write_atomically(file, |out| Ok(out.write_all(page.as_bytes())?)) {
             eprintln!("tcpshut: {}: {err:#}", file.display());
             return Ok(Status::Failed);
@@ -209,9 +219,14 @@ fn refuse_capture(file: &Path) -> anyhow::Result<()> {
 type Spools = BTreeMap<String, tcpshut_engine::WholeSpool>;
 
 /// The ladders the page shows (one example of each first finding), one
-/// pass per capture (a stream's from its copy in `spools`); a capture
-/// that cannot be read again loses its ladders, said once.
-fn ladders(doc: &Document, spools: &Spools) -> tcpshut_report::html::Ladders {
+/// pass per capture (a stream's from its copy in `spools`, a series' over
+/// its files); a capture that cannot be read again loses its ladders,
+/// said once.
+fn ladders(
+    doc: &Document,
+    spools: &Spools,
+    series: &BTreeMap<String, tcpshut_engine::Series>,
+) -> tcpshut_report::html::Ladders {
     let mut by_capture: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     for (capture, conn) in tcpshut_report::html::ladder_examples(doc) {
         by_capture.entry(capture).or_default().insert(conn);
@@ -221,7 +236,11 @@ fn ladders(doc: &Document, spools: &Spools) -> tcpshut_report::html::Ladders {
         let read_from = spools
             .get(&capture)
             .map_or(Path::new(&capture), |s| s.path());
-        match tcpshut_report::ladder::collect(read_from, &conns) {
+        let found = match series.get(&capture) {
+            Some(series) => tcpshut_report::ladder::collect_series(series, &conns),
+            None => tcpshut_report::ladder::collect(read_from, &conns),
+        };
+        match found {
             Ok(found) => {
                 // Named as the user named it, not as a stream's copy is.
                 all.extend(found.into_iter().map(|(id, mut l)| {

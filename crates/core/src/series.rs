@@ -1,24 +1,26 @@
 //! `--series`: the files of a rotated capture read as one (the engine's
-//! `Series`), and each file's sidecars written beside it as the read
-//! moves past it (`SeriesSink`), committed one by one. What each file gave
+//! `Series`), and each file's sidecars (CSV with the connections sidecar,
+//! or the two Parquet tables) written beside it as the read moves past it
+//! (`SeriesSink`), committed one by one. What each file gave
 //! (a file that is no capture, one cut short, files that overlap in time)
 //! is said per file, by name.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use anyhow::bail;
 use tcpshut_engine::{
-    ConnectionReport, ConnectionsCsvSink, CsvSink, Detail, Row, RowSink, Schedule, Series,
-    SeriesFile, SeriesSink, Verdicts,
+    ConnectionReport, ConnectionsCsvSink, Detail, Row, RowSink, Schedule, Series, SeriesFile,
+    SeriesSink, Verdicts,
 };
+use tcpshut_parquet::ParquetSink;
 
-use crate::commands::connections_path;
+use crate::commands::{connections_path, sidecar_extension, sink_for};
 use crate::messages::shown;
 use crate::output::{sidecar_path, AtomicFile, Guard};
-use crate::{BatchArgs, Status};
+use crate::{BatchArgs, Format, Status};
 
 /// A series is made of files: standard input and FIFOs cannot be part of
 /// one (their first timestamp cannot be read ahead).
@@ -71,14 +73,15 @@ pub fn file_lines(series: &Series) -> (Status, Vec<String>) {
     (worst, lines)
 }
 
-/// `tcpshut annotate --series`: the CSV sidecar and the connections
-/// sidecar beside each file. The verdicts, or why the series could not
-/// be read at all.
-pub fn annotate(series: &Series, guard: &Guard) -> anyhow::Result<Verdicts> {
+/// `tcpshut annotate --series`: each file's sidecars beside it in
+/// `format` (CSV: with the connections sidecar; Parquet: both tables).
+/// The verdicts, or why the series could not be read at all.
+pub fn annotate(series: &Series, guard: &Guard, format: Format) -> anyhow::Result<Verdicts> {
     let mut make = |file: &SeriesFile| -> io::Result<Box<dyn RowSink>> {
-        Ok(Box::new(FileSidecars::create(&file.path, guard)?))
+        Ok(Box::new(FileOutputs::create(&file.path, guard, format)?))
     };
-    let mut sink = SeriesSink::new(series.log().clone(), &mut make);
+    let zeek_view = format == Format::Parquet;
+    let mut sink = SeriesSink::new(series.log().clone(), &mut make).with_zeek_view(zeek_view);
     Ok(tcpshut_engine::annotate_series(
         series,
         Detail::Brief,
@@ -88,10 +91,14 @@ pub fn annotate(series: &Series, guard: &Guard) -> anyhow::Result<Verdicts> {
 }
 
 /// Where the files' sidecars go, for the user.
-pub fn written(series: &Series) -> String {
+pub fn written(series: &Series, format: Format) -> String {
+    let ext = sidecar_extension(format);
     match series.files() {
-        [one] => shown(&sidecar_path(one, "csv")),
-        files => format!("a sidecar beside each of the {} files", files.len()),
+        [one] => shown(&sidecar_path(one, ext)),
+        files => format!(
+            "FILE.tcpshut.{ext} beside each of the {} files",
+            files.len()
+        ),
     }
 }
 
@@ -130,60 +137,82 @@ impl Write for Shared {
     }
 }
 
-/// One file's sidecars (`FILE.tcpshut.csv` and
-/// `FILE.tcpshut.connections.csv`), renamed into place when the file is
-/// done; removed if the run fails first.
-struct FileSidecars {
-    csv: CsvSink<Shared>,
-    connections: ConnectionsCsvSink<Shared>,
-    files: [Shared; 2],
+/// One file's sidecars in the run's format, renamed into place when the
+/// file is done; removed if the run fails first.
+struct FileOutputs {
+    sinks: Vec<Box<dyn RowSink>>,
+    files: Vec<Shared>,
 }
 
-impl FileSidecars {
-    fn create(capture: &Path, guard: &Guard) -> io::Result<FileSidecars> {
-        let sidecar = sidecar_path(capture, "csv");
-        let conns: PathBuf = connections_path(&sidecar).expect("a sidecar's name ends in .csv");
-        for dest in [&sidecar, &conns] {
+impl FileOutputs {
+    fn create(capture: &Path, guard: &Guard, format: Format) -> io::Result<FileOutputs> {
+        let main = sidecar_path(capture, sidecar_extension(format));
+        let beside = match format {
+            Format::Csv => connections_path(&main),
+            Format::Parquet => Some(sidecar_path(capture, "connections.parquet")),
+            _ => None,
+        };
+        let mut files = Vec::new();
+        for dest in std::iter::once(&main).chain(&beside) {
             if let Err(refusal) = guard.check(dest) {
                 return Err(io::Error::other(format!(
                     "not written: {}: {refusal}",
                     shown(dest)
                 )));
             }
+            files.push(Shared::create(dest)?);
         }
-        let files = [Shared::create(&sidecar)?, Shared::create(&conns)?];
-        Ok(FileSidecars {
-            csv: CsvSink::new(files[0].clone()),
-            connections: ConnectionsCsvSink::new(files[1].clone()),
-            files,
-        })
+        let sinks: Vec<Box<dyn RowSink>> = match format {
+            Format::Csv => vec![
+                sink_for(format, files[0].clone()),
+                Box::new(ConnectionsCsvSink::new(files[1].clone())),
+            ],
+            Format::Parquet => vec![Box::new(ParquetSink::new(
+                files[0].clone(),
+                files[1].clone(),
+            )?)],
+            _ => vec![sink_for(format, files[0].clone())],
+        };
+        Ok(FileOutputs { sinks, files })
     }
 }
 
-impl RowSink for FileSidecars {
+impl RowSink for FileOutputs {
     fn needs_first_pass(&self) -> bool {
         false
     }
     fn wants_connections(&self) -> bool {
         true
     }
+    fn wants_zeek_view(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_zeek_view())
+    }
     fn begin(
         &mut self,
         capture: &tcpshut_engine::CaptureSummary,
         connections: &[ConnectionReport],
     ) -> io::Result<()> {
-        self.csv.begin(capture, connections)?;
-        self.connections.begin(capture, connections)
+        for sink in &mut self.sinks {
+            sink.begin(capture, connections)?;
+        }
+        Ok(())
     }
     fn row(&mut self, row: &Row) -> io::Result<()> {
-        self.csv.row(row)
+        for sink in &mut self.sinks {
+            sink.row(row)?;
+        }
+        Ok(())
     }
     fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
-        self.connections.connection(report)
+        for sink in self.sinks.iter_mut().filter(|s| s.wants_connections()) {
+            sink.connection(report)?;
+        }
+        Ok(())
     }
     fn finish(&mut self) -> io::Result<()> {
-        self.csv.finish()?;
-        self.connections.finish()?;
+        for sink in &mut self.sinks {
+            sink.finish()?;
+        }
         for file in &self.files {
             file.commit()?;
         }

@@ -319,3 +319,88 @@ fn connections_carry_the_tunnel_rst_origin_and_idle_reset() {
     assert!(idle >= 2, "{idle} idle resets");
     assert_eq!(tunnelled, 2, "{tunnelled} tunnelled connections");
 }
+
+/// A buffer shared by the sink that writes it and the test that reads it.
+#[derive(Clone, Default)]
+struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A real-kernel recording split by `editcap -c 520` into 5 files and
+/// annotated as a rotated series: each file's tables hold the whole
+/// recording's segments at the file's own frame numbers, and the whole's
+/// connection rows (but for the frames, cut to the file) for every
+/// connection spanning the file.
+#[test]
+fn each_file_of_a_series_gets_its_share_of_the_tables() {
+    use tcpshut_engine::{annotate_series, RowSink, Series, SeriesFile, SeriesSink};
+    let whole = testdata("report-mix/mix.pcap");
+    let (whole_segments, whole_connections) = tables_on(&whole, Schedule::default());
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("editcap")
+        .args(["-c", "520"])
+        .arg(&whole)
+        .arg(dir.path().join("part.pcap"))
+        .status()
+        .expect("editcap is needed (wireshark-common; scripts/install-deps installs it)");
+    assert!(status.success());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let series = Series::new(files.clone());
+    let mut outputs: Vec<(PathBuf, Shared, Shared)> = Vec::new();
+    let mut make = |file: &SeriesFile| -> std::io::Result<Box<dyn RowSink>> {
+        let (segments, connections) = (Shared::default(), Shared::default());
+        outputs.push((file.path.clone(), segments.clone(), connections.clone()));
+        Ok(Box::new(
+            ParquetSink::new(segments, connections)?.with_rows_per_group(100),
+        ))
+    };
+    let mut sink = SeriesSink::new(series.log().clone(), &mut make).with_zeek_view(true);
+    annotate_series(&series, Detail::Brief, &mut sink, Schedule::default()).unwrap();
+    drop(sink);
+    let paths: Vec<&PathBuf> = outputs.iter().map(|o| &o.0).collect();
+    assert_eq!(paths, files.iter().collect::<Vec<_>>());
+    let whole_by_id: std::collections::BTreeMap<String, &Vec<String>> = whole_connections
+        .iter()
+        .map(|row| (row[1].clone(), row))
+        .collect();
+    for (index, (path, segments, connections)) in outputs.iter().enumerate() {
+        let segments = rows_as_text(&read(segments.0.borrow().clone()).0);
+        let share = &whole_segments[index * 520..(index + 1) * 520];
+        assert_eq!(segments.len(), 520, "{}", path.display());
+        for (i, (got, want)) in segments.iter().zip(share).enumerate() {
+            // Capture, frame and related differ; the rest is the whole's.
+            assert!(got[1].contains(&format!("  {},\n", i + 1)), "{}", got[1]);
+            assert_eq!(
+                got[2..got.len() - 1],
+                want[2..want.len() - 1],
+                "{}",
+                path.display()
+            );
+        }
+        let connections = rows_as_text(&read(connections.0.borrow().clone()).0);
+        assert!(!connections.is_empty());
+        for got in &connections {
+            let want = whole_by_id[&got[1]];
+            assert_eq!(
+                got[11..],
+                want[11..],
+                "{} connection {}",
+                path.display(),
+                got[1]
+            );
+            assert_eq!(got[1..9], want[1..9]);
+        }
+    }
+}

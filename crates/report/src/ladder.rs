@@ -18,7 +18,7 @@ use maud::{html, Markup};
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::Row;
 use tcpshut_engine::Timestamp;
-use tcpshut_engine::{AnalyzeError, CaptureSummary, Detail, RowSink};
+use tcpshut_engine::{AnalyzeError, CaptureSummary, Detail, RowSink, Schedule, Series};
 
 use crate::aggregate::calls_text;
 
@@ -118,8 +118,45 @@ impl RowSink for Collect<'_> {
 /// The ladders of connections `conns` of the capture at `path` (those
 /// that exist), by id: one pass for their reports, one for their rows.
 pub fn collect(path: &Path, conns: &BTreeSet<u32>) -> Result<BTreeMap<u32, Ladder>, AnalyzeError> {
+    collect_with(
+        &path.display().to_string(),
+        conns,
+        &mut |each| tcpshut_engine::each_report(path, each).map(drop),
+        &mut |sink| tcpshut_engine::annotate(path, Detail::Brief, sink).map(drop),
+    )
+}
+
+/// [`collect`] over a rotated series, read as one capture (the ladders'
+/// frame numbers are the series').
+pub fn collect_series(
+    series: &Series,
+    conns: &BTreeSet<u32>,
+) -> Result<BTreeMap<u32, Ladder>, AnalyzeError> {
+    collect_with(
+        &series.name(),
+        conns,
+        &mut |each| tcpshut_engine::each_report_series(series, each).map(drop),
+        &mut |sink| {
+            tcpshut_engine::annotate_series(series, Detail::Brief, sink, Schedule::default())
+                .map(drop)
+        },
+    )
+}
+
+/// What one read of a capture for its reports is.
+type ReadReports<'a> = dyn FnMut(&mut dyn FnMut(ConnectionReport)) -> Result<(), AnalyzeError> + 'a;
+/// What one read of a capture for its rows is.
+type ReadRows<'a> = dyn FnMut(&mut dyn RowSink) -> Result<(), AnalyzeError> + 'a;
+
+/// [`collect`] of the capture named `name`, read by `reports` then `rows`.
+fn collect_with(
+    name: &str,
+    conns: &BTreeSet<u32>,
+    read_reports: &mut ReadReports,
+    read_rows: &mut ReadRows,
+) -> Result<BTreeMap<u32, Ladder>, AnalyzeError> {
     let mut reports = BTreeMap::new();
-    tcpshut_engine::each_report(path, &mut |r| {
+    read_reports(&mut |r| {
         if conns.contains(&r.id) {
             reports.insert(r.id, r);
         }
@@ -140,13 +177,9 @@ pub fn collect(path: &Path, conns: &BTreeSet<u32>) -> Result<BTreeMap<u32, Ladde
         })
         .collect();
     if !wanted.is_empty() {
-        tcpshut_engine::annotate(
-            path,
-            Detail::Brief,
-            &mut Collect {
-                wanted: &mut wanted,
-            },
-        )?;
+        read_rows(&mut Collect {
+            wanted: &mut wanted,
+        })?;
     }
     Ok(wanted
         .into_iter()
@@ -155,7 +188,7 @@ pub fn collect(path: &Path, conns: &BTreeSet<u32>) -> Result<BTreeMap<u32, Ladde
             Some((
                 id,
                 Ladder {
-                    capture: path.display().to_string(),
+                    capture: name.to_string(),
                     conn: id,
                     client: r.client,
                     server: r.server,

@@ -242,9 +242,104 @@ fn files_that_overlap_in_time_are_said_to() {
     );
 }
 
+/// `--format parquet`: both tables beside each file (their content is
+/// checked in tcpshut-parquet's tests).
+#[test]
+fn each_file_of_a_series_gets_its_parquet_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = split_like_tcpdump(dir.path());
+    let folder = files[0].parent().unwrap().as_os_str().to_owned();
+    let run = tcpshut(&[
+        "annotate".as_ref(),
+        "--series".as_ref(),
+        "--format".as_ref(),
+        "parquet".as_ref(),
+        folder.as_os_str(),
+    ]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for file in &files {
+        for table in ["segments", "connections"] {
+            let path = PathBuf::from(format!("{}.tcpshut.{table}.parquet", file.display()));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+        }
+        assert!(!PathBuf::from(format!("{}.tcpshut.csv", file.display())).exists());
+    }
+}
+
+/// `report --series --html`: the series' findings and ladder diagrams are
+/// the whole recording's.
+#[test]
+fn the_report_of_a_series_is_the_whole_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = split_like_tcpdump(dir.path());
+    let folder = files[0].parent().unwrap().as_os_str().to_owned();
+    let (series_page, whole_page) = (
+        dir.path().join("series.html"),
+        dir.path().join("whole.html"),
+    );
+    let run = tcpshut(&[
+        "report".as_ref(),
+        "--series".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        folder.as_os_str(),
+        "--html".as_ref(),
+        series_page.as_os_str(),
+    ]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let series: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let run = tcpshut(&[
+        "report".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        whole().as_os_str(),
+        "--html".as_ref(),
+        whole_page.as_os_str(),
+    ]);
+    assert!(run.status.success());
+    let whole_doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    // The same findings, one capture; only the capture's name differs.
+    let text = |v: &serde_json::Value, name: &str| v.to_string().replace(name, "CAPTURE");
+    let series_name = format!("{} .. {} (5 files)", files[0].display(), files[4].display());
+    assert_eq!(
+        text(&series["findings"], &series_name),
+        text(&whole_doc["findings"], &whole().display().to_string())
+    );
+    let ladders = |page: &Path| {
+        std::fs::read_to_string(page)
+            .unwrap()
+            .matches("Ladder diagram of")
+            .count()
+    };
+    assert!(ladders(&whole_page) > 0);
+    assert_eq!(ladders(&series_page), ladders(&whole_page));
+}
+
 #[test]
 fn series_refuses_what_it_cannot_write_per_file() {
-    for extra in [&["--format", "json"][..], &["-o", "x.csv"], &["--pcapng"]] {
+    for extra in [
+        &["--format", "json"][..],
+        &["--format", "zeek"],
+        &["--format", "zeek-json"],
+        &["-o", "x.csv"],
+        &["--pcapng"],
+    ] {
         let mut args = vec!["annotate", "--series"];
         args.extend_from_slice(extra);
         let capture = whole();

@@ -37,6 +37,8 @@ pub struct SeriesSink<'a, 'm> {
     /// The file the last row went to, while its span is final (rows of
     /// one file follow one another: one look-up per file, not per row).
     last: Option<(usize, FileSpan)>,
+    /// The files' sinks want reports with Zeek's view.
+    zeek_view: bool,
 }
 
 impl<'a, 'm> SeriesSink<'a, 'm> {
@@ -49,7 +51,16 @@ impl<'a, 'm> SeriesSink<'a, 'm> {
             open: BTreeMap::new(),
             finished_before: 0,
             last: None,
+            zeek_view: false,
         }
+    }
+
+    /// Whether the files' sinks want reports with Zeek's view
+    /// ([`RowSink::wants_zeek_view`]): the sinks are made as the read goes,
+    /// so the caller says it before.
+    pub fn with_zeek_view(mut self, zeek_view: bool) -> Self {
+        self.zeek_view = zeek_view;
+        self
     }
 
     /// The file that holds the series' frame `frame`, and its span.
@@ -126,6 +137,9 @@ fn renumbered_report(report: &ConnectionReport, span: FileSpan) -> ConnectionRep
     let local = |frame: u64| frame.clamp(first, last) - span.base;
     report.first_frame = local(report.first_frame);
     report.last_frame = local(report.last_frame);
+    // Zeek's connections that start after the file are not in it; those
+    // that started before it go on from its first frame.
+    report.zeek_rows.retain(|row| row.first_frame <= last);
     for row in &mut report.zeek_rows {
         row.first_frame = local(row.first_frame);
     }
@@ -145,6 +159,9 @@ impl RowSink for SeriesSink<'_, '_> {
     }
     fn wants_connections(&self) -> bool {
         true
+    }
+    fn wants_zeek_view(&self) -> bool {
+        self.zeek_view
     }
     /// Each file's sink begins when it is made.
     fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
