@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use crate::util::{repo_root, tcpshut, testdata_captures};
+use crate::util::{repo_root, require_tool, tcpshut, testdata_captures};
 
 /// A Zeek ASCII log as its header describes it.
 struct ZeekLog {
@@ -423,4 +423,97 @@ fn rst_causes_idle_resets_and_rst_origins_are_the_jsons() {
             "no {cause} in {seen:?}"
         );
     }
+}
+
+/// `orig_ip_bytes` and `resp_ip_bytes` add up the IP lengths each way, as
+/// tshark reads them from the same packets (IPv4 `ip.len`, IPv6 40 +
+/// `ipv6.plen`): per directed address pair, over all the lines of a
+/// capture. `ip_proto` is 6 and `missed_bytes` is set on every line.
+#[test]
+fn ip_bytes_are_the_ip_lengths_tshark_reads() {
+    require_tool("tshark", "reading IP lengths independently");
+    type Pair = (SocketAddr, SocketAddr);
+    let mut compared = 0;
+    for capture in testdata_captures() {
+        // tshark reassembles IP fragments, tcpshut does not.
+        if capture.ends_with("ip-fragments.pcap") {
+            continue;
+        }
+        let log = read_zeek_log(&run(&capture, "zeek"));
+        let mut ours: BTreeMap<Pair, u64> = BTreeMap::new();
+        for row in &log.rows {
+            assert_eq!(row["ip_proto"], "6");
+            assert!(row["missed_bytes"].parse::<u64>().is_ok());
+            let (orig, resp) = orig_resp(row);
+            *ours.entry((orig, resp)).or_default() += row["orig_ip_bytes"].parse::<u64>().unwrap();
+            *ours.entry((resp, orig)).or_default() += row["resp_ip_bytes"].parse::<u64>().unwrap();
+        }
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&capture)
+            .args(["-Y", "tcp", "-T", "fields", "-E", "separator=/t"])
+            .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
+            .args(["-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"])
+            .args(["-e", "ip.len", "-e", "ipv6.plen"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tshark on {}", capture.display());
+        let mut theirs: BTreeMap<Pair, u64> = BTreeMap::new();
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            // Tunnelled or nested headers list several values: the
+            // innermost (last) is the TCP packet's.
+            let last = |s: &str| s.rsplit(',').next().unwrap_or("").to_owned();
+            let host = |v4: &str, v6: &str| -> IpAddr {
+                let v = if v4.is_empty() { last(v6) } else { last(v4) };
+                v.parse().unwrap()
+            };
+            let src = SocketAddr::new(host(f[0], f[1]), f[2].parse().unwrap());
+            let dst = SocketAddr::new(host(f[3], f[4]), f[5].parse().unwrap());
+            let len: u64 = if f[6].is_empty() {
+                40 + last(f[7]).parse::<u64>().unwrap()
+            } else {
+                last(f[6]).parse().unwrap()
+            };
+            *theirs.entry((src, dst)).or_default() += len;
+        }
+        // A direction that sent nothing has no packet for tshark.
+        ours.retain(|_, bytes| *bytes > 0);
+        assert_eq!(ours, theirs, "{}", capture.display());
+        compared += ours.len();
+    }
+    assert!(compared >= 80, "{compared} directions compared");
+}
+
+/// `missed_bytes` counts the octets of the content gaps Zeek reports, and
+/// Zeek reports a gap exactly when it writes `g` (both under the same
+/// condition, TCP_Reassembler::Gap): on the corpus, lines whose history
+/// has a `g` have missed bytes, the others none.
+#[test]
+fn missed_bytes_go_with_the_gap_letter() {
+    let corpus = repo_root().join("testdata/third-party");
+    let (mut with_gap, mut lines) = (0, 0);
+    let mut captures: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    captures.sort();
+    for capture in captures {
+        let log = read_zeek_log(&run(&capture, "zeek"));
+        for row in &log.rows {
+            let history = row.get("history").map_or("", String::as_str);
+            let gap = history.contains(['g', 'G']);
+            let missed: u64 = row["missed_bytes"].parse().unwrap();
+            assert_eq!(gap, missed > 0, "{}: {row:?}", capture.display());
+            with_gap += usize::from(gap);
+            lines += 1;
+        }
+    }
+    assert!(with_gap >= 3, "{with_gap} of {lines} lines have gaps");
 }

@@ -8,13 +8,15 @@
 //!
 //! The standard conn.log columns come first, in Zeek's order; then
 //! `community_id` (as Zeek's `policy/protocols/conn/community-id-logging`
-//! adds it), then tcpshut's verdict under `tcpshut.`. Columns Zeek
-//! fills from what tcpshut does not follow (`service`, `local_*`,
-//! `missed_bytes`, `*_ip_bytes`) are unset (`-`); `tunnel_parents` holds
-//! a uid made from the connection's tunnel ([`tunnel_uid`]).
-//! Values follow Zeek's `set_conn` (`base/protocols/conn/main.zeek`):
-//! `duration` and the byte counts only when the duration is positive,
-//! `history` only when not empty.
+//! adds it), then tcpshut's verdict under `tcpshut.`. Values follow
+//! Zeek's `set_conn` (`base/protocols/conn/main.zeek`): `duration` and
+//! the byte counts only when the duration is positive, `history` only
+//! when not empty, `missed_bytes` always (0 without content gaps), the
+//! packet and IP byte counts always (`use_conn_size_analyzer`'s default),
+//! `ip_proto` 6; `tunnel_parents` holds a uid made from the connection's
+//! tunnel ([`tunnel_uid`]). What Zeek fills from what tcpshut does not
+//! have stays unset (`-`): `service` (Zeek's protocol analyzers),
+//! `local_orig` and `local_resp` (only with `Site::local_nets`).
 //!
 //! The sink takes each connection's report as the connection leaves the
 //! engine ([`RowSink::connection`], with Zeek's view), adds up its rows, and writes its
@@ -51,7 +53,7 @@ pub enum ZeekForm {
 }
 
 /// The columns, with their Zeek types, in order.
-pub const FIELDS: [(&str, &str); 38] = [
+pub const FIELDS: [(&str, &str); 39] = [
     ("ts", "time"),
     ("uid", "string"),
     ("id.orig_h", "addr"),
@@ -73,6 +75,7 @@ pub const FIELDS: [(&str, &str); 38] = [
     ("resp_pkts", "count"),
     ("resp_ip_bytes", "count"),
     ("tunnel_parents", "set[string]"),
+    ("ip_proto", "count"),
     ("community_id", "string"),
     ("tcpshut.conn", "count"),
     ("tcpshut.orig_side", "string"),
@@ -125,6 +128,10 @@ struct ZeekLine {
     first_frame: u64,
     conn_state: &'static str,
     history: String,
+    /// From Zeek's model: IP bytes by originator and responder, and the
+    /// octets of the content gaps.
+    ip_bytes: [u64; 2],
+    missed_bytes: u64,
     first_ts: Timestamp,
     last_ts: Timestamp,
     /// The sender and receiver of the first segment.
@@ -198,6 +205,8 @@ impl ConnLog {
                     first_frame: z.first_frame,
                     conn_state: z.conn_state,
                     history: z.history.clone(),
+                    ip_bytes: z.ip_bytes,
+                    missed_bytes: z.missed_bytes,
                     ..ZeekLine::default()
                 })
                 .collect(),
@@ -472,19 +481,23 @@ fn values<'a>(conn: &'a ConnLog, line: &'a ZeekLine) -> [Value<'a>; FIELDS.len()
         if_lasted(Value::Count(orig_d.bytes())),
         if_lasted(Value::Count(resp_d.bytes())),
         Value::Str(Cow::Borrowed(line.conn_state)),
+        // local_orig, local_resp: only with Site::local_nets, which
+        // tcpshut has no notion of.
         Value::Unset,
         Value::Unset,
-        Value::Unset,
+        Value::Count(line.missed_bytes),
         text(line.history.clone()),
         Value::Count(orig_d.pkts),
-        Value::Unset,
+        Value::Count(line.ip_bytes[0]),
         Value::Count(resp_d.pkts),
-        Value::Unset,
+        Value::Count(line.ip_bytes[1]),
         if tunnelled {
             Value::Set(vec![Cow::Owned(tunnel_uid(&r.tunnel))])
         } else {
             Value::Unset
         },
+        // ip_proto: TCP.
+        Value::Count(6),
         Value::Str(Cow::Borrowed(&r.community_id)),
         Value::Count(u64::from(r.id)),
         Value::Str(Cow::Borrowed(if orig_is_client {

@@ -530,6 +530,7 @@ mod tests {
                 ttl,
                 ip_id: Some(0),
                 tcp_header_len: 20,
+                ip_len: 40 + len,
             },
             tunnel: None,
             reassembled: false,

@@ -486,6 +486,14 @@ fn tcp_segment<'a>(
     let captured = tcp.payload;
     let flags = tcp.flags();
     let whole = tcp.whole();
+    // A length that does not even cover the headers (0 with TCP
+    // segmentation offload, or an IPv6 jumbogram): the headers and the
+    // TCP segment instead.
+    let headers_len = declared_ip_total.headers_len(ip_payload);
+    let ip_len = match declared_ip_total.total {
+        total if total > headers_len => total,
+        _ => headers_len + tcp.header_len + payload_len,
+    };
     let segment = Segment {
         frame: frame.number,
         ts: frame.ts,
@@ -513,6 +521,7 @@ fn tcp_segment<'a>(
             ttl,
             ip_id,
             tcp_header_len: u8::try_from(tcp.header_len).unwrap_or(u8::MAX),
+            ip_len: u32::try_from(ip_len).unwrap_or(u32::MAX),
         },
         tunnel,
         reassembled: false,
@@ -629,8 +638,12 @@ impl DeclaredLen {
         if !payload.incomplete {
             return payload.payload.len();
         }
-        let headers_len = payload.payload.as_ptr() as usize - self.ip_header_at;
-        self.total.saturating_sub(headers_len)
+        self.total.saturating_sub(self.headers_len(payload))
+    }
+
+    /// The IP header's length, extension headers included.
+    fn headers_len(&self, payload: &LaxIpPayloadSlice<'_>) -> usize {
+        payload.payload.as_ptr() as usize - self.ip_header_at
     }
 }
 

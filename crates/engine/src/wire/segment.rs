@@ -175,6 +175,11 @@ pub struct SenderMarks {
     /// TCP header length in bytes (20 without options, 32 with Linux's
     /// timestamps); 0 when unknown.
     pub tcp_header_len: u8,
+    /// The IP packet's length as its header gives it (IPv4 total length;
+    /// IPv6 40 + payload length), or as captured when that is 0 (TCP
+    /// segmentation offload): what Zeek counts as IP bytes
+    /// (`orig_ip_bytes`); 0 when unknown.
+    pub ip_len: u32,
 }
 
 impl SenderMarks {

@@ -66,6 +66,15 @@ pub struct ZeekRow {
     pub history: String,
     /// Frame of the Zeek connection's first packet.
     pub first_frame: u64,
+    /// IP bytes the originator and the responder sent (the IP headers'
+    /// lengths, as Zeek's ConnSize analyzer adds them): conn.log's
+    /// `orig_ip_bytes` and `resp_ip_bytes`.
+    #[serde(skip)]
+    pub ip_bytes: [u64; 2],
+    /// Octets in the content gaps Zeek reports (`content_gap` events,
+    /// which conn.log adds up as `missed_bytes`).
+    #[serde(skip)]
+    pub missed_bytes: u64,
 }
 
 /// Follows one tcpshut connection through Zeek's eyes. Zeek removes a

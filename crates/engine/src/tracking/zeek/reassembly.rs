@@ -123,24 +123,30 @@ impl ZeekConn {
             let r = &mut self.ep[e].reasm;
             let (lo, hi) = r.pending[i];
             r.remove_pending(i);
-            let hole = lo > r.last_reassem;
+            let hole = lo - r.last_reassem;
             r.last_reassem = r.last_reassem.max(hi);
             r.absorb_pending();
-            if hole {
-                self.gap(e);
+            if hole > 0 {
+                self.gap(e, hole);
             }
         }
-        if up_to > self.ep[e].reasm.last_reassem {
-            self.gap(e);
+        let hole = up_to - self.ep[e].reasm.last_reassem;
+        if hole > 0 {
+            self.gap(e, hole);
             self.ep[e].reasm.last_reassem = up_to;
         }
     }
 
-    /// `TCP_Reassembler::Gap`: only written while both sides are cleanly
-    /// established or closing.
-    pub(super) fn gap(&mut self, e: usize) {
-        if self.ep[e].is_clean() && self.ep[1 - e].is_clean() && self.ep[e].gap.bump() {
-            self.add(e, b'G');
+    /// `TCP_Reassembler::Gap` of `len` octets: only written (the `g`
+    /// letter) and reported (`content_gap`, which conn.log's
+    /// `missed_bytes` adds up) while both sides are cleanly established
+    /// or closing.
+    pub(super) fn gap(&mut self, e: usize, len: i64) {
+        if self.ep[e].is_clean() && self.ep[1 - e].is_clean() {
+            self.ep[e].missed += u64::try_from(len).unwrap_or(0);
+            if self.ep[e].gap.bump() {
+                self.add(e, b'G');
+            }
         }
     }
 

@@ -42,6 +42,10 @@ pub(super) struct Endpoint {
     pub(super) win0: Scaled,
     pub(super) gap: Scaled,
     pub(super) reasm: Reassembly,
+    /// `num_bytes_ip` of Zeek's ConnSize analyzer: IP lengths sent.
+    pub(super) ip_bytes: u64,
+    /// Octets of the content gaps reported in this endpoint's data.
+    pub(super) missed: u64,
 }
 
 impl Endpoint {
@@ -141,6 +145,7 @@ impl ZeekConn {
         }
         let is_orig = p == self.orig as usize;
         self.set_partial_status(p, is_orig, syn, ack);
+        self.ep[p].ip_bytes += u64::from(seg.marks.ip_len);
 
         // TCPSessionAdapter::Process, in Zeek's order.
         let seg_len = if rst { 0 } else { len } + u32::from(syn) + u32::from(fin);
@@ -230,10 +235,13 @@ impl ZeekConn {
     }
 
     pub(super) fn row(&self, first_frame: u64) -> ZeekRow {
+        let orig = usize::from(self.orig);
         ZeekRow {
             conn_state: self.conn_state(),
             history: self.history(),
             first_frame,
+            ip_bytes: [self.ep[orig].ip_bytes, self.ep[1 - orig].ip_bytes],
+            missed_bytes: self.ep[0].missed + self.ep[1].missed,
         }
     }
 
