@@ -304,6 +304,49 @@ fn snaplen_warning(decode: &tcpshut_engine::DecodeStats) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// `annotate`'s short summary of one capture (or series): its
+/// connections by outcome, its segments with what the snaplen cut and the
+/// frames it made unusable, where the output went; then, as `summary`
+/// ends, the connections whose end the capture did not see and the
+/// answers widened by what it did not see.
+fn annotated_lines(name: &str, verdicts: &Verdicts, written: &str) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{name}: {}, {} -> {written}",
+        count_outcomes(&verdicts.outcomes),
+        count_segments(&verdicts.capture.decode),
+    )];
+    lines.extend(sight_lines(
+        &verdicts.capture.sight,
+        verdicts.outcomes.total(),
+    ));
+    lines
+}
+
+/// "N segments", with what the snaplen cut of them and the frames it cut
+/// too short to use, when it cut anything.
+fn count_segments(decode: &tcpshut_engine::DecodeStats) -> String {
+    let cut: Vec<String> = [
+        (decode.options_cut, "options cut"),
+        (decode.payload_cut, "payload cut"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    let mut text = format!("{} segments", decode.tcp_segments);
+    if !cut.is_empty() {
+        text.push_str(&format!(" ({})", cut.join(", ")));
+    }
+    if decode.truncated > 0 {
+        let plural = if decode.truncated == 1 { "" } else { "s" };
+        text.push_str(&format!(
+            ", {} frame{plural} too short to use",
+            decode.truncated
+        ));
+    }
+    text
+}
+
 fn count_outcomes(outcomes: &OutcomeCounts) -> String {
     let parts: Vec<String> = Outcome::ALL
         .iter()
@@ -314,6 +357,9 @@ fn count_outcomes(outcomes: &OutcomeCounts) -> String {
         .collect();
     let n = outcomes.total();
     let plural = if n == 1 { "" } else { "s" };
+    if parts.is_empty() {
+        return format!("{n} connection{plural}");
+    }
     format!("{n} connection{plural} ({})", parts.join(", "))
 }
 
@@ -432,12 +478,7 @@ pub fn annotate(
             Err(err) => Done::failed(path, &err),
             Ok(verdicts) => {
                 let (status, errors) = finished(path, &verdicts);
-                let lines = vec![format!(
-                    "{}: {}, {} segments -> {written}",
-                    shown(path),
-                    count_outcomes(&verdicts.outcomes),
-                    verdicts.capture.decode.tcp_segments,
-                )];
+                let lines = annotated_lines(&shown(path), &verdicts, &written);
                 Done {
                     status,
                     lines,
@@ -455,13 +496,11 @@ pub fn annotate(
             Err(err) => Done::series_failed(series, &err, errors),
             Ok(verdicts) => Done {
                 status,
-                lines: vec![format!(
-                    "{}: {}, {} segments -> {}",
-                    series.name(),
-                    count_outcomes(&verdicts.outcomes),
-                    verdicts.capture.decode.tcp_segments,
-                    crate::series::written(series, format),
-                )],
+                lines: annotated_lines(
+                    &series.name(),
+                    &verdicts,
+                    &crate::series::written(series, format),
+                ),
                 connections: None,
                 errors,
                 stdout_closed: false,

@@ -555,6 +555,60 @@ fn headers_only_captures_are_used_and_said_so() {
     assert_eq!(doc["segments"][0]["events"][1], "options-cut");
 }
 
+/// A little-endian pcap's records cut to `snaplen` bytes each, the
+/// original length kept (what `tcpdump -s N` writes).
+fn cut_records(pcap: &[u8], snaplen: usize) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let mut header = pcap[at..at + 16].to_vec();
+        let caplen = u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize;
+        let kept = caplen.min(snaplen);
+        header[8..12].copy_from_slice(&(kept as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&pcap[at + 16..at + 16 + kept]);
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// `annotate`'s short summary says what the snaplen cut and what the
+/// capture point did not see, as `summary` and the JSON do.
+#[test]
+fn annotate_summary_counts_cut_segments_and_partial_sight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let annotate = |capture: &Path| {
+        let out = tcpshut(&["annotate", capture.to_str().unwrap(), "-o", "-"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let snap = annotate(&testdata().join("degraded/close-client-first--snap64.pcap"));
+    assert!(
+        snap.contains("1 connection (1 graceful), 11 segments (11 options cut, 2 payload cut) -> standard output"),
+        "{snap}"
+    );
+    let one_way = annotate(&testdata().join("degraded/close-client-first--client-only.pcap"));
+    assert!(
+        one_way.contains("1 connection (1 unknown), 6 segments -> standard output\n  end unseen: 1 of 1 connections still open when the capture stopped\n  widened: 1 connection: 1 answer widened because the capture saw one direction only\n"),
+        "{one_way}"
+    );
+    // Cut inside the TCP header (Ethernet 14 + IPv4 20 + 10 bytes of TCP):
+    // no frame can be used, and the summary says how many.
+    let short = tmp.path().join("short.pcap");
+    let full = fs::read(testdata().join("close-client-first.pcap")).unwrap();
+    fs::write(&short, cut_records(&full, 44)).unwrap();
+    let cut = annotate(&short);
+    assert!(
+        cut.contains("0 connections, 0 segments, 11 frames too short to use -> standard output"),
+        "{cut}"
+    );
+    let whole = annotate(&testdata().join("close-client-first.pcap"));
+    assert!(
+        whole.contains("1 connection (1 graceful), 11 segments -> standard output\n  #0 "),
+        "{whole}"
+    );
+}
+
 /// The files of one table of a `-o DIR` Parquet dataset, sorted.
 fn dataset_files(dir: &Path, table: &str) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir.join(table))
