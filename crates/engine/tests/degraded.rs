@@ -2,7 +2,7 @@
 //! people take captures: headers only, one direction, started late,
 //! stopped early; made by tcpshut-record) and the losses of
 //! `testdata/router` (a FIN or RST dropped by a router on the path,
-//! captured at both ends): every answer is the truth (what the
+//! captured at both ends and on the router): every answer is the truth (what the
 //! applications called), or, where the manifest says the wire at that
 //! point cannot prove it, one of the honest wider answers; never a
 //! confident wrong one. Each capture also goes through `annotate_checked`

@@ -41,6 +41,10 @@ impl Tcpdump {
             .arg("--immediate-mode")
             // Stay root: otherwise the files belong to the tcpdump user.
             .args(["-Z", "root"])
+            // A 16 MiB ring (the default is 2 MiB): on a loaded machine
+            // tcpdump may not run for a while, and what overflows the
+            // ring is lost (and counted: `stop` refuses such a capture).
+            .args(["-B", "16384"])
             .arg("-w")
             .arg(file);
         if opt.any_sll2 {

@@ -87,6 +87,19 @@ impl Tcp {
 
 pub fn tcp(frame: &[u8]) -> Option<Tcp> {
     let sliced = SlicedPacket::from_ethernet(frame).ok()?;
+    let mut tcp = tcp_of(&sliced)?;
+    tcp.src_mac = frame[6..12].try_into().ok()?;
+    tcp.dst_mac = frame[..6].try_into().ok()?;
+    Some(tcp)
+}
+
+/// The TCP facts of an IPv4 packet (no link header: a router's `-i any`
+/// capture; the MAC addresses are zero).
+pub fn tcp_of_ip(packet: &[u8]) -> Option<Tcp> {
+    tcp_of(&SlicedPacket::from_ip(packet).ok()?)
+}
+
+fn tcp_of(sliced: &SlicedPacket<'_>) -> Option<Tcp> {
     let Some(etherparse::NetSlice::Ipv4(ip)) = &sliced.net else {
         return None;
     };
@@ -94,8 +107,8 @@ pub fn tcp(frame: &[u8]) -> Option<Tcp> {
         return None;
     };
     Some(Tcp {
-        src_mac: frame[6..12].try_into().ok()?,
-        dst_mac: frame[..6].try_into().ok()?,
+        src_mac: [0; 6],
+        dst_mac: [0; 6],
         src: (ip.header().source(), t.source_port()),
         dst: (ip.header().destination(), t.destination_port()),
         seq: t.sequence_number(),

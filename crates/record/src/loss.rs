@@ -5,7 +5,9 @@
 //! path, the sender's kernel sees it leave and behaves as on a real
 //! network (retransmits a FIN, forgets the connection after an RST).
 //!
-//! Captured at the client and at the server. The manifest entry of each
+//! Captured at the client, at the server and on the router (`-i any`:
+//! a forwarded packet seen twice, a dropped one once, on its way in). The
+//! manifest entry of each
 //! capture keeps the truth (what the applications called) and marks, per
 //! field, what that capture point's wire can no longer prove, with the
 //! wider answers that are honest there; the rules below read the frames
@@ -14,7 +16,7 @@
 use anyhow::{ensure, Result};
 
 use crate::degrade::{self, truth_map, Allowed, Truth};
-use crate::derive::{self, Pcap};
+use crate::derive;
 use crate::router::{Loss, Middlebox, RouterScenario};
 use tcpshut_lab::router::{CLIENT, SERVER};
 use tcpshut_lab::scenarios::{self, ClosedBy, ConnExpect, Outcome, Role, SideExpect};
@@ -137,14 +139,10 @@ pub fn scenarios() -> Vec<RouterScenario> {
     ]
 }
 
-/// The truth of the connection, and what the wire at `point` (`client` or
-/// `server`) cannot prove, read from its frames.
-pub fn judge(truth: &ConnExpect, point: &str, frames: &Pcap) -> Result<Truth> {
-    let kept: Vec<derive::Tcp> = frames
-        .records
-        .iter()
-        .filter_map(|r| derive::tcp(&r.data))
-        .collect();
+/// The truth of the connection, and what the wire at `point` (`client`,
+/// `server`, or `router`: every forwarded packet twice, a dropped one
+/// once) cannot prove, read from its TCP segments `kept`.
+pub fn judge(truth: &ConnExpect, point: &str, kept: &[derive::Tcp]) -> Result<Truth> {
     ensure!(!kept.is_empty(), "{point}: no TCP frames");
     let side = |s: &SideExpect| (s.role, s.closed_by, s.calls.clone());
     let map = truth_map(truth.outcome, [side(&truth.client), side(&truth.server)]);
@@ -181,7 +179,7 @@ pub fn judge(truth: &ConnExpect, point: &str, frames: &Pcap) -> Result<Truth> {
             allowed.allow(field, &["none", "unknown"]);
         }
     }
-    degrade::unanswered_fin(&kept, &mut allowed);
+    degrade::unanswered_fin(kept, &mut allowed);
     Ok(allowed.judged(
         &format!("{CLIENT}:{CLIENT_PORT}"),
         &format!("{SERVER}:{SERVER_PORT}"),

@@ -260,6 +260,9 @@ struct RstMarks {
     seq: u32,
     /// How long after the peer's last packet it came, µs.
     after_us: Option<u32>,
+    /// The capture point saw it come in (a cooked capture's packet type):
+    /// seen once so, it was dropped there, not made there.
+    came_in: bool,
 }
 
 /// Per endpoint: the marks of its own (non-RST) segments, and its RSTs.
@@ -369,6 +372,7 @@ impl OriginTrack {
                         after_us: peer_seen.then(|| {
                             seg.ts.micros_since(peer_ts).clamp(0, i64::from(u32::MAX)) as u32
                         }),
+                        came_in: marks.outgoing == Some(false),
                     })
                 }
             }
@@ -462,8 +466,10 @@ impl OriginTrack {
             }
         }
         // Most, not all: the router drops some (what it rejects), and
-        // tcpdump may miss a copy.
-        if side.own >= 2 && side.copies * 2 >= side.own && !side.rst_copied {
+        // tcpdump may miss a copy. An RST seen once coming in was dropped
+        // at the capture point (a loss, or a filter), not made there: its
+        // lone copy says nothing of who sent it.
+        if side.own >= 2 && side.copies * 2 >= side.own && !side.rst_copied && !rst.came_in {
             signs.push(Sign::SeenOnce);
         }
         if side.sent_after_rst {
@@ -529,6 +535,7 @@ mod tests {
             marks: SenderMarks {
                 ttl,
                 ip_id: Some(0),
+                outgoing: None,
                 tcp_header_len: 20,
                 ip_len: 40 + len,
             },

@@ -520,6 +520,11 @@ fn tcp_segment<'a>(
         marks: SenderMarks {
             ttl,
             ip_id,
+            outgoing: match frame.link {
+                linktype::LINUX_SLL => headers::cooked_outgoing(false, frame.data),
+                linktype::LINUX_SLL2 => headers::cooked_outgoing(true, frame.data),
+                _ => None,
+            },
             tcp_header_len: u8::try_from(tcp.header_len).unwrap_or(u8::MAX),
             ip_len: u32::try_from(ip_len).unwrap_or(u32::MAX),
         },

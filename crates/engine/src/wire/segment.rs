@@ -172,6 +172,10 @@ pub struct SenderMarks {
     pub ttl: u8,
     /// IPv4 identification; `None` for IPv6 (no ID without a fragment header).
     pub ip_id: Option<u16>,
+    /// The capture point saw the packet leave (`Some(true)`) or come in
+    /// (`Some(false)`), where the link says so (Linux cooked captures:
+    /// a router's `-i any`); `None` elsewhere.
+    pub outgoing: Option<bool>,
     /// TCP header length in bytes (20 without options, 32 with Linux's
     /// timestamps); 0 when unknown.
     pub tcp_header_len: u8,

@@ -90,6 +90,23 @@ pub(super) fn linux_sll2(data: &[u8]) -> Result<Encapsulated<'_>, EncapError> {
     cooked(data, 20, 0)
 }
 
+/// Linux's packet type of an outgoing packet (`PACKET_OUTGOING`).
+const PACKET_OUTGOING: u16 = 4;
+
+/// Whether a cooked capture's frame left the capturing host (`Some(true)`)
+/// or came into it (`Some(false)`: to it, broadcast, multicast, or to
+/// another host); `None` for other links, which do not say. On a router's
+/// `-i any` capture, a forwarded packet is seen coming in, then going out.
+pub(super) fn cooked_outgoing(sll2: bool, data: &[u8]) -> Option<bool> {
+    // SLL: the packet type is the first field (2 bytes); SLL2: one byte at 10.
+    let packet_type = if sll2 {
+        u16::from(*data.get(10)?)
+    } else {
+        be_u16(data.get(..2)?)
+    };
+    Some(packet_type == PACKET_OUTGOING)
+}
+
 /// Both cooked headers carry an ether type, except that values below
 /// 0x0600 are Linux-internal protocol numbers (802.2, CAN, netlink, …).
 /// Hand-parsed because etherparse's SLL slice rejects packet types and

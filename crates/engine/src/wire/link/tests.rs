@@ -306,6 +306,38 @@ fn linux_cooked_v1_and_v2() {
     assert_eq!(stats.non_tcp, 1);
 }
 
+/// A cooked capture says whether a packet came in or went out (a router's
+/// `-i any`: a forwarded packet both ways, a dropped one only in, one the
+/// router made only out); other links do not.
+#[test]
+fn cooked_captures_tell_the_direction() {
+    let mut incoming = linux_sll2(0x0800, &ipv4_syn());
+    let outgoing = expect_segment(linktype::LINUX_SLL2, &incoming)
+        .marks
+        .outgoing;
+    assert_eq!(outgoing, Some(true), "packet type 4, PACKET_OUTGOING");
+    incoming[10] = 0; // PACKET_HOST
+    let came_in = expect_segment(linktype::LINUX_SLL2, &incoming)
+        .marks
+        .outgoing;
+    assert_eq!(came_in, Some(false));
+    let mut v1 = linux_sll(0x0800, &ipv4_syn());
+    assert_eq!(
+        expect_segment(linktype::LINUX_SLL, &v1).marks.outgoing,
+        Some(false)
+    );
+    v1[1] = 4;
+    assert_eq!(
+        expect_segment(linktype::LINUX_SLL, &v1).marks.outgoing,
+        Some(true)
+    );
+    let frame = ethernet(0x0800, &ipv4_syn());
+    assert_eq!(
+        expect_segment(linktype::ETHERNET, &frame).marks.outgoing,
+        None
+    );
+}
+
 #[test]
 fn raw_ip_link_types() {
     for link in [
