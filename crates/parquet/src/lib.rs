@@ -21,7 +21,9 @@
 //! (Arrow's writer wants a `Send` output; the sink hands it a shared
 //! buffer and drains it after each row group).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::{
@@ -267,6 +269,10 @@ struct SegmentColumns {
     rows: usize,
     /// Reused for every text formatted from a `Display`.
     scratch: String,
+    /// The addresses of this row group's rows as text, formatted once
+    /// each (a connection's rows repeat its two; formatting an address
+    /// costs more than looking it up). Cleared with the row group.
+    addresses: HashMap<SocketAddr, Box<str>>,
 }
 
 impl SegmentColumns {
@@ -292,6 +298,7 @@ impl SegmentColumns {
             related: Int64Builder::new(),
             rows: 0,
             scratch: String::new(),
+            addresses: HashMap::new(),
         }
     }
 
@@ -307,14 +314,19 @@ impl SegmentColumns {
         self.ts.append_value(micros(row.ts));
         self.ts_ns.append_value(nanos(row.ts));
         self.conn.append_value(i64::from(row.conn));
-        text(&mut self.src, &row.src);
-        text(&mut self.dst, &row.dst);
+        for (builder, addr) in [(&mut self.src, row.src), (&mut self.dst, row.dst)] {
+            let shown = self
+                .addresses
+                .entry(addr)
+                .or_insert_with(|| addr.to_string().into_boxed_str());
+            builder.append_value(shown);
+        }
         text(&mut self.flags, &row.flags);
         self.seq.append_value(i64::from(row.seq));
         self.ack.append_value(i64::from(row.ack));
         self.len.append_value(i64::from(row.len));
-        text(&mut self.sender_state, &row.sender_state);
-        text(&mut self.receiver_state, &row.receiver_state);
+        self.sender_state.append_value(row.sender_state.name());
+        self.receiver_state.append_value(row.receiver_state.name());
         for event in row.events.iter() {
             self.events.values().append_value(event.code());
         }
@@ -337,6 +349,7 @@ impl SegmentColumns {
     /// The rows gathered so far as one batch; the builders start again.
     fn finish(&mut self) -> io::Result<RecordBatch> {
         self.rows = 0;
+        self.addresses.clear();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.capture.finish()),
             Arc::new(self.frame.finish()),
