@@ -110,7 +110,7 @@ fn expected_kinds(encap: Encap, v6: bool) -> Vec<&'static str> {
         Encap::InIpv6 => vec!["4in6"],
         Encap::Teredo if v6 => vec!["teredo"],
         Encap::Teredo => vec!["teredo", "4in6"],
-        Encap::GtpU => vec!["gtp-u"],
+        Encap::GtpU | Encap::GtpUTeids(..) => vec!["gtp-u"],
         Encap::VxlanInGre => vec!["gre", "vxlan"],
     }
 }
@@ -232,6 +232,57 @@ fn identical_inner_tuples_in_two_vnis_stay_two_connections() {
             original.reports[0]["endpoints"][1]["calls"]
         );
     }
+}
+
+/// Two users' bearers between the same GTP-U tunnel endpoints, with the
+/// same inner 4-tuple (overlapping private address pools), interleaved:
+/// each direction's TEID tells them apart, and each connection's tunnel
+/// shows the TEID each end chose.
+#[test]
+fn identical_inner_tuples_with_two_gtp_teids_stay_two_connections() {
+    let path = testdata().join("close-client-first.pcap");
+    let original = Outcome::of_file(&path);
+    assert_eq!(original.reports.len(), 1);
+    let user_a = wrap_capture(&path, Encap::GtpUTeids(0x1001, 0x2002));
+    let user_b = wrap_capture(&path, Encap::GtpUTeids(0x3003, 0x4004));
+    let mut merged = user_a[..24].to_vec();
+    for (a, b) in records(&user_a).into_iter().zip(records(&user_b)) {
+        merged.extend_from_slice(a);
+        merged.extend_from_slice(b);
+    }
+    let both = Outcome::of_bytes(&merged, "two-teids");
+    assert_eq!(both.reports.len(), 2, "one connection per pair of TEIDs");
+    let mut teids: Vec<Vec<u64>> = both
+        .tunnels
+        .iter()
+        .map(|t| {
+            let teids = t[0]["teids"].as_array().unwrap();
+            let mut teids: Vec<u64> = teids.iter().map(|t| t.as_u64().unwrap()).collect();
+            teids.sort_unstable();
+            teids
+        })
+        .collect();
+    teids.sort();
+    assert_eq!(teids, [[0x1001, 0x2002], [0x3003, 0x4004]]);
+    for report in &both.reports {
+        for field in ["client", "server", "outcome", "closer"] {
+            assert_eq!(report[field], original.reports[0][field], "{field}");
+        }
+        for side in 0..2 {
+            assert_eq!(
+                report["endpoints"][side]["calls"],
+                original.reports[0]["endpoints"][side]["calls"]
+            );
+        }
+    }
+    // Without the TEIDs' difference (one user's capture twice), the copies
+    // are one connection, as for one VNI.
+    let mut twice = user_a[..24].to_vec();
+    for (a, b) in records(&user_a).into_iter().zip(records(&user_a)) {
+        twice.extend_from_slice(a);
+        twice.extend_from_slice(b);
+    }
+    assert_eq!(Outcome::of_bytes(&twice, "one-teid-pair").reports.len(), 1);
 }
 
 /// Recordings cross-checked against tshark: IPv4 Ethernet, IPv6 SLL2,

@@ -75,7 +75,16 @@ fn tunnel_text(layers: &serde_json::Value) -> String {
             let layer = layer.as_object().unwrap();
             let mut text = layer["kind"].as_str().unwrap().to_string();
             for (key, value) in layer {
-                if key != "kind" && key != "endpoints" {
+                if key == "teids" {
+                    // The TEID each end chose, `-` until seen.
+                    let teids: Vec<String> = value
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_u64().map_or("-".to_string(), |t| t.to_string()))
+                        .collect();
+                    text.push_str(&format!(" teids={}", teids.join("/")));
+                } else if key != "kind" && key != "endpoints" {
                     text.push_str(&format!(" {key}={value}"));
                 }
             }

@@ -339,6 +339,14 @@ impl Connection {
         self.tunnel.as_deref().unwrap_or(&Tunnel::NONE)
     }
 
+    /// Takes the GTP-U TEIDs a segment of it shows that it had not seen
+    /// (its tunnel then tells it from a connection with other TEIDs).
+    pub fn learn_teids(&mut self, seen: &Tunnel) {
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.learn_teids(seen);
+        }
+    }
+
     pub fn new(id: u32, first: &Segment<'_>, reuses: Option<u32>) -> Self {
         Connection {
             id,

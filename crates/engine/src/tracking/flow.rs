@@ -121,10 +121,16 @@ impl FlowTable {
         self.retire_expired(seg.ts.secs);
         let key = FlowKey::of(seg);
         let hash = key.hash();
+        // GTP-U: which of the connections of this key the segment's TEID
+        // belongs to (the oldest whose TEIDs agree; none: a new one).
+        let teids = seg.tunnel().carries_teid();
+        let wanted = teids.then(|| self.oldest_agreeing(hash, &key, seg.tunnel()));
         // One hash lookup per segment: this runs for every segment.
         let flow = match self.open.entry(
             hash,
-            |flow| FlowKey::of_flow(flow) == key,
+            |flow| {
+                FlowKey::of_flow(flow) == key && wanted.is_none_or(|id| id == Some(flow.conn.id))
+            },
             |flow| FlowKey::of_flow(flow).hash(),
         ) {
             Entry::Occupied(entry) => {
@@ -141,6 +147,9 @@ impl FlowTable {
                 .into_mut(),
         };
         let conn = &mut flow.conn;
+        if teids {
+            conn.learn_teids(seg.tunnel());
+        }
         if let Some(zeek) = &mut flow.zeek {
             zeek.observe(seg, conn.sender_of(seg) == 0);
         }
@@ -150,6 +159,20 @@ impl FlowTable {
             self.closing.push_back((seg.ts.secs, hash, conn.id));
         }
         facts
+    }
+
+    /// The oldest connection of `key` whose GTP-U TEIDs agree with
+    /// `tunnel`'s (an end whose TEID it has not seen yet agrees): the
+    /// first segment a direction shows of two connections with the same
+    /// inner 4-tuple and tunnel endpoints goes to the older one that
+    /// lacks it, as the first SYN of a pair of connections would.
+    #[cold]
+    fn oldest_agreeing(&self, hash: u64, key: &FlowKey<'_>, tunnel: &Tunnel) -> Option<u32> {
+        self.open
+            .iter_hash(hash)
+            .filter(|flow| FlowKey::of_flow(flow) == *key && flow.conn.tunnel().teids_agree(tunnel))
+            .map(|flow| flow.conn.id)
+            .min()
     }
 
     /// Connections that left the table since the last call, by id.

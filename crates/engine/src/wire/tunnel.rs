@@ -88,8 +88,13 @@ pub struct TunnelLayer {
     /// The VNI (VXLAN, Geneve), GRE key, or ERSPAN session ID, when the
     /// header carries one. Not the GTP-U TEID: each direction carries the
     /// TEID its receiver chose (TS 29.281 5.1), so a connection's two
-    /// directions carry two; keying on it would split every connection.
+    /// directions carry two (`teids`).
     pub id: Option<u32>,
+    /// GTP-U: the TEID each of `ends` chose, carried by the packets sent
+    /// to it, as far as seen (a segment's layer has one). Not hashed with
+    /// the identity, since one packet shows one of the two; the flow table
+    /// keeps connections whose TEIDs disagree apart ([`Tunnel::teids_agree`]).
+    pub teids: [Option<u32>; 2],
     /// The outer IP addresses, the lower first: both directions of a
     /// connection (A to B inside B to A outside) share them.
     pub ends: [IpAddr; 2],
@@ -113,9 +118,27 @@ impl TunnelLayer {
         TunnelLayer {
             kind,
             id,
+            teids: [None; 2],
             ends: [low.0, high.0],
             ports: [low.1, high.1],
         }
+    }
+
+    /// The layer with `teid`, the TEID the end `receiver` (address and
+    /// port) chose, which a packet sent to it carries.
+    pub fn with_teid_to(mut self, receiver: (IpAddr, u16), teid: u32) -> Self {
+        let to = usize::from(receiver != (self.ends[0], self.ports[0]));
+        self.teids[to] = Some(teid);
+        self
+    }
+
+    /// Whether no end's TEID differs between the two layers (an end whose
+    /// TEID one of them has not seen agrees).
+    fn teids_agree(&self, other: &TunnelLayer) -> bool {
+        self.teids.iter().zip(&other.teids).all(|pair| match pair {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
     }
 
     /// Kind, identifier and endpoints: what tells tunnels apart.
@@ -145,18 +168,24 @@ impl Hash for TunnelLayer {
 }
 
 impl fmt::Display for TunnelLayer {
-    /// `vxlan vni=77 10.0.0.1<>10.0.0.2` (no comma: it fits a CSV field).
+    /// `vxlan vni=77 10.0.0.1<>10.0.0.2`, `gtp-u teids=4097/8194 ...` (the
+    /// TEID each end chose, `-` unseen; no comma: it fits a CSV field).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.kind)?;
         if let Some(id) = self.id {
             write!(f, " {}={id}", self.kind.id_name())?;
+        }
+        if self.teids.iter().any(Option::is_some) {
+            let teid = |t: Option<u32>| t.map_or_else(|| "-".to_string(), |t| t.to_string());
+            write!(f, " teids={}/{}", teid(self.teids[0]), teid(self.teids[1]))?;
         }
         write!(f, " {}<>{}", self.ends[0], self.ends[1])
     }
 }
 
 /// As JSON: `{"kind": "vxlan", "vni": 77, "endpoints": ["10.0.0.1", "10.0.0.2"]}`
-/// (the identifier under its own name, absent when the header has none).
+/// (the identifier under its own name, absent when the header has none;
+/// GTP-U's `"teids": [A, B]`, the TEID each endpoint chose, null unseen).
 impl serde::Serialize for TunnelLayer {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -164,6 +193,9 @@ impl serde::Serialize for TunnelLayer {
         map.serialize_entry("kind", self.kind.name())?;
         if let Some(id) = self.id {
             map.serialize_entry(self.kind.id_name(), &id)?;
+        }
+        if self.teids.iter().any(Option::is_some) {
+            map.serialize_entry("teids", &self.teids)?;
         }
         map.serialize_entry("endpoints", &self.ends)?;
         map.end()
@@ -181,6 +213,7 @@ pub struct Tunnel {
 const NO_LAYER: TunnelLayer = TunnelLayer {
     kind: TunnelKind::IpInIp,
     id: None,
+    teids: [None; 2],
     ends: [IpAddr::V4(Ipv4Addr::UNSPECIFIED); 2],
     ports: [0; 2],
 };
@@ -214,6 +247,35 @@ impl Tunnel {
                 .iter()
                 .zip(other.layers())
                 .all(|(a, b)| a.same_outer_connection(b))
+    }
+
+    /// Whether a layer carries a GTP-U TEID (which the flow table then
+    /// compares, [`Tunnel::teids_agree`]).
+    pub fn carries_teid(&self) -> bool {
+        self.layers()
+            .iter()
+            .any(|l| l.teids.iter().any(Option::is_some))
+    }
+
+    /// Whether the TEIDs of the same tunnels agree: no end chose two
+    /// (the tunnels' identities are equal, as the flow table compares).
+    pub fn teids_agree(&self, other: &Tunnel) -> bool {
+        self.layers()
+            .iter()
+            .zip(other.layers())
+            .all(|(a, b)| a.teids_agree(b))
+    }
+
+    /// Takes the TEIDs `seen` has that these layers have not seen yet.
+    pub fn learn_teids(&mut self, seen: &Tunnel) {
+        let depth = usize::from(self.depth);
+        for (mine, theirs) in self.layers[..depth].iter_mut().zip(seen.layers()) {
+            for (a, b) in mine.teids.iter_mut().zip(theirs.teids) {
+                if a.is_none() {
+                    *a = b;
+                }
+            }
+        }
     }
 
     /// Adds the next layer inside.
@@ -328,6 +390,39 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&t).unwrap(),
             r#"[{"kind":"vxlan","vni":77,"endpoints":["10.0.0.1","10.0.0.2"]},{"kind":"6in4","endpoints":["192.0.2.1","192.0.2.2"]}]"#
+        );
+    }
+
+    #[test]
+    fn gtp_teids_are_learnt_per_end_and_tell_connections_apart() {
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let layer = |from: IpAddr, to: IpAddr, teid: u32| {
+            let mut t = Tunnel::NONE;
+            t.push(
+                TunnelLayer::over_udp(TunnelKind::GtpU, None, (from, 2152), (to, 2152))
+                    .with_teid_to((to, 2152), teid),
+            )
+            .unwrap();
+            t
+        };
+        let mut conn = layer(a, b, 7);
+        let back = layer(b, a, 9);
+        // One identity both ways; the TEIDs are learnt, not compared by `==`.
+        assert_eq!(conn, back);
+        assert!(conn.teids_agree(&back) && conn.carries_teid());
+        conn.learn_teids(&back);
+        assert_eq!(conn.to_string(), "gtp-u teids=9/7 192.0.2.1<>192.0.2.2");
+        assert_eq!(
+            serde_json::to_string(&conn).unwrap(),
+            r#"[{"kind":"gtp-u","teids":[9,7],"endpoints":["192.0.2.1","192.0.2.2"]}]"#
+        );
+        assert!(conn.teids_agree(&layer(a, b, 7)));
+        assert!(!conn.teids_agree(&layer(a, b, 8)));
+        assert!(!conn.teids_agree(&layer(b, a, 10)));
+        assert!(!Tunnel::NONE.carries_teid());
+        assert_eq!(
+            layer(b, a, 9).to_string(),
+            "gtp-u teids=9/- 192.0.2.1<>192.0.2.2"
         );
     }
 }

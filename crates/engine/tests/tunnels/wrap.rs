@@ -55,9 +55,13 @@ pub enum Encap {
     /// Teredo on UDP 3544 (an origin indication before each packet from
     /// the server side); an IPv4 recording rides 4in6 inside it.
     Teredo,
-    /// GTP-U on UDP 2152, each direction its own TEID, the second with a
-    /// sequence number and a PDU session extension header.
+    /// GTP-U on UDP 2152, each direction its own TEID (0x1001 forward,
+    /// 0x2002 back), the second with a sequence number and a PDU session
+    /// extension header.
     GtpU,
+    /// As `GtpU`, with these TEIDs forward and back: another user's
+    /// bearer between the same tunnel endpoints.
+    GtpUTeids(u32, u32),
     /// VXLAN (VNI 9) inside GRE with key 7: nested tunnels.
     VxlanInGre,
     /// VXLAN (VNI 77) on another UDP port, as `--vxlan-port` finds it.
@@ -346,19 +350,23 @@ fn wrap_frame(encap: Encap, inner: &Inner, forward: bool, lost: usize) -> Vec<u8
             };
             over_udp(forward, 3544, header, &ipv6, lost)
         }
-        Encap::GtpU => {
+        Encap::GtpU | Encap::GtpUTeids(..) => {
+            let (teid_forward, teid_back) = match encap {
+                Encap::GtpUTeids(forward, back) => (forward, back),
+                _ => (0x1001, 0x2002),
+            };
             let mut header = Vec::new();
             if forward {
                 // Version 1, PT; G-PDU; length; TEID.
                 header.extend_from_slice(&[0x30, 0xff]);
                 header.extend_from_slice(&((ip_packet.len() + lost) as u16).to_be_bytes());
-                header.extend_from_slice(&0x0000_1001u32.to_be_bytes());
+                header.extend_from_slice(&teid_forward.to_be_bytes());
             } else {
                 // E and S set: sequence number, N-PDU, next type 0x85
                 // (PDU session container: 1 word, then no more).
                 header.extend_from_slice(&[0x36, 0xff]);
                 header.extend_from_slice(&((ip_packet.len() + lost + 8) as u16).to_be_bytes());
-                header.extend_from_slice(&0x0000_2002u32.to_be_bytes());
+                header.extend_from_slice(&teid_back.to_be_bytes());
                 header.extend_from_slice(&[0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x01, 0x00]);
             }
             over_udp(forward, 2152, &header, ip_packet, lost)

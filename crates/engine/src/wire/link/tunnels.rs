@@ -137,9 +137,17 @@ pub(super) fn decapsulate<'a>(
         ip_number::GRE => gre(payload)?,
         ip_number::UDP => {
             return Ok(udp(payload, ports)?.map(|((kind, id, inner), (src, dst))| {
-                let layer = TunnelLayer::over_udp(kind, id, (outer.0, src), (outer.1, dst));
+                // GTP-U's TEID is the receiver's, not the tunnel's (`teids`).
+                let (id, teid) = match kind {
+                    TunnelKind::GtpU => (None, id),
+                    _ => (id, None),
+                };
+                let mut layer = TunnelLayer::over_udp(kind, id, (outer.0, src), (outer.1, dst));
+                if let Some(teid) = teid {
+                    layer = layer.with_teid_to((outer.1, dst), teid);
+                }
                 (layer, inner)
-            }))
+            }));
         }
         _ => return Ok(None),
     };
@@ -188,7 +196,8 @@ fn udp<'a>(
         let (vni, inner) = geneve(payload)?;
         (TunnelKind::Geneve, Some(vni), inner)
     } else if on(&ports.gtp) {
-        (TunnelKind::GtpU, None, gtp_u(payload)?)
+        let (teid, inner) = gtp_u(payload)?;
+        (TunnelKind::GtpU, Some(teid), inner)
     } else if on(&ports.teredo) || teredo_by_shape(payload) {
         (TunnelKind::Teredo, None, teredo(payload)?)
     } else {
@@ -345,8 +354,8 @@ const GTP_G_PDU: u8 = 0xff;
 /// message type, length and TEID; 4 more bytes when a sequence number,
 /// N-PDU number or extension header is flagged; extension headers (each
 /// its length in 4-byte words first, the next type last); then the
-/// user's IP packet.
-fn gtp_u(data: &[u8]) -> Result<Inner<'_>, TunnelError> {
+/// user's IP packet. Returns the TEID (its receiver's) and the packet.
+fn gtp_u(data: &[u8]) -> Result<(u32, Inner<'_>), TunnelError> {
     let kind = TunnelKind::GtpU;
     let (fixed, mut rest) = header(kind, data, 8)?;
     let version = fixed[0] >> 5;
@@ -380,7 +389,7 @@ fn gtp_u(data: &[u8]) -> Result<Inner<'_>, TunnelError> {
             rest = after;
         }
     }
-    Ok(Inner::Ip(rest))
+    Ok((be_u32(&fixed[4..]), Inner::Ip(rest)))
 }
 
 /// Teredo's optional headers before the IPv6 packet (RFC 4380 5.1.1):
