@@ -4,9 +4,12 @@
 //! endpoint's name (`reject with tcp reset`) or drops conntrack state; the
 //! endpoints' own kernels never see the forged segments leave.
 //!
+//! Both IPv4 and IPv6 are routed (the IPv6 addresses without duplicate
+//! address detection, usable at once).
+//!
 //! Torn down by a Drop guard and by the interruption handler of `cleanup`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Result;
@@ -18,6 +21,10 @@ pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 1);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 2);
 const ROUTER_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 254);
 const ROUTER_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 254);
+pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd78, 1, 0, 0, 0, 0, 0, 1);
+pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd78, 2, 0, 0, 0, 0, 0, 2);
+const ROUTER_CLIENT_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd78, 1, 0, 0, 0, 0, 0, 0xfe);
+const ROUTER_SERVER_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd78, 2, 0, 0, 0, 0, 0, 0xfe);
 /// The router's interfaces towards the client and towards the server.
 pub const TO_CLIENT: &str = "toclient";
 pub const TO_SERVER: &str = "toserver";
@@ -65,26 +72,53 @@ impl RoutedLab {
                 ],
             )?;
         }
-        for (ns, iface, addr, gateway) in [
-            (&lab.client, IFACE, CLIENT, Some(ROUTER_CLIENT_SIDE)),
-            (&lab.server, IFACE, SERVER, Some(ROUTER_SERVER_SIDE)),
-            (&lab.router, TO_CLIENT, ROUTER_CLIENT_SIDE, None),
-            (&lab.router, TO_SERVER, ROUTER_SERVER_SIDE, None),
+        let (c, s) = (Some(ROUTER_CLIENT_SIDE), Some(ROUTER_SERVER_SIDE));
+        let (c6, s6) = (Some(ROUTER_CLIENT_SIDE_V6), Some(ROUTER_SERVER_SIDE_V6));
+        for (ns, iface, addr, gateway, addr6, gateway6) in [
+            (&lab.client, IFACE, CLIENT, c, CLIENT_V6, c6),
+            (&lab.server, IFACE, SERVER, s, SERVER_V6, s6),
+            (
+                &lab.router,
+                TO_CLIENT,
+                ROUTER_CLIENT_SIDE,
+                None,
+                ROUTER_CLIENT_SIDE_V6,
+                None,
+            ),
+            (
+                &lab.router,
+                TO_SERVER,
+                ROUTER_SERVER_SIDE,
+                None,
+                ROUTER_SERVER_SIDE_V6,
+                None,
+            ),
         ] {
             run(
                 "ip",
                 &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", iface],
             )?;
+            let v6 = format!("{addr6}/64");
+            run("ip", &["-n", ns, "addr", "add", &v6, "dev", iface, "nodad"])?;
             run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
             run("ip", &["-n", ns, "link", "set", iface, "up"])?;
-            if let Some(gw) = gateway {
+            if let (Some(gw), Some(gw6)) = (gateway, gateway6) {
                 run(
                     "ip",
                     &["-n", ns, "route", "add", "default", "via", &gw.to_string()],
                 )?;
+                let gw6 = gw6.to_string();
+                run(
+                    "ip",
+                    &["-n", ns, "-6", "route", "add", "default", "via", &gw6],
+                )?;
             }
         }
         run_in(&lab.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        run_in(
+            &lab.router,
+            &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+        )?;
         lab.wait_carrier()?;
         Ok(lab)
     }
@@ -108,8 +142,13 @@ impl RoutedLab {
         run_in(&self.router, &["sysctl", "-qw", &format!("{key}={value}")])
     }
 
-    pub fn addrs() -> (IpAddr, IpAddr) {
-        (CLIENT.into(), SERVER.into())
+    /// Client and server addresses, IPv4 or IPv6.
+    pub fn addrs(ipv6: bool) -> (IpAddr, IpAddr) {
+        if ipv6 {
+            (CLIENT_V6.into(), SERVER_V6.into())
+        } else {
+            (CLIENT.into(), SERVER.into())
+        }
     }
 }
 

@@ -37,7 +37,8 @@ struct Cli {
     out: PathBuf,
     /// Record only these captures (file stem) or scenarios (all variants);
     /// `derived` remakes the derived captures, `router` the router set,
-    /// `loss` only its losses (the router drops a FIN or an RST).
+    /// `loss` only its losses (the router drops a FIN or an RST),
+    /// `router-ipv6` only its IPv6 runs.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// List the captures this would record, and exit.
@@ -287,7 +288,7 @@ fn main() -> Result<()> {
             || cli
                 .only
                 .iter()
-                .any(|o| o == "derived" || o == "router" || o == "loss"),
+                .any(|o| ["derived", "router", "loss", "router-ipv6"].contains(&o.as_str())),
         "--only matched nothing (see --list)"
     );
     // SAFETY: trivial libc getter.
@@ -300,10 +301,18 @@ fn main() -> Result<()> {
 
     // Resets forged by a router: their own directory and manifest.
     let mut failed = Vec::new();
-    let only_loss = cli.only.iter().any(|o| o == "loss");
-    if cli.only.is_empty() || only_loss || cli.only.iter().any(|o| o == "router") {
-        let only_loss = only_loss && !cli.only.iter().any(|o| o == "router");
-        if let Err(e) = router::record_all(&cli.out, only_loss) {
+    let asked = |what: &str| cli.only.iter().any(|o| o == what);
+    let which = if cli.only.is_empty() || asked("router") {
+        Some(router::Which::All)
+    } else if asked("loss") {
+        Some(router::Which::Loss)
+    } else if asked("router-ipv6") {
+        Some(router::Which::Ipv6)
+    } else {
+        None
+    };
+    if let Some(which) = which {
+        if let Err(e) = router::record_all(&cli.out, which) {
             eprintln!("FAILED router: {e:#}");
             failed.push("router".to_string());
         }

@@ -2,7 +2,9 @@
 //! (`tcpshut_lab::router`) whose nftables reset connections in an
 //! endpoint's name, and the genuine resets recorded through the same
 //! router as controls. Each run is captured at the client, at the server
-//! and on the router (`-i any`, where every forwarded packet is seen twice).
+//! and on the router (`-i any`, where every forwarded packet is seen twice),
+//! over IPv4 and, the forged resets and their controls, again over IPv6
+//! (hop limit instead of TTL, no IP ID).
 //!
 //! Which RSTs were forged is found on the wire, independently of tcpshut:
 //! an RST is forged when the capture on its claimed sender's own veth never
@@ -12,6 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +26,7 @@ use crate::degrade::Truth;
 use crate::derive;
 use crate::loss;
 use tcpshut_lab::router::{RoutedLab, CLIENT, SERVER};
+
 use tcpshut_lab::scenarios::{self, ConnExpect};
 use tcpshut_lab::script::{self, Board, Call, Env, Step};
 use tcpshut_lab::tcpdump::{self, Tcpdump};
@@ -37,10 +41,24 @@ const IDLE_WAIT_MS: u64 = 3500;
 
 /// A stateful firewall: packets conntrack cannot place (a non-SYN of a
 /// connection it does not know, with `nf_conntrack_tcp_loose=0`) are
-/// answered with a reset in the destination's name.
-const FIREWALL: &str = "add table ip mb; \
-     add chain ip mb path { type filter hook forward priority 0; }; \
-     add rule ip mb path ct state invalid tcp flags & rst == 0 reject with tcp reset";
+/// answered with a reset in the destination's name. `family` is nftables'
+/// `ip` or `ip6`.
+fn firewall(family: &str) -> String {
+    format!(
+        "add table {family} mb; \
+         add chain {family} mb path {{ type filter hook forward priority 0; }}; \
+         add rule {family} mb path ct state invalid tcp flags & rst == 0 reject with tcp reset"
+    )
+}
+
+/// nftables' family for the addresses of a run.
+fn family(ipv6: bool) -> &'static str {
+    if ipv6 {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
 
 /// What the router does during a run.
 #[derive(Clone, Copy)]
@@ -188,6 +206,9 @@ pub struct RouterCapture {
     pub description: String,
     /// Where it was captured: client, server or router (`-i any`).
     pub point: String,
+    /// IP version: 4, or 6 (hop limit instead of TTL, no IP ID).
+    #[serde(default = "ipv4")]
+    pub ip: u8,
     pub packets: usize,
     pub client: String,
     pub server: String,
@@ -212,6 +233,10 @@ pub struct RouterCapture {
     pub connections: Vec<Truth>,
 }
 
+fn ipv4() -> u8 {
+    4
+}
+
 #[derive(Serialize, Deserialize, Clone)]
 pub struct ForgedRst {
     pub frame: u64,
@@ -227,22 +252,23 @@ struct Pkt {
     from_client: bool,
     key: RstKey,
     rst: bool,
-    /// Its TCP facts, for judging a loss (`loss::judge`).
-    tcp: derive::Tcp,
+    /// Its TCP facts, for judging a loss (`loss::judge`; IPv4 only).
+    tcp: Option<derive::Tcp>,
 }
 
 /// What identifies one packet on every hop (TTL and link headers change).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct RstKey {
-    src: ([u8; 4], u16),
+    src: (IpAddr, u16),
     seq: u32,
     ack: u32,
     flags: u8,
     ip_id: u16,
 }
 
-/// The TCP packets of a little-endian pcap (Ethernet or SLL2).
-fn packets(path: &Path) -> Result<Vec<Pkt>> {
+/// The TCP packets of a little-endian pcap (Ethernet or SLL2), IPv4 or
+/// IPv6; `client` is the client's address.
+fn packets(path: &Path, client: IpAddr) -> Result<Vec<Pkt>> {
     let bytes = fs::read(path).with_context(|| path.display().to_string())?;
     ensure!(
         bytes.len() >= 24 && bytes[..4] == [0xd4, 0xc3, 0xb2, 0xa1],
@@ -271,41 +297,44 @@ fn packets(path: &Path) -> Result<Vec<Pkt>> {
         let Ok(sliced) = SlicedPacket::from_ip(ip) else {
             continue;
         };
-        let Some(tcp) = derive::tcp_of_ip(ip) else {
+        let Some(TransportSlice::Tcp(t)) = &sliced.transport else {
             continue;
         };
-        let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) =
-            (&sliced.net, &sliced.transport)
-        else {
-            continue;
+        let (src, ip_id): (IpAddr, u16) = match &sliced.net {
+            Some(NetSlice::Ipv4(ip)) => (
+                ip.header().source_addr().into(),
+                ip.header().identification(),
+            ),
+            Some(NetSlice::Ipv6(ip)) => (ip.header().source_addr().into(), 0),
+            _ => continue,
         };
-        let src = ip.header().source();
         out.push(Pkt {
             frame,
             ts: f64::from(secs) + f64::from(micros) * 1e-6,
-            from_client: src == CLIENT.octets(),
+            from_client: src == client,
             key: RstKey {
                 src: (src, t.source_port()),
                 seq: t.sequence_number(),
                 ack: t.acknowledgment_number(),
                 flags: t.header_slice()[13],
-                ip_id: ip.header().identification(),
+                ip_id,
             },
             rst: t.rst(),
-            tcp,
+            tcp: derive::tcp_of_ip(ip),
         });
     }
     Ok(out)
 }
 
-fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox) -> Result<()> {
+fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox, ipv6: bool) -> Result<()> {
+    let (f, (client, _)) = (family(ipv6), RoutedLab::addrs(ipv6));
     let rule = match middlebox {
         Middlebox::Firewall | Middlebox::IdleTimeout | Middlebox::Lose(_) => return Ok(()),
         Middlebox::ResetClientData => format!(
-            "add rule ip mb path ip saddr {CLIENT} tcp flags & (rst|psh) == psh reject with tcp reset"
+            "add rule {f} mb path {f} saddr {client} tcp flags & (rst|psh) == psh reject with tcp reset"
         ),
         Middlebox::ResetAllData => {
-            "add rule ip mb path tcp flags & (rst|psh) == psh reject with tcp reset".to_string()
+            format!("add rule {f} mb path tcp flags & (rst|psh) == psh reject with tcp reset")
         }
     };
     board.wait_named("got")?;
@@ -314,7 +343,17 @@ fn router_thread(lab: &RoutedLab, board: &Board, middlebox: Middlebox) -> Result
     Ok(())
 }
 
-fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
+/// A scenario's name in file names and the manifest: `-ipv6` for IPv6.
+fn run_name(sc: &RouterScenario, ipv6: bool) -> String {
+    if ipv6 {
+        format!("{}-ipv6", sc.name)
+    } else {
+        sc.name.to_string()
+    }
+}
+
+fn record_once(sc: &RouterScenario, ipv6: bool, out: &Path) -> Result<Vec<RouterCapture>> {
+    let name = run_name(sc, ipv6);
     let lab = RoutedLab::new()?;
     // Interfaces just up send IPv6 router solicitations and MLD reports
     // for a second or so; a capture socket opened meanwhile counts what
@@ -322,7 +361,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
     std::thread::sleep(SETTLE);
     match sc.middlebox {
         Middlebox::Lose(loss) => lab.nft(&loss.rule())?,
-        _ => lab.nft(FIREWALL)?,
+        _ => lab.nft(&firewall(family(ipv6)))?,
     }
     if let Middlebox::IdleTimeout = sc.middlebox {
         lab.sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")?;
@@ -331,7 +370,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
             &IDLE_TIMEOUT_SECS.to_string(),
         )?;
     }
-    let file = |point: &str| format!("{}-at-{point}.pcap", sc.name);
+    let file = |point: &str| format!("{name}-at-{point}.pcap");
     let opts = tcpdump::Options::default();
     let any = tcpdump::Options {
         any_sll2: true,
@@ -358,7 +397,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
             _ => Tcpdump::start(&lab.router, "any", &out.join(file(point)), any),
         })
         .collect::<Result<Vec<_>>>()?;
-    let (client_ip, server_ip) = RoutedLab::addrs();
+    let (client_ip, server_ip) = RoutedLab::addrs(ipv6);
     let board = Board::default();
     let env = |ns, local| Env {
         ns,
@@ -370,7 +409,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
     let (c, s, r) = std::thread::scope(|scope| {
         let c = scope.spawn(|| script::run_side(&env(&lab.client, client_ip), &sc.client));
         let s = scope.spawn(|| script::run_side(&env(&lab.server, server_ip), &sc.server));
-        let r = scope.spawn(|| router_thread(&lab, &board, sc.middlebox));
+        let r = scope.spawn(|| router_thread(&lab, &board, sc.middlebox, ipv6));
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_>>| {
             h.join().map_err(|_| anyhow!("thread panicked"))?
         };
@@ -398,7 +437,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
 
     let at: Vec<Vec<Pkt>> = points
         .iter()
-        .map(|p| packets(&out.join(file(p))))
+        .map(|p| packets(&out.join(file(p)), client_ip))
         .collect::<Result<_>>()?;
     // Forged: an RST one endpoint received that the other's veth never carried.
     let sent_by = |pkts: &[Pkt], client: bool| -> BTreeSet<RstKey> {
@@ -424,7 +463,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
             n,
             forged
                 .iter()
-                .filter(|k| (k.src.0 == CLIENT.octets()) == c)
+                .filter(|k| (k.src.0 == client_ip) == c)
                 .count(),
         )
     }) {
@@ -435,8 +474,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
             .map_or(0, |(_, k)| *k);
         ensure!(
             count == want,
-            "{}: {count} RSTs forged in the {claimed}'s name, expected {want}",
-            sc.name
+            "{name}: {count} RSTs forged in the {claimed}'s name, expected {want}"
         );
     }
     // The idle time: from the last packet before the first forged RST's
@@ -452,8 +490,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
             let idle = at[0][trigger].ts - at[0][before].ts;
             ensure!(
                 idle >= IDLE_TIMEOUT_SECS as f64,
-                "{}: idle only {idle:.3} s before the reset",
-                sc.name
+                "{name}: idle only {idle:.3} s before the reset"
             );
             Some((idle * 1000.0).round() / 1000.0)
         }
@@ -478,8 +515,7 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
         let n = lost(sender).len();
         ensure!(
             if loss.once { n == 1 } else { n >= 1 },
-            "{}: {n} segments lost on the way",
-            sc.name
+            "{name}: {n} segments lost on the way"
         );
     }
     let calls = |log: &script::SideLog| log.calls.first().cloned().unwrap_or_default();
@@ -489,19 +525,20 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
         .map(|(point, pkts)| {
             let connections = match &sc.truth {
                 Some(truth) => {
-                    let kept: Vec<derive::Tcp> = pkts.iter().map(|p| p.tcp).collect();
+                    let kept: Vec<derive::Tcp> = pkts.iter().filter_map(|p| p.tcp).collect();
                     vec![loss::judge(truth, point, &kept)?]
                 }
                 None => Vec::new(),
             };
             Ok(RouterCapture {
                 file: file(point),
-                scenario: sc.name.into(),
+                scenario: name.clone(),
                 description: sc.description.into(),
                 point: (*point).into(),
+                ip: if ipv6 { 6 } else { 4 },
                 packets: pkts.len(),
-                client: format!("{CLIENT}:{}", script::CLIENT_PORT),
-                server: format!("{SERVER}:{}", script::SERVER_PORT),
+                client: SocketAddr::new(client_ip, script::CLIENT_PORT).to_string(),
+                server: SocketAddr::new(server_ip, script::SERVER_PORT).to_string(),
                 client_calls: calls(&client),
                 server_calls: calls(&server),
                 forged: pkts
@@ -528,59 +565,89 @@ fn record_once(sc: &RouterScenario, out: &Path) -> Result<Vec<RouterCapture>> {
         .collect()
 }
 
+/// Which router recordings a run makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    All,
+    /// The losses alone (IPv4).
+    Loss,
+    /// The IPv6 runs alone.
+    Ipv6,
+}
+
+/// The runs: every scenario over IPv4, and the forged resets and their
+/// controls again over IPv6 (the losses need no second IP version).
+fn runs(which: Which) -> Vec<(RouterScenario, bool)> {
+    let is_loss = |sc: &RouterScenario| matches!(sc.middlebox, Middlebox::Lose(_));
+    let v4 = router_scenarios().into_iter().map(|sc| (sc, false));
+    let v6 = router_scenarios()
+        .into_iter()
+        .filter(|sc| !is_loss(sc))
+        .map(|sc| (sc, true));
+    v4.chain(v6)
+        .filter(|(sc, ipv6)| match which {
+            Which::All => true,
+            Which::Loss => is_loss(sc),
+            Which::Ipv6 => *ipv6,
+        })
+        .collect()
+}
+
 /// The recordings' names (for `--list`).
 pub fn list() -> Vec<(String, &'static str)> {
-    router_scenarios()
+    runs(Which::All)
         .iter()
-        .flat_map(|sc| {
+        .flat_map(|(sc, ipv6)| {
+            let name = run_name(sc, *ipv6);
             POINTS
                 .iter()
-                .map(move |p| (format!("router/{}-at-{p}.pcap", sc.name), sc.description))
+                .map(move |p| (format!("router/{name}-at-{p}.pcap"), sc.description))
         })
         .collect()
 }
 
 /// Records the router scenarios into `out/router`, with its manifest: all
-/// of them, or (`only_loss`) the losses alone, keeping the other entries.
-pub fn record_all(out: &Path, only_loss: bool) -> Result<()> {
+/// of them, or some (`which`), keeping the other entries.
+pub fn record_all(out: &Path, which: Which) -> Result<()> {
     let dir = out.join("router");
     fs::create_dir_all(&dir)?;
-    let is_loss = |sc: &RouterScenario| matches!(sc.middlebox, Middlebox::Lose(_));
-    let scenarios: Vec<RouterScenario> = router_scenarios()
-        .into_iter()
-        .filter(|sc| !only_loss || is_loss(sc))
-        .collect();
-    let mut captures: Vec<RouterCapture> = if only_loss {
+    let runs = runs(which);
+    let names: Vec<String> = runs.iter().map(|(sc, v6)| run_name(sc, *v6)).collect();
+    let mut captures: Vec<RouterCapture> = if which == Which::All {
+        Vec::new()
+    } else {
         let path = dir.join("manifest.json");
         let kept: RouterManifest =
             serde_json::from_str(&fs::read_to_string(&path).context("router/manifest.json")?)?;
         kept.captures
             .into_iter()
-            .filter(|c| !scenarios.iter().any(|sc| sc.name == c.scenario))
+            .filter(|c| !names.contains(&c.scenario))
             .collect()
-    } else {
-        Vec::new()
     };
     let mut failed = Vec::new();
-    for sc in scenarios {
-        eprintln!("recording router/{}", sc.name);
+    for ((sc, ipv6), name) in runs.iter().zip(names) {
+        eprintln!("recording router/{name}");
         let mut last = None;
         for attempt in 1..=ATTEMPTS {
-            match record_once(&sc, &dir) {
+            match record_once(sc, *ipv6, &dir) {
                 Ok(c) => {
                     captures.extend(c);
                     last = None;
                     break;
                 }
                 Err(e) => {
-                    eprintln!("  attempt {attempt} of router/{}: {e:#}", sc.name);
+                    // A capture that lost packets, or a run the load
+                    // stretched: never kept; tried again after a pause
+                    // that lets the machine catch up.
+                    eprintln!("  attempt {attempt} of router/{name}: {e:#}");
                     last = Some(e);
+                    std::thread::sleep(Duration::from_secs(attempt as u64));
                 }
             }
         }
         if let Some(e) = last {
-            eprintln!("FAILED router/{}: {e:#}", sc.name);
-            failed.push(sc.name);
+            eprintln!("FAILED router/{name}: {e:#}");
+            failed.push(name);
         }
     }
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
