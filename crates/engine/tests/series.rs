@@ -31,11 +31,17 @@ const PER_FILE: u64 = 520;
 /// `capture` split by `editcap -c PER_FILE` into `dir` (editcap names the
 /// files `part_NNNNN_TIMESTAMP.pcap`), in name order.
 fn split(capture: &Path, dir: &Path) -> Vec<PathBuf> {
+    split_as(capture, dir, "pcap")
+}
+
+/// [`split`] into files of `format` (`pcap`, or `pcapng` as dumpcap's
+/// ring buffer writes).
+fn split_as(capture: &Path, dir: &Path, format: &str) -> Vec<PathBuf> {
     let status = Command::new("editcap")
-        .arg("-c")
+        .args(["-F", format, "-c"])
         .arg(PER_FILE.to_string())
         .arg(capture)
-        .arg(dir.join("part.pcap"))
+        .arg(dir.join(format!("part.{format}")))
         .status()
         .expect("editcap is needed (wireshark-common; scripts/install-deps installs it)");
     assert!(status.success(), "editcap failed: {status}");
@@ -214,6 +220,16 @@ fn a_split_recording_read_as_a_series_gives_the_whole() {
     // Given in any order, read in time order.
     files.reverse();
     files.swap(1, 3);
+    check_series_gives_the_whole(files, Schedule::default());
+}
+
+#[test]
+fn a_pcapng_ring_gives_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = split_as(&whole(), dir.path(), "pcapng");
+    assert!(files
+        .iter()
+        .all(|f| f.extension().is_some_and(|e| e == "pcapng")));
     check_series_gives_the_whole(files, Schedule::default());
 }
 
