@@ -190,6 +190,16 @@ fn records(pcap: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Two captures made by `wrap_capture` as one: their records in turns.
+fn interleaved(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut merged = a[..24].to_vec();
+    for (a, b) in records(a).into_iter().zip(records(b)) {
+        merged.extend_from_slice(a);
+        merged.extend_from_slice(b);
+    }
+    merged
+}
+
 #[test]
 fn identical_inner_tuples_in_two_vnis_stay_two_connections() {
     let path = testdata().join("close-client-first.pcap");
@@ -199,12 +209,7 @@ fn identical_inner_tuples_in_two_vnis_stay_two_connections() {
     let tenant_b = wrap_capture(&path, Encap::Vxlan(200));
     // Both tenants' frames interleaved: the same 4-tuple, the same
     // sequence numbers, at the same times.
-    let mut merged = tenant_a[..24].to_vec();
-    for (a, b) in records(&tenant_a).into_iter().zip(records(&tenant_b)) {
-        merged.extend_from_slice(a);
-        merged.extend_from_slice(b);
-    }
-    let both = Outcome::of_bytes(&merged, "two-vnis");
+    let both = Outcome::of_bytes(&interleaved(&tenant_a, &tenant_b), "two-vnis");
     assert_eq!(both.reports.len(), 2, "one connection per VNI");
     let vnis: Vec<u64> = both
         .tunnels
@@ -245,12 +250,7 @@ fn identical_inner_tuples_with_two_gtp_teids_stay_two_connections() {
     assert_eq!(original.reports.len(), 1);
     let user_a = wrap_capture(&path, Encap::GtpUTeids(0x1001, 0x2002));
     let user_b = wrap_capture(&path, Encap::GtpUTeids(0x3003, 0x4004));
-    let mut merged = user_a[..24].to_vec();
-    for (a, b) in records(&user_a).into_iter().zip(records(&user_b)) {
-        merged.extend_from_slice(a);
-        merged.extend_from_slice(b);
-    }
-    let both = Outcome::of_bytes(&merged, "two-teids");
+    let both = Outcome::of_bytes(&interleaved(&user_a, &user_b), "two-teids");
     assert_eq!(both.reports.len(), 2, "one connection per pair of TEIDs");
     let mut teids: Vec<Vec<u64>> = both
         .tunnels
@@ -277,11 +277,7 @@ fn identical_inner_tuples_with_two_gtp_teids_stay_two_connections() {
     }
     // Without the TEIDs' difference (one user's capture twice), the copies
     // are one connection, as for one VNI.
-    let mut twice = user_a[..24].to_vec();
-    for (a, b) in records(&user_a).into_iter().zip(records(&user_a)) {
-        twice.extend_from_slice(a);
-        twice.extend_from_slice(b);
-    }
+    let twice = interleaved(&user_a, &user_a);
     assert_eq!(Outcome::of_bytes(&twice, "one-teid-pair").reports.len(), 1);
 }
 
