@@ -201,7 +201,9 @@ end
 local CAPTURE_EXT = { pcap = true, pcapng = true, cap = true, ntar = true, gz = true, zst = true, lz4 = true }
 
 -- Linux: look at the files this process has open and take the most recently
--- opened one (highest fd) that has a CAPTURE.tcpshut.csv sibling.
+-- opened one (highest fd) that has a CAPTURE.tcpshut.csv sibling. Returns
+-- that sidecar's path (or nil) and, for the note where there is none, the
+-- open capture the same way chosen among all capture-like regular files.
 local function find_beside_capture()
     local fh = io.open("/proc/self/stat", "r")
     if not fh then return nil end
@@ -210,29 +212,28 @@ local function find_beside_capture()
     local pid = stat and match(stat, "^(%d+) ")
     if not pid or not io.popen then return nil end
     -- pid is digits only; nothing from the sidecar or the capture reaches the shell.
-    -- Only files whose CAPTURE.tcpshut.csv is a regular file are listed.
+    -- Regular files only, each marked 1 when its CAPTURE.tcpshut.csv is a regular file.
     local ok, pipe = pcall(io.popen,
-        "for f in /proc/" .. pid .. "/fd/*; do t=$(readlink \"$f\") && [ -f \"$t.tcpshut.csv\" ] "
-        .. "&& printf '%s %s\\n' \"${f##*/}\" \"$t\"; done 2>/dev/null")
+        "for f in /proc/" .. pid .. "/fd/*; do t=$(readlink \"$f\") && [ -f \"$t\" ] && { s=0; "
+        .. "[ -f \"$t.tcpshut.csv\" ] && s=1; printf '%s %s %s\\n' \"${f##*/}\" \"$s\" \"$t\"; }; done 2>/dev/null")
     if not ok or not pipe then return nil end
     local best_fd, best, best_is_cap = -1, nil, false
+    local cap_fd, cap = -1, nil
     for line in pipe:lines() do
-        local fd, target = match(line, "^(%d+) (/.+)$")
+        local fd, has_sidecar, target = match(line, "^(%d+) ([01]) (/.+)$")
         if fd and not match(target, "^/proc/") and not match(target, "^/dev/") and not match(target, "^/sys/")
             and not match(target, " %(deleted%)$") and not match(target, "%.tcpshut%.csv$") then
-            local cand = target .. ".tcpshut.csv"
-            do
-                local ext = match(target, "%.([%w]+)$")
-                local is_cap = ext ~= nil and CAPTURE_EXT[ext:lower()] == true
-                local n = tonumber(fd)
-                if (is_cap and not best_is_cap) or (is_cap == best_is_cap and n > best_fd) then
-                    best_fd, best, best_is_cap = n, cand, is_cap
-                end
+            local ext = match(target, "%.([%w]+)$")
+            local is_cap = ext ~= nil and CAPTURE_EXT[ext:lower()] == true
+            local n = tonumber(fd)
+            if has_sidecar == "1" and ((is_cap and not best_is_cap) or (is_cap == best_is_cap and n > best_fd)) then
+                best_fd, best, best_is_cap = n, target .. ".tcpshut.csv", is_cap
             end
+            if is_cap and n > cap_fd then cap_fd, cap = n, target end
         end
     end
     pipe:close()
-    return best
+    return best, cap
 end
 
 local BESIDE = "beside the capture"
@@ -244,9 +245,9 @@ local function resolve_sidecar()
     if type(arg1) == "string" and arg1 ~= "" then return arg1, "argument lua_script1" end
     local env = os.getenv("TCPSHUT_SIDECAR")
     if env and env ~= "" then return env, "TCPSHUT_SIDECAR" end
-    local ok, auto = pcall(find_beside_capture)
+    local ok, auto, capture = pcall(find_beside_capture)
     if ok and auto then return auto, BESIDE end
-    return nil, nil
+    return nil, nil, ok and capture or nil
 end
 
 ---------------------------------------------------------------------------
@@ -1091,6 +1092,7 @@ end
 wanted = first_wanted
 
 local registered = false
+local noted_capture = nil -- the capture the no-sidecar note was given for
 
 function tcpshut.init()
     if not self_handle then
@@ -1099,7 +1101,8 @@ function tcpshut.init()
     end
     if state.fh then pcall(io.close, state.fh) end
     state = new_state()
-    state.path, state.source = resolve_sidecar()
+    local capture
+    state.path, state.source, capture = resolve_sidecar()
     -- Wireshark calls a post-dissector for every frame, and that call alone
     -- (the Lua objects it makes) costs more than nothing at all: so the
     -- plugin becomes one only when a capture with a sidecar (or a sidecar
@@ -1109,6 +1112,16 @@ function tcpshut.init()
     if state.path and not registered then
         registered = true
         register_postdissector(tcpshut)
+    end
+    -- Not registered, so no frame can carry the note: tshark says it once
+    -- on standard error instead, for the capture file it opened (never for
+    -- a live capture, which has no file open here). The GUI shows no
+    -- standard error; there the note waits for a registered plugin.
+    if not state.path and not registered and capture and capture ~= noted_capture
+        and not (gui_enabled and gui_enabled()) then
+        noted_capture = capture
+        io.stderr:write(format("tcpshut: no sidecar for %s (the tcpshut plugin shows nothing; "
+            .. "`tcpshut annotate %s` makes one)\n", capture, shell_quote(capture)))
     end
 end
 

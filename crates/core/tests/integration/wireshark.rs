@@ -1886,6 +1886,165 @@ fn colouring_rules_mark_teardown_frames(ws: Wireshark) {
     );
 }
 
+/// Issue #13 "at a glance": with no sidecar, tshark says once (on
+/// standard error, since the plugin then is no post-dissector and adds
+/// nothing to any frame) how to make one, naming the capture; nothing else
+/// changes. With a sidecar beside the capture, no note.
+fn no_sidecar_note_once_in_tshark(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "plain.pcap");
+    let script = format!("lua_script:{}", sb.plugin().display());
+    let run = |extra: &[&str], plugin: bool| {
+        let mut cmd = sb.tshark();
+        cmd.args(["-n", "-r"]).arg(&cap).args(extra);
+        if plugin {
+            cmd.args(["-X", &script]);
+        }
+        let out = cmd.output().unwrap();
+        assert_no_lua_error(&format!("{ws:?} {extra:?}"), &out);
+        assert!(out.status.success(), "{ws:?} {extra:?}: {out:?}");
+        out
+    };
+    let notes = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("tcpshut"))
+            .map(str::to_string)
+            .collect()
+    };
+    for extra in [
+        &[][..],
+        &["-2"][..],
+        &["-q", "-z", "expert"][..],
+        &["-V"][..],
+    ] {
+        let with = run(extra, true);
+        let notes = notes(&with);
+        assert_eq!(notes.len(), 1, "{ws:?} {extra:?}: {notes:?}");
+        assert!(
+            notes[0].starts_with("tcpshut: no sidecar for ")
+                && notes[0].contains("plain.pcap")
+                && notes[0].contains("`tcpshut annotate "),
+            "{ws:?} {extra:?}: {notes:?}"
+        );
+        // the frames themselves are as without the plugin
+        assert_eq!(
+            String::from_utf8_lossy(&with.stdout),
+            String::from_utf8_lossy(&run(extra, false).stdout),
+            "{ws:?} {extra:?}"
+        );
+    }
+    std::fs::write(
+        sb.path("plain.pcap.tcpshut.csv"),
+        sidecar_text(&synthetic_rows()),
+    )
+    .unwrap();
+    let annotated = run(&[], true);
+    assert!(notes(&annotated).is_empty(), "{ws:?}: {annotated:?}");
+    assert!(String::from_utf8_lossy(&annotated.stdout).contains(" [FIN "));
+}
+
+/// Issue #13 "at a glance": `tcpshut.conn` and Wireshark's `tcp.stream`
+/// split a 4-tuple by different rules. Two captures where they really
+/// differ: pop3.pcap (Zeek's test data), where a client's SYN is refused
+/// and retried twice on the same ports (tcpshut: three refused attempts;
+/// Wireshark 4.0: one stream, 4.4 and later: three streams too, one to
+/// one), and syn-fin.pcap, where a SYN+FIN injected into
+/// an established connection is ignored by the kernel (RFC 5961 4.2; one
+/// connection for tcpshut) but starts a new stream in Wireshark. Each
+/// frame's pair, and the connections table's streams and its (shared) and
+/// (split) marks, follow from the frames.
+fn conn_and_tcp_stream_differ_where_expected(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(out.status.success(), "{out:?}");
+    // (capture, connections expected in one stream, connection expected in two streams)
+    let retried: &[u32] = if ws == Wireshark::V4_0 {
+        &[0, 1, 2]
+    } else {
+        &[]
+    };
+    for (source, shared, split) in [
+        ("third-party/zeek__pop3__pop3.pcap", retried, None),
+        ("syn-fin.pcap", &[][..], Some(0u32)),
+    ] {
+        let name = Path::new(source).file_name().unwrap().to_str().unwrap();
+        std::fs::copy(repo_root().join("testdata").join(source), sb.path(name)).unwrap();
+        let out = sb.tcpshut(&["annotate", name]);
+        assert!(out.status.success(), "{out:?}");
+        let frames = sb.dissect(&sb.path(name), &[], &["tcpshut.conn", "tcp.stream"]);
+        let mut streams_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut conns_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for d in &frames {
+            let (conn, stream) = (one(d, "tcpshut.conn"), one(d, "tcp.stream"));
+            if conn.is_empty() || stream.is_empty() {
+                continue;
+            }
+            let (conn, stream): (u32, u32) = (conn.parse().unwrap(), stream.parse().unwrap());
+            let s = streams_of.entry(conn).or_default();
+            if !s.contains(&stream) {
+                s.push(stream);
+            }
+            let c = conns_of.entry(stream).or_default();
+            if !c.contains(&conn) {
+                c.push(conn);
+            }
+        }
+        if !shared.is_empty() {
+            let stream = streams_of[&shared[0]].clone();
+            assert_eq!(stream.len(), 1, "{ws:?} {name}: {streams_of:?}");
+            for c in shared {
+                assert_eq!(streams_of[c], stream, "{ws:?} {name}: {streams_of:?}");
+            }
+            assert_eq!(conns_of[&stream[0]], shared, "{ws:?} {name}: {conns_of:?}");
+        }
+        if let Some(c) = split {
+            assert_eq!(streams_of[&c].len(), 2, "{ws:?} {name}: {streams_of:?}");
+        }
+        if shared.is_empty() && split.is_none() {
+            // one to one: each connection in a stream of its own
+            assert!(
+                streams_of.values().all(|s| s.len() == 1)
+                    && conns_of.values().all(|c| c.len() == 1)
+                    && streams_of.len() == 11,
+                "{ws:?} {name}: {streams_of:?}"
+            );
+        }
+        let out = sb
+            .tshark()
+            .args(["-q", "-n", "-r"])
+            .arg(sb.path(name))
+            .args(["-z", "tcpshut,conns"])
+            .output()
+            .unwrap();
+        assert_no_lua_error(name, &out);
+        let table = String::from_utf8_lossy(&out.stdout);
+        for (conn, streams) in &streams_of {
+            let row = table
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("{conn} "))
+                        && l.ends_with(&format!("tcpshut.conn == {conn}"))
+                })
+                .unwrap_or_else(|| panic!("{ws:?} {name}: no row {conn}: {table}"));
+            let mut sorted = streams.clone();
+            sorted.sort_unstable();
+            let list: Vec<String> = sorted.iter().map(u32::to_string).collect();
+            let mark = if streams.len() > 1 {
+                " (split)"
+            } else if conns_of[&streams[0]].len() > 1 {
+                " (shared)"
+            } else {
+                ""
+            };
+            assert!(
+                row.contains(&format!(" {}{mark} ", list.join(","))),
+                "{ws:?} {name}: {row}"
+            );
+        }
+    }
+}
+
 /// Issue #13 defect 2: a sidecar set by preference belongs to its own
 /// capture; another capture with its own sidecar beside it shows that one.
 fn pinned_sidecar_applies_to_its_own_capture_only(ws: Wireshark) {
@@ -2391,6 +2550,8 @@ in_every_wireshark!(
     mismatch_is_found_when_times_agree,
     mismatch_is_found_by_seq_and_length,
     info_tag_and_connection_filters,
+    no_sidecar_note_once_in_tshark,
+    conn_and_tcp_stream_differ_where_expected,
     colouring_rules_mark_teardown_frames,
     pinned_sidecar_applies_to_its_own_capture_only,
     fields_filters_and_the_contract,
