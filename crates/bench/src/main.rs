@@ -9,6 +9,7 @@
 mod gen;
 mod inputs;
 mod measure;
+mod plugin;
 mod stages;
 mod targets;
 
@@ -116,8 +117,9 @@ enum Part {
     /// The largest capture written as CSV, Parquet and Zeek's conn.log:
     /// time, memory and the size of what each writes.
     Formats,
-    /// The Wireshark plugin: tshark reading the smallest capture with the
-    /// plugin and its sidecar, against tshark alone.
+    /// The Wireshark plugin on the smallest capture: tshark with the
+    /// plugin and its sidecar, with the plugin and no sidecar, and
+    /// Wireshark (Xvfb) opening it until idle, each against without.
     Plugin,
 }
 
@@ -804,89 +806,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);
     if args.parts.contains(&Part::Plugin) && smallest > 0 {
-        if on_path("tshark") {
-            let cap = capture(&dir, &config(smallest, args.seed))?;
-            plugin(&tcpshut, &cap, args.tool_reps, &mut targets)?;
-        } else {
-            println!("\nThe Wireshark plugin: tshark is not installed, skipped");
-        }
+        let cap = capture(&dir, &config(smallest, args.seed))?;
+        plugin::run(&tcpshut, &cap.path, &dir, args.tool_reps, &mut targets)?;
     }
     targets.print();
     Ok(())
-}
-
-/// tshark reading `cap` with the Wireshark plugin (`lua/tcpshut.lua`) and
-/// its sidecar, printing the plugin's column, against tshark printing the
-/// frame numbers alone.
-fn plugin(tcpshut: &Path, cap: &Capture, reps: usize, targets: &mut Targets) -> anyhow::Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lua/tcpshut.lua");
-    let script = script.canonicalize().context("lua/tcpshut.lua")?;
-    let sidecar = dir_sidecar(&cap.path);
-    let made = Command::new(tcpshut)
-        .arg("annotate")
-        .arg(&cap.path)
-        .args(["--no-progress", "-o"])
-        .arg(&sidecar)
-        .status()?;
-    if !made.success() {
-        bail!("tcpshut annotate {} failed", cap.path.display());
-    }
-    let alone = |f: &Path| {
-        let mut c = Command::new("tshark");
-        c.arg("-r")
-            .arg(f)
-            .args(["-T", "fields", "-e", "frame.number"]);
-        c
-    };
-    let with_plugin = {
-        let script = script.clone();
-        let sidecar = sidecar.clone();
-        move |f: &Path| {
-            let mut c = Command::new("tshark");
-            c.arg("-X")
-                .arg(format!("lua_script:{}", script.display()))
-                .arg("-o")
-                .arg(format!("tcpshut.sidecar:{}", sidecar.display()))
-                .arg("-r")
-                .arg(f)
-                .args(["-T", "fields", "-e", "frame.number", "-e", "tcpshut.events"]);
-            c
-        }
-    };
-    let tools = [
-        Tool {
-            name: "tshark -T fields -e frame.number",
-            command: Box::new(alone),
-            reps,
-        },
-        Tool {
-            name: "tshark with the plugin: -e frame.number -e tcpshut.events",
-            command: Box::new(with_plugin),
-            reps,
-        },
-    ];
-    // The sidecar stays: these runs read it, they do not write one.
-    let mut runs: Vec<Vec<measure::Run>> = vec![Vec::new(), Vec::new()];
-    for _ in 0..reps {
-        for (tool, runs) in tools.iter().zip(&mut runs) {
-            runs.push(measure::run(&mut (tool.command)(&cap.path))?);
-        }
-    }
-    let results: Vec<Summary> = runs.iter().map(|r| measure::summarize(r)).collect();
-    println!("\nThe Wireshark plugin (`lua/tcpshut.lua`) with the sidecar, against tshark alone.");
-    print_table(cap, &tools, &results);
-    targets.check(
-        "tshark's wall time, with the plugin / alone",
-        Targets::ratio(results[1].wall, results[0].wall),
-        Bound::Shown,
-    );
-    let _ = std::fs::remove_file(&sidecar);
-    Ok(())
-}
-
-/// Where the plugin's run keeps the sidecar of `capture`.
-fn dir_sidecar(capture: &Path) -> PathBuf {
-    let mut name = capture.as_os_str().to_owned();
-    name.push(".tcpshut.csv");
-    PathBuf::from(name)
 }

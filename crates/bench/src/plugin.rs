@@ -1,0 +1,375 @@
+//! The Wireshark plugin's cost (issue #13): tshark and Wireshark reading a
+//! capture with `lua/tcpshut.lua` against without it, side by side in one
+//! run (the runs of each pair alternate, so both see the same load), after
+//! checking that the plugin really annotates the capture.
+//!
+//! Three targets, as CPU-time ratios (user + system of the one process;
+//! the machine is shared, so wall times mostly measure the wait for a core):
+//! - `tshark -n -r CAPTURE` with the plugin and the sidecar beside the
+//!   capture: at most 1.15;
+//! - Wireshark (the Qt GUI, under Xvfb) opening the capture and going
+//!   idle, with the plugin and the sidecar: at most 1.3;
+//! - `tshark -n -r CAPTURE` with the plugin and no sidecar anywhere: at
+//!   most 1.02.
+//!
+//! The plugin is loaded with `-X lua_script:` from the source tree and
+//! finds the sidecar beside the capture, as an installed plugin does. Both
+//! programs run with a private, empty HOME (no personal plugins, profiles
+//! or preferences).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::measure::{self, Run};
+use crate::targets::{Bound, Targets};
+
+/// Codes that give a frame an Info tag (lua/tcpshut.lua: FIN_CODES,
+/// RST_CODES, TAG_CODES).
+const TAGGED_CODES: &[&str] = &[
+    "fin-active",
+    "fin-passive",
+    "fin-simultaneous",
+    "fin-retransmit",
+    "rst-abort",
+    "rst-after-close",
+    "rst-refused",
+    "rst-ignored",
+    "rst-forged",
+    "rst-stray",
+    "data-to-closed",
+    "data-after-fin",
+    "port-reuse",
+];
+
+/// The folders and environment of the plugin's runs.
+struct Setup {
+    script: PathBuf,
+    /// The capture with its sidecars beside it.
+    annotated: PathBuf,
+    /// The same capture in a folder of its own, no sidecar anywhere.
+    bare: PathBuf,
+    home: PathBuf,
+}
+
+impl Setup {
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env_remove("TCPSHUT_SIDECAR")
+            .env_remove("WIRESHARK_CONFIG_DIR");
+        c
+    }
+
+    fn tshark(&self, capture: &Path, plugin: bool) -> Command {
+        let mut c = self.command("tshark");
+        // its notes (running as root, no sidecar) are not measured
+        c.stderr(Stdio::null()).arg("-n").arg("-r").arg(capture);
+        if plugin {
+            c.arg("-X")
+                .arg(format!("lua_script:{}", self.script.display()));
+        }
+        c
+    }
+}
+
+/// Measures the plugin on `capture` (annotated into `dir/plugin` first).
+pub fn run(
+    tcpshut: &Path,
+    capture: &Path,
+    dir: &Path,
+    reps: usize,
+    targets: &mut Targets,
+) -> anyhow::Result<()> {
+    if !super::on_path("tshark") {
+        println!("\nThe Wireshark plugin: tshark is not installed, skipped");
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../lua/tcpshut.lua")
+        .canonicalize()
+        .context("lua/tcpshut.lua")?;
+    let work = dir.join("plugin");
+    let _ = std::fs::remove_dir_all(&work);
+    let name = capture.file_name().context("capture name")?;
+    let setup = Setup {
+        script,
+        annotated: work.join("annotated").join(name),
+        bare: work.join("bare").join(name),
+        home: work.join("home"),
+    };
+    for place in [&setup.annotated, &setup.bare] {
+        std::fs::create_dir_all(place.parent().unwrap())?;
+        if std::fs::hard_link(capture, place).is_err() {
+            std::fs::copy(capture, place)?;
+        }
+    }
+    std::fs::create_dir_all(setup.home.join(".config/wireshark"))?;
+    let made = Command::new(tcpshut)
+        .arg("annotate")
+        .arg(&setup.annotated)
+        .arg("--no-progress")
+        .stdout(Stdio::null())
+        .status()?;
+    if !made.success() {
+        bail!("tcpshut annotate {} failed", setup.annotated.display());
+    }
+    println!(
+        "\nThe Wireshark plugin (`lua/tcpshut.lua`) on {}; {}; load average {}",
+        name.to_string_lossy(),
+        super::first_line("tshark", &["--version"]),
+        load_average()
+    );
+    check_annotations(&setup)?;
+
+    let mut modes = vec![Mode::Sidecar, Mode::NoSidecar];
+    if super::on_path("wireshark") && super::on_path("Xvfb") {
+        modes.push(Mode::Gui);
+    } else {
+        println!("Wireshark (wireshark-qt) or Xvfb is not installed: the GUI is not measured");
+    }
+    println!("\n| command | CPU without | CPU with | ratio | wall without | wall with |");
+    println!("|---|---|---|---|---|---|");
+    for mode in modes {
+        let (mut without, mut with) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            without.push(mode.run(&setup, false)?);
+            with.push(mode.run(&setup, true)?);
+        }
+        let (a, b) = (measure::summarize(&without), measure::summarize(&with));
+        let ratio = Targets::ratio(b.cpu, a.cpu);
+        println!(
+            "| {} | {:.2} s | {:.2} s | {ratio:.2} | {:.2} s | {:.2} s |",
+            mode.name(),
+            a.cpu.as_secs_f64(),
+            b.cpu.as_secs_f64(),
+            a.wall.as_secs_f64(),
+            b.wall.as_secs_f64()
+        );
+        targets.check(
+            format!("Wireshark plugin: {}, CPU with / without", mode.name()),
+            ratio,
+            Bound::AtMost(mode.target()),
+        );
+    }
+    println!("load average after: {}", load_average());
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// What is measured, with the plugin and without.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `tshark -n -r` on the capture with its sidecar beside it.
+    Sidecar,
+    /// `tshark -n -r` on the capture with no sidecar anywhere.
+    NoSidecar,
+    /// Wireshark opening the capture with its sidecar, until idle.
+    Gui,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Sidecar => "tshark -n -r, with the sidecar",
+            Mode::NoSidecar => "tshark -n -r, no sidecar",
+            Mode::Gui => "Wireshark opens the capture and goes idle, with the sidecar",
+        }
+    }
+
+    /// The issue's target for the ratio of CPU times.
+    fn target(self) -> f64 {
+        match self {
+            Mode::Sidecar => 1.15,
+            Mode::NoSidecar => 1.02,
+            Mode::Gui => 1.3,
+        }
+    }
+
+    fn run(self, setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
+        match self {
+            Mode::Sidecar => measure::run(&mut setup.tshark(&setup.annotated, plugin)),
+            Mode::NoSidecar => measure::run(&mut setup.tshark(&setup.bare, plugin)),
+            Mode::Gui => gui_run(setup, plugin),
+        }
+    }
+}
+
+/// Checks that the plugin annotates the capture before its cost is
+/// measured: every frame whose row has a FIN, RST or data-after-close event
+/// gets its Info tag in `tshark -n -r`, and no other frame does.
+fn check_annotations(setup: &Setup) -> anyhow::Result<()> {
+    let mut sidecar = setup.annotated.clone().into_os_string();
+    sidecar.push(".tcpshut.csv");
+    let text = std::fs::read_to_string(&sidecar)
+        .with_context(|| format!("{}", Path::new(&sidecar).display()))?;
+    let expected = tagged_frames(&text)?;
+    let out = setup
+        .tshark(&setup.annotated, true)
+        .stderr(Stdio::piped())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || stderr.contains("Lua") {
+        bail!("tshark with the plugin failed: {stderr}");
+    }
+    let tagged: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| has_info_tag(l))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    if tagged != expected {
+        let missing = expected.iter().filter(|f| !tagged.contains(f)).count();
+        bail!(
+            "the plugin did not annotate the capture: {} frames should carry an Info tag, {} do \
+             ({missing} missing); nothing measured",
+            expected.len(),
+            tagged.len()
+        );
+    }
+    println!(
+        "Checked first: the {} frames with FIN, RST or data-after-close events carry their Info tag.",
+        expected.len()
+    );
+    Ok(())
+}
+
+/// The frames of the sidecar rows whose events give an Info tag. The
+/// sidecar is tcpshut's own, just written: frame is the first column,
+/// events the twelfth, and a quote can only be in the summary, after it.
+fn tagged_frames(sidecar: &str) -> anyhow::Result<Vec<u64>> {
+    let mut lines = sidecar.lines();
+    let header: Vec<&str> = lines.next().context("empty sidecar")?.split(',').collect();
+    let events = header
+        .iter()
+        .position(|h| *h == "events")
+        .context("no events column")?;
+    let mut frames = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.splitn(events + 2, ',').collect();
+        let Some(codes) = fields.get(events) else {
+            continue;
+        };
+        if codes.split(';').any(|c| TAGGED_CODES.contains(&c)) {
+            frames.push(fields[0].parse()?);
+        }
+    }
+    Ok(frames)
+}
+
+/// Whether a line of `tshark -r` ends with the plugin's Info tag: a last
+/// bracket that starts with one of the tag's heads.
+fn has_info_tag(line: &str) -> bool {
+    let Some(at) = line.rfind(" [") else {
+        return false;
+    };
+    let tag = &line[at + 2..];
+    tag.ends_with(']')
+        && ["FIN ", "RST ", "data-", "port-reuse"]
+            .iter()
+            .any(|head| tag.starts_with(head))
+}
+
+/// Wireshark (Qt) opening `capture` on a private Xvfb display, until it
+/// goes idle: its CPU time (from /proc, sampled every 100 ms) once it has
+/// not grown for 2 s, and the wall time to that point. The plugin is given
+/// with `-X lua_script:`, the sidecar is found beside the capture.
+fn gui_run(setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
+    // Xvfb picks a free display and writes its number on the descriptor given.
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb")?;
+    let display = {
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut line)?;
+        line.trim().to_string()
+    };
+    let result = (|| {
+        if display.is_empty() {
+            bail!("Xvfb gave no display number");
+        }
+        // no dialogs: not the warning about running as root, no update check
+        std::fs::write(
+            setup.home.join(".config/wireshark/recent_common"),
+            "privs.warn_if_elevated: FALSE\n",
+        )?;
+        let mut cmd = setup.command("wireshark");
+        cmd.env("DISPLAY", format!(":{display}"))
+            .args(["-o", "gui.update.enabled:FALSE", "-r"])
+            .arg(&setup.annotated);
+        if plugin {
+            cmd.arg("-X")
+                .arg(format!("lua_script:{}", setup.script.display()));
+        }
+        let start = Instant::now();
+        let mut ws = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting wireshark")?;
+        let stat = format!("/proc/{}/stat", ws.id());
+        let (mut last, mut since) = (Duration::ZERO, Instant::now());
+        let idle = loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let Some(cpu) = cpu_time(&stat) else {
+                bail!("wireshark ended before going idle ({:?})", ws.try_wait());
+            };
+            if cpu > last + Duration::from_millis(10) {
+                (last, since) = (cpu, Instant::now());
+            } else if since.elapsed() >= Duration::from_secs(2) {
+                break Run {
+                    wall: since - start,
+                    cpu: last,
+                    max_rss: 0,
+                };
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("wireshark did not go idle in 10 minutes");
+            }
+        };
+        let _ = ws.kill();
+        let _ = ws.wait();
+        Ok(idle)
+    })();
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    result
+}
+
+/// User plus system CPU time of a process, from its /proc/PID/stat.
+fn cpu_time(stat: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // fields after the command name (which is in parentheses): state is
+    // the 3rd field, utime the 14th, stime the 15th
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(ticks * 1000 / hz))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
