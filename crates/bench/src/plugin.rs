@@ -27,23 +27,8 @@ use anyhow::{bail, Context};
 use crate::measure::{self, Run};
 use crate::targets::{Bound, Targets};
 
-/// Codes that give a frame an Info tag (lua/tcpshut.lua: FIN_CODES,
-/// RST_CODES, TAG_CODES).
-const TAGGED_CODES: &[&str] = &[
-    "fin-active",
-    "fin-passive",
-    "fin-simultaneous",
-    "fin-retransmit",
-    "rst-abort",
-    "rst-after-close",
-    "rst-refused",
-    "rst-ignored",
-    "rst-forged",
-    "rst-stray",
-    "data-to-closed",
-    "data-after-fin",
-    "port-reuse",
-];
+/// The tables of `lua/tcpshut.lua` whose codes give a frame an Info tag.
+const TAG_TABLES: &[&str] = &["FIN_CODES", "RST_CODES", "TAG_CODES"];
 
 /// The folders and environment of the plugin's runs.
 struct Setup {
@@ -207,7 +192,9 @@ fn check_annotations(setup: &Setup) -> anyhow::Result<()> {
     sidecar.push(".tcpshut.csv");
     let text = std::fs::read_to_string(&sidecar)
         .with_context(|| format!("{}", Path::new(&sidecar).display()))?;
-    let expected = tagged_frames(&text)?;
+    let script = std::fs::read_to_string(&setup.script)?;
+    let codes = tag_codes(&script)?;
+    let expected = tagged_frames(&text, &codes)?;
     let out = setup
         .tshark(&setup.annotated, true)
         .stderr(Stdio::piped())
@@ -240,7 +227,7 @@ fn check_annotations(setup: &Setup) -> anyhow::Result<()> {
 /// The frames of the sidecar rows whose events give an Info tag. The
 /// sidecar is tcpshut's own, just written: frame is the first column,
 /// events the twelfth, and a quote can only be in the summary, after it.
-fn tagged_frames(sidecar: &str) -> anyhow::Result<Vec<u64>> {
+fn tagged_frames(sidecar: &str, codes: &[String]) -> anyhow::Result<Vec<u64>> {
     let mut lines = sidecar.lines();
     let header: Vec<&str> = lines.next().context("empty sidecar")?.split(',').collect();
     let events = header
@@ -250,14 +237,36 @@ fn tagged_frames(sidecar: &str) -> anyhow::Result<Vec<u64>> {
     let mut frames = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.splitn(events + 2, ',').collect();
-        let Some(codes) = fields.get(events) else {
+        let Some(row_codes) = fields.get(events) else {
             continue;
         };
-        if codes.split(';').any(|c| TAGGED_CODES.contains(&c)) {
+        if row_codes.split(';').any(|c| codes.iter().any(|t| t == c)) {
             frames.push(fields[0].parse()?);
         }
     }
     Ok(frames)
+}
+
+/// The codes of the plugin's tag tables (`local FIN_CODES = { ["fin-active"]
+/// = "FIN", ... }`), read from the script itself so the check follows it.
+fn tag_codes(script: &str) -> anyhow::Result<Vec<String>> {
+    let mut codes = Vec::new();
+    for table in TAG_TABLES {
+        let start = script
+            .find(&format!("local {table} = {{"))
+            .with_context(|| format!("lua/tcpshut.lua has no table {table}"))?;
+        let body = &script[start..];
+        let body = &body[..body.find('}').context("unclosed table")?];
+        for part in body.split("[\"").skip(1) {
+            if let Some(end) = part.find("\"]") {
+                codes.push(part[..end].to_string());
+            }
+        }
+    }
+    if codes.is_empty() {
+        bail!("lua/tcpshut.lua: no tag codes found");
+    }
+    Ok(codes)
 }
 
 /// Whether a line of `tshark -r` ends with the plugin's Info tag: a last
