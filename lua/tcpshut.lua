@@ -146,6 +146,20 @@ for _, e in ipairs(EVENT_SPEC) do
         EVENT_EXPERT[e[1]] = false
     end
 end
+-- The codes that give an Info tag (see "The Info column tag"): FIN and RST
+-- kinds make its head, the others a part of their own.
+local FIN_CODES = { ["fin-active"] = "FIN", ["fin-passive"] = "FIN", ["fin-simultaneous"] = "FIN (crossed)",
+    ["fin-order-unknown"] = "FIN", ["fin-retransmit"] = "FIN again" }
+local RST_CODES = { ["rst-abort"] = "abort", ["rst-after-close"] = "after close", ["rst-refused"] = "refused",
+    ["rst-ignored"] = "ignored", ["rst-forged"] = "forged", ["rst-stray"] = "stray" }
+-- codes that get a part of their own (the rest are Wireshark's own items or chat)
+local TAG_CODES = { ["data-to-closed"] = true, ["data-after-fin"] = true, ["port-reuse"] = true }
+-- Quiet codes: neither an expert item nor an Info tag (syn, syn-ack,
+-- fin-acked). Without a tree, a row with quiet events only shows nothing.
+local QUIET = {}
+for code, ex in pairs(EVENT_EXPERT) do
+    if ex == false and not FIN_CODES[code] and not RST_CODES[code] and not TAG_CODES[code] then QUIET[code] = true end
+end
 local ex_unknown_event = ProtoExpert.new("tcpshut.unknown_event", "tcpshut: unknown event code",
     G.PROTOCOL, S.NOTE)
 local ex_mismatch = ProtoExpert.new("tcpshut.sidecar_mismatch", "tcpshut: sidecar does not match this capture",
@@ -261,14 +275,21 @@ end
 --   flags   one byte per frame number: 0 no row, 1 a "plain" row (events,
 --           calls, summary, severity and related all empty, no quote: most
 --           rows of a real sidecar), 2 another row without quotes, 3 a row
---           with a quote (its line end is found by skipping quoted text);
+--           with a quote (its line end is found by skipping quoted text),
+--           4 a "quiet" row: no quote, its events all quiet codes (syn,
+--           syn-ack, fin-acked: no expert item, no Info tag);
 --   blocks  a small table: for every BLOCK frame numbers, the file offset
---           of the first row at or after the block's first frame.
+--           of the first row at or after the block's first frame;
+--   direct  the file offset of each row that is neither plain nor quiet,
+--           by frame (at most MAX_DIRECT of them: a sidecar of real
+--           traffic has about one such row in ten), so the rows shown
+--           without a tree are found without skipping the rows between.
 --
 -- A row is found from the nearest block start (or from the last row found:
--- dissection is mostly sequential) by skipping rows. A plain row adds no
--- expert item, so when no tree is built (plain `tshark -r`, Wireshark's
--- first pass without filters) its frame costs one byte lookup.
+-- dissection is mostly sequential) by skipping rows. A plain or quiet row
+-- adds no expert item and no tag, so when no tree is built (plain `tshark
+-- -r`, Wireshark's first pass without filters) its frame costs one byte
+-- lookup: with a real sidecar, all but about one row in ten.
 -- No row text is kept: rows are read back through a small window.
 ---------------------------------------------------------------------------
 
@@ -276,6 +297,19 @@ local CHUNK = 1048576 -- bytes read per step while indexing
 local WINDOW = 262144 -- bytes read around a row on demand
 local BLOCK = 256 -- frames per block
 local NONE = math.huge
+-- The events field of a row whose first fields hold no quote.
+local EVENTS_FIELD = "^[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,[^,\n]*,"
+    .. "([a-z0-9;-]+),"
+local MAX_QUIET_MEMO = 64 -- distinct events texts remembered while indexing
+local MAX_DIRECT = 262144 -- rows whose offset is kept in the direct table
+
+-- Whether every code of events is quiet.
+local function all_quiet(events)
+    for code in gmatch(events, "[^;]+") do
+        if not QUIET[code] then return false end
+    end
+    return true
+end
 
 local state -- per opened capture, reset by init()
 
@@ -283,7 +317,7 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
+        fh = nil, flags = nil, blocks = nil, direct = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
         conns_err = nil, conns_err_shown = false, back = nil, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
@@ -381,7 +415,9 @@ local function build_index(fh, size)
     local parts, np = {}, 0 -- finished pieces of flags
     local fb, nb = {}, 0 -- flag bytes not yet in a piece
     local blocks, next_block = {}, 0 -- next_block: the next block without an offset
+    local direct, ndirect = {}, 0
     local rows, last, blank = 0, 0, false
+    local quiet_memo, memo_size = {}, 0 -- events text -> all quiet
     local q = find(buf, '"', pos, true) or NONE -- the next quote at or after pos
     while true do
         nl = find(buf, "\n", pos, true)
@@ -416,6 +452,20 @@ local function build_index(fh, size)
                     nxt = nl + 1
                     local c1, c2, c3, c4, c5 = byte(buf, nl - 5, nl - 1)
                     flag = (c1 == 44 and c2 == 44 and c3 == 44 and c4 == 44 and c5 == 44) and 1 or 2
+                    if flag == 2 then
+                        local events = match(buf, EVENTS_FIELD, pos)
+                        if events then
+                            local quiet = quiet_memo[events]
+                            if quiet == nil then
+                                quiet = all_quiet(events)
+                                if memo_size < MAX_QUIET_MEMO then
+                                    memo_size = memo_size + 1
+                                    quiet_memo[events] = quiet
+                                end
+                            end
+                            if quiet then flag = 4 end
+                        end
+                    end
                 else
                     -- a quote in this row: its line end is the first one outside quotes
                     local en, in_quote = row_end(buf, pos)
@@ -447,6 +497,10 @@ local function build_index(fh, size)
                     end
                     nb = nb + 1
                     fb[nb] = flag
+                    if (flag == 2 or flag == 3) and ndirect < MAX_DIRECT then
+                        ndirect = ndirect + 1
+                        direct[n] = base + pos - 1
+                    end
                     if nb >= 4000 then
                         np = np + 1
                         parts[np] = char(unpack(fb, 1, nb))
@@ -470,7 +524,7 @@ local function build_index(fh, size)
     end
     np = np + 1
     parts[np] = char(unpack(fb, 1, nb))
-    return concat(parts), blocks, rows, last
+    return concat(parts), blocks, rows, last, direct
 end
 
 local function load_sidecar()
@@ -483,7 +537,7 @@ local function load_sidecar()
     else
         why = "not a regular file (a FIFO, a device or a folder is never read)"
     end
-    local flags, blocks, rows, last
+    local flags, blocks, rows, last, direct
     local size = fh and fh:seek("end")
     if fh and not (size and fh:seek("set", 0)) then
         fh:close()
@@ -491,7 +545,7 @@ local function load_sidecar()
     end
     if fh then
         local ok
-        ok, flags, blocks, rows, last = pcall(build_index, fh, size)
+        ok, flags, blocks, rows, last, direct = pcall(build_index, fh, size)
         if not ok then
             why, flags = flags, nil
             fh:close()
@@ -512,6 +566,7 @@ local function load_sidecar()
         return
     end
     state.fh, state.flags, state.blocks, state.rows, state.last = fh, flags, blocks, rows, last
+    state.direct = direct
     collectgarbage()
 end
 
@@ -665,12 +720,8 @@ end
 -- so the teardown shows in the packet list, the Flow Graph and printouts.
 ---------------------------------------------------------------------------
 
-local FIN_CODES = { ["fin-active"] = "FIN", ["fin-passive"] = "FIN", ["fin-simultaneous"] = "FIN (crossed)",
-    ["fin-order-unknown"] = "FIN", ["fin-retransmit"] = "FIN again" }
-local RST_CODES = { ["rst-abort"] = "abort", ["rst-after-close"] = "after close", ["rst-refused"] = "refused",
-    ["rst-ignored"] = "ignored", ["rst-forged"] = "forged", ["rst-stray"] = "stray" }
--- codes that get a part of their own (the rest are Wireshark's own items or chat)
-local TAG_CODES = { ["data-to-closed"] = true, ["data-after-fin"] = true, ["port-reuse"] = true }
+-- (FIN_CODES, RST_CODES and TAG_CODES, the codes that make a tag, are
+-- defined with the event table.)
 
 local function info_tag(events, calls, side)
     local head, extra = nil, {}
@@ -690,6 +741,14 @@ local function info_tag(events, calls, side)
     if head then table.insert(extra, 1, head) end
     if #extra == 0 then return nil end
     return "[" .. concat(extra, "; ") .. "]"
+end
+
+-- Whether the events give the row an Info tag.
+local function tagged(events)
+    for code in gmatch(events, "[^;]+") do
+        if FIN_CODES[code] or RST_CODES[code] or TAG_CODES[code] then return true end
+    end
+    return false
 end
 
 -- Reads the window starting at file offset off, at least size bytes.
@@ -744,7 +803,12 @@ end
 -- The file offset of frame num's row (its flag is not 0), or nil.
 local function locate(num)
     local flags = state.flags
-    local f, off = state.cur_frame, state.cur_off
+    local f, off = num, state.direct[num]
+    if off then
+        state.cur_frame, state.cur_off = f, off
+        return off
+    end
+    f, off = state.cur_frame, state.cur_off
     if not f or f > num or num - f > BLOCK then
         local b = floor((num - 1) / BLOCK)
         off = state.blocks[b]
@@ -963,9 +1027,18 @@ end
 -- place after the smallest IPv4 header where the frame's two ports follow
 -- each other and a plausible data offset comes next. nil when the header
 -- is not in the captured bytes.
-local FLAG_LETTERS = { "F", "S", "R", "P", "A", "U", "E", "C" }
-local function frame_tcp(tvb, pinfo)
-    local sp, dp = pinfo.src_port, pinfo.dst_port
+-- The FSRPAUEC letters of each value of the flags byte, made once.
+local FLAG_TEXT = {}
+for bits = 0, 255 do
+    local letters, b = {}, bits
+    for i, letter in ipairs({ "F", "S", "R", "P", "A", "U", "E", "C" }) do
+        if b % 2 == 1 then letters[#letters + 1] = letter end
+        b = floor(b / 2)
+        if i == 8 then break end
+    end
+    FLAG_TEXT[bits] = concat(letters)
+end
+local function frame_tcp(tvb, sp, dp)
     local n = tvb:len()
     if n > 256 then n = 256 end
     if n < 34 then return nil end
@@ -979,11 +1052,6 @@ local function frame_tcp(tvb, pinfo)
         offset = floor(byte(raw, at + 12) / 16)
         if offset >= 5 then break end
         at = at + 1
-    end
-    local bits, letters = byte(raw, at + 13), {}
-    for i = 1, 8 do
-        if bits % 2 == 1 then letters[#letters + 1] = FLAG_LETTERS[i] end
-        bits = floor(bits / 2)
     end
     local s1, s2, s3, s4 = byte(raw, at + 4, at + 7)
     local seq = ((s1 * 256 + s2) * 256 + s3) * 256 + s4
@@ -1004,7 +1072,7 @@ local function frame_tcp(tvb, pinfo)
         len = (byte(raw, at - 36) * 256 + byte(raw, at - 35)) - 4 * offset
     end
     if len and len < 0 then len = nil end
-    return concat(letters), seq, len
+    return FLAG_TEXT[byte(raw, at + 13)], seq, len
 end
 
 -- How an address and port look in the sidecar: a.b.c.d:port, [v6]:port.
@@ -1031,12 +1099,13 @@ local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags, seq, le
     end
     if not src then return nil end
     local v6 = byte(src, 1) == 91
-    local fsrc = endpoint_text(pinfo.src, pinfo.src_port, v6)
-    local fdst = endpoint_text(pinfo.dst, pinfo.dst_port, v6)
+    local sp, dp = pinfo.src_port, pinfo.dst_port
+    local fsrc = endpoint_text(pinfo.src, sp, v6)
+    local fdst = endpoint_text(pinfo.dst, dp, v6)
     if fsrc ~= src or fdst ~= dst then
         return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
     end
-    local fflags, fseq, flen = frame_tcp(tvb, pinfo)
+    local fflags, fseq, flen = frame_tcp(tvb, sp, dp)
     if not fflags then return nil end
     if fflags ~= tcp_flags then
         return format("has flags %s, its row %s", fflags, tcp_flags)
@@ -1178,7 +1247,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
     end
     if flag == 0 then return end
     local bare = not wanted(tree)
-    if flag == 1 and bare then return end -- a plain row: nothing to add without a tree
+    if (flag == 1 or flag == 4) and bare then return end -- plain or quiet: nothing to add without a tree
     local off = locate(num)
     if not off then
         tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
@@ -1232,14 +1301,15 @@ function tcpshut.dissector(tvb, pinfo, tree)
             state.path, state.source, num, differs)
         state.err_expert = ex_mismatch
         state.err_frame = num
-        state.flags, state.blocks, state.wbuf = nil, nil, nil
+        state.flags, state.blocks, state.direct, state.wbuf = nil, nil, nil, nil
         tree:add(tcpshut):add_proto_expert_info(ex_mismatch, state.err)
         return
     end
 
     -- the connection's record, when the connections sidecar has it
+    -- without a tree, only the Info tag needs it (for the sender's side)
     local client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
-    if not bare or events ~= "" then
+    if not bare or (events ~= "" and tagged(events)) then
         client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = connection_of(conn, src, dst)
     end
     local side = client and (client == src and "client" or "server") or src
