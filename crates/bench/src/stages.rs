@@ -28,7 +28,7 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut reader = CaptureReader::open(path)?;
     let mut tracker = Tracker::concluding(Detail::Brief);
-    let mut held = PendingRows::new();
+    let mut held = PendingRows::new(tcpshut_engine::MAX_HELD_ROWS);
     let out: Box<dyn Write> = if upto >= 5 {
         let file = std::fs::File::create(out_dir.join("stages.tcpshut.csv"))?;
         Box::new(file)
@@ -66,24 +66,31 @@ fn run_once(path: &Path, upto: usize, out_dir: &Path) -> anyhow::Result<f64> {
             std::hint::black_box(facts);
             continue;
         }
-        held.hold(&seg, &facts);
-        let mut settled = false;
+        held.hold(&seg, &facts)?;
+        let mut settled = Ok(false);
         tracker.conclude_retired(|flow, verdict| {
-            held.settle(&flow.conn, verdict);
-            settled = true;
+            if settled.is_ok() {
+                settled = held.settle(&flow.conn, verdict).map(|()| true);
+            }
         });
-        if settled {
+        if settled? {
             held.release(&mut emit)?;
         }
     }
     if upto >= 3 {
         let read = (frames, None);
+        let mut settled = Ok(());
         tracker.finish(
-            |flow, verdict| held.settle(&flow.conn, verdict),
+            |flow, verdict| {
+                if settled.is_ok() {
+                    settled = held.settle(&flow.conn, verdict);
+                }
+            },
             path,
             "",
             read,
         );
+        settled?;
         held.release(&mut emit)?;
     }
     csv.finish()?;

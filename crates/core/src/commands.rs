@@ -14,8 +14,8 @@ use tcpshut_engine::TcpState;
 use tcpshut_engine::{Closer, ConnVerdict, Outcome, Series, Unseen};
 
 use tcpshut_engine::{
-    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, SightCounts, Tee,
-    Verdicts, ZeekForm, ZeekLogSink,
+    CsvSink, Detail, JsonSink, OutcomeCounts, Pass, PcapngCopy, Peers, RowSink, Schedule,
+    SightCounts, Tee, Verdicts, ZeekForm, ZeekLogSink,
 };
 use tcpshut_parquet::ParquetSink;
 
@@ -363,6 +363,20 @@ fn count_outcomes(outcomes: &OutcomeCounts) -> String {
     format!("{n} connection{plural} ({})", parts.join(", "))
 }
 
+/// How each capture of a batch is annotated: on two threads when a
+/// single worker runs and `--jobs` allows two threads (its default, one
+/// per core, does on two cores), on one otherwise: several workers
+/// already share the cores (`run_batch`'s pool), and `--jobs 1` means one
+/// thread. Threads never outnumber what `--jobs` asked for.
+pub(crate) fn schedule(jobs: Option<usize>) -> Schedule {
+    let workers = rayon::current_num_threads();
+    if workers == 1 && jobs.is_none_or(|asked| asked >= 2) {
+        Schedule::default()
+    } else {
+        Schedule::one_thread()
+    }
+}
+
 /// `tcpshut annotate`.
 pub fn annotate(
     batch: &BatchArgs,
@@ -417,7 +431,12 @@ pub fn annotate(
                 sink = Box::new(WithProgress::new(sink, path));
             }
             if !pcapng {
-                return usable(tcpshut_engine::annotate(path, detail, sink.as_mut())?);
+                return usable(tcpshut_engine::annotate_with(
+                    path,
+                    detail,
+                    sink.as_mut(),
+                    schedule(batch.jobs),
+                )?);
             }
             let copy_path = sidecar_path(path, "pcapng");
             guarded(guard.check_copy(&copy_path), &copy_path)?;
@@ -425,7 +444,12 @@ pub fn annotate(
                 let source = tcpshut_engine::CaptureReader::open(path)?;
                 let mut comments = PcapngCopy::new(copy, source)?;
                 let mut both = Tee(sink.as_mut(), &mut comments);
-                usable(tcpshut_engine::annotate(path, detail, &mut both)?)
+                usable(tcpshut_engine::annotate_with(
+                    path,
+                    detail,
+                    &mut both,
+                    schedule(batch.jobs),
+                )?)
             })
         };
         let analyse = |out: &mut dyn Write, dest: &Path| -> anyhow::Result<Verdicts> {
@@ -490,7 +514,8 @@ pub fn annotate(
         }
     };
     let series = |series: &Series, guard: &Guard| {
-        let result = crate::series::annotate(series, guard, format).and_then(usable);
+        let result =
+            crate::series::annotate(series, guard, format, schedule(batch.jobs)).and_then(usable);
         let (status, errors) = crate::series::file_lines(series);
         match result {
             Err(err) => Done::series_failed(series, &err, errors),

@@ -76,7 +76,14 @@ pub fn file_lines(series: &Series) -> (Status, Vec<String>) {
 /// `tcpshut annotate --series`: each file's sidecars beside it in
 /// `format` (CSV: with the connections sidecar; Parquet: both tables).
 /// The verdicts, or why the series could not be read at all.
-pub fn annotate(series: &Series, guard: &Guard, format: Format) -> anyhow::Result<Verdicts> {
+/// `schedule`: one thread or two, as for a single capture
+/// (`commands::schedule`).
+pub fn annotate(
+    series: &Series,
+    guard: &Guard,
+    format: Format,
+    schedule: Schedule,
+) -> anyhow::Result<Verdicts> {
     let mut make = |file: &SeriesFile| -> io::Result<Box<dyn RowSink>> {
         Ok(Box::new(FileOutputs::create(&file.path, guard, format)?))
     };
@@ -86,7 +93,7 @@ pub fn annotate(series: &Series, guard: &Guard, format: Format) -> anyhow::Resul
         series,
         Detail::Brief,
         &mut sink,
-        Schedule::default(),
+        schedule,
     )?)
 }
 

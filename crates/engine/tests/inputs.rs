@@ -1,7 +1,7 @@
 //! Captures as they arrive in the field: streams read once (FIFOs,
 //! standard input) give exactly the rows of the file, whichever schedule
-//! runs, the one pass that gives way to two included (the stream is
-//! spooled, never read twice).
+//! runs: one pass reads them once whatever they hold (rows behind a
+//! long connection wait on a spill file), two passes from a spool.
 
 mod common;
 
@@ -60,12 +60,120 @@ fn a_fifo_gives_the_rows_of_the_file_on_every_schedule() {
             Schedule::default(),
             Schedule::TwoPasses,
             Schedule::OnePass { max_held_rows: 3 },
+            Schedule::OnePassThreaded { max_held_rows: 3 },
         ] {
             assert!(
                 csv_through_fifo(capture, schedule) == from_file,
                 "{} through a FIFO on {schedule:?}",
                 capture.display()
             );
+        }
+    }
+}
+
+/// A connection open from the first frame to the last (FTP's control
+/// connection, with its data connections in between) holds every row
+/// behind it until the end. The rows wait on the spill file, and the
+/// stream is read once: through a FIFO (which cannot be read twice), no
+/// spool, one pass whose progress ends at the file's size, on one thread
+/// and on two, giving the very bytes of two passes over the file, rows
+/// and connections sidecar.
+#[test]
+fn a_connection_open_from_first_to_last_frame_is_read_once() {
+    use tcpshut_engine::{
+        CaptureSummary, ConnectionReport, ConnectionsCsvSink, Pass, RowSink, Tee,
+    };
+
+    /// The progress reports.
+    struct Progress(Vec<(Pass, u64)>);
+    impl RowSink for Progress {
+        fn needs_first_pass(&self) -> bool {
+            false
+        }
+        fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn progress(&mut self, pass: Pass, bytes: u64) {
+            self.0.push((pass, bytes));
+        }
+    }
+    /// Rows, connections and progress of `path` on `schedule`.
+    fn run(path: &Path, schedule: Schedule) -> (Vec<u8>, Vec<u8>, Vec<(Pass, u64)>) {
+        let (mut rows, mut conns) = (Vec::new(), Vec::new());
+        let mut csv = CsvSink::new(&mut rows);
+        let mut conns_csv = ConnectionsCsvSink::new(&mut conns);
+        let mut progress = Progress(Vec::new());
+        let mut outputs = Tee(&mut csv, &mut conns_csv);
+        annotate_with(
+            path,
+            Detail::Verdicts,
+            &mut Tee(&mut outputs, &mut progress),
+            schedule,
+        )
+        .unwrap_or_else(|e| panic!("{}: {schedule:?}: {e}", path.display()));
+        drop(csv);
+        (rows, conns, progress.0)
+    }
+
+    let capture = testdata().join("third-party/zeek__ftp__ipv6.pcap");
+    let size = std::fs::metadata(&capture).unwrap().len();
+    let (rows, conns, _) = run(&capture, Schedule::TwoPasses);
+    // The capture is what the test needs: the first and the last row of
+    // one connection, others in between.
+    let text = String::from_utf8(rows.clone()).unwrap();
+    let conn_of = |line: &str| line.split(',').nth(2).unwrap().to_string();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(conn_of(lines[0]), conn_of(lines[lines.len() - 1]));
+    let mut ids: Vec<String> = lines.iter().map(|l| conn_of(l)).collect();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 5, "{} connections", ids.len());
+
+    let bytes = std::fs::read(&capture).unwrap();
+    for schedule in [
+        Schedule::default(),
+        Schedule::one_thread(),
+        Schedule::OnePass { max_held_rows: 0 },
+        Schedule::OnePass { max_held_rows: 2 },
+        Schedule::OnePassThreaded { max_held_rows: 2 },
+    ] {
+        for through_fifo in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = if through_fifo {
+                let fifo = dir.path().join("live.pcap");
+                let made = Command::new("mkfifo").arg(&fifo).status();
+                assert!(
+                    made.is_ok_and(|s| s.success()),
+                    "mkfifo (coreutils) is required"
+                );
+                fifo
+            } else {
+                capture.clone()
+            };
+            let writer = through_fifo.then(|| {
+                let (fifo, bytes) = (path.clone(), bytes.clone());
+                std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+            });
+            let (got_rows, got_conns, progress) = run(&path, schedule);
+            if let Some(writer) = writer {
+                writer.join().unwrap();
+            }
+            let case = format!("{schedule:?}, through a FIFO: {through_fifo}");
+            assert!(got_rows == rows, "{case}: rows");
+            assert!(got_conns == conns, "{case}: connections");
+            assert!(
+                progress
+                    .iter()
+                    .all(|(pass, _)| *pass == Pass { number: 1, of: 1 }),
+                "{case}: {progress:?}"
+            );
+            assert_eq!(progress.last().map(|p| p.1), Some(size), "{case}");
         }
     }
 }
@@ -90,16 +198,16 @@ fn compressed_captures_give_the_rows_of_the_plain_ones() {
                 "{} as {kind:?}",
                 capture.display()
             );
-            // Giving way to two passes: a second decompression of the file,
-            // and of the spooled stream.
-            let gives_way = Schedule::OnePass { max_held_rows: 3 };
+            // Rows held on a temporary file, and two passes: a second
+            // decompression of the file, and of the spooled stream.
+            let spilling = Schedule::OnePass { max_held_rows: 3 };
             assert!(
-                csv_on(&packed, gives_way) == expected,
-                "{} as {kind:?}, giving way",
+                csv_on(&packed, spilling) == expected,
+                "{} as {kind:?}, spilling",
                 capture.display()
             );
             assert!(
-                csv_through_fifo(&packed, gives_way) == expected,
+                csv_through_fifo(&packed, Schedule::TwoPasses) == expected,
                 "{} as {kind:?} through a FIFO",
                 capture.display()
             );

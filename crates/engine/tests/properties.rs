@@ -246,7 +246,7 @@ proptest! {
         let (rows, summary) = analyse(&bytes).expect("a generated capture is readable");
         prop_assert!(summary.incomplete.is_none());
         check_rows(&rows, &summary, Some(&frames));
-        // One pass, two, and one giving way write the same rows.
+        // One pass, two, and one spilling its held rows write the same rows.
         prop_assert!(tcpshut_engine::testing::annotate_checked(&bytes, "generated.pcap").is_some());
     }
 

@@ -69,12 +69,13 @@ fn every_pass_reports_its_progress() {
 
     let path = testdata().join("half-close-data-after-fin.pcap");
     let size = std::fs::metadata(&path).unwrap().len();
-    let gives_way = Schedule::OnePass { max_held_rows: 2 };
+    let spilling = Schedule::OnePass { max_held_rows: 2 };
     for (rows_only, schedule, passes) in [
         (false, Schedule::default(), 2),
         (true, Schedule::TwoPasses, 2),
         (true, Schedule::default(), 1),
-        (true, gives_way, 3),
+        (true, Schedule::one_thread(), 1),
+        (true, spilling, 1),
     ] {
         let mut sink = Progress {
             reports: Vec::new(),
@@ -84,9 +85,7 @@ fn every_pass_reports_its_progress() {
         tcpshut_engine::annotate_with(&path, Detail::Verdicts, &mut sink, schedule).unwrap();
         let case = format!("rows only: {rows_only}, {schedule:?}");
         assert!(sink.rows > 0, "{case}");
-        // One pass that gives way stops early, then two passes follow.
-        let first = if passes == 3 { 2 } else { 1 };
-        for number in first..=passes {
+        for number in 1..=passes {
             let pass = Pass { number, of: passes };
             let last = sink.reports.iter().rev().find(|(p, _, _)| *p == pass);
             assert_eq!(
@@ -96,9 +95,7 @@ fn every_pass_reports_its_progress() {
             );
         }
         assert!(
-            sink.reports
-                .iter()
-                .all(|(p, _, _)| p.of == passes || p.of == 1),
+            sink.reports.iter().all(|(p, _, _)| p.of == passes),
             "{case}: {:?}",
             sink.reports
         );
@@ -137,13 +134,14 @@ fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> (Vec<u8>, Vec<u8>)
     (out, conns_out)
 }
 
-/// One pass, two passes, and one pass that gives way to two at any point
-/// write the same rows, and the same connections sidecar (every
-/// connection once, in the same order): for every capture of `testdata/` and of the
-/// real-world corpus (where a connection lasts the whole capture, the
-/// one pass gives way after its first few rows).
+/// One pass (on one thread or two), two passes, and one pass whose held
+/// rows go to a temporary file past any budget write the same rows, and
+/// the same connections sidecar (every connection once, in the same
+/// order): for every capture of `testdata/` and of the real-world corpus
+/// (where a connection lasts the whole capture, so the rows behind it
+/// wait on the file).
 #[test]
-fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
+fn one_pass_two_passes_and_spilling_write_the_same_rows() {
     use tcpshut_engine::Schedule;
 
     let captures = common::captures_in(&[testdata(), common::realworld_dir()]);
@@ -151,13 +149,22 @@ fn one_pass_two_passes_and_giving_way_write_the_same_rows() {
     for path in &captures {
         let two = csv_on(path, Schedule::TwoPasses);
         assert_eq!(csv_on(path, Schedule::default()), two, "{}", path.display());
+        assert!(
+            csv_on(path, Schedule::one_thread()) == two,
+            "{}",
+            path.display()
+        );
         for max_held_rows in [0, 1, 7, 50] {
-            let gives_way = Schedule::OnePass { max_held_rows };
-            assert!(
-                csv_on(path, gives_way) == two,
-                "{}: giving way after {max_held_rows} rows",
-                path.display()
-            );
+            for spilling in [
+                Schedule::OnePass { max_held_rows },
+                Schedule::OnePassThreaded { max_held_rows },
+            ] {
+                assert!(
+                    csv_on(path, spilling) == two,
+                    "{}: {spilling:?}",
+                    path.display()
+                );
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The conn.log streams (`ZeekLogSink` takes each report as its
-//! connection leaves the engine): one pass, two passes from the start,
-//! and one pass that gives way to two all write the same log, byte for
-//! byte, each Zeek row once; and the one pass keeps no report past its
+//! connection leaves the engine): one pass (on one thread or two, its
+//! held rows on a spill file or not) and two passes all write the same
+//! log, byte for byte, each Zeek row once; and the one pass keeps no report past its
 //! connection's last row.
 
 use std::path::{Path, PathBuf};
@@ -27,9 +27,10 @@ fn conn_log(path: &Path, form: ZeekForm, schedule: Schedule) -> String {
 fn every_schedule_writes_the_same_conn_log() {
     let schedules = [
         Schedule::TwoPasses,
-        // Gives way to two passes after a few rows: some reports were
-        // handed on in the one pass, the rest come in pass 1.
+        Schedule::one_thread(),
+        // Rows past the first 3 held wait on the spill file.
         Schedule::OnePass { max_held_rows: 3 },
+        Schedule::OnePassThreaded { max_held_rows: 3 },
     ];
     let mut lines = 0;
     for name in [
@@ -50,8 +51,7 @@ fn every_schedule_writes_the_same_conn_log() {
             }
             lines += one.lines().filter(|l| !l.starts_with('#')).count();
         }
-        // Each tcpshut connection's lines appear once: no report was
-        // handed on twice when the one pass gave way.
+        // Each tcpshut connection's lines appear once, rows spilled or not.
         let log = conn_log(
             &path,
             ZeekForm::Json,

@@ -171,7 +171,11 @@ fn every_schedule_writes_the_same_tables_once() {
             doc.reports.len(),
             "{name}: one row per connection"
         );
-        for schedule in [Schedule::TwoPasses, Schedule::OnePass { max_held_rows: 3 }] {
+        for schedule in [
+            Schedule::TwoPasses,
+            Schedule::OnePass { max_held_rows: 3 },
+            Schedule::OnePassThreaded { max_held_rows: 3 },
+        ] {
             assert!(
                 tables_on(&capture, schedule) == one,
                 "{name}: {schedule:?} wrote other tables"

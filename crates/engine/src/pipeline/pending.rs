@@ -5,36 +5,70 @@
 //! row is held here, as its segment's provisional facts, until its
 //! connection's verdict is final (the connection left the flow table);
 //! rows then leave in frame order, made with
-//! [`SegmentFacts::resolved`] as a second pass would make them. Memory follows the rows of the connections still open or
-//! lingering, and the caller bounds it (see `analysis`).
+//! [`SegmentFacts::resolved`] as a second pass would make them.
+//!
+//! Memory holds at most a budget of rows, and the connections with rows
+//! in memory: past the budget the oldest rows go to a [`spill`] file,
+//! read back as they are released, and the verdicts of connections whose
+//! rows are all there go to a verdict file. So one read serves whatever
+//! the capture holds, a connection open from the first frame to the last
+//! included, and memory stays flat.
+//!
+//! [`spill`]: crate::pipeline::spill
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashMap;
+
 use crate::output::rows::Row;
+use crate::pipeline::spill::{RowFile, Settled, VerdictFile};
 use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::endpoint::TcpState;
 use crate::tracking::event::EventSet;
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
 
+/// Why held rows could not be released.
+#[derive(Debug, thiserror::Error)]
+pub enum HeldError {
+    /// The rows' destination failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The temporary files that hold rows beyond the budget failed.
+    #[error("cannot hold rows in a temporary file: {0}")]
+    Spill(#[source] std::io::Error),
+}
+
 /// The rows held, and what each connection needs to release them.
-#[derive(Default)]
 pub struct PendingRows {
+    /// Rows in memory, in frame order, after those in `spill`.
     rows: VecDeque<PendingRow>,
-    /// How many rows have left: the absolute index of `rows[0]`.
-    released: u64,
-    /// By connection id, from `first_conn` on.
-    conns: VecDeque<PendingConn>,
-    first_conn: u32,
+    /// Rows in memory at most; past it the oldest go to `spill`.
+    budget: usize,
+    /// Connections with rows held (in memory, or on file with their
+    /// verdict not yet there).
+    conns: Conns,
+    /// Once the budget was exceeded: the oldest rows, and the verdicts of
+    /// the connections whose rows are all there.
+    spill: Option<Box<Spill>>,
+}
+
+/// Rows and verdicts on file.
+struct Spill {
+    rows: RowFile<ROW_BYTES>,
+    verdicts: VerdictFile,
+    /// The connection of the first row on file, found not settled: the
+    /// rows on file wait for it (saves a look-up per release).
+    waiting_for: Option<u32>,
 }
 
 /// A held row: its segment's fields (enough to make the row; addresses
 /// are the connection's) and its [`SegmentFacts`], packed into 80 bytes
-/// instead of 112, as up to [`crate::pipeline::schedule::MAX_HELD_ROWS`] of them
-/// are held.
+/// instead of 112, as up to the budget of them are held in memory
+/// ([`ROW_BYTES`] on a spill file).
 #[derive(Clone, Copy)]
-struct PendingRow {
+pub struct PendingRow {
     frame: u64,
     ts_secs: i64,
     /// Frame numbers (from 1), 0 for none.
@@ -58,6 +92,29 @@ struct PendingRow {
     reveals: bool,
     idle_rst: bool,
 }
+
+/// What [`PendingRows`] is told, in order, when it runs on a thread of
+/// its own: a row to hold, or a connection settled.
+pub enum Held {
+    Row(PendingRow),
+    /// Boxed: rows are most of what is sent, and stay 80 bytes.
+    Settled(u32, Box<Settled>),
+}
+
+impl Held {
+    /// The row of `seg`, which its connection observed as `facts`.
+    pub fn row(seg: &Segment<'_>, facts: &SegmentFacts) -> Held {
+        Held::Row(PendingRow::of(seg, facts))
+    }
+
+    /// `conn` left the flow table with `verdict`.
+    pub fn settled(conn: &Connection, verdict: ConnVerdict) -> Held {
+        Held::Settled(conn.id, Box::new(Settled::of(conn, verdict)))
+    }
+}
+
+/// Bytes of a held row on a spill file.
+const ROW_BYTES: usize = 77;
 
 impl PendingRow {
     fn of(seg: &Segment<'_>, facts: &SegmentFacts) -> PendingRow {
@@ -83,6 +140,82 @@ impl PendingRow {
             if_fins_crossed: facts.if_fins_crossed,
             reveals: facts.reveals,
             idle_rst: facts.idle_rst,
+        }
+    }
+
+    fn to_bytes(self) -> [u8; ROW_BYTES] {
+        let mut out = [0; ROW_BYTES];
+        let words = [
+            self.frame,
+            self.ts_secs as u64,
+            self.related,
+            self.if_receiver_stopped_reading,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let halves = [
+            self.ts_nanos,
+            self.seq,
+            self.ack,
+            self.payload_len,
+            self.rel_seq,
+            self.rel_ack,
+            self.conn,
+            self.events.bits(),
+        ];
+        for (i, h) in halves.iter().enumerate() {
+            out[32 + i * 4..36 + i * 4].copy_from_slice(&h.to_le_bytes());
+        }
+        out[64..66].copy_from_slice(&self.window.to_le_bytes());
+        out[66] = self.flags.0;
+        out[67] = self.window_scale.is_some().into();
+        out[68] = self.window_scale.unwrap_or(0);
+        out[69] = self.sender;
+        out[70] = self.sender_state as u8;
+        out[71] = self.receiver_state as u8;
+        if let Some([a, b]) = self.if_fins_crossed {
+            out[72] = 1;
+            out[73] = a as u8;
+            out[74] = b as u8;
+        }
+        out[75] = self.reveals.into();
+        out[76] = self.idle_rst.into();
+        out
+    }
+
+    fn from_bytes(b: &[u8; ROW_BYTES]) -> PendingRow {
+        let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let half =
+            |i: usize| u32::from_le_bytes(b[32 + i * 4..36 + i * 4].try_into().expect("4 bytes"));
+        let state = |byte: u8| {
+            TcpState::ALL
+                .get(usize::from(byte))
+                .copied()
+                .unwrap_or_default()
+        };
+        PendingRow {
+            frame: word(0),
+            ts_secs: word(1) as i64,
+            related: word(2),
+            if_receiver_stopped_reading: word(3),
+            ts_nanos: half(0),
+            seq: half(1),
+            ack: half(2),
+            payload_len: half(3),
+            rel_seq: half(4),
+            rel_ack: half(5),
+            conn: half(6),
+            events: EventSet::from_bits(half(7)),
+            window: u16::from_le_bytes([b[64], b[65]]),
+            flags: TcpFlags(b[66]),
+            window_scale: (b[67] != 0).then_some(b[68]),
+            sender: b[69],
+            sender_state: state(b[70]),
+            receiver_state: state(b[71]),
+            if_fins_crossed: (b[72] != 0).then(|| [state(b[73]), state(b[74])]),
+            reveals: b[75] != 0,
+            idle_rst: b[76] != 0,
         }
     }
 
@@ -136,62 +269,192 @@ impl PendingRow {
     }
 }
 
+/// A connection with rows held.
 #[derive(Default)]
 struct PendingConn {
-    /// Its rows still held.
-    held: u32,
+    /// Its rows in memory (older ones may be on file).
+    in_memory: u32,
     settled: Option<Settled>,
 }
 
-/// A connection that left the flow table: its verdict is final.
-struct Settled {
-    /// In the connection's order (index 0 sent its first segment).
-    endpoints: [SocketAddr; 2],
-    verdict: ConnVerdict,
+/// Connections by id: a window from `first` on (ids are handed out in
+/// order of first appearance, so a new one is always the next: one
+/// indexed look-up per row), and, once rows spill and the window is
+/// trimmed, the few older connections that still have rows in memory
+/// (a connection open for long) in `older`. A connection in neither has
+/// its rows on file only, and its verdict, once settled, there too.
+#[derive(Default)]
+struct Conns {
+    window: VecDeque<PendingConn>,
+    first: u32,
+    older: FxHashMap<u32, PendingConn>,
+}
+
+/// Connections the window keeps while rows spill: beyond, the oldest
+/// leave it (to `older` or, rows all on file, to the verdict file), so
+/// that memory stays flat however many connections come and go behind a
+/// long one.
+const SPILLING_WINDOW: usize = 4096;
+
+impl Conns {
+    fn get(&mut self, id: u32) -> Option<&mut PendingConn> {
+        match id.checked_sub(self.first) {
+            Some(index) => self.window.get_mut(index as usize),
+            None => self.older.get_mut(&id),
+        }
+    }
+
+    /// One more row of `id` in memory.
+    fn add_row(&mut self, id: u32) {
+        let conn = match id.checked_sub(self.first) {
+            Some(index) => {
+                let index = index as usize;
+                if index >= self.window.len() {
+                    self.window.resize_with(index + 1, PendingConn::default);
+                }
+                &mut self.window[index]
+            }
+            None => self.older.entry(id).or_default(),
+        };
+        conn.in_memory += 1;
+    }
+
+    /// One row of `id` left memory (to the sink or the spill file); an
+    /// older connection left with none leaves `older`, handing back its
+    /// verdict if settled.
+    fn remove_row(&mut self, id: u32) -> Option<Settled> {
+        match id.checked_sub(self.first) {
+            Some(index) => {
+                self.window[index as usize].in_memory -= 1;
+                None
+            }
+            None => {
+                let conn = self.older.get_mut(&id).expect("a held row's connection");
+                conn.in_memory -= 1;
+                if conn.in_memory > 0 {
+                    return None;
+                }
+                self.older.remove(&id).and_then(|conn| conn.settled)
+            }
+        }
+    }
+
+    /// Drops the window's first connections while they are settled with
+    /// no row in memory (and, past `keep` connections, whatever they
+    /// hold), handing `gone` the verdict of each that may still have rows
+    /// on file.
+    fn advance(
+        &mut self,
+        keep: usize,
+        mut gone: impl FnMut(u32, Settled) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        while let Some(front) = self.window.front() {
+            let done = front.in_memory == 0 && front.settled.is_some();
+            if !done && self.window.len() <= keep {
+                break;
+            }
+            let front = self.window.pop_front().expect("a front");
+            let id = self.first;
+            self.first += 1;
+            if front.in_memory > 0 {
+                self.older.insert(id, front);
+            } else if let Some(settled) = front.settled {
+                gone(id, settled)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl PendingRows {
-    pub fn new() -> Self {
-        Self::default()
+    /// Holds up to `budget` rows in memory, the rest on a spill file.
+    pub fn new(budget: usize) -> Self {
+        PendingRows {
+            rows: VecDeque::new(),
+            budget,
+            conns: Conns::default(),
+            spill: None,
+        }
     }
 
-    /// Rows held.
-    pub fn len(&self) -> usize {
-        self.rows.len()
+    /// Rows held, in memory and on the spill file.
+    pub fn len(&self) -> u64 {
+        self.rows.len() as u64 + self.spill.as_ref().map_or(0, |s| s.rows.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// Frame of the first row not yet released.
-    pub fn first_held_frame(&self) -> Option<u64> {
-        self.rows.front().map(|row| row.frame)
+        self.len() == 0
     }
 
     /// Holds the row of `seg`, which its connection observed as `facts`.
     /// Segments come in frame order.
-    pub fn hold(&mut self, seg: &Segment<'_>, facts: &SegmentFacts) {
-        let index = (facts.conn - self.first_conn) as usize;
-        if index >= self.conns.len() {
-            // Ids are handed out in order of first appearance: a new one
-            // is always the next.
-            self.conns.resize_with(index + 1, PendingConn::default);
+    pub fn hold(&mut self, seg: &Segment<'_>, facts: &SegmentFacts) -> Result<(), HeldError> {
+        self.hold_row(PendingRow::of(seg, facts))
+    }
+
+    /// Takes what [`Held`] says, in the order it was made.
+    pub fn take(&mut self, held: Held) -> Result<(), HeldError> {
+        match held {
+            Held::Row(row) => self.hold_row(row),
+            Held::Settled(id, settled) => self.settle_id(id, *settled),
         }
-        self.conns[index].held += 1;
-        self.rows.push_back(PendingRow::of(seg, facts));
+    }
+
+    fn hold_row(&mut self, row: PendingRow) -> Result<(), HeldError> {
+        self.conns.add_row(row.conn);
+        self.rows.push_back(row);
+        if self.rows.len() > self.budget {
+            self.spill_oldest().map_err(HeldError::Spill)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the oldest rows in memory to the spill file, down to half the
+    /// budget (so that spilling comes in runs), and trims the window of
+    /// connections; a settled connection left with no row in memory takes
+    /// its verdict to the verdict file.
+    fn spill_oldest(&mut self) -> std::io::Result<()> {
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(Box::new(Spill {
+                rows: RowFile::new()?,
+                verdicts: VerdictFile::new(),
+                waiting_for: None,
+            })),
+        };
+        while self.rows.len() > self.budget / 2 {
+            let Some(row) = self.rows.pop_front() else {
+                break;
+            };
+            spill.rows.push(&row.to_bytes())?;
+            if let Some(settled) = self.conns.remove_row(row.conn) {
+                spill.verdicts.put(row.conn, settled)?;
+            }
+        }
+        let keep = SPILLING_WINDOW.min(self.budget);
+        self.conns
+            .advance(keep, |id, settled| spill.verdicts.put(id, settled))
     }
 
     /// `conn` left the flow table with `verdict`: its rows can be made.
-    pub fn settle(&mut self, conn: &Connection, verdict: ConnVerdict) {
-        let endpoints = [conn.endpoints[0].addr, conn.endpoints[1].addr];
-        let Some(index) = conn.id.checked_sub(self.first_conn) else {
-            return;
-        };
-        let Some(entry) = self.conns.get_mut(index as usize) else {
-            return;
-        };
-        entry.settled = Some(Settled { endpoints, verdict });
+    pub fn settle(&mut self, conn: &Connection, verdict: ConnVerdict) -> Result<(), HeldError> {
+        self.settle_id(conn.id, Settled::of(conn, verdict))
+    }
+
+    fn settle_id(&mut self, id: u32, settled: Settled) -> Result<(), HeldError> {
+        if let Some(spill) = &mut self.spill {
+            if spill.waiting_for == Some(id) {
+                spill.waiting_for = None;
+            }
+        }
+        match (self.conns.get(id), &mut self.spill) {
+            (Some(entry), _) => entry.settled = Some(settled),
+            // Every row of it is on file (a connection always has a row
+            // held until it is settled).
+            (None, Some(spill)) => spill.verdicts.put(id, settled).map_err(HeldError::Spill)?,
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// Makes and hands over, in frame order, every row whose connection
@@ -199,30 +462,59 @@ impl PendingRows {
     pub fn release(
         &mut self,
         mut emit: impl FnMut(&Row) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        while let Some(row) = self.rows.front() {
-            let conn = &mut self.conns[(row.conn - self.first_conn) as usize];
-            let Some(settled) = &conn.settled else {
-                break;
-            };
+    ) -> Result<(), HeldError> {
+        let mut make = |row: &PendingRow, settled: &Settled| {
             let seg = row.segment(settled.endpoints);
             emit(&Row::new(
                 &seg,
                 &row.facts().resolved(&settled.verdict, seg.frame),
-            ))?;
-            conn.held -= 1;
+            ))
+            .map_err(HeldError::Output)
+        };
+        if let Some(spill) = &mut self.spill {
+            while let Some(bytes) = spill.rows.front().map_err(HeldError::Spill)? {
+                let row = PendingRow::from_bytes(bytes);
+                if spill.waiting_for == Some(row.conn) {
+                    return Ok(());
+                }
+                let settled = match self.conns.get(row.conn) {
+                    Some(entry) => entry.settled,
+                    None => spill.verdicts.get(row.conn).map_err(HeldError::Spill)?,
+                };
+                let Some(settled) = settled else {
+                    spill.waiting_for = Some(row.conn);
+                    return Ok(());
+                };
+                make(&row, &settled)?;
+                spill.rows.pop();
+                if spill.rows.len() == 0 {
+                    // No row on file: no verdict there is needed again.
+                    spill.verdicts.clear();
+                }
+            }
+        }
+        while let Some(row) = self.rows.front() {
+            let conn = self.conns.get(row.conn).expect("a held row's connection");
+            let Some(settled) = conn.settled else {
+                break;
+            };
+            make(row, &settled)?;
+            // Rows leave in frame order: none of its is on file.
+            self.conns.remove_row(row.conn);
             self.rows.pop_front();
-            self.released += 1;
         }
-        while self
-            .conns
-            .front()
-            .is_some_and(|c| c.settled.is_some() && c.held == 0)
-        {
-            self.conns.pop_front();
-            self.first_conn += 1;
+        // Connections done with leave the window; those that may still
+        // have rows on file take their verdict to the verdict file.
+        match &mut self.spill {
+            Some(spill) if spill.rows.len() > 0 => self
+                .conns
+                .advance(usize::MAX, |id, settled| spill.verdicts.put(id, settled))
+                .map_err(HeldError::Spill),
+            _ => self
+                .conns
+                .advance(usize::MAX, |_, _| Ok(()))
+                .map_err(HeldError::Spill),
         }
-        Ok(())
     }
 }
 
@@ -233,5 +525,127 @@ mod tests {
     #[test]
     fn a_held_row_takes_at_most_80_bytes() {
         assert!(std::mem::size_of::<PendingRow>() <= 80);
+    }
+
+    /// A connection open from the first row to the last, and thousands
+    /// of short ones settling behind it: every row comes out once, in
+    /// frame order, while memory holds at most the budget of rows and a
+    /// bounded number of connections (the rest wait on the files).
+    #[test]
+    fn memory_stays_flat_behind_a_connection_open_throughout() {
+        const BUDGET: usize = 64;
+        let addr: SocketAddr = "192.0.2.1:80".parse().unwrap();
+        let settled = Settled {
+            endpoints: [addr, addr],
+            verdict: ConnVerdict::default(),
+        };
+        let mut frame = 0;
+        let mut row = |conn: u32| {
+            frame += 1;
+            PendingRow {
+                frame,
+                ts_secs: 0,
+                related: 0,
+                if_receiver_stopped_reading: 0,
+                ts_nanos: 0,
+                seq: 0,
+                ack: 0,
+                payload_len: 0,
+                rel_seq: 0,
+                rel_ack: 0,
+                conn,
+                events: EventSet::default(),
+                window: 0,
+                flags: TcpFlags(0x10),
+                window_scale: None,
+                sender: 0,
+                sender_state: TcpState::Established,
+                receiver_state: TcpState::Established,
+                if_fins_crossed: None,
+                reveals: false,
+                idle_rst: false,
+            }
+        };
+        let mut held = PendingRows::new(BUDGET);
+        let mut out = Vec::new();
+        held.hold_row(row(0)).unwrap();
+        let mut most_conns = 0;
+        for id in 1..20_000u32 {
+            held.hold_row(row(id)).unwrap();
+            held.hold_row(row(id)).unwrap();
+            if id % 10 == 0 {
+                held.hold_row(row(0)).unwrap();
+            }
+            held.settle_id(id, settled).unwrap();
+            held.release(|r| {
+                out.push(r.frame);
+                Ok(())
+            })
+            .unwrap();
+            assert!(held.rows.len() <= BUDGET);
+            most_conns = most_conns.max(held.conns.window.len() + held.conns.older.len());
+        }
+        assert!(
+            out.is_empty(),
+            "{} rows left before connection 0 settled",
+            out.len()
+        );
+        assert!(
+            most_conns <= 3 * BUDGET,
+            "{most_conns} connections in memory"
+        );
+        held.settle_id(0, settled).unwrap();
+        held.release(|r| {
+            out.push(r.frame);
+            Ok(())
+        })
+        .unwrap();
+        assert!(held.is_empty());
+        assert_eq!(out, (1..frame + 1).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_held_row_survives_its_bytes() {
+        let row = PendingRow {
+            frame: u64::MAX - 3,
+            ts_secs: -5,
+            related: 17,
+            if_receiver_stopped_reading: 9,
+            ts_nanos: 999_999_999,
+            seq: 1,
+            ack: 2,
+            payload_len: 3,
+            rel_seq: 4,
+            rel_ack: 5,
+            conn: 6,
+            events: EventSet::from_bits(0x8000_0101),
+            window: 65_000,
+            flags: TcpFlags(0x19),
+            window_scale: Some(14),
+            sender: 1,
+            sender_state: TcpState::FinWait2,
+            receiver_state: TcpState::Closed,
+            if_fins_crossed: Some([TcpState::Closing, TcpState::TimeWait]),
+            reveals: true,
+            idle_rst: true,
+        };
+        let other = PendingRow {
+            window_scale: None,
+            if_fins_crossed: None,
+            reveals: false,
+            idle_rst: false,
+            sender: 0,
+            ..row
+        };
+        for row in [row, other] {
+            let back = PendingRow::from_bytes(&row.to_bytes());
+            assert_eq!(back.to_bytes(), row.to_bytes());
+            assert_eq!(format!("{:?}", back.facts()), format!("{:?}", row.facts()));
+            assert_eq!(back.frame, row.frame);
+            assert_eq!(back.ts_secs, row.ts_secs);
+            assert_eq!(back.window_scale, row.window_scale);
+            assert_eq!(back.flags, row.flags);
+            assert_eq!(back.window, row.window);
+        }
     }
 }

@@ -1,17 +1,20 @@
 //! The schedules: one streaming pass over a capture, or two.
 //!
 //! Rows need hindsight: the verdict of their connection, known when it
-//! leaves the flow table. In one pass (the usual schedule) each row waits
-//! in [`PendingRows`] until then, and rows leave in frame order. When a
-//! connection stays open so long that too many rows wait behind it, or
-//! the sink needs more than rows, the capture is read twice instead: pass
-//! 1 keeps only a small verdict per connection (and, on request, its
-//! report), and pass 2 follows every connection again, identically, and
-//! makes each row with its verdict at once. Both make a row the same way,
-//! from the same [`Tracker`]'s facts and [`SegmentFacts::resolved`], so
-//! they agree by construction. Either way memory follows the connections
-//! open at a time (and, in one pass, a bounded number of rows), never the
-//! length of the capture.
+//! leaves the flow table. In one pass (the schedule of every sink that
+//! needs only rows) each row waits in [`PendingRows`] until then, and rows
+//! leave in frame order; when a connection stays open so long that more
+//! rows wait behind it than memory's budget, the oldest wait on a
+//! temporary file instead, so the capture is still read once. When the
+//! sink needs more than rows (a JSON document starts with every
+//! connection), the capture is read twice: pass 1 keeps only a small
+//! verdict per connection (and, on request, its report), and pass 2
+//! follows every connection again, identically, and makes each row with
+//! its verdict at once. Both make a row the same way, from the same
+//! [`Tracker`]'s facts and [`SegmentFacts::resolved`], so they agree by
+//! construction. Either way memory follows the connections open at a time
+//! (and, in one pass, a bounded number of rows), never the length of the
+//! capture.
 //!
 //! [`SegmentFacts::resolved`]: crate::tracking::connection::SegmentFacts::resolved
 
@@ -20,7 +23,7 @@ use std::path::Path;
 
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::Row;
-use crate::pipeline::pending::PendingRows;
+use crate::pipeline::pending::{Held, HeldError, PendingRows};
 use crate::pipeline::sinks::{Pass, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::Tracker;
@@ -38,6 +41,17 @@ pub enum AnalyzeError {
     Capture(#[from] CaptureError),
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+    #[error("cannot hold rows in a temporary file: {0}")]
+    Spill(#[source] std::io::Error),
+}
+
+impl From<HeldError> for AnalyzeError {
+    fn from(e: HeldError) -> Self {
+        match e {
+            HeldError::Output(e) => AnalyzeError::Output(e),
+            HeldError::Spill(e) => AnalyzeError::Spill(e),
+        }
+    }
 }
 
 /// Frames between two progress reports: often enough for a progress bar,
@@ -48,23 +62,49 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// One pass, if the sink needs only rows, with at most `max_held_rows`
-    /// rows waiting for their connection's verdict; past that, two passes
-    /// from the start, which skip the rows already written.
+    /// rows waiting in memory for their connection's verdict; past that,
+    /// the oldest wait on a temporary file.
     OnePass { max_held_rows: usize },
+    /// [`Schedule::OnePass`] on two threads: one reads, decodes and
+    /// tracks, the other holds the rows, makes them and feeds the sink,
+    /// in batches; the same rows in the same order.
+    OnePassThreaded { max_held_rows: usize },
     /// Two passes.
     TwoPasses,
 }
 
-/// Rows the one-pass schedule may hold (80 bytes each) before it gives
-/// way to two passes: enough for a few minutes of a busy link's
-/// connections to close and linger (`flow::CLOSED_LINGER_SECS`), few
-/// enough to stay near 20 MB.
+/// Items in a batch from the tracking thread to the rows thread, and
+/// batches in flight: enough to even out the two threads' pace, few
+/// enough to stay in cache (about 230 KB each).
+const BATCH: usize = 2048;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Rows the one-pass schedule may hold in memory (80 bytes each) before
+/// the oldest go to a temporary file: enough for a few minutes of a busy
+/// link's connections to close and linger (`flow::CLOSED_LINGER_SECS`),
+/// few enough to stay near 20 MB.
 pub const MAX_HELD_ROWS: usize = 1 << 18;
 
-impl Default for Schedule {
-    fn default() -> Self {
+impl Schedule {
+    /// One pass on one thread: for runs that already keep every core busy
+    /// (a batch of captures on several workers).
+    pub fn one_thread() -> Self {
         Schedule::OnePass {
             max_held_rows: MAX_HELD_ROWS,
+        }
+    }
+}
+
+/// One pass, on two threads when the machine has two cores.
+impl Default for Schedule {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores > 1 {
+            Schedule::OnePassThreaded {
+                max_held_rows: MAX_HELD_ROWS,
+            }
+        } else {
+            Schedule::one_thread()
         }
     }
 }
@@ -241,8 +281,14 @@ pub fn annotate_with(
     sink: &mut dyn RowSink,
     schedule: Schedule,
 ) -> Result<Verdicts, AnalyzeError> {
-    // The one pass may give way to two: a stream is spooled.
-    let source = Source::new(path, Reads::MaybeTwice)?;
+    // Two passes read a stream twice: it is spooled.
+    let reads = match schedule {
+        Schedule::OnePass { .. } | Schedule::OnePassThreaded { .. } if !sink.needs_first_pass() => {
+            Reads::Once
+        }
+        _ => Reads::MaybeTwice,
+    };
+    let source = Source::new(path, reads)?;
     annotate_from(&|| source.open(), path, detail, sink, schedule)
 }
 
@@ -267,39 +313,15 @@ fn annotate_from(
     sink: &mut dyn RowSink,
     schedule: Schedule,
 ) -> Result<Verdicts, AnalyzeError> {
-    let max_held_rows = match schedule {
-        Schedule::OnePass { max_held_rows } if !sink.needs_first_pass() => max_held_rows,
-        _ => return two_passes(open, path, detail, sink, TwoPassStart::Fresh),
-    };
-    match one_pass(open, path, detail, sink, max_held_rows)? {
-        OnePass::Done(verdicts) => Ok(*verdicts),
-        OnePass::GaveWay {
-            written_before,
-            reported,
-        } => two_passes(
-            open,
-            path,
-            detail,
-            sink,
-            TwoPassStart::After {
-                written_before,
-                reported,
-            },
-        ),
+    match schedule {
+        Schedule::OnePass { max_held_rows } if !sink.needs_first_pass() => {
+            one_pass(open, path, detail, sink, max_held_rows)
+        }
+        Schedule::OnePassThreaded { max_held_rows } if !sink.needs_first_pass() => {
+            one_pass_threaded(open()?, path, detail, sink, max_held_rows)
+        }
+        _ => two_passes(open, path, detail, sink),
     }
-}
-
-/// How one pass ended.
-enum OnePass {
-    Done(Box<Verdicts>),
-    /// Too many rows waited: the rows of frames before `written_before`
-    /// are written, the rest are not.
-    GaveWay {
-        written_before: u64,
-        /// Connections reported to the sink so far (the first ones pass 1
-        /// settles again, in the same order).
-        reported: u64,
-    },
 }
 
 /// Everything in one read: each row waits in [`PendingRows`] until its
@@ -310,93 +332,229 @@ fn one_pass(
     detail: Detail,
     sink: &mut dyn RowSink,
     max_held_rows: usize,
-) -> Result<OnePass, AnalyzeError> {
+) -> Result<Verdicts, AnalyzeError> {
     let mut reader = open()?;
     let format = format_name(reader.format());
     let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
     let wants_connections = sink.wants_connections();
-    let mut tracker = if wants_connections && sink.wants_zeek_view() {
-        Tracker::concluding_with_zeek(detail, false)
-    } else {
-        Tracker::concluding(detail)
-    };
-    let mut held = PendingRows::new();
-    let mut gave_way = None;
-    let mut reported = 0u64;
-    let mut report_error = None;
+    let mut tracker = one_pass_tracker(detail, &*sink);
+    let mut held = PendingRows::new(max_held_rows);
+    // Held rows fail in the frame loop as I/O errors of their own kind.
+    let mut held_error = None;
     // Both the rows and the progress reports go to the sink, never at once.
     let sink = std::cell::RefCell::new(sink);
     let pass = Pass { number: 1, of: 1 };
     let mut progress = |bytes| sink.borrow_mut().progress(pass, bytes);
-    let read = for_each_frame(&mut reader, None, &mut progress, |frame| {
+    let mut each = |frame: &Frame<'_>| -> Result<(), HeldError> {
         let Some(seg) = tracker.decode(frame) else {
-            return Ok(ControlFlow::Continue(()));
+            return Ok(());
         };
         let facts = tracker.observe(&seg);
-        held.hold(&seg, &facts);
-        let mut settled = false;
+        held.hold(&seg, &facts)?;
+        let mut settled = Ok(false);
         tracker.conclude_retired(|flow, verdict| {
-            if wants_connections && report_error.is_none() {
-                if let Err(e) = sink.borrow_mut().connection(&report_of(flow, &verdict)) {
-                    report_error = Some(e);
-                }
-                reported += 1;
+            if settled.is_ok() {
+                settled = settle(
+                    &mut held,
+                    &mut **sink.borrow_mut(),
+                    wants_connections,
+                    flow,
+                    verdict,
+                )
+                .map(|()| true);
             }
-            held.settle(&flow.conn, verdict);
-            settled = true;
         });
-        if let Some(e) = report_error.take() {
-            return Err(e);
-        }
-        if settled {
+        if settled? {
             held.release(|row| sink.borrow_mut().row(row))?;
         }
-        if held.len() > max_held_rows {
-            // Every row before the first still held is written (all of
-            // them up to this frame if none is held).
-            gave_way = Some(held.first_held_frame().unwrap_or(frame.number + 1));
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(ControlFlow::Continue(()))
+        Ok(())
+    };
+    let read = for_each_frame(&mut reader, None, &mut progress, |frame| {
+        Ok(match each(frame) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                held_error = Some(e);
+                ControlFlow::Break(())
+            }
+        })
     })?;
-    let sink = sink.into_inner();
-    if let Some(written_before) = gave_way {
-        return Ok(OnePass::GaveWay {
-            written_before,
-            reported,
-        });
+    if let Some(e) = held_error {
+        return Err(e.into());
     }
+    let sink = sink.into_inner();
+    let mut settled = Ok(());
     let verdicts = tracker.finish(
         |flow, verdict| {
-            if wants_connections && report_error.is_none() {
-                if let Err(e) = sink.connection(&report_of(flow, &verdict)) {
-                    report_error = Some(e);
-                }
+            if settled.is_ok() {
+                settled = settle(&mut held, sink, wants_connections, flow, verdict);
             }
-            held.settle(&flow.conn, verdict)
         },
         path,
         format,
         read,
     );
-    if let Some(e) = report_error {
-        return Err(AnalyzeError::Output(e));
-    }
-    held.release(|row| sink.row(row))
-        .map_err(AnalyzeError::Output)?;
+    settled?;
+    held.release(|row| sink.row(row))?;
     sink.finish().map_err(AnalyzeError::Output)?;
-    Ok(OnePass::Done(Box::new(verdicts)))
+    Ok(verdicts)
 }
 
-/// Where two passes start from.
-enum TwoPassStart {
-    /// Nothing written yet: [`RowSink::begin`] follows pass 1.
-    Fresh,
-    /// One pass gave way: `begin`, the rows of the frames before
-    /// `written_before` and the first `reported` connections are written
-    /// already.
-    After { written_before: u64, reported: u64 },
+/// The one pass's tracker: following Zeek's model too when the sink's
+/// reports need it ([`RowSink::wants_zeek_view`]).
+fn one_pass_tracker(detail: Detail, sink: &dyn RowSink) -> Tracker {
+    if sink.wants_connections() && sink.wants_zeek_view() {
+        Tracker::concluding_with_zeek(detail, false)
+    } else {
+        Tracker::concluding(detail)
+    }
+}
+
+/// A connection left the flow table: the sink hears of it (if it wants
+/// to, [`RowSink::connection`]), and its rows can be made.
+fn settle(
+    held: &mut PendingRows,
+    sink: &mut dyn RowSink,
+    wants_connections: bool,
+    flow: &Flow,
+    verdict: ConnVerdict,
+) -> Result<(), HeldError> {
+    if wants_connections {
+        sink.connection(&report_of(flow, &verdict))
+            .map_err(HeldError::Output)?;
+    }
+    held.settle(&flow.conn, verdict)
+}
+
+/// What the tracking thread sends the rows thread, in order: what to
+/// hold, the report of each connection as it is settled (for a sink that
+/// wants them), and how far the read got (the sink's progress reports).
+enum ToRows {
+    Held(Held),
+    Connection(Box<ConnectionReport>),
+}
+
+enum Batch {
+    Items(Vec<ToRows>),
+    Progress(u64),
+}
+
+/// A connection left the flow table, in a batch for the rows thread.
+fn settled(batch: &mut Vec<ToRows>, wants_connections: bool, flow: &Flow, verdict: ConnVerdict) {
+    if wants_connections {
+        batch.push(ToRows::Connection(Box::new(report_of(flow, &verdict))));
+    }
+    batch.push(ToRows::Held(Held::settled(&flow.conn, verdict)));
+}
+
+/// [`one_pass`] on two threads: this one holds, makes and writes the
+/// rows ([`PendingRows`] and the sink), a second reads, decodes and
+/// tracks, and hands over the rows and settled connections in batches,
+/// in order, so the rows are the same. Neither waits for the other
+/// while a batch is in flight.
+fn one_pass_threaded(
+    mut reader: CaptureReader,
+    path: &Path,
+    detail: Detail,
+    sink: &mut dyn RowSink,
+    max_held_rows: usize,
+) -> Result<Verdicts, AnalyzeError> {
+    use std::sync::mpsc;
+    let format = format_name(reader.format());
+    let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
+    sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
+    let (to_rows, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    // Emptied batches go back, so that none is allocated after the first few.
+    let (give_back, spare) = mpsc::channel::<Vec<ToRows>>();
+    let wants_connections = sink.wants_connections();
+    let mut tracker = one_pass_tracker(detail, &*sink);
+    std::thread::scope(|scope| {
+        let tracking = scope.spawn(move || {
+            let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
+            // False once the rows thread stopped (its sink failed).
+            let send = |batch: &mut Vec<ToRows>| {
+                let next = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                to_rows
+                    .send(Batch::Items(std::mem::replace(batch, next)))
+                    .is_ok()
+            };
+            let progress = |bytes| {
+                let _ = to_rows.send(Batch::Progress(bytes));
+            };
+            let read = for_each_frame(
+                &mut reader,
+                None,
+                &mut |bytes| {
+                    // The rows before this point go first.
+                    send(&mut batch.borrow_mut());
+                    progress(bytes);
+                },
+                |frame| {
+                    let Some(seg) = tracker.decode(frame) else {
+                        return Ok(ControlFlow::Continue(()));
+                    };
+                    let facts = tracker.observe(&seg);
+                    let mut batch = batch.borrow_mut();
+                    batch.push(ToRows::Held(Held::row(&seg, &facts)));
+                    tracker.conclude_retired(|flow, verdict| {
+                        settled(&mut batch, wants_connections, flow, verdict)
+                    });
+                    if batch.len() >= BATCH && !send(&mut batch) {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            );
+            let mut batch = batch.into_inner();
+            let read = read.map(|read| {
+                let verdicts = tracker.finish(
+                    |flow, verdict| settled(&mut batch, wants_connections, flow, verdict),
+                    path,
+                    format,
+                    read,
+                );
+                send(&mut batch);
+                verdicts
+            });
+            // Dropping the sender ends the rows thread's loop.
+            drop(to_rows);
+            read
+        });
+        let pass = Pass { number: 1, of: 1 };
+        let mut held = PendingRows::new(max_held_rows);
+        let mut rows = || -> Result<(), AnalyzeError> {
+            for batch in &batches {
+                match batch {
+                    Batch::Items(mut items) => {
+                        for item in items.drain(..) {
+                            match item {
+                                ToRows::Held(item) => held.take(item)?,
+                                ToRows::Connection(report) => {
+                                    sink.connection(&report).map_err(AnalyzeError::Output)?
+                                }
+                            }
+                        }
+                        held.release(|row| sink.row(row))?;
+                        let _ = give_back.send(items);
+                    }
+                    Batch::Progress(bytes) => sink.progress(pass, bytes),
+                }
+            }
+            Ok(())
+        };
+        let written = rows();
+        // A failed sink stops the tracking thread at its next batch.
+        drop(batches);
+        let verdicts = tracking
+            .join()
+            .expect("the tracking thread does not panic")?;
+        written?;
+        held.release(|row| sink.row(row))?;
+        sink.finish().map_err(AnalyzeError::Output)?;
+        Ok(verdicts)
+    })
 }
 
 /// Pass 1 keeps the verdicts, pass 2 makes every row with its verdict.
@@ -405,18 +563,8 @@ fn two_passes(
     path: &Path,
     detail: Detail,
     sink: &mut dyn RowSink,
-    start: TwoPassStart,
 ) -> Result<Verdicts, AnalyzeError> {
-    let (of, written_before, reported) = match start {
-        TwoPassStart::Fresh => (2, 0, 0),
-        TwoPassStart::After {
-            written_before,
-            reported,
-        } => (3, written_before, reported),
-    };
-    let first_pass = Pass { number: of - 1, of };
-    // Pass 1 settles the connections in the order one pass did: those it
-    // reported already are skipped.
+    let first_pass = Pass { number: 1, of: 2 };
     let wants_connections = sink.wants_connections();
     // Every verdict is kept for pass 2.
     let tracker = if wants_connections && sink.wants_zeek_view() {
@@ -424,7 +572,6 @@ fn two_passes(
     } else {
         Tracker::concluding_all(detail)
     };
-    let mut settled = 0u64;
     let mut report_error = None;
     let sink_cell = std::cell::RefCell::new(&mut *sink);
     let mut first = verdicts_from(
@@ -433,8 +580,7 @@ fn two_passes(
         tracker,
         &mut |bytes| sink_cell.borrow_mut().progress(first_pass, bytes),
         &mut |flow, verdict| {
-            settled += 1;
-            if wants_connections && settled > reported && report_error.is_none() {
+            if wants_connections && report_error.is_none() {
                 if let Err(e) = sink_cell.borrow_mut().connection(&report_of(flow, verdict)) {
                     report_error = Some(e);
                 }
@@ -444,39 +590,33 @@ fn two_passes(
     if let Some(e) = report_error {
         return Err(AnalyzeError::Output(e));
     }
-    if let TwoPassStart::Fresh = start {
-        sink.begin(&first.capture, &first.reports)
-            .map_err(AnalyzeError::Output)?;
-    }
+    sink.begin(&first.capture, &first.reports)
+        .map_err(AnalyzeError::Output)?;
     let mut reader = open()?;
     let mut tracker = Tracker::following();
     let verdicts = first.verdicts.as_slice();
     let limit = Some(first.capture.frames);
     // Both the rows and the progress reports go to the sink, never at once.
     let sink = std::cell::RefCell::new(sink);
-    let second_pass = Pass { number: of, of };
+    let second_pass = Pass { number: 2, of: 2 };
     let mut progress = |bytes| sink.borrow_mut().progress(second_pass, bytes);
     for_each_frame(&mut reader, limit, &mut progress, |frame| {
         let mut sink = sink.borrow_mut();
         let Some(seg) = tracker.decode(frame) else {
-            if frame.number >= written_before {
-                sink.frame(frame, None)?;
-            }
+            sink.frame(frame, None)?;
             return Ok(ControlFlow::Continue(()));
         };
         let facts = tracker.observe(&seg);
         // Pass 1 concluded them.
         tracker.conclude_retired(|_, _| {});
-        if frame.number >= written_before {
-            let verdict = verdicts
-                .get(facts.conn as usize)
-                .copied()
-                .unwrap_or_default();
-            sink.frame(
-                frame,
-                Some(&Row::new(&seg, &facts.resolved(&verdict, seg.frame))),
-            )?;
-        }
+        let verdict = verdicts
+            .get(facts.conn as usize)
+            .copied()
+            .unwrap_or_default();
+        sink.frame(
+            frame,
+            Some(&Row::new(&seg, &facts.resolved(&verdict, seg.frame))),
+        )?;
         Ok(ControlFlow::Continue(()))
     })?;
     let sink = sink.into_inner();

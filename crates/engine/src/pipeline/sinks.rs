@@ -13,7 +13,7 @@ pub struct Pass {
     /// From 1.
     pub number: u8,
     /// How many reads the run takes, as far as known: 1 in one pass; 2 for
-    /// two passes; 3 when one pass gave way to two.
+    /// two passes.
     pub of: u8,
 }
 

@@ -44,6 +44,21 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// Every state, in declaration order: `ALL[s as usize] == s`.
+    pub const ALL: [TcpState; 11] = [
+        TcpState::Unknown,
+        TcpState::SynSent,
+        TcpState::SynReceived,
+        TcpState::Established,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::CloseWait,
+        TcpState::Closing,
+        TcpState::LastAck,
+        TcpState::TimeWait,
+        TcpState::Closed,
+    ];
+
     /// The state's name as RFC 9293 spells it.
     pub const fn name(self) -> &'static str {
         match self {
@@ -263,6 +278,14 @@ mod tests {
     use super::*;
     use EndpointEvent as E;
     use TcpState as S;
+
+    #[test]
+    fn all_states_in_declaration_order() {
+        for (i, state) in S::ALL.iter().enumerate() {
+            assert_eq!(*state as usize, i);
+        }
+        assert_eq!(S::ALL.len(), S::Closed as usize + 1);
+    }
 
     fn walk(start: TcpState, events: &[EndpointEvent]) -> Vec<TcpState> {
         let mut state = start;

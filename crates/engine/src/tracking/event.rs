@@ -142,6 +142,16 @@ impl EventSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+    /// The set as its bits (one per [`Event`]), to be kept compactly.
+    #[inline]
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+    /// The set of [`EventSet::bits`].
+    #[inline]
+    pub fn from_bits(bits: u32) -> EventSet {
+        EventSet(bits)
+    }
     pub fn iter(self) -> impl Iterator<Item = Event> {
         Event::ALL
             .iter()

@@ -132,6 +132,17 @@ impl CallSteps {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// The steps in three bytes (their count, then each step's call bits),
+    /// for held rows' verdicts on a spill file (`pipeline/spill.rs`).
+    pub fn to_bytes(self) -> [u8; 3] {
+        [self.len, self.steps[0].0, self.steps[1].0]
+    }
+    pub fn from_bytes(bytes: [u8; 3]) -> CallSteps {
+        CallSteps {
+            steps: [CallSet(bytes[1]), CallSet(bytes[2])],
+            len: bytes[0].min(2),
+        }
+    }
 }
 
 impl fmt::Display for CallSteps {

@@ -172,6 +172,36 @@ impl Why {
         self.mask == 0
     }
 
+    /// Bytes in [`Why::to_bytes`].
+    pub const BYTES: usize = 17;
+
+    /// Every field in [`Why::BYTES`] bytes (held rows' verdicts on a
+    /// spill file, `pipeline/spill.rs`).
+    pub fn to_bytes(self) -> [u8; Why::BYTES] {
+        let mut out = [0; Why::BYTES];
+        out[0..2].copy_from_slice(&self.mask.to_le_bytes());
+        out[2..4].copy_from_slice(&self.ttl);
+        out[4] = self.v6.into();
+        out[5..7].copy_from_slice(&self.ip_id[0].to_le_bytes());
+        out[7..9].copy_from_slice(&self.ip_id[1].to_le_bytes());
+        out[9..13].copy_from_slice(&self.timing[0].to_le_bytes());
+        out[13..17].copy_from_slice(&self.timing[1].to_le_bytes());
+        out
+    }
+
+    /// The [`Why`] of [`Why::to_bytes`].
+    pub fn from_bytes(b: &[u8; Why::BYTES]) -> Why {
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Why {
+            mask: u16_at(0),
+            ttl: [b[2], b[3]],
+            v6: b[4] != 0,
+            ip_id: [u16_at(5), u16_at(7)],
+            timing: [u32_at(9), u32_at(13)],
+        }
+    }
+
     /// The signs again, in [`Sign::bit`] order.
     pub fn signs(&self) -> impl Iterator<Item = Sign> + '_ {
         let [rst, usual] = self.ttl;

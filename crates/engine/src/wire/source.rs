@@ -2,8 +2,9 @@
 //! opens again, or a stream (standard input, a FIFO, a character device),
 //! which can be read only once.
 //!
-//! The pipeline may have to read a capture twice (`pipeline::analysis`:
-//! the one pass gives way to two, or the sink needs pass 1's results).
+//! The pipeline reads a capture twice when the sink needs pass 1's
+//! results (`pipeline::schedule`: the JSON document, an annotated copy);
+//! the one pass reads it once whatever it holds.
 //! A stream cannot be read again, so when a second read may follow, what
 //! is read from it is also copied to an unlinked temporary file (the
 //! spool, in `$TMPDIR`, gone when the run ends whatever happens): a later
@@ -370,7 +371,7 @@ mod tests {
             spool: Arc::clone(&spool),
             position,
         };
-        // The first read stops part of the way, as a pass that gives way does.
+        // The first read stops part of the way (a reader may stop early).
         let first = read_all(reader(0), Some(300));
         assert!(first.len() >= 300 && first.len() < 320);
         assert_eq!(first, bytes[..first.len()]);
