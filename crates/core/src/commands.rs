@@ -816,17 +816,6 @@ fn sight_words(r: &ConnectionReport) -> String {
     words.join(", ")
 }
 
-/// Why answers are wider, as the end of `summary` says it.
-fn widened_because(cause: Unseen) -> &'static str {
-    match cause {
-        Unseen::OneDirection => "the capture saw one direction only",
-        Unseen::Start => "the capture started after they did",
-        Unseen::End => "the capture stopped before their end",
-        Unseen::Close => "a close was lost before the capture point",
-        Unseen::Segments => "the capture missed segments",
-    }
-}
-
 /// The lines after the table: connections whose end the capture did not
 /// see, and answers widened by what it did not see, by cause.
 fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
@@ -850,7 +839,7 @@ fn sight_lines(sight: &SightCounts, connections: u64) -> Vec<String> {
                     (0, _) => "answers widened ",
                     _ => "",
                 };
-                format!("{n} {what}because {}", widened_because(*cause))
+                format!("{n} {what}because {}", cause.because())
             })
             .collect();
         let plural = if connections == 1 { "" } else { "s" };

@@ -323,15 +323,19 @@ fn main() -> Result<()> {
     }
     let manifest_path = cli.out.join("manifest.json");
     // A partial run (--only) keeps the entries of captures it did not redo.
-    let mut entries: Vec<Capture> = Manifest::load(&manifest_path)
-        .map(|m| m.captures)
-        .unwrap_or_default();
+    let (recorded_on, mut entries): (Option<String>, Vec<Capture>) =
+        match Manifest::load(&manifest_path) {
+            Some(m) => (Some(m.kernel), m.captures),
+            None => (None, Vec::new()),
+        };
+    let mut recorded_now = 0;
     for rec in chosen {
         eprintln!("recording {}", rec.file());
         match record(rec, &cli.out) {
             Ok(capture) => {
                 entries.retain(|c| c.file != capture.file);
                 entries.push(capture);
+                recorded_now += 1;
             }
             Err(e) => {
                 eprintln!("FAILED {}: {e:#}", rec.file());
@@ -354,9 +358,10 @@ fn main() -> Result<()> {
     order.extend(hard::derived_files());
     entries.retain(|c| order.contains(&c.file));
     entries.sort_by_key(|c| order.iter().position(|f| *f == c.file));
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
+    let this_kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
         .trim()
         .to_string();
+    let kernel = manifest::manifest_kernel(recorded_on, &this_kernel, recorded_now, entries.len());
     Manifest {
         generator: "tcpshut-record".into(),
         kernel,

@@ -96,6 +96,34 @@ impl Manifest {
     }
 }
 
+/// The kernel the manifest names: the one its recordings were made on.
+/// Re-deriving (`--only derived`) records nothing, so the manifest keeps the
+/// kernel it had; a partial run on another kernel that keeps older
+/// recordings names both, so no capture is credited to a kernel that did
+/// not make it.
+pub fn manifest_kernel(
+    recorded_on: Option<String>,
+    this_kernel: &str,
+    recorded_now: usize,
+    entries: usize,
+) -> String {
+    match recorded_on {
+        Some(old) if recorded_now == 0 => old,
+        Some(old) if old != this_kernel && !old.is_empty() && recorded_now < entries => {
+            eprintln!(
+                "note: the manifest now names two kernels: older recordings were made on {old}, \
+                 this run's on {this_kernel}"
+            );
+            if old.split(" + ").any(|k| k == this_kernel) {
+                old
+            } else {
+                format!("{old} + {this_kernel}")
+            }
+        }
+        _ => this_kernel.to_string(),
+    }
+}
+
 /// The committed captures against what their applications called: every
 /// connection's inferred calls, role, closed_by and outcome must match the
 /// manifest, and every inferred step must contain a call the application
@@ -180,5 +208,23 @@ mod tests {
             "{} mismatches over {connections} connections",
             problems.len()
         );
+    }
+
+    #[test]
+    fn manifest_kernel_is_the_recordings_kernel() {
+        let old = || Some("6.1.0-old".to_string());
+        // --only derived: nothing recorded, the recorded kernel stays.
+        assert_eq!(manifest_kernel(old(), "6.12-new", 0, 40), "6.1.0-old");
+        // Everything re-recorded: this kernel.
+        assert_eq!(manifest_kernel(old(), "6.12-new", 40, 40), "6.12-new");
+        // Some re-recorded on another kernel, the rest kept: both.
+        assert_eq!(
+            manifest_kernel(old(), "6.12-new", 3, 40),
+            "6.1.0-old + 6.12-new"
+        );
+        // Same kernel: said once.
+        assert_eq!(manifest_kernel(old(), "6.1.0-old", 3, 40), "6.1.0-old");
+        // No manifest yet.
+        assert_eq!(manifest_kernel(None, "6.12-new", 3, 3), "6.12-new");
     }
 }

@@ -613,17 +613,20 @@ pub fn record_all(out: &Path, which: Which) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let runs = runs(which);
     let names: Vec<String> = runs.iter().map(|(sc, v6)| run_name(sc, *v6)).collect();
-    let mut captures: Vec<RouterCapture> = if which == Which::All {
-        Vec::new()
+    let (recorded_on, mut captures): (Option<String>, Vec<RouterCapture>) = if which == Which::All {
+        (None, Vec::new())
     } else {
         let path = dir.join("manifest.json");
         let kept: RouterManifest =
             serde_json::from_str(&fs::read_to_string(&path).context("router/manifest.json")?)?;
-        kept.captures
+        let captures = kept
+            .captures
             .into_iter()
             .filter(|c| !names.contains(&c.scenario))
-            .collect()
+            .collect();
+        (Some(kept.kernel), captures)
     };
+    let kept_before = captures.len();
     let mut failed = Vec::new();
     for ((sc, ipv6), name) in runs.iter().zip(names) {
         eprintln!("recording router/{name}");
@@ -650,9 +653,15 @@ pub fn record_all(out: &Path, which: Which) -> Result<()> {
             failed.push(name);
         }
     }
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
+    let this_kernel = fs::read_to_string("/proc/sys/kernel/osrelease")?
         .trim()
         .to_string();
+    let kernel = crate::manifest::manifest_kernel(
+        recorded_on,
+        &this_kernel,
+        captures.len() - kept_before,
+        captures.len(),
+    );
     let manifest = RouterManifest {
         generator: "tcpshut-record".into(),
         kernel,

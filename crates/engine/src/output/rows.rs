@@ -120,19 +120,6 @@ pub struct Summary {
     after_peer: bool,
 }
 
-/// Why the order of the closes cannot be told, in words.
-fn order_unknown_because(unseen: Option<Unseen>) -> &'static str {
-    match unseen {
-        Some(Unseen::OneDirection) => "the capture saw one direction only",
-        Some(Unseen::Start) => "the capture started after the connection did",
-        Some(Unseen::End) => {
-            "the peer is never seen answering it (its own close may be lost, or after the capture)"
-        }
-        Some(Unseen::Close) => "a close was lost before the capture point",
-        Some(Unseen::Segments) | None => "the capture missed segments",
-    }
-}
-
 /// What a step of calls means, in words.
 fn describe_step(step: CallSet) -> &'static str {
     if step == CallSet::of(FIN_STILL_READING) {
@@ -218,7 +205,7 @@ impl fmt::Display for Summary {
             write!(
                 f,
                 "; who closed first cannot be told: {}",
-                order_unknown_because(self.order_unknown)
+                self.order_unknown.unwrap_or(Unseen::Segments).because()
             )?;
             return self.time_wait_clause(f);
         }

@@ -379,6 +379,23 @@ named!(Unseen {
     Segments => "segments-unseen",
 });
 
+impl Unseen {
+    /// Why an answer is wider than a whole capture's, in words: one phrase
+    /// for a FIN row's "cannot be told" and for `summary`'s count of
+    /// widened answers, so the two never say it differently.
+    pub fn because(self) -> &'static str {
+        match self {
+            Unseen::OneDirection => "the capture saw one direction only",
+            Unseen::Start => "the capture started after the connection did",
+            Unseen::End => {
+                "the capture saw no answer to a close (it stopped first, or the answer was lost)"
+            }
+            Unseen::Close => "a close was lost before the capture point",
+            Unseen::Segments => "the capture missed segments",
+        }
+    }
+}
+
 /// Which endpoint is the client, and whether the capture showed it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientChoice {
