@@ -2,14 +2,17 @@
 //! `output/csv_fast.rs`) against a reference writer made the obvious way,
 //! with the `csv` crate and each field's `Display`: the two must write the
 //! same bytes for every capture in `testdata/` (the real-kernel captures,
-//! their derived copies and the third-party corpus).
+//! their derived copies and the third-party corpus). The connections
+//! sidecar's writer likewise, against each field's `Display` joined by
+//! `format!`.
 
 use std::path::{Path, PathBuf};
 
 use tcpshut_engine::starts_like_capture;
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::{
-    annotate_with, CaptureSummary, CsvSink, Detail, RowSink, Schedule, CSV_HEADER,
+    annotate_with, CaptureSummary, ConnectionsCsvSink, CsvSink, Detail, RowSink, Schedule,
+    CONNECTIONS_HEADER, CSV_HEADER,
 };
 
 mod common;
@@ -58,6 +61,49 @@ impl RowSink for ReferenceCsv {
     }
 }
 
+/// The connections sidecar made the obvious way: each field's `Display`.
+struct ReferenceConnections {
+    out: Vec<u8>,
+}
+
+impl RowSink for ReferenceConnections {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+    fn wants_connections(&self) -> bool {
+        true
+    }
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+        use std::io::Write;
+        writeln!(self.out, "{CONNECTIONS_HEADER}")
+    }
+    fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        use std::io::Write;
+        let [client, server] = &report.endpoints;
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            report.id,
+            report.client,
+            report.server,
+            report.outcome,
+            report.closer,
+            client.calls,
+            server.calls,
+            report.first_frame,
+            report.last_frame,
+            report.notes.join(";"),
+            report.tunnel,
+        )
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Every file under `dir` that starts like a capture, in name order.
 fn captures(dir: &Path, found: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -87,7 +133,30 @@ fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
         files.len()
     );
     let mut differ = Vec::new();
+    let mut tunnelled = 0;
     for file in &files {
+        let mut fast_conns = Vec::new();
+        let mut reference_conns = ReferenceConnections { out: Vec::new() };
+        annotate_with(
+            file,
+            Detail::Brief,
+            &mut ConnectionsCsvSink::new(&mut fast_conns),
+            Schedule::default(),
+        )
+        .ok();
+        annotate_with(
+            file,
+            Detail::Brief,
+            &mut reference_conns,
+            Schedule::default(),
+        )
+        .ok();
+        if fast_conns != reference_conns.out {
+            differ.push(format!("{} (connections)", file.display()));
+        }
+        // A line with a tunnel does not end with its empty last field.
+        let text = String::from_utf8_lossy(&fast_conns);
+        tunnelled += text.lines().skip(1).filter(|l| !l.ends_with(',')).count();
         let mut fast = CsvSink::new(Vec::new());
         let mut reference = ReferenceCsv {
             out: csv::Writer::from_writer(Vec::new()),
@@ -112,4 +181,6 @@ fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
         }
     }
     assert!(differ.is_empty(), "the two writers differ on {differ:?}");
+    // The connections' tunnel column was compared too.
+    assert!(tunnelled > 0, "no tunnelled capture");
 }

@@ -42,14 +42,17 @@ impl FlowTuple {
         }
     }
 
-    /// The specification's hash input, endpoints ordered.
-    fn hash_input(&self, seed: u16) -> Vec<u8> {
+    /// The specification's hash input, endpoints ordered, in a buffer of
+    /// its longest size (IPv6 with ports: 40 bytes), and its length.
+    fn hash_input(&self, seed: u16) -> ([u8; 40], usize) {
         let (src_port, dst_port) = self.ports.unwrap_or((0, 0));
+        // An address's bytes: an IPv4 address is the last 4 of its mapped form.
         let key = |ip: IpAddr| match ip {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets().to_vec(),
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 12),
+            IpAddr::V6(v6) => (v6.octets(), 0),
         };
-        let (src, dst) = (key(self.src), key(self.dst));
+        let (src_key, dst_key) = (key(self.src), key(self.dst));
+        let (src, dst) = (&src_key.0[src_key.1..], &dst_key.0[dst_key.1..]);
         // `is_lt` of the specification: addresses as bytes, then ports.
         let in_order = src < dst || (src == dst && src_port < dst_port);
         let ((a, a_port), (b, b_port)) = if in_order {
@@ -57,22 +60,27 @@ impl FlowTuple {
         } else {
             ((dst, dst_port), (src, src_port))
         };
-        let mut input = Vec::with_capacity(2 + a.len() + b.len() + 2 + 4);
-        input.extend_from_slice(&seed.to_be_bytes());
-        input.extend_from_slice(&a);
-        input.extend_from_slice(&b);
-        input.push(self.proto);
-        input.push(0);
+        let mut input = [0u8; 40];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            input[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        put(&seed.to_be_bytes());
+        put(a);
+        put(b);
+        put(&[self.proto, 0]);
         if self.ports.is_some() {
-            input.extend_from_slice(&a_port.to_be_bytes());
-            input.extend_from_slice(&b_port.to_be_bytes());
+            put(&a_port.to_be_bytes());
+            put(&b_port.to_be_bytes());
         }
-        input
+        (input, len)
     }
 
     /// The SHA-1 digest of the hash input.
     fn digest(&self, seed: u16) -> [u8; 20] {
-        Sha1::digest(self.hash_input(seed)).into()
+        let (input, len) = self.hash_input(seed);
+        Sha1::digest(&input[..len]).into()
     }
 
     /// The Community ID v1 string with `seed` (0 unless every tool of
@@ -80,10 +88,11 @@ impl FlowTuple {
     /// `1:wCb3OG7yAFWelaUydu0D+125CLM=`.
     pub fn community_id(&self, seed: u16) -> String {
         let digest = self.digest(seed);
-        format!(
-            "1:{}",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        )
+        // "1:" and 28 base64 characters.
+        let mut id = String::with_capacity(30);
+        id.push_str("1:");
+        base64::engine::general_purpose::STANDARD.encode_string(digest, &mut id);
+        id
     }
 
     /// The variant without base64 (`--no-base64` in the reference

@@ -12,7 +12,7 @@
 //! fast writer to a reference writer made with the `csv` crate, byte for
 //! byte, on every test capture.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 
 use crate::tracking::endpoint::TcpState;
 use crate::wire::segment::{TcpFlags, Timestamp};
@@ -156,27 +156,10 @@ impl Line {
     }
 
     /// Decimal digits of `value`, right-aligned in `width` bytes with
-    /// leading zeros, two at a time; without the comma.
+    /// leading zeros; without the comma.
     #[inline]
-    fn digits(&mut self, mut value: u64, width: usize) {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let out = &mut self.bytes[self.len..self.len + width];
-        let mut at = width;
-        // Zeros come out as "00" pairs, so a value shorter than `width`
-        // gets its leading zeros without a separate fill.
-        while at >= 2 {
-            let pair = (value % 100) as usize * 2;
-            value /= 100;
-            at -= 2;
-            out[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        }
-        if at == 1 {
-            out[0] = b'0' + (value % 10) as u8;
-        }
+    fn digits(&mut self, value: u64, width: usize) {
+        put_digits(&mut self.bytes[self.len..self.len + width], value);
         self.len += width;
     }
 
@@ -213,16 +196,7 @@ impl Line {
         // Fibonacci hashing: the top bits of the product mix every bit of the key.
         let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - ADDR_CACHE.ilog2())) as usize;
         self.cached(key, Slot::Addr(slot), |line| {
-            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    line.bytes[line.len] = b'.';
-                    line.len += 1;
-                }
-                line.digits(octet.into(), decimal_width(octet.into()));
-            }
-            line.bytes[line.len] = b':';
-            line.len += 1;
-            line.digits(v4.port().into(), decimal_width(v4.port().into()));
+            line.len += put_ipv4_socket(&mut line.bytes[line.len..], v4);
         });
         self.comma();
         true
@@ -271,6 +245,71 @@ pub(super) fn padded_name(state: TcpState) -> &'static Padded {
         padded(Closed),
     ];
     &NAMES[state as usize]
+}
+
+/// Decimal digits of `value` filling `out`, right-aligned with leading
+/// zeros, two at a time.
+#[inline]
+fn put_digits(out: &mut [u8], mut value: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut at = out.len();
+    // Zeros come out as "00" pairs, so a value shorter than `out` gets
+    // its leading zeros without a separate fill.
+    while at >= 2 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at -= 2;
+        out[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if at == 1 {
+        out[0] = b'0' + (value % 10) as u8;
+    }
+}
+
+/// Bytes of the longest `a.b.c.d:port`.
+const IPV4_SOCKET_MAX: usize = 21;
+
+/// `a.b.c.d:port` at the start of `out` (at least [`IPV4_SOCKET_MAX`]
+/// bytes); returns its length.
+#[inline]
+fn put_ipv4_socket(out: &mut [u8], v4: &SocketAddrV4) -> usize {
+    let mut len = 0;
+    let number = |out: &mut [u8], len: &mut usize, value: u64| {
+        let width = decimal_width(value);
+        put_digits(&mut out[*len..*len + width], value);
+        *len += width;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        number(out, &mut len, octet.into());
+    }
+    out[len] = b':';
+    len += 1;
+    number(out, &mut len, v4.port().into());
+    len
+}
+
+/// `addr` as its `Display` writes it, without the `fmt` machinery for
+/// IPv4 (a connection's report names its endpoints: four of these per
+/// connection were a third of building a report).
+pub(super) fn socket_addr_text(addr: &SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut buf = [0u8; IPV4_SOCKET_MAX];
+            let len = put_ipv4_socket(&mut buf, v4);
+            std::str::from_utf8(&buf[..len])
+                .expect("digits, dots and a colon")
+                .to_owned()
+        }
+        SocketAddr::V6(_) => addr.to_string(),
+    }
 }
 
 /// Which cache of [`Line`] a field goes through.
@@ -371,5 +410,15 @@ mod tests {
             u64::MAX
         );
         assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
+        for addr in [
+            "0.0.0.0:0",
+            "10.0.255.1:9",
+            "255.255.255.255:65535",
+            "[::1]:80",
+            "[2001:db8::ffff:1]:443",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(socket_addr_text(&addr), addr.to_string());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! the table `tcpshut summary` prints.
 
 use crate::output::community_id;
+use crate::output::csv_fast::socket_addr_text;
 use crate::output::rows::Side;
 use crate::tracking::connection::Connection;
 use crate::tracking::endpoint::TcpState;
@@ -129,7 +130,7 @@ impl ConnectionReport {
         let zeek = zeek.unwrap_or(&unseen);
         let client = verdict.client.index;
         let endpoint = |i: usize| EndpointReport {
-            addr: conn.endpoints[i].addr.to_string(),
+            addr: socket_addr_text(&conn.endpoints[i].addr),
             side: Side::of(i, verdict),
             role: verdict.endpoints[i].role,
             closed_by: verdict.endpoints[i].closed_by,
@@ -197,8 +198,8 @@ impl ConnectionReport {
         );
         ConnectionReport {
             id: conn.id,
-            client: conn.endpoints[client].addr.to_string(),
-            server: conn.endpoints[1 - client].addr.to_string(),
+            client: socket_addr_text(&conn.endpoints[client].addr),
+            server: socket_addr_text(&conn.endpoints[1 - client].addr),
             tunnel: *conn.tunnel(),
             community_id: community_id::tcp(conn.endpoints[0].addr, conn.endpoints[1].addr),
             first_frame: conn.first_frame,
