@@ -43,8 +43,13 @@ local char, rep, concat = string.char, string.rep, table.concat
 local unpack = table.unpack or unpack
 local floor = math.floor
 
+-- The columns as tcpshut writes them today. Columns are read by name (see
+-- column_positions): a sidecar may add columns (ignored) or order them
+-- otherwise; this exact header takes the fast paths below.
 local HEADER = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related"
 local NFIELDS = 16
+local MAX_COLUMNS = 64 -- a header with more columns is refused
+local MAX_HEADER = 4096 -- bytes; a longer header line is refused
 local MAX_FIELD = 4096 -- bytes; a longer field makes its row malformed
 local TS_TOLERANCE_NS = 1000 -- a row's ts must be within 1 microsecond of the frame's
 
@@ -265,6 +270,60 @@ local function resolve_sidecar()
 end
 
 ---------------------------------------------------------------------------
+-- Columns by name. Both sidecars are read by their header's column names,
+-- resolved to positions once per file: a newer tcpshut may add columns (an
+-- older plugin ignores them) or order them otherwise.
+---------------------------------------------------------------------------
+
+-- The 1-based position of each column of names (a list) in the header
+-- line, and the number of columns; or nil and why: a column of required
+-- missing (all of them named), one of names twice, a quote (column names
+-- are plain), more than MAX_COLUMNS columns or MAX_HEADER bytes.
+local function column_positions(header, names, required)
+    if #header > MAX_HEADER then return nil, format("header line longer than %d bytes", MAX_HEADER) end
+    if find(header, '"', 1, true) then return nil, "quote in the header line" end
+    local wanted = {}
+    for _, name in ipairs(names) do wanted[name] = true end
+    local pos, n = {}, 0
+    for name in gmatch(header .. ",", "([^,]*),") do
+        n = n + 1
+        if n > MAX_COLUMNS then return nil, format("more than %d columns", MAX_COLUMNS) end
+        if wanted[name] then
+            if pos[name] then return nil, format("column %s appears twice", name) end
+            pos[name] = n
+        end
+    end
+    local missing = {}
+    for _, name in ipairs(required) do
+        if not pos[name] then missing[#missing + 1] = name end
+    end
+    if #missing > 0 then
+        return nil, format("missing column%s %s in the header line", #missing > 1 and "s" or "", concat(missing, ", "))
+    end
+    return pos, n
+end
+
+local COLUMNS = {} -- the segments' columns, in HEADER's order
+for name in gmatch(HEADER, "[^,]+") do COLUMNS[#COLUMNS + 1] = name end
+-- Every column but ack (never shown nor compared: a sidecar without it reads as 0).
+local REQUIRED = {}
+for _, name in ipairs(COLUMNS) do
+    if name ~= "ack" then REQUIRED[#REQUIRED + 1] = name end
+end
+
+-- The layout of a sidecar whose header is not HEADER: n columns, and for
+-- each of COLUMNS (by its index there) its position in the row, or nil.
+local function segment_layout(header)
+    local pos, n = column_positions(header, COLUMNS, REQUIRED)
+    if not pos then return nil, n end
+    local at, shown = {}, {}
+    for k, name in ipairs(COLUMNS) do at[k] = pos[name] end
+    -- the columns that make a row other than plain, besides events
+    for _, name in ipairs({ "calls", "summary", "severity", "related" }) do shown[pos[name]] = true end
+    return { n = n, at = at, frame = pos.frame, events = pos.events, shown = shown }
+end
+
+---------------------------------------------------------------------------
 -- Loading: one pass over the file, in chunks, builds a compact index.
 --
 -- Lua's collector walks every live table entry on each cycle, and tshark
@@ -317,7 +376,7 @@ local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, direct = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
+        fh = nil, flags = nil, blocks = nil, direct = nil, layout = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
         conns_err = nil, conns_err_shown = false, back = nil, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
@@ -373,7 +432,57 @@ local function digits(a, b, c, d, e, f, g, h, i, j)
     return n * 10 + j - 48
 end
 
--- Reads the whole file once. Returns flags, blocks, row count; or nil and an
+-- For a row of a sidecar with another layout, from pos to its line end
+-- en: its frame number and its flag in the index (see above), walking its
+-- fields (quoted ones too); nil when the frame field is not a number of
+-- at most 10 digits. A field that is not well formed makes the row flag 3,
+-- whose parser then says what is wrong.
+local function layout_row(buf, pos, en, layout, quiet_of)
+    local want_frame, want_events, shown = layout.frame, layout.events, layout.shown
+    local i, p, frame, events, quoted, filled = 0, pos, nil, "", false, false
+    while true do
+        i = i + 1
+        local s, e, after -- the value is buf[s..e]; after: the byte after the field
+        local in_quotes = byte(buf, p) == 34
+        if in_quotes then
+            quoted = true
+            local c = p
+            repeat
+                c = find(buf, '"', c + 1, true)
+                if not c or c > en then return frame, 3 end
+                local doubled = byte(buf, c + 1) == 34
+                if doubled then c = c + 1 end
+            until not doubled
+            s, e, after = p + 1, c - 1, c + 1
+        else
+            after = find(buf, "[,\n]", p) -- at most en, a line end
+            s, e = p, after - 1
+            if after == en and e >= s and byte(buf, e) == 13 then e = e - 1 end
+        end
+        if i == want_frame then
+            local _, d = find(buf, "^%d+", s)
+            if in_quotes or d ~= e or e - s >= 10 then return nil end
+            frame = digits(byte(buf, s, e))
+        elseif i == want_events then
+            if e >= s then events = sub(buf, s, e) end
+        elseif shown[i] and e >= s then
+            filled = true
+        end
+        if byte(buf, after) ~= 44 then break end
+        p = after + 1
+    end
+    if quoted then return frame, 3 end
+    if events == "" then return frame, filled and 2 or 1 end
+    return frame, quiet_of(events) and 4 or 2
+end
+
+local function out_of_order(row, frame, last)
+    return format("row %d: frame %s does not follow frame %d (rows must be in increasing frame order)",
+        row, frame, last)
+end
+
+-- Reads the whole file once. Returns flags, blocks, row count, the last
+-- frame, the direct offsets and the layout (nil for HEADER); or nil and an
 -- error. Per row it only looks at the frame number, the line end and the
 -- last bytes before it, and creates no string (new strings cost the
 -- collector too).
@@ -398,18 +507,22 @@ local function build_index(fh, size)
     end
     if sub(buf, 1, 3) == "\239\187\191" then pos = 4 end -- UTF-8 BOM
     local nl = find(buf, "\n", pos, true)
-    while not nl and not eof do
+    while not nl and not eof and #buf - pos < MAX_HEADER do
         refill()
         nl = find(buf, "\n", pos, true)
     end
     if not nl then
         if #buf == 0 then return nil, "the file is empty (no header line)" end
+        if not eof then return nil, format("header line longer than %d bytes", MAX_HEADER) end
         return nil, "truncated: the header line has no line end"
     end
     local header = sub(buf, pos, nl - 1)
     if byte(header, -1) == 13 then header = sub(header, 1, -2) end
+    local layout -- nil: the columns of HEADER, in its order (the fast paths)
     if header ~= HEADER then
-        return nil, "wrong header line (expected \"" .. HEADER .. "\")"
+        local why
+        layout, why = segment_layout(header)
+        if not layout then return nil, why end
     end
     pos = nl + 1
     local parts, np = {}, 0 -- finished pieces of flags
@@ -418,6 +531,17 @@ local function build_index(fh, size)
     local direct, ndirect = {}, 0
     local rows, last, blank = 0, 0, false
     local quiet_memo, memo_size = {}, 0 -- events text -> all quiet
+    local function quiet_of(events)
+        local quiet = quiet_memo[events]
+        if quiet == nil then
+            quiet = all_quiet(events)
+            if memo_size < MAX_QUIET_MEMO then
+                memo_size = memo_size + 1
+                quiet_memo[events] = quiet
+            end
+        end
+        return quiet
+    end
     local q = find(buf, '"', pos, true) or NONE -- the next quote at or after pos
     while true do
         nl = find(buf, "\n", pos, true)
@@ -431,54 +555,58 @@ local function build_index(fh, size)
             refill()
             q = find(buf, '"', pos, true) or NONE
         else
-            local _, e = find(buf, "^%d+,", pos)
-            if not e then
-                if nl == pos or (nl == pos + 1 and byte(buf, pos) == 13) then
-                    blank = true -- blank lines are allowed at the end only
-                    pos = nl + 1
-                else
-                    return nil, format("row %d: does not start with a frame number", rows + 1)
-                end
+            if nl == pos or (nl == pos + 1 and byte(buf, pos) == 13) then
+                blank = true -- blank lines are allowed at the end only
+                pos = nl + 1
             else
                 if blank then return nil, format("row %d: does not start with a frame number", rows + 1) end
-                local n = e - pos <= 10 and digits(byte(buf, pos, e - 1))
-                if not n or n <= last then
-                    return nil, format(
-                        "row %d: frame %s does not follow frame %d (rows must be in increasing frame order)",
-                        rows + 1, sub(buf, pos, e - 1), last)
-                end
-                local nxt, flag
-                if q > nl then
-                    nxt = nl + 1
-                    local c1, c2, c3, c4, c5 = byte(buf, nl - 5, nl - 1)
-                    flag = (c1 == 44 and c2 == 44 and c3 == 44 and c4 == 44 and c5 == 44) and 1 or 2
-                    if flag == 2 then
-                        local events = match(buf, EVENTS_FIELD, pos)
-                        if events then
-                            local quiet = quiet_memo[events]
-                            if quiet == nil then
-                                quiet = all_quiet(events)
-                                if memo_size < MAX_QUIET_MEMO then
-                                    memo_size = memo_size + 1
-                                    quiet_memo[events] = quiet
-                                end
-                            end
-                            if quiet then flag = 4 end
-                        end
-                    end
-                else
+                local n, nxt, flag
+                if layout then
                     -- a quote in this row: its line end is the first one outside quotes
-                    local en, in_quote = row_end(buf, pos)
+                    local en, in_quote = nl, false
+                    if q <= nl then en, in_quote = row_end(buf, pos) end
                     if en then
+                        n, flag = layout_row(buf, pos, en, layout, quiet_of)
+                        if not n then return nil, format("row %d: its frame field is not a frame number", rows + 1) end
+                        if n <= last then return nil, out_of_order(rows + 1, n, last) end
                         nxt = en + 1
-                        flag = 3
-                        q = find(buf, '"', nxt, true) or NONE
+                        if q <= nl then
+                            flag = 3
+                            q = find(buf, '"', nxt, true) or NONE
+                        end
                     elseif eof then
                         if in_quote then
-                            return nil, format("truncated: row %d (frame %d) has an unterminated quoted field",
-                                rows + 1, n)
+                            return nil, format("truncated: row %d has an unterminated quoted field", rows + 1)
                         end
-                        return nil, format("truncated: row %d (frame %d) has no line end", rows + 1, n)
+                        return nil, format("truncated: row %d has no line end", rows + 1)
+                    end
+                else
+                    local _, e = find(buf, "^%d+,", pos)
+                    if not e then return nil, format("row %d: does not start with a frame number", rows + 1) end
+                    n = e - pos <= 10 and digits(byte(buf, pos, e - 1))
+                    if not n or n <= last then return nil, out_of_order(rows + 1, sub(buf, pos, e - 1), last) end
+                    if q > nl then
+                        nxt = nl + 1
+                        local c1, c2, c3, c4, c5 = byte(buf, nl - 5, nl - 1)
+                        flag = (c1 == 44 and c2 == 44 and c3 == 44 and c4 == 44 and c5 == 44) and 1 or 2
+                        if flag == 2 then
+                            local events = match(buf, EVENTS_FIELD, pos)
+                            if events and quiet_of(events) then flag = 4 end
+                        end
+                    else
+                        -- a quote in this row: its line end is the first one outside quotes
+                        local en, in_quote = row_end(buf, pos)
+                        if en then
+                            nxt = en + 1
+                            flag = 3
+                            q = find(buf, '"', nxt, true) or NONE
+                        elseif eof then
+                            if in_quote then
+                                return nil, format("truncated: row %d (frame %d) has an unterminated quoted field",
+                                    rows + 1, n)
+                            end
+                            return nil, format("truncated: row %d (frame %d) has no line end", rows + 1, n)
+                        end
                     end
                 end
                 if nxt then
@@ -524,7 +652,7 @@ local function build_index(fh, size)
     end
     np = np + 1
     parts[np] = char(unpack(fb, 1, nb))
-    return concat(parts), blocks, rows, last, direct
+    return concat(parts), blocks, rows, last, direct, layout
 end
 
 local function load_sidecar()
@@ -537,7 +665,7 @@ local function load_sidecar()
     else
         why = "not a regular file (a FIFO, a device or a folder is never read)"
     end
-    local flags, blocks, rows, last, direct
+    local flags, blocks, rows, last, direct, layout
     local size = fh and fh:seek("end")
     if fh and not (size and fh:seek("set", 0)) then
         fh:close()
@@ -545,7 +673,7 @@ local function load_sidecar()
     end
     if fh then
         local ok
-        ok, flags, blocks, rows, last, direct = pcall(build_index, fh, size)
+        ok, flags, blocks, rows, last, direct, layout = pcall(build_index, fh, size)
         if not ok then
             why, flags = flags, nil
             fh:close()
@@ -566,7 +694,7 @@ local function load_sidecar()
         return
     end
     state.fh, state.flags, state.blocks, state.rows, state.last = fh, flags, blocks, rows, last
-    state.direct = direct
+    state.direct, state.layout = direct, layout
     collectgarbage()
 end
 
@@ -578,9 +706,13 @@ end
 -- checked line), so the collector has one entry per connection to walk.
 ---------------------------------------------------------------------------
 
+-- Its columns, read by name like the segments' (column_positions); each
+-- line is kept in this order. Sidecars written before the tunnel column
+-- lack it: their lines get an empty one.
 local CONNS_HEADER = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel"
--- Sidecars written before the tunnel column: their lines get an empty one.
-local CONNS_HEADER_NO_TUNNEL = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes"
+local CONNS_COLUMNS = {}
+for name in gmatch(CONNS_HEADER, "[^,]+") do CONNS_COLUMNS[#CONNS_COLUMNS + 1] = name end
+local CONNS_REQUIRED = { unpack(CONNS_COLUMNS, 1, #CONNS_COLUMNS - 1) } -- all but tunnel
 local CONN_LINE = "^(%d+),([%w%.:%[%]%%_-]+),([%w%.:%[%]%%_-]+),([a-z-]+),([a-z]+),([%w_>|-]*),([%w_>|-]*),"
     .. "(%d+),(%d+),([a-z0-9;-]*),([%w%.:=<>/ %%-]*)$"
 local MAX_CONN_LINE = 1024
@@ -608,22 +740,42 @@ local function load_connections()
     end
     fh = io.open(path, "rb")
     if not fh then return end
-    local header = fh:read("*l")
+    local first = fh:read(MAX_HEADER + 2)
+    local raw = first and match(first, "^([^\n]*)\n")
+    local header = raw
     if header and byte(header, -1) == 13 then header = sub(header, 1, -2) end
-    if header ~= CONNS_HEADER and header ~= CONNS_HEADER_NO_TUNNEL then
+    local pos, ncols
+    if header then pos, ncols = column_positions(header, CONNS_COLUMNS, CONNS_REQUIRED) end
+    if not pos then
         fh:close()
-        state.conns_err = "wrong header line in " .. path
+        state.conns_err = format("%s in %s", ncols or "no header line", path)
         return
     end
-    local no_tunnel = header == CONNS_HEADER_NO_TUNNEL
+    -- nil: the columns of CONNS_HEADER in its order, lines kept as they are
+    local at
+    if header ~= CONNS_HEADER then
+        at = {}
+        for k, name in ipairs(CONNS_COLUMNS) do at[k] = pos[name] or false end
+    end
+    fh:seek("set", #raw + 1)
     local conns, bad, first_bad = {}, 0, nil
     local n = 0
     for line in fh:lines() do
         n = n + 1
         if byte(line, -1) == 13 then line = sub(line, 1, -2) end
-        if no_tunnel and line ~= "" then line = line .. "," end
+        if at and line ~= "" and #line <= MAX_CONN_LINE then
+            -- into CONNS_HEADER's order (no field needs quoting)
+            local fields, k = {}, 0
+            for f in gmatch(line .. ",", "([^,]*),") do
+                k = k + 1
+                fields[k] = f
+            end
+            local ordered = {}
+            for i, c in ipairs(at) do ordered[i] = c and fields[c] or "" end
+            line = k == ncols and concat(ordered, ",") or nil -- nil: a wrong number of fields
+        end
         local id, client, server, outcome, closer, ccalls, scalls, first, last
-        if #line <= MAX_CONN_LINE then
+        if line and #line <= MAX_CONN_LINE then
             id, client, server, outcome, closer, ccalls, scalls, first, last = match(line, CONN_LINE)
         end
         if id and #id <= 10 and tonumber(id) <= 4294967295 and OUTCOMES[outcome] and CLOSERS[closer]
@@ -658,60 +810,6 @@ local function connection_of(conn, src, dst)
         return nil
     end
     return client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
-end
-
----------------------------------------------------------------------------
--- Related frames, both ways. A row's `related` names an earlier frame; the
--- kind of link follows from the row's events. The way back (from the
--- earlier frame to the rows naming it) is found by one pass over the
--- sidecar the first time a tree is shown, so plain `tshark -r` never pays.
----------------------------------------------------------------------------
-
--- The link's kind, forward and backward, from the linking row's events.
-local RELATIONS = {
-    { "rst-refused", "refuses this SYN", "refused by the RST" },
-    { "rst-after-close", "RST answering this data", "answered by an RST" },
-    { "rst-abort", "RST answering this segment", "answered by an RST" },
-    { "rst-stray", "RST answering this segment", "answered by an RST" },
-    { "rst-ignored", "RST answering this segment", "answered by an RST" },
-    { "rst-forged", "RST answering this segment", "answered by an RST" },
-    { "fin-retransmit", "retransmits this FIN", "FIN retransmitted" },
-    { "data-to-closed", "data sent after this FIN", "FIN followed by data" },
-    { "fin-acked", "acknowledges this FIN", "FIN acknowledged" },
-    { "syn-ack", "accepts this SYN", "SYN accepted" },
-}
-local function relation_of(events)
-    for _, r in ipairs(RELATIONS) do
-        if find(";" .. events .. ";", ";" .. r[1] .. ";", 1, true) then return r[2], r[3] end
-    end
-    return "related", "related"
-end
-
--- frame -> "later,later2" (the rows naming it, in order); built once.
-local ROW_START = "^%d+,%d+%.%d+,"
-local ROW_EVENTS = "^(%d+),[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,([a-z0-9;-]*),"
-local function back_links()
-    if state.back then return state.back end
-    local back = {}
-    state.back = back
-    local fh = state.path and io.open(state.path, "rb")
-    if not fh then return back end
-    local budget = state.rows + 1 -- never more lines than the index counted rows
-    for line in fh:lines() do
-        budget = budget - 1
-        if budget < 0 then break end
-        local rel = match(line, ",(%d+)\r?$")
-        if rel and #rel <= 10 and find(line, ROW_START) then
-            local frame, events = match(line, ROW_EVENTS)
-            if frame then
-                local r = tonumber(rel)
-                local entry = frame .. ":" .. events
-                back[r] = back[r] and (back[r] .. " " .. entry) or entry
-            end
-        end
-    end
-    fh:close()
-    return back
 end
 
 ---------------------------------------------------------------------------
@@ -828,12 +926,14 @@ end
 -- On-demand row parsing and checking
 ---------------------------------------------------------------------------
 
--- Parses the CSV row starting at pos. Returns the list of fields, or nil and why.
-local function parse_row(data, pos)
+-- Parses the CSV row starting at pos, of nfields fields (NFIELDS when
+-- not given). Returns the list of fields, or nil and why.
+local function parse_row(data, pos, nfields)
+    nfields = nfields or NFIELDS
     local fields, n = {}, 0
     while true do
         n = n + 1
-        if n > NFIELDS then return nil, "more than " .. NFIELDS .. " fields" end
+        if n > nfields then return nil, "more than " .. nfields .. " fields" end
         local val, c
         if byte(data, pos) == 34 then
             local parts, p = {}, pos + 1
@@ -872,8 +972,83 @@ local function parse_row(data, pos)
             return nil, "text after the closing quote of field " .. n
         end
     end
-    if n ~= NFIELDS then return nil, format("%d fields instead of %d", n, NFIELDS) end
+    if n ~= nfields then return nil, format("%d fields instead of %d", n, nfields) end
     return fields
+end
+
+-- The row at pos in the order of HEADER's columns, whatever the sidecar's
+-- layout (nil: HEADER's own); or nil and why.
+local function parse_row_as_header(data, pos, layout)
+    if not layout then return parse_row(data, pos) end
+    local raw, why = parse_row(data, pos, layout.n)
+    if not raw then return nil, why end
+    local r = {}
+    for k = 1, NFIELDS do
+        local at = layout.at[k]
+        r[k] = at and raw[at] or "0" -- only ack may be absent
+    end
+    return r
+end
+
+---------------------------------------------------------------------------
+-- Related frames, both ways. A row's `related` names an earlier frame; the
+-- kind of link follows from the row's events. The way back (from the
+-- earlier frame to the rows naming it) is found by one pass over the
+-- sidecar the first time a tree is shown, so plain `tshark -r` never pays.
+---------------------------------------------------------------------------
+
+-- The link's kind, forward and backward, from the linking row's events.
+local RELATIONS = {
+    { "rst-refused", "refuses this SYN", "refused by the RST" },
+    { "rst-after-close", "RST answering this data", "answered by an RST" },
+    { "rst-abort", "RST answering this segment", "answered by an RST" },
+    { "rst-stray", "RST answering this segment", "answered by an RST" },
+    { "rst-ignored", "RST answering this segment", "answered by an RST" },
+    { "rst-forged", "RST answering this segment", "answered by an RST" },
+    { "fin-retransmit", "retransmits this FIN", "FIN retransmitted" },
+    { "data-to-closed", "data sent after this FIN", "FIN followed by data" },
+    { "fin-acked", "acknowledges this FIN", "FIN acknowledged" },
+    { "syn-ack", "accepts this SYN", "SYN accepted" },
+}
+local function relation_of(events)
+    for _, r in ipairs(RELATIONS) do
+        if find(";" .. events .. ";", ";" .. r[1] .. ";", 1, true) then return r[2], r[3] end
+    end
+    return "related", "related"
+end
+
+-- frame -> "later,later2" (the rows naming it, in order); built once.
+local ROW_START = "^%d+,%d+%.%d+,"
+local ROW_EVENTS = "^(%d+),[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,([a-z0-9;-]*),"
+local function back_links()
+    if state.back then return state.back end
+    local back = {}
+    state.back = back
+    local fh = state.path and io.open(state.path, "rb")
+    if not fh then return back end
+    local budget = state.rows + 1 -- never more lines than the index counted rows
+    local layout = state.layout
+    for line in fh:lines() do
+        budget = budget - 1
+        if budget < 0 then break end
+        local frame, events, rel
+        if layout then
+            local r = parse_row_as_header(line, 1, layout)
+            if r and find(r[1], "^%d+$") and find(r[12], "^[a-z0-9;-]*$") and find(r[16], "^%d+$") then
+                frame, events, rel = r[1], r[12], r[16]
+            end
+        else
+            rel = match(line, ",(%d+)\r?$")
+            if rel and find(line, ROW_START) then frame, events = match(line, ROW_EVENTS) end
+        end
+        if frame and #rel <= 10 then
+            local r = tonumber(rel)
+            local entry = frame .. ":" .. events
+            back[r] = back[r] and (back[r] .. " " .. entry) or entry
+        end
+    end
+    fh:close()
+    return back
 end
 
 local function valid_text(s)
@@ -1258,11 +1433,12 @@ function tcpshut.dissector(tvb, pinfo, tree)
 
     local w, pos = row_at(off, false)
     local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len
-    if w then
+    if w and not state.layout then
         ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len = fast_row(w, pos)
     end
     if not ts_s then
-        -- the slow path: the whole row, field by field, with a reason if it is bad
+        -- the slow path (every row of a sidecar whose header is not HEADER):
+        -- the whole row, field by field, with a reason if it is bad
         w, pos = row_at(off, true)
         if not w then
             tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
@@ -1270,7 +1446,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
                 num, state.path))
             return
         end
-        local r, why = parse_row(w, pos)
+        local r, why = parse_row_as_header(w, pos, state.layout)
         if r then
             local ok
             ok, why = check_row(r)

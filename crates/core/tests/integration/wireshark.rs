@@ -1067,9 +1067,9 @@ fn truncated_or_misshapen_sidecars_give_one_error(ws: Wireshark) {
             "truncated",
         ),
         (
-            "wrong header",
+            "a column missing",
             full.replacen("frame,ts", "frame,time", 1),
-            "wrong header",
+            "missing column ts in the header line",
         ),
         ("empty file", String::new(), "empty"),
         (
@@ -1092,6 +1092,111 @@ fn truncated_or_misshapen_sidecars_give_one_error(ws: Wireshark) {
             "{what}: {errs:?}"
         );
     }
+}
+
+/// `tshark -n -r CAPTURE` with the installed plugin's sidecar beside it:
+/// the packet list, Info tags included (no tree: the plugin's fast path).
+fn packet_list(sb: &Sandbox, cap: &Path) -> String {
+    let out = sb.tshark().args(["-n", "-r"]).arg(cap).output().unwrap();
+    assert_no_lua_error("tshark -r", &out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A CSV with its columns in reverse order and a column `future` (holding
+/// `value`) second; without the column `drop` when given.
+fn relaid_csv(text: &str, value: &str, drop: Option<&str>) -> String {
+    let rows = parse_csv(text);
+    let dropped = drop.map(|d| rows[0].iter().position(|c| c == d).unwrap());
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut fields: Vec<String> = row
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| Some(*k) != dropped)
+                .map(|(_, f)| csv_field(f))
+                .rev()
+                .collect();
+            let extra = if i == 0 { "future" } else { value };
+            fields.insert(1, csv_field(extra));
+            fields.join(",") + "\n"
+        })
+        .collect()
+}
+
+/// Both sidecars are read by their columns' names (docs/sidecar.md): in
+/// another order and with a column the plugin does not know, every frame
+/// shows what it shows with the sidecars as tcpshut wrote them, in the
+/// tree and in the packet list; without a column the plugin uses, the
+/// sidecar is refused once, naming the column and the file.
+fn sidecar_columns_are_read_by_name(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let out = sb.tcpshut(&["wireshark", "install"]);
+    assert!(out.status.success(), "{ws:?}: {out:?}");
+    let name = "port-reuse.pcap";
+    let cap = sb.path(name);
+    std::fs::copy(repo_root().join("testdata").join(name), &cap).unwrap();
+    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let side = sb.path(&format!("{name}.tcpshut.csv"));
+    let conns = sb.path(&format!("{name}.tcpshut.connections.csv"));
+    let (rows, records) = (
+        std::fs::read_to_string(&side).unwrap(),
+        std::fs::read_to_string(&conns).unwrap(),
+    );
+    let fields = [
+        FIELDS,
+        &["tcpshut.related_by", "tcpshut.tunnel", "_ws.col.Info"],
+    ]
+    .concat();
+    let tree = sb.dissect(&cap, &[], &fields);
+    let list = packet_list(&sb, &cap);
+    assert!(
+        tree.iter().any(|d| !one(d, "tcpshut.calls").is_empty())
+            && tree.iter().all(|d| !one(d, "tcpshut.outcome").is_empty())
+            && list.contains("[FIN "),
+        "{ws:?}: {tree:?} {list}"
+    );
+
+    // The segments' extra values hold a comma and quotes (CSV quoting);
+    // no connections field needs quoting.
+    std::fs::write(&side, relaid_csv(&rows, "x,\"y\"", None)).unwrap();
+    std::fs::write(&conns, relaid_csv(&records, "x", None)).unwrap();
+    assert_eq!(sb.dissect(&cap, &[], &fields), tree, "{ws:?}: relaid");
+    assert_eq!(packet_list(&sb, &cap), list, "{ws:?}: relaid");
+
+    std::fs::write(&side, relaid_csv(&rows, "x", Some("events"))).unwrap();
+    let frames = sb.dissect(&cap, &[], FIELDS);
+    only_one_error(
+        &format!("{ws:?}: no events"),
+        &frames,
+        &format!(
+            "malformed sidecar: missing column events in the header line; no annotations shown (sidecar {}",
+            side.display()
+        ),
+    );
+
+    std::fs::write(&side, &rows).unwrap();
+    std::fs::write(&conns, relaid_csv(&records, "x", Some("outcome"))).unwrap();
+    let frames = sb.dissect(&cap, &[], FIELDS);
+    let warnings: Vec<String> = frames
+        .iter()
+        .flat_map(tcpshut_experts)
+        .filter(|m| m.contains("connections sidecar"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "tcpshut: the connections sidecar cannot be used: missing column outcome in the header line in {}; \
+             connection fields are not shown where it fails",
+            conns.display()
+        )],
+        "{ws:?}"
+    );
+    assert!(
+        frames.iter().all(|d| one(d, "tcpshut.outcome").is_empty())
+            && frames.iter().any(|d| !one(d, "tcpshut.events").is_empty()),
+        "{ws:?}: {frames:?}"
+    );
 }
 
 fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row(ws: Wireshark) {
@@ -1758,7 +1863,10 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
             text.replacen("10.77.0.2:5000", "10.9.9.9:5000", 1),
             "connection 0 is 10.77.0.1:40000 > 10.9.9.9:5000 there",
         ),
-        (format!("{header},extra\n"), "wrong header line"),
+        (
+            text.replacen(",closer,", ",closed,", 1),
+            "missing column closer in the header line in ",
+        ),
     ] {
         std::fs::write(&conns, &bad).unwrap();
         let frames = sb.dissect(&sb.path("data-after-close.pcap"), &[], FIELDS);
@@ -2564,6 +2672,7 @@ in_every_wireshark!(
     profile_column_and_installed_plugin_find_sidecar_beside_capture,
     sidecar_of_another_capture_does_not_match,
     truncated_or_misshapen_sidecars_give_one_error,
+    sidecar_columns_are_read_by_name,
     hostile_and_malformed_rows_are_data_and_rejected_row_by_row,
     testdata_captures_match_their_sidecars
 );
