@@ -1853,7 +1853,6 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
     // endpoints are not its rows', is not shown, and one warning says so.
     let conns = sb.path("data-after-close.pcap.tcpshut.connections.csv");
     let text = std::fs::read_to_string(&conns).unwrap();
-    let header = text.lines().next().unwrap();
     for (bad, needle) in [
         (
             text.replacen(",reset,", ",exploded,", 1),
