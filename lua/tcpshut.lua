@@ -276,10 +276,10 @@ end
 ---------------------------------------------------------------------------
 
 -- The 1-based position of each column of names (a list) in the header
--- line, and the number of columns; or nil and why: a column of required
+-- line, and the number of columns; or nil and why: a column of needed
 -- missing (all of them named), one of names twice, a quote (column names
 -- are plain), more than MAX_COLUMNS columns or MAX_HEADER bytes.
-local function column_positions(header, names, required)
+local function column_positions(header, names, needed)
     if #header > MAX_HEADER then return nil, format("header line longer than %d bytes", MAX_HEADER) end
     if find(header, '"', 1, true) then return nil, "quote in the header line" end
     local wanted = {}
@@ -294,7 +294,7 @@ local function column_positions(header, names, required)
         end
     end
     local missing = {}
-    for _, name in ipairs(required) do
+    for _, name in ipairs(needed) do
         if not pos[name] then missing[#missing + 1] = name end
     end
     if #missing > 0 then
@@ -306,15 +306,15 @@ end
 local COLUMNS = {} -- the segments' columns, in HEADER's order
 for name in gmatch(HEADER, "[^,]+") do COLUMNS[#COLUMNS + 1] = name end
 -- Every column but ack (never shown nor compared: a sidecar without it reads as 0).
-local REQUIRED = {}
+local NEEDED = {}
 for _, name in ipairs(COLUMNS) do
-    if name ~= "ack" then REQUIRED[#REQUIRED + 1] = name end
+    if name ~= "ack" then NEEDED[#NEEDED + 1] = name end
 end
 
 -- The layout of a sidecar whose header is not HEADER: n columns, and for
 -- each of COLUMNS (by its index there) its position in the row, or nil.
 local function segment_layout(header)
-    local pos, n = column_positions(header, COLUMNS, REQUIRED)
+    local pos, n = column_positions(header, COLUMNS, NEEDED)
     if not pos then return nil, n end
     local at, shown = {}, {}
     for k, name in ipairs(COLUMNS) do at[k] = pos[name] end
@@ -712,7 +712,7 @@ end
 local CONNS_HEADER = "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel"
 local CONNS_COLUMNS = {}
 for name in gmatch(CONNS_HEADER, "[^,]+") do CONNS_COLUMNS[#CONNS_COLUMNS + 1] = name end
-local CONNS_REQUIRED = { unpack(CONNS_COLUMNS, 1, #CONNS_COLUMNS - 1) } -- all but tunnel
+local CONNS_NEEDED = { unpack(CONNS_COLUMNS, 1, #CONNS_COLUMNS - 1) } -- all but tunnel
 local CONN_LINE = "^(%d+),([%w%.:%[%]%%_-]+),([%w%.:%[%]%%_-]+),([a-z-]+),([a-z]+),([%w_>|-]*),([%w_>|-]*),"
     .. "(%d+),(%d+),([a-z0-9;-]*),([%w%.:=<>/ %%-]*)$"
 local MAX_CONN_LINE = 1024
@@ -745,7 +745,7 @@ local function load_connections()
     local header = raw
     if header and byte(header, -1) == 13 then header = sub(header, 1, -2) end
     local pos, ncols
-    if header then pos, ncols = column_positions(header, CONNS_COLUMNS, CONNS_REQUIRED) end
+    if header then pos, ncols = column_positions(header, CONNS_COLUMNS, CONNS_NEEDED) end
     if not pos then
         fh:close()
         state.conns_err = format("%s in %s", ncols or "no header line", path)
