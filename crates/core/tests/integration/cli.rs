@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::{tcpshut, testdata, testdata_captures};
+use crate::util::{strings, tcpshut, testdata, testdata_captures};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -74,12 +74,7 @@ fn annotate_writes_the_connections_sidecar_beside_the_csv() {
         assert_eq!(f[4], c["closer"].as_str().unwrap());
         assert_eq!(f[7], c["first_frame"].to_string());
         assert_eq!(f[8], c["last_frame"].to_string());
-        let notes: Vec<&str> = c["notes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_str().unwrap())
-            .collect();
+        let notes = strings(&c["notes"]);
         assert_eq!(f[9], notes.join(";"));
         assert_eq!(f[10], "", "no tunnel");
     }

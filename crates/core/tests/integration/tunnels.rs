@@ -1,7 +1,7 @@
 //! Tunnels on the command line: `--vxlan-port` and kin, and the tunnel
 //! in `summary`'s table.
 
-use crate::util::{tcpshut, testdata};
+use crate::util::{strings, tcpshut, testdata};
 
 #[path = "../../../engine/tests/tunnels/wrap.rs"]
 mod wrap;
@@ -88,12 +88,7 @@ fn tunnel_text(layers: &serde_json::Value) -> String {
                     text.push_str(&format!(" {key}={value}"));
                 }
             }
-            let ends: Vec<&str> = layer["endpoints"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e.as_str().unwrap())
-                .collect();
+            let ends = strings(&layer["endpoints"]);
             format!("{text} {}", ends.join("<>"))
         })
         .collect();

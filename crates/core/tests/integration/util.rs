@@ -23,8 +23,14 @@ pub fn testdata() -> PathBuf {
 
 /// Every capture in `testdata/`, sorted.
 pub fn testdata_captures() -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(testdata())
-        .expect("testdata exists")
+    captures_in(&testdata())
+}
+
+/// The `.pcap` and `.pcapng` files directly in `dir`, sorted; fails on an
+/// empty folder (a test over none would prove nothing).
+pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| {
             matches!(
@@ -34,7 +40,7 @@ pub fn testdata_captures() -> Vec<PathBuf> {
         })
         .collect();
     all.sort();
-    assert!(!all.is_empty(), "testdata holds captures");
+    assert!(!all.is_empty(), "{} holds captures", dir.display());
     all
 }
 
@@ -186,4 +192,14 @@ pub fn assert_no_lua_error(what: &str, out: &Output) {
         "{what}: exit {:?}\n{stderr}",
         out.status
     );
+}
+
+/// A JSON array of strings as `&str`s (panics on anything else: the
+/// document is the one under test).
+pub fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")))
+        .collect()
 }

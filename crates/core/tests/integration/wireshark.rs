@@ -4,7 +4,7 @@
 //! into (or from) the real user configuration.
 
 use crate::util::{
-    assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, testdata_captures,
+    assert_no_lua_error, csv_field, parse_csv, repo_root, require_tool, strings, testdata_captures,
     write_pcap, Frame,
 };
 use std::collections::BTreeMap;
@@ -196,6 +196,33 @@ struct Sandbox {
 }
 
 impl Sandbox {
+    /// A sandbox with the plugin and the profile installed by `tcpshut
+    /// wireshark install`, as a user would.
+    fn installed(ws: Wireshark) -> Sandbox {
+        let sb = Sandbox::new(ws);
+        let out = sb.tcpshut(&["wireshark", "install"]);
+        assert!(
+            out.status.success(),
+            "{ws:?}: tcpshut wireshark install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sb
+    }
+
+    /// `tshark -z tcpshut,conns` on the capture `name` in the sandbox:
+    /// the plugin's connections table, with no Lua error.
+    fn connections_table(&self, name: &str) -> String {
+        let out = self
+            .tshark()
+            .args(["-q", "-n", "-r"])
+            .arg(self.path(name))
+            .args(["-z", "tcpshut,conns"])
+            .output()
+            .unwrap();
+        assert_no_lua_error(name, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn new(ws: Wireshark) -> Sandbox {
         if ws == Wireshark::V4_0 {
             require_tool("tshark", "Wireshark plugin tests");
@@ -1130,9 +1157,7 @@ fn relaid_csv(text: &str, value: &str, drop: Option<&str>) -> String {
 /// tree and in the packet list; without a column the plugin uses, the
 /// sidecar is refused once, naming the column and the file.
 fn sidecar_columns_are_read_by_name(ws: Wireshark) {
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(out.status.success(), "{ws:?}: {out:?}");
+    let sb = Sandbox::installed(ws);
     let name = "port-reuse.pcap";
     let cap = sb.path(name);
     std::fs::copy(repo_root().join("testdata").join(name), &cap).unwrap();
@@ -1248,13 +1273,7 @@ fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row(ws: Wireshark) {
 /// `tshark -r CAPTURE` (no -X, no -o) shows exactly the sidecar's rows.
 fn testdata_captures_match_their_sidecars(ws: Wireshark) {
     let captures = testdata_captures();
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{ws:?}: tcpshut wireshark install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sb = Sandbox::installed(ws);
     // Three tsharks at a time: most of each run is tshark starting up.
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -1289,13 +1308,7 @@ fn testdata_captures_match_their_sidecars(ws: Wireshark) {
 /// recording gives it (ids and verdicts are the series').
 fn series_files_match_their_own_sidecars(ws: Wireshark) {
     crate::util::require_tool("editcap", "splits a recording into a series");
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sb = Sandbox::installed(ws);
     let whole = crate::util::testdata().join("report-mix/mix.pcap");
     std::fs::copy(&whole, sb.path("whole.pcap")).unwrap();
     let status = Command::new("editcap")
@@ -1379,13 +1392,7 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
 /// Wireshark shows it; re-annotating keeps an existing sidecar's mode.
 fn sidecars_of_another_user_are_shown(ws: Wireshark) {
     use std::os::unix::fs::PermissionsExt;
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sb = Sandbox::installed(ws);
     let cap = sb.path("refused.pcap");
     std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
     let side = sb.path("refused.pcap.tcpshut.csv");
@@ -1565,14 +1572,7 @@ fn json_connections(sb: &Sandbox, name: &str) -> BTreeMap<String, [String; 6]> {
             .as_array()
             .unwrap()
             .iter()
-            .map(|step| {
-                step.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.as_str().unwrap())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
+            .map(|step| strings(step).join("|"))
             .collect::<Vec<_>>()
             .join(">")
     };
@@ -1648,13 +1648,7 @@ fn assert_connection_fields(sb: &Sandbox, what: &str, name: &str, frames: &[Diss
 /// (`tcpshut.outcome == "reset"`, one item per call so `shut_rd` is not
 /// `shut_rdwr`), and a connections sidecar that cannot be trusted.
 fn info_tag_and_connection_filters(ws: Wireshark) {
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sb = Sandbox::installed(ws);
     for name in [
         "data-after-close.pcap",
         "shut_rd-client-first.pcap",
@@ -1807,15 +1801,7 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
             std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
             assert!(sb.tcpshut(&["annotate", name]).status.success());
         }
-        let out = sb
-            .tshark()
-            .args(["-q", "-n", "-r"])
-            .arg(sb.path(name))
-            .args(["-z", "tcpshut,conns"])
-            .output()
-            .unwrap();
-        assert_no_lua_error(name, &out);
-        let table = String::from_utf8_lossy(&out.stdout);
+        let table = sb.connections_table(name);
         let conns = json_connections(&sb, name);
         let rows: Vec<&str> = table
             .lines()
@@ -1929,13 +1915,7 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
 /// the teardown's frames by event and severity (tshark applies them with
 /// `--color`), ahead of Wireshark's own "TCP RST" and "Bad TCP".
 fn colouring_rules_mark_teardown_frames(ws: Wireshark) {
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sb = Sandbox::installed(ws);
     let rules = |name: &str| -> BTreeMap<String, String> {
         std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
         let out = sb.tcpshut(&["annotate", name]);
@@ -2062,9 +2042,7 @@ fn no_sidecar_note_once_in_tshark(ws: Wireshark) {
 /// frame's pair, and the connections table's streams and its (shared) and
 /// (split) marks, follow from the frames.
 fn conn_and_tcp_stream_differ_where_expected(ws: Wireshark) {
-    let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
-    assert!(out.status.success(), "{out:?}");
+    let sb = Sandbox::installed(ws);
     // (capture, connections expected in one stream, connection expected in two streams)
     let retried: &[u32] = if ws == Wireshark::V4_0 {
         &[0, 1, 2]
@@ -2117,15 +2095,7 @@ fn conn_and_tcp_stream_differ_where_expected(ws: Wireshark) {
                 "{ws:?} {name}: {streams_of:?}"
             );
         }
-        let out = sb
-            .tshark()
-            .args(["-q", "-n", "-r"])
-            .arg(sb.path(name))
-            .args(["-z", "tcpshut,conns"])
-            .output()
-            .unwrap();
-        assert_no_lua_error(name, &out);
-        let table = String::from_utf8_lossy(&out.stdout);
+        let table = sb.connections_table(name);
         for (conn, streams) in &streams_of {
             let row = table
                 .lines()
@@ -2190,13 +2160,7 @@ fn pinned_sidecar_applies_to_its_own_capture_only(ws: Wireshark) {
 /// (a state LISTEN, a severity critical, a ts with 6 decimals) rejected.
 fn fields_filters_and_the_contract(ws: Wireshark) {
     // -G must come first, so the plugin is installed (in a sandbox of its own)
-    let installed = Sandbox::new(ws);
-    let out = installed.tcpshut(&["wireshark", "install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let installed = Sandbox::installed(ws);
     let out = installed.tshark().args(["-G", "fields"]).output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     let ours: Vec<&str> = listing

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use crate::util::{repo_root, require_tool, tcpshut, testdata_captures};
+use crate::util::{captures_in, repo_root, require_tool, strings, tcpshut, testdata_captures};
 
 /// A Zeek ASCII log as its header describes it.
 struct ZeekLog {
@@ -381,12 +381,7 @@ fn rst_causes_idle_resets_and_rst_origins_are_the_jsons() {
                 (Some(got), Some(want)) => assert!((got - want).abs() < 1e-6, "{what}"),
                 (got, want) => assert_eq!(got, want, "{what}"),
             }
-            let notes: Vec<&str> = c["notes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n.as_str().unwrap())
-                .collect();
+            let notes = strings(&c["notes"]);
             assert_eq!(row["tcpshut.notes"], notes.join(","), "{what}");
             // The report lists the client first.
             let orig_is_client = row["tcpshut.orig_side"] == "client";
@@ -493,18 +488,7 @@ fn ip_bytes_are_the_ip_lengths_tshark_reads() {
 fn missed_bytes_go_with_the_gap_letter() {
     let corpus = repo_root().join("testdata/third-party");
     let (mut with_gap, mut lines) = (0, 0);
-    let mut captures: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    captures.sort();
-    for capture in captures {
+    for capture in captures_in(&corpus) {
         let log = read_zeek_log(&run(&capture, "zeek"));
         for row in &log.rows {
             let history = row.get("history").map_or("", String::as_str);
