@@ -454,6 +454,11 @@ fn verify_one(sc: &Scenario, ipv6: bool, dir: &Path) -> Verified {
                 kept: None,
             };
         }
+        if attempt < ATTEMPTS {
+            // A pause that grows: the load spike that stretched a timer
+            // (a FIN retransmitted, three FINs where two were due) passes.
+            std::thread::sleep(Duration::from_secs(attempt as u64));
+        }
     }
     let kept = dir.join(format!(
         "{}{}.pcap",
