@@ -702,7 +702,10 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let mut csv_bytes = 0;
         for (name, tool) in formats.iter().zip(&format_tools) {
             remove_sidecars(&cap.path)?;
-            let status = (tool.command)(&cap.path).status()?;
+            // Its summary on standard output is not the benchmark's report.
+            let status = (tool.command)(&cap.path)
+                .stdout(std::process::Stdio::null())
+                .status()?;
             if !status.success() {
                 bail!("{} failed: {status}", tool.name);
             }
