@@ -544,23 +544,15 @@ mod tests {
 
     /// Endpoint 0 is the client, 1 the server; `us` is capture time.
     fn seg(us: i64, flags: u8, seq: u32, ack: u32, len: u32, ttl: u8) -> Segment<'static> {
-        static DATA: [u8; 100] = [0; 100];
+        let (src, dst) = (
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
         Segment {
-            frame: 1,
             ts: Timestamp {
                 secs: us / 1_000_000,
                 nanos: (us % 1_000_000) as u32 * 1000,
             },
-            src: "10.0.0.1:40000".parse().unwrap(),
-            dst: "10.0.0.2:80".parse().unwrap(),
-            seq,
-            ack,
-            flags: TcpFlags(flags),
-            window: 1000,
-            payload_len: len,
-            payload: &DATA[..len as usize],
-            options: Default::default(),
-            checksum_ok: Some(true),
             // IPv4, with Linux's ID 0 (never a sign).
             marks: SenderMarks {
                 ttl,
@@ -569,8 +561,7 @@ mod tests {
                 tcp_header_len: 20,
                 ip_len: 40 + len,
             },
-            tunnel: None,
-            reassembled: false,
+            ..Segment::for_test(src, dst, flags, seq, ack, len)
         }
     }
 

@@ -255,6 +255,41 @@ impl Segment<'_> {
 }
 
 #[cfg(test)]
+impl Segment<'static> {
+    /// A whole segment for the engine's unit tests: frame 1 at time 0,
+    /// `len` zero bytes of payload all captured, a valid checksum, no
+    /// options, marks or tunnel; tests set what else they need with
+    /// `Segment { .., ..Segment::for_test(..) }`.
+    pub(crate) fn for_test(
+        src: SocketAddr,
+        dst: SocketAddr,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        len: u32,
+    ) -> Self {
+        static DATA: [u8; 1500] = [0; 1500];
+        Segment {
+            frame: 1,
+            ts: Timestamp::default(),
+            src,
+            dst,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 1000,
+            payload_len: len,
+            payload: &DATA[..len as usize],
+            options: Default::default(),
+            checksum_ok: Some(true),
+            marks: Default::default(),
+            tunnel: None,
+            reassembled: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -7,25 +7,15 @@ const A: &str = "10.0.0.1:40000";
 const B: &str = "10.0.0.2:80";
 
 fn seg(from_a: bool, flags: u8, seq: u32, ack: u32, len: u32) -> Segment<'static> {
-    static DATA: [u8; 1500] = [0; 1500];
     let (src, dst) = if from_a { (A, B) } else { (B, A) };
-    Segment {
-        frame: 1,
-        ts: Timestamp::default(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
+    Segment::for_test(
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+        flags,
         seq,
         ack,
-        flags: TcpFlags(flags),
-        window: 1000,
-        payload_len: len,
-        payload: &DATA[..len as usize],
-        options: Default::default(),
-        checksum_ok: Some(true),
-        marks: Default::default(),
-        tunnel: Default::default(),
-        reassembled: false,
-    }
+        len,
+    )
 }
 
 const S: u8 = TcpFlags::SYN;
