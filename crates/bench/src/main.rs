@@ -118,8 +118,9 @@ enum Part {
     /// time, memory and the size of what each writes.
     Formats,
     /// The Wireshark plugin on the smallest capture: tshark with the
-    /// plugin and its sidecar, with the plugin and no sidecar, and
-    /// Wireshark (Xvfb) opening it until idle, each against without.
+    /// plugin and its sidecar (`-r`, `-T fields`, `-z expert`), with the
+    /// plugin and no sidecar, and Wireshark (Xvfb) with the `tcpshut`
+    /// profile opening it until idle, each against without.
     Plugin,
 }
 

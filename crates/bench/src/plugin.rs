@@ -3,19 +3,24 @@
 //! run (the runs of each pair alternate, so both see the same load), after
 //! checking that the plugin really annotates the capture.
 //!
-//! Three targets, as CPU-time ratios (user + system of the one process;
+//! The targets, as CPU-time ratios (user + system of the one process;
 //! the machine is shared, so wall times mostly measure the wait for a core):
-//! - `tshark -n -r CAPTURE` with the plugin and the sidecar beside the
-//!   capture: at most 1.15;
+//! - tshark with the plugin and the sidecar beside the capture, as `-n -r
+//!   CAPTURE`, `-T fields -e frame.number` and `-q -z expert`: at most
+//!   1.15 each;
 //! - Wireshark (the Qt GUI, under Xvfb) opening the capture and going
-//!   idle, with the plugin and the sidecar: at most 1.3;
+//!   idle, with the plugin, the sidecar and the `tcpshut` profile (its
+//!   Shutdown column and colouring rules), against Wireshark with neither
+//!   plugin nor profile: at most 1.3;
 //! - `tshark -n -r CAPTURE` with the plugin and no sidecar anywhere: at
 //!   most 1.02.
 //!
-//! The plugin is loaded with `-X lua_script:` from the source tree and
-//! finds the sidecar beside the capture, as an installed plugin does. Both
-//! programs run with a private, empty HOME (no personal plugins, profiles
-//! or preferences).
+//! This is the one place that measures the plugin (it replaced
+//! `scripts/bench-wireshark.py`). The plugin is loaded with `-X
+//! lua_script:` from the source tree and finds the sidecar beside the
+//! capture, as an installed plugin does. Both programs run with a private
+//! HOME that holds only the `tcpshut` profile, as `tcpshut wireshark
+//! install` writes it (no personal plugins or preferences).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,6 +34,9 @@ use crate::targets::{Bound, Targets};
 
 /// The tables of `lua/tcpshut.lua` whose codes give a frame an Info tag.
 const TAG_TABLES: &[&str] = &["FIN_CODES", "RST_CODES", "TAG_CODES"];
+
+/// The profile `tcpshut wireshark install` writes (the Shutdown column).
+const PROFILE: &str = "tcpshut";
 
 /// The folders and environment of the plugin's runs.
 struct Setup {
@@ -59,6 +67,35 @@ impl Setup {
                 .arg(format!("lua_script:{}", self.script.display()));
         }
         c
+    }
+
+    /// Installs the `tcpshut` profile into the private HOME with `tcpshut
+    /// wireshark install`, and removes the plugin it installs too: the
+    /// runs load the source tree's script themselves, and only those with
+    /// the plugin.
+    fn install_profile(&self, tcpshut: &Path) -> anyhow::Result<()> {
+        let out = self
+            .command(tcpshut.to_str().context("tcpshut path")?)
+            .args(["wireshark", "install"])
+            .stdout(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "tcpshut wireshark install failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let profile = self.home.join(".config/wireshark/profiles").join(PROFILE);
+        if !profile.join("preferences").is_file() {
+            bail!(
+                "tcpshut wireshark install wrote no profile at {}",
+                profile.display()
+            );
+        }
+        for plugins in [".local/lib/wireshark", ".config/wireshark/plugins"] {
+            let _ = std::fs::remove_dir_all(self.home.join(plugins));
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +131,7 @@ pub fn run(
         }
     }
     std::fs::create_dir_all(setup.home.join(".config/wireshark"))?;
+    setup.install_profile(tcpshut)?;
     let made = Command::new(tcpshut)
         .arg("annotate")
         .arg(&setup.annotated)
@@ -111,7 +149,7 @@ pub fn run(
     );
     check_annotations(&setup)?;
 
-    let mut modes = vec![Mode::Sidecar, Mode::NoSidecar];
+    let mut modes = vec![Mode::Sidecar, Mode::Fields, Mode::Expert, Mode::NoSidecar];
     if super::on_path("wireshark") && super::on_path("Xvfb") {
         modes.push(Mode::Gui);
     } else {
@@ -151,6 +189,10 @@ pub fn run(
 enum Mode {
     /// `tshark -n -r` on the capture with its sidecar beside it.
     Sidecar,
+    /// The same with `-T fields -e frame.number` (a tree is built).
+    Fields,
+    /// The same with `-q -z expert` (the expert tap).
+    Expert,
     /// `tshark -n -r` on the capture with no sidecar anywhere.
     NoSidecar,
     /// Wireshark opening the capture with its sidecar, until idle.
@@ -161,6 +203,8 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Sidecar => "tshark -n -r, with the sidecar",
+            Mode::Fields => "tshark -n -r -T fields -e frame.number, with the sidecar",
+            Mode::Expert => "tshark -n -r -q -z expert, with the sidecar",
             Mode::NoSidecar => "tshark -n -r, no sidecar",
             Mode::Gui => "Wireshark opens the capture and goes idle, with the sidecar",
         }
@@ -169,7 +213,7 @@ impl Mode {
     /// The issue's target for the ratio of CPU times.
     fn target(self) -> f64 {
         match self {
-            Mode::Sidecar => 1.15,
+            Mode::Sidecar | Mode::Fields | Mode::Expert => 1.15,
             Mode::NoSidecar => 1.02,
             Mode::Gui => 1.3,
         }
@@ -178,6 +222,17 @@ impl Mode {
     fn run(self, setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
         match self {
             Mode::Sidecar => measure::run(&mut setup.tshark(&setup.annotated, plugin)),
+            Mode::Fields => measure::run(setup.tshark(&setup.annotated, plugin).args([
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ])),
+            Mode::Expert => measure::run(
+                setup
+                    .tshark(&setup.annotated, plugin)
+                    .args(["-q", "-z", "expert"]),
+            ),
             Mode::NoSidecar => measure::run(&mut setup.tshark(&setup.bare, plugin)),
             Mode::Gui => gui_run(setup, plugin),
         }
@@ -185,29 +240,55 @@ impl Mode {
 }
 
 /// Checks that the plugin annotates the capture before its cost is
-/// measured: every frame whose row has a FIN, RST or data-after-close event
-/// gets its Info tag in `tshark -n -r`, and no other frame does.
+/// measured, as the GUI runs show it: tshark with the `tcpshut` profile
+/// (`-C`, the profile the GUI runs use) prints the profile's columns, and
+/// every frame whose row has a FIN, RST or data-after-close event has its
+/// Info tag (no other frame has one), and every frame whose row has a
+/// summary shows it in the Shutdown column (no other frame shows one).
 fn check_annotations(setup: &Setup) -> anyhow::Result<()> {
     let mut sidecar = setup.annotated.clone().into_os_string();
     sidecar.push(".tcpshut.csv");
     let text = std::fs::read_to_string(&sidecar)
         .with_context(|| format!("{}", Path::new(&sidecar).display()))?;
-    let script = std::fs::read_to_string(&setup.script)?;
-    let codes = tag_codes(&script)?;
-    let expected = tagged_frames(&text, &codes)?;
+    let codes = tag_codes(&std::fs::read_to_string(&setup.script)?)?;
+    let rows = sidecar_rows(&text)?;
+    // the frames whose events give an Info tag, and the summaries shown
+    let expected: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.events.split(';').any(|c| codes.iter().any(|t| t == c)))
+        .map(|r| r.frame)
+        .collect();
+    let summaries: Vec<(u64, String)> = rows
+        .into_iter()
+        .filter(|r| !r.summary.is_empty())
+        .map(|r| (r.frame, r.summary))
+        .collect();
     let out = setup
         .tshark(&setup.annotated, true)
+        .args(["-C", PROFILE, "-T", "tabs"])
         .stderr(Stdio::piped())
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || stderr.contains("Lua") {
-        bail!("tshark with the plugin failed: {stderr}");
+        bail!("tshark with the plugin and the {PROFILE} profile failed: {stderr}");
     }
-    let tagged: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| has_info_tag(l))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect();
+    let (mut tagged, mut shown) = (Vec::new(), Vec::new());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // the profile's last two columns: Info, then Shutdown
+        let columns: Vec<&str> = line.split('\t').collect();
+        let (Some(frame), [.., info, shutdown]) = (
+            columns.first().and_then(|f| f.trim().parse::<u64>().ok()),
+            columns.as_slice(),
+        ) else {
+            bail!("tshark -C {PROFILE}: not a packet line with Info and Shutdown: {line:?}");
+        };
+        if has_info_tag(info) {
+            tagged.push(frame);
+        }
+        if !shutdown.is_empty() {
+            shown.push((frame, shutdown.to_string()));
+        }
+    }
     if tagged != expected {
         let missing = expected.iter().filter(|f| !tagged.contains(f)).count();
         bail!(
@@ -217,34 +298,53 @@ fn check_annotations(setup: &Setup) -> anyhow::Result<()> {
             tagged.len()
         );
     }
+    if shown != summaries {
+        let wrong = summaries.iter().filter(|s| !shown.contains(s)).count();
+        bail!(
+            "the {PROFILE} profile's Shutdown column: {} frames should show their summary, \
+             {} show one ({wrong} missing or different); nothing measured",
+            summaries.len(),
+            shown.len()
+        );
+    }
     println!(
-        "Checked first: the {} frames with FIN, RST or data-after-close events carry their Info tag.",
-        expected.len()
+        "Checked first, in tshark with the {PROFILE} profile: the {} frames with FIN, RST or \
+         data-after-close events carry their Info tag, the {} with a summary show it in the \
+         Shutdown column.",
+        expected.len(),
+        summaries.len()
     );
     Ok(())
 }
 
-/// The frames of the sidecar rows whose events give an Info tag. The
-/// sidecar is tcpshut's own, just written: frame is the first column,
-/// events the twelfth, and a quote can only be in the summary, after it.
-fn tagged_frames(sidecar: &str, codes: &[String]) -> anyhow::Result<Vec<u64>> {
-    let mut lines = sidecar.lines();
-    let header: Vec<&str> = lines.next().context("empty sidecar")?.split(',').collect();
-    let events = header
-        .iter()
-        .position(|h| *h == "events")
-        .context("no events column")?;
-    let mut frames = Vec::new();
-    for line in lines {
-        let fields: Vec<&str> = line.splitn(events + 2, ',').collect();
-        let Some(row_codes) = fields.get(events) else {
-            continue;
-        };
-        if row_codes.split(';').any(|c| codes.iter().any(|t| t == c)) {
-            frames.push(fields[0].parse()?);
-        }
-    }
-    Ok(frames)
+/// A sidecar row's frame, events and summary.
+struct Row {
+    frame: u64,
+    events: String,
+    summary: String,
+}
+
+/// The sidecar's rows, read by the header's column names.
+fn sidecar_rows(sidecar: &str) -> anyhow::Result<Vec<Row>> {
+    let mut rows = csv::Reader::from_reader(sidecar.as_bytes());
+    let headers = rows.headers()?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("the sidecar has no column {name}"))
+    };
+    let (frame, events, summary) = (column("frame")?, column("events")?, column("summary")?);
+    rows.records()
+        .map(|row| {
+            let row = row?;
+            Ok(Row {
+                frame: row[frame].parse()?,
+                events: row[events].to_string(),
+                summary: row[summary].to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The codes of the plugin's tag tables (`local FIN_CODES = { ["fin-active"]
@@ -322,7 +422,9 @@ fn gui_run(setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
             .args(["-o", "gui.update.enabled:FALSE", "-r"])
             .arg(&setup.annotated);
         if plugin {
-            cmd.arg("-X")
+            // as `tcpshut wireshark open` runs it: the profile's Shutdown
+            // column and colouring rules, which tshark showed filled above
+            cmd.args(["-C", PROFILE, "-X"])
                 .arg(format!("lua_script:{}", setup.script.display()));
         }
         let start = Instant::now();
