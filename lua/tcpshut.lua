@@ -1685,8 +1685,12 @@ if gui_enabled and gui_enabled() and register_menu and TextWindow then
     register_menu("tcpshut connections", function()
         local tap, data = connections_tap()
         local win = TextWindow.new("tcpshut connections")
-        win:set_atclose(function() tap:remove() end)
         retap_packets()
+        -- The tap only counts for the table: removed as soon as it has, so
+        -- that no later rescan runs it. With it still registered, applying
+        -- a filter from the connection dialog crashed Wireshark 4.0 and
+        -- 4.4 (scripts/check-wireshark-gui).
+        tap:remove()
         win:set(concat(connection_lines(data()), "\n"))
         win:add_button("Filter to a connection...", function()
             new_dialog("tcpshut: show one connection", function(id)
