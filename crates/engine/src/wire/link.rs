@@ -346,6 +346,7 @@ fn slice_ip(data: &[u8]) -> Result<IpPacket<'_>, Skip> {
 
 /// What the segment needs of an IP packet: addresses, length, sender
 /// marks, and its payload (not a fragment, extension headers read).
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct IpFields<'a> {
     src: IpAddr,
     dst: IpAddr,
@@ -424,6 +425,54 @@ impl<'a> IpFields<'a> {
     }
 }
 
+/// The IP fields of the most common frame, read straight from its bytes:
+/// Ethernet without a tag, then IPv4 captured whole (total length within
+/// the frame, covering the header), neither a fragment nor IPsec AH.
+/// `None` for any other frame, which [`ip_packet`] and [`IpFields::of`]
+/// slice with etherparse: the same fields, at a fifth of the instructions
+/// (they try each link, tag and error case in turn; `tests.rs` holds both
+/// to the same answer on every frame).
+#[inline]
+fn plain_ipv4<'a>(frame: &Frame<'a>) -> Option<IpFields<'a>> {
+    const ETHERNET_HEADER_LEN: usize = 14;
+    if frame.link != linktype::ETHERNET {
+        return None;
+    }
+    let (ethernet, ip) = frame.data.split_at_checked(ETHERNET_HEADER_LEN)?;
+    let fixed: &[u8; 20] = ip.first_chunk()?;
+    let be_u16 = |at: usize| u16::from_be_bytes([fixed[at], fixed[at + 1]]);
+    let header_len = usize::from(fixed[0] & 0x0f) * 4;
+    let total = usize::from(be_u16(2));
+    let fragment = be_u16(6) & 0x3fff;
+    let protocol = etherparse::IpNumber(fixed[9]);
+    if ethernet[12..] != ether_type::IPV4.0.to_be_bytes()
+        || fixed[0] >> 4 != 4
+        || header_len < 20
+        || total < header_len
+        || total > ip.len()
+        || fragment != 0
+        || protocol == ip_number::AUTH
+    {
+        return None;
+    }
+    let addr = |at: usize| IpAddr::from([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    Some(IpFields {
+        src: addr(12),
+        dst: addr(16),
+        declared: DeclaredLen::from_header(ip, total),
+        ttl: fixed[8],
+        ip_id: Some(be_u16(4)),
+        payload: LaxIpPayloadSlice {
+            incomplete: false,
+            ip_number: protocol,
+            fragmented: false,
+            len_source: LenSource::Ipv4HeaderTotalLen,
+            payload: &ip[header_len..total],
+        },
+        first_fragment: None,
+    })
+}
+
 /// The IP packet inside a tunnel an IP packet carries, its layer added
 /// to `tunnel`; when it carries none, why it is no TCP segment. Out of
 /// line: untunnelled TCP never comes here.
@@ -458,7 +507,10 @@ fn tcp_segment<'a>(
     options: DecodeOptions,
     fragments: Option<&mut Fragments>,
 ) -> Result<Segment<'a>, Skip> {
-    let mut ip = IpFields::of(ip_packet(frame.link, frame.data)?)?;
+    let mut ip = match plain_ipv4(frame) {
+        Some(ip) => ip,
+        None => IpFields::of(ip_packet(frame.link, frame.data)?)?,
+    };
     let outer_fragment = ip.first_fragment;
     // Made only for a tunnel: nothing to fill for plain TCP.
     let mut tunnel = None;
@@ -622,6 +674,7 @@ fn other_transport(ip_payload: &LaxIpPayloadSlice<'_>) -> Skip {
 
 /// The IP header's idea of the packet length, which is the on-wire length
 /// even when the frame was cut short by the snaplen.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct DeclaredLen {
     /// Where the IP header starts (an address, to measure the headers).
     ip_header_at: usize,

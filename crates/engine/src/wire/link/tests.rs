@@ -827,3 +827,64 @@ fn a_fragmented_tunnel_packet_is_handed_on_at_its_last_fragment() {
     decode(&frame(linktype::RAW, &last), &mut alone);
     assert_eq!((alone.tcp_segments, alone.ip_fragments), (0, 2));
 }
+
+/// IPv4 FIN+ACK with a 4-byte IP option (IHL 6), carrying `payload`.
+fn ipv4_with_ip_option(payload: &[u8]) -> Vec<u8> {
+    let mut ip = ipv4_fin(payload);
+    // Router Alert (RFC 2113) after the fixed header; total length and
+    // IHL grow by 4 (the checksum is not checked by the decoder).
+    ip.splice(20..20, [0x94, 0x04, 0, 0]);
+    ip[0] = 0x46;
+    let total = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip
+}
+
+/// The shortcut for plain Ethernet/IPv4 gives exactly the IP fields the
+/// general path gives, or leaves the frame to it: checked on whole
+/// frames, on every cut, and with each header byte changed (ether type,
+/// version, IHL, lengths, fragment bits, protocol).
+#[test]
+fn plain_ipv4_shortcut_agrees_with_the_general_path() {
+    let mut bases = vec![
+        ethernet(0x0800, &ipv4_syn()),
+        ethernet(0x0800, &ipv4_fin(b"bye")),
+        ethernet(0x0800, &ipv4_udp()),
+        ethernet(0x0800, &ipv4_with_ip_option(b"data")),
+    ];
+    let mut padded = ethernet(0x0800, &ipv4_fin(b"a"));
+    padded.resize(60, 0);
+    bases.push(padded);
+    let mut variants = Vec::new();
+    for base in &bases {
+        variants.push(base.clone());
+        variants.extend((0..base.len()).map(|len| base[..len].to_vec()));
+        for at in 12..base.len().min(14 + 24) {
+            for value in [0x00, 0x01, 0x05, 0x20, 0x33, 0x40, 0x45, 0x4f, 0x80, 0xff] {
+                let mut changed = base.clone();
+                changed[at] = value;
+                variants.push(changed);
+            }
+        }
+    }
+    let (mut shortcut, mut general_only) = (0, 0);
+    for data in &variants {
+        let frame = frame(linktype::ETHERNET, data);
+        let general = ip_packet(frame.link, frame.data).and_then(IpFields::of);
+        match plain_ipv4(&frame) {
+            Some(fast) => {
+                assert_eq!(Ok(fast), general, "frame {data:02x?}");
+                shortcut += 1;
+            }
+            None => general_only += u32::from(general.is_ok()),
+        }
+    }
+    for base in &bases {
+        assert!(plain_ipv4(&frame(linktype::ETHERNET, base)).is_some());
+    }
+    // Both paths were taken by frames the general path decodes.
+    assert!(shortcut > 100 && general_only > 10, "{shortcut} {general_only}");
+    // Other links never take the shortcut.
+    let raw = ipv4_syn();
+    assert!(plain_ipv4(&frame(linktype::RAW, &raw)).is_none());
+}
