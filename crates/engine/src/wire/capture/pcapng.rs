@@ -3,7 +3,8 @@
 //! the three packet block kinds (enhanced, simple, obsolete).
 
 use nom::bytes::complete::take;
-use nom::number::complete::{u16 as nom_u16, u64 as nom_u64};
+use nom::number::complete::{u16 as nom_u16, u32 as nom_u32, u64 as nom_u64};
+use nom::{IResult, Parser};
 
 use super::*;
 

@@ -883,7 +883,10 @@ fn plain_ipv4_shortcut_agrees_with_the_general_path() {
         assert!(plain_ipv4(&frame(linktype::ETHERNET, base)).is_some());
     }
     // Both paths were taken by frames the general path decodes.
-    assert!(shortcut > 100 && general_only > 10, "{shortcut} {general_only}");
+    assert!(
+        shortcut > 100 && general_only > 10,
+        "{shortcut} {general_only}"
+    );
     // Other links never take the shortcut.
     let raw = ipv4_syn();
     assert!(plain_ipv4(&frame(linktype::RAW, &raw)).is_none());
