@@ -42,7 +42,7 @@ pub use output::zeek_log::{ZeekForm, ZeekLogSink};
 
 // ---- What rows and reports say ----
 pub use output::reports::{ConnectionReport, EndpointReport};
-pub use output::rows::{Row, Side};
+pub use output::rows::{Row, Side, Summary};
 pub use tracking::endpoint::TcpState;
 pub use tracking::event::{Event, Severity};
 pub use tracking::inference::{

@@ -21,7 +21,6 @@
 //! (Arrow's writer wants a `Send` output; the sink hands it a shared
 //! buffer and drains it after each row group).
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,13 +33,13 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use tcpshut_engine::ConnectionReport;
-use tcpshut_engine::Row;
 use tcpshut_engine::Timestamp;
 use tcpshut_engine::{CaptureSummary, RowSink};
+use tcpshut_engine::{Row, Summary};
 
 /// Rows per row group of the segments table: large enough for good
 /// compression, small enough (a few MB of builders) to keep memory flat.
@@ -149,19 +148,50 @@ pub fn connections_schema() -> SchemaRef {
 /// The two endpoints' column prefixes, in the report's order.
 const SIDES: [&str; 2] = ["client", "server"];
 
+/// How a table's columns are encoded, beyond the defaults (dictionary
+/// pages, Snappy).
+struct ColumnPlan<'a> {
+    /// Counters that grow row after row: delta encoding, no dictionary.
+    delta: &'a [&'a str],
+    /// Numbers that rarely repeat (sequence and acknowledgment numbers): a
+    /// dictionary would hold as many values as the rows, so plain.
+    plain: &'a [&'a str],
+    /// The only columns with min/max statistics (`None`: all of them).
+    /// The segments table keeps them for the numbers and the capture,
+    /// which a reader skips row groups and files by: the texts' min/max
+    /// prune nothing there (every row group holds most states, flags and
+    /// sentences), and comparing every value was a tenth of writing the
+    /// table. The connections table, a row per connection, keeps all.
+    statistics: Option<&'a [&'a str]>,
+}
+
 /// Writer settings: dictionary pages for the repetitive texts (states,
-/// flags, sentences, addresses), delta encoding for the counters, and
+/// flags, sentences, addresses), delta encoding for the counters, plain
+/// for the numbers that do not repeat, statistics where they prune, and
 /// Snappy over all.
-fn properties(delta_columns: &[&str]) -> WriterProperties {
+fn properties(plan: &ColumnPlan<'_>) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_size(ROWS_PER_GROUP)
         .set_created_by(format!("tcpshut {}", env!("CARGO_PKG_VERSION")));
-    for column in delta_columns {
+    for column in plan.delta {
         let path = ColumnPath::from(*column);
         props = props
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+    }
+    for column in plan.plain {
+        let path = ColumnPath::from(*column);
+        props = props
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::PLAIN);
+    }
+    if let Some(columns) = plan.statistics {
+        props = props.set_statistics_enabled(EnabledStatistics::None);
+        for column in columns {
+            props = props
+                .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::Page);
+        }
     }
     props.build()
 }
@@ -214,9 +244,9 @@ struct TableWriter<W: Write> {
 }
 
 impl<W: Write> TableWriter<W> {
-    fn new(out: W, schema: SchemaRef, delta_columns: &[&str]) -> io::Result<Self> {
+    fn new(out: W, schema: SchemaRef, plan: &ColumnPlan<'_>) -> io::Result<Self> {
         let buf = SharedBuf::default();
-        let writer = ArrowWriter::try_new(buf.clone(), schema, Some(properties(delta_columns)))
+        let writer = ArrowWriter::try_new(buf.clone(), schema, Some(properties(plan)))
             .map_err(parquet_error)?;
         Ok(TableWriter {
             out,
@@ -269,10 +299,92 @@ struct SegmentColumns {
     rows: usize,
     /// Reused for every text formatted from a `Display`.
     scratch: String,
-    /// The addresses of this row group's rows as text, formatted once
-    /// each (a connection's rows repeat its two; formatting an address
-    /// costs more than looking it up). Cleared with the row group.
-    addresses: HashMap<SocketAddr, Box<str>>,
+    /// The addresses of the connections seen lately, as text.
+    addresses: AddressTexts,
+    /// The sentences written so far (a few dozen kinds in a capture).
+    summaries: SummaryTexts,
+}
+
+/// Slots of [`AddressTexts`] (a power of two): more than the connections
+/// of a capture that usually have rows in flight at once.
+const ADDRESS_SLOTS: usize = 1 << 12;
+
+/// The two addresses of a connection as text, formatted once per
+/// connection: its rows repeat them, and formatting (or hashing) an
+/// address for every row was a tenth of the segments table's cost.
+/// Direct-mapped by connection id; a slot taken by another connection
+/// is formatted again.
+struct AddressTexts {
+    slots: Vec<Option<ConnAddresses>>,
+}
+
+struct ConnAddresses {
+    conn: u32,
+    addrs: [SocketAddr; 2],
+    texts: [Box<str>; 2],
+}
+
+impl AddressTexts {
+    fn new() -> Self {
+        AddressTexts {
+            slots: (0..ADDRESS_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// `src` and `dst` of a row of connection `conn`, as text.
+    fn of(&mut self, conn: u32, src: SocketAddr, dst: SocketAddr) -> (&str, &str) {
+        let slot = &mut self.slots[conn as usize % ADDRESS_SLOTS];
+        let fresh = match slot {
+            Some(known) => {
+                known.conn != conn || !known.addrs.contains(&src) || !known.addrs.contains(&dst)
+            }
+            None => true,
+        };
+        if fresh {
+            *slot = Some(ConnAddresses {
+                conn,
+                addrs: [src, dst],
+                texts: [src.to_string().into(), dst.to_string().into()],
+            });
+        }
+        let known = slot.as_ref().expect("filled above");
+        let text = |addr: SocketAddr| &*known.texts[usize::from(known.addrs[0] != addr)];
+        (text(src), text(dst))
+    }
+}
+
+/// Most sentences of a capture kept as text, each formatted once.
+/// Bounded: past [`SUMMARY_TEXTS`] kinds the rest are formatted each time.
+#[derive(Default)]
+struct SummaryTexts {
+    known: Vec<(Summary, Box<str>)>,
+    /// Where the last one found is: rows in a row mostly share it.
+    last: usize,
+}
+
+/// Sentences [`SummaryTexts`] keeps.
+const SUMMARY_TEXTS: usize = 64;
+
+impl SummaryTexts {
+    /// `summary` as text: kept, or formatted into `scratch`.
+    fn of<'a>(&'a mut self, summary: &Summary, scratch: &'a mut String) -> &'a str {
+        use std::fmt::Write as _;
+        let found = match self.known.get(self.last) {
+            Some((kind, _)) if kind == summary => Some(self.last),
+            _ => self.known.iter().position(|(kind, _)| kind == summary),
+        };
+        if let Some(at) = found {
+            self.last = at;
+            return &self.known[at].1;
+        }
+        scratch.clear();
+        write!(scratch, "{summary}").expect("writing to a String cannot fail");
+        if self.known.len() < SUMMARY_TEXTS {
+            self.known.push((*summary, scratch.as_str().into()));
+            self.last = self.known.len() - 1;
+        }
+        scratch
+    }
 }
 
 impl SegmentColumns {
@@ -298,30 +410,22 @@ impl SegmentColumns {
             related: Int64Builder::new(),
             rows: 0,
             scratch: String::new(),
-            addresses: HashMap::new(),
+            addresses: AddressTexts::new(),
+            summaries: SummaryTexts::default(),
         }
     }
 
     fn push(&mut self, capture: &str, row: &Row) {
         use std::fmt::Write as _;
-        let mut text = |b: &mut StringBuilder, value: &dyn std::fmt::Display| {
-            self.scratch.clear();
-            write!(self.scratch, "{value}").expect("writing to a String cannot fail");
-            b.append_value(&self.scratch);
-        };
         self.capture.append_value(capture);
         self.frame.append_value(row.frame as i64);
         self.ts.append_value(micros(row.ts));
         self.ts_ns.append_value(nanos(row.ts));
         self.conn.append_value(i64::from(row.conn));
-        for (builder, addr) in [(&mut self.src, row.src), (&mut self.dst, row.dst)] {
-            let shown = self
-                .addresses
-                .entry(addr)
-                .or_insert_with(|| addr.to_string().into_boxed_str());
-            builder.append_value(shown);
-        }
-        text(&mut self.flags, &row.flags);
+        let (src, dst) = self.addresses.of(row.conn, row.src, row.dst);
+        self.src.append_value(src);
+        self.dst.append_value(dst);
+        self.flags.append_value(row.flags.letters().as_str());
         self.seq.append_value(i64::from(row.seq));
         self.ack.append_value(i64::from(row.ack));
         self.len.append_value(i64::from(row.len));
@@ -334,13 +438,16 @@ impl SegmentColumns {
         match &row.calls {
             Some(calls) => {
                 for step in calls.steps() {
-                    text(self.calls.values(), step);
+                    self.scratch.clear();
+                    write!(self.scratch, "{step}").expect("writing to a String cannot fail");
+                    self.calls.values().append_value(&self.scratch);
                 }
                 self.calls.append(true);
             }
             None => self.calls.append(false),
         }
-        text(&mut self.summary, &row.summary);
+        self.summary
+            .append_value(self.summaries.of(&row.summary, &mut self.scratch));
         self.severity.append_value(row.severity.code());
         self.related.append_option(row.related.map(|f| f as i64));
         self.rows += 1;
@@ -349,7 +456,6 @@ impl SegmentColumns {
     /// The rows gathered so far as one batch; the builders start again.
     fn finish(&mut self) -> io::Result<RecordBatch> {
         self.rows = 0;
-        self.addresses.clear();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.capture.finish()),
             Arc::new(self.frame.finish()),
@@ -529,12 +635,22 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
             segments: TableWriter::new(
                 segments,
                 segments_schema(),
-                &["frame", "ts", "ts_ns", "conn", "related"],
+                &ColumnPlan {
+                    delta: &["frame", "ts", "ts_ns", "conn", "related"],
+                    plain: &["seq", "ack"],
+                    statistics: Some(&[
+                        "capture", "frame", "ts", "ts_ns", "conn", "seq", "ack", "len", "related",
+                    ]),
+                },
             )?,
             connections: TableWriter::new(
                 connections,
                 connections_schema(),
-                &["id", "first_frame", "last_frame", "first_ts", "last_ts"],
+                &ColumnPlan {
+                    delta: &["id", "first_frame", "last_frame", "first_ts", "last_ts"],
+                    plain: &[],
+                    statistics: None,
+                },
             )?,
             capture: String::new(),
             columns: SegmentColumns::new(),
