@@ -29,6 +29,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
@@ -227,6 +228,8 @@ pub struct ZeekLogSink<W: Write> {
     first_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
     header_written: bool,
+    /// The TSV line being made, reused.
+    line: String,
 }
 
 impl<W: Write> ZeekLogSink<W> {
@@ -238,6 +241,7 @@ impl<W: Write> ZeekLogSink<W> {
             first_ts: None,
             last_ts: None,
             header_written: false,
+            line: String::new(),
         }
     }
 
@@ -251,7 +255,7 @@ impl<W: Write> ZeekLogSink<W> {
         for line in conn.lines.iter().filter(|l| l.first_sender.is_some()) {
             let values = values(conn, line);
             match self.form {
-                ZeekForm::Tsv => write_tsv(&mut self.out, &values)?,
+                ZeekForm::Tsv => write_tsv(&mut self.out, &values, &mut self.line)?,
                 ZeekForm::Json => write_json(&mut self.out, &values)?,
             }
         }
@@ -537,30 +541,68 @@ fn nanos_between(a: Timestamp, b: Timestamp) -> i64 {
 }
 
 /// Seconds with six decimals (Zeek's `%.6f` for `time` and `interval`),
-/// rounded to the microsecond.
-fn seconds(nanos: i128) -> String {
+/// rounded to the microsecond, added to `out`.
+fn write_seconds(out: &mut String, nanos: i128) {
     let micros = (nanos + if nanos >= 0 { 500 } else { -500 }) / 1000;
     let sign = if micros < 0 { "-" } else { "" };
     let m = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+    write!(out, "{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+        .expect("writing to a String cannot fail");
 }
 
 impl Value<'_> {
     /// The value as Zeek's ASCII writer prints it; `None` when unset.
     fn text(&self) -> Option<Cow<'_, str>> {
-        Some(match self {
-            Value::Unset => return None,
-            Value::Time(ts) => Cow::Owned(seconds(
-                i128::from(ts.secs) * 1_000_000_000 + i128::from(ts.nanos),
-            )),
-            Value::Interval(ns) => Cow::Owned(seconds(i128::from(*ns))),
-            Value::Count(n) => Cow::Owned(n.to_string()),
-            Value::Port(p) => Cow::Owned(p.to_string()),
-            Value::Addr(a) => Cow::Owned(a.to_string()),
-            Value::Bool(b) => Cow::Borrowed(if *b { "T" } else { "F" }),
-            Value::Str(s) => Cow::Borrowed(s.as_ref()),
-            Value::Set(items) => Cow::Owned(items.join(",")),
-        })
+        match self {
+            Value::Unset => None,
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "T" } else { "F" })),
+            Value::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => {
+                let mut text = String::new();
+                self.write_text(&mut text);
+                Some(Cow::Owned(text))
+            }
+        }
+    }
+
+    /// [`Value::text`] added to `out` (nothing when unset), without a
+    /// String of its own: a line has some forty values.
+    fn write_text(&self, out: &mut String) {
+        let done = match self {
+            Value::Unset => Ok(()),
+            Value::Time(ts) => {
+                write_seconds(
+                    out,
+                    i128::from(ts.secs) * 1_000_000_000 + i128::from(ts.nanos),
+                );
+                Ok(())
+            }
+            Value::Interval(ns) => {
+                write_seconds(out, i128::from(*ns));
+                Ok(())
+            }
+            Value::Count(n) => write!(out, "{n}"),
+            Value::Port(p) => write!(out, "{p}"),
+            Value::Addr(a) => write!(out, "{a}"),
+            Value::Bool(b) => {
+                out.push_str(if *b { "T" } else { "F" });
+                Ok(())
+            }
+            Value::Str(s) => {
+                out.push_str(s);
+                Ok(())
+            }
+            Value::Set(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(item);
+                }
+                Ok(())
+            }
+        };
+        done.expect("writing to a String cannot fail");
     }
 }
 
@@ -568,8 +610,9 @@ impl Value<'_> {
 /// `(empty)`; in strings, what Zeek escapes as `\xNN`: control bytes
 /// (the separator among them), a backslash, and a whole field that would
 /// read as unset or empty.
-fn write_tsv(out: &mut impl Write, values: &[Value<'_>]) -> io::Result<()> {
-    let mut line = String::new();
+/// `line` is the caller's, reused from line to line.
+fn write_tsv(out: &mut impl Write, values: &[Value<'_>], line: &mut String) -> io::Result<()> {
+    line.clear();
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
             line.push('\t');
@@ -583,17 +626,14 @@ fn write_tsv(out: &mut impl Write, values: &[Value<'_>]) -> io::Result<()> {
                     if i > 0 {
                         line.push(',');
                     }
-                    escape_into(&mut line, item, true);
+                    escape_into(line, item, true);
                 }
             }
-            _ => match value.text() {
-                None => line.push('-'),
-                Some(text) if text.is_empty() => line.push_str("(empty)"),
-                Some(text) if matches!(value, Value::Str(_)) => {
-                    escape_into(&mut line, &text, false)
-                }
-                Some(text) => line.push_str(&text),
-            },
+            Value::Str(text) if text.is_empty() => line.push_str("(empty)"),
+            Value::Str(text) => escape_into(line, text, false),
+            // Numbers, times, addresses and booleans: never empty, nothing
+            // to escape.
+            _ => value.write_text(line),
         }
     }
     line.push('\n');
@@ -603,6 +643,12 @@ fn write_tsv(out: &mut impl Write, values: &[Value<'_>]) -> io::Result<()> {
 /// `in_set`: the set separator is escaped too.
 fn escape_into(line: &mut String, text: &str, in_set: bool) {
     let whole = text == "-" || text == "(empty)";
+    let plain = |b: u8| !b.is_ascii_control() && b != b'\\' && !(in_set && b == b',');
+    if !whole && text.bytes().all(plain) {
+        // The common case: nothing to escape, one copy.
+        line.push_str(text);
+        return;
+    }
     for c in text.chars() {
         if whole || c.is_ascii_control() || c == '\\' || (in_set && c == ',') {
             line.push_str(&format!("\\x{:02x}", c as u32));
@@ -650,6 +696,12 @@ mod tests {
         assert_eq!(zeek_date(at(1_573_213_456)), "2019-11-08-11-44-16");
         assert_eq!(zeek_date(at(951_782_400)), "2000-02-29-00-00-00");
         assert_eq!(zeek_date(at(-1)), "1969-12-31-23-59-59");
+    }
+
+    fn seconds(nanos: i128) -> String {
+        let mut text = String::new();
+        write_seconds(&mut text, nanos);
+        text
     }
 
     #[test]
