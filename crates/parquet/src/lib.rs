@@ -482,10 +482,23 @@ impl SegmentColumns {
 
 /// The connections of one capture as a batch.
 fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<RecordBatch> {
-    let strings = |f: &dyn Fn(&ConnectionReport) -> String| -> ArrayRef {
+    use std::fmt::Write as _;
+    // Texts the reports hold, copied once into the column.
+    let strings = |f: &dyn Fn(&ConnectionReport) -> &str| -> ArrayRef {
         let mut b = StringBuilder::new();
         for r in reports {
             b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    // Texts made from the reports, each into one reused String.
+    let shown = |f: &dyn Fn(&ConnectionReport, &mut String) -> std::fmt::Result| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        let mut text = String::new();
+        for r in reports {
+            text.clear();
+            f(r, &mut text).expect("writing to a String cannot fail");
+            b.append_value(&text);
         }
         Arc::new(b.finish())
     };
@@ -511,8 +524,15 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
         Arc::new(b.finish())
     };
     let addr = |text: &str| text.parse::<std::net::SocketAddr>().ok();
-    let ip = |text: &str| addr(text).map_or_else(String::new, |a| a.ip().to_string());
+    let ip = |text: &str, out: &mut String| match addr(text) {
+        Some(a) => write!(out, "{}", a.ip()),
+        None => Ok(()),
+    };
     let port = |text: &str| addr(text).map_or(0, |a| a.port());
+    let mut captures = StringBuilder::with_capacity(reports.len(), reports.len() * capture.len());
+    for _ in reports {
+        captures.append_value(capture);
+    }
     let mut notes = ListBuilder::new(StringBuilder::new());
     for r in reports {
         for note in &r.notes {
@@ -521,26 +541,26 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
         notes.append(true);
     }
     let mut columns: Vec<ArrayRef> = vec![
-        strings(&|_| capture.to_owned()),
+        Arc::new(captures.finish()),
         ints(&|r| i64::from(r.id)),
-        strings(&|r| r.client.clone()),
-        strings(&|r| r.server.clone()),
-        strings(&|r| ip(&r.client)),
+        strings(&|r| &r.client),
+        strings(&|r| &r.server),
+        shown(&|r, out| ip(&r.client, out)),
         ports(&|r| port(&r.client)),
-        strings(&|r| ip(&r.server)),
+        shown(&|r, out| ip(&r.server, out)),
         ports(&|r| port(&r.server)),
-        strings(&|r| r.community_id.clone()),
+        strings(&|r| &r.community_id),
         ints(&|r| r.first_frame as i64),
         ints(&|r| r.last_frame as i64),
         times(&|r| Some(r.first_ts)),
         times(&|r| Some(r.last_ts)),
         times(&|r| r.rst_ts),
-        strings(&|r| r.handshake.to_owned()),
-        strings(&|r| r.outcome.to_string()),
-        strings(&|r| r.closer.to_string()),
+        strings(&|r| r.handshake),
+        shown(&|r, out| write!(out, "{}", r.outcome)),
+        shown(&|r, out| write!(out, "{}", r.closer)),
         Arc::new(notes.finish()),
-        strings(&|r| r.zeek_conn_state.to_owned()),
-        strings(&|r| r.zeek_history.clone()),
+        strings(&|r| r.zeek_conn_state),
+        strings(&|r| &r.zeek_history),
     ];
     for i in 0..SIDES.len() {
         let mut data_after_fin = BooleanBuilder::new();
@@ -548,10 +568,10 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
             data_after_fin.append_value(r.endpoints[i].data_after_fin);
         }
         columns.extend([
-            strings(&|r| r.endpoints[i].role.name().to_owned()),
-            strings(&|r| r.endpoints[i].closed_by.name().to_owned()),
-            strings(&|r| r.endpoints[i].calls.to_string()),
-            strings(&|r| r.endpoints[i].final_state.to_string()),
+            strings(&|r| r.endpoints[i].role.name()),
+            strings(&|r| r.endpoints[i].closed_by.name()),
+            shown(&|r, out| write!(out, "{}", r.endpoints[i].calls)),
+            shown(&|r, out| write!(out, "{}", r.endpoints[i].final_state)),
             times(&|r| Some(r.endpoints[i].state_since)),
             times(&|r| r.endpoints[i].fin_ts),
             ints(&|r| i64::from(r.endpoints[i].fin_retransmits)),
