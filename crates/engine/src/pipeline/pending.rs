@@ -93,31 +93,12 @@ pub struct PendingRow {
     idle_rst: bool,
 }
 
-/// What [`PendingRows`] is told, in order, when it runs on a thread of
-/// its own: a row to hold, or a connection settled.
-pub enum Held {
-    Row(PendingRow),
-    /// Boxed: rows are most of what is sent, and stay 80 bytes.
-    Settled(u32, Box<Settled>),
-}
-
-impl Held {
-    /// The row of `seg`, which its connection observed as `facts`.
-    pub fn row(seg: &Segment<'_>, facts: &SegmentFacts) -> Held {
-        Held::Row(PendingRow::of(seg, facts))
-    }
-
-    /// `conn` left the flow table with `verdict`.
-    pub fn settled(conn: &Connection, verdict: ConnVerdict) -> Held {
-        Held::Settled(conn.id, Box::new(Settled::of(conn, verdict)))
-    }
-}
-
 /// Bytes of a held row on a spill file.
 const ROW_BYTES: usize = 77;
 
 impl PendingRow {
-    fn of(seg: &Segment<'_>, facts: &SegmentFacts) -> PendingRow {
+    /// The row of `seg`, which its connection observed as `facts`.
+    pub(crate) fn of(seg: &Segment<'_>, facts: &SegmentFacts) -> PendingRow {
         PendingRow {
             frame: seg.frame,
             ts_secs: seg.ts.secs,
@@ -392,15 +373,9 @@ impl PendingRows {
         self.hold_row(PendingRow::of(seg, facts))
     }
 
-    /// Takes what [`Held`] says, in the order it was made.
-    pub fn take(&mut self, held: Held) -> Result<(), HeldError> {
-        match held {
-            Held::Row(row) => self.hold_row(row),
-            Held::Settled(id, settled) => self.settle_id(id, *settled),
-        }
-    }
-
-    fn hold_row(&mut self, row: PendingRow) -> Result<(), HeldError> {
+    /// Holds a row made by [`PendingRow::of`] (on the tracking thread,
+    /// when this runs on a thread of its own). Rows come in frame order.
+    pub(crate) fn hold_row(&mut self, row: PendingRow) -> Result<(), HeldError> {
         self.conns.add_row(row.conn);
         self.rows.push_back(row);
         if self.rows.len() > self.budget {

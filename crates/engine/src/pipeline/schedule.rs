@@ -23,7 +23,7 @@ use std::path::Path;
 
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::Row;
-use crate::pipeline::pending::{Held, HeldError, PendingRows};
+use crate::pipeline::pending::{HeldError, PendingRow, PendingRows};
 use crate::pipeline::sinks::{Pass, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::Tracker;
@@ -73,11 +73,15 @@ pub enum Schedule {
     TwoPasses,
 }
 
-/// Items in a batch from the tracking thread to the rows thread, and
+/// Rows in a batch from the tracking thread to the rows thread, and
 /// batches in flight: enough to even out the two threads' pace, few
-/// enough to stay in cache (about 230 KB each).
+/// enough to stay in cache (160 KB of rows each).
 const BATCH: usize = 2048;
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Flows leaving the table in a batch at most: the end of a capture
+/// hands over every flow still held at once, and flows are larger than
+/// rows.
+const BATCH_FLOWS: usize = 256;
 
 /// Rows the one-pass schedule may hold in memory (80 bytes each) before
 /// the oldest go to a temporary file: enough for a few minutes of a busy
@@ -426,31 +430,92 @@ fn settle(
     held.settle(&flow.conn, verdict)
 }
 
-/// What the tracking thread sends the rows thread, in order: what to
-/// hold, the report of each connection as it is settled (for a sink that
-/// wants them), and how far the read got (the sink's progress reports).
+/// What the tracking thread sends the rows thread, in order.
 enum ToRows {
-    Held(Held),
-    Connection(Box<ConnectionReport>),
-}
-
-enum Batch {
-    Items(Vec<ToRows>),
+    Batch(Batch),
+    /// How far the read got (the sink's progress reports).
     Progress(u64),
 }
 
-/// A connection left the flow table, in a batch for the rows thread.
-fn settled(batch: &mut Vec<ToRows>, wants_connections: bool, flow: &Flow, verdict: ConnVerdict) {
-    if wants_connections {
-        batch.push(ToRows::Connection(Box::new(report_of(flow, &verdict))));
+/// Rows to hold, in frame order, and the connections that left the flow
+/// table between them. Nothing in it is allocated per row, and it
+/// travels back to the tracking thread once used, where it is cleared:
+/// the flows are freed on the thread that allocated them, and each
+/// connection's report is made, handed to the sink and freed on the rows
+/// thread (allocating memory on one thread and freeing it on the other
+/// cost as much as making the reports).
+#[derive(Default)]
+struct Batch {
+    rows: Vec<PendingRow>,
+    settled: Vec<SettledAfter>,
+}
+
+/// A connection settled after the first `rows_before` rows of its batch.
+struct SettledAfter {
+    rows_before: usize,
+    flow: Flow,
+    verdict: ConnVerdict,
+}
+
+impl Batch {
+    fn with_capacity(rows: usize) -> Batch {
+        Batch {
+            rows: Vec::with_capacity(rows),
+            settled: Vec::new(),
+        }
     }
-    batch.push(ToRows::Held(Held::settled(&flow.conn, verdict)));
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.settled.clear();
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows.len() >= BATCH || self.settled.len() >= BATCH_FLOWS
+    }
+
+    /// A connection left the flow table.
+    fn settle(&mut self, flow: Flow, verdict: ConnVerdict) {
+        self.settled.push(SettledAfter {
+            rows_before: self.rows.len(),
+            flow,
+            verdict,
+        });
+    }
+
+    /// Hands the batch to `held` and `sink` in the order it was made.
+    fn take(
+        &self,
+        held: &mut PendingRows,
+        sink: &mut dyn RowSink,
+        wants_connections: bool,
+    ) -> Result<(), AnalyzeError> {
+        let mut held_rows = 0;
+        for settled in &self.settled {
+            for row in &self.rows[held_rows..settled.rows_before] {
+                held.hold_row(*row)?;
+            }
+            held_rows = settled.rows_before;
+            settle(
+                held,
+                sink,
+                wants_connections,
+                &settled.flow,
+                settled.verdict,
+            )?;
+        }
+        for row in &self.rows[held_rows..] {
+            held.hold_row(*row)?;
+        }
+        Ok(())
+    }
 }
 
 /// [`one_pass`] on two threads: this one holds, makes and writes the
-/// rows ([`PendingRows`] and the sink), a second reads, decodes and
-/// tracks, and hands over the rows and settled connections in batches,
-/// in order, so the rows are the same. Neither waits for the other
+/// rows ([`PendingRows`] and the sink) and the connections' reports, a
+/// second reads, decodes and tracks, and hands over the rows and the
+/// flows leaving the table in batches, in order, so the rows are the
+/// same. Neither waits for the other
 /// while a batch is in flight.
 fn one_pass_threaded(
     mut reader: CaptureReader,
@@ -463,25 +528,29 @@ fn one_pass_threaded(
     let format = format_name(reader.format());
     let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
-    let (to_rows, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-    // Emptied batches go back, so that none is allocated after the first few.
-    let (give_back, spare) = mpsc::channel::<Vec<ToRows>>();
+    let (to_rows, batches) = mpsc::sync_channel::<ToRows>(BATCHES_IN_FLIGHT);
+    // Used batches come back, so that none is allocated after the first few.
+    let (give_back, spare) = mpsc::channel::<Batch>();
     let wants_connections = sink.wants_connections();
     let mut tracker = one_pass_tracker(detail, &*sink);
     std::thread::scope(|scope| {
         let tracking = scope.spawn(move || {
-            let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
+            let batch = std::cell::RefCell::new(Batch::with_capacity(BATCH));
             // False once the rows thread stopped (its sink failed).
-            let send = |batch: &mut Vec<ToRows>| {
-                let next = spare
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            let send = |batch: &mut Batch| {
+                let next = match spare.try_recv() {
+                    Ok(mut used) => {
+                        used.clear();
+                        used
+                    }
+                    Err(_) => Batch::with_capacity(BATCH),
+                };
                 to_rows
-                    .send(Batch::Items(std::mem::replace(batch, next)))
+                    .send(ToRows::Batch(std::mem::replace(batch, next)))
                     .is_ok()
             };
             let progress = |bytes| {
-                let _ = to_rows.send(Batch::Progress(bytes));
+                let _ = to_rows.send(ToRows::Progress(bytes));
             };
             let read = for_each_frame(
                 &mut reader,
@@ -497,11 +566,9 @@ fn one_pass_threaded(
                     };
                     let facts = tracker.observe(&seg);
                     let mut batch = batch.borrow_mut();
-                    batch.push(ToRows::Held(Held::row(&seg, &facts)));
-                    tracker.conclude_retired(|flow, verdict| {
-                        settled(&mut batch, wants_connections, flow, verdict)
-                    });
-                    if batch.len() >= BATCH && !send(&mut batch) {
+                    batch.rows.push(PendingRow::of(&seg, &facts));
+                    tracker.hand_over_retired(|flow, verdict| batch.settle(flow, verdict));
+                    if batch.is_full() && !send(&mut batch) {
                         return Ok(ControlFlow::Break(()));
                     }
                     Ok(ControlFlow::Continue(()))
@@ -509,8 +576,13 @@ fn one_pass_threaded(
             );
             let mut batch = batch.into_inner();
             let read = read.map(|read| {
-                let verdicts = tracker.finish(
-                    |flow, verdict| settled(&mut batch, wants_connections, flow, verdict),
+                let verdicts = tracker.finish_handing_over(
+                    |flow, verdict| {
+                        batch.settle(flow, verdict);
+                        if batch.is_full() {
+                            send(&mut batch);
+                        }
+                    },
                     path,
                     format,
                     read,
@@ -525,21 +597,14 @@ fn one_pass_threaded(
         let pass = Pass { number: 1, of: 1 };
         let mut held = PendingRows::new(max_held_rows);
         let mut rows = || -> Result<(), AnalyzeError> {
-            for batch in &batches {
-                match batch {
-                    Batch::Items(mut items) => {
-                        for item in items.drain(..) {
-                            match item {
-                                ToRows::Held(item) => held.take(item)?,
-                                ToRows::Connection(report) => {
-                                    sink.connection(&report).map_err(AnalyzeError::Output)?
-                                }
-                            }
-                        }
+            for message in &batches {
+                match message {
+                    ToRows::Batch(batch) => {
+                        batch.take(&mut held, sink, wants_connections)?;
                         held.release(|row| sink.row(row))?;
-                        let _ = give_back.send(items);
+                        let _ = give_back.send(batch);
                     }
-                    Batch::Progress(bytes) => sink.progress(pass, bytes),
+                    ToRows::Progress(bytes) => sink.progress(pass, bytes),
                 }
             }
             Ok(())

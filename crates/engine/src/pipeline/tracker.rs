@@ -100,7 +100,13 @@ impl Tracker {
     /// call, in id order, handing each flow (its connection, and Zeek's
     /// model of it when the tracker follows Zeek) to `settled` with its
     /// verdict (a tracker that concludes nothing drops them).
-    pub fn conclude_retired(&mut self, settled: impl FnMut(&Flow, ConnVerdict)) {
+    pub fn conclude_retired(&mut self, mut settled: impl FnMut(&Flow, ConnVerdict)) {
+        self.hand_over_retired(|flow, verdict| settled(&flow, verdict));
+    }
+
+    /// [`Tracker::conclude_retired`], handing each flow over: the schedule
+    /// on two threads makes the reports on the rows thread.
+    pub fn hand_over_retired(&mut self, settled: impl FnMut(Flow, ConnVerdict)) {
         let retired = self.table.take_retired();
         if !retired.is_empty() {
             self.kept.conclude_all(retired, settled);
@@ -113,7 +119,19 @@ impl Tracker {
     /// count and why reading stopped early, if it did).
     pub fn finish(
         self,
-        settled: impl FnMut(&Flow, ConnVerdict),
+        mut settled: impl FnMut(&Flow, ConnVerdict),
+        path: &Path,
+        format: &'static str,
+        read: (u64, Option<String>),
+    ) -> Verdicts {
+        self.finish_handing_over(|flow, verdict| settled(&flow, verdict), path, format, read)
+    }
+
+    /// [`Tracker::finish`], handing each flow over as
+    /// [`Tracker::hand_over_retired`] does.
+    pub fn finish_handing_over(
+        self,
+        settled: impl FnMut(Flow, ConnVerdict),
         path: &Path,
         format: &'static str,
         read: (u64, Option<String>),
@@ -155,13 +173,13 @@ impl Conclusions {
     }
 
     /// Concludes connections that left the flow table, in id order.
-    fn conclude_all(&mut self, flows: Vec<Flow>, mut settled: impl FnMut(&Flow, ConnVerdict)) {
+    fn conclude_all(&mut self, flows: Vec<Flow>, mut settled: impl FnMut(Flow, ConnVerdict)) {
         if self.all_verdicts.is_none() {
             return;
         }
         for flow in flows {
             let verdict = self.conclude(&flow);
-            settled(&flow, verdict);
+            settled(flow, verdict);
         }
     }
 
