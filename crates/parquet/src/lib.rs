@@ -277,7 +277,7 @@ impl<W: Write> TableWriter<W> {
 }
 
 /// Column builders for one row group of segments.
-struct SegmentColumns {
+struct SegmentBuilders {
     capture: StringBuilder,
     frame: Int64Builder,
     ts: TimestampMicrosecondBuilder,
@@ -296,6 +296,13 @@ struct SegmentColumns {
     summary: StringBuilder,
     severity: StringBuilder,
     related: Int64Builder,
+}
+
+/// The rows of the row group being gathered, and what they reuse.
+struct SegmentColumns {
+    builders: SegmentBuilders,
+    /// Rows each row group's builders are made for.
+    capacity: usize,
     rows: usize,
     /// Reused for every text formatted from a `Display`.
     scratch: String,
@@ -387,76 +394,39 @@ impl SummaryTexts {
     }
 }
 
-impl SegmentColumns {
-    fn new() -> Self {
-        SegmentColumns {
-            capture: StringBuilder::new(),
-            frame: Int64Builder::new(),
-            ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            ts_ns: Int64Builder::new(),
-            conn: Int64Builder::new(),
-            src: StringBuilder::new(),
-            dst: StringBuilder::new(),
-            flags: StringBuilder::new(),
-            seq: Int64Builder::new(),
-            ack: Int64Builder::new(),
-            len: Int64Builder::new(),
-            sender_state: StringBuilder::new(),
-            receiver_state: StringBuilder::new(),
-            events: ListBuilder::new(StringBuilder::new()),
-            calls: ListBuilder::new(StringBuilder::new()),
-            summary: StringBuilder::new(),
-            severity: StringBuilder::new(),
-            related: Int64Builder::new(),
-            rows: 0,
-            scratch: String::new(),
-            addresses: AddressTexts::new(),
-            summaries: SummaryTexts::default(),
+impl SegmentBuilders {
+    /// Builders with room for `rows` rows, so that they do not grow (and
+    /// copy what they hold) as a row group fills: the growing was a
+    /// twentieth of writing the table. Texts get room for their usual
+    /// length; longer ones make the builder grow.
+    fn with_capacity(rows: usize) -> Self {
+        let ints = || Int64Builder::with_capacity(rows);
+        let texts = |bytes_each: usize| StringBuilder::with_capacity(rows, rows * bytes_each);
+        SegmentBuilders {
+            capture: texts(32),
+            frame: ints(),
+            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ts_ns: ints(),
+            conn: ints(),
+            src: texts(20),
+            dst: texts(20),
+            flags: texts(2),
+            seq: ints(),
+            ack: ints(),
+            len: ints(),
+            sender_state: texts(11),
+            receiver_state: texts(11),
+            events: ListBuilder::with_capacity(texts(8), rows),
+            calls: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            summary: texts(12),
+            severity: texts(4),
+            related: ints(),
         }
     }
 
-    fn push(&mut self, capture: &str, row: &Row) {
-        use std::fmt::Write as _;
-        self.capture.append_value(capture);
-        self.frame.append_value(row.frame as i64);
-        self.ts.append_value(micros(row.ts));
-        self.ts_ns.append_value(nanos(row.ts));
-        self.conn.append_value(i64::from(row.conn));
-        let (src, dst) = self.addresses.of(row.conn, row.src, row.dst);
-        self.src.append_value(src);
-        self.dst.append_value(dst);
-        self.flags.append_value(row.flags.letters().as_str());
-        self.seq.append_value(i64::from(row.seq));
-        self.ack.append_value(i64::from(row.ack));
-        self.len.append_value(i64::from(row.len));
-        self.sender_state.append_value(row.sender_state.name());
-        self.receiver_state.append_value(row.receiver_state.name());
-        for event in row.events.iter() {
-            self.events.values().append_value(event.code());
-        }
-        self.events.append(true);
-        match &row.calls {
-            Some(calls) => {
-                for step in calls.steps() {
-                    self.scratch.clear();
-                    write!(self.scratch, "{step}").expect("writing to a String cannot fail");
-                    self.calls.values().append_value(&self.scratch);
-                }
-                self.calls.append(true);
-            }
-            None => self.calls.append(false),
-        }
-        self.summary
-            .append_value(self.summaries.of(&row.summary, &mut self.scratch));
-        self.severity.append_value(row.severity.code());
-        self.related.append_option(row.related.map(|f| f as i64));
-        self.rows += 1;
-    }
-
-    /// The rows gathered so far as one batch; the builders start again.
-    fn finish(&mut self) -> io::Result<RecordBatch> {
-        self.rows = 0;
-        let columns: Vec<ArrayRef> = vec![
+    /// The columns, in the schema's order.
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
             Arc::new(self.capture.finish()),
             Arc::new(self.frame.finish()),
             Arc::new(self.ts.finish()),
@@ -475,8 +445,78 @@ impl SegmentColumns {
             Arc::new(self.summary.finish()),
             Arc::new(self.severity.finish()),
             Arc::new(self.related.finish()),
-        ];
-        RecordBatch::try_new(segments_schema(), columns).map_err(arrow_error)
+        ]
+    }
+}
+
+impl SegmentColumns {
+    /// Columns for row groups of `capacity` rows.
+    fn new(capacity: usize) -> Self {
+        SegmentColumns {
+            builders: SegmentBuilders::with_capacity(capacity),
+            capacity,
+            rows: 0,
+            scratch: String::new(),
+            addresses: AddressTexts::new(),
+            summaries: SummaryTexts::default(),
+        }
+    }
+
+    fn push(&mut self, capture: &str, row: &Row) {
+        use std::fmt::Write as _;
+        self.builders.capture.append_value(capture);
+        self.builders.frame.append_value(row.frame as i64);
+        self.builders.ts.append_value(micros(row.ts));
+        self.builders.ts_ns.append_value(nanos(row.ts));
+        self.builders.conn.append_value(i64::from(row.conn));
+        let (src, dst) = self.addresses.of(row.conn, row.src, row.dst);
+        self.builders.src.append_value(src);
+        self.builders.dst.append_value(dst);
+        self.builders
+            .flags
+            .append_value(row.flags.letters().as_str());
+        self.builders.seq.append_value(i64::from(row.seq));
+        self.builders.ack.append_value(i64::from(row.ack));
+        self.builders.len.append_value(i64::from(row.len));
+        self.builders
+            .sender_state
+            .append_value(row.sender_state.name());
+        self.builders
+            .receiver_state
+            .append_value(row.receiver_state.name());
+        for event in row.events.iter() {
+            self.builders.events.values().append_value(event.code());
+        }
+        self.builders.events.append(true);
+        match &row.calls {
+            Some(calls) => {
+                for step in calls.steps() {
+                    self.scratch.clear();
+                    write!(self.scratch, "{step}").expect("writing to a String cannot fail");
+                    self.builders.calls.values().append_value(&self.scratch);
+                }
+                self.builders.calls.append(true);
+            }
+            None => self.builders.calls.append(false),
+        }
+        self.builders
+            .summary
+            .append_value(self.summaries.of(&row.summary, &mut self.scratch));
+        self.builders.severity.append_value(row.severity.code());
+        self.builders
+            .related
+            .append_option(row.related.map(|f| f as i64));
+        self.rows += 1;
+    }
+
+    /// The rows gathered so far as one batch; the builders start again.
+    fn finish(&mut self) -> io::Result<RecordBatch> {
+        self.rows = 0;
+        let full = std::mem::replace(
+            &mut self.builders,
+            SegmentBuilders::with_capacity(self.capacity),
+        );
+        RecordBatch::try_new(segments_schema(), full.finish()).map_err(arrow_error)
     }
 }
 
@@ -673,7 +713,7 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
                 },
             )?,
             capture: String::new(),
-            columns: SegmentColumns::new(),
+            columns: SegmentColumns::new(ROWS_PER_GROUP),
             rows_per_group: ROWS_PER_GROUP,
             reports: Vec::new(),
             begun: false,
@@ -687,6 +727,7 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
     pub fn with_rows_per_group(mut self, rows: usize) -> Self {
         self.rows_per_group = rows.max(1);
         self.connections_per_group = rows.max(1);
+        self.columns = SegmentColumns::new(self.rows_per_group.min(ROWS_PER_GROUP));
         self
     }
 
