@@ -375,14 +375,14 @@ fn tcpshut_experts(d: &Dissected) -> Vec<String> {
         .collect()
 }
 
-/// The columns of a sidecar the plugin shows, read by name as the plugin
-/// does (a newer sidecar may add columns or order them otherwise).
-const SHOWN_COLUMNS: &[&str] = &[
-    "frame",
+/// The sidecar's columns the plugin shows as they are, each as the field
+/// `tcpshut.NAME`. They are read by name, as the plugin does (a newer
+/// sidecar may add columns or order them otherwise), with `frame`.
+const SHOWN_AS_IS: &[&str] = &[
     "conn",
+    "events",
     "sender_state",
     "receiver_state",
-    "events",
     "calls",
     "summary",
     "severity",
@@ -394,8 +394,8 @@ const SHOWN_COLUMNS: &[&str] = &[
 fn assert_frames_match_sidecar(what: &str, frames: &[Dissected], sidecar_text: &str) {
     let rows = parse_csv(sidecar_text);
     let header = &rows[0];
-    let column: BTreeMap<&str, usize> = SHOWN_COLUMNS
-        .iter()
+    let column: BTreeMap<&str, usize> = std::iter::once(&"frame")
+        .chain(SHOWN_AS_IS)
         .map(|name| {
             let at = header.iter().position(|h| h == name).unwrap_or_else(|| {
                 panic!("{what}: sidecar header {header:?} has no column {name}")
@@ -429,17 +429,7 @@ fn assert_frames_match_sidecar(what: &str, frames: &[Dissected], sidecar_text: &
             row["events"].split(';').map(str::to_string).collect()
         };
         let got = |f: &str| one(d, f);
-        // the fields that show one column as it is
-        for name in [
-            "conn",
-            "events",
-            "sender_state",
-            "receiver_state",
-            "calls",
-            "summary",
-            "severity",
-            "related",
-        ] {
+        for name in SHOWN_AS_IS {
             assert_eq!(
                 got(&format!("tcpshut.{name}")),
                 row[name],
