@@ -43,9 +43,19 @@ local char, rep, concat = string.char, string.rep, table.concat
 local unpack = table.unpack or unpack
 local floor = math.floor
 
+-- Stores the values (a pattern's captures) from t[at + 1] on; returns the
+-- first (nil: no match). The row parsers reuse one table for them, so a
+-- layout known only from the header costs no table per row.
+local function keep(t, at, ...)
+    for i = 1, select("#", ...) do t[at + i] = (select(i, ...)) end
+    return (...)
+end
+local caught = {}
+
 -- The columns as tcpshut writes them today. Columns are read by name (see
 -- column_positions): a sidecar may add columns (ignored) or order them
--- otherwise; this exact header takes the fast paths below.
+-- otherwise; the row parser is made from the header (fast_parser), and
+-- this exact header also takes the fast path of the index (build_index).
 local HEADER = "frame,ts,conn,src,dst,flags,seq,ack,len,sender_state,receiver_state,events,calls,summary,severity,related"
 local NFIELDS = 16
 local MAX_COLUMNS = 64 -- a header with more columns is refused
@@ -312,15 +322,29 @@ for _, name in ipairs(COLUMNS) do
 end
 
 -- The layout of a sidecar whose header is not HEADER: n columns, and for
--- each of COLUMNS (by its index there) its position in the row, or nil.
+-- each of COLUMNS (by its index there) its position in the row, or nil;
+-- and the index's pattern for its rows without quotes: the bounds of the
+-- frame, events and shown fields as position captures (where each lands
+-- in them: slot).
+local SHOWN = { "calls", "summary", "severity", "related" } -- they make a row other than plain, besides events
 local function segment_layout(header)
     local pos, n = column_positions(header, COLUMNS, NEEDED)
     if not pos then return nil, n end
     local at, shown = {}, {}
     for k, name in ipairs(COLUMNS) do at[k] = pos[name] end
-    -- the columns that make a row other than plain, besides events
-    for _, name in ipairs({ "calls", "summary", "severity", "related" }) do shown[pos[name]] = true end
-    return { n = n, at = at, frame = pos.frame, events = pos.events, shown = shown }
+    for _, name in ipairs(SHOWN) do shown[pos[name]] = name end
+    local fields, slot, caps = {}, {}, 0
+    for i = 1, n do
+        local name = (i == pos.frame and "frame") or (i == pos.events and "events") or shown[i]
+        if name then
+            fields[i] = name == "frame" and "()%d+()" or "()[^,\r\n]*()"
+            slot[name], caps = caps + 1, caps + 2
+        else
+            fields[i] = "[^,\r\n]*"
+        end
+    end
+    return { n = n, at = at, frame = pos.frame, events = pos.events, shown = shown,
+        index = "^" .. concat(fields, ",") .. "\r?\n", slot = slot }
 end
 
 ---------------------------------------------------------------------------
@@ -371,14 +395,17 @@ local function all_quiet(events)
 end
 
 local state -- per opened capture, reset by init()
+local fast_parser -- the fast row parser of a layout (see "On-demand row parsing")
 
 local function new_state()
     return {
         path = nil, source = nil,
         loaded = false,
-        fh = nil, flags = nil, blocks = nil, direct = nil, layout = nil, rows = 0, seq_bases = {}, conns_loaded = false, conns = nil,
+        fh = nil, flags = nil, blocks = nil, direct = nil, layout = nil, fast = nil, rows = 0, conns_loaded = false, conns = nil,
         conns_err = nil, conns_err_shown = false, back = nil, last = 0, short_frame = nil, note_frame = nil,
         cur_frame = nil, cur_off = nil, -- the last row found
+        -- per connection number: its first sender's text and seq base, the other's
+        seq_bases = { first_src = {}, first = {}, other_src = {}, other = {} },
         wbuf = nil, wbase = 0, -- the window: wbuf's first byte is at file offset wbase
         err = nil, err_expert = nil, err_frame = nil, -- whole-sidecar error, shown once
     }
@@ -430,6 +457,25 @@ local function digits(a, b, c, d, e, f, g, h, i, j)
     n = n * 10 + i - 48
     if not j then return n end
     return n * 10 + j - 48
+end
+
+-- For a row without quotes of a sidecar with another layout, at pos: its
+-- frame number and its flag, from the layout's index pattern; nil when the
+-- row does not fit it (layout_row then walks it field by field).
+local function layout_row_plain(buf, pos, layout, quiet_of)
+    local c, sl = caught, layout.slot
+    if not keep(c, 0, match(buf, layout.index, pos)) then return nil end
+    local f = sl.frame
+    if c[f + 1] - c[f] > 10 then return nil end
+    local frame = digits(byte(buf, c[f], c[f + 1] - 1))
+    local filled = false
+    for _, name in ipairs(SHOWN) do
+        local k = sl[name]
+        if c[k + 1] > c[k] then filled = true end
+    end
+    local e = sl.events
+    if c[e + 1] == c[e] then return frame, filled and 2 or 1 end
+    return frame, quiet_of(sub(buf, c[e], c[e + 1] - 1)) and 4 or 2
 end
 
 -- For a row of a sidecar with another layout, from pos to its line end
@@ -566,7 +612,8 @@ local function build_index(fh, size)
                     local en, in_quote = nl, false
                     if q <= nl then en, in_quote = row_end(buf, pos) end
                     if en then
-                        n, flag = layout_row(buf, pos, en, layout, quiet_of)
+                        if q > nl then n, flag = layout_row_plain(buf, pos, layout, quiet_of) end
+                        if not n then n, flag = layout_row(buf, pos, en, layout, quiet_of) end
                         if not n then return nil, format("row %d: its frame field is not a frame number", rows + 1) end
                         if n <= last then return nil, out_of_order(rows + 1, n, last) end
                         nxt = en + 1
@@ -694,7 +741,7 @@ local function load_sidecar()
         return
     end
     state.fh, state.flags, state.blocks, state.rows, state.last = fh, flags, blocks, rows, last
-    state.direct, state.layout = direct, layout
+    state.direct, state.layout, state.fast = direct, layout, fast_parser(layout)
     collectgarbage()
 end
 
@@ -794,22 +841,45 @@ local function load_connections()
     end
 end
 
--- The connection record of a row: client, server, outcome, closer, client
--- calls, server calls, first frame, last frame, notes, tunnel; nil when there is
--- none, or when its endpoints are not the row's (a record that does not
--- belong to this sidecar is never shown).
-local function connection_of(conn, src, dst)
+-- Whether the record of connection conn (its client and server) belongs
+-- to a row sent from src to dst; when not, the first such record is named
+-- in state.conns_err (a record that does not belong to this sidecar is
+-- never shown).
+local function belongs(conn, client, server, src, dst)
+    if (client == src and server == dst) or (client == dst and server == src) then return true end
+    state.conns_err = state.conns_err or format("connection %s is %s > %s there, its rows %s > %s",
+        conn, client, server, src, dst)
+    return false
+end
+
+-- The checked line of connection conn, or nil.
+local function connection_line(conn)
     if not state.conns_loaded then load_connections() end
     local conns = state.conns
-    local line = conns and conns[tonumber(conn)]
+    return conns and conns[tonumber(conn)]
+end
+
+-- The connection record of a row: client, server, outcome, closer, client
+-- calls, server calls, first frame, last frame, notes, tunnel; nil when there is
+-- none, or when it does not belong to the row.
+local function connection_of(conn, src, dst)
+    local line = connection_line(conn)
     if not line then return nil end
     local _, client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = match(line, CONN_LINE)
-    if not ((client == src and server == dst) or (client == dst and server == src)) then
-        state.conns_err = state.conns_err or format("connection %s is %s > %s there, its rows %s > %s",
-            conn, client, server, src, dst)
-        return nil
-    end
+    if not belongs(conn, client, server, src, dst) then return nil end
     return client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
+end
+
+-- Only the record's client (all the Info tag needs, without a tree): its
+-- line was checked whole when loaded, so its first two fields are read
+-- without the other nine.
+local CONN_ENDS = "^%d+,([^,]*),([^,]*),"
+local function connection_client(conn, src, dst)
+    local line = connection_line(conn)
+    if not line then return nil end
+    local client, server = match(line, CONN_ENDS)
+    if not belongs(conn, client, server, src, dst) then return nil end
+    return client
 end
 
 ---------------------------------------------------------------------------
@@ -821,32 +891,60 @@ end
 -- (FIN_CODES, RST_CODES and TAG_CODES, the codes that make a tag, are
 -- defined with the event table.)
 
-local function info_tag(events, calls, side)
-    local head, extra = nil, {}
+-- A few memos keyed by a row's events text, so the rows of a capture
+-- (which repeat a few dozen events texts) do not split and rebuild the
+-- same text on every frame: each keeps at most MAX_MEMO texts (the sidecar
+-- is not trusted to have few), the rest are worked out each time.
+local MAX_MEMO = 256
+local function memo_of(compute)
+    local memo, size = {}, 0
+    return function(events)
+        local v = memo[events]
+        if v == nil then
+            v = compute(events)
+            if size < MAX_MEMO then
+                size = size + 1
+                memo[events] = v
+            end
+        end
+        return v
+    end
+end
+
+-- The tag's shape for an events text: false when it gives no tag, else
+-- { head's text before the side, after the side, the extra parts joined }.
+-- The head is the first FIN or RST kind; further RST kinds and the
+-- TAG_CODES follow as parts of their own, in the row's order.
+local tag_shape = memo_of(function(events)
+    local pre, post, extra = nil, nil, {}
     for code in gmatch(events, "[^;]+") do
         local fin, rst = FIN_CODES[code], RST_CODES[code]
-        if fin and not head then
-            head = fin .. " " .. side
-        elseif rst and not head then
-            head = "RST " .. side .. " " .. rst
+        if fin and not pre then
+            pre, post = fin, ""
+        elseif rst and not pre then
+            pre, post = "RST", " " .. rst
         elseif rst then
             extra[#extra + 1] = "RST " .. rst
         elseif TAG_CODES[code] then
             extra[#extra + 1] = code
         end
     end
-    if head and calls ~= "" then head = head .. ": " .. calls end
-    if head then table.insert(extra, 1, head) end
-    if #extra == 0 then return nil end
-    return "[" .. concat(extra, "; ") .. "]"
+    if not pre and #extra == 0 then return false end
+    return { pre, post, concat(extra, "; ") }
+end)
+
+local function info_tag(events, calls, side)
+    local shape = tag_shape(events)
+    if not shape then return nil end
+    local pre, post, extra = shape[1], shape[2], shape[3]
+    if not pre then return "[" .. extra .. "]" end
+    return "[" .. pre .. " " .. side .. post .. (calls ~= "" and ": " .. calls or "")
+        .. (extra ~= "" and "; " .. extra or "") .. "]"
 end
 
 -- Whether the events give the row an Info tag.
 local function tagged(events)
-    for code in gmatch(events, "[^;]+") do
-        if FIN_CODES[code] or RST_CODES[code] or TAG_CODES[code] then return true end
-    end
-    return false
+    return tag_shape(events) ~= false
 end
 
 -- Reads the window starting at file offset off, at least size bytes.
@@ -1087,43 +1185,103 @@ end
 local SEVERITIES = { [""] = true, chat = true, note = true, warn = true, error = true }
 
 -- Fast path for the common row shape: every field unquoted except possibly
--- the summary, which then holds no quote of its own. The pattern checks each
--- field's character set (a quoted summary may hold ""); fields that are not shown are not copied out (the
--- () captures give only their bounds, to check lengths). Rows of any other
--- shape, or that fail a check here, take parse_row + check_row, which say
--- what is wrong.
-local FAST_HEAD = "^%d+,(%d+)%.(%d+),(%d+),([%w%.:%[%]%%_-]*),([%w%.:%[%]%%_-]*),([FSRPAUEC]*),"
-    .. "(%d+),()%d+(),(%d+),([A-Z0-9-]*),([A-Z0-9-]*),([a-z0-9;-]*),([%w_>|-]*),()"
-local FAST_TAIL = '^,([a-z]*),(%d*)\r?\n'
-local FAST_PLAIN = '^([^,"\n]*),([a-z]*),(%d*)\r?\n'
+-- the summary, which then holds no quote of its own. The patterns are
+-- made from the sidecar's header (so a sidecar with its columns in another
+-- order, or with more of them, takes this path too): each known column
+-- checks its character set (FAST_FIELD), a column this plugin does not
+-- know is skipped if unquoted; fields that are not shown are not copied
+-- out (ack's () captures give only its bounds, to check its length).
+-- Rows of any other shape, or that fail a check here, take parse_row +
+-- check_row, which say what is wrong.
+local FAST_FIELD = {
+    frame = "%d+", -- the index found the row by it
+    ts = "(%d+)%.(%d+)",
+    conn = "(%d+)",
+    src = "([%w%.:%[%]%%_-]*)",
+    dst = "([%w%.:%[%]%%_-]*)",
+    flags = "([FSRPAUEC]*)",
+    seq = "(%d+)",
+    ack = "()%d+()",
+    len = "(%d+)",
+    sender_state = "([A-Z0-9-]*)",
+    receiver_state = "([A-Z0-9-]*)",
+    events = "([a-z0-9;-]*)",
+    calls = "([%w_>|-]*)",
+    severity = "([a-z]*)",
+    related = "(%d*)",
+}
+local OTHER_FIELD = '[^,"\n]*'
+-- the values a column's captures give, when not one named as the column
+local FAST_VALUES = { frame = {}, ts = { "ts_s", "ts_f" }, ack = { "ack_from", "ack_to" } }
+
+-- The fast parser of a layout (nil: HEADER): the pattern of the columns
+-- before the summary (ending with the summary's position), the patterns
+-- of the rest after a quoted and after an unquoted summary, and where
+-- each value lands in the captures (see fast_row).
+function fast_parser(layout)
+    local names = {} -- position -> known column name
+    local n = layout and layout.n or NFIELDS
+    for k, name in ipairs(COLUMNS) do
+        local at = not layout and k or layout.at[k]
+        if at then names[at] = name end
+    end
+    local head, tail, slot = {}, {}, {}
+    local part, caps = head, 0
+    for i = 1, n do
+        local name = names[i]
+        if name == "summary" then
+            -- the summary's position (head), then the summary itself
+            part, caps = tail, caps + 2
+            slot.summary = caps
+        else
+            part[#part + 1] = FAST_FIELD[name] or OTHER_FIELD
+            for _, value in ipairs(FAST_VALUES[name] or { name }) do
+                caps = caps + 1
+                slot[value] = caps
+            end
+        end
+    end
+    local rest = (#tail > 0 and "," .. concat(tail, ",") or "") .. "\r?\n"
+    return {
+        head = "^" .. concat(head, ",") .. (#head > 0 and ",()" or "()"),
+        after_quoted = "^" .. rest,
+        after_plain = '^([^,"\n]*)' .. rest,
+        summary_pos = slot.summary - 1, -- where head's last capture lands
+        slot = slot,
+    }
+end
 
 -- Returns secs, fraction (the ts text's two parts), conn, sender_state,
 -- receiver_state, events, calls, summary, severity, related, src, dst,
 -- flags, seq, len; or nil.
-local function fast_row(w, pos)
-    local ts_s, ts_f, conn, src, dst, tcp_flags, seq, k1, k2, len, ss, rs, events, calls, p =
-        match(w, FAST_HEAD, pos)
-    if not ts_s then return nil end
-    local summary, sev, rel
+local function fast_row(w, pos, fast)
+    local c, at = caught, fast.summary_pos
+    if not keep(c, 0, match(w, fast.head, pos)) then return nil end
+    local p = c[at]
     if byte(w, p) == 34 then
         -- a quoted summary, "" standing for a quote
-        local c = p
+        local q = p
         repeat
-            c = find(w, '"', c + 1, true)
-            if not c then return nil end
-            local doubled = byte(w, c + 1) == 34
-            if doubled then c = c + 1 end
+            q = find(w, '"', q + 1, true)
+            if not q then return nil end
+            local doubled = byte(w, q + 1) == 34
+            if doubled then q = q + 1 end
         until not doubled
-        sev, rel = match(w, FAST_TAIL, c + 1)
-        if not sev then return nil end
-        summary = sub(w, p + 1, c - 1)
+        if not keep(c, at + 1, match(w, fast.after_quoted, q + 1)) then return nil end
+        local summary = sub(w, p + 1, q - 1)
         if find(summary, '"', 1, true) then summary = gsub(summary, '""', '"') end
-    else
-        summary, sev, rel = match(w, FAST_PLAIN, p)
-        if not summary then return nil end
+        c[at + 1] = summary
+    elseif not keep(c, at, match(w, fast.after_plain, p)) then
+        return nil
     end
+    local sl = fast.slot
+    local ts_s, ts_f, conn, src, dst, tcp_flags, seq, len, ss, rs, events, calls, summary, sev, rel =
+        c[sl.ts_s], c[sl.ts_f], c[sl.conn], c[sl.src], c[sl.dst], c[sl.flags], c[sl.seq], c[sl.len],
+        c[sl.sender_state], c[sl.receiver_state], c[sl.events], c[sl.calls], c[sl.summary], c[sl.severity],
+        c[sl.related]
     -- lengths and ranges the pattern cannot express
-    if #ts_s > 12 or #ts_f ~= 9 or #conn > 9 or #src > 64 or #dst > 64 or #seq > 9 or k2 - k1 > 9
+    if #ts_s > 12 or #ts_f ~= 9 or #conn > 9 or #src > 64 or #dst > 64 or #seq > 9
+        or (sl.ack_from and c[sl.ack_to] - c[sl.ack_from] > 9)
         or #len > 9 or #rel > 9 or #ss > 32 or #rs > 32 or #calls > 256 or #sev > 16 then
         return nil
     end
@@ -1196,12 +1354,14 @@ local function frame_time_text(pinfo)
 end
 
 -- The frame's TCP header as the sidecar sees it: its flags (FSRPAUEC
--- letters), its raw sequence number and its payload length (from the IP
+-- letters), its raw sequence number, its payload length (from the IP
 -- header, as the sidecar's len: nil when the IP header in front of the TCP
--- header is not a plain IPv4 or IPv6 one). The TCP header is the first
--- place after the smallest IPv4 header where the frame's two ports follow
--- each other and a plausible data offset comes next. nil when the header
--- is not in the captured bytes.
+-- header is not a plain IPv4 or IPv6 one), and, when that header is IPv4,
+-- the frame's two endpoints as the sidecar writes them (a.b.c.d:port, from
+-- the header's bytes: cheaper than pinfo's address objects). The TCP
+-- header is the first place after the smallest IPv4 header where the
+-- frame's two ports follow each other and a plausible data offset comes
+-- next. nil when the header is not in the captured bytes.
 -- The FSRPAUEC letters of each value of the flags byte, made once.
 local FLAG_TEXT = {}
 for bits = 0, 255 do
@@ -1213,6 +1373,7 @@ for bits = 0, 255 do
     end
     FLAG_TEXT[bits] = concat(letters)
 end
+local ENDPOINT_V4 = "%d.%d.%d.%d:%d"
 local function frame_tcp(tvb, sp, dp)
     local n = tvb:len()
     if n > 256 then n = 256 end
@@ -1232,7 +1393,7 @@ local function frame_tcp(tvb, sp, dp)
     local seq = ((s1 * 256 + s2) * 256 + s3) * 256 + s4
     -- the IP header right in front: IPv4 (any header length) or IPv6
     -- without extension headers; anything else leaves the length unknown
-    local len
+    local len, fsrc, fdst
     for ihl = 5, 15 do
         local p = at - 4 * ihl
         if p < 1 then break end
@@ -1240,14 +1401,17 @@ local function frame_tcp(tvb, sp, dp)
             local total = byte(raw, p + 2) * 256 + byte(raw, p + 3)
             -- total 0: a segmentation offload packet, whose length the header does not give
             if total > 0 then len = total - 4 * ihl - 4 * offset end
+            local a1, a2, a3, a4, b1, b2, b3, b4 = byte(raw, p + 12, p + 19)
+            fsrc = format(ENDPOINT_V4, a1, a2, a3, a4, sp)
+            fdst = format(ENDPOINT_V4, b1, b2, b3, b4, dp)
             break
         end
     end
-    if not len and at > 40 and floor(byte(raw, at - 40) / 16) == 6 and byte(raw, at - 34) == 6 then
+    if not len and not fsrc and at > 40 and floor(byte(raw, at - 40) / 16) == 6 and byte(raw, at - 34) == 6 then
         len = (byte(raw, at - 36) * 256 + byte(raw, at - 35)) - 4 * offset
     end
     if len and len < 0 then len = nil end
-    return FLAG_TEXT[byte(raw, at + 13)], seq, len
+    return FLAG_TEXT[byte(raw, at + 13)], seq, len, fsrc, fdst
 end
 
 -- How an address and port look in the sidecar: a.b.c.d:port, [v6]:port.
@@ -1273,14 +1437,18 @@ local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags, seq, le
         return format("is at %s, its row at %s.%s", frame_time_text(pinfo), ts_s, ts_f)
     end
     if not src then return nil end
-    local v6 = byte(src, 1) == 91
     local sp, dp = pinfo.src_port, pinfo.dst_port
-    local fsrc = endpoint_text(pinfo.src, sp, v6)
-    local fdst = endpoint_text(pinfo.dst, dp, v6)
+    local fflags, fseq, flen, fsrc, fdst = frame_tcp(tvb, sp, dp)
     if fsrc ~= src or fdst ~= dst then
-        return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
+        -- not IPv4, or the header's bytes say otherwise: Wireshark's
+        -- addresses (those of the innermost IP layer) decide
+        local v6 = byte(src, 1) == 91
+        fsrc = endpoint_text(pinfo.src, sp, v6)
+        fdst = endpoint_text(pinfo.dst, dp, v6)
+        if fsrc ~= src or fdst ~= dst then
+            return format("is %s > %s, its row %s > %s", fsrc, fdst, src, dst)
+        end
     end
-    local fflags, fseq, flen = frame_tcp(tvb, sp, dp)
     if not fflags then return nil end
     if fflags ~= tcp_flags then
         return format("has flags %s, its row %s", fflags, tcp_flags)
@@ -1291,13 +1459,25 @@ local function row_mismatch(tvb, pinfo, ts_s, ts_f, src, dst, tcp_flags, seq, le
     end
     seq = tonumber(seq)
     if seq and not pinfo.visited then
+        -- by connection number: the base of the first sender seen, and of
+        -- the other one (no new string per frame)
         local base = (fseq - seq) % TWO32
-        local key = conn .. src
-        local known = state.seq_bases[key]
+        local bases, c = state.seq_bases, tonumber(conn)
+        local slot
+        local first = bases.first_src[c]
+        if first == nil or first == src then
+            bases.first_src[c], slot = src, bases.first
+        else
+            local other = bases.other_src[c]
+            if other == nil or other == src then
+                bases.other_src[c], slot = src, bases.other
+            end
+        end
+        local known = slot and slot[c]
         if known and known ~= base and not (find(tcp_flags, "S", 1, true) and not find(tcp_flags, "R", 1, true)) then
             return format("has relative seq %d, its row %d", (fseq - known) % TWO32, seq)
         end
-        state.seq_bases[key] = base
+        if slot then slot[c] = base end
     end
     return nil
 end
@@ -1375,15 +1555,23 @@ local function row_error(tree, num, why)
 end
 
 -- One expert item per event code that has one; its text is the code's
--- own (the row's summary is in the tree and the Shutdown column).
-local function add_experts(item, events)
+-- own (the row's summary is in the tree and the Shutdown column). An
+-- unknown code gets the unknown-code item, naming it.
+local expert_list = memo_of(function(events)
+    local list = {}
     for code in gmatch(events, "[^;]+") do
         local ex = EVENT_EXPERT[code]
         if ex then
-            item:add_proto_expert_info(ex)
+            list[#list + 1] = { ex }
         elseif ex == nil then
-            item:add_proto_expert_info(ex_unknown_event, "tcpshut: unknown event code " .. code)
+            list[#list + 1] = { ex_unknown_event, "tcpshut: unknown event code " .. code }
         end
+    end
+    return list
+end)
+local function add_experts(item, events)
+    for _, e in ipairs(expert_list(events)) do
+        if e[2] then item:add_proto_expert_info(e[1], e[2]) else item:add_proto_expert_info(e[1]) end
     end
 end
 
@@ -1433,12 +1621,13 @@ function tcpshut.dissector(tvb, pinfo, tree)
 
     local w, pos = row_at(off, false)
     local ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len
-    if w and not state.layout then
-        ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len = fast_row(w, pos)
+    if w then
+        ts_s, ts_f, conn, ss, rs, events, calls, summary, sev, rel, src, dst, tcp_flags, seq, len =
+            fast_row(w, pos, state.fast)
     end
     if not ts_s then
-        -- the slow path (every row of a sidecar whose header is not HEADER):
-        -- the whole row, field by field, with a reason if it is bad
+        -- the slow path (rows with quotes outside the summary, or that
+        -- fail a check): the whole row, field by field, with a reason if it is bad
         w, pos = row_at(off, true)
         if not w then
             tree:add(tcpshut):add_proto_expert_info(ex_unreadable, format(
@@ -1485,8 +1674,10 @@ function tcpshut.dissector(tvb, pinfo, tree)
     -- the connection's record, when the connections sidecar has it
     -- without a tree, only the Info tag needs it (for the sender's side)
     local client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
-    if not bare or (events ~= "" and tagged(events)) then
+    if not bare then
         client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = connection_of(conn, src, dst)
+    elseif events ~= "" and tagged(events) then
+        client = connection_client(conn, src, dst)
     end
     local side = client and (client == src and "client" or "server") or src
     if events ~= "" then
