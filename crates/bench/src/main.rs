@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tcpshut_engine::CaptureReader;
-use tcpshut_engine::DecodeStats;
+use tcpshut_engine::{Detail, Tracker};
 
 use gen::GenConfig;
 use measure::Summary;
@@ -47,7 +47,8 @@ enum Cmd {
         output: PathBuf,
     },
     /// The floor: read every frame with tcpshut's reader and do nothing
-    /// else (with --decode: also decode it to a TCP segment).
+    /// else (with --decode: also decode it to a TCP segment as annotate
+    /// does, with the CSV sidecar's decode options).
     #[command(hide = true)]
     Read {
         path: PathBuf,
@@ -155,18 +156,25 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Reads every frame (and decodes it, if asked); returns frames and segments.
+/// The decoding is annotate's own: the CSV sidecar's [`Tracker`] (the same
+/// decode options, so no checksum verification, and the same reassembly of
+/// fragmented tunnel packets), so that the floor holds exactly the reading
+/// and decoding that `annotate FILE` does, and nothing more.
 fn read_loop(path: &Path, decode: bool) -> anyhow::Result<(u64, u64)> {
     let mut reader = CaptureReader::open(path)?;
-    let mut stats = DecodeStats::default();
+    let mut tracker = Tracker::concluding(Detail::Brief);
+    let mut segments = 0u64;
     let mut bytes = 0u64;
     while let Some(frame) = reader.next_frame()? {
         bytes = bytes.wrapping_add(frame.data.len() as u64);
         if decode {
-            std::hint::black_box(tcpshut_engine::decode(&frame, &mut stats));
+            let seg = tracker.decode(&frame);
+            segments += u64::from(seg.is_some());
+            std::hint::black_box(seg);
         }
     }
     std::hint::black_box(bytes);
-    Ok((reader.frames_read(), stats.tcp_segments))
+    Ok((reader.frames_read(), segments))
 }
 
 /// Locates (and under `cargo run`, builds) the release tcpshut binary.
