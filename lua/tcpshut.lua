@@ -1515,17 +1515,25 @@ end
 -- filters on _ws.expert still see them). Where it cannot be asked (no
 -- Dissector handle), every frame counts as wanted: slower, never wrong.
 local self_handle = nil
+-- The method itself, fetched once: tree:referenced() looks it up through
+-- TreeItem's __index on every frame, which costs about as much as the call.
+local tree_referenced = type(TreeItem) == "table" and TreeItem.referenced
 local function referenced(tree)
+    return tree_referenced(tree, self_handle)
+end
+local function referenced_method(tree)
     return tree:referenced(self_handle)
 end
 local function always() return true end
 local wanted
 -- The first call checks that the method works here; later calls go straight.
 local function first_wanted(tree)
-    local ok, needed = pcall(referenced, tree)
-    if ok and type(needed) == "boolean" then
-        wanted = referenced
-        return needed
+    for _, test in ipairs({ referenced, referenced_method }) do
+        local ok, needed = pcall(test, tree)
+        if ok and type(needed) == "boolean" then
+            wanted = test
+            return needed
+        end
     end
     wanted = always
     return true
