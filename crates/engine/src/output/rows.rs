@@ -72,17 +72,37 @@ pub struct Row {
 impl Row {
     /// The row of `seg`, from its facts with hindsight applied.
     pub fn new(seg: &Segment<'_>, resolved: &ResolvedFacts) -> Row {
+        Row::of_fields(
+            seg.frame,
+            seg.ts,
+            [seg.src, seg.dst],
+            seg.flags,
+            seg.payload_len,
+            resolved,
+        )
+    }
+
+    /// The row of the segment sent from `src_dst[0]` to `src_dst[1]`,
+    /// given only the fields of it a row shows (held rows keep no more).
+    pub(crate) fn of_fields(
+        frame: u64,
+        ts: Timestamp,
+        src_dst: [SocketAddr; 2],
+        flags: TcpFlags,
+        payload_len: u32,
+        resolved: &ResolvedFacts,
+    ) -> Row {
         let facts = &resolved.facts;
         Row {
-            frame: seg.frame,
-            ts: seg.ts,
+            frame,
+            ts,
             conn: facts.conn,
-            src: seg.src,
-            dst: seg.dst,
-            flags: seg.flags,
+            src: src_dst[0],
+            dst: src_dst[1],
+            flags,
             seq: facts.rel_seq,
             ack: facts.rel_ack,
-            len: seg.payload_len,
+            len: payload_len,
             sender_state: facts.sender_state,
             receiver_state: facts.receiver_state,
             events: facts.events,

@@ -17,7 +17,6 @@
 //! [`spill`]: crate::pipeline::spill
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use rustc_hash::FxHashMap;
 
@@ -27,7 +26,7 @@ use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::endpoint::TcpState;
 use crate::tracking::event::EventSet;
 use crate::tracking::inference::ConnVerdict;
-use crate::wire::segment::{Segment, TcpFlags, TcpOptionsSummary, Timestamp};
+use crate::wire::segment::{Segment, TcpFlags, Timestamp};
 
 /// Why held rows could not be released.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +62,13 @@ struct Spill {
     waiting_for: Option<u32>,
 }
 
-/// A held row: its segment's fields (enough to make the row; addresses
-/// are the connection's) and its [`SegmentFacts`], packed into 80 bytes
-/// instead of 112, as up to the budget of them are held in memory
-/// ([`ROW_BYTES`] on a spill file).
+/// A held row: the fields of its segment that a [`Row`] shows (addresses
+/// are the connection's) and its [`SegmentFacts`], packed into 64 bytes
+/// (was 112, then 80), as up to the budget of them are held in memory and
+/// each crosses from the tracking thread to the rows thread
+/// ([`ROW_BYTES`] on a spill file). The segment's absolute sequence and
+/// acknowledgement numbers, window and window scale are not kept: a row
+/// shows the relative numbers (in the facts) and no window.
 #[derive(Clone, Copy)]
 pub struct PendingRow {
     frame: u64,
@@ -75,16 +77,12 @@ pub struct PendingRow {
     related: u64,
     if_receiver_stopped_reading: u64,
     ts_nanos: u32,
-    seq: u32,
-    ack: u32,
     payload_len: u32,
     rel_seq: u32,
     rel_ack: u32,
     conn: u32,
     events: EventSet,
-    window: u16,
     flags: TcpFlags,
-    window_scale: Option<u8>,
     sender: u8,
     sender_state: TcpState,
     receiver_state: TcpState,
@@ -94,7 +92,7 @@ pub struct PendingRow {
 }
 
 /// Bytes of a held row on a spill file.
-const ROW_BYTES: usize = 77;
+const ROW_BYTES: usize = 65;
 
 impl PendingRow {
     /// The row of `seg`, which its connection observed as `facts`.
@@ -105,16 +103,12 @@ impl PendingRow {
             related: facts.related.unwrap_or(0),
             if_receiver_stopped_reading: facts.if_receiver_stopped_reading.unwrap_or(0),
             ts_nanos: seg.ts.nanos,
-            seq: seg.seq,
-            ack: seg.ack,
             payload_len: seg.payload_len,
             rel_seq: facts.rel_seq,
             rel_ack: facts.rel_ack,
             conn: facts.conn,
             events: facts.events,
-            window: seg.window,
             flags: seg.flags,
-            window_scale: seg.options.window_scale,
             sender: (facts.sender != 0).into(),
             sender_state: facts.sender_state,
             receiver_state: facts.receiver_state,
@@ -137,8 +131,6 @@ impl PendingRow {
         }
         let halves = [
             self.ts_nanos,
-            self.seq,
-            self.ack,
             self.payload_len,
             self.rel_seq,
             self.rel_ack,
@@ -148,20 +140,17 @@ impl PendingRow {
         for (i, h) in halves.iter().enumerate() {
             out[32 + i * 4..36 + i * 4].copy_from_slice(&h.to_le_bytes());
         }
-        out[64..66].copy_from_slice(&self.window.to_le_bytes());
-        out[66] = self.flags.0;
-        out[67] = self.window_scale.is_some().into();
-        out[68] = self.window_scale.unwrap_or(0);
-        out[69] = self.sender;
-        out[70] = self.sender_state as u8;
-        out[71] = self.receiver_state as u8;
+        out[56] = self.flags.0;
+        out[57] = self.sender;
+        out[58] = self.sender_state as u8;
+        out[59] = self.receiver_state as u8;
         if let Some([a, b]) = self.if_fins_crossed {
-            out[72] = 1;
-            out[73] = a as u8;
-            out[74] = b as u8;
+            out[60] = 1;
+            out[61] = a as u8;
+            out[62] = b as u8;
         }
-        out[75] = self.reveals.into();
-        out[76] = self.idle_rst.into();
+        out[63] = self.reveals.into();
+        out[64] = self.idle_rst.into();
         out
     }
 
@@ -181,22 +170,18 @@ impl PendingRow {
             related: word(2),
             if_receiver_stopped_reading: word(3),
             ts_nanos: half(0),
-            seq: half(1),
-            ack: half(2),
-            payload_len: half(3),
-            rel_seq: half(4),
-            rel_ack: half(5),
-            conn: half(6),
-            events: EventSet::from_bits(half(7)),
-            window: u16::from_le_bytes([b[64], b[65]]),
-            flags: TcpFlags(b[66]),
-            window_scale: (b[67] != 0).then_some(b[68]),
-            sender: b[69],
-            sender_state: state(b[70]),
-            receiver_state: state(b[71]),
-            if_fins_crossed: (b[72] != 0).then(|| [state(b[73]), state(b[74])]),
-            reveals: b[75] != 0,
-            idle_rst: b[76] != 0,
+            payload_len: half(1),
+            rel_seq: half(2),
+            rel_ack: half(3),
+            conn: half(4),
+            events: EventSet::from_bits(half(5)),
+            flags: TcpFlags(b[56]),
+            sender: b[57],
+            sender_state: state(b[58]),
+            receiver_state: state(b[59]),
+            if_fins_crossed: (b[60] != 0).then(|| [state(b[61]), state(b[62])]),
+            reveals: b[63] != 0,
+            idle_rst: b[64] != 0,
         }
     }
 
@@ -218,35 +203,21 @@ impl PendingRow {
         }
     }
 
-    /// The segment again, from the connection's `endpoints` (the payload
-    /// itself is not kept: nothing after decoding reads it).
-    fn segment(&self, endpoints: [SocketAddr; 2]) -> Segment<'static> {
+    /// Its row, from the connection's `endpoints` and `verdict`.
+    fn row(&self, settled: &Settled) -> Row {
         let sender = usize::from(self.sender);
-        Segment {
-            frame: self.frame,
-            ts: Timestamp {
+        let endpoints = settled.endpoints;
+        Row::of_fields(
+            self.frame,
+            Timestamp {
                 secs: self.ts_secs,
                 nanos: self.ts_nanos,
             },
-            src: endpoints[sender],
-            dst: endpoints[1 - sender],
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            payload_len: self.payload_len,
-            payload: &[],
-            options: TcpOptionsSummary {
-                window_scale: self.window_scale,
-                ..TcpOptionsSummary::default()
-            },
-            checksum_ok: None,
-            marks: Default::default(),
-            // Rows do not show it (the JSON sink finds a row's tunnel by
-            // its connection), so it is not held per row.
-            tunnel: None,
-            reassembled: false,
-        }
+            [endpoints[sender], endpoints[1 - sender]],
+            self.flags,
+            self.payload_len,
+            &self.facts().resolved(&settled.verdict, self.frame),
+        )
     }
 }
 
@@ -439,12 +410,7 @@ impl PendingRows {
         mut emit: impl FnMut(&Row) -> std::io::Result<()>,
     ) -> Result<(), HeldError> {
         let mut make = |row: &PendingRow, settled: &Settled| {
-            let seg = row.segment(settled.endpoints);
-            emit(&Row::new(
-                &seg,
-                &row.facts().resolved(&settled.verdict, seg.frame),
-            ))
-            .map_err(HeldError::Output)
+            emit(&row.row(settled)).map_err(HeldError::Output)
         };
         if let Some(spill) = &mut self.spill {
             while let Some(bytes) = spill.rows.front().map_err(HeldError::Spill)? {
@@ -495,11 +461,13 @@ impl PendingRows {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     #[test]
-    fn a_held_row_takes_at_most_80_bytes() {
-        assert!(std::mem::size_of::<PendingRow>() <= 80);
+    fn a_held_row_takes_at_most_64_bytes() {
+        assert!(std::mem::size_of::<PendingRow>() <= 64);
     }
 
     /// A connection open from the first row to the last, and thousands
@@ -523,16 +491,12 @@ mod tests {
                 related: 0,
                 if_receiver_stopped_reading: 0,
                 ts_nanos: 0,
-                seq: 0,
-                ack: 0,
                 payload_len: 0,
                 rel_seq: 0,
                 rel_ack: 0,
                 conn,
                 events: EventSet::default(),
-                window: 0,
                 flags: TcpFlags(0x10),
-                window_scale: None,
                 sender: 0,
                 sender_state: TcpState::Established,
                 receiver_state: TcpState::Established,
@@ -587,16 +551,12 @@ mod tests {
             related: 17,
             if_receiver_stopped_reading: 9,
             ts_nanos: 999_999_999,
-            seq: 1,
-            ack: 2,
             payload_len: 3,
             rel_seq: 4,
             rel_ack: 5,
             conn: 6,
             events: EventSet::from_bits(0x8000_0101),
-            window: 65_000,
             flags: TcpFlags(0x19),
-            window_scale: Some(14),
             sender: 1,
             sender_state: TcpState::FinWait2,
             receiver_state: TcpState::Closed,
@@ -605,7 +565,6 @@ mod tests {
             idle_rst: true,
         };
         let other = PendingRow {
-            window_scale: None,
             if_fins_crossed: None,
             reveals: false,
             idle_rst: false,
@@ -618,9 +577,7 @@ mod tests {
             assert_eq!(format!("{:?}", back.facts()), format!("{:?}", row.facts()));
             assert_eq!(back.frame, row.frame);
             assert_eq!(back.ts_secs, row.ts_secs);
-            assert_eq!(back.window_scale, row.window_scale);
             assert_eq!(back.flags, row.flags);
-            assert_eq!(back.window, row.window);
         }
     }
 }

@@ -86,10 +86,10 @@ const BATCHES_IN_FLIGHT: usize = 3;
 /// rows.
 const BATCH_FLOWS: usize = 256;
 
-/// Rows the one-pass schedule may hold in memory (80 bytes each) before
+/// Rows the one-pass schedule may hold in memory (64 bytes each) before
 /// the oldest go to a temporary file: enough for a few minutes of a busy
 /// link's connections to close and linger (`flow::CLOSED_LINGER_SECS`),
-/// few enough to stay near 20 MB.
+/// few enough to stay near 16 MB.
 pub const MAX_HELD_ROWS: usize = 1 << 18;
 
 impl Schedule {

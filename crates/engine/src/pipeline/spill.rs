@@ -4,7 +4,7 @@
 //! behind it until the end. Rather than read the capture again, the
 //! oldest held rows go, in frame order and in compact form, to a
 //! [`RowFile`] (a FIFO on an unlinked temporary file), read back as the
-//! rows are released: the disk takes 77 bytes per row held, memory a
+//! rows are released: the disk takes 65 bytes per row held, memory a
 //! bounded number of rows. The verdict of a connection whose rows all
 //! wait there goes, once settled, to a [`VerdictFile`] (a record of
 //! [`SETTLED_BYTES`] per connection id, behind a small cache), so that
