@@ -592,6 +592,9 @@ impl RowSink for WithProgress<'_> {
     fn wants_zeek_view(&self) -> bool {
         self.inner.wants_zeek_view()
     }
+    fn brief_reports(&self) -> bool {
+        self.inner.brief_reports()
+    }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.bar.set_message(format!("{}/{}", pass.number, pass.of));
         self.bar.set_length(u64::from(pass.of) * self.size.max(1));

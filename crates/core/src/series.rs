@@ -194,6 +194,12 @@ impl RowSink for FileOutputs {
     fn wants_zeek_view(&self) -> bool {
         self.sinks.iter().any(|s| s.wants_zeek_view())
     }
+    fn brief_reports(&self) -> bool {
+        self.sinks
+            .iter()
+            .filter(|s| s.wants_connections())
+            .all(|s| s.brief_reports())
+    }
     fn begin(
         &mut self,
         capture: &tcpshut_engine::CaptureSummary,

@@ -4,7 +4,8 @@
 //! same bytes for every capture in `testdata/` (the real-kernel captures,
 //! their derived copies and the third-party corpus). The connections
 //! sidecar's writer likewise, against each field's `Display` joined by
-//! `format!`.
+//! `format!` from the full reports (the writer itself takes brief ones,
+//! [`RowSink::brief_reports`]); and the brief reports against the full.
 
 use std::path::{Path, PathBuf};
 
@@ -120,8 +121,8 @@ fn captures(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
+/// Every capture of `testdata/`, the third-party corpus included.
+fn all_captures() -> Vec<PathBuf> {
     let third_party = common::realworld_dir();
     let testdata = third_party.parent().expect("testdata").to_path_buf();
     let mut files = Vec::new();
@@ -132,6 +133,12 @@ fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
         testdata.display(),
         files.len()
     );
+    files
+}
+
+#[test]
+fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
+    let files = all_captures();
     let mut differ = Vec::new();
     let mut tunnelled = 0;
     for file in &files {
@@ -183,4 +190,76 @@ fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
     assert!(differ.is_empty(), "the two writers differ on {differ:?}");
     // The connections' tunnel column was compared too.
     assert!(tunnelled > 0, "no tunnelled capture");
+}
+
+/// Every report handed to it, as JSON, brief ones or full ones.
+struct Reports {
+    brief: bool,
+    json: Vec<serde_json::Value>,
+}
+
+impl RowSink for Reports {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+    fn wants_connections(&self) -> bool {
+        true
+    }
+    fn brief_reports(&self) -> bool {
+        self.brief
+    }
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        self.json.push(serde_json::to_value(report)?);
+        Ok(())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A brief report is the full one without the fields
+/// `ConnectionReport::brief` documents as left out, and nothing else.
+#[test]
+fn brief_reports_are_the_full_ones_less_what_they_leave_out() {
+    use serde_json::json;
+    let (mut connections, mut left_out) = (0, 0);
+    for file in &all_captures() {
+        let run = |brief| {
+            let mut sink = Reports {
+                brief,
+                json: Vec::new(),
+            };
+            annotate_with(file, Detail::Brief, &mut sink, Schedule::default())
+                .map(|_| sink.json)
+                .ok()
+        };
+        let (Some(brief), Some(mut full)) = (run(true), run(false)) else {
+            continue;
+        };
+        for report in &mut full {
+            let before = report.clone();
+            report["community_id"] = json!("");
+            report["zeek_conn_state"] = json!("");
+            report["zeek_history"] = json!("");
+            report["zeek_rows"] = json!([]);
+            for end in report["endpoints"].as_array_mut().expect("two endpoints") {
+                end["addr"] = json!("");
+                end["evidence"] = json!([]);
+                end.as_object_mut().expect("an object").remove("rst_origin");
+            }
+            left_out += usize::from(before != *report);
+        }
+        connections += full.len();
+        assert_eq!(brief, full, "{}", file.display());
+    }
+    assert!(
+        connections > 0 && left_out == connections,
+        "{connections} connections, {left_out} with fields left out"
+    );
 }

@@ -88,6 +88,10 @@ impl<W: Write> RowSink for ConnectionsCsvSink<W> {
     fn wants_connections(&self) -> bool {
         true
     }
+    /// The line shows none of what a brief report leaves out.
+    fn brief_reports(&self) -> bool {
+        true
+    }
     fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
         self.start()
     }

@@ -117,6 +117,18 @@ pub struct ConnectionReport {
     pub endpoints: [EndpointReport; 2],
 }
 
+/// How much of a [`ConnectionReport`] a sink reads: the SHA-1 Community
+/// ID, Zeek's view, the evidence frames, the RST origins and the endpoints'
+/// own address strings cost about three quarters of a report, and the
+/// connections sidecar shows none of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReportKind {
+    /// [`ConnectionReport::brief`].
+    Brief,
+    /// [`ConnectionReport::new`].
+    Full,
+}
+
 impl ConnectionReport {
     /// The report of `conn`, with Zeek's model of it when the pass kept
     /// one beside it (without, the Zeek fields are those of a connection
@@ -126,11 +138,40 @@ impl ConnectionReport {
         zeek: Option<&ZeekTracker>,
         verdict: &ConnVerdict,
     ) -> ConnectionReport {
+        let mut report = ConnectionReport::brief(conn, verdict);
         let unseen = ZeekTracker::default();
         let zeek = zeek.unwrap_or(&unseen);
+        report.community_id = community_id::tcp(conn.endpoints[0].addr, conn.endpoints[1].addr);
+        report.zeek_conn_state = zeek.conn_state();
+        report.zeek_history = zeek.history();
+        report.zeek_rows = zeek.rows();
+        let client = verdict.client.index;
+        let [first, second] = &mut report.endpoints;
+        for (end, i, addr) in [
+            (first, client, &report.client),
+            (second, 1 - client, &report.server),
+        ] {
+            end.addr.clone_from(addr);
+            end.evidence = conn.evidence[i].frames();
+            end.rst_origin = conn
+                .origin
+                .judge(i)
+                .map(|o| RstOrigin::of(o, verdict.endpoints[i].rst_forged));
+        }
+        report
+    }
+
+    /// The report of `conn` without what costs most and only some outputs
+    /// show, for sinks that take no more ([`RowSink::brief_reports`]):
+    /// `community_id`, `zeek_conn_state`, `zeek_history`, `zeek_rows` and
+    /// each endpoint's `addr` and `evidence` are empty, and `rst_origin`
+    /// is `None`. Everything else is as in [`ConnectionReport::new`].
+    ///
+    /// [`RowSink::brief_reports`]: crate::pipeline::sinks::RowSink::brief_reports
+    pub fn brief(conn: &Connection, verdict: &ConnVerdict) -> ConnectionReport {
         let client = verdict.client.index;
         let endpoint = |i: usize| EndpointReport {
-            addr: socket_addr_text(&conn.endpoints[i].addr),
+            addr: String::new(),
             side: Side::of(i, verdict),
             role: verdict.endpoints[i].role,
             closed_by: verdict.endpoints[i].closed_by,
@@ -140,11 +181,8 @@ impl ConnectionReport {
             fin_ts: conn.timeline.fin[i],
             fin_retransmits: conn.timeline.fin_retransmits[i],
             data_after_fin: conn.timeline.data_after_fin[i],
-            evidence: conn.evidence[i].frames(),
-            rst_origin: conn
-                .origin
-                .judge(i)
-                .map(|o| RstOrigin::of(o, verdict.endpoints[i].rst_forged)),
+            evidence: Vec::new(),
+            rst_origin: None,
         };
         let h = conn.handshake;
         let handshake = match (h.syn, h.syn_ack, h.ack) {
@@ -201,7 +239,7 @@ impl ConnectionReport {
             client: socket_addr_text(&conn.endpoints[client].addr),
             server: socket_addr_text(&conn.endpoints[1 - client].addr),
             tunnel: *conn.tunnel(),
-            community_id: community_id::tcp(conn.endpoints[0].addr, conn.endpoints[1].addr),
+            community_id: String::new(),
             first_frame: conn.first_frame,
             last_frame: conn.last_frame,
             first_ts: conn.timeline.first,
@@ -216,9 +254,9 @@ impl ConnectionReport {
             closer: verdict.closer,
             widened: verdict.widened,
             notes,
-            zeek_conn_state: zeek.conn_state(),
-            zeek_history: zeek.history(),
-            zeek_rows: zeek.rows(),
+            zeek_conn_state: "",
+            zeek_history: String::new(),
+            zeek_rows: Vec::new(),
             endpoints: [endpoint(client), endpoint(1 - client)],
         }
     }

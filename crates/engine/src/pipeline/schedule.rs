@@ -21,7 +21,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::output::reports::ConnectionReport;
+use crate::output::reports::{ConnectionReport, ReportKind};
 use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows};
 use crate::pipeline::sinks::{Pass, RowSink};
@@ -150,9 +150,22 @@ fn for_each_frame(
 }
 
 /// The report of a connection leaving the flow table, with Zeek's view
-/// when the tracker follows it ([`RowSink::wants_zeek_view`]).
-fn report_of(flow: &Flow, verdict: &ConnVerdict) -> ConnectionReport {
-    ConnectionReport::new(&flow.conn, flow.zeek.as_deref(), verdict)
+/// when the tracker follows it ([`RowSink::wants_zeek_view`]), as brief
+/// as the sink allows ([`RowSink::brief_reports`]).
+fn report_of(flow: &Flow, verdict: &ConnVerdict, kind: ReportKind) -> ConnectionReport {
+    match kind {
+        ReportKind::Full => ConnectionReport::new(&flow.conn, flow.zeek.as_deref(), verdict),
+        ReportKind::Brief => ConnectionReport::brief(&flow.conn, verdict),
+    }
+}
+
+/// Which report of each connection `sink` takes, if any.
+fn reports_wanted(sink: &dyn RowSink) -> Option<ReportKind> {
+    match (sink.wants_connections(), sink.brief_reports()) {
+        (false, _) => None,
+        (true, true) => Some(ReportKind::Brief),
+        (true, false) => Some(ReportKind::Full),
+    }
 }
 
 /// Opens the capture from its start; called once per pass.
@@ -239,7 +252,7 @@ fn each_report_from(
     let format = format_name(reader.format());
     // Brief: the reports go to `each`, the tracker keeps next to nothing.
     let mut tracker = Tracker::concluding(Detail::Brief);
-    let mut report = |flow: &Flow, verdict| each(report_of(flow, &verdict));
+    let mut report = |flow: &Flow, verdict| each(report_of(flow, &verdict, ReportKind::Full));
     let read = for_each_frame(&mut reader, None, &mut |_| {}, |frame| {
         if let Some(seg) = tracker.decode(frame) {
             tracker.observe(&seg);
@@ -344,7 +357,7 @@ fn one_pass(
     let format = format_name(reader.format());
     let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
-    let wants_connections = sink.wants_connections();
+    let wants_connections = reports_wanted(&*sink);
     let mut tracker = one_pass_tracker(detail, &*sink);
     let mut held = PendingRows::new(max_held_rows);
     // Held rows fail in the frame loop as I/O errors of their own kind.
@@ -422,12 +435,12 @@ fn one_pass_tracker(detail: Detail, sink: &dyn RowSink) -> Tracker {
 fn settle(
     held: &mut PendingRows,
     sink: &mut dyn RowSink,
-    wants_connections: bool,
+    wants_connections: Option<ReportKind>,
     flow: &Flow,
     verdict: ConnVerdict,
 ) -> Result<(), HeldError> {
-    if wants_connections {
-        sink.connection(&report_of(flow, &verdict))
+    if let Some(kind) = wants_connections {
+        sink.connection(&report_of(flow, &verdict, kind))
             .map_err(HeldError::Output)?;
     }
     held.settle(&flow.conn, verdict)
@@ -491,7 +504,7 @@ impl Batch {
         &self,
         held: &mut PendingRows,
         sink: &mut dyn RowSink,
-        wants_connections: bool,
+        wants_connections: Option<ReportKind>,
     ) -> Result<(), AnalyzeError> {
         let mut held_rows = 0;
         for settled in &self.settled {
@@ -534,7 +547,7 @@ fn one_pass_threaded(
     let (to_rows, batches) = mpsc::sync_channel::<ToRows>(BATCHES_IN_FLIGHT);
     // Used batches come back, so that none is allocated after the first few.
     let (give_back, spare) = mpsc::channel::<Batch>();
-    let wants_connections = sink.wants_connections();
+    let wants_connections = reports_wanted(&*sink);
     let mut tracker = one_pass_tracker(detail, &*sink);
     std::thread::scope(|scope| {
         let tracking = scope.spawn(move || {
@@ -633,9 +646,9 @@ fn two_passes(
     sink: &mut dyn RowSink,
 ) -> Result<Verdicts, AnalyzeError> {
     let first_pass = Pass { number: 1, of: 2 };
-    let wants_connections = sink.wants_connections();
+    let wants_connections = reports_wanted(&*sink);
     // Every verdict is kept for pass 2.
-    let tracker = if wants_connections && sink.wants_zeek_view() {
+    let tracker = if wants_connections.is_some() && sink.wants_zeek_view() {
         Tracker::concluding_with_zeek(detail, true)
     } else {
         Tracker::concluding_all(detail)
@@ -648,8 +661,9 @@ fn two_passes(
         tracker,
         &mut |bytes| sink_cell.borrow_mut().progress(first_pass, bytes),
         &mut |flow, verdict| {
-            if wants_connections && report_error.is_none() {
-                if let Err(e) = sink_cell.borrow_mut().connection(&report_of(flow, verdict)) {
+            if let Some(kind) = wants_connections.filter(|_| report_error.is_none()) {
+                let report = report_of(flow, verdict, kind);
+                if let Err(e) = sink_cell.borrow_mut().connection(&report) {
                     report_error = Some(e);
                 }
             }

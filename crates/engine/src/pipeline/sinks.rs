@@ -66,6 +66,14 @@ pub trait RowSink {
     fn wants_zeek_view(&self) -> bool {
         false
     }
+    /// Whether the reports handed to [`RowSink::connection`] may be brief
+    /// ([`ConnectionReport::brief`]: no Community ID, Zeek view, evidence
+    /// frames, RST origins or endpoint addresses), for a sink that reads
+    /// none of them: they cost about three quarters of a report. Only read
+    /// when [`RowSink::wants_connections`].
+    fn brief_reports(&self) -> bool {
+        false
+    }
     /// How far `pass` has read into the capture, in bytes: now and then
     /// during each pass, and once at its end. Pass 1 of 2 reports before
     /// [`RowSink::begin`]. For progress bars; the default ignores it.
@@ -101,6 +109,9 @@ impl<T: RowSink + ?Sized> RowSink for &mut T {
     }
     fn wants_zeek_view(&self) -> bool {
         (**self).wants_zeek_view()
+    }
+    fn brief_reports(&self) -> bool {
+        (**self).brief_reports()
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         (**self).progress(pass, bytes)
@@ -149,6 +160,10 @@ impl RowSink for Tee<'_> {
     fn wants_zeek_view(&self) -> bool {
         (self.0.wants_connections() && self.0.wants_zeek_view())
             || (self.1.wants_connections() && self.1.wants_zeek_view())
+    }
+    fn brief_reports(&self) -> bool {
+        (!self.0.wants_connections() || self.0.brief_reports())
+            && (!self.1.wants_connections() || self.1.brief_reports())
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.0.progress(pass, bytes);
