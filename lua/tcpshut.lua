@@ -1525,6 +1525,37 @@ local function referenced_method(tree)
     return tree:referenced(self_handle)
 end
 local function always() return true end
+
+-- Which of this frame's fields are asked for, group by group. With a tree
+-- that is not shown (Wireshark's packet list: only the Shutdown column and
+-- the colouring rules' fields; `-T fields -e` in 4.4 and later; a filter)
+-- the costly parts (the connection's record, the back links, the
+-- relation, each event and call split out) are worked out only when one
+-- of their fields is referenced. TreeItem:referenced(ProtoField) is true
+-- for every field of a shown tree; it exists from 4.2: in 4.0 (only the
+-- Dissector form) every field counts as asked for.
+local CONN_FIELDS = { pf.side, pf.connection, pf.outcome, pf.closer, pf.client, pf.server, pf.conn_frames,
+    pf.client_calls, pf.client_call, pf.server_calls, pf.server_call, pf.notes, pf.tunnel }
+local BACK_FIELDS = { pf.related_by, pf.related_by_relation }
+local RELATION_FIELDS = { pf.relation }
+local EVENT_FIELDS = { pf.event }
+local CALL_FIELDS = { pf.call }
+local function any_referenced(tree, fields)
+    for i = 1, #fields do
+        if tree_referenced(tree, fields[i]) then return true end
+    end
+    return false
+end
+local function all_asked() return true end
+local asked
+-- The first call checks that the ProtoField form works here.
+local function first_asked(tree, fields)
+    local ok, needed = false, nil
+    if tree_referenced then ok, needed = pcall(tree_referenced, tree, fields[1]) end
+    asked = (ok and type(needed) == "boolean") and any_referenced or all_asked
+    return asked(tree, fields)
+end
+asked = first_asked
 local wanted
 -- The first call checks that the method works here; later calls go straight.
 local function first_wanted(tree)
@@ -1699,7 +1730,8 @@ function tcpshut.dissector(tvb, pinfo, tree)
     -- the connection's record, when the connections sidecar has it
     -- without a tree, only the Info tag needs it (for the sender's side)
     local client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
-    if not bare then
+    local record = not bare and asked(tree, CONN_FIELDS)
+    if record then
         client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = connection_of(conn, src, dst)
     elseif events ~= "" and tagged(events) then
         client = connection_client(conn, src, dst)
@@ -1725,6 +1757,8 @@ function tcpshut.dissector(tvb, pinfo, tree)
     st:add(pf.conn, tonumber(conn))
     if events ~= "" then
         st:add(pf.events, events)
+    end
+    if events ~= "" and asked(tree, EVENT_FIELDS) then
         if find(events, ";", 1, true) then
             for code in gmatch(events, "[^;]+") do st:add(pf.event, code) end
         else
@@ -1735,6 +1769,8 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if rs ~= "" then st:add(pf.receiver_state, rs) end
     if calls ~= "" then
         st:add(pf.calls, calls)
+    end
+    if calls ~= "" and asked(tree, CALL_FIELDS) then
         local seen = {}
         for call in gmatch(calls, "[^>|]+") do
             if not seen[call] then
@@ -1747,9 +1783,9 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if sev ~= "" then st:add(pf.severity, sev) end
     if rel ~= "" then
         st:add(pf.related, tonumber(rel))
-        st:add(pf.relation, (relation_of(events)))
+        if asked(tree, RELATION_FIELDS) then st:add(pf.relation, (relation_of(events))) end
     end
-    local back = back_links()[num]
+    local back = asked(tree, BACK_FIELDS) and back_links()[num]
     if back then
         for frame, from_events in gmatch(back, "(%d+):([a-z0-9;-]*)") do
             local _, backward = relation_of(from_events)
@@ -1757,7 +1793,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
             st:add(pf.related_by_relation, backward)
         end
     end
-    if client then
+    if record and client then
         st:add(pf.side, side)
         local ct = st:add(pf.connection)
         ct:set_text(format("Connection %s: %s, closer %s (%s > %s, frames %s-%s)",
