@@ -1730,7 +1730,9 @@ function tcpshut.dissector(tvb, pinfo, tree)
     -- the connection's record, when the connections sidecar has it
     -- without a tree, only the Info tag needs it (for the sender's side)
     local client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel
-    local record = not bare and asked(tree, CONN_FIELDS)
+    -- pick: whether to ask field by field (never in 4.0, where every field is asked for)
+    local pick = not bare and asked ~= all_asked
+    local record = not bare and (not pick or asked(tree, CONN_FIELDS))
     if record then
         client, server, outcome, closer, ccalls, scalls, first, last, notes, tunnel = connection_of(conn, src, dst)
     elseif events ~= "" and tagged(events) then
@@ -1758,7 +1760,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if events ~= "" then
         st:add(pf.events, events)
     end
-    if events ~= "" and asked(tree, EVENT_FIELDS) then
+    if events ~= "" and (not pick or asked(tree, EVENT_FIELDS)) then
         if find(events, ";", 1, true) then
             for code in gmatch(events, "[^;]+") do st:add(pf.event, code) end
         else
@@ -1770,7 +1772,7 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if calls ~= "" then
         st:add(pf.calls, calls)
     end
-    if calls ~= "" and asked(tree, CALL_FIELDS) then
+    if calls ~= "" and (not pick or asked(tree, CALL_FIELDS)) then
         local seen = {}
         for call in gmatch(calls, "[^>|]+") do
             if not seen[call] then
@@ -1783,9 +1785,9 @@ function tcpshut.dissector(tvb, pinfo, tree)
     if sev ~= "" then st:add(pf.severity, sev) end
     if rel ~= "" then
         st:add(pf.related, tonumber(rel))
-        if asked(tree, RELATION_FIELDS) then st:add(pf.relation, (relation_of(events))) end
+        if not pick or asked(tree, RELATION_FIELDS) then st:add(pf.relation, (relation_of(events))) end
     end
-    local back = asked(tree, BACK_FIELDS) and back_links()[num]
+    local back = (not pick or asked(tree, BACK_FIELDS)) and back_links()[num]
     if back then
         for frame, from_events in gmatch(back, "(%d+):([a-z0-9;-]*)") do
             local _, backward = relation_of(from_events)
