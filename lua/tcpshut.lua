@@ -403,6 +403,28 @@ end
 local MAX_QUIET_MEMO = 64 -- distinct events texts remembered while indexing
 local MAX_DIRECT = 262144 -- rows whose offset is kept in the direct table
 
+-- A few memos keyed by a row's events text, so the rows of a capture
+-- (which repeat a few dozen events texts) do not split and rebuild the
+-- same text on every frame: each keeps at most `cap` texts (MAX_MEMO
+-- unless given; the sidecar is not trusted to have few), the rest are
+-- worked out each time.
+local MAX_MEMO = 256
+local function memo_of(compute, cap)
+    cap = cap or MAX_MEMO
+    local memo, size = {}, 0
+    return function(events)
+        local v = memo[events]
+        if v == nil then
+            v = compute(events)
+            if size < cap then
+                size = size + 1
+                memo[events] = v
+            end
+        end
+        return v
+    end
+end
+
 -- Whether every code of events is quiet.
 local function all_quiet(events)
     for code in gmatch(events, "[^;]+") do
@@ -593,18 +615,7 @@ local function build_index(fh, size)
     local blocks, next_block = {}, 0 -- next_block: the next block without an offset
     local direct, ndirect = {}, 0
     local rows, last, blank = 0, 0, false
-    local quiet_memo, memo_size = {}, 0 -- events text -> all quiet
-    local function quiet_of(events)
-        local quiet = quiet_memo[events]
-        if quiet == nil then
-            quiet = all_quiet(events)
-            if memo_size < MAX_QUIET_MEMO then
-                memo_size = memo_size + 1
-                quiet_memo[events] = quiet
-            end
-        end
-        return quiet
-    end
+    local quiet_of = memo_of(all_quiet, MAX_QUIET_MEMO) -- events text -> all quiet
     local q = find(buf, '"', pos, true) or NONE -- the next quote at or after pos
     while true do
         nl = find(buf, "\n", pos, true)
@@ -908,25 +919,7 @@ end
 -- (FIN_CODES, RST_CODES and TAG_CODES, the codes that make a tag, are
 -- defined with the event table.)
 
--- A few memos keyed by a row's events text, so the rows of a capture
--- (which repeat a few dozen events texts) do not split and rebuild the
--- same text on every frame: each keeps at most MAX_MEMO texts (the sidecar
--- is not trusted to have few), the rest are worked out each time.
-local MAX_MEMO = 256
-local function memo_of(compute)
-    local memo, size = {}, 0
-    return function(events)
-        local v = memo[events]
-        if v == nil then
-            v = compute(events)
-            if size < MAX_MEMO then
-                size = size + 1
-                memo[events] = v
-            end
-        end
-        return v
-    end
-end
+-- (memo_of, MAX_MEMO: with the indexer's helpers above.)
 
 -- The tag's shape for an events text: false when it gives no tag, else
 -- { head's text before the side, after the side, the extra parts joined }.
