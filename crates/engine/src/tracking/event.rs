@@ -45,7 +45,7 @@ macro_rules! events {
                 match self { $(Event::$variant => $code,)* }
             }
 
-            pub fn severity(self) -> Severity {
+            pub const fn severity(self) -> Severity {
                 match self { $(Event::$variant => Severity::$severity,)* }
             }
 
@@ -121,6 +121,20 @@ impl fmt::Display for Event {
     }
 }
 
+/// The bits of the events of `severity` (as [`EventSet`] holds them).
+const fn severity_mask(severity: Severity) -> u32 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < Event::ALL.len() {
+        let event = Event::ALL[i];
+        if event.severity() as u8 == severity as u8 {
+            mask |= 1 << event as u8;
+        }
+        i += 1;
+    }
+    mask
+}
+
 /// A set of events, one bit each, iterated in [`Event::ALL`] order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EventSet(u32);
@@ -158,9 +172,25 @@ impl EventSet {
             .copied()
             .filter(move |e| self.contains(*e))
     }
-    /// The highest severity among the events.
+    /// The highest severity among the events: a mask test per severity
+    /// (every row has a severity, and most have no events).
+    #[inline]
     pub fn severity(self) -> Severity {
-        self.iter().map(Event::severity).max().unwrap_or_default()
+        const BY_SEVERITY: [(Severity, u32); 4] = [
+            (Severity::Error, severity_mask(Severity::Error)),
+            (Severity::Warn, severity_mask(Severity::Warn)),
+            (Severity::Note, severity_mask(Severity::Note)),
+            (Severity::Chat, severity_mask(Severity::Chat)),
+        ];
+        if self.0 == 0 {
+            return Severity::None;
+        }
+        for (severity, mask) in BY_SEVERITY {
+            if self.0 & mask != 0 {
+                return severity;
+            }
+        }
+        Severity::None
     }
 }
 
@@ -197,6 +227,21 @@ mod tests {
         assert_eq!(set.severity(), Severity::Note);
         set.remove(Event::FinPassive);
         assert_eq!(set.to_string(), "fin-acked;time-wait");
+    }
+
+    /// The masks give what the events' own severities give, for every
+    /// single event and pairs of them.
+    #[test]
+    fn severity_is_the_highest_of_the_events() {
+        assert_eq!(EventSet::default().severity(), Severity::None);
+        for &a in Event::ALL {
+            for &b in Event::ALL {
+                let mut set = EventSet::default();
+                set.insert(a);
+                set.insert(b);
+                assert_eq!(set.severity(), a.severity().max(b.severity()), "{set}");
+            }
+        }
     }
 
     #[test]
