@@ -202,10 +202,12 @@ impl<W: Write> RowSink for CsvSink<W> {
             self.display(row.ts);
         }
         self.line.number(row.conn.into());
-        for addr in [&row.src, &row.dst] {
-            if !self.line.addr(addr) {
-                self.flush_line();
-                self.display(addr);
+        if !self.line.addr_pair(&row.src, &row.dst) {
+            for addr in [&row.src, &row.dst] {
+                if !self.line.addr(addr) {
+                    self.flush_line();
+                    self.display(addr);
+                }
             }
         }
         let line = &mut self.line;

@@ -27,19 +27,21 @@ pub(super) struct Line {
     /// The last whole seconds written, with their digits and the dot:
     /// consecutive rows mostly share them.
     secs: Cached,
-    /// Recently written IPv4 `address:port`s, direct-mapped by a hash of
-    /// the address: a row's two addresses are mostly those of the few
-    /// hundred connections open at the time.
-    addrs: Box<[Cached; ADDR_CACHE]>,
+    /// Recently written IPv4 `source,destination,` pairs, direct-mapped
+    /// by a hash of the two: a row's addresses are mostly those of one
+    /// direction of the few hundred connections open at the time, and
+    /// one look-up serves both fields.
+    pairs: Box<[CachedPair; PAIR_CACHE]>,
 }
 
-/// Slots of [`Line::addrs`] (a power of two).
-pub(super) const ADDR_CACHE: usize = 1024;
+/// Slots of [`Line::pairs`] (a power of two): two directions of the
+/// connections open at once on a busy link, in 144 KB.
+pub(super) const PAIR_CACHE: usize = 2048;
 
 /// A formatted field (at most 24 bytes) and what it was formatted from.
 #[derive(Clone, Copy)]
 pub(super) struct Cached {
-    /// `u64::MAX`: empty (no address or time formats from it).
+    /// `u64::MAX`: empty (no time formats from it).
     key: u64,
     text: [u8; 24],
     len: u8,
@@ -51,6 +53,35 @@ impl Cached {
         text: [0; 24],
         len: 0,
     };
+}
+
+/// Two formatted IPv4 `address:port` fields with their commas (at most
+/// 44 bytes), and the addresses they were formatted from ([`v4_key`]).
+#[derive(Clone, Copy)]
+pub(super) struct CachedPair {
+    /// `u64::MAX`: empty (no address has this key).
+    src: u64,
+    dst: u64,
+    text: [u8; PAIR_TEXT],
+    len: u8,
+}
+
+/// Room for two `address:port,` fields, copied whole.
+const PAIR_TEXT: usize = 48;
+
+impl CachedPair {
+    const EMPTY: CachedPair = CachedPair {
+        src: u64::MAX,
+        dst: u64::MAX,
+        text: [0; PAIR_TEXT],
+        len: 0,
+    };
+}
+
+/// An IPv4 address and port in one number (48 bits).
+#[inline]
+fn v4_key(v4: &SocketAddrV4) -> u64 {
+    u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port())
 }
 
 /// Room for the bounded fields of a row (frame, ts, conn, two IPv4
@@ -107,37 +138,31 @@ impl Line {
             bytes: [0; LINE_CAPACITY],
             len: 0,
             secs: Cached::EMPTY,
-            addrs: Box::new([Cached::EMPTY; ADDR_CACHE]),
+            pairs: Box::new([CachedPair::EMPTY; PAIR_CACHE]),
         }
     }
 
-    /// Writes `cached`'s text if it was made from `key`; otherwise writes
-    /// the field with `format` and keeps it in `cached`.
+    /// Writes the seconds' digits and dot from [`Line::secs`] if they
+    /// were made from `secs`; otherwise formats them and keeps them there.
     #[inline]
-    fn cached(&mut self, key: u64, slot: Slot, format: impl FnOnce(&mut Line)) {
+    fn secs(&mut self, secs: u64) {
         let at = self.len;
-        let cached = match slot {
-            Slot::Secs => &self.secs,
-            Slot::Addr(i) => &self.addrs[i],
-        };
-        if cached.key == key {
-            let (text, len) = (cached.text, usize::from(cached.len));
+        if self.secs.key == secs {
+            let (text, len) = (self.secs.text, usize::from(self.secs.len));
             self.bytes[at..at + 24].copy_from_slice(&text);
             self.len += len;
             return;
         }
-        format(self);
+        self.digits(secs, decimal_width(secs));
+        self.bytes[self.len] = b'.';
+        self.len += 1;
         let len = self.len - at;
-        let mut entry = Cached {
-            key,
+        self.secs = Cached {
+            key: secs,
             text: [0; 24],
             len: len as u8,
         };
-        entry.text[..len].copy_from_slice(&self.bytes[at..self.len]);
-        match slot {
-            Slot::Secs => self.secs = entry,
-            Slot::Addr(i) => self.addrs[i] = entry,
-        }
+        self.secs.text[..len].copy_from_slice(&self.bytes[at..self.len]);
     }
 
     pub(super) fn as_bytes(&self) -> &[u8] {
@@ -176,28 +201,55 @@ impl Line {
         let Ok(secs) = u64::try_from(ts.secs) else {
             return false;
         };
-        self.cached(secs, Slot::Secs, |line| {
-            line.digits(secs, decimal_width(secs));
-            line.bytes[line.len] = b'.';
-            line.len += 1;
-        });
+        self.secs(secs);
         self.digits(u64::from(ts.nanos), 9);
         self.comma();
         true
     }
 
-    /// `a.b.c.d:port`; `false` (nothing written) for IPv6.
+    /// `a.b.c.d:port,e.f.g.h:port,` from [`Line::pairs`], or formatted
+    /// and kept there; `false` (nothing written) unless both are IPv4.
     #[inline]
+    pub(super) fn addr_pair(&mut self, src: &SocketAddr, dst: &SocketAddr) -> bool {
+        let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
+            return false;
+        };
+        let (src_key, dst_key) = (v4_key(src), v4_key(dst));
+        // Fibonacci hashing: the top bits of the product mix every bit of
+        // the keys; the rotation tells the two directions apart.
+        let slot = ((src_key ^ dst_key.rotate_left(24)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (64 - PAIR_CACHE.ilog2())) as usize;
+        let at = self.len;
+        let cached = &self.pairs[slot];
+        if cached.src == src_key && cached.dst == dst_key {
+            let (text, len) = (cached.text, usize::from(cached.len));
+            self.bytes[at..at + PAIR_TEXT].copy_from_slice(&text);
+            self.len += len;
+            return true;
+        }
+        for v4 in [src, dst] {
+            self.len += put_ipv4_socket(&mut self.bytes[self.len..], v4);
+            self.comma();
+        }
+        let len = self.len - at;
+        let entry = &mut self.pairs[slot];
+        *entry = CachedPair {
+            src: src_key,
+            dst: dst_key,
+            text: [0; PAIR_TEXT],
+            len: len as u8,
+        };
+        entry.text[..len].copy_from_slice(&self.bytes[at..at + len]);
+        true
+    }
+
+    /// `a.b.c.d:port`, not kept (a row with an IPv6 address);
+    /// `false` (nothing written) for IPv6.
     pub(super) fn addr(&mut self, addr: &SocketAddr) -> bool {
         let SocketAddr::V4(v4) = addr else {
             return false;
         };
-        let key = u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port());
-        // Fibonacci hashing: the top bits of the product mix every bit of the key.
-        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - ADDR_CACHE.ilog2())) as usize;
-        self.cached(key, Slot::Addr(slot), |line| {
-            line.len += put_ipv4_socket(&mut line.bytes[line.len..], v4);
-        });
+        self.len += put_ipv4_socket(&mut self.bytes[self.len..], v4);
         self.comma();
         true
     }
@@ -287,27 +339,50 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 /// Bytes of the longest `a.b.c.d:port`.
 const IPV4_SOCKET_MAX: usize = 21;
 
+/// The digits of every octet, then their count in the last byte: an
+/// octet is one 4-byte copy (its last byte overwritten by what follows).
+static OCTETS: [[u8; 4]; 256] = {
+    let mut all = [[0u8; 4]; 256];
+    let mut n = 0;
+    while n < 256 {
+        let (hundreds, tens, ones) = (n / 100, n / 10 % 10, n % 10);
+        all[n] = if n >= 100 {
+            [
+                b'0' + hundreds as u8,
+                b'0' + tens as u8,
+                b'0' + ones as u8,
+                3,
+            ]
+        } else if n >= 10 {
+            [b'0' + tens as u8, b'0' + ones as u8, 0, 2]
+        } else {
+            [b'0' + ones as u8, 0, 0, 1]
+        };
+        n += 1;
+    }
+    all
+};
+
 /// `a.b.c.d:port` at the start of `out` (at least [`IPV4_SOCKET_MAX`]
 /// bytes); returns its length.
 #[inline]
 fn put_ipv4_socket(out: &mut [u8], v4: &SocketAddrV4) -> usize {
     let mut len = 0;
-    let number = |out: &mut [u8], len: &mut usize, value: u64| {
-        let width = decimal_width(value);
-        put_digits(&mut out[*len..*len + width], value);
-        *len += width;
-    };
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
             out[len] = b'.';
             len += 1;
         }
-        number(out, &mut len, octet.into());
+        let digits = OCTETS[usize::from(octet)];
+        out[len..len + 4].copy_from_slice(&digits);
+        len += usize::from(digits[3]);
     }
     out[len] = b':';
     len += 1;
-    number(out, &mut len, v4.port().into());
-    len
+    let port = u64::from(v4.port());
+    let width = decimal_width(port);
+    put_digits(&mut out[len..len + width], port);
+    len + width
 }
 
 /// `addr` as its `Display` writes it, without the `fmt` machinery for
@@ -326,17 +401,23 @@ pub(super) fn socket_addr_text(addr: &SocketAddr) -> String {
     }
 }
 
-/// Which cache of [`Line`] a field goes through.
-#[derive(Clone, Copy)]
-pub(super) enum Slot {
-    Secs,
-    Addr(usize),
-}
-
-/// Number of decimal digits of `value`.
+/// Number of decimal digits of `value`: log2 × 1233 / 4096 is log10 or
+/// one less, which one comparison with the next power of ten settles
+/// (cheaper than `ilog10`'s branches, on five numbers a row).
 #[inline]
 pub(super) fn decimal_width(value: u64) -> usize {
-    value.checked_ilog10().map_or(1, |log| log as usize + 1)
+    const POWERS: [u64; 20] = {
+        let mut powers = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            powers[i] = powers[i - 1] * 10;
+            i += 1;
+        }
+        powers
+    };
+    let log2 = 63 - (value | 1).leading_zeros();
+    let below = (log2 * 1233 >> 12) as usize;
+    below + 1 + usize::from(value >= POWERS[below + 1])
 }
 
 #[cfg(test)]
@@ -381,13 +462,20 @@ mod tests {
             // Few distinct values early on (hits), many later (evictions).
             let pick = if i < 5_000 { (x >> 60) % 7 } else { x >> 20 };
             let addr = SocketAddr::from(((pick as u32).to_be_bytes(), (pick >> 32) as u16));
+            // The same pair both ways, and with another address.
+            let other = SocketAddr::from((((x >> 8) as u32 % 3).to_be_bytes(), 80));
+            let (src, dst) = if x & 1 == 0 {
+                (addr, other)
+            } else {
+                (other, addr)
+            };
             let ts = Timestamp {
                 secs: (1_700_000_000 + (pick % 3)) as i64,
                 nanos: (x >> 34) as u32 % 1_000_000_000,
             };
-            assert!(line.addr(&addr));
+            assert!(line.addr_pair(&src, &dst));
             assert!(line.timestamp(ts));
-            expected.push_str(&format!("{addr},{ts},"));
+            expected.push_str(&format!("{src},{dst},{ts},"));
             assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
             line.len = 0;
             expected.clear();
@@ -435,6 +523,9 @@ mod tests {
         assert!(line.addr(&"10.0.255.1:0".parse().unwrap()));
         assert!(line.addr(&"255.255.255.255:65535".parse().unwrap()));
         assert!(!line.addr(&"[::1]:80".parse().unwrap()));
+        let v4 = "10.0.0.1:1".parse().unwrap();
+        let v6 = "[::1]:80".parse().unwrap();
+        assert!(!line.addr_pair(&v4, &v6) && !line.addr_pair(&v6, &v4));
         assert!(!line.timestamp(Timestamp { secs: -1, nanos: 0 }));
         let expected = format!(
             "0,9,10,99,100,4294967295,{},{ts},10.0.255.1:0,255.255.255.255:65535,",
@@ -444,6 +535,8 @@ mod tests {
         for addr in [
             "0.0.0.0:0",
             "10.0.255.1:9",
+            "1.22.100.199:65",
+            "9.10.99.100:1000",
             "255.255.255.255:65535",
             "[::1]:80",
             "[2001:db8::ffff:1]:443",
