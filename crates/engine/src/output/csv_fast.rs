@@ -416,7 +416,7 @@ pub(super) fn decimal_width(value: u64) -> usize {
         powers
     };
     let log2 = 63 - (value | 1).leading_zeros();
-    let below = (log2 * 1233 >> 12) as usize;
+    let below = ((log2 * 1233) >> 12) as usize;
     below + 1 + usize::from(value >= POWERS[below + 1])
 }
 
