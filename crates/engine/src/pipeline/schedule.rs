@@ -466,10 +466,11 @@ struct Batch {
     settled: Vec<SettledAfter>,
 }
 
-/// A connection settled after the first `rows_before` rows of its batch.
+/// A connection settled after the first `rows_before` rows of its batch
+/// (its flow as the flow table boxed it: handed over without a copy).
 struct SettledAfter {
     rows_before: usize,
-    flow: Flow,
+    flow: Box<Flow>,
     verdict: ConnVerdict,
 }
 
@@ -491,7 +492,7 @@ impl Batch {
     }
 
     /// A connection left the flow table.
-    fn settle(&mut self, flow: Flow, verdict: ConnVerdict) {
+    fn settle(&mut self, flow: Box<Flow>, verdict: ConnVerdict) {
         self.settled.push(SettledAfter {
             rows_before: self.rows.len(),
             flow,

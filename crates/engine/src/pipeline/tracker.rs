@@ -10,7 +10,7 @@ use crate::pipeline::summary::{
     CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };
 use crate::tracking::connection::SegmentFacts;
-use crate::tracking::flow::{Flow, FlowTable};
+use crate::tracking::flow::{Flow, FlowTable, Retired};
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::Frame;
 use crate::wire::link::{self, DecodeOptions, DecodeStats, Fragments};
@@ -106,7 +106,7 @@ impl Tracker {
 
     /// [`Tracker::conclude_retired`], handing each flow over: the schedule
     /// on two threads makes the reports on the rows thread.
-    pub fn hand_over_retired(&mut self, settled: impl FnMut(Flow, ConnVerdict)) {
+    pub fn hand_over_retired(&mut self, settled: impl FnMut(Box<Flow>, ConnVerdict)) {
         let retired = self.table.take_retired();
         if !retired.is_empty() {
             self.kept.conclude_all(retired, settled);
@@ -131,7 +131,7 @@ impl Tracker {
     /// [`Tracker::hand_over_retired`] does.
     pub fn finish_handing_over(
         self,
-        settled: impl FnMut(Flow, ConnVerdict),
+        settled: impl FnMut(Box<Flow>, ConnVerdict),
         path: &Path,
         format: &'static str,
         read: (u64, Option<String>),
@@ -173,7 +173,7 @@ impl Conclusions {
     }
 
     /// Concludes connections that left the flow table, in id order.
-    fn conclude_all(&mut self, flows: Vec<Flow>, mut settled: impl FnMut(Flow, ConnVerdict)) {
+    fn conclude_all(&mut self, flows: Retired, mut settled: impl FnMut(Box<Flow>, ConnVerdict)) {
         if self.all_verdicts.is_none() {
             return;
         }

@@ -78,6 +78,13 @@ fn new_flow(
     })
 }
 
+/// Connections that left the flow table, still boxed as the table held
+/// them: sorting them and handing them on (to the rows thread) moves
+/// pointers, not whole connections (clippy's `vec_box` takes a box in a
+/// `Vec` for waste).
+#[allow(clippy::vec_box)]
+pub type Retired = Vec<Box<Flow>>;
+
 /// All connections open (or recently closed) at one point of the capture.
 #[derive(Default)]
 pub struct FlowTable {
@@ -91,7 +98,7 @@ pub struct FlowTable {
     closing: VecDeque<(i64, u64, u32)>,
     next_id: u32,
     /// Connections that left the table, waiting for [`FlowTable::take_retired`].
-    retired: Vec<Flow>,
+    retired: Retired,
     /// No Zeek model beside the connections ([`FlowTable::without_zeek`]).
     without_zeek: bool,
 }
@@ -138,7 +145,7 @@ impl FlowTable {
                 if flow.conn.reopened_by(seg) {
                     let reuses = Some(flow.conn.id);
                     let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
-                    self.retired.push(*std::mem::replace(flow, new));
+                    self.retired.push(std::mem::replace(flow, new));
                 }
                 flow
             }
@@ -176,16 +183,16 @@ impl FlowTable {
     }
 
     /// Connections that left the table since the last call, by id.
-    pub fn take_retired(&mut self) -> Vec<Flow> {
+    pub fn take_retired(&mut self) -> Retired {
         let mut retired = std::mem::take(&mut self.retired);
         retired.sort_unstable_by_key(|f| f.conn.id);
         retired
     }
 
     /// Ends the capture: every connection still held, in id order.
-    pub fn finish(mut self) -> Vec<Flow> {
+    pub fn finish(mut self) -> Retired {
         let mut all = std::mem::take(&mut self.retired);
-        all.extend(self.open.into_iter().map(|flow| *flow));
+        all.extend(self.open);
         all.sort_unstable_by_key(|f| f.conn.id);
         all
     }
@@ -199,7 +206,7 @@ impl FlowTable {
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
             if let Ok(entry) = self.open.find_entry(hash, |f| f.conn.id == id) {
-                self.retired.push(*entry.remove().0);
+                self.retired.push(entry.remove().0);
             }
         }
     }
