@@ -436,10 +436,12 @@ impl PendingRows {
         }
         while let Some(row) = self.rows.front() {
             let conn = self.conns.get(row.conn).expect("a held row's connection");
-            let Some(settled) = conn.settled else {
+            // Borrowed, not copied: a verdict and its endpoints are larger
+            // than the row (a `memcpy` call per row).
+            let Some(settled) = &conn.settled else {
                 break;
             };
-            make(row, &settled)?;
+            make(row, settled)?;
             // Rows leave in frame order: none of its is on file.
             self.conns.remove_row(row.conn);
             self.rows.pop_front();
