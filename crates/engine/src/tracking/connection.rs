@@ -339,6 +339,15 @@ impl Connection {
         self.tunnel.as_deref().unwrap_or(&Tunnel::NONE)
     }
 
+    /// Did its segments come through `tunnel` (none: `Tunnel::NONE`)?
+    #[inline]
+    pub fn came_through(&self, tunnel: &Tunnel) -> bool {
+        match &self.tunnel {
+            None => tunnel.is_none(),
+            Some(own) => **own == *tunnel,
+        }
+    }
+
     /// Takes the GTP-U TEIDs a segment of it shows that it had not seen
     /// (its tunnel then tells it from a connection with other TEIDs).
     pub fn learn_teids(&mut self, seen: &Tunnel) {

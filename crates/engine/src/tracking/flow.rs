@@ -4,11 +4,11 @@
 //! a time, not the length of the capture.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use hashbrown::hash_table::{Entry, HashTable};
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
 
 use crate::tracking::connection::{Connection, SegmentFacts};
 use crate::tracking::zeek::ZeekTracker;
@@ -19,34 +19,57 @@ use crate::wire::segment::{Segment, Tunnel};
 /// keeps TIME-WAIT for 60 s; twice that covers a peer's retransmissions.
 pub const CLOSED_LINGER_SECS: i64 = 120;
 
-/// A 4-tuple with its two endpoints in a fixed order, so both directions
-/// of a connection find the same entry, and the tunnel it came through
-/// (direction-free too: [`TunnelLayer`](crate::wire::tunnel::TunnelLayer)), so
-/// that identical inner 4-tuples in two tunnels stay apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey<'t>(SocketAddr, SocketAddr, &'t Tunnel);
-
-impl<'t> FlowKey<'t> {
-    fn between(a: SocketAddr, b: SocketAddr, tunnel: &'t Tunnel) -> FlowKey<'t> {
-        if a <= b {
-            FlowKey(a, b, tunnel)
-        } else {
-            FlowKey(b, a, tunnel)
+/// One endpoint folded into a word of the flow hash: an IPv4 address and
+/// port exactly, an IPv6 address folded (two that fold alike only cost a
+/// comparison).
+#[inline]
+fn endpoint_word(addr: &SocketAddr) -> u64 {
+    match addr {
+        SocketAddr::V4(a) => (u64::from(a.ip().to_bits()) << 16) | u64::from(a.port()),
+        SocketAddr::V6(a) => {
+            let ip = a.ip().to_bits();
+            ((ip >> 64) as u64 ^ ip as u64).rotate_left(16) ^ u64::from(a.port())
         }
     }
+}
 
-    fn of(seg: &'t Segment<'_>) -> FlowKey<'t> {
-        FlowKey::between(seg.src, seg.dst, seg.tunnel())
+/// The hash of a connection's key: its two endpoints, in either order
+/// (the smaller word first, so that both directions hash alike), and
+/// the tunnel it came through, if any (direction-free too:
+/// [`TunnelLayer`](crate::wire::tunnel::TunnelLayer)), so that identical
+/// inner 4-tuples in two tunnels stay apart. Two words and no ordering of
+/// addresses: this runs for every segment.
+#[inline]
+fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: &Tunnel) -> u64 {
+    let (a, b) = (endpoint_word(a), endpoint_word(b));
+    let mut hasher = FxHasher::default();
+    hasher.write_u64(a.min(b));
+    hasher.write_u64(a.max(b));
+    if !tunnel.is_none() {
+        tunnel.hash(&mut hasher);
     }
+    hasher.finish()
+}
 
-    fn of_flow(flow: &'t Flow) -> FlowKey<'t> {
-        let ends = &flow.conn.endpoints;
-        FlowKey::between(ends[0].addr, ends[1].addr, flow.conn.tunnel())
-    }
+/// The hash of `seg`'s connection.
+#[inline]
+fn segment_hash(seg: &Segment<'_>) -> u64 {
+    flow_hash(&seg.src, &seg.dst, seg.tunnel())
+}
 
-    fn hash(&self) -> u64 {
-        FxBuildHasher.hash_one(self)
-    }
+/// The hash of `flow`'s key (the same as its segments').
+fn flow_key_hash(flow: &Flow) -> u64 {
+    let ends = &flow.conn.endpoints;
+    flow_hash(&ends[0].addr, &ends[1].addr, flow.conn.tunnel())
+}
+
+/// Is `seg` one of `conn`'s: the same two endpoints, either way, through
+/// the same tunnel?
+#[inline]
+fn same_flow(conn: &Connection, seg: &Segment<'_>) -> bool {
+    let [a, b] = [&conn.endpoints[0].addr, &conn.endpoints[1].addr];
+    ((*a == seg.src && *b == seg.dst) || (*a == seg.dst && *b == seg.src))
+        && conn.came_through(seg.tunnel())
 }
 
 /// Hands out connection ids in order of first appearance.
@@ -126,19 +149,16 @@ impl FlowTable {
     /// Routes one segment to its connection and returns what it meant.
     pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
         self.retire_expired(seg.ts.secs);
-        let key = FlowKey::of(seg);
-        let hash = key.hash();
+        let hash = segment_hash(seg);
         // GTP-U: which of the connections of this key the segment's TEID
         // belongs to (the oldest whose TEIDs agree; none: a new one).
         let teids = seg.tunnel().carries_teid();
-        let wanted = teids.then(|| self.oldest_agreeing(hash, &key, seg.tunnel()));
+        let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
         // One hash lookup per segment: this runs for every segment.
         let flow = match self.open.entry(
             hash,
-            |flow| {
-                FlowKey::of_flow(flow) == key && wanted.is_none_or(|id| id == Some(flow.conn.id))
-            },
-            |flow| FlowKey::of_flow(flow).hash(),
+            |flow| same_flow(&flow.conn, seg) && wanted.is_none_or(|id| id == Some(flow.conn.id)),
+            |flow| flow_key_hash(flow),
         ) {
             Entry::Occupied(entry) => {
                 let flow = entry.into_mut();
@@ -174,10 +194,12 @@ impl FlowTable {
     /// inner 4-tuple and tunnel endpoints goes to the older one that
     /// lacks it, as the first SYN of a pair of connections would.
     #[cold]
-    fn oldest_agreeing(&self, hash: u64, key: &FlowKey<'_>, tunnel: &Tunnel) -> Option<u32> {
+    fn oldest_agreeing(&self, hash: u64, seg: &Segment<'_>) -> Option<u32> {
         self.open
             .iter_hash(hash)
-            .filter(|flow| FlowKey::of_flow(flow) == *key && flow.conn.tunnel().teids_agree(tunnel))
+            .filter(|flow| {
+                same_flow(&flow.conn, seg) && flow.conn.tunnel().teids_agree(seg.tunnel())
+            })
             .map(|flow| flow.conn.id)
             .min()
     }
