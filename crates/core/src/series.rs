@@ -88,7 +88,12 @@ pub fn annotate(
         Ok(Box::new(FileOutputs::create(&file.path, guard, format)?))
     };
     let zeek_view = format == Format::Parquet;
-    let mut sink = SeriesSink::new(series.log().clone(), &mut make).with_zeek_view(zeek_view);
+    // The connections sidecar beside each file's CSV shows nothing a
+    // brief report leaves out (`FileOutputs::brief_reports`).
+    let brief_reports = format == Format::Csv;
+    let mut sink = SeriesSink::new(series.log().clone(), &mut make)
+        .with_zeek_view(zeek_view)
+        .with_brief_reports(brief_reports);
     Ok(tcpshut_engine::annotate_series(
         series,
         Detail::Brief,

@@ -116,6 +116,10 @@ fn a_tcpdump_rotation_in_a_directory_gives_each_file_the_whole_rows() {
         .iter()
         .map(|line| (line[0].as_str(), verdict(line)))
         .collect();
+    let whole_lines: std::collections::BTreeMap<&str, &Vec<String>> = whole_conns[1..]
+        .iter()
+        .map(|line| (line[0].as_str(), line))
+        .collect();
     let mut spanning_all = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let rows = sidecar(file, "csv");
@@ -132,6 +136,11 @@ fn a_tcpdump_rotation_in_a_directory_gives_each_file_the_whole_rows() {
                 "{}",
                 file.display()
             );
+            // Addresses, notes and tunnel as the whole capture's line has
+            // them (each file's sidecar is written from brief reports).
+            let whole_line = whole_lines[line[0].as_str()];
+            assert_eq!(line[1..3], whole_line[1..3], "{}", file.display());
+            assert_eq!(line[9..], whole_line[9..], "{}", file.display());
             let (first, last): (usize, usize) =
                 (line[7].parse().unwrap(), line[8].parse().unwrap());
             assert!(1 <= first && first <= last && last <= PER_FILE);

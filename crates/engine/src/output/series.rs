@@ -39,6 +39,8 @@ pub struct SeriesSink<'a, 'm> {
     last: Option<(usize, FileSpan)>,
     /// The files' sinks want reports with Zeek's view.
     zeek_view: bool,
+    /// The files' sinks take brief reports.
+    brief_reports: bool,
 }
 
 impl<'a, 'm> SeriesSink<'a, 'm> {
@@ -52,6 +54,7 @@ impl<'a, 'm> SeriesSink<'a, 'm> {
             finished_before: 0,
             last: None,
             zeek_view: false,
+            brief_reports: false,
         }
     }
 
@@ -60,6 +63,14 @@ impl<'a, 'm> SeriesSink<'a, 'm> {
     /// so the caller says it before.
     pub fn with_zeek_view(mut self, zeek_view: bool) -> Self {
         self.zeek_view = zeek_view;
+        self
+    }
+
+    /// Whether the files' sinks take brief reports
+    /// ([`RowSink::brief_reports`]: the connections sidecar does), said
+    /// before the sinks are made as [`SeriesSink::with_zeek_view`] is.
+    pub fn with_brief_reports(mut self, brief_reports: bool) -> Self {
+        self.brief_reports = brief_reports;
         self
     }
 
@@ -88,6 +99,10 @@ impl<'a, 'm> SeriesSink<'a, 'm> {
                 )));
             }
             let mut sink = (self.make)(&file)?;
+            debug_assert!(
+                !self.brief_reports || !sink.wants_connections() || sink.brief_reports(),
+                "brief reports promised for a sink that wants full ones"
+            );
             let format = file.format.map_or("unknown", format_name);
             let summary =
                 CaptureSummary::of_read(&file.path, format, (0, None), 0, DecodeStats::default());
@@ -162,6 +177,9 @@ impl RowSink for SeriesSink<'_, '_> {
     }
     fn wants_zeek_view(&self) -> bool {
         self.zeek_view
+    }
+    fn brief_reports(&self) -> bool {
+        self.brief_reports
     }
     /// Each file's sink begins when it is made.
     fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> io::Result<()> {
