@@ -68,7 +68,23 @@ local MAX_HEADER = 4096 -- bytes; a longer header line is refused
 local MAX_FIELD = 4096 -- bytes; a longer field makes its row malformed
 local TS_TOLERANCE_NS = 1000 -- a row's ts must be within 1 microsecond of the frame's
 
-local tcpshut = Proto("tcpshut", "TCP Shutdown")
+-- The native plugin (wireshark/native/tcpshut.c, an epan plugin in C)
+-- registers the protocol tcpshut, its fields, expert items, preference and
+-- post-dissector itself, and before any Lua script runs (epan_init calls
+-- proto_init, which registers the C plugins and their handoffs, before
+-- wslua_init). It marks itself with the dissector "tcpshut_native". When it
+-- is loaded, this script registers only what the native plugin lacks (the
+-- connections table, `-z tcpshut,conns` and the Statistics menu), never a
+-- second post-dissector: `tcpshut` below is then a plain table that
+-- Wireshark never sees.
+local NATIVE = (function()
+    local ok, handle = pcall(Dissector.get, "tcpshut_native")
+    return ok and handle ~= nil
+end)()
+local tcpshut = NATIVE and { prefs = {} } or Proto("tcpshut", "TCP Shutdown")
+-- ProtoExpert.new registers its abbreviation at once (the native plugin has
+-- them): with the native plugin, placeholders that nothing adds to a tree.
+local new_expert = NATIVE and function() return {} end or ProtoExpert.new
 
 -- String fields take base.NONE: base.ASCII and base.UNICODE are nil in
 -- Wireshark 4.0 to 4.6, and a nil display drops the description.
@@ -159,7 +175,7 @@ local EVENT_EXPERT = {} -- code -> ProtoExpert, or false: a known code without a
 local experts = {}
 for _, e in ipairs(EVENT_SPEC) do
     if e[2] then
-        local ex = ProtoExpert.new("tcpshut." .. gsub(e[1], "-", "_"), "tcpshut " .. e[1] .. ": " .. e[4], e[2], e[3])
+        local ex = new_expert("tcpshut." .. gsub(e[1], "-", "_"), "tcpshut " .. e[1] .. ": " .. e[4], e[2], e[3])
         EVENT_EXPERT[e[1]] = ex
         experts[#experts + 1] = ex
     else
@@ -180,21 +196,21 @@ local QUIET = {}
 for code, ex in pairs(EVENT_EXPERT) do
     if ex == false and not FIN_CODES[code] and not RST_CODES[code] and not TAG_CODES[code] then QUIET[code] = true end
 end
-local ex_unknown_event = ProtoExpert.new("tcpshut.unknown_event", "tcpshut: unknown event code",
+local ex_unknown_event = new_expert("tcpshut.unknown_event", "tcpshut: unknown event code",
     G.PROTOCOL, S.NOTE)
-local ex_mismatch = ProtoExpert.new("tcpshut.sidecar_mismatch", "tcpshut: sidecar does not match this capture",
+local ex_mismatch = new_expert("tcpshut.sidecar_mismatch", "tcpshut: sidecar does not match this capture",
     G.MALFORMED, S.ERROR)
-local ex_malformed = ProtoExpert.new("tcpshut.sidecar_malformed", "tcpshut: malformed sidecar",
+local ex_malformed = new_expert("tcpshut.sidecar_malformed", "tcpshut: malformed sidecar",
     G.MALFORMED, S.ERROR)
-local ex_unreadable = ProtoExpert.new("tcpshut.sidecar_unreadable", "tcpshut: cannot read sidecar",
+local ex_unreadable = new_expert("tcpshut.sidecar_unreadable", "tcpshut: cannot read sidecar",
     G.MALFORMED, S.ERROR)
-local ex_short = ProtoExpert.new("tcpshut.sidecar_short", "tcpshut: the sidecar ends early",
+local ex_short = new_expert("tcpshut.sidecar_short", "tcpshut: the sidecar ends early",
     G.MALFORMED, S.WARN)
 experts[#experts + 1] = ex_short
-local ex_connections = ProtoExpert.new("tcpshut.connections_unusable",
+local ex_connections = new_expert("tcpshut.connections_unusable",
     "tcpshut: the connections sidecar cannot be used", G.MALFORMED, S.WARN)
 experts[#experts + 1] = ex_connections
-local ex_no_sidecar = ProtoExpert.new("tcpshut.no_sidecar",
+local ex_no_sidecar = new_expert("tcpshut.no_sidecar",
     "tcpshut: no sidecar for this capture; `tcpshut annotate CAPTURE` makes CAPTURE.tcpshut.csv beside it",
     G.PROTOCOL, S.CHAT)
 experts[#experts + 1] = ex_no_sidecar
@@ -274,6 +290,11 @@ local BESIDE = "beside the capture"
 
 local function resolve_sidecar()
     local pref = tcpshut.prefs.sidecar
+    if NATIVE then
+        -- the native plugin's preference (get_preference: Wireshark 3.5 and later)
+        local ok, value = pcall(get_preference, "tcpshut.sidecar")
+        pref = ok and type(value) == "string" and value or nil
+    end
     if pref and pref ~= "" then return pref, "preference" end
     local arg1 = script_args[1]
     if type(arg1) == "string" and arg1 ~= "" then return arg1, "argument lua_script1" end
@@ -1858,6 +1879,13 @@ local function connections_tap()
     local tap = Listener.new("tcp", nil, false)
     local list, by_tuple, stream_conns
     local function data()
+        if not list and NATIVE then
+            -- nothing else resolves the sidecar here (no init of ours runs);
+            -- the table needs only its path, not the segments' index
+            state = new_state()
+            state.path, state.source = resolve_sidecar()
+            state.loaded = true
+        end
         if not list then list, by_tuple = connection_list() end
         stream_conns = stream_conns or {}
         return list, stream_conns

@@ -2261,6 +2261,8 @@ static void proto_register_tcpshut(void)
                                      "open capture (Linux).",
                                      &pref_sidecar);
     tcpshut_handle = register_dissector("tcpshut", dissect_tcpshut, proto_tcpshut);
+    /* the mark lua/tcpshut.lua looks for: then it registers no protocol of its own */
+    register_dissector("tcpshut_native", dissect_tcpshut, proto_tcpshut);
     register_init_routine(tcpshut_init);
     register_cleanup_routine(tcpshut_cleanup);
     st.fd = -1;
