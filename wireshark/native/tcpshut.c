@@ -106,9 +106,11 @@ static expert_field ei_no_sidecar = EI_INIT;
 static dissector_handle_t tcpshut_handle;
 static const char *pref_sidecar = "";
 
-/* The event table: generated from Event::ALL (crates/engine/src/tracking/event.rs)
- * by native_event_table() in crates/core/src/wireshark.rs; a test fails when
- * they differ. Group 0: no item (Wireshark's TCP analysis says it). */
+/* The event table: lua/tcpshut.lua's EVENT_SPEC (generated from Event::ALL,
+ * crates/engine/src/tracking/event.rs), in C. The differential tests
+ * (crates/core/tests/integration/wireshark/native.rs) fail when the two
+ * plugins register or show them differently. Group 0: no item (Wireshark's
+ * TCP analysis says it). */
 typedef struct {
     const char *code;
     int group;
@@ -662,6 +664,10 @@ static char *parse_row(const char *data, size_t len, int nfields, parsed_row *r)
         }
         if (vlen > MAX_FIELD)
             return g_strdup_printf("field %d is longer than %d bytes", n, MAX_FIELD);
+        /* a NUL would end the C string early: make it the control character
+         * it is, which check_row refuses as the Lua plugin does */
+        for (char *z = (char *)memchr(out, 0, vlen); z; z = (char *)memchr(z, 0, vlen - (size_t)(z - out)))
+            *z = 1;
         out[vlen] = 0;
         r->val[n - 1] = val;
         out += vlen + 1;
@@ -2128,7 +2134,10 @@ static void tcpshut_init(void)
     /* tshark says once on standard error that there is no sidecar, for the
      * capture file it opened (never for a live capture); the GUI shows no
      * standard error. */
-    gboolean gui = funnel_get_funnel_ops() != NULL;
+    /* the GUI, as the Lua API's gui_enabled() tells it: tshark has funnel
+     * operations too, but no buttons */
+    const funnel_ops_t *ops = funnel_get_funnel_ops();
+    gboolean gui = ops != NULL && ops->add_button != NULL;
     if (!st.path && !ever_had_sidecar && capture && !gui && g_strcmp0(capture, noted_capture) != 0) {
         g_free(noted_capture);
         noted_capture = g_strdup(capture);

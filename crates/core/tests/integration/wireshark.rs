@@ -41,6 +41,8 @@ const FIELDS: &[&str] = &[
 
 type Dissected = BTreeMap<String, Vec<String>>;
 
+mod native;
+
 fn plugin_script() -> PathBuf {
     repo_root().join("lua/tcpshut.lua")
 }
