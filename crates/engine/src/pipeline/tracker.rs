@@ -106,9 +106,11 @@ impl Tracker {
 
     /// [`Tracker::conclude_retired`], handing each flow over: the schedule
     /// on two threads makes the reports on the rows thread.
+    #[inline]
     pub fn hand_over_retired(&mut self, settled: impl FnMut(Box<Flow>, ConnVerdict)) {
-        let retired = self.table.take_retired();
-        if !retired.is_empty() {
+        // Called after every segment, most of which retire nothing.
+        if self.table.has_retired() {
+            let retired = self.table.take_retired();
             self.kept.conclude_all(retired, settled);
         }
     }

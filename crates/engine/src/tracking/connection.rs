@@ -566,13 +566,13 @@ impl Connection {
             late_fin: false,
         };
         let refusal_seen_late = self.refusal_ahead_of(seg);
-        if seg.frame != self.first_frame && !self.origin.is_copy(seg, x) {
-            self.opened_by_rst_ack = None;
-        }
-        self.last_frame = seg.frame;
         // The same packet seen again one TTL lower (a router's `-i any`
         // capture sees it coming in and going out) is one packet.
         let copy = self.origin.observe(seg, x);
+        if seg.frame != self.first_frame && !copy {
+            self.opened_by_rst_ack = None;
+        }
+        self.last_frame = seg.frame;
         if seg.frame == self.first_frame {
             if self.mid_stream {
                 step.events.insert(Event::MidStream);

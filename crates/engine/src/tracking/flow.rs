@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::HashTable;
 use rustc_hash::FxHasher;
 
 use crate::tracking::connection::{Connection, SegmentFacts};
@@ -154,14 +154,12 @@ impl FlowTable {
         // belongs to (the oldest whose TEIDs agree; none: a new one).
         let teids = seg.tunnel().carries_teid();
         let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
-        // One hash lookup per segment: this runs for every segment.
-        let flow = match self.open.entry(
-            hash,
-            |flow| same_flow(&flow.conn, seg) && wanted.is_none_or(|id| id == Some(flow.conn.id)),
-            |flow| flow_key_hash(flow),
-        ) {
-            Entry::Occupied(entry) => {
-                let flow = entry.into_mut();
+        // One hash lookup per segment: this runs for every segment (a
+        // lookup alone, not an entry, which makes room for an insertion).
+        let flow = match self.open.find_mut(hash, |flow| {
+            same_flow(&flow.conn, seg) && wanted.is_none_or(|id| id == Some(flow.conn.id))
+        }) {
+            Some(flow) => {
                 if flow.conn.reopened_by(seg) {
                     let reuses = Some(flow.conn.id);
                     let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
@@ -169,9 +167,12 @@ impl FlowTable {
                 }
                 flow
             }
-            Entry::Vacant(entry) => entry
-                .insert(new_flow(&mut self.next_id, self.without_zeek, seg, None))
-                .into_mut(),
+            None => {
+                let new = new_flow(&mut self.next_id, self.without_zeek, seg, None);
+                self.open
+                    .insert_unique(hash, new, |flow| flow_key_hash(flow))
+                    .into_mut()
+            }
         };
         let conn = &mut flow.conn;
         if teids {
@@ -202,6 +203,12 @@ impl FlowTable {
             })
             .map(|flow| flow.conn.id)
             .min()
+    }
+
+    /// Have connections left the table since the last [`FlowTable::take_retired`]?
+    #[inline]
+    pub fn has_retired(&self) -> bool {
+        !self.retired.is_empty()
     }
 
     /// Connections that left the table since the last call, by id.
