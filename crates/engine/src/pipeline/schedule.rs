@@ -367,11 +367,13 @@ fn one_pass(
     let pass = Pass { number: 1, of: 1 };
     let mut progress = |bytes| sink.borrow_mut().progress(pass, bytes);
     let mut each = |frame: &Frame<'_>| -> Result<(), HeldError> {
-        let Some(seg) = tracker.decode(frame) else {
+        // Borrowed, not moved out of its Option (see one_pass_threaded).
+        let decoded = tracker.decode(frame);
+        let Some(seg) = &decoded else {
             return Ok(());
         };
-        let facts = tracker.observe(&seg);
-        held.hold(&seg, &facts)?;
+        let facts = tracker.observe(seg);
+        held.hold(seg, &facts)?;
         let mut settled = Ok(false);
         tracker.conclude_retired(|flow, verdict| {
             if settled.is_ok() {
@@ -578,12 +580,15 @@ fn one_pass_threaded(
                     progress(bytes);
                 },
                 |frame| {
-                    let Some(seg) = tracker.decode(frame) else {
+                    // Borrowed where it was decoded: moving a segment out
+                    // of its Option is a memcpy call per frame.
+                    let decoded = tracker.decode(frame);
+                    let Some(seg) = &decoded else {
                         return Ok(ControlFlow::Continue(()));
                     };
-                    let facts = tracker.observe(&seg);
+                    let facts = tracker.observe(seg);
                     let mut batch = batch.borrow_mut();
-                    batch.rows.push(PendingRow::of(&seg, &facts));
+                    batch.rows.push(PendingRow::of(seg, &facts));
                     tracker.hand_over_retired(|flow, verdict| batch.settle(flow, verdict));
                     if batch.is_full() && !send(&mut batch) {
                         return Ok(ControlFlow::Break(()));
