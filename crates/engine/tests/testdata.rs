@@ -108,8 +108,10 @@ fn every_pass_reports_its_progress() {
     }
 }
 
-/// The CSV of `path` made on `schedule`, and its connections sidecar.
-fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> (Vec<u8>, Vec<u8>) {
+/// The CSV of `path` made on `schedule`, its connections sidecar, and
+/// what the run concluded (the capture's summary, the outcome counts and
+/// every verdict: on two threads the rows thread concludes).
+fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> (Vec<u8>, Vec<u8>, String) {
     use tcpshut_engine::ConnectionsCsvSink;
     let (mut out, mut conns_out) = (Vec::new(), Vec::new());
     let mut sink = tcpshut_engine::CsvSink::new(&mut out);
@@ -131,13 +133,17 @@ fn csv_on(path: &Path, schedule: tcpshut_engine::Schedule) -> (Vec<u8>, Vec<u8>)
     ids.sort();
     let expected: Vec<u64> = (0..verdicts.outcomes.total()).collect();
     assert_eq!(ids, expected, "{}: {schedule:?}", path.display());
-    (out, conns_out)
+    let concluded = format!(
+        "{:?}\n{:?}\n{:?}",
+        verdicts.capture, verdicts.outcomes, verdicts.verdicts
+    );
+    (out, conns_out, concluded)
 }
 
 /// One pass (on one thread or two), two passes, and one pass whose held
 /// rows go to a temporary file past any budget write the same rows, and
 /// the same connections sidecar (every connection once, in the same
-/// order): for every capture of `testdata/` and of the real-world corpus
+/// order), and conclude the same: for every capture of `testdata/` and of the real-world corpus
 /// (where a connection lasts the whole capture, so the rows behind it
 /// wait on the file).
 #[test]

@@ -26,7 +26,7 @@ use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows};
 use crate::pipeline::sinks::{Pass, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
-use crate::pipeline::tracker::Tracker;
+use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::flow::Flow;
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame};
@@ -468,12 +468,12 @@ struct Batch {
     settled: Vec<SettledAfter>,
 }
 
-/// A connection settled after the first `rows_before` rows of its batch
-/// (its flow as the flow table boxed it: handed over without a copy).
+/// A connection that left the flow table after the first `rows_before`
+/// rows of its batch (its flow as the flow table boxed it: handed over
+/// without a copy), concluded on the rows thread.
 struct SettledAfter {
     rows_before: usize,
     flow: Box<Flow>,
-    verdict: ConnVerdict,
 }
 
 impl Batch {
@@ -494,20 +494,21 @@ impl Batch {
     }
 
     /// A connection left the flow table.
-    fn settle(&mut self, flow: Box<Flow>, verdict: ConnVerdict) {
+    fn settle(&mut self, flow: Box<Flow>) {
         self.settled.push(SettledAfter {
             rows_before: self.rows.len(),
             flow,
-            verdict,
         });
     }
 
-    /// Hands the batch to `held` and `sink` in the order it was made.
+    /// Hands the batch to `held` and `sink` in the order it was made,
+    /// concluding the connections that left the flow table.
     fn take(
         &self,
         held: &mut PendingRows,
         sink: &mut dyn RowSink,
         wants_connections: Option<ReportKind>,
+        conclusions: &mut Conclusions,
     ) -> Result<(), AnalyzeError> {
         let mut held_rows = 0;
         for settled in &self.settled {
@@ -515,13 +516,8 @@ impl Batch {
                 held.hold_row(*row)?;
             }
             held_rows = settled.rows_before;
-            settle(
-                held,
-                sink,
-                wants_connections,
-                &settled.flow,
-                settled.verdict,
-            )?;
+            let verdict = conclusions.conclude(&settled.flow);
+            settle(held, sink, wants_connections, &settled.flow, verdict)?;
         }
         for row in &self.rows[held_rows..] {
             held.hold_row(*row)?;
@@ -552,6 +548,8 @@ fn one_pass_threaded(
     let (give_back, spare) = mpsc::channel::<Batch>();
     let wants_connections = reports_wanted(&*sink);
     let mut tracker = one_pass_tracker(detail, &*sink);
+    // Verdicts are worked out on the rows thread.
+    let mut conclusions = tracker.take_conclusions();
     std::thread::scope(|scope| {
         let tracking = scope.spawn(move || {
             let batch = std::cell::RefCell::new(Batch::with_capacity(BATCH));
@@ -589,7 +587,7 @@ fn one_pass_threaded(
                     let facts = tracker.observe(seg);
                     let mut batch = batch.borrow_mut();
                     batch.rows.push(PendingRow::of(seg, &facts));
-                    tracker.hand_over_retired(|flow, verdict| batch.settle(flow, verdict));
+                    tracker.hand_over_unconcluded(|flow| batch.settle(flow));
                     if batch.is_full() && !send(&mut batch) {
                         return Ok(ControlFlow::Break(()));
                     }
@@ -598,9 +596,9 @@ fn one_pass_threaded(
             );
             let mut batch = batch.into_inner();
             let read = read.map(|read| {
-                let verdicts = tracker.finish_handing_over(
-                    |flow, verdict| {
-                        batch.settle(flow, verdict);
+                let capture = tracker.finish_unconcluded(
+                    |flow| {
+                        batch.settle(flow);
                         if batch.is_full() {
                             send(&mut batch);
                         }
@@ -610,7 +608,7 @@ fn one_pass_threaded(
                     read,
                 );
                 send(&mut batch);
-                verdicts
+                capture
             });
             // Dropping the sender ends the rows thread's loop.
             drop(to_rows);
@@ -622,7 +620,7 @@ fn one_pass_threaded(
             for message in &batches {
                 match message {
                     ToRows::Batch(batch) => {
-                        batch.take(&mut held, sink, wants_connections)?;
+                        batch.take(&mut held, sink, wants_connections, &mut conclusions)?;
                         held.release(|row| sink.row(row))?;
                         let _ = give_back.send(batch);
                     }
@@ -634,13 +632,13 @@ fn one_pass_threaded(
         let written = rows();
         // A failed sink stops the tracking thread at its next batch.
         drop(batches);
-        let verdicts = tracking
+        let capture = tracking
             .join()
             .expect("the tracking thread does not panic")?;
         written?;
         held.release(|row| sink.row(row))?;
         sink.finish().map_err(AnalyzeError::Output)?;
-        Ok(verdicts)
+        Ok(conclusions.into_verdicts(capture))
     })
 }
 

@@ -129,6 +129,40 @@ impl Tracker {
         self.finish_handing_over(|flow, verdict| settled(&flow, verdict), path, format, read)
     }
 
+    /// The tracker's conclusions, taken out to be drawn on another thread
+    /// ([`Tracker::hand_over_unconcluded`]); the tracker keeps none.
+    pub(crate) fn take_conclusions(&mut self) -> Conclusions {
+        std::mem::replace(&mut self.kept, Conclusions::new(Detail::Brief, None))
+    }
+
+    /// The connections that left the flow table since the last call, in
+    /// id order, not concluded: for the schedule on two threads, whose
+    /// rows thread concludes them with the conclusions of
+    /// [`Tracker::take_conclusions`] (the tracking thread is the longer
+    /// of the two).
+    pub(crate) fn hand_over_unconcluded(&mut self, each: impl FnMut(Box<Flow>)) {
+        let retired = self.table.take_retired();
+        // Most segments retire nothing: no iterator made and dropped.
+        if !retired.is_empty() {
+            retired.into_iter().for_each(each);
+        }
+    }
+
+    /// The end of the capture for [`Tracker::hand_over_unconcluded`]: every
+    /// connection still held, in id order, and the summary of the read
+    /// (its `sight` for [`Conclusions::into_verdicts`] to fill in).
+    pub(crate) fn finish_unconcluded(
+        self,
+        each: impl FnMut(Box<Flow>),
+        path: &Path,
+        format: &'static str,
+        read: (u64, Option<String>),
+    ) -> CaptureSummary {
+        let connections = self.table.connections_seen();
+        self.table.finish().into_iter().for_each(each);
+        CaptureSummary::of_read(path, format, read, connections, self.stats)
+    }
+
     /// [`Tracker::finish`], handing each flow over as
     /// [`Tracker::hand_over_retired`] does.
     pub fn finish_handing_over(
@@ -141,15 +175,14 @@ impl Tracker {
         let connections = self.table.connections_seen();
         let mut kept = self.kept;
         kept.conclude_all(self.table.finish(), settled);
-        let mut capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
-        capture.sight = kept.sight;
+        let capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
         kept.into_verdicts(capture)
     }
 }
 
 /// What a pass that follows connections to their end keeps of each: its
 /// outcome, and what `detail` asks for.
-struct Conclusions {
+pub(crate) struct Conclusions {
     detail: Detail,
     /// Keep every verdict whatever `detail` says: pass 2 needs them.
     /// `None`: conclude nothing.
@@ -186,7 +219,7 @@ impl Conclusions {
     }
 
     /// Records a connection that left the flow table; returns its verdict.
-    fn conclude(&mut self, flow: &Flow) -> ConnVerdict {
+    pub(crate) fn conclude(&mut self, flow: &Flow) -> ConnVerdict {
         let conn = &flow.conn;
         let verdict = conn.verdict();
         self.outcomes.add(verdict.outcome);
@@ -217,7 +250,10 @@ impl Conclusions {
         verdict
     }
 
-    fn into_verdicts(mut self, capture: CaptureSummary) -> Verdicts {
+    /// What was kept, with the summary of the read (whose `sight` is
+    /// filled in from the connections concluded).
+    pub(crate) fn into_verdicts(mut self, mut capture: CaptureSummary) -> Verdicts {
+        capture.sight = self.sight;
         self.reports.sort_unstable_by_key(|r| r.id);
         Verdicts {
             capture,
