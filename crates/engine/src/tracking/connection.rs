@@ -86,6 +86,37 @@ impl SegmentFacts {
     /// until their connection's verdict is known, and read the same as
     /// rows made in a second pass: the tracker never sees a verdict.
     pub fn resolved(&self, verdict: &ConnVerdict, frame: u64) -> ResolvedFacts {
+        if self.quiet(verdict, frame) {
+            // No rule below changes anything (most rows).
+            let sender_calls = verdict.endpoints[self.sender].calls;
+            return ResolvedFacts {
+                facts: *self,
+                sender_calls,
+                revealed_calls: self.reveals.then_some(sender_calls),
+                sender_is_client: self.sender == verdict.client.index,
+                forged_why: Why::default(),
+                idle_ms: None,
+                order_unknown: None,
+                after_peer: false,
+            };
+        }
+        self.resolved_by_the_rules(verdict, frame)
+    }
+
+    /// No event and no "what if" marker, and not the last segment of a
+    /// connection whose end is unseen: every hindsight rule of
+    /// [`SegmentFacts::resolved`] starts from one of these.
+    #[inline]
+    fn quiet(&self, verdict: &ConnVerdict, frame: u64) -> bool {
+        self.events.is_empty()
+            && self.if_receiver_stopped_reading.is_none()
+            && self.if_fins_crossed.is_none()
+            && !self.idle_rst
+            && verdict.end_unseen_at.is_none_or(|last| last.get() != frame)
+    }
+
+    /// [`SegmentFacts::resolved`], every rule applied.
+    fn resolved_by_the_rules(&self, verdict: &ConnVerdict, frame: u64) -> ResolvedFacts {
         let mut facts = *self;
         // The connection's last segment, in a capture that ends before it.
         if verdict
@@ -1116,4 +1147,73 @@ fn is_synchronized(state: TcpState) -> bool {
             | TcpState::LastAck
             | TcpState::TimeWait
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracking::idle::IdleRst;
+
+    /// Quiet facts (no event, no marker) resolve as every rule applied
+    /// would resolve them, whatever the verdict.
+    #[test]
+    fn quiet_facts_resolve_as_the_rules_do() {
+        let mut verdicts = Vec::new();
+        for client in 0..2 {
+            for forged in [false, true] {
+                for closer in [
+                    Closer::Unknown,
+                    Closer::Client,
+                    Closer::Server,
+                    Closer::Both,
+                ] {
+                    let mut v = ConnVerdict::default();
+                    v.client.index = client;
+                    v.closer = closer;
+                    v.widened = Some(Unseen::End);
+                    v.simultaneous = closer == Closer::Both;
+                    v.outcome = Outcome::Refused;
+                    v.endpoints[1].rst_forged = forged;
+                    v.endpoints[0].stopped_reading_at_fin = true;
+                    v.endpoints[1].stopped_reading_at_fin = true;
+                    v.idle_reset = Some(IdleRst {
+                        idle_ms: 5,
+                        sender: 1,
+                        stray: true,
+                    });
+                    v.end_unseen_at = std::num::NonZeroU64::new(8);
+                    verdicts.push(v);
+                }
+            }
+        }
+        verdicts.push(ConnVerdict::default());
+        for verdict in &verdicts {
+            for sender in 0..2 {
+                for reveals in [false, true] {
+                    let facts = SegmentFacts {
+                        conn: 3,
+                        sender,
+                        events: EventSet::default(),
+                        sender_state: TcpState::Established,
+                        receiver_state: TcpState::CloseWait,
+                        related: Some(2),
+                        rel_seq: 10,
+                        rel_ack: 20,
+                        reveals,
+                        if_receiver_stopped_reading: None,
+                        if_fins_crossed: None,
+                        idle_rst: false,
+                    };
+                    assert!(facts.quiet(verdict, 7));
+                    assert_eq!(
+                        format!("{:?}", facts.resolved(verdict, 7)),
+                        format!("{:?}", facts.resolved_by_the_rules(verdict, 7)),
+                        "{verdict:?}"
+                    );
+                    // Its connection's last segment, the capture ending first.
+                    assert!(!facts.quiet(verdict, 8) || verdict.end_unseen_at.is_none());
+                }
+            }
+        }
+    }
 }
