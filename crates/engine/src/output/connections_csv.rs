@@ -21,6 +21,8 @@ pub const CONNECTIONS_HEADER: &str =
 pub struct ConnectionsCsvSink<W: Write> {
     out: W,
     started: bool,
+    /// The line being written (kept: one allocation for all).
+    line: String,
 }
 
 impl<W: Write> ConnectionsCsvSink<W> {
@@ -28,6 +30,7 @@ impl<W: Write> ConnectionsCsvSink<W> {
         ConnectionsCsvSink {
             out,
             started: false,
+            line: String::with_capacity(160),
         }
     }
 
@@ -40,15 +43,14 @@ impl<W: Write> ConnectionsCsvSink<W> {
     }
 }
 
-/// One connection's line (no field needs quoting: addresses, codes,
-/// numbers, and the tunnel as shown everywhere, which has no comma),
-/// pieced together without `format!` (it is written for every
-/// connection).
-pub fn connection_line(report: &ConnectionReport) -> String {
+/// One connection's line, without its line break, into `line` (no field
+/// needs quoting: addresses, codes, numbers, and the tunnel as shown
+/// everywhere, which has no comma), pieced together without `format!`
+/// (it is written for every connection).
+fn push_connection_line(report: &ConnectionReport, line: &mut String) {
     use std::fmt::Write as _;
     let [client, server] = &report.endpoints;
     let mut numbers = itoa::Buffer::new();
-    let mut line = String::with_capacity(160);
     line.push_str(numbers.format(report.id));
     for text in [
         &report.client,
@@ -61,7 +63,7 @@ pub fn connection_line(report: &ConnectionReport) -> String {
     }
     for calls in [client.calls, server.calls] {
         line.push(',');
-        write!(line, "{calls}").expect("a String takes any text");
+        calls.pieces(|piece| line.push_str(piece));
     }
     for frame in [report.first_frame, report.last_frame] {
         line.push(',');
@@ -78,7 +80,6 @@ pub fn connection_line(report: &ConnectionReport) -> String {
     if !report.tunnel.is_none() {
         write!(line, "{}", report.tunnel).expect("a String takes any text");
     }
-    line
 }
 
 impl<W: Write> RowSink for ConnectionsCsvSink<W> {
@@ -103,9 +104,10 @@ impl<W: Write> RowSink for ConnectionsCsvSink<W> {
     }
     fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
         self.start()?;
-        let mut line = connection_line(report);
-        line.push('\n');
-        self.out.write_all(line.as_bytes())
+        self.line.clear();
+        push_connection_line(report, &mut self.line);
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())
     }
     fn finish(&mut self) -> io::Result<()> {
         self.start()?;

@@ -94,15 +94,36 @@ impl CallSet {
     }
 }
 
-impl fmt::Display for CallSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CallSet {
+    /// The text `Display` writes, piece by piece (codes joined by `|`):
+    /// for writers that take texts without the `fmt` machinery.
+    pub fn pieces(self, mut piece: impl FnMut(&'static str)) {
         for (i, call) in self.iter().enumerate() {
             if i > 0 {
-                f.write_str("|")?;
+                piece("|");
             }
-            f.write_str(call.code())?;
+            piece(call.code());
         }
-        Ok(())
+    }
+}
+
+/// Writes `pieces` to `f`, stopping at its first error.
+fn write_pieces(
+    f: &mut fmt::Formatter<'_>,
+    pieces: impl FnOnce(&mut dyn FnMut(&'static str)),
+) -> fmt::Result {
+    let mut written = Ok(());
+    pieces(&mut |piece| {
+        if written.is_ok() {
+            written = f.write_str(piece);
+        }
+    });
+    written
+}
+
+impl fmt::Display for CallSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pieces(f, |piece| self.pieces(piece))
     }
 }
 
@@ -145,16 +166,23 @@ impl CallSteps {
     }
 }
 
+impl CallSteps {
+    /// The text `Display` writes, piece by piece: for writers that take
+    /// texts without the `fmt` machinery (a connection's line).
+    pub fn pieces(&self, mut piece: impl FnMut(&'static str)) {
+        for (i, step) in self.steps().iter().enumerate() {
+            if i > 0 {
+                piece(">");
+            }
+            step.pieces(&mut piece);
+        }
+    }
+}
+
 impl fmt::Display for CallSteps {
     /// Steps joined by `>`, candidates by `|`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, step) in self.steps().iter().enumerate() {
-            if i > 0 {
-                f.write_str(">")?;
-            }
-            step.fmt(f)?;
-        }
-        Ok(())
+        write_pieces(f, |piece| self.pieces(piece))
     }
 }
 
