@@ -160,7 +160,8 @@ impl FlowTable {
             same_flow(&flow.conn, seg) && wanted.is_none_or(|id| id == Some(flow.conn.id))
         }) {
             Some(flow) => {
-                if flow.conn.reopened_by(seg) {
+                // Only a SYN reopens: most segments skip the call.
+                if seg.flags.syn() && flow.conn.reopened_by(seg) {
                     let reuses = Some(flow.conn.id);
                     let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
                     self.retired.push(std::mem::replace(flow, new));
