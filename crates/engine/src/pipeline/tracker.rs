@@ -10,7 +10,7 @@ use crate::pipeline::summary::{
     CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };
 use crate::tracking::connection::SegmentFacts;
-use crate::tracking::flow::{Flow, FlowTable, Retired};
+use crate::tracking::flow::{Flow, FlowTable};
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::Frame;
 use crate::wire::link::{self, DecodeOptions, DecodeStats, Fragments};
@@ -110,8 +110,7 @@ impl Tracker {
     pub fn hand_over_retired(&mut self, settled: impl FnMut(Box<Flow>, ConnVerdict)) {
         // Called after every segment, most of which retire nothing.
         if self.table.has_retired() {
-            let retired = self.table.take_retired();
-            self.kept.conclude_all(retired, settled);
+            self.kept.conclude_all(self.table.drain_retired(), settled);
         }
     }
 
@@ -140,11 +139,11 @@ impl Tracker {
     /// rows thread concludes them with the conclusions of
     /// [`Tracker::take_conclusions`] (the tracking thread is the longer
     /// of the two).
+    #[inline]
     pub(crate) fn hand_over_unconcluded(&mut self, each: impl FnMut(Box<Flow>)) {
-        let retired = self.table.take_retired();
         // Most segments retire nothing: no iterator made and dropped.
-        if !retired.is_empty() {
-            retired.into_iter().for_each(each);
+        if self.table.has_retired() {
+            self.table.drain_retired().for_each(each);
         }
     }
 
@@ -208,7 +207,11 @@ impl Conclusions {
     }
 
     /// Concludes connections that left the flow table, in id order.
-    fn conclude_all(&mut self, flows: Retired, mut settled: impl FnMut(Box<Flow>, ConnVerdict)) {
+    fn conclude_all(
+        &mut self,
+        flows: impl IntoIterator<Item = Box<Flow>>,
+        mut settled: impl FnMut(Box<Flow>, ConnVerdict),
+    ) {
         if self.all_verdicts.is_none() {
             return;
         }

@@ -120,7 +120,7 @@ pub struct FlowTable {
     /// did and their key's hash.
     closing: VecDeque<(i64, u64, u32)>,
     next_id: u32,
-    /// Connections that left the table, waiting for [`FlowTable::take_retired`].
+    /// Connections that left the table, waiting for [`FlowTable::drain_retired`].
     retired: Retired,
     /// No Zeek model beside the connections ([`FlowTable::without_zeek`]).
     without_zeek: bool,
@@ -206,17 +206,17 @@ impl FlowTable {
             .min()
     }
 
-    /// Have connections left the table since the last [`FlowTable::take_retired`]?
+    /// Have connections left the table since the last [`FlowTable::drain_retired`]?
     #[inline]
     pub fn has_retired(&self) -> bool {
         !self.retired.is_empty()
     }
 
-    /// Connections that left the table since the last call, by id.
-    pub fn take_retired(&mut self) -> Retired {
-        let mut retired = std::mem::take(&mut self.retired);
-        retired.sort_unstable_by_key(|f| f.conn.id);
-        retired
+    /// Connections that left the table since the last call, by id (the
+    /// list keeps its room: it is not allocated again for each).
+    pub fn drain_retired(&mut self) -> std::vec::Drain<'_, Box<Flow>> {
+        self.retired.sort_unstable_by_key(|f| f.conn.id);
+        self.retired.drain(..)
     }
 
     /// Ends the capture: every connection still held, in id order.
