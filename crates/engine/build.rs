@@ -2,7 +2,8 @@
 //! captures: where its header compiles, the binary can decompress gzip
 //! with it (`cfg(tcpshut_isal)`, `wire/isal.rs`; the library is loaded at
 //! run time, where it is installed); elsewhere the build goes on with
-//! flate2's zlib-rs only, about half as fast, and says so.
+//! flate2's zlib-rs only (its decompression takes about a quarter
+//! longer), and says so.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tcpshut_isal)");
@@ -26,7 +27,8 @@ fn main() {
         println!(
             "cargo::warning=ISA-L not found (<isa-l/igzip_lib.h>; Debian: libisal-dev, \
              which scripts/install-deps installs): gzip captures are decompressed with \
-             zlib-rs, about half as fast. After installing it: cargo clean -p tcpshut-engine"
+             zlib-rs, which takes about a quarter longer. After installing it: \
+             cargo clean -p tcpshut-engine"
         );
     }
 }
