@@ -46,6 +46,15 @@ WS_DLL_PUBLIC_DEF const gchar plugin_version[] = PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 WS_DLL_PUBLIC void plugin_register(void);
+#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
+#include <wsutil/plugins.h>
+/* 4.2 and later ask what a plugin is (tshark -G plugins shows it) */
+WS_DLL_PUBLIC uint32_t plugin_describe(void);
+uint32_t plugin_describe(void)
+{
+    return WS_PLUGIN_DESC_DISSECTOR;
+}
+#endif
 
 /* ------------------------------------------------------------------------
  * Limits (the same as the Lua plugin's, plus the ones C needs)
@@ -1619,6 +1628,32 @@ typedef struct {
     char src[32], dst[32];
 } frame_tcp_t;
 
+/* Appends the decimal digits of v to p; returns the end. */
+static char *put_uint(char *p, unsigned v)
+{
+    char d[10];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = d[--n];
+    return p;
+}
+
+/* "a.b.c.d:port" into out (at least 22 bytes), as snprintf would write it. */
+static void endpoint_v4(char *out, const guint8 *a, unsigned port)
+{
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        p = put_uint(p, a[i]);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    p = put_uint(p, port);
+    *p = 0;
+}
+
 /* The frame's TCP header as the sidecar sees it (see the Lua plugin's
  * frame_tcp): the first place after 20 bytes where the frame's two ports
  * follow each other with a plausible data offset. */
@@ -1663,10 +1698,8 @@ static void frame_tcp(tvbuff_t *tvb, guint16 sp, guint16 dp, frame_tcp_t *out)
                 out->has_len = TRUE;
                 out->len = total - 4 * ihl - 4 * offset;
             }
-            snprintf(out->src, sizeof out->src, "%u.%u.%u.%u:%u", raw[q + 12], raw[q + 13], raw[q + 14],
-                     raw[q + 15], sp);
-            snprintf(out->dst, sizeof out->dst, "%u.%u.%u.%u:%u", raw[q + 16], raw[q + 17], raw[q + 18],
-                     raw[q + 19], dp);
+            endpoint_v4(out->src, raw + q + 12, sp);
+            endpoint_v4(out->dst, raw + q + 16, dp);
             out->v4 = TRUE;
             break;
         }
@@ -1808,12 +1841,23 @@ static char *info_tag(const char *events, const char *calls, const char *side)
     return tag;
 }
 
+/* Whether the events give the row an Info tag (a FIN or RST kind, or a
+ * code with a part of its own), without making the tag. */
 static gboolean tagged(const char *events)
 {
-    char *t = info_tag(events, "", "");
-    gboolean yes = t != NULL;
-    g_free(t);
-    return yes;
+    const char *cur = events, *code;
+    size_t len;
+    while ((code = next_part(&cur, ";", &len)) != NULL) {
+        for (size_t i = 0; i < COUNT(FIN_CODES); i++)
+            if (strlen(FIN_CODES[i][0]) == len && !memcmp(code, FIN_CODES[i][0], len))
+                return TRUE;
+        for (size_t i = 0; i < COUNT(RST_CODES); i++)
+            if (strlen(RST_CODES[i][0]) == len && !memcmp(code, RST_CODES[i][0], len))
+                return TRUE;
+        if (in_list(code, len, TAG_CODES, COUNT(TAG_CODES)))
+            return TRUE;
+    }
+    return FALSE;
 }
 
 static void add_experts(packet_info *pinfo, proto_item *item, const char *events)
@@ -1949,7 +1993,7 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
             client = rec[K_CLIENT];
     }
     const char *side = client ? (!strcmp(client, src) ? "client" : "server") : src;
-    if (*events) {
+    if (*events && tagged(events)) {
         char *tag = info_tag(events, calls, side);
         if (tag) {
             col_append_str(pinfo->cinfo, COL_INFO, " ");
