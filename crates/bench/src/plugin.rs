@@ -57,7 +57,23 @@ struct Setup {
     /// A Lua post-dissector that does nothing (the floor).
     empty_script: PathBuf,
     home: PathBuf,
+    /// The native plugin's runs, when it could be built.
+    native: Option<Native>,
 }
+
+/// The native plugin (`wireshark/native`): a HOME whose personal plugin
+/// folder holds it, one without, and the normal user both run as when the
+/// benchmark runs as root (Wireshark loads no personal plugins for root).
+/// Its runs and their baseline run alike, as that user.
+struct Native {
+    home: PathBuf,
+    plain_home: PathBuf,
+    user: Option<(u32, u32)>,
+}
+
+/// The normal user the native plugin runs as under root (the test suite's,
+/// made by `scripts/install-deps`).
+const NATIVE_USER: &str = "tcpshut-test";
 
 impl Setup {
     fn command(&self, program: &str) -> Command {
@@ -81,6 +97,39 @@ impl Setup {
         if let Some(script) = script {
             c.arg("-X").arg(format!("lua_script:{}", script.display()));
         }
+        c
+    }
+
+    /// `program` as the native plugin's runs start it: with the plugin in
+    /// its HOME or without, as the normal user under root.
+    fn native_command(&self, program: &str, plugin: bool) -> Command {
+        let native = self.native.as_ref().expect("native runs only when built");
+        let home = if plugin {
+            &native.home
+        } else {
+            &native.plain_home
+        };
+        let mut c = match native.user {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--clear-groups", "--", program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        c.env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env_remove("TCPSHUT_SIDECAR")
+            .env_remove("WIRESHARK_CONFIG_DIR");
+        c
+    }
+
+    /// tshark with the native plugin (or without it, as the same user).
+    fn native_tshark(&self, capture: &Path, plugin: bool) -> Command {
+        let mut c = self.native_command("tshark", plugin);
+        c.stderr(Stdio::null()).arg("-n").arg("-r").arg(capture);
         c
     }
 
@@ -143,6 +192,7 @@ pub fn run(
         commented: commented.into(),
         empty_script: work.join("empty-postdissector.lua"),
         home: work.join("home"),
+        native: None,
     };
     for place in [&setup.annotated, &setup.bare] {
         std::fs::create_dir_all(place.parent().unwrap())?;
@@ -176,6 +226,14 @@ pub fn run(
     );
     check_annotations(&setup)?;
     check_comments(&setup)?;
+    let mut setup = setup;
+    match native_setup(&work, &setup.home) {
+        Ok(native) => setup.native = Some(native),
+        Err(e) => println!("The native plugin is not measured: {e:#}"),
+    }
+    if setup.native.is_some() {
+        check_native(&setup)?;
+    }
 
     let mut modes = vec![
         Mode::Sidecar,
@@ -185,8 +243,19 @@ pub fn run(
         Mode::Floor,
         Mode::Comments,
     ];
+    if setup.native.is_some() {
+        modes.extend([
+            Mode::NativeSidecar,
+            Mode::NativeFields,
+            Mode::NativeExpert,
+            Mode::NativeNoSidecar,
+        ]);
+    }
     if super::on_path("wireshark") && super::on_path("Xvfb") {
         modes.push(Mode::Gui);
+        if setup.native.is_some() {
+            modes.push(Mode::NativeGui);
+        }
     } else {
         println!("Wireshark (wireshark-qt) or Xvfb is not installed: the GUI is not measured");
     }
@@ -236,6 +305,13 @@ enum Mode {
     Floor,
     /// `tshark -n -r` without the plugin on the commented pcapng copy.
     Comments,
+    /// The same as Sidecar, Fields, Expert, NoSidecar and Gui with the
+    /// native plugin (`wireshark/native`) instead of the Lua one.
+    NativeSidecar,
+    NativeFields,
+    NativeExpert,
+    NativeNoSidecar,
+    NativeGui,
 }
 
 impl Mode {
@@ -248,6 +324,11 @@ impl Mode {
             Mode::Gui => "Wireshark opens the capture and goes idle, with the sidecar",
             Mode::Floor => "tshark -n -r, an empty Lua post-dissector instead (the floor)",
             Mode::Comments => "tshark -n -r, no plugin, the --pcapng copy (summaries as comments)",
+            Mode::NativeSidecar => "native plugin: tshark -n -r, with the sidecar",
+            Mode::NativeFields => "native plugin: tshark -n -r -T fields -e frame.number, with the sidecar",
+            Mode::NativeExpert => "native plugin: tshark -n -r -q -z expert, with the sidecar",
+            Mode::NativeNoSidecar => "native plugin: tshark -n -r, no sidecar",
+            Mode::NativeGui => "native plugin: Wireshark opens the capture and goes idle, with the sidecar",
         }
     }
 
@@ -256,8 +337,9 @@ impl Mode {
     fn target(self) -> Bound {
         match self {
             Mode::Sidecar | Mode::Fields | Mode::Expert => Bound::AtMost(1.15),
-            Mode::NoSidecar => Bound::AtMost(1.02),
-            Mode::Gui => Bound::AtMost(1.3),
+            Mode::NativeSidecar | Mode::NativeFields | Mode::NativeExpert => Bound::AtMost(1.15),
+            Mode::NoSidecar | Mode::NativeNoSidecar => Bound::AtMost(1.02),
+            Mode::Gui | Mode::NativeGui => Bound::AtMost(1.3),
             Mode::Floor | Mode::Comments => Bound::Shown,
         }
     }
@@ -290,7 +372,20 @@ impl Mode {
                     .args(["-q", "-z", "expert"]),
             ),
             Mode::NoSidecar => measure::run(&mut setup.tshark(&setup.bare, plugin)),
-            Mode::Gui => gui_run(setup, plugin),
+            Mode::Gui => gui_run(setup, plugin, false),
+            Mode::NativeSidecar => measure::run(&mut setup.native_tshark(&setup.annotated, plugin)),
+            Mode::NativeFields => measure::run(
+                setup
+                    .native_tshark(&setup.annotated, plugin)
+                    .args(["-T", "fields", "-e", "frame.number"]),
+            ),
+            Mode::NativeExpert => measure::run(
+                setup
+                    .native_tshark(&setup.annotated, plugin)
+                    .args(["-q", "-z", "expert"]),
+            ),
+            Mode::NativeNoSidecar => measure::run(&mut setup.native_tshark(&setup.bare, plugin)),
+            Mode::NativeGui => gui_run(setup, plugin, true),
         }
     }
 }
@@ -478,7 +573,7 @@ fn has_info_tag(line: &str) -> bool {
 /// goes idle: its CPU time (from /proc, sampled every 100 ms) once it has
 /// not grown for 2 s, and the wall time to that point. The plugin is given
 /// with `-X lua_script:`, the sidecar is found beside the capture.
-fn gui_run(setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
+fn gui_run(setup: &Setup, plugin: bool, native: bool) -> anyhow::Result<Run> {
     // Xvfb picks a free display and writes its number on the descriptor given.
     let mut xvfb = Command::new("Xvfb")
         .args([
@@ -509,11 +604,20 @@ fn gui_run(setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
             setup.home.join(".config/wireshark/recent_common"),
             "privs.warn_if_elevated: FALSE\n",
         )?;
-        let mut cmd = setup.command("wireshark");
+        let mut cmd = if native {
+            setup.native_command("wireshark", plugin)
+        } else {
+            setup.command("wireshark")
+        };
         cmd.env("DISPLAY", format!(":{display}"))
             .args(["-o", "gui.update.enabled:FALSE", "-r"])
             .arg(&setup.annotated);
-        if plugin {
+        if native {
+            if plugin {
+                // the profile's Shutdown column and colouring rules, as above
+                cmd.args(["-C", PROFILE]);
+            }
+        } else if plugin {
             // as `tcpshut wireshark open` runs it: the profile's Shutdown
             // column and colouring rules, which tshark showed filled above
             cmd.args(["-C", PROFILE, "-X"])
@@ -553,6 +657,130 @@ fn gui_run(setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
     let _ = xvfb.kill();
     let _ = xvfb.wait();
     result
+}
+
+/// Builds the native plugin (`make -C wireshark/native`) into `work` and
+/// makes its two HOMEs there: with the plugin and the `tcpshut` profile
+/// (copied from `profile_home`), and without either.
+fn native_setup(work: &Path, profile_home: &Path) -> anyhow::Result<Native> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wireshark/native");
+    let out_dir = work.join("native-build");
+    let make = |target: &str| -> anyhow::Result<String> {
+        let out = Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&source)
+            .arg(format!("OUT={}", out_dir.display()))
+            .arg(target)
+            .output()
+            .context("make (scripts/install-deps installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "make -C wireshark/native failed (libwireshark-dev missing?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    make("all")?;
+    let so = PathBuf::from(make("print-so")?);
+    let version = so
+        .parent()
+        .and_then(Path::file_name)
+        .context("plugin folder")?;
+    // SAFETY: geteuid has no preconditions.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        Some(user_ids(NATIVE_USER).with_context(|| {
+            format!("running as root, and no user {NATIVE_USER} to run Wireshark as (scripts/install-deps makes it)")
+        })?)
+    } else {
+        None
+    };
+    let home = work.join("native-home");
+    let plain_home = work.join("native-plain-home");
+    let epan = home
+        .join(".local/lib/wireshark/plugins")
+        .join(version)
+        .join("epan");
+    std::fs::create_dir_all(&epan)?;
+    std::fs::copy(&so, epan.join("tcpshut.so"))?;
+    let profiles = home.join(".config/wireshark/profiles");
+    std::fs::create_dir_all(profiles.join(PROFILE))?;
+    let from = profile_home.join(".config/wireshark/profiles").join(PROFILE);
+    for entry in std::fs::read_dir(&from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), profiles.join(PROFILE).join(entry.file_name()))?;
+    }
+    std::fs::create_dir_all(plain_home.join(".config/wireshark"))?;
+    for h in [&home, &plain_home] {
+        std::fs::write(
+            h.join(".config/wireshark/recent_common"),
+            "privs.warn_if_elevated: FALSE\n",
+        )?;
+        if let Some((uid, gid)) = user {
+            chown_tree(h, uid, gid)?;
+        }
+    }
+    Ok(Native {
+        home,
+        plain_home,
+        user,
+    })
+}
+
+/// Gives a folder and everything in it to uid:gid.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// A user's uid and gid, from /etc/passwd.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+/// The native plugin really annotates: its Info tags on the packet list
+/// are the Lua plugin's, line for line (a plugin that loaded nothing, or
+/// the capture unreadable by the user it runs as, would give none).
+fn check_native(setup: &Setup) -> anyhow::Result<()> {
+    let lua = setup.tshark(&setup.annotated, true).output()?;
+    let native = setup
+        .native_tshark(&setup.annotated, true)
+        .stderr(Stdio::piped())
+        .output()?;
+    if !native.status.success() {
+        bail!(
+            "tshark with the native plugin failed: {}",
+            String::from_utf8_lossy(&native.stderr)
+        );
+    }
+    let tagged = |out: &[u8]| -> usize {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| l.ends_with(']') && l.contains(" ["))
+            .count()
+    };
+    if lua.stdout != native.stdout || tagged(&native.stdout) == 0 {
+        bail!(
+            "the native plugin's packet list differs from the Lua plugin's ({} tagged lines against {})",
+            tagged(&native.stdout),
+            tagged(&lua.stdout)
+        );
+    }
+    println!(
+        "native plugin (`wireshark/native`): the same packet list as the Lua plugin, {} frames tagged",
+        tagged(&native.stdout)
+    );
+    Ok(())
 }
 
 /// User plus system CPU time of a process, from its /proc/PID/stat.
