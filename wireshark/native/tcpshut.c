@@ -1881,22 +1881,32 @@ static void add_problem(proto_tree *tree, packet_info *pinfo, tvbuff_t *tvb, exp
     expert_add_info_format(pinfo, ti, ei, "%s", text);
 }
 
-/* One item per distinct call of a "steps > candidates |" list. */
+/* Adds text[0..len) as a string item (copied by Wireshark). */
+static void add_part(proto_tree *t, int hf, tvbuff_t *tvb, const char *text, size_t len)
+{
+    char buf[MAX_FIELD + 1];
+    if (len > MAX_FIELD)
+        len = MAX_FIELD; /* never: fields are checked to be at most MAX_FIELD bytes */
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    proto_tree_add_string(t, hf, tvb, 0, 0, buf);
+}
+
+/* One item per distinct call of a "steps > candidates |" list, in order. */
 static void add_calls(proto_tree *t, int hf, tvbuff_t *tvb, const char *list)
 {
-    char *copy = g_strdup(list);
-    GPtrArray *seen = g_ptr_array_new();
-    for (char *save = NULL, *call = strtok_r(copy, ">|", &save); call; call = strtok_r(NULL, ">|", &save)) {
+    const char *cur = list, *call;
+    size_t len;
+    while ((call = next_part(&cur, ">|", &len)) != NULL) {
+        /* seen before in the list? */
+        const char *back = list, *prev;
+        size_t plen;
         gboolean dup = FALSE;
-        for (guint i = 0; i < seen->len && !dup; i++)
-            dup = !strcmp((const char *)g_ptr_array_index(seen, i), call);
-        if (!dup) {
-            g_ptr_array_add(seen, call);
-            proto_tree_add_string(t, hf, tvb, 0, 0, call);
-        }
+        while (!dup && (prev = next_part(&back, ">|", &plen)) != NULL && prev < call)
+            dup = plen == len && memcmp(prev, call, len) == 0;
+        if (!dup)
+            add_part(t, hf, tvb, call, len);
     }
-    g_ptr_array_free(seen, TRUE);
-    g_free(copy);
 }
 
 static gboolean any_referenced(proto_tree *tree, const int *hfs, size_t n)
@@ -2017,6 +2027,7 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
         return 0;
     }
     proto_item *ti = proto_tree_add_item(tree, proto_tcpshut, tvb, 0, 0, ENC_NA);
+    /* the item's text (-e tcpshut shows it), as the Lua plugin sets it */
     if (*summary)
         proto_item_set_text(ti, "TCP Shutdown: %s", summary);
     else
@@ -2028,11 +2039,8 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
     if (*events && proto_field_is_referenced(tree, hf_event)) {
         const char *cur = events, *code;
         size_t clen;
-        while ((code = next_part(&cur, ";", &clen)) != NULL) {
-            char *c = g_strndup(code, clen);
-            proto_tree_add_string(t, hf_event, tvb, 0, 0, c);
-            g_free(c);
-        }
+        while ((code = next_part(&cur, ";", &clen)) != NULL)
+            add_part(t, hf_event, tvb, code, clen);
     }
     if (*r.f[F_SS])
         proto_tree_add_string(t, hf_sender_state, tvb, 0, 0, r.f[F_SS]);
@@ -2081,9 +2089,12 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
         proto_tree_add_string(ct, hf_closer, tvb, 0, 0, rec[K_CLOSER]);
         proto_tree_add_string(ct, hf_client, tvb, 0, 0, rec[K_CLIENT]);
         proto_tree_add_string(ct, hf_server, tvb, 0, 0, rec[K_SERVER]);
-        char *frames = g_strdup_printf("%s-%s", rec[K_FIRST], rec[K_LAST]);
+        char frames[40]; /* two numbers of at most 15 digits */
+        size_t fl = strlen(rec[K_FIRST]), ll = strlen(rec[K_LAST]);
+        memcpy(frames, rec[K_FIRST], fl);
+        frames[fl] = '-';
+        memcpy(frames + fl + 1, rec[K_LAST], ll + 1);
         proto_tree_add_string(ct, hf_conn_frames, tvb, 0, 0, frames);
-        g_free(frames);
         if (*rec[K_CCALLS]) {
             proto_tree_add_string(ct, hf_client_calls, tvb, 0, 0, rec[K_CCALLS]);
             add_calls(ct, hf_client_call, tvb, rec[K_CCALLS]);

@@ -18,18 +18,45 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// `make -C wireshark/native`, once per test run: the built plugin.
-fn built_plugin() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
+/// `make -C wireshark/native`, once per test run and Wireshark: the
+/// plugin built against that release's headers (the host's for 4.0, those
+/// `scripts/wireshark-headers` unpacks beside each chroot for 4.4 and 4.6).
+fn built_plugin(ws: Wireshark) -> &'static PathBuf {
+    static BUILT: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    BUILT[ws as usize].get_or_init(|| {
         let dir = repo_root().join("wireshark/native");
         let out_dir = repo_root().join("target/wireshark-native");
+        let mut release: Vec<String> = Vec::new();
+        if let Some(root) = ws.root() {
+            let headers = root.with_extension("headers");
+            let version = std::fs::read_to_string(headers.join("VERSION")).unwrap_or_else(|e| {
+                panic!(
+                    "{ws:?}: no Wireshark headers at {} ({e}; scripts/wireshark-headers unpacks \
+                     them, scripts/install-deps runs it)",
+                    headers.display()
+                )
+            });
+            let glib = Command::new("pkg-config")
+                .args(["--cflags", "glib-2.0"])
+                .output()
+                .expect("pkg-config (scripts/install-deps installs it)");
+            release = vec![
+                format!("WS_VERSION={}", version.trim().split('-').next().unwrap()),
+                format!(
+                    "WS_CFLAGS=-I{} {}",
+                    headers.join("usr/include/wireshark").display(),
+                    String::from_utf8_lossy(&glib.stdout).trim()
+                ),
+                "WS_LIBS=".into(),
+            ];
+        }
         let make = |target: &str| {
             Command::new("make")
                 .arg("-s")
                 .arg("-C")
                 .arg(&dir)
                 .arg(format!("OUT={}", out_dir.display()))
+                .args(&release)
                 .arg(target)
                 .output()
                 .unwrap_or_else(|e| {
@@ -39,7 +66,8 @@ fn built_plugin() -> &'static PathBuf {
         let built = make("all");
         assert!(
             built.status.success(),
-            "building the native plugin failed (scripts/install-deps installs libwireshark-dev):\n{}{}",
+            "{ws:?}: building the native plugin failed (scripts/install-deps installs \
+             libwireshark-dev):\n{}{}",
             String::from_utf8_lossy(&built.stdout),
             String::from_utf8_lossy(&built.stderr)
         );
@@ -52,7 +80,7 @@ fn built_plugin() -> &'static PathBuf {
 /// folder holds the native plugin, and no Lua plugin.
 fn native_home(sb: &Sandbox) -> PathBuf {
     let home = sb.path("native-home");
-    let so = built_plugin();
+    let so = built_plugin(sb.ws);
     let version = so.parent().unwrap().file_name().unwrap();
     let epan = home
         .join(".local/lib/wireshark/plugins")
@@ -447,26 +475,28 @@ fn with_both_installed_only_the_native_one_dissects(ws: Wireshark) {
     }
 }
 
-mod v4_0 {
-    use super::super::Wireshark;
-
-    #[test]
-    fn native_plugin_registers_the_lua_plugins_fields() {
-        super::registers_the_lua_plugins_fields(Wireshark::V4_0);
-    }
-
-    #[test]
-    fn native_plugin_shows_the_same_on_testdata_captures() {
-        super::testdata_captures_show_the_same(Wireshark::V4_0);
-    }
-
-    #[test]
-    fn native_plugin_gives_the_same_messages_on_hostile_sidecars() {
-        super::hostile_sidecars_give_the_same_messages(Wireshark::V4_0);
-    }
-
-    #[test]
-    fn native_plugin_with_the_lua_script_installed_dissects_once() {
-        super::with_both_installed_only_the_native_one_dissects(Wireshark::V4_0);
-    }
+/// Each test, once per Wireshark: `wireshark::native::v4_4::NAME`.
+macro_rules! in_every_wireshark {
+    ($($name:ident => $test:ident),* $(,)?) => {
+        in_every_wireshark!(@version v4_0, V4_0, $($name => $test),*);
+        in_every_wireshark!(@version v4_4, V4_4, $($name => $test),*);
+        in_every_wireshark!(@version v4_6, V4_6, $($name => $test),*);
+    };
+    (@version $module:ident, $version:ident, $($name:ident => $test:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    super::$name(super::Wireshark::$version);
+                }
+            )*
+        }
+    };
 }
+
+in_every_wireshark!(
+    registers_the_lua_plugins_fields => native_plugin_registers_the_lua_plugins_fields,
+    testdata_captures_show_the_same => native_plugin_shows_the_same_on_testdata_captures,
+    hostile_sidecars_give_the_same_messages => native_plugin_gives_the_same_messages_on_hostile_sidecars,
+    with_both_installed_only_the_native_one_dissects => native_plugin_with_the_lua_script_installed_dissects_once,
+);
