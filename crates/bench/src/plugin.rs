@@ -325,10 +325,14 @@ impl Mode {
             Mode::Floor => "tshark -n -r, an empty Lua post-dissector instead (the floor)",
             Mode::Comments => "tshark -n -r, no plugin, the --pcapng copy (summaries as comments)",
             Mode::NativeSidecar => "native plugin: tshark -n -r, with the sidecar",
-            Mode::NativeFields => "native plugin: tshark -n -r -T fields -e frame.number, with the sidecar",
+            Mode::NativeFields => {
+                "native plugin: tshark -n -r -T fields -e frame.number, with the sidecar"
+            }
             Mode::NativeExpert => "native plugin: tshark -n -r -q -z expert, with the sidecar",
             Mode::NativeNoSidecar => "native plugin: tshark -n -r, no sidecar",
-            Mode::NativeGui => "native plugin: Wireshark opens the capture and goes idle, with the sidecar",
+            Mode::NativeGui => {
+                "native plugin: Wireshark opens the capture and goes idle, with the sidecar"
+            }
         }
     }
 
@@ -374,11 +378,14 @@ impl Mode {
             Mode::NoSidecar => measure::run(&mut setup.tshark(&setup.bare, plugin)),
             Mode::Gui => gui_run(setup, plugin, false),
             Mode::NativeSidecar => measure::run(&mut setup.native_tshark(&setup.annotated, plugin)),
-            Mode::NativeFields => measure::run(
-                setup
-                    .native_tshark(&setup.annotated, plugin)
-                    .args(["-T", "fields", "-e", "frame.number"]),
-            ),
+            Mode::NativeFields => {
+                measure::run(setup.native_tshark(&setup.annotated, plugin).args([
+                    "-T",
+                    "fields",
+                    "-e",
+                    "frame.number",
+                ]))
+            }
             Mode::NativeExpert => measure::run(
                 setup
                     .native_tshark(&setup.annotated, plugin)
@@ -706,7 +713,9 @@ fn native_setup(work: &Path, profile_home: &Path) -> anyhow::Result<Native> {
     std::fs::copy(&so, epan.join("tcpshut.so"))?;
     let profiles = home.join(".config/wireshark/profiles");
     std::fs::create_dir_all(profiles.join(PROFILE))?;
-    let from = profile_home.join(".config/wireshark/profiles").join(PROFILE);
+    let from = profile_home
+        .join(".config/wireshark/profiles")
+        .join(PROFILE);
     for entry in std::fs::read_dir(&from)? {
         let entry = entry?;
         std::fs::copy(entry.path(), profiles.join(PROFILE).join(entry.file_name()))?;
