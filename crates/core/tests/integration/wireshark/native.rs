@@ -266,6 +266,13 @@ fn registers_the_lua_plugins_fields(ws: Wireshark) {
 fn testdata_captures_show_the_same(ws: Wireshark) {
     let captures = testdata_captures();
     let sb = Sandbox::new(ws);
+    // In 4.4 and 4.6 with a tree only (CI time): the paths without one are
+    // the same C code, compared in 4.0 and in the hostile cases everywhere.
+    let modes: &[Mode] = if ws == Wireshark::V4_0 {
+        &[Mode::Fields, Mode::NoTree]
+    } else {
+        &[Mode::Fields]
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..3 {
@@ -283,18 +290,17 @@ fn testdata_captures_show_the_same(ws: Wireshark) {
                     "tcpshut annotate {name}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                same_output(
-                    &sb,
-                    &format!("{ws:?} {name}"),
-                    &cap,
-                    &[],
-                    &[Mode::Fields, Mode::NoTree],
-                );
+                same_output(&sb, &format!("{ws:?} {name}"), &cap, &[], modes);
             });
         }
     });
     // The whole tree of a few, the connection subtree and back links included.
-    for name in ["close-unread.pcap", "port-reuse.pcap", "refused-ipv6.pcap"] {
+    let verbose: &[&str] = if ws == Wireshark::V4_0 {
+        &["close-unread.pcap", "port-reuse.pcap", "refused-ipv6.pcap"]
+    } else {
+        &["close-unread.pcap"]
+    };
+    for &name in verbose {
         same_output(&sb, name, &sb.path(name), &[], &[Mode::Verbose]);
     }
 }
