@@ -656,9 +656,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let results = measure_all(&tools, &cap.path)?;
         println!(
             "\nInputs as they arrive: the capture compressed by the usual tools' defaults \
-             (decompressed on a second thread; gzip by {}), and read from a pipe; each writes \
-             the same sidecar.",
-            tcpshut_engine::gzip_decoder_name()
+             (decompressed on a second thread), and read from a pipe; each writes the same sidecar."
         );
         print_table(&cap, &tools, &results);
         inputs::check_ratios(&tools, &results, &mut targets);

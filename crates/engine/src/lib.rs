@@ -56,7 +56,7 @@ pub use wire::segment::Timestamp;
 pub use wire::capture::{
     file_looks_like_capture, starts_like_capture, CaptureError, CaptureReader, Frame, Record,
 };
-pub use wire::compressed::{gzip_decoder_name, Compression};
+pub use wire::compressed::Compression;
 pub use wire::link::{
     decode, decode_reassembling, set_tunnel_ports, tunnel_ports, DecodeOptions, DecodeStats,
     Fragments, TunnelError, TunnelPorts, MAX_HELD_FRAGMENTS, MAX_PORTS_PER_TUNNEL,

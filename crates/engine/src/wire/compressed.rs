@@ -1,8 +1,7 @@
 //! Compressed captures: gzip, zstd and lz4 (frame format), recognised by
 //! their magic bytes, not by the file name (as Wireshark does), and
 //! decompressed on a second thread so that decompression and analysis
-//! run side by side. gzip is decompressed by ISA-L where it is installed
-//! (`isal`), else by flate2's zlib-rs.
+//! run side by side.
 //!
 //! The decompressing thread hands over fixed-size chunks through a
 //! bounded channel (and gets them back for reuse), so memory stays at a
@@ -67,7 +66,7 @@ impl Compression {
         Ok(match self {
             // Several gzip members one after the other (`cat a.gz b.gz`,
             // pigz) are one stream, as gzip -d reads them.
-            Compression::Gzip => gzip_decoder(compressed)?,
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(compressed)?),
             Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(compressed)),
             Compression::Bzip2 | Compression::Xz => {
@@ -93,26 +92,6 @@ impl Compression {
         let decoder = self.decoder(counted)?;
         Ok((Box::new(Threaded::spawn(decoder, self)?), consumed))
     }
-}
-
-/// What decompresses gzip captures here: ISA-L where the build found its
-/// header (`build.rs`) and its library is installed, else flate2's
-/// zlib-rs (the same bytes, in about a quarter more time).
-pub fn gzip_decoder_name() -> &'static str {
-    #[cfg(tcpshut_isal)]
-    if super::isal::available() {
-        return "ISA-L";
-    }
-    "zlib-rs"
-}
-
-/// A gzip decompressor over `compressed`, the faster one there is.
-fn gzip_decoder(compressed: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
-    #[cfg(tcpshut_isal)]
-    if super::isal::available() {
-        return Ok(Box::new(super::isal::GzDecoder::new(compressed)?));
-    }
-    Ok(Box::new(flate2::read::MultiGzDecoder::new(compressed)))
 }
 
 /// How many compressed bytes a decompressor has taken from its input so
