@@ -115,18 +115,20 @@ static expert_field ei_no_sidecar = EI_INIT;
 static dissector_handle_t tcpshut_handle;
 static const char *pref_sidecar = "";
 
-/* The event table: lua/tcpshut.lua's EVENT_SPEC (generated from Event::ALL,
- * crates/engine/src/tracking/event.rs), in C. The differential tests
+/* The event table, like lua/tcpshut.lua's EVENT_SPEC, and the codes that
+ * make the Info tag's head (FIN and RST kinds) or a part of their own; the
+ * quiet codes make neither (and have no expert item). Group 0: no item
+ * (Wireshark's TCP analysis says it). The differential tests
  * (crates/core/tests/integration/wireshark/native.rs) fail when the two
- * plugins register or show them differently. Group 0: no item (Wireshark's
- * TCP analysis says it). */
+ * plugins register or show them differently. */
 typedef struct {
     const char *code;
     int group;
     int severity;
     const char *text;
 } event_spec;
-/* BEGIN EVENT TABLE */
+/* BEGIN EVENT TABLE: generated from Event::ALL (crates/engine/src/tracking/event.rs)
+   by c_event_table() in crates/core/src/wireshark.rs; a test fails when they differ. */
 static const event_spec EVENT_SPEC[] = {
     { "syn", 0, PI_CHAT, "connection opened (SYN)" },
     { "syn-ack", 0, PI_CHAT, "connection accepted (SYN-ACK)" },
@@ -151,22 +153,13 @@ static const event_spec EVENT_SPEC[] = {
     { "options-cut", PI_UNDECODED, PI_CHAT, "TCP options cut by the snaplen" },
     { "end-unseen", PI_SEQUENCE, PI_CHAT, "capture ends before the connection does" },
 };
+static const char *const FIN_CODES[][2] = { { "fin-active", "FIN" }, { "fin-passive", "FIN" }, { "fin-simultaneous", "FIN (crossed)" }, { "fin-order-unknown", "FIN" }, { "fin-retransmit", "FIN again" } };
+static const char *const RST_CODES[][2] = { { "rst-abort", "abort" }, { "rst-after-close", "after close" }, { "rst-refused", "refused" }, { "rst-forged", "forged" }, { "rst-stray", "stray" }, { "rst-ignored", "ignored" } };
+static const char *const TAG_CODES[] = { "data-after-fin", "data-to-closed", "port-reuse" };
+static const char *const QUIET_CODES[] = { "syn", "syn-ack", "fin-acked" };
 /* END EVENT TABLE */
 #define NEVENTS (sizeof EVENT_SPEC / sizeof EVENT_SPEC[0])
 static expert_field ei_event[NEVENTS];
-
-/* The codes that make the Info tag's head (FIN and RST kinds) or a part of
- * their own; the quiet codes make neither (and have no expert item). */
-static const char *const FIN_CODES[][2] = {
-    { "fin-active", "FIN" }, { "fin-passive", "FIN" }, { "fin-simultaneous", "FIN (crossed)" },
-    { "fin-order-unknown", "FIN" }, { "fin-retransmit", "FIN again" },
-};
-static const char *const RST_CODES[][2] = {
-    { "rst-abort", "abort" }, { "rst-after-close", "after close" }, { "rst-refused", "refused" },
-    { "rst-ignored", "ignored" }, { "rst-forged", "forged" }, { "rst-stray", "stray" },
-};
-static const char *const TAG_CODES[] = { "data-to-closed", "data-after-fin", "port-reuse" };
-static const char *const QUIET_CODES[] = { "syn", "syn-ack", "fin-acked" };
 
 /* The link's kind, forward and backward, from the linking row's events. */
 static const char *const RELATIONS[][3] = {

@@ -102,6 +102,120 @@ fn lua_event_table() -> String {
     lua
 }
 
+/// Where an event goes in the plugins' Info column tag (see docs/wireshark.md
+/// "The Info column tag"): FIN and RST kinds make its head, with these labels;
+/// tagged codes a part of their own. An exhaustive match, so a new event has
+/// to be placed here.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InfoTag {
+    Fin(&'static str),
+    Rst(&'static str),
+    Part,
+    None,
+}
+
+#[cfg(test)]
+fn info_tag(event: Event) -> InfoTag {
+    match event {
+        Event::FinActive | Event::FinPassive | Event::FinOrderUnknown => InfoTag::Fin("FIN"),
+        Event::FinSimultaneous => InfoTag::Fin("FIN (crossed)"),
+        Event::FinRetransmit => InfoTag::Fin("FIN again"),
+        Event::RstAbort => InfoTag::Rst("abort"),
+        Event::RstAfterClose => InfoTag::Rst("after close"),
+        Event::RstRefused => InfoTag::Rst("refused"),
+        Event::RstIgnored => InfoTag::Rst("ignored"),
+        Event::RstForged => InfoTag::Rst("forged"),
+        Event::RstStray => InfoTag::Rst("stray"),
+        Event::DataToClosed | Event::DataAfterFin | Event::PortReuse => InfoTag::Part,
+        Event::Syn
+        | Event::SynAck
+        | Event::FinAcked
+        | Event::TimeWait
+        | Event::RstIdle
+        | Event::MidStream
+        | Event::OptionsCut
+        | Event::EndUnseen => InfoTag::None,
+    }
+}
+
+/// First and last line of the generated block in `wireshark/native/tcpshut.c`.
+#[cfg(test)]
+const C_EVENT_TABLE_BEGIN: &str = "/* BEGIN EVENT TABLE";
+#[cfg(test)]
+const C_EVENT_TABLE_END: &str = "/* END EVENT TABLE */";
+
+/// The native plugin's event table and Info tag code lists, generated from
+/// [`Event::ALL`] like [`lua_event_table`]; a test fails when the block in
+/// `wireshark/native/tcpshut.c` differs.
+#[cfg(test)]
+fn c_event_table() -> String {
+    let mut c = format!(
+        "{C_EVENT_TABLE_BEGIN}: generated from Event::ALL (crates/engine/src/tracking/event.rs)\n   \
+         by c_event_table() in crates/core/src/wireshark.rs; a test fails when they differ. */\n\
+         static const event_spec EVENT_SPEC[] = {{\n"
+    );
+    let c_list = |codes: Vec<String>| codes.join(", ");
+    for &event in Event::ALL {
+        let severity = match event.severity() {
+            Severity::None | Severity::Chat => "CHAT",
+            Severity::Note => "NOTE",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+        };
+        let group = expert_group(event).map_or("0".to_string(), |g| format!("PI_{g}"));
+        c.push_str(&format!(
+            "    {{ \"{}\", {group}, PI_{severity}, \"{}\" }},\n",
+            event.code(),
+            event.text()
+        ));
+    }
+    c.push_str("};\n");
+    let pairs = |rst: bool| {
+        c_list(
+            Event::ALL
+                .iter()
+                .filter_map(|&e| match info_tag(e) {
+                    InfoTag::Fin(label) if !rst => {
+                        Some(format!("{{ \"{}\", \"{label}\" }}", e.code()))
+                    }
+                    InfoTag::Rst(label) if rst => {
+                        Some(format!("{{ \"{}\", \"{label}\" }}", e.code()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
+    };
+    let codes = |keep: &dyn Fn(Event) -> bool| {
+        c_list(
+            Event::ALL
+                .iter()
+                .filter(|&&e| keep(e))
+                .map(|e| format!("\"{}\"", e.code()))
+                .collect(),
+        )
+    };
+    c.push_str(&format!(
+        "static const char *const FIN_CODES[][2] = {{ {} }};\n",
+        pairs(false)
+    ));
+    c.push_str(&format!(
+        "static const char *const RST_CODES[][2] = {{ {} }};\n",
+        pairs(true)
+    ));
+    c.push_str(&format!(
+        "static const char *const TAG_CODES[] = {{ {} }};\n",
+        codes(&|e| info_tag(e) == InfoTag::Part)
+    ));
+    c.push_str(&format!(
+        "static const char *const QUIET_CODES[] = {{ {} }};\n",
+        codes(&|e| info_tag(e) == InfoTag::None && expert_group(e).is_none())
+    ));
+    c.push_str(C_EVENT_TABLE_END);
+    c
+}
+
 /// Which conventions to follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
@@ -781,6 +895,18 @@ mod tests {
         assert!(
             PLUGIN_LUA[begin..end] == expected,
             "lua/tcpshut.lua's event table differs from Event::ALL; replace its block with:\n{expected}"
+        );
+    }
+
+    #[test]
+    fn native_plugin_event_table_is_generated_from_the_engine() {
+        let source = include_str!("../../../wireshark/native/tcpshut.c");
+        let begin = source.find(C_EVENT_TABLE_BEGIN).expect("BEGIN line");
+        let end = source.find(C_EVENT_TABLE_END).expect("END line") + C_EVENT_TABLE_END.len();
+        let expected = c_event_table();
+        assert!(
+            source[begin..end] == expected,
+            "wireshark/native/tcpshut.c's event table differs from Event::ALL; replace its block with:\n{expected}"
         );
     }
 
