@@ -250,8 +250,14 @@ impl Sandbox {
         let bin = self.path("tcpshut-bin");
         if !bin.exists() {
             let built = Path::new(env!("CARGO_BIN_EXE_tcpshut"));
-            if std::fs::hard_link(built, &bin).is_err() {
-                std::fs::copy(built, &bin).unwrap();
+            match std::fs::hard_link(built, &bin) {
+                Ok(()) => {}
+                // another thread linked it first: copying onto that link
+                // would truncate the built binary itself
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => {
+                    std::fs::copy(built, &bin).unwrap();
+                }
             }
         }
         bin
