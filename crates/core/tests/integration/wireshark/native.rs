@@ -506,3 +506,90 @@ in_every_wireshark!(
     hostile_sidecars_give_the_same_messages => native_plugin_gives_the_same_messages_on_hostile_sidecars,
     with_both_installed_only_the_native_one_dissects => native_plugin_with_the_lua_script_installed_dissects_once,
 );
+
+/// The plugin folder `scripts/install-native-plugin` installs into, under
+/// `home`, for the host's Wireshark (the folder `make` names).
+fn personal_epan(home: &Path) -> PathBuf {
+    let version = built_plugin(Wireshark::V4_0)
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap();
+    home.join(".local/lib/wireshark/plugins")
+        .join(version)
+        .join("epan")
+}
+
+/// `scripts/install-native-plugin` as the test user with `home` as HOME.
+fn run_install_script(sb: &Sandbox, home: &Path) -> std::process::Output {
+    sb.ws
+        .command(
+            &repo_root().join("scripts/install-native-plugin"),
+            sb.dir.path(),
+            Some(super::TEST_USER),
+        )
+        .env("HOME", home)
+        .output()
+        .expect("scripts/install-native-plugin runs")
+}
+
+/// `scripts/install-native-plugin`, run as the normal user, installs the
+/// plugin where that user's tshark loads it; and it installs nothing when a
+/// folder on the way from HOME can be written by others (Wireshark would
+/// load code someone else put there).
+#[test]
+fn install_script_installs_where_tshark_loads_it_and_refuses_shared_folders() {
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let out = run_install_script(&sb, &sb.home());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "install-native-plugin: {stderr}");
+    let so = personal_epan(&sb.home()).join("tcpshut.so");
+    assert!(so.is_file(), "no {}: {stderr}", so.display());
+    let plugins = sb.tshark().args(["-G", "plugins"]).output().unwrap();
+    let plugins = String::from_utf8_lossy(&plugins.stdout);
+    assert!(
+        plugins
+            .lines()
+            .any(|l| l.starts_with("tcpshut.so") && l.contains(&*so.to_string_lossy())),
+        "tshark -G plugins does not list {}:\n{plugins}",
+        so.display()
+    );
+
+    // A group-writable folder between HOME and the plugin folder, then a
+    // world-writable HOME.
+    use std::os::unix::fs::PermissionsExt;
+    let shared = sb.path("shared-home");
+    let local = shared.join(".local");
+    std::fs::create_dir_all(&local).unwrap();
+    if let Some((uid, gid)) = super::test_user() {
+        for d in [&shared, &local] {
+            std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    for (open, mode) in [(&local, 0o775), (&shared, 0o757)] {
+        for d in [&shared, &local] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(open, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = run_install_script(&sb, &shared);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "installed below {mode:o} {}",
+            open.display()
+        );
+        assert!(
+            stderr.contains(&format!(
+                "{}: not owned by you or writable by others",
+                open.display()
+            )),
+            "{stderr}"
+        );
+        let installed: Vec<_> = walkdir::WalkDir::new(&shared)
+            .into_iter()
+            .map(|e| e.unwrap().into_path())
+            .filter(|p| !p.is_dir())
+            .collect();
+        assert!(installed.is_empty(), "installed anyway: {installed:?}");
+    }
+}
