@@ -1297,7 +1297,18 @@ fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row(ws: Wireshark) {
 fn testdata_captures_match_their_sidecars(ws: Wireshark) {
     let captures = testdata_captures();
     let sb = Sandbox::installed(ws);
-    // Three tsharks at a time: most of each run is tshark starting up.
+    annotate_each(&sb, &captures, |name, cap| {
+        let text = std::fs::read_to_string(sb.path(&format!("{name}.tcpshut.csv"))).unwrap();
+        let frames = sb.dissect(cap, &[], FIELDS);
+        assert_frames_match_sidecar(&format!("{ws:?} {name}"), &frames, &text);
+        assert_connection_fields(&sb, &format!("{ws:?} {name}"), name, &frames);
+    });
+}
+
+/// Copies each capture into the sandbox, annotates it there and hands its
+/// name and sandbox path to `check`; three at a time, since most of each
+/// check is tshark starting up.
+fn annotate_each(sb: &Sandbox, captures: &[PathBuf], check: impl Fn(&str, &Path) + Sync) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..3 {
@@ -1310,16 +1321,12 @@ fn testdata_captures_match_their_sidecars(ws: Wireshark) {
                 let cap = sb.path(name);
                 std::fs::copy(original, &cap).unwrap();
                 let out = sb.tcpshut(&["annotate", name]);
-                let side = sb.path(&format!("{name}.tcpshut.csv"));
                 assert!(
-                    out.status.success() && side.is_file(),
+                    out.status.success() && sb.path(&format!("{name}.tcpshut.csv")).is_file(),
                     "tcpshut annotate {name}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                let text = std::fs::read_to_string(&side).unwrap();
-                let frames = sb.dissect(&cap, &[], FIELDS);
-                assert_frames_match_sidecar(&format!("{ws:?} {name}"), &frames, &text);
-                assert_connection_fields(&sb, &format!("{ws:?} {name}"), name, &frames);
+                check(name, &cap);
             });
         }
     });

@@ -10,8 +10,8 @@
 //! private HOME.
 
 use super::{
-    output_within, relaid_csv, sidecar_text, synthetic_capture, synthetic_frames, synthetic_rows,
-    write_pcapng_with_custom_blocks, Sandbox, Wireshark,
+    annotate_each, output_within, relaid_csv, sidecar_text, synthetic_capture, synthetic_frames,
+    synthetic_rows, write_pcapng_with_custom_blocks, Sandbox, Wireshark,
 };
 use crate::util::{assert_no_lua_error, repo_root, testdata_captures, write_pcap, Frame};
 use std::path::{Path, PathBuf};
@@ -109,6 +109,13 @@ enum Plugin {
 /// native one from the personal plugin folder.
 fn tshark_with(sb: &Sandbox, plugin: Plugin) -> Command {
     let mut cmd = sb.tshark();
+    load_plugin(&mut cmd, sb, plugin);
+    cmd
+}
+
+/// Makes `cmd` (a tshark) load one plugin: arguments added after any
+/// already given, so `-G` can come first.
+fn load_plugin(cmd: &mut Command, sb: &Sandbox, plugin: Plugin) {
     match plugin {
         Plugin::Lua => {
             cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
@@ -119,7 +126,6 @@ fn tshark_with(sb: &Sandbox, plugin: Plugin) -> Command {
                 .env("XDG_CONFIG_HOME", home.join("cfg"));
         }
     }
-    cmd
 }
 
 /// The tcpshut lines of `tshark -G fields` (abbreviation, type, name,
@@ -128,16 +134,7 @@ fn registered_fields(sb: &Sandbox, plugin: Plugin) -> Vec<String> {
     // -G must come first
     let mut cmd = sb.tshark();
     cmd.args(["-G", "fields"]);
-    match plugin {
-        Plugin::Lua => {
-            cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
-        }
-        Plugin::Native => {
-            let home = native_home(sb);
-            cmd.env("HOME", &home)
-                .env("XDG_CONFIG_HOME", home.join("cfg"));
-        }
-    }
+    load_plugin(&mut cmd, sb, plugin);
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -273,26 +270,8 @@ fn testdata_captures_show_the_same(ws: Wireshark) {
     } else {
         &[Mode::Fields]
     };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(original) = captures.get(i) else {
-                    break;
-                };
-                let name = original.file_name().unwrap().to_str().unwrap();
-                let cap = sb.path(name);
-                std::fs::copy(original, &cap).unwrap();
-                let out = sb.tcpshut(&["annotate", name]);
-                assert!(
-                    out.status.success(),
-                    "tcpshut annotate {name}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                same_output(&sb, &format!("{ws:?} {name}"), &cap, &[], modes);
-            });
-        }
+    annotate_each(&sb, &captures, |name, cap| {
+        same_output(&sb, &format!("{ws:?} {name}"), cap, &[], modes);
     });
     // The whole tree of a few, the connection subtree and back links included.
     let verbose: &[&str] = if ws == Wireshark::V4_0 {
