@@ -71,6 +71,18 @@ const EVENT_TABLE_BEGIN: &str = "-- BEGIN EVENT TABLE";
 #[cfg(test)]
 const EVENT_TABLE_END: &str = "-- END EVENT TABLE";
 
+/// An event's expert severity as both plugins spell it (`S.X` in Lua,
+/// `PI_X` in C).
+#[cfg(test)]
+fn expert_severity(event: Event) -> &'static str {
+    match event.severity() {
+        Severity::None | Severity::Chat => "CHAT",
+        Severity::Note => "NOTE",
+        Severity::Warn => "WARN",
+        Severity::Error => "ERROR",
+    }
+}
+
 /// The plugin's event table, generated from [`Event::ALL`]: code, expert
 /// group (`false`: no item), severity and text of every event. The plugin
 /// holds this block between its BEGIN and END lines, and a test fails when
@@ -84,12 +96,7 @@ fn lua_event_table() -> String {
          local EVENT_SPEC = {{\n"
     );
     for &event in Event::ALL {
-        let severity = match event.severity() {
-            Severity::None | Severity::Chat => "CHAT",
-            Severity::Note => "NOTE",
-            Severity::Warn => "WARN",
-            Severity::Error => "ERROR",
-        };
+        let severity = expert_severity(event);
         let group = expert_group(event).map_or("false".to_string(), |g| format!("G.{g}"));
         lua.push_str(&format!(
             "    {{ \"{}\", {group}, S.{severity}, \"{}\" }},\n",
@@ -157,12 +164,7 @@ fn c_event_table() -> String {
     );
     let c_list = |codes: Vec<String>| codes.join(", ");
     for &event in Event::ALL {
-        let severity = match event.severity() {
-            Severity::None | Severity::Chat => "CHAT",
-            Severity::Note => "NOTE",
-            Severity::Warn => "WARN",
-            Severity::Error => "ERROR",
-        };
+        let severity = expert_severity(event);
         let group = expert_group(event).map_or("0".to_string(), |g| format!("PI_{g}"));
         c.push_str(&format!(
             "    {{ \"{}\", {group}, PI_{severity}, \"{}\" }},\n",
