@@ -170,6 +170,28 @@ local EVENT_SPEC = {
     { "options-cut", G.UNDECODED, S.CHAT, "TCP options cut by the snaplen" },
     { "end-unseen", G.SEQUENCE, S.CHAT, "capture ends before the connection does" },
 }
+-- The codes that give an Info tag (see "The Info column tag"), from info_tag():
+-- FIN and RST kinds make its head, with these labels; TAG_CODES a part of their own.
+local FIN_CODES = {
+    ["fin-active"] = "FIN",
+    ["fin-passive"] = "FIN",
+    ["fin-simultaneous"] = "FIN (crossed)",
+    ["fin-order-unknown"] = "FIN",
+    ["fin-retransmit"] = "FIN again",
+}
+local RST_CODES = {
+    ["rst-abort"] = "abort",
+    ["rst-after-close"] = "after close",
+    ["rst-refused"] = "refused",
+    ["rst-forged"] = "forged",
+    ["rst-stray"] = "stray",
+    ["rst-ignored"] = "ignored",
+}
+local TAG_CODES = {
+    ["data-after-fin"] = true,
+    ["data-to-closed"] = true,
+    ["port-reuse"] = true,
+}
 -- END EVENT TABLE
 local EVENT_EXPERT = {} -- code -> ProtoExpert, or false: a known code without an item
 local experts = {}
@@ -182,14 +204,6 @@ for _, e in ipairs(EVENT_SPEC) do
         EVENT_EXPERT[e[1]] = false
     end
 end
--- The codes that give an Info tag (see "The Info column tag"): FIN and RST
--- kinds make its head, the others a part of their own.
-local FIN_CODES = { ["fin-active"] = "FIN", ["fin-passive"] = "FIN", ["fin-simultaneous"] = "FIN (crossed)",
-    ["fin-order-unknown"] = "FIN", ["fin-retransmit"] = "FIN again" }
-local RST_CODES = { ["rst-abort"] = "abort", ["rst-after-close"] = "after close", ["rst-refused"] = "refused",
-    ["rst-ignored"] = "ignored", ["rst-forged"] = "forged", ["rst-stray"] = "stray" }
--- codes that get a part of their own (the rest are Wireshark's own items or chat)
-local TAG_CODES = { ["data-to-closed"] = true, ["data-after-fin"] = true, ["port-reuse"] = true }
 -- Quiet codes: neither an expert item nor an Info tag (syn, syn-ack,
 -- fin-acked). Without a tree, a row with quiet events only shows nothing.
 local QUIET = {}

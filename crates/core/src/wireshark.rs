@@ -84,9 +84,10 @@ fn expert_severity(event: Event) -> &'static str {
 }
 
 /// The plugin's event table, generated from [`Event::ALL`]: code, expert
-/// group (`false`: no item), severity and text of every event. The plugin
-/// holds this block between its BEGIN and END lines, and a test fails when
-/// they differ, so the engine's table is the one source.
+/// group (`false`: no item), severity and text of every event, then the
+/// Info tag code lists (FIN_CODES, RST_CODES, TAG_CODES) from [`info_tag`].
+/// The plugin holds this block between its BEGIN and END lines, and a test
+/// fails when they differ, so the engine's table is the one source.
 #[cfg(test)]
 fn lua_event_table() -> String {
     let mut lua = format!(
@@ -105,6 +106,30 @@ fn lua_event_table() -> String {
         ));
     }
     lua.push_str("}\n");
+    lua.push_str(
+        "-- The codes that give an Info tag (see \"The Info column tag\"), from info_tag():\n\
+         -- FIN and RST kinds make its head, with these labels; TAG_CODES a part of their own.\n",
+    );
+    let table = |name: &str, entries: Vec<(&str, String)>| {
+        let mut t = format!("local {name} = {{\n");
+        for (code, value) in entries {
+            t.push_str(&format!("    [\"{code}\"] = {value},\n"));
+        }
+        t.push_str("}\n");
+        t
+    };
+    let labels = |rst: bool| {
+        tag_heads(rst)
+            .into_iter()
+            .map(|(code, label)| (code, format!("\"{label}\"")))
+            .collect()
+    };
+    lua.push_str(&table("FIN_CODES", labels(false)));
+    lua.push_str(&table("RST_CODES", labels(true)));
+    lua.push_str(&table(
+        "TAG_CODES",
+        tag_parts().map(|code| (code, "true".to_string())).collect(),
+    ));
     lua.push_str(EVENT_TABLE_END);
     lua
 }
@@ -146,6 +171,31 @@ fn info_tag(event: Event) -> InfoTag {
     }
 }
 
+/// The codes whose Info tag is a FIN head (`rst` false) or an RST head
+/// (`rst` true), with their labels, in [`Event::ALL`] order: both plugins'
+/// FIN_CODES and RST_CODES.
+#[cfg(test)]
+fn tag_heads(rst: bool) -> Vec<(&'static str, &'static str)> {
+    Event::ALL
+        .iter()
+        .filter_map(|&e| match info_tag(e) {
+            InfoTag::Fin(label) if !rst => Some((e.code(), label)),
+            InfoTag::Rst(label) if rst => Some((e.code(), label)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The codes that make a part of their own in the Info tag, in
+/// [`Event::ALL`] order: both plugins' TAG_CODES.
+#[cfg(test)]
+fn tag_parts() -> impl Iterator<Item = &'static str> {
+    Event::ALL
+        .iter()
+        .filter(|&&e| info_tag(e) == InfoTag::Part)
+        .map(|e| e.code())
+}
+
 /// First and last line of the generated block in `wireshark/native/tcpshut.c`.
 #[cfg(test)]
 const C_EVENT_TABLE_BEGIN: &str = "/* BEGIN EVENT TABLE";
@@ -175,17 +225,9 @@ fn c_event_table() -> String {
     c.push_str("};\n");
     let pairs = |rst: bool| {
         c_list(
-            Event::ALL
-                .iter()
-                .filter_map(|&e| match info_tag(e) {
-                    InfoTag::Fin(label) if !rst => {
-                        Some(format!("{{ \"{}\", \"{label}\" }}", e.code()))
-                    }
-                    InfoTag::Rst(label) if rst => {
-                        Some(format!("{{ \"{}\", \"{label}\" }}", e.code()))
-                    }
-                    _ => None,
-                })
+            tag_heads(rst)
+                .into_iter()
+                .map(|(code, label)| format!("{{ \"{code}\", \"{label}\" }}"))
                 .collect(),
         )
     };
@@ -208,7 +250,7 @@ fn c_event_table() -> String {
     ));
     c.push_str(&format!(
         "static const char *const TAG_CODES[] = {{ {} }};\n",
-        codes(&|e| info_tag(e) == InfoTag::Part)
+        c_list(tag_parts().map(|code| format!("\"{code}\"")).collect())
     ));
     c.push_str(&format!(
         "static const char *const QUIET_CODES[] = {{ {} }};\n",
@@ -896,7 +938,7 @@ mod tests {
         }
         assert!(
             PLUGIN_LUA[begin..end] == expected,
-            "lua/tcpshut.lua's event table differs from Event::ALL; replace its block with:\n{expected}"
+            "lua/tcpshut.lua's event table or Info tag codes differ from Event::ALL and info_tag(); replace its block with:\n{expected}"
         );
     }
 

@@ -1,8 +1,8 @@
 //! The teardown vocabulary: event codes a segment can carry, their
 //! severities and short texts, and a compact set type for the hot path.
-//! This table is the one source of the codes: the Wireshark plugin's expert
-//! table is generated from it (`lua_event_table` in crates/core/src/wireshark.rs,
-//! checked by a test).
+//! This table is the one source of the codes: the Wireshark plugins' event
+//! tables and Info tag code lists are generated from it (`lua_event_table`
+//! and `c_event_table` in crates/core/src/wireshark.rs, checked by tests).
 
 use std::fmt;
 
