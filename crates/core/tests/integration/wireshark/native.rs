@@ -499,11 +499,26 @@ fn personal_epan(home: &Path) -> PathBuf {
         .join("epan")
 }
 
-/// `scripts/install-native-plugin` as the test user with `home` as HOME.
+/// `scripts/install-native-plugin` as the test user with `home` as HOME,
+/// run from a copy of the script and the plugin's sources in the sandbox:
+/// the checkout may sit in a folder the test user cannot read (a clone in
+/// a `mktemp -d` folder, mode 0700).
 fn run_install_script(sb: &Sandbox, home: &Path) -> std::process::Output {
+    let copy = sb.path("checkout");
+    for file in [
+        "scripts/install-native-plugin",
+        "wireshark/native/Makefile",
+        "wireshark/native/tcpshut.c",
+    ] {
+        let to = copy.join(file);
+        if !to.exists() {
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(repo_root().join(file), &to).unwrap();
+        }
+    }
     sb.ws
         .command(
-            &repo_root().join("scripts/install-native-plugin"),
+            &copy.join("scripts/install-native-plugin"),
             sb.dir.path(),
             Some(super::TEST_USER),
         )
