@@ -21,7 +21,7 @@ use crate::tracking::inference::{
 };
 use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
-use crate::wire::segment::{Segment, Tunnel};
+use crate::wire::segment::{FrameNumber, Segment, Tunnel};
 use crate::wire::seq::{seq_diff, seq_gt, seq_max};
 
 /// What one segment meant, for its row, as far as the segments up to it
@@ -276,7 +276,7 @@ struct AheadPayload {
     /// Where its new part starts.
     from: u32,
     ack: u32,
-    frame: u64,
+    frame: FrameNumber,
 }
 
 /// Which parts of the three-way handshake the capture showed.
@@ -330,12 +330,12 @@ pub struct Connection {
     pub timeline: Timeline,
     /// The last new payload each endpoint received after its own FIN and
     /// has not answered yet: an RST right after it answers that data.
-    unanswered_data_after_fin: [Option<u64>; 2],
+    unanswered_data_after_fin: [Option<FrameNumber>; 2],
     /// Per endpoint: its first bare RST after its own FIN that answered no
     /// data the capture had shown (frame, seq). Linux's reset copies the
     /// ACK number of the segment it answers into its seq, so data with
     /// that ACK, captured after it, is what it answered.
-    early_rst_after_fin: [Option<(u64, u32)>; 2],
+    early_rst_after_fin: [Option<(FrameNumber, u32)>; 2],
     /// Per endpoint: payload it sent that acknowledges more than the
     /// capture has shown of its peer ([`AheadPayload`]).
     ahead_payload: [Option<AheadPayload>; 2],
@@ -354,13 +354,23 @@ pub struct Connection {
     /// A SYN's options were cut by the snaplen: whether the window is
     /// scaled, and so the receive window, is unknown.
     window_unknown: bool,
-    /// The client as the handshake showed it (SYN sender).
-    handshake_client: Option<usize>,
+    /// The client as the handshake showed it (SYN sender), an index into
+    /// `endpoints` in a byte ([`side_byte`]).
+    handshake_client: Option<u8>,
     /// While one endpoint alone has sent a FIN: the other endpoint, and
     /// the state it would be in had its own FIN (still to come) crossed
     /// that one. It follows the same events as the endpoint itself
     /// ([`Connection::apply`]), for [`SegmentFacts::if_fins_crossed`].
-    if_fins_crossed: Option<(usize, TcpState)>,
+    /// The endpoint's index is a byte ([`side_byte`]).
+    if_fins_crossed: Option<(u8, TcpState)>,
+}
+
+/// Endpoint index `i` (0 or 1) in a byte: the connection keeps the indexes
+/// it stores that small, so that its box stays within glibc's per-thread
+/// cache (see the size test in `tracking::flow`).
+fn side_byte(i: usize) -> u8 {
+    debug_assert!(i < 2, "a connection has two endpoints");
+    i as u8
 }
 
 impl Connection {
@@ -471,7 +481,7 @@ impl Connection {
             // connection answers a new SYN, which the capture shows after
             // it (capture order is not time order) or not at all.
             return self.is_closed()
-                && self.handshake_client == Some(1 - x)
+                && self.handshake_client == Some(side_byte(1 - x))
                 && sender.seq_base.is_some_and(|isn| isn != seg.seq);
         }
         if self.is_closed() {
@@ -499,7 +509,7 @@ impl Connection {
     /// Who the client is: the SYN sender, else the SYN+ACK receiver, else
     /// a guess from the ports (the lower port serves; ties: first sender).
     pub fn client(&self) -> ClientChoice {
-        if let Some(index) = self.handshake_client {
+        if let Some(index) = self.handshake_client.map(usize::from) {
             return ClientChoice {
                 index,
                 guessed: false,
@@ -575,7 +585,7 @@ impl Connection {
     fn apply(&mut self, i: usize, event: EndpointEvent) {
         self.endpoints[i].apply(event);
         if let Some((endpoint, state)) = &mut self.if_fins_crossed {
-            if *endpoint == i {
+            if usize::from(*endpoint) == i {
                 *state = transition(*state, event);
             }
         }
@@ -670,15 +680,16 @@ impl Connection {
         }
         let idle_rst = !idle_before && self.idle.candidate.is_some();
         let own = &self.evidence[x];
-        let reveals =
-            own.fin_frame == Some(seg.frame) || own.abort_frame == Some(seg.frame) || step.late_fin;
+        let reveals = own.fin_frame == seg.frame_number()
+            || own.abort_frame == seg.frame_number()
+            || step.late_fin;
         let window_scaling = self.window_scaling;
         let sender = &mut self.endpoints[x];
         if !stray_syn {
             sender.note_sent(seg.end_seq());
         }
         sender.sent_any = true;
-        sender.last_sent_frame = Some(seg.frame);
+        sender.last_sent_frame = seg.frame_number();
         // RFC 7323 2.2: the window of a SYN is never scaled.
         let scale = match sender.window_scale {
             Some(shift) if window_scaling && !seg.flags.syn() => shift.min(14),
@@ -689,7 +700,7 @@ impl Connection {
             .note(seg.ts, x, step.events, states_before, self.states());
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
         let if_fins_crossed = self.if_fins_crossed.map(|(endpoint, state)| {
-            if endpoint == x {
+            if usize::from(endpoint) == x {
                 [state, receiver.state]
             } else {
                 [sender.state, state]
@@ -758,9 +769,9 @@ impl Connection {
                 peer.fin_seq = Some(fin_seq);
                 peer.note_sent(fin_seq.wrapping_add(1));
                 self.apply(y, EndpointEvent::SendFin);
-                self.evidence[y].fin_frame = Some(seg.frame);
+                self.evidence[y].fin_frame = seg.frame_number();
                 self.evidence[y].fin_unseen = true;
-                self.evidence[y].ordered_before = Some(seg.frame);
+                self.evidence[y].ordered_before = seg.frame_number();
                 self.evidence[x].peer_may_have_closed_first = false;
                 self.apply(x, EndpointEvent::RecvFin);
             }
@@ -779,9 +790,9 @@ impl Connection {
         if seg.flags.syn() && !seg.flags.ack() {
             step.events.insert(Event::Syn);
             self.handshake.syn = true;
-            self.handshake_client = Some(x);
+            self.handshake_client = Some(side_byte(x));
             let sender = &mut self.endpoints[x];
-            sender.syn_frame.get_or_insert(seg.frame);
+            sender.syn_frame = sender.syn_frame.or(seg.frame_number());
             sender.window_scale = seg.options.window_scale;
             // A SYN its peer has already answered (the capture showed the
             // answer first) moves its sender nowhere it has not been.
@@ -791,7 +802,7 @@ impl Connection {
         } else if seg.flags.syn() {
             step.events.insert(Event::SynAck);
             self.handshake.syn_ack = true;
-            self.handshake_client.get_or_insert(y);
+            self.handshake_client.get_or_insert(side_byte(y));
             let scale = seg.options.window_scale;
             self.window_scaling = scale.is_some() && self.endpoints[y].window_scale.is_some();
             self.endpoints[x].window_scale = scale;
@@ -823,11 +834,14 @@ impl Connection {
         let peer = &mut self.endpoints[y];
         if let Some(fin_seq) = peer.fin_seq {
             if peer.fin_acked_frame.is_none() && seq_gt(ack, fin_seq) {
-                peer.fin_acked_frame = Some(seg.frame);
+                peer.fin_acked_frame = seg.frame_number();
                 self.apply(y, EndpointEvent::RecvAckOfFin);
                 step.events.insert(Event::FinAcked);
-                step.related
-                    .get_or_insert(self.evidence[y].fin_frame.unwrap_or(seg.frame));
+                step.related.get_or_insert(
+                    self.evidence[y]
+                        .fin_frame
+                        .map_or(seg.frame, FrameNumber::get),
+                );
                 if self.endpoints[y].state == TcpState::TimeWait {
                     step.events.insert(Event::TimeWait);
                 }
@@ -840,7 +854,7 @@ impl Connection {
                 .new_peer_data_from
                 .is_some_and(|start| seq_gt(ack, start))
         {
-            own.acked_new_data_frame = Some(seg.frame);
+            own.acked_new_data_frame = seg.frame_number();
         }
         self.endpoints[x].note_ack_sent(ack, seg.frame);
     }
@@ -880,10 +894,10 @@ impl Connection {
                 && peer_nxt.is_none_or(|nxt| seq_gt(seg.ack, nxt))
                 && self.ahead_payload[x].is_none_or(|a| peer_nxt.is_some_and(|n| !seq_gt(a.ack, n)))
             {
-                self.ahead_payload[x] = Some(AheadPayload {
+                self.ahead_payload[x] = seg.frame_number().map(|frame| AheadPayload {
                     from,
                     ack: seg.ack,
-                    frame: seg.frame,
+                    frame,
                 });
             }
             return;
@@ -894,7 +908,7 @@ impl Connection {
         if !(seg.flags.ack() && seq_gt(seg.ack, fin_seq)) {
             return;
         }
-        self.data_after_fin(y, from, seg.ack, seg.frame);
+        self.data_after_fin(y, from, seg.ack, seg.frame_number());
         // Its ACK covers the peer's FIN: it read the FIN and still sends.
         if self.endpoints[y].fin_acked_frame.is_some() {
             step.events.insert(Event::DataAfterFin);
@@ -903,17 +917,17 @@ impl Connection {
         // shows `data-to-closed` when the verdict says it stopped at its FIN
         // (`SegmentFacts::resolved`). Later steps only fill `related` if
         // empty, so this is its final value in that case.
-        step.if_receiver_stopped_reading = Some(step.related.unwrap_or(peer_fin));
+        step.if_receiver_stopped_reading = Some(step.related.unwrap_or(peer_fin.get()));
     }
 
     /// Endpoint `y`, after its FIN, receives new data from `from` on (in
     /// `frame`, acknowledging `ack`): class 1 or 2 evidence once `y`
     /// answers it, and `y` may have answered already, in a segment the
     /// capture showed first (capture order is not time order).
-    fn data_after_fin(&mut self, y: usize, from: u32, ack: u32, frame: u64) {
+    fn data_after_fin(&mut self, y: usize, from: u32, ack: u32, frame: Option<FrameNumber>) {
         let own = &mut self.evidence[y];
         let from = *own.new_peer_data_from.get_or_insert(from);
-        self.unanswered_data_after_fin[y] = Some(frame);
+        self.unanswered_data_after_fin[y] = frame;
         if own.acked_new_data_frame.is_some() || own.reset_new_data_frame.is_some() {
             return;
         }
@@ -927,7 +941,7 @@ impl Connection {
     /// A FIN: active, passive, simultaneous or retransmitted. Returns the
     /// frame of data its receiver sent after it that the capture showed
     /// ahead of it, which the sender has yet to answer.
-    fn observe_fin(&mut self, step: &mut Step<'_, '_>) -> Option<u64> {
+    fn observe_fin(&mut self, step: &mut Step<'_, '_>) -> Option<FrameNumber> {
         let (seg, x, y) = (step.seg, step.x, step.y);
         let fin_seq = seg.end_seq().wrapping_sub(1);
         if let Some(first) = self.evidence[x].fin_frame {
@@ -941,12 +955,12 @@ impl Connection {
             } else {
                 // Same FIN again (or a FIN the sender moved; either way not new).
                 step.events.insert(Event::FinRetransmit);
-                step.related.get_or_insert(first);
+                step.related.get_or_insert(first.get());
             }
             return None;
         }
         self.endpoints[x].fin_seq = Some(fin_seq);
-        self.evidence[x].fin_frame = Some(seg.frame);
+        self.evidence[x].fin_frame = seg.frame_number();
         // Its own FIN ends the time its state could read otherwise.
         self.if_fins_crossed = None;
 
@@ -999,15 +1013,17 @@ impl Connection {
         }
         self.fin_acknowledged_before(step, fin_seq);
         if self.endpoints[y].fin_seq.is_none() {
-            self.if_fins_crossed =
-                Some((y, transition(peer_before, EndpointEvent::RecvCrossingFin)));
+            self.if_fins_crossed = Some((
+                side_byte(y),
+                transition(peer_before, EndpointEvent::RecvCrossingFin),
+            ));
         }
         // Data the peer sent after receiving this FIN, captured ahead of it.
         let ahead = self.ahead_payload[y].take()?;
         if !seq_gt(ahead.ack, fin_seq) {
             return None;
         }
-        self.data_after_fin(x, ahead.from, ahead.ack, ahead.frame);
+        self.data_after_fin(x, ahead.from, ahead.ack, Some(ahead.frame));
         self.unanswered_data_after_fin[x]
     }
 
@@ -1052,7 +1068,7 @@ impl Connection {
         if receiver.state == TcpState::SynSent && !sender.sent_any {
             // RFC 9293 3.10.7.1: a SYN to a port nobody listens on.
             step.events.insert(Event::RstRefused);
-            step.related = receiver.syn_frame;
+            step.related = receiver.syn_frame.map(FrameNumber::get);
             self.refused = true;
         } else if let (Some(_), Some(data), false) = (
             self.evidence[x].fin_frame,
@@ -1061,10 +1077,9 @@ impl Connection {
         ) {
             // RFC 1122 4.2.2.13 / RFC 2525 2.17: data to a closed reader is reset.
             step.events.insert(Event::RstAfterClose);
-            step.related = Some(data);
-            self.evidence[x]
-                .reset_new_data_frame
-                .get_or_insert(seg.frame);
+            step.related = Some(data.get());
+            let own = &mut self.evidence[x];
+            own.reset_new_data_frame = own.reset_new_data_frame.or(seg.frame_number());
         } else if sender.state.is_finished() || !seg.flags.ack() {
             // RFC 9293 3.5.2 group 1: it answers a segment of a connection it no longer has.
             step.events.insert(Event::RstStray);
@@ -1074,7 +1089,8 @@ impl Connection {
                 && !seg.flags.ack()
                 && !sender.state.is_finished()
             {
-                self.early_rst_after_fin[x].get_or_insert((seg.frame, seg.seq));
+                let early = &mut self.early_rst_after_fin[x];
+                *early = early.or(seg.frame_number().map(|frame| (frame, seg.seq)));
             }
             // It no longer has it, yet the capture showed no close: that
             // close happened where the capture point could not see it.
@@ -1090,7 +1106,7 @@ impl Connection {
             let received = sender.received_payload || acks_payload(seg, receiver);
             let own = &mut self.evidence[x];
             if own.abort_frame.is_none() {
-                own.abort_frame = Some(seg.frame);
+                own.abort_frame = seg.frame_number();
                 own.received_payload_before_abort = received;
             }
         }

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::wire::segment::FrameNumber;
 use crate::wire::seq::{seq_gt, seq_max};
 
 /// RFC 9293 section 3.3.2 connection states, plus `UNKNOWN` for an
@@ -204,13 +205,13 @@ pub struct Endpoint {
     /// Sequence number of its FIN, once sent.
     pub fin_seq: Option<u32>,
     /// Frame that first acknowledged its FIN.
-    pub fin_acked_frame: Option<u64>,
+    pub fin_acked_frame: Option<FrameNumber>,
     /// Frame of its SYN (for `related` on a refusal).
-    pub syn_frame: Option<u64>,
+    pub syn_frame: Option<FrameNumber>,
     /// Has it sent anything at all?
     pub sent_any: bool,
     /// Frame of the last segment it sent.
-    pub last_sent_frame: Option<u64>,
+    pub last_sent_frame: Option<FrameNumber>,
     /// Has it received payload from its peer at any time?
     pub received_payload: bool,
 }
@@ -261,10 +262,10 @@ impl Endpoint {
 
     /// The frame of an ACK it sent beyond `seq` (it had received the byte,
     /// SYN or FIN at `seq`), whenever the capture showed that ACK.
-    pub fn acked_beyond(&self, seq: u32) -> Option<u64> {
+    pub fn acked_beyond(&self, seq: u32) -> Option<FrameNumber> {
         self.max_ack_sent
             .filter(|ack| seq_gt(*ack, seq))
-            .map(|_| self.max_ack_frame)
+            .and_then(|_| FrameNumber::new(self.max_ack_frame))
     }
 
     /// Relative form of a sequence number this endpoint sent.

@@ -241,3 +241,23 @@ impl FlowTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Flow;
+
+    /// Every new connection is one box of a `Flow`: at 1,032 bytes or less
+    /// glibc serves it from its per-thread cache (tcache, requests up to
+    /// 1,032 bytes on 64-bit), above it from its slower shared bins, which
+    /// showed in the tracking thread's profile (docs/performance.md, sixth
+    /// round). A field that grows a connection past it costs every
+    /// connection, so it should be a choice, not an accident.
+    #[test]
+    fn a_flow_fits_in_glibcs_per_thread_cache() {
+        let size = std::mem::size_of::<Flow>();
+        assert!(
+            size <= 1032,
+            "a Flow is {size} bytes, above glibc's tcache limit of 1,032"
+        );
+    }
+}

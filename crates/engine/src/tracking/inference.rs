@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::wire::segment::FrameNumber;
+
 /// Gives an enum its text codes once, for both `Display` and serde.
 macro_rules! named {
     ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
@@ -208,15 +210,15 @@ pub const ABORT_WITHOUT_DATA: &[Call] = &[Call::Linger0];
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Evidence {
     /// Its first FIN.
-    pub fin_frame: Option<u64>,
+    pub fin_frame: Option<FrameNumber>,
     /// Sequence number where new peer payload after its FIN starts.
     pub new_peer_data_from: Option<u32>,
     /// It ACKed new peer payload after its FIN (class 1).
-    pub acked_new_data_frame: Option<u64>,
+    pub acked_new_data_frame: Option<FrameNumber>,
     /// It reset new peer payload after its FIN (class 2).
-    pub reset_new_data_frame: Option<u64>,
+    pub reset_new_data_frame: Option<FrameNumber>,
     /// Its first abortive RST.
-    pub abort_frame: Option<u64>,
+    pub abort_frame: Option<FrameNumber>,
     /// It had received peer payload before that RST.
     pub received_payload_before_abort: bool,
     /// Its FIN was not captured: the peer's `fin_frame` acknowledged it,
@@ -225,7 +227,7 @@ pub struct Evidence {
     /// Its first signal came before this frame's, whatever the capture
     /// order: the peer's segment in that frame acknowledged its FIN (a FIN
     /// the capture shows later, or never).
-    pub ordered_before: Option<u64>,
+    pub ordered_before: Option<FrameNumber>,
     /// At its first teardown signal, nothing proved that the peer had not
     /// closed before (see `Connection::check_peer_open`).
     pub peer_may_have_closed_first: bool,
@@ -238,7 +240,7 @@ pub struct Evidence {
 
 impl Evidence {
     /// Frame of its first teardown signal: FIN or abortive RST.
-    pub fn first_signal(&self) -> Option<u64> {
+    pub fn first_signal(&self) -> Option<FrameNumber> {
         match (self.fin_frame, self.abort_frame) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -247,7 +249,7 @@ impl Evidence {
 
     /// Its first signal, ordered: a FIN came before the frame that
     /// acknowledged it.
-    fn signal_order(&self) -> Option<(u64, bool)> {
+    fn signal_order(&self) -> Option<(FrameNumber, bool)> {
         match self.ordered_before {
             Some(frame) => Some((frame, false)),
             None => self.first_signal().map(|frame| (frame, true)),
@@ -307,6 +309,7 @@ impl Evidence {
         ]
         .into_iter()
         .flatten()
+        .map(FrameNumber::get)
         .collect();
         frames.sort_unstable();
         frames.dedup();
@@ -483,7 +486,7 @@ pub struct Sight {
     /// An RST was accepted while no endpoint was known to be open.
     pub rst_on_unknown: bool,
     /// Per endpoint: the frame of the last segment it sent.
-    pub last_sent: [Option<u64>; 2],
+    pub last_sent: [Option<FrameNumber>; 2],
     /// Per endpoint: it acknowledged the peer's FIN, whatever the capture
     /// order (an ACK captured before the FIN still answered it).
     pub acked_peer_fin: [bool; 2],
@@ -492,7 +495,7 @@ pub struct Sight {
 impl Sight {
     /// Endpoint `i` sent nothing at or after `frame` (to the end of the
     /// capture).
-    fn silent_from(&self, i: usize, frame: u64) -> bool {
+    fn silent_from(&self, i: usize, frame: FrameNumber) -> bool {
         self.last_sent[i].is_none_or(|last| last < frame)
     }
 }
@@ -655,7 +658,7 @@ mod tests {
 
     fn fin_at(frame: u64) -> Evidence {
         Evidence {
-            fin_frame: Some(frame),
+            fin_frame: FrameNumber::new(frame),
             ..Evidence::default()
         }
     }
@@ -663,8 +666,8 @@ mod tests {
     #[test]
     fn classes_print_as_the_sidecar_wants() {
         let mut shut_wr_then_abort = fin_at(5);
-        shut_wr_then_abort.acked_new_data_frame = Some(8);
-        shut_wr_then_abort.abort_frame = Some(10);
+        shut_wr_then_abort.acked_new_data_frame = FrameNumber::new(8);
+        shut_wr_then_abort.abort_frame = FrameNumber::new(10);
         shut_wr_then_abort.received_payload_before_abort = true;
         assert_eq!(
             shut_wr_then_abort.calls(true).to_string(),
@@ -673,14 +676,14 @@ mod tests {
         assert_eq!(shut_wr_then_abort.closed_by(), ClosedBy::FinRst);
 
         let mut stopped = fin_at(5);
-        stopped.reset_new_data_frame = Some(9);
+        stopped.reset_new_data_frame = FrameNumber::new(9);
         assert_eq!(stopped.calls(true).to_string(), "close|shut_rdwr");
         assert!(stopped.stopped_reading_at_fin());
 
         assert_eq!(fin_at(5).calls(true).to_string(), "close|shut_rdwr|shut_wr");
 
         let linger = Evidence {
-            abort_frame: Some(4),
+            abort_frame: FrameNumber::new(4),
             ..Evidence::default()
         };
         assert_eq!(linger.calls(true).to_string(), "linger0");
@@ -691,9 +694,9 @@ mod tests {
     fn a_fin_never_answered_leaves_the_peer_and_the_order_untold() {
         let client = fin_at(7);
         let server = Evidence::default();
-        let sight = |server_last| Sight {
+        let sight = |server_last: u64| Sight {
             start: true,
-            last_sent: [Some(9), Some(server_last)],
+            last_sent: [FrameNumber::new(9), FrameNumber::new(server_last)],
             ..Sight::default()
         };
         let verdict = |server_last| {
@@ -722,7 +725,7 @@ mod tests {
     fn the_first_signal_makes_the_active_side() {
         let client = fin_at(7);
         let server = Evidence {
-            abort_frame: Some(3),
+            abort_frame: FrameNumber::new(3),
             ..Evidence::default()
         };
         let facts = ConnFacts {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 
 pub use crate::wire::tunnel::Tunnel;
 
@@ -193,6 +194,28 @@ impl SenderMarks {
     }
 }
 
+/// A frame number held by a connection (its FIN's, its RST's ...). Frames
+/// count from 1 (Wireshark's frame.number), so the number is never zero and
+/// `Option<FrameNumber>` takes 8 bytes where `Option<u64>` takes 16: a
+/// connection holds a dozen of them, and the bytes saved keep its box
+/// within glibc's per-thread cache (see the size test in
+/// `tracking::flow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FrameNumber(NonZeroU64);
+
+impl FrameNumber {
+    /// The number of frame `frame`, or `None` for 0 (no frame).
+    #[inline]
+    pub fn new(frame: u64) -> Option<Self> {
+        NonZeroU64::new(frame).map(FrameNumber)
+    }
+
+    #[inline]
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
 /// One TCP segment decoded from one frame.
 ///
 /// `payload_len` is the length the IP header declares, which is the true
@@ -228,6 +251,13 @@ pub struct Segment<'a> {
 }
 
 impl Segment<'_> {
+    /// Its frame number as a connection holds it (`None` only for frame 0,
+    /// which no capture has: frames count from 1).
+    #[inline]
+    pub fn frame_number(&self) -> Option<FrameNumber> {
+        FrameNumber::new(self.frame)
+    }
+
     /// The tunnels it came through (empty for most).
     #[inline]
     pub fn tunnel(&self) -> &Tunnel {
