@@ -100,14 +100,8 @@ impl Tracker {
     /// call, in id order, handing each flow (its connection, and Zeek's
     /// model of it when the tracker follows Zeek) to `settled` with its
     /// verdict (a tracker that concludes nothing drops them).
-    pub fn conclude_retired(&mut self, mut settled: impl FnMut(&Flow, ConnVerdict)) {
-        self.hand_over_retired(|flow, verdict| settled(&flow, verdict));
-    }
-
-    /// [`Tracker::conclude_retired`], handing each flow over: the schedule
-    /// on two threads makes the reports on the rows thread.
     #[inline]
-    pub fn hand_over_retired(&mut self, settled: impl FnMut(Box<Flow>, ConnVerdict)) {
+    pub fn conclude_retired(&mut self, settled: impl FnMut(&Flow, ConnVerdict)) {
         // Called after every segment, most of which retire nothing.
         if self.table.has_retired() {
             self.kept.conclude_all(self.table.drain_retired(), settled);
@@ -120,12 +114,16 @@ impl Tracker {
     /// count and why reading stopped early, if it did).
     pub fn finish(
         self,
-        mut settled: impl FnMut(&Flow, ConnVerdict),
+        settled: impl FnMut(&Flow, ConnVerdict),
         path: &Path,
         format: &'static str,
         read: (u64, Option<String>),
     ) -> Verdicts {
-        self.finish_handing_over(|flow, verdict| settled(&flow, verdict), path, format, read)
+        let connections = self.table.connections_seen();
+        let mut kept = self.kept;
+        kept.conclude_all(self.table.finish(), settled);
+        let capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
+        kept.into_verdicts(capture)
     }
 
     /// The tracker's conclusions, taken out to be drawn on another thread
@@ -161,22 +159,6 @@ impl Tracker {
         self.table.finish().into_iter().for_each(each);
         CaptureSummary::of_read(path, format, read, connections, self.stats)
     }
-
-    /// [`Tracker::finish`], handing each flow over as
-    /// [`Tracker::hand_over_retired`] does.
-    pub fn finish_handing_over(
-        self,
-        settled: impl FnMut(Box<Flow>, ConnVerdict),
-        path: &Path,
-        format: &'static str,
-        read: (u64, Option<String>),
-    ) -> Verdicts {
-        let connections = self.table.connections_seen();
-        let mut kept = self.kept;
-        kept.conclude_all(self.table.finish(), settled);
-        let capture = CaptureSummary::of_read(path, format, read, connections, self.stats);
-        kept.into_verdicts(capture)
-    }
 }
 
 /// What a pass that follows connections to their end keeps of each: its
@@ -210,14 +192,14 @@ impl Conclusions {
     fn conclude_all(
         &mut self,
         flows: impl IntoIterator<Item = Box<Flow>>,
-        mut settled: impl FnMut(Box<Flow>, ConnVerdict),
+        mut settled: impl FnMut(&Flow, ConnVerdict),
     ) {
         if self.all_verdicts.is_none() {
             return;
         }
         for flow in flows {
             let verdict = self.conclude(&flow);
-            settled(flow, verdict);
+            settled(&flow, verdict);
         }
     }
 
