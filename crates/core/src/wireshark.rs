@@ -71,16 +71,29 @@ const EVENT_TABLE_BEGIN: &str = "-- BEGIN EVENT TABLE";
 #[cfg(test)]
 const EVENT_TABLE_END: &str = "-- END EVENT TABLE";
 
-/// An event's expert severity as both plugins spell it (`S.X` in Lua,
-/// `PI_X` in C).
+/// The rows of both plugins' EVENT_SPEC, one per event in [`Event::ALL`]:
+/// `{ "code", GROUP, SEVERITY, "text" },` with the group and severity
+/// names after their language's prefix (`G.`/`S.` in Lua, `PI_` in C), and
+/// `no_group` where Wireshark's own TCP analysis already says it.
 #[cfg(test)]
-fn expert_severity(event: Event) -> &'static str {
-    match event.severity() {
-        Severity::None | Severity::Chat => "CHAT",
-        Severity::Note => "NOTE",
-        Severity::Warn => "WARN",
-        Severity::Error => "ERROR",
+fn event_spec_rows(no_group: &str, group_prefix: &str, severity_prefix: &str) -> String {
+    let mut rows = String::new();
+    for &event in Event::ALL {
+        let severity = match event.severity() {
+            Severity::None | Severity::Chat => "CHAT",
+            Severity::Note => "NOTE",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+        };
+        let group =
+            expert_group(event).map_or(no_group.to_string(), |g| format!("{group_prefix}{g}"));
+        rows.push_str(&format!(
+            "    {{ \"{}\", {group}, {severity_prefix}{severity}, \"{}\" }},\n",
+            event.code(),
+            event.text()
+        ));
     }
+    rows
 }
 
 /// The plugin's event table, generated from [`Event::ALL`]: code, expert
@@ -96,15 +109,7 @@ fn lua_event_table() -> String {
          -- code, expert group (false: no item, Wireshark's TCP analysis says it), severity, text\n\
          local EVENT_SPEC = {{\n"
     );
-    for &event in Event::ALL {
-        let severity = expert_severity(event);
-        let group = expert_group(event).map_or("false".to_string(), |g| format!("G.{g}"));
-        lua.push_str(&format!(
-            "    {{ \"{}\", {group}, S.{severity}, \"{}\" }},\n",
-            event.code(),
-            event.text()
-        ));
-    }
+    lua.push_str(&event_spec_rows("false", "G.", "S."));
     lua.push_str("}\n");
     lua.push_str(
         "-- The codes that give an Info tag (see \"The Info column tag\"), from info_tag():\n\
@@ -213,15 +218,7 @@ fn c_event_table() -> String {
          static const event_spec EVENT_SPEC[] = {{\n"
     );
     let c_list = |codes: Vec<String>| codes.join(", ");
-    for &event in Event::ALL {
-        let severity = expert_severity(event);
-        let group = expert_group(event).map_or("0".to_string(), |g| format!("PI_{g}"));
-        c.push_str(&format!(
-            "    {{ \"{}\", {group}, PI_{severity}, \"{}\" }},\n",
-            event.code(),
-            event.text()
-        ));
-    }
+    c.push_str(&event_spec_rows("0", "PI_", "PI_"));
     c.push_str("};\n");
     let pairs = |rst: bool| {
         c_list(
