@@ -762,7 +762,7 @@ impl ByteStream {
         Ok(Self::from_reader(Box::new(file)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn bytes(&self) -> &[u8] {
         match &self.source {
             Source::Mapped { map, .. } => map,
@@ -876,7 +876,7 @@ impl ByteStream {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&self, len: usize) -> &[u8] {
         &self.bytes()[self.start..self.start + len.min(self.available())]
     }
