@@ -29,7 +29,7 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder, UInt16Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
@@ -286,19 +286,22 @@ impl<W: Write> TableWriter<W> {
     }
 }
 
-/// Column builders for one row group of segments.
+/// Column builders for one row group of segments. The numbers that are
+/// never null go into plain vectors, which become Arrow arrays without a
+/// copy: an Arrow builder's append (which also counts validity) cost
+/// four times as many instructions.
 struct SegmentBuilders {
     capture: StringBuilder,
-    frame: Int64Builder,
-    ts: TimestampMicrosecondBuilder,
-    ts_ns: Int64Builder,
-    conn: Int64Builder,
+    frame: Vec<i64>,
+    ts: Vec<i64>,
+    ts_ns: Vec<i64>,
+    conn: Vec<i64>,
     src: StringBuilder,
     dst: StringBuilder,
     flags: StringBuilder,
-    seq: Int64Builder,
-    ack: Int64Builder,
-    len: Int64Builder,
+    seq: Vec<i64>,
+    ack: Vec<i64>,
+    len: Vec<i64>,
     sender_state: StringBuilder,
     receiver_state: StringBuilder,
     events: ListBuilder<StringBuilder>,
@@ -410,12 +413,12 @@ impl SegmentBuilders {
     /// twentieth of writing the table. Texts get room for their usual
     /// length; longer ones make the builder grow.
     fn with_capacity(rows: usize) -> Self {
-        let ints = || Int64Builder::with_capacity(rows);
+        let ints = || Vec::with_capacity(rows);
         let texts = |bytes_each: usize| StringBuilder::with_capacity(rows, rows * bytes_each);
         SegmentBuilders {
             capture: texts(32),
             frame: ints(),
-            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ts: ints(),
             ts_ns: ints(),
             conn: ints(),
             src: texts(20),
@@ -430,7 +433,7 @@ impl SegmentBuilders {
             calls: ListBuilder::with_capacity(StringBuilder::new(), rows),
             summary: texts(12),
             severity: texts(4),
-            related: ints(),
+            related: Int64Builder::with_capacity(rows),
         }
     }
 
@@ -438,16 +441,16 @@ impl SegmentBuilders {
     fn finish(mut self) -> Vec<ArrayRef> {
         vec![
             Arc::new(self.capture.finish()),
-            Arc::new(self.frame.finish()),
-            Arc::new(self.ts.finish()),
-            Arc::new(self.ts_ns.finish()),
-            Arc::new(self.conn.finish()),
+            Arc::new(Int64Array::from(self.frame)),
+            Arc::new(TimestampMicrosecondArray::from(self.ts).with_timezone("UTC")),
+            Arc::new(Int64Array::from(self.ts_ns)),
+            Arc::new(Int64Array::from(self.conn)),
             Arc::new(self.src.finish()),
             Arc::new(self.dst.finish()),
             Arc::new(self.flags.finish()),
-            Arc::new(self.seq.finish()),
-            Arc::new(self.ack.finish()),
-            Arc::new(self.len.finish()),
+            Arc::new(Int64Array::from(self.seq)),
+            Arc::new(Int64Array::from(self.ack)),
+            Arc::new(Int64Array::from(self.len)),
             Arc::new(self.sender_state.finish()),
             Arc::new(self.receiver_state.finish()),
             Arc::new(self.events.finish()),
@@ -475,19 +478,19 @@ impl SegmentColumns {
     fn push(&mut self, capture: &str, row: &Row) {
         use std::fmt::Write as _;
         self.builders.capture.append_value(capture);
-        self.builders.frame.append_value(row.frame as i64);
-        self.builders.ts.append_value(micros(row.ts));
-        self.builders.ts_ns.append_value(nanos(row.ts));
-        self.builders.conn.append_value(i64::from(row.conn));
+        self.builders.frame.push(row.frame as i64);
+        self.builders.ts.push(micros(row.ts));
+        self.builders.ts_ns.push(nanos(row.ts));
+        self.builders.conn.push(i64::from(row.conn));
         let (src, dst) = self.addresses.of(row.conn, row.src, row.dst);
         self.builders.src.append_value(src);
         self.builders.dst.append_value(dst);
         self.builders
             .flags
             .append_value(row.flags.letters().as_str());
-        self.builders.seq.append_value(i64::from(row.seq));
-        self.builders.ack.append_value(i64::from(row.ack));
-        self.builders.len.append_value(i64::from(row.len));
+        self.builders.seq.push(i64::from(row.seq));
+        self.builders.ack.push(i64::from(row.ack));
+        self.builders.len.push(i64::from(row.len));
         self.builders
             .sender_state
             .append_value(row.sender_state.name());
