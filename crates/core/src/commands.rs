@@ -595,6 +595,15 @@ impl RowSink for WithProgress<'_> {
     fn brief_reports(&self) -> bool {
         self.inner.brief_reports()
     }
+    fn row_formatter(&self) -> Option<Box<dyn tcpshut_engine::RowFormatter>> {
+        self.inner.row_formatter()
+    }
+    fn formatted_rows(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.formatted_rows(bytes)
+    }
+    fn ignores_rows(&self) -> bool {
+        self.inner.ignores_rows()
+    }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.bar.set_message(format!("{}/{}", pass.number, pass.of));
         self.bar.set_length(u64::from(pass.of) * self.size.max(1));

@@ -26,7 +26,7 @@ pub use pipeline::schedule::{
     annotate, annotate_bytes, annotate_series, annotate_with, each_report, each_report_bytes,
     each_report_series, verdicts, verdicts_series, AnalyzeError, Schedule, MAX_HELD_ROWS,
 };
-pub use pipeline::sinks::{Pass, RowSink, Tee};
+pub use pipeline::sinks::{Pass, RowFormatter, RowSink, Tee};
 pub use pipeline::summary::{
     CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };

@@ -99,6 +99,9 @@ impl<W: Write> RowSink for ConnectionsCsvSink<W> {
     fn row(&mut self, _: &Row) -> io::Result<()> {
         Ok(())
     }
+    fn ignores_rows(&self) -> bool {
+        true
+    }
     fn frame(&mut self, _: &Frame<'_>, _: Option<&Row>) -> io::Result<()> {
         Ok(())
     }

@@ -13,7 +13,7 @@ use rustc_hash::FxBuildHasher;
 use super::csv_fast::{padded_name, Line};
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::{Row, Summary};
-use crate::pipeline::sinks::RowSink;
+use crate::pipeline::sinks::{RowFormatter, RowSink};
 use crate::pipeline::summary::CaptureSummary;
 use crate::tracking::inference::CallSteps;
 
@@ -150,13 +150,60 @@ impl<W: Write> CsvSink<W> {
 
     /// Replaces the last field's comma with the end of the record.
     fn end_record(&mut self) -> io::Result<()> {
+        self.close_record();
+        self.flush_if_full()
+    }
+
+    fn close_record(&mut self) {
         if let Some(last) = self.buf.last_mut() {
             *last = b'\n';
         }
+    }
+
+    fn flush_if_full(&mut self) -> io::Result<()> {
         if self.buf.len() >= CSV_BLOCK {
             self.flush_whole_blocks()?;
         }
         Ok(())
+    }
+
+    /// Formats `row` into the block (not handed to the output yet).
+    fn put_row(&mut self, row: &Row) {
+        // The fields every row has, bounded in length, through the line;
+        // IPv6 addresses and negative times are rare enough for `fmt`.
+        self.line.number(row.frame);
+        if !self.line.timestamp(row.ts) {
+            self.flush_line();
+            self.display(row.ts);
+        }
+        self.line.number(row.conn.into());
+        if !self.line.addr_pair(&row.src, &row.dst) {
+            for addr in [&row.src, &row.dst] {
+                if !self.line.addr(addr) {
+                    self.flush_line();
+                    self.display(addr);
+                }
+            }
+        }
+        let line = &mut self.line;
+        line.flags(row.flags);
+        line.number(row.seq.into());
+        line.number(row.ack.into());
+        line.number(row.len.into());
+        line.padded(padded_name(row.sender_state));
+        line.padded(padded_name(row.receiver_state));
+        self.flush_line();
+        // Most rows have no events, hence no calls, sentence or severity.
+        if row.events.is_empty() {
+            self.buf.extend_from_slice(b",,,,");
+        } else {
+            self.tail(row);
+        }
+        match row.related {
+            Some(frame) => self.number(frame),
+            None => self.text(""),
+        }
+        self.close_record();
     }
 
     /// Hands whole blocks to the output and keeps the rest, so that every
@@ -194,46 +241,35 @@ impl<W: Write> RowSink for CsvSink<W> {
     }
 
     fn row(&mut self, row: &Row) -> io::Result<()> {
-        // The fields every row has, bounded in length, through the line;
-        // IPv6 addresses and negative times are rare enough for `fmt`.
-        self.line.number(row.frame);
-        if !self.line.timestamp(row.ts) {
-            self.flush_line();
-            self.display(row.ts);
-        }
-        self.line.number(row.conn.into());
-        if !self.line.addr_pair(&row.src, &row.dst) {
-            for addr in [&row.src, &row.dst] {
-                if !self.line.addr(addr) {
-                    self.flush_line();
-                    self.display(addr);
-                }
-            }
-        }
-        let line = &mut self.line;
-        line.flags(row.flags);
-        line.number(row.seq.into());
-        line.number(row.ack.into());
-        line.number(row.len.into());
-        line.padded(padded_name(row.sender_state));
-        line.padded(padded_name(row.receiver_state));
-        self.flush_line();
-        // Most rows have no events, hence no calls, sentence or severity.
-        if row.events.is_empty() {
-            self.buf.extend_from_slice(b",,,,");
-        } else {
-            self.tail(row);
-        }
-        match row.related {
-            Some(frame) => self.number(frame),
-            None => self.text(""),
-        }
-        self.end_record()
+        self.put_row(row);
+        self.flush_if_full()
     }
 
     fn finish(&mut self) -> io::Result<()> {
         self.flush_block()?;
         self.out.flush()
+    }
+
+    /// A row's line depends on the row alone (the caches only save work).
+    fn row_formatter(&self) -> Option<Box<dyn RowFormatter>> {
+        Some(Box::new(CsvRows(CsvSink::new(io::sink()))))
+    }
+
+    fn formatted_rows(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.flush_if_full()
+    }
+}
+
+/// CSV lines made apart from the sink ([`RowSink::row_formatter`]), by
+/// the same code.
+struct CsvRows(CsvSink<io::Sink>);
+
+impl RowFormatter for CsvRows {
+    fn format(&mut self, row: &Row, out: &mut Vec<u8>) {
+        std::mem::swap(&mut self.0.buf, out);
+        self.0.put_row(row);
+        std::mem::swap(&mut self.0.buf, out);
     }
 }
 

@@ -249,6 +249,15 @@ struct Conns {
 const SPILLING_WINDOW: usize = 4096;
 
 impl Conns {
+    /// The verdict of `id`, if settled, with its rows in memory.
+    fn settled(&self, id: u32) -> Option<&Settled> {
+        let conn = match id.checked_sub(self.first) {
+            Some(index) => self.window.get(index as usize),
+            None => self.older.get(&id),
+        };
+        conn?.settled.as_ref()
+    }
+
     fn get(&mut self, id: u32) -> Option<&mut PendingConn> {
         match id.checked_sub(self.first) {
             Some(index) => self.window.get_mut(index as usize),
@@ -403,6 +412,30 @@ impl PendingRows {
         Ok(())
     }
 
+    /// Every held row, when each one's connection is settled and none is
+    /// on file (the end of a capture): rows that can be made in any order,
+    /// on any thread ([`SettledRows::row`]). Then [`PendingRows::clear`].
+    pub(crate) fn all_settled(&self) -> Option<SettledRows<'_>> {
+        if self.spill.is_some() {
+            return None;
+        }
+        let rows = SettledRows {
+            rows: self.rows.as_slices(),
+            conns: &self.conns,
+        };
+        let every = self
+            .rows
+            .iter()
+            .all(|row| rows.conns.settled(row.conn).is_some());
+        every.then_some(rows)
+    }
+
+    /// Forgets every held row (made through [`PendingRows::all_settled`]).
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.conns = Conns::default();
+    }
+
     /// Makes and hands over, in frame order, every row whose connection
     /// is settled, up to the first that is not.
     pub fn release(
@@ -458,6 +491,34 @@ impl PendingRows {
                 .advance(usize::MAX, |_, _| Ok(()))
                 .map_err(HeldError::Spill),
         }
+    }
+}
+
+/// Held rows whose connections are all settled ([`PendingRows::all_settled`]),
+/// in frame order: each can be made on its own.
+#[derive(Clone, Copy)]
+pub(crate) struct SettledRows<'a> {
+    /// The held rows, as the two parts of their ring.
+    rows: (&'a [PendingRow], &'a [PendingRow]),
+    conns: &'a Conns,
+}
+
+impl SettledRows<'_> {
+    pub(crate) fn len(&self) -> usize {
+        self.rows.0.len() + self.rows.1.len()
+    }
+
+    /// The `index`th row (from 0, in frame order).
+    pub(crate) fn row(&self, index: usize) -> Row {
+        let row = match index.checked_sub(self.rows.0.len()) {
+            None => &self.rows.0[index],
+            Some(index) => &self.rows.1[index],
+        };
+        let settled = self
+            .conns
+            .settled(row.conn)
+            .expect("every connection settled");
+        row.row(settled)
     }
 }
 

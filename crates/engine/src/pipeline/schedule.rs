@@ -23,8 +23,8 @@ use std::path::Path;
 
 use crate::output::reports::{ConnectionReport, ReportKind};
 use crate::output::rows::Row;
-use crate::pipeline::pending::{HeldError, PendingRow, PendingRows};
-use crate::pipeline::sinks::{Pass, RowSink};
+use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
+use crate::pipeline::sinks::{Pass, RowFormatter, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::flow::Flow;
@@ -453,6 +453,9 @@ enum ToRows {
     Batch(Batch),
     /// How far the read got (the sink's progress reports).
     Progress(u64),
+    /// The capture is read: every connection still in the flow table
+    /// follows, and with them the verdicts of every row still held.
+    ReadEnded,
 }
 
 /// Rows to hold, in frame order, and the connections that left the flow
@@ -595,6 +598,7 @@ fn one_pass_threaded(
                 },
             );
             let mut batch = batch.into_inner();
+            let _ = to_rows.send(ToRows::ReadEnded);
             let read = read.map(|read| {
                 let capture = tracker.finish_unconcluded(
                     |flow| {
@@ -616,15 +620,25 @@ fn one_pass_threaded(
         });
         let pass = Pass { number: 1, of: 1 };
         let mut held = PendingRows::new(max_held_rows);
+        // The rows held when the read ends (a sixth of the bench
+        // capture's: those of the connections closed in its last two
+        // minutes, `flow::CLOSED_LINGER_SECS`) are made on both threads,
+        // if the sink can format rows apart.
+        let formatter = sink.row_formatter();
+        let share_the_end = formatter.is_some();
+        let mut read_ended = false;
         let mut rows = || -> Result<(), AnalyzeError> {
             for message in &batches {
                 match message {
                     ToRows::Batch(batch) => {
                         batch.take(&mut held, sink, wants_connections, &mut conclusions)?;
-                        held.release(|row| sink.row(row))?;
+                        if !(read_ended && share_the_end) {
+                            held.release(|row| sink.row(row))?;
+                        }
                         let _ = give_back.send(batch);
                     }
                     ToRows::Progress(bytes) => sink.progress(pass, bytes),
+                    ToRows::ReadEnded => read_ended = true,
                 }
             }
             Ok(())
@@ -636,9 +650,86 @@ fn one_pass_threaded(
             .join()
             .expect("the tracking thread does not panic")?;
         written?;
+        if let (Some(rows), Some(formatter)) = (held.all_settled(), formatter) {
+            make_on_two_threads(rows, formatter, sink).map_err(AnalyzeError::Output)?;
+            held.clear();
+        }
         held.release(|row| sink.row(row))?;
         sink.finish().map_err(AnalyzeError::Output)?;
         Ok(conclusions.into_verdicts(capture))
+    })
+}
+
+/// Rows in a chunk of [`make_on_two_threads`] at most: large enough that
+/// handing a chunk over costs nothing next to making it (about 0.5 ms),
+/// small enough that the writing thread seldom waits for one.
+const SHARED_CHUNK: usize = 2048;
+
+/// Makes and writes `rows` (all settled: the end of a capture) on two
+/// threads, the tracking thread being done: this one and a helper each
+/// take the next chunk of consecutive rows when free; the helper formats
+/// its chunks apart (`formatter`, [`RowSink::row_formatter`]), and this
+/// thread hands every chunk to `sink` in order, making its own straight
+/// into it. So the bytes are those of one thread, and the two share the
+/// work as their pace allows (this one also writes).
+fn make_on_two_threads(
+    rows: SettledRows<'_>,
+    mut formatter: Box<dyn RowFormatter>,
+    sink: &mut dyn RowSink,
+) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    let total = rows.len();
+    // Small ends are shared too (and so tested on small captures).
+    let chunk = (total / 64).clamp(16, SHARED_CHUNK);
+    let chunks = total.div_ceil(chunk);
+    let rows_of = |c: usize| c * chunk..((c + 1) * chunk).min(total);
+    let next = AtomicUsize::new(0);
+    let (made, formatted) = mpsc::sync_channel::<Vec<u8>>(2);
+    let (give_back, spare) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let (next, rows_of) = (&next, &rows_of);
+        scope.spawn(move || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
+                break;
+            }
+            let mut bytes = spare.try_recv().unwrap_or_default();
+            bytes.clear();
+            for i in rows_of(c) {
+                formatter.format(&rows.row(i), &mut bytes);
+            }
+            if made.send(bytes).is_err() {
+                // The sink failed.
+                break;
+            }
+        });
+        let mut write = || -> std::io::Result<()> {
+            let mut written = 0;
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed).min(chunks);
+                // The helper's chunks before this one first, in order.
+                while written < c {
+                    let bytes = formatted
+                        .recv()
+                        .expect("the helper makes every chunk it takes");
+                    sink.formatted_rows(&bytes)?;
+                    let _ = give_back.send(bytes);
+                    written += 1;
+                }
+                if c == chunks {
+                    return Ok(());
+                }
+                for i in rows_of(c) {
+                    sink.row(&rows.row(i))?;
+                }
+                written += 1;
+            }
+        };
+        let written = write();
+        // A helper still making chunks stops at its next one.
+        drop(formatted);
+        written
     })
 }
 

@@ -17,6 +17,14 @@ pub struct Pass {
     pub of: u8,
 }
 
+/// Makes the bytes a sink writes for a row, apart from the sink: on
+/// another thread, so that two threads can share the rows made at the end
+/// of a capture ([`RowSink::row_formatter`]).
+pub trait RowFormatter: Send {
+    /// Appends the bytes of `row` to `out`: those [`RowSink::row`] writes.
+    fn format(&mut self, row: &Row, out: &mut Vec<u8>);
+}
+
 /// Receives the results of [`annotate`], in order.
 pub trait RowSink {
     /// Whether the sink needs pass 1's results before the first row (a
@@ -78,6 +86,23 @@ pub trait RowSink {
     /// during each pass, and once at its end. Pass 1 of 2 reports before
     /// [`RowSink::begin`]. For progress bars; the default ignores it.
     fn progress(&mut self, _pass: Pass, _bytes: u64) {}
+    /// For a sink whose bytes for a row depend on that row alone: a
+    /// formatter making them on another thread, handed back in order
+    /// through [`RowSink::formatted_rows`] (instead of [`RowSink::row`]).
+    /// `None` (the default): every row goes through [`RowSink::row`].
+    fn row_formatter(&self) -> Option<Box<dyn RowFormatter>> {
+        None
+    }
+    /// The bytes of consecutive rows, made by the sink's
+    /// [`RowSink::row_formatter`], in frame order among the other rows.
+    fn formatted_rows(&mut self, _bytes: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("this sink formats its own rows"))
+    }
+    /// Whether [`RowSink::row`] does nothing (a sink of connections
+    /// only): [`Tee`] then leaves the rows to the other sink.
+    fn ignores_rows(&self) -> bool {
+        false
+    }
 }
 
 /// A borrowed sink is a sink (to wrap one that the caller keeps).
@@ -115,6 +140,15 @@ impl<T: RowSink + ?Sized> RowSink for &mut T {
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         (**self).progress(pass, bytes)
+    }
+    fn row_formatter(&self) -> Option<Box<dyn RowFormatter>> {
+        (**self).row_formatter()
+    }
+    fn formatted_rows(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        (**self).formatted_rows(bytes)
+    }
+    fn ignores_rows(&self) -> bool {
+        (**self).ignores_rows()
     }
 }
 
@@ -168,5 +202,49 @@ impl RowSink for Tee<'_> {
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.0.progress(pass, bytes);
         self.1.progress(pass, bytes);
+    }
+    /// The formatter of the one sink that takes rows, if the other
+    /// ignores them.
+    fn row_formatter(&self) -> Option<Box<dyn RowFormatter>> {
+        match (self.0.ignores_rows(), self.1.ignores_rows()) {
+            (false, true) => self.0.row_formatter(),
+            (true, false) => self.1.row_formatter(),
+            _ => None,
+        }
+    }
+    fn formatted_rows(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.0.ignores_rows() {
+            self.1.formatted_rows(bytes)
+        } else {
+            self.0.formatted_rows(bytes)
+        }
+    }
+    fn ignores_rows(&self) -> bool {
+        self.0.ignores_rows() && self.1.ignores_rows()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::connections_csv::ConnectionsCsvSink;
+    use crate::output::csv::CsvSink;
+    use crate::output::json::JsonSink;
+
+    /// The CSV sidecar with its connections sidecar (what `annotate`
+    /// writes) formats rows apart: the end of a capture is then made on
+    /// two threads. Two sinks that both take rows cannot.
+    #[test]
+    fn a_tee_formats_apart_when_one_sink_ignores_rows() {
+        let (mut csv, mut conns) = (
+            CsvSink::new(Vec::new()),
+            ConnectionsCsvSink::new(Vec::new()),
+        );
+        assert!(Tee(&mut csv, &mut conns).row_formatter().is_some());
+        assert!(Tee(&mut conns, &mut csv).row_formatter().is_some());
+        let mut other = CsvSink::new(Vec::new());
+        assert!(Tee(&mut csv, &mut other).row_formatter().is_none());
+        let mut json = JsonSink::new(Vec::new());
+        assert!(Tee(&mut json, &mut conns).row_formatter().is_none());
     }
 }
