@@ -508,6 +508,10 @@ impl SettledRows<'_> {
         self.rows.0.len() + self.rows.1.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The `index`th row (from 0, in frame order).
     pub(crate) fn row(&self, index: usize) -> Row {
         let row = match index.checked_sub(self.rows.0.len()) {

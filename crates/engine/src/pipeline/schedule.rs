@@ -650,7 +650,9 @@ fn one_pass_threaded(
             .join()
             .expect("the tracking thread does not panic")?;
         written?;
-        if let (Some(rows), Some(formatter)) = (held.all_settled(), formatter) {
+        // (No helper for an end with nothing held.)
+        let end = held.all_settled().filter(|rows| !rows.is_empty());
+        if let (Some(rows), Some(formatter)) = (end, formatter) {
             make_on_two_threads(rows, formatter, sink).map_err(AnalyzeError::Output)?;
             held.clear();
         }
