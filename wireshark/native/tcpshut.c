@@ -1911,6 +1911,143 @@ static gboolean any_referenced(proto_tree *tree, const int *hfs, size_t n)
 }
 
 /* ------------------------------------------------------------------------
+ * Wireshark 4.0's tshark -T fields: a shown tree nobody reads
+ * ------------------------------------------------------------------------ */
+
+#if WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR < 2
+/* tshark 4.0 builds a shown ("visible") tree for -T fields, as it does for
+ * -V, -T pdml and -T json, so proto_field_is_referenced() is TRUE for every
+ * field and a plugin cannot tell from the tree that only the -e fields are
+ * printed (4.2 and later build a tree that is not shown there and prime it
+ * with the -e fields). Adding every row's items then costs more than the
+ * whole budget of issue #13 (docs/performance.md, "Seventh round"). So the
+ * plugin reads tshark's own command line, once: when it says -T fields and
+ * no -e names a tcpshut or expert field, the tree's items are read only
+ * through what primes them (a -Y or -R filter, a tap's filter, a custom
+ * column, a Lua Field extractor: each sets the field's ref_type), and a
+ * frame whose tcpshut and expert fields nobody primed gets what a frame
+ * without a tree gets: the Info tag and the expert items. Anything the
+ * parse does not know for sure (another program, an option it does not
+ * know, an argument that is not an option) keeps the whole tree. */
+
+/* tshark 4.0's short options that take a value (its OPTSTRING) and those
+ * that take none. */
+static const char SHORT_WITH_VALUE[] = "abBcdefiACEFGHjJKMNoOrRsStTuUwWXyYz";
+static const char SHORT_WITHOUT[] = "2DILpnghlPqQvVx";
+static const char *const LONG_WITHOUT[] = {
+    "help", "version", "monitor-mode", "list-interfaces", "list-data-link-types", "no-promiscuous-mode",
+    "list-time-stamp-types", "print", "color", "no-duplicate-keys",
+};
+static const char *const LONG_WITH_VALUE[] = {
+    "interface", "snapshot-length", "buffer-size", "linktype", "time-stamp-type", "autostop", "ring-buffer",
+    "read-file", "read-filter", "display-filter", "enable-protocol", "disable-protocol", "enable-heuristic",
+    "disable-heuristic", "capture-comment", "hexdump", "export-objects", "export-tls-session-keys",
+    "elastic-mapping-filter", "temp-dir", "log-level", "log-fatal", "log-domains", "log-debug", "log-noisy",
+    "log-file", "log-fatal-domains",
+};
+
+/* Whether an -e field could show something this plugin adds: a tcpshut
+ * field or an expert field (the expert items hang under tcpshut's items). */
+static gboolean shows_our_items(const char *field)
+{
+    return g_ascii_strncasecmp(field, "tcpshut", 7) == 0 || g_ascii_strncasecmp(field, "_ws.expert", 10) == 0;
+}
+
+/* Whether argv (argc strings) is tshark's with -T fields and no -e field of
+ * ours, parsed as tshark 4.0's getopt parses it. */
+static gboolean fields_without_ours(char **argv, int argc)
+{
+    if (argc < 1)
+        return FALSE;
+    char *name = g_path_get_basename(argv[0]);
+    gboolean tshark = strcmp(name, "tshark") == 0;
+    g_free(name);
+    if (!tshark)
+        return FALSE;
+    int formats = 0;
+    gboolean fields = FALSE;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == 0 || strcmp(a, "--") == 0)
+            return FALSE; /* not an option: tshark might take options after it */
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+            if (in_list(a + 2, n, LONG_WITH_VALUE, COUNT(LONG_WITH_VALUE))) {
+                if (!eq && ++i >= argc)
+                    return FALSE;
+            } else if (eq || !in_list(a + 2, n, LONG_WITHOUT, COUNT(LONG_WITHOUT))) {
+                return FALSE;
+            }
+            continue;
+        }
+        for (int j = 1; a[j]; j++) {
+            char c = a[j];
+            if (strchr(SHORT_WITHOUT, c))
+                continue;
+            if (!strchr(SHORT_WITH_VALUE, c))
+                return FALSE;
+            const char *value = a[j + 1] ? a + j + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!value)
+                return FALSE;
+            if (c == 'T') {
+                formats++;
+                fields = strcmp(value, "fields") == 0;
+            } else if (c == 'e' && shows_our_items(value)) {
+                return FALSE;
+            }
+            break;
+        }
+    }
+    return formats == 1 && fields;
+}
+
+/* fields_without_ours() of this process's command line, read once. */
+static gboolean tshark_fields_without_ours(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    known = 0;
+    gchar *text = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents("/proc/self/cmdline", &text, &len, NULL))
+        return FALSE;
+    GPtrArray *argv = g_ptr_array_new();
+    for (gsize at = 0; at < len; at += strlen(text + at) + 1)
+        g_ptr_array_add(argv, text + at);
+    known = len > 0 && text[len - 1] == 0 && fields_without_ours((char **)argv->pdata, (int)argv->len);
+    g_ptr_array_free(argv, TRUE);
+    g_free(text);
+    return known;
+}
+
+/* A shown tree that nobody reads: tshark -T fields without our fields,
+ * and no filter, tap or column primed tcpshut or an expert field. */
+static gboolean shown_but_unread(void)
+{
+    static header_field_info *ours, *expert;
+    if (!tshark_fields_without_ours())
+        return FALSE;
+    if (!ours) {
+        if (proto_expert < 0)
+            return FALSE;
+        ours = proto_registrar_get_nth((guint)proto_tcpshut);
+        expert = proto_registrar_get_nth((guint)proto_expert);
+    }
+    /* a primed field marks its protocol (the expert items' is _ws.expert) */
+    return ours->ref_type == HF_REF_TYPE_NONE && expert->ref_type == HF_REF_TYPE_NONE;
+}
+#else
+/* 4.2 and later: -T fields builds a tree that is not shown, primed with
+ * the -e fields, and proto_field_is_referenced() says what is read. */
+static gboolean shown_but_unread(void)
+{
+    return FALSE;
+}
+#endif
+
+/* ------------------------------------------------------------------------
  * Dissection
  * ------------------------------------------------------------------------ */
 
@@ -2115,7 +2252,11 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
         guint8 flag = st.flags[num];
         if (flag == 0)
             return 0;
-        gboolean bare = !proto_field_is_referenced(tree, proto_tcpshut);
+        /* an expert field (_ws.expert.message, ...; proto_expert is epan's
+         * _ws.expert) is in the tree only on an item */
+        gboolean bare = (!proto_field_is_referenced(tree, proto_tcpshut) &&
+                         (proto_expert < 0 || !proto_field_is_referenced(tree, proto_expert))) ||
+                        shown_but_unread();
         if ((flag == 1 || flag == 4) && bare)
             return 0;
         return dissect_row(tvb, pinfo, tree, num, bare);
