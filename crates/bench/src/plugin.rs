@@ -283,8 +283,272 @@ pub fn run(
             mode.target(),
         );
     }
+    releases(&setup, &work, reps, targets)?;
     println!("load average after: {}", load_average());
     let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// The chroots' tsharks the plugin also runs in (`scripts/wireshark-chroots`:
+/// Debian 13's 4.4, Debian sid's 4.6), with the headers
+/// `scripts/wireshark-headers` unpacks beside each for the native plugin.
+const RELEASE_SUITES: &[&str] = &["trixie", "sid"];
+
+/// One later release: its chroot, the native plugin built against its
+/// headers in a HOME's personal plugin folder, a HOME without, and the
+/// Lua script where the chroot sees it. Its runs run in the chroot as the
+/// normal user, their baselines too (4.4 and later load no personal
+/// plugins for root).
+struct Release {
+    version: String,
+    root: PathBuf,
+    home: PathBuf,
+    plain_home: PathBuf,
+    script: PathBuf,
+    user: (u32, u32),
+}
+
+/// What is measured in each later release, with the plugin and without.
+#[derive(Clone, Copy)]
+enum ReleaseMode {
+    NativeSidecar,
+    NativeFields,
+    LuaSidecar,
+    LuaFields,
+}
+
+impl ReleaseMode {
+    fn name(self, version: &str) -> String {
+        let (plugin, command) = match self {
+            ReleaseMode::NativeSidecar => ("native plugin", "tshark -n -r"),
+            ReleaseMode::NativeFields => {
+                ("native plugin", "tshark -n -r -T fields -e frame.number")
+            }
+            ReleaseMode::LuaSidecar => ("Lua plugin", "tshark -n -r"),
+            ReleaseMode::LuaFields => ("Lua plugin", "tshark -n -r -T fields -e frame.number"),
+        };
+        format!("{version}, {plugin}: {command}, with the sidecar")
+    }
+
+    fn native(self) -> bool {
+        matches!(self, ReleaseMode::NativeSidecar | ReleaseMode::NativeFields)
+    }
+
+    fn fields(self) -> bool {
+        matches!(self, ReleaseMode::NativeFields | ReleaseMode::LuaFields)
+    }
+}
+
+/// Runs `program` in the chroot `root` as uid:gid, in a private mount
+/// namespace that shows `work` (the captures, HOMEs and script) at the
+/// same path, and `/proc` (the native plugin finds the sidecar there) and
+/// `/dev`, as the tests do (crates/core/tests/integration/wireshark.rs).
+const IN_CHROOT: &str = r#"r=$1 w=$2 u=$3; shift 3
+mkdir -p "$r$w" && mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" && mount --bind "$w" "$r$w" || exit 125
+exec chroot --userspec="$u" "$r" "$@""#;
+
+impl Release {
+    /// tshark in this release on `capture`, with one plugin or none.
+    fn tshark(&self, work: &Path, capture: &Path, native: bool, plugin: bool) -> Command {
+        let home = if native && plugin {
+            &self.home
+        } else {
+            &self.plain_home
+        };
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(IN_CHROOT)
+            .arg("sh")
+            .arg(&self.root)
+            .arg(work)
+            .arg(format!("{}:{}", self.user.0, self.user.1))
+            .args(["env", "-u", "TCPSHUT_SIDECAR", "-u", "WIRESHARK_CONFIG_DIR"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!(
+                "XDG_CONFIG_HOME={}",
+                home.join(".config").display()
+            ))
+            .args(["tshark", "-n", "-r"])
+            .arg(capture)
+            .stderr(Stdio::null());
+        if plugin && !native {
+            c.arg("-X")
+                .arg(format!("lua_script:{}", self.script.display()));
+        }
+        c
+    }
+}
+
+/// The plugins in the chroots' later releases (4.4, 4.6): the native
+/// plugin's `-r` and `-T fields -e frame.number`, the Lua plugin's too,
+/// each against that release's tshark alone, after checking that both
+/// give the same packet list with its Info tags. `-T fields` is where 4.0
+/// builds a shown tree and 4.2 and later one primed with the -e fields.
+fn releases(setup: &Setup, work: &Path, reps: usize, targets: &mut Targets) -> anyhow::Result<()> {
+    let base = std::env::var_os("TCPSHUT_CHROOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/tcpshut/chroots"));
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("\nThe later releases (chroots) are not measured: running tshark in a chroot needs root");
+        return Ok(());
+    }
+    let user = user_ids(NATIVE_USER)
+        .with_context(|| format!("no user {NATIVE_USER} (scripts/install-deps makes it)"))?;
+    // the chroot sees `work` at the same path: both must be absolute
+    let work = &work.canonicalize()?;
+    let capture = &setup.annotated.canonicalize()?;
+    let script = work.join("tcpshut.lua");
+    std::fs::copy(&setup.script, &script)?;
+    for suite in RELEASE_SUITES {
+        let root = base.join(suite);
+        let headers = base.join(format!("{suite}.headers"));
+        if !root.join("usr/bin/tshark").is_file() || !headers.join("VERSION").is_file() {
+            println!(
+                "\n{suite}: no chroot with tshark and headers under {} (scripts/wireshark-chroots, \
+                 scripts/wireshark-headers): not measured",
+                base.display()
+            );
+            continue;
+        }
+        let release = release_setup(work, suite, &root, &headers, &script, user)?;
+        check_release(&release, work, capture)?;
+        println!(
+            "\n| Wireshark {} (chroot {suite}) | CPU without | CPU with | ratio | wall without | wall with |",
+            release.version
+        );
+        println!("|---|---|---|---|---|---|");
+        for mode in [
+            ReleaseMode::NativeSidecar,
+            ReleaseMode::NativeFields,
+            ReleaseMode::LuaSidecar,
+            ReleaseMode::LuaFields,
+        ] {
+            let run = |plugin: bool| {
+                let mut c = release.tshark(work, capture, mode.native(), plugin);
+                if mode.fields() {
+                    c.args(["-T", "fields", "-e", "frame.number"]);
+                }
+                measure::run(&mut c)
+            };
+            let (mut without, mut with) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                without.push(run(false)?);
+                with.push(run(true)?);
+            }
+            let (a, b) = (measure::summarize(&without), measure::summarize(&with));
+            let ratio = Targets::ratio(b.cpu, a.cpu);
+            let name = mode.name(&release.version);
+            println!(
+                "| {name} | {:.2} s | {:.2} s | {ratio:.2} | {:.2} s | {:.2} s |",
+                a.cpu.as_secs_f64(),
+                b.cpu.as_secs_f64(),
+                a.wall.as_secs_f64(),
+                b.wall.as_secs_f64()
+            );
+            targets.check(
+                format!("Wireshark plugin: {name}, CPU with / without"),
+                ratio,
+                Bound::AtMost(1.15),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Builds the native plugin against `headers` (as the tests do) and makes
+/// the release's two HOMEs in `work`, owned by `user`.
+fn release_setup(
+    work: &Path,
+    suite: &str,
+    root: &Path,
+    headers: &Path,
+    script: &Path,
+    user: (u32, u32),
+) -> anyhow::Result<Release> {
+    let full = std::fs::read_to_string(headers.join("VERSION"))?;
+    let full = full
+        .trim()
+        .split('-')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let glib = Command::new("pkg-config")
+        .args(["--cflags", "glib-2.0"])
+        .output()
+        .context("pkg-config (scripts/install-deps installs it)")?;
+    let release = [
+        format!("WS_VERSION={full}"),
+        format!(
+            "WS_CFLAGS=-I{} {}",
+            headers.join("usr/include/wireshark").display(),
+            String::from_utf8_lossy(&glib.stdout).trim()
+        ),
+        "WS_LIBS=".to_string(),
+    ];
+    let so = make_native(&work.join(format!("native-build-{suite}")), &release)?;
+    let version = so
+        .parent()
+        .and_then(Path::file_name)
+        .context("plugin folder")?
+        .to_string_lossy()
+        .into_owned();
+    let home = work.join(format!("native-home-{suite}"));
+    let plain_home = work.join(format!("plain-home-{suite}"));
+    let epan = home
+        .join(".local/lib/wireshark/plugins")
+        .join(&version)
+        .join("epan");
+    std::fs::create_dir_all(&epan)?;
+    std::fs::copy(&so, epan.join("tcpshut.so"))?;
+    for h in [&home, &plain_home] {
+        std::fs::create_dir_all(h.join(".config/wireshark"))?;
+        chown_tree(h, user.0, user.1)?;
+    }
+    Ok(Release {
+        version,
+        root: root.to_path_buf(),
+        home,
+        plain_home,
+        script: script.to_path_buf(),
+        user,
+    })
+}
+
+/// Both plugins annotate in this release before it is measured: the same
+/// packet list, with Info tags on it.
+fn check_release(release: &Release, work: &Path, capture: &Path) -> anyhow::Result<()> {
+    let list = |native: bool| -> anyhow::Result<Vec<u8>> {
+        let out = release
+            .tshark(work, capture, native, true)
+            .stderr(Stdio::piped())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "Wireshark {}: tshark with the {} plugin failed: {}",
+                release.version,
+                if native { "native" } else { "Lua" },
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(out.stdout)
+    };
+    let (lua, native) = (list(false)?, list(true)?);
+    let tagged = String::from_utf8_lossy(&native)
+        .lines()
+        .filter(|l| l.ends_with(']') && l.contains(" ["))
+        .count();
+    if lua != native || tagged == 0 {
+        bail!(
+            "Wireshark {}: the native plugin's packet list differs from the Lua plugin's, or has \
+             no Info tags ({tagged}); nothing measured",
+            release.version
+        );
+    }
+    println!(
+        "Wireshark {}: the native and the Lua plugin give the same packet list, {tagged} frames tagged",
+        release.version
+    );
     Ok(())
 }
 
@@ -670,27 +934,7 @@ fn gui_run(setup: &Setup, plugin: bool, native: bool) -> anyhow::Result<Run> {
 /// makes its two HOMEs there: with the plugin and the `tcpshut` profile
 /// (copied from `profile_home`), and without either.
 fn native_setup(work: &Path, profile_home: &Path) -> anyhow::Result<Native> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wireshark/native");
-    let out_dir = work.join("native-build");
-    let make = |target: &str| -> anyhow::Result<String> {
-        let out = Command::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(&source)
-            .arg(format!("OUT={}", out_dir.display()))
-            .arg(target)
-            .output()
-            .context("make (scripts/install-deps installs it)")?;
-        if !out.status.success() {
-            bail!(
-                "make -C wireshark/native failed (libwireshark-dev missing?): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    make("all")?;
-    let so = PathBuf::from(make("print-so")?);
+    let so = make_native(&work.join("native-build"), &[])?;
     let version = so
         .parent()
         .and_then(Path::file_name)
@@ -735,6 +979,32 @@ fn native_setup(work: &Path, profile_home: &Path) -> anyhow::Result<Native> {
         plain_home,
         user,
     })
+}
+
+/// `make -C wireshark/native` into `out_dir`, with `vars` (another
+/// release's headers), and the path of the plugin it built.
+fn make_native(out_dir: &Path, vars: &[String]) -> anyhow::Result<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wireshark/native");
+    let make = |target: &str| -> anyhow::Result<String> {
+        let out = Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&source)
+            .arg(format!("OUT={}", out_dir.display()))
+            .args(vars)
+            .arg(target)
+            .output()
+            .context("make (scripts/install-deps installs it)")?;
+        if !out.status.success() {
+            bail!(
+                "make -C wireshark/native failed (libwireshark-dev missing?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    make("all")?;
+    Ok(PathBuf::from(make("print-so")?))
 }
 
 /// Gives a folder and everything in it to uid:gid.
