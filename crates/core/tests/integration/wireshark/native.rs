@@ -514,6 +514,121 @@ fn fields_of_others_give_the_same(ws: Wireshark) {
     }
 }
 
+/// Where the sidecar comes from, native against Lua: the preference, then
+/// the script argument (`-X lua_script1:`), then `TCPSHUT_SIDECAR`, then
+/// the sidecar beside the capture; and a sidecar named by any of the first
+/// three belongs to its own capture only: another capture falls back to
+/// the one beside it, or says it does not match when there is none. Each
+/// candidate is a copy of the right sidecar with its summaries marked, so
+/// the output names the one used.
+fn lookup_order_and_pinned_fallback_are_the_same(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let (name, other) = ("close-unread.pcap", "port-reuse.pcap");
+    for n in [name, other] {
+        std::fs::copy(crate::util::testdata().join(n), sb.path(n)).unwrap();
+        assert!(sb.tcpshut(&["annotate", n]).status.success());
+    }
+    let cap = sb.path(name);
+    let beside = std::fs::read_to_string(sb.path(&format!("{name}.tcpshut.csv"))).unwrap();
+    let marked = |source: &str| {
+        let path = sb.path(&format!("{source}.csv"));
+        std::fs::write(
+            &path,
+            beside.replace("Client ", &format!("Client ({source}) ")),
+        )
+        .unwrap();
+        path
+    };
+    let (pref, arg, env) = (
+        marked("preference"),
+        marked("argument"),
+        marked("environment"),
+    );
+    let fields = [
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "tcpshut.summary",
+        "-e",
+        "_ws.expert.message",
+    ];
+    // what each run gives, with the source whose mark must show
+    let output = |plugin: Plugin,
+                  cap: &Path,
+                  pref: Option<&Path>,
+                  arg: Option<&Path>,
+                  env: Option<&Path>| {
+        let mut cmd = sb.tshark();
+        if plugin == Plugin::Lua {
+            cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
+        } else {
+            load_plugin(&mut cmd, &sb, plugin);
+        }
+        if let Some(arg) = arg {
+            cmd.args(["-X", &format!("lua_script1:{}", arg.display())]);
+        }
+        if let Some(pref) = pref {
+            cmd.args(preference(pref));
+        }
+        if let Some(env) = env {
+            cmd.env("TCPSHUT_SIDECAR", env);
+        }
+        cmd.arg("-n").arg("-r").arg(cap).args(fields);
+        let out = output_within(cmd, 120).expect("tshark hangs");
+        assert_no_lua_error(&format!("{ws:?} {plugin:?}"), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (p, a, e) = (
+        Some(pref.as_path()),
+        Some(arg.as_path()),
+        Some(env.as_path()),
+    );
+    let cases: [(&str, &Path, _, _, _, &str); 6] = [
+        ("all three", cap.as_path(), p, a, e, "(preference)"),
+        ("argument and environment", &cap, None, a, e, "(argument)"),
+        ("environment", &cap, None, None, e, "(environment)"),
+        ("none", &cap, None, None, None, "Client aborts"),
+        // pinned to close-unread's sidecar, another capture with its own
+        (
+            "preference, another capture",
+            &sb.path(other),
+            p,
+            None,
+            None,
+            "port reuse",
+        ),
+        (
+            "environment, another capture",
+            &sb.path(other),
+            None,
+            None,
+            e,
+            "port reuse",
+        ),
+    ];
+    for (what, cap, pref, arg, env, shows) in cases {
+        let lua = output(Plugin::Lua, cap, pref, arg, env);
+        assert!(
+            lua.contains(shows) && !lua.contains("does not match"),
+            "{ws:?} {what}: the Lua plugin shows no {shows:?}:\n{lua}"
+        );
+        let native = output(Plugin::Native, cap, pref, arg, env);
+        assert_eq!(lua, native, "{ws:?} {what}: the native plugin differs");
+    }
+    // pinned, and the other capture has no sidecar of its own: a mismatch
+    let bare = sb.path("bare.pcap");
+    std::fs::copy(sb.path(other), &bare).unwrap();
+    let lua = output(Plugin::Lua, &bare, p, None, None);
+    assert!(lua.contains("does not match"), "{ws:?}: {lua}");
+    assert_eq!(
+        lua,
+        output(Plugin::Native, &bare, p, None, None),
+        "{ws:?}: pinned, no sidecar beside"
+    );
+}
+
 /// With both installed (the native plugin and the Lua script in the
 /// plugin folders), only the native one dissects and the Lua script adds
 /// the connections table: the output is the Lua plugin's alone.
@@ -595,6 +710,7 @@ in_every_wireshark!(
     hostile_sidecars_give_the_same_messages => native_plugin_gives_the_same_messages_on_hostile_sidecars,
     with_both_installed_only_the_native_one_dissects => native_plugin_with_the_lua_script_installed_dissects_once,
     fields_of_others_give_the_same => native_plugin_gives_the_same_with_fields_of_others,
+    lookup_order_and_pinned_fallback_are_the_same => native_plugin_finds_the_same_sidecar_as_the_lua_plugin,
 );
 
 /// The plugin folder `scripts/install-native-plugin` installs into, under
