@@ -121,7 +121,8 @@ enum Part {
     /// The Wireshark plugin on the smallest capture: tshark with the
     /// plugin and its sidecar (`-r`, `-T fields`, `-z expert`), with the
     /// plugin and no sidecar, and Wireshark (Xvfb) with the `tcpshut`
-    /// profile opening it until idle, each against without.
+    /// profile opening it until idle, each against without; then tshark
+    /// 4.4 and 4.6 from the project's chroots (`-r`, `-T fields`).
     Plugin,
 }
 

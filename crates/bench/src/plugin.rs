@@ -15,6 +15,10 @@
 //! - `tshark -n -r CAPTURE` with the plugin and no sidecar anywhere: at
 //!   most 1.02.
 //!
+//! The native plugin's and the Lua plugin's `-r` and `-T fields` are also
+//! measured in the chroots' Wireshark 4.4 and 4.6, against the same
+//! target, one row per release.
+//!
 //! Shown beside them, with no target: the floor of any Lua post-dissector
 //! (tshark with one that does nothing, against tshark alone), and the
 //! route with no Lua at all: tshark without the plugin on the copy that
