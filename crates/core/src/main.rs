@@ -6,7 +6,8 @@
 //! input failed (unreadable, not a capture, output not written); 2 usage
 //! error; 3 no failures, but at least one capture was cut short (a
 //! truncated or corrupt record) and was annotated up to its last whole
-//! record.
+//! record; 4 `wireshark install --native` could not build the native
+//! plugin and installed the Lua plugin only.
 
 mod commands;
 mod inputs;
@@ -34,7 +35,8 @@ use tcpshut_engine::{set_tunnel_ports, TunnelPorts};
     about,
     after_help = "Exit codes: 0 every capture done; 1 at least one input failed (each failure is \
                   printed as `tcpshut: PATH: error`); 2 usage error; 3 no failure, but a capture \
-                  was cut short and annotated up to its last whole record."
+                  was cut short and annotated up to its last whole record; 4 `wireshark install \
+                  --native` installed the Lua plugin only (the native one could not be built)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -193,6 +195,12 @@ enum WiresharkAction {
         /// Only print where the files would go.
         #[arg(long)]
         print: bool,
+        /// Also build and install the native (C) plugin, much cheaper per
+        /// frame (Linux; needs cc, make, pkg-config and libwireshark-dev).
+        /// When it cannot be built, says why, installs the Lua plugin
+        /// alone and exits 4.
+        #[arg(long)]
+        native: bool,
     },
     /// Annotate the capture if its sidecar is missing or stale, then open it in Wireshark.
     Open { capture: PathBuf },
@@ -202,6 +210,9 @@ enum WiresharkAction {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Complete,
+    /// `wireshark install --native` installed the Lua plugin only: the
+    /// native one could not be built here.
+    WithoutNative,
     Incomplete,
     Failed,
 }
@@ -212,6 +223,7 @@ impl Status {
             Status::Complete => ExitCode::SUCCESS,
             Status::Failed => ExitCode::from(1),
             Status::Incomplete => ExitCode::from(3),
+            Status::WithoutNative => ExitCode::from(4),
         }
     }
 }
@@ -266,7 +278,7 @@ fn main() -> ExitCode {
             output,
         } => report::ladder(&capture, conn, output.as_deref()),
         Command::Wireshark { action } => match action {
-            WiresharkAction::Install { print } => wireshark_install(print),
+            WiresharkAction::Install { print, native } => wireshark_install(print, native),
             WiresharkAction::Open { capture } => wireshark_open(&capture),
         },
         #[cfg(target_os = "linux")]
@@ -300,10 +312,17 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
 }
 
 /// `tcpshut wireshark install`: prints each path written (or, with
-/// `--print`, that would be written). A folder that cannot be written is
-/// a failure (exit 1), not a usage error.
-fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
-    let installed = match wireshark::install(print_only) {
+/// `--print`, that would be written). A folder that cannot be written, or
+/// (with `--native`) that another user could write, is a failure (exit
+/// 1), not a usage error; a native plugin that cannot be built here is
+/// said once, and the Lua plugin is installed alone (exit 4).
+fn wireshark_install(print_only: bool, native: bool) -> anyhow::Result<Status> {
+    let result = if native {
+        wireshark::install_native(print_only)
+    } else {
+        wireshark::install(print_only)
+    };
+    let installed = match result {
         Ok(installed) => installed,
         Err(err) => {
             messages::say(&format!("tcpshut: {}", messages::describe(&err)));
@@ -320,6 +339,17 @@ fn wireshark_install(print_only: bool) -> anyhow::Result<Status> {
     }
     if let Some(warning) = wireshark::root_skip_warning() {
         messages::say(&warning);
+    }
+    if let Some(why) = &installed.native_unavailable {
+        let done = if print_only {
+            "would install the Lua plugin only"
+        } else {
+            "installed the Lua plugin only"
+        };
+        messages::say(&format!(
+            "tcpshut: wireshark install --native: cannot build the native plugin: {why}; {done}"
+        ));
+        return Ok(Status::WithoutNative);
     }
     Ok(Status::Complete)
 }

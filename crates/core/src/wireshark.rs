@@ -12,6 +12,8 @@
 //!   legacy `~/.wireshark` when only that one exists; `%APPDATA%\Wireshark` on
 //!   Windows. Profiles live in its `profiles` folder.
 
+pub mod native;
+
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -404,6 +406,9 @@ pub fn install_plan(env: &Env) -> Result<Vec<(PathBuf, &'static str)>> {
 pub struct Installed {
     pub written: Vec<PathBuf>,
     pub notes: Vec<String>,
+    /// With `--native`: why the native plugin could not be built (what to
+    /// install); the Lua plugin was installed alone.
+    pub native_unavailable: Option<String>,
 }
 
 /// Whether an existing profile `preferences` file may be replaced by ours:
@@ -475,6 +480,57 @@ pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
 /// caller prints the paths and the notes.
 pub fn install(print_only: bool) -> Result<Installed> {
     install_with(&Env::from_process(), print_only)
+}
+
+/// `install --native`: builds the native plugin from the embedded source
+/// ([`native::build`]) and installs it atomically into the personal plugin
+/// folder of its Wireshark release, then installs the Lua plugin and the
+/// profile as [`install_with`] does (the Lua script then adds only the
+/// connections table). Every folder from HOME down to the plugin's is
+/// checked before anything is built or created; one another user could
+/// write is an error, and nothing is installed. When the native plugin
+/// cannot be built here, [`Installed::native_unavailable`] says why and
+/// the Lua plugin is installed alone. With `print_only`, checks the same
+/// and builds and writes nothing.
+pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
+    use native::NativeError;
+    let home = env.home()?;
+    let mut native_file = None;
+    let mut unavailable = None;
+    match native::release() {
+        Ok(release) => {
+            let dir = native::native_dir(env, &release)?;
+            native::safe_folders(&home, &dir, false)?;
+            let built = if print_only {
+                Ok(Vec::new())
+            } else {
+                native::build(&release)
+            };
+            match built {
+                Ok(so) => {
+                    let path = dir.join(native::NATIVE_FILE);
+                    if !print_only {
+                        native::safe_folders(&home, &dir, true)?;
+                        write_atomic(&path, &so)?;
+                    }
+                    native_file = Some(path);
+                }
+                Err(NativeError::Unavailable(why)) => unavailable = Some(why),
+                Err(NativeError::Refused(err)) => return Err(err),
+            }
+        }
+        Err(NativeError::Unavailable(why)) => unavailable = Some(why),
+        Err(NativeError::Refused(err)) => return Err(err),
+    }
+    let mut installed = install_with(env, print_only)?;
+    installed.written.splice(0..0, native_file);
+    installed.native_unavailable = unavailable;
+    Ok(installed)
+}
+
+/// [`install_native_with`] for this process's environment.
+pub fn install_native(print_only: bool) -> Result<Installed> {
+    install_native_with(&Env::from_process(), print_only)
 }
 
 /// Whether this process runs as root (Unix; never on Windows, where

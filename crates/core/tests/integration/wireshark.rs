@@ -41,6 +41,7 @@ const FIELDS: &[&str] = &[
 
 type Dissected = BTreeMap<String, Vec<String>>;
 
+mod install;
 mod native;
 
 fn plugin_script() -> PathBuf {

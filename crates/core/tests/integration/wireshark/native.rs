@@ -76,10 +76,14 @@ fn built_plugin(ws: Wireshark) -> &'static PathBuf {
     })
 }
 
+/// The folder of the sandbox that [`native_home`] makes.
+pub(super) const NATIVE_HOME: &str = "native-home";
+
 /// A HOME (in the sandbox, owned by the test user) whose personal plugin
-/// folder holds the native plugin, and no Lua plugin.
+/// folder holds the native plugin, and no Lua plugin. A plugin already
+/// there (installed by `tcpshut wireshark install --native`) is used as is.
 fn native_home(sb: &Sandbox) -> PathBuf {
-    let home = sb.path("native-home");
+    let home = sb.path(NATIVE_HOME);
     let so = built_plugin(sb.ws);
     let version = so.parent().unwrap().file_name().unwrap();
     let epan = home
@@ -166,7 +170,7 @@ fn field_abbreviations(sb: &Sandbox) -> &'static [String] {
 /// and `-z expert`), without one (the packet list and `-z expert`: the
 /// plugin's fast path), or the whole tree as text (`-V`).
 #[derive(Clone, Copy, Debug)]
-enum Mode {
+pub(super) enum Mode {
     Fields,
     NoTree,
     Verbose,
@@ -212,7 +216,7 @@ fn run(sb: &Sandbox, plugin: Plugin, cap: &Path, args: &[String], mode: Mode) ->
 }
 
 /// Both plugins give the same output for `cap` with `args`, in `modes`.
-fn same_output(sb: &Sandbox, what: &str, cap: &Path, args: &[String], modes: &[Mode]) {
+pub(super) fn same_output(sb: &Sandbox, what: &str, cap: &Path, args: &[String], modes: &[Mode]) {
     for &mode in modes {
         let lua = run(sb, Plugin::Lua, cap, args, mode);
         let native = run(sb, Plugin::Native, cap, args, mode);
@@ -713,9 +717,9 @@ in_every_wireshark!(
     lookup_order_and_pinned_fallback_are_the_same => native_plugin_finds_the_same_sidecar_as_the_lua_plugin,
 );
 
-/// The plugin folder `scripts/install-native-plugin` installs into, under
-/// `home`, for the host's Wireshark (the folder `make` names).
-fn personal_epan(home: &Path) -> PathBuf {
+/// The plugin folder `tcpshut wireshark install --native` installs into,
+/// under `home`, for the host's Wireshark (the folder `make` names).
+pub(super) fn personal_epan(home: &Path) -> PathBuf {
     let version = built_plugin(Wireshark::V4_0)
         .parent()
         .unwrap()
@@ -724,93 +728,4 @@ fn personal_epan(home: &Path) -> PathBuf {
     home.join(".local/lib/wireshark/plugins")
         .join(version)
         .join("epan")
-}
-
-/// `scripts/install-native-plugin` as the test user with `home` as HOME,
-/// run from a copy of the script and the plugin's sources in the sandbox:
-/// the checkout may sit in a folder the test user cannot read (a clone in
-/// a `mktemp -d` folder, mode 0700).
-fn run_install_script(sb: &Sandbox, home: &Path) -> std::process::Output {
-    let copy = sb.path("checkout");
-    for file in [
-        "scripts/install-native-plugin",
-        "wireshark/native/Makefile",
-        "wireshark/native/tcpshut.c",
-    ] {
-        let to = copy.join(file);
-        if !to.exists() {
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(repo_root().join(file), &to).unwrap();
-        }
-    }
-    sb.ws
-        .command(
-            &copy.join("scripts/install-native-plugin"),
-            sb.dir.path(),
-            Some(super::TEST_USER),
-        )
-        .env("HOME", home)
-        .output()
-        .expect("scripts/install-native-plugin runs")
-}
-
-/// `scripts/install-native-plugin`, run as the normal user, installs the
-/// plugin where that user's tshark loads it; and it installs nothing when a
-/// folder on the way from HOME can be written by others (Wireshark would
-/// load code someone else put there).
-#[test]
-fn install_script_installs_where_tshark_loads_it_and_refuses_shared_folders() {
-    let sb = Sandbox::new(Wireshark::V4_0);
-    let out = run_install_script(&sb, &sb.home());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "install-native-plugin: {stderr}");
-    let so = personal_epan(&sb.home()).join("tcpshut.so");
-    assert!(so.is_file(), "no {}: {stderr}", so.display());
-    let plugins = sb.tshark().args(["-G", "plugins"]).output().unwrap();
-    let plugins = String::from_utf8_lossy(&plugins.stdout);
-    assert!(
-        plugins
-            .lines()
-            .any(|l| l.starts_with("tcpshut.so") && l.contains(&*so.to_string_lossy())),
-        "tshark -G plugins does not list {}:\n{plugins}",
-        so.display()
-    );
-
-    // A group-writable folder between HOME and the plugin folder, then a
-    // world-writable HOME.
-    use std::os::unix::fs::PermissionsExt;
-    let shared = sb.path("shared-home");
-    let local = shared.join(".local");
-    std::fs::create_dir_all(&local).unwrap();
-    if let Some((uid, gid)) = super::test_user() {
-        for d in [&shared, &local] {
-            std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
-        }
-    }
-    for (open, mode) in [(&local, 0o775), (&shared, 0o757)] {
-        for d in [&shared, &local] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        std::fs::set_permissions(open, std::fs::Permissions::from_mode(mode)).unwrap();
-        let out = run_install_script(&sb, &shared);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "installed below {mode:o} {}",
-            open.display()
-        );
-        assert!(
-            stderr.contains(&format!(
-                "{}: not owned by you or writable by others",
-                open.display()
-            )),
-            "{stderr}"
-        );
-        let installed: Vec<_> = walkdir::WalkDir::new(&shared)
-            .into_iter()
-            .map(|e| e.unwrap().into_path())
-            .filter(|p| !p.is_dir())
-            .collect();
-        assert!(installed.is_empty(), "installed anyway: {installed:?}");
-    }
 }

@@ -1,0 +1,205 @@
+//! `tcpshut wireshark install --native` (issue #13), as the normal test
+//! user in the host's Wireshark (Debian's 4.0 loads no personal C plugins
+//! for root): it builds the plugin from the source in the binary and
+//! installs it where tshark loads it, beside the Lua plugin; it refuses
+//! folders another user could write, creating nothing; and without a
+//! compiler it says so once and installs the Lua plugin alone (exit 4).
+
+use super::native::{personal_epan, same_output, Mode, NATIVE_HOME};
+use super::{test_user, Sandbox, Wireshark, TEST_USER};
+use crate::util::testdata;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// `tcpshut wireshark install --native ARGS` as the test user, with `home`
+/// as HOME (its configuration in `home/cfg`) and `path` as PATH if given.
+fn install_native(sb: &Sandbox, home: &Path, path: Option<&Path>, args: &[&str]) -> Output {
+    let mut cmd = sb.tcpshut_command(Some(TEST_USER));
+    cmd.args(["wireshark", "install", "--native"])
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("cfg"))
+        .env_remove("CC");
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    cmd.output().expect("tcpshut runs")
+}
+
+/// A folder in the sandbox owned by the test user.
+fn user_folder(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    if let Some((uid, gid)) = test_user() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
+/// Everything below `dir` (folders included), sorted.
+fn everything_below(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    all.sort();
+    all
+}
+
+/// The command builds and installs the native plugin where the user's
+/// tshark loads it (`tshark -G plugins` lists it there), with the Lua
+/// plugin and the profile; that tshark then shows a test capture exactly
+/// as the Lua plugin alone does.
+#[test]
+fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let home = sb.path(NATIVE_HOME);
+    user_folder(&home);
+    let print = install_native(&sb, &home, None, &["--print"]);
+    assert_eq!(
+        print.status.code(),
+        Some(0),
+        "--print: {}",
+        String::from_utf8_lossy(&print.stderr)
+    );
+    assert!(everything_below(&home).is_empty(), "--print wrote");
+
+    let out = install_native(&sb, &home, None, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.stdout, print.stdout, "--print said other paths");
+    let so = personal_epan(&home).join("tcpshut.so");
+    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(written.len(), 4, "{written:?}");
+    assert_eq!(written[0], so);
+    assert!(written.iter().all(|p| p.is_file()), "{written:?}");
+    assert!(
+        written[1].ends_with(".local/lib/wireshark/plugins/tcpshut.lua"),
+        "{written:?}"
+    );
+    let epan = so.parent().unwrap();
+    assert_eq!(
+        everything_below(epan),
+        std::slice::from_ref(&so),
+        "a temporary file left behind"
+    );
+    let plugins = sb
+        .tshark()
+        .env("HOME", &home)
+        .args(["-G", "plugins"])
+        .output()
+        .unwrap();
+    let plugins = String::from_utf8_lossy(&plugins.stdout);
+    assert!(
+        plugins
+            .lines()
+            .any(|l| l.starts_with("tcpshut.so") && l.contains(&*so.to_string_lossy())),
+        "tshark -G plugins does not list {}:\n{plugins}",
+        so.display()
+    );
+
+    // tshark with this HOME (native plugin and Lua script installed)
+    // against tshark with the Lua script alone.
+    let name = "close-unread.pcap";
+    let cap = sb.path(name);
+    std::fs::copy(testdata().join(name), &cap).unwrap();
+    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    same_output(&sb, name, &cap, &[], &[Mode::Fields]);
+}
+
+/// A group-writable `~/.local`, then a world-writable HOME: the command
+/// refuses (exit 1), says which folder, and installs nothing, not even
+/// the Lua plugin, and creates no folder.
+#[test]
+fn install_native_refuses_folders_others_can_write_and_creates_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let shared = sb.path("shared-home");
+    let local = shared.join(".local");
+    user_folder(&shared);
+    user_folder(&local);
+    for (open, mode) in [(&local, 0o775), (&shared, 0o757)] {
+        for d in [&shared, &local] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(open, std::fs::Permissions::from_mode(mode)).unwrap();
+        for args in [&["--print"][..], &[]] {
+            let out = install_native(&sb, &shared, None, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{args:?}: installed below {mode:o} {}: {stderr}",
+                open.display()
+            );
+            assert!(
+                stderr.contains(&format!(
+                    "{}: not owned by you or writable by others; nothing was installed",
+                    open.display()
+                )),
+                "{stderr}"
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert_eq!(
+                everything_below(&shared),
+                std::slice::from_ref(&local),
+                "{args:?}: something was made below {mode:o} {}",
+                open.display()
+            );
+        }
+    }
+}
+
+/// Without a C compiler on PATH (make, pkg-config and tshark are there):
+/// one line says so and what to install, the Lua plugin and the profile
+/// are installed as without `--native`, no native plugin folder is made,
+/// and the exit code is 4.
+#[test]
+fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let bin = sb.path("bin-without-cc");
+    std::fs::create_dir(&bin).unwrap();
+    // setpriv: the command runs as the test user through it, found on this PATH
+    for tool in ["make", "pkg-config", "tshark", "setpriv"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is not installed (scripts/install-deps)"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    let home = sb.home();
+    let out = install_native(&sb, &home, Some(&bin), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("native")).collect();
+    assert_eq!(
+        said,
+        [
+            "tcpshut: wireshark install --native: cannot build the native plugin: no C \
+             compiler (cc is not on PATH; on Debian/Ubuntu: apt install gcc); installed the \
+             Lua plugin only"
+        ],
+        "{stderr}"
+    );
+    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(written.iter().all(|p| p.is_file()), "{written:?}");
+    assert!(
+        written[0].ends_with(".local/lib/wireshark/plugins/tcpshut.lua"),
+        "{written:?}"
+    );
+    let plugins = home.join(".local/lib/wireshark/plugins");
+    assert_eq!(
+        everything_below(&plugins),
+        std::slice::from_ref(&written[0])
+    );
+}
