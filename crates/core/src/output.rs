@@ -302,6 +302,37 @@ impl Drop for Unfinished {
     }
 }
 
+/// A fresh private folder (a build folder) listed in [`UNFINISHED`] while
+/// it exists: removed with its contents when dropped, also on an error,
+/// and by [`clean_up_on_signals`] on a signal, like the temporary files.
+pub struct TemporaryFolder {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl TemporaryFolder {
+    /// Creates the folder as `builder` says (prefix, mode).
+    pub fn create(builder: &tempfile::Builder) -> io::Result<TemporaryFolder> {
+        let mut list = unfinished();
+        let dir = builder.tempdir()?;
+        list.push(dir.path().to_path_buf());
+        Ok(TemporaryFolder { dir: Some(dir) })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("not removed yet").path()
+    }
+}
+
+impl Drop for TemporaryFolder {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let mut list = unfinished();
+            forget(&mut list, dir.path());
+            drop(dir);
+        }
+    }
+}
+
 fn forget(list: &mut Vec<PathBuf>, path: &Path) {
     if let Some(at) = list.iter().position(|p| p == path) {
         list.swap_remove(at);
@@ -340,7 +371,12 @@ pub fn clean_up_on_signals(first_sigint_ends_streams: bool) -> io::Result<()> {
                 // after the clean-up.
                 let list = unfinished();
                 for path in list.iter() {
-                    let _ = fs::remove_file(path);
+                    // a TemporaryFolder (never a link: listed as made)
+                    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+                        let _ = fs::remove_dir_all(path);
+                    } else {
+                        let _ = fs::remove_file(path);
+                    }
                 }
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);

@@ -200,7 +200,7 @@ pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()
 }
 
 /// Builds the plugin for `release` from the embedded source in a fresh
-/// private folder (removed when done, also on error), with the Makefile's
+/// private folder (removed when done, also on error or a signal), with the Makefile's
 /// own flags, and returns the built library.
 pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
     let mut builder = tempfile::Builder::new();
@@ -210,8 +210,7 @@ pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o700));
     }
-    let work = builder
-        .tempdir()
+    let work = crate::output::TemporaryFolder::create(&builder)
         .map_err(|e| anyhow::anyhow!("cannot create a private build folder: {e}"))?;
     let src = work.path();
     for (name, text) in [("tcpshut.c", NATIVE_SOURCE), ("Makefile", NATIVE_MAKEFILE)] {

@@ -9,21 +9,45 @@ use super::native::{personal_epan, same_output, Mode, NATIVE_HOME};
 use super::{test_user, Sandbox, Wireshark, TEST_USER};
 use crate::util::testdata;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// `tcpshut wireshark install --native ARGS` as the test user, with `home`
-/// as HOME (its configuration in `home/cfg`) and `path` as PATH if given.
-fn install_native(sb: &Sandbox, home: &Path, path: Option<&Path>, args: &[&str]) -> Output {
+/// as HOME (its configuration in `home/cfg`), [`temp_folder`] as TMPDIR,
+/// and `path` as PATH if given.
+fn install_native_command(
+    sb: &Sandbox,
+    home: &Path,
+    path: Option<&Path>,
+    args: &[&str],
+) -> Command {
     let mut cmd = sb.tcpshut_command(Some(TEST_USER));
     cmd.args(["wireshark", "install", "--native"])
         .args(args)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("cfg"))
+        .env("TMPDIR", temp_folder(sb))
         .env_remove("CC");
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
-    cmd.output().expect("tcpshut runs")
+    cmd
+}
+
+/// [`install_native_command`], run to its end.
+fn install_native(sb: &Sandbox, home: &Path, path: Option<&Path>, args: &[&str]) -> Output {
+    install_native_command(sb, home, path, args)
+        .output()
+        .expect("tcpshut runs")
+}
+
+/// The temporary folder the command builds in (its TMPDIR), owned by the
+/// test user: it must be empty once the command is done.
+fn temp_folder(sb: &Sandbox) -> PathBuf {
+    let tmp = sb.path("tmp");
+    if !tmp.exists() {
+        user_folder(&tmp);
+    }
+    tmp
 }
 
 /// A folder in the sandbox owned by the test user.
@@ -107,6 +131,70 @@ fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
     std::fs::copy(testdata().join(name), &cap).unwrap();
     assert!(sb.tcpshut(&["annotate", name]).status.success());
     same_output(&sb, name, &cap, &[], &[Mode::Fields]);
+    assert!(
+        everything_below(&temp_folder(&sb)).is_empty(),
+        "the build folder is left"
+    );
+}
+
+/// Ctrl-C (SIGINT to the process group, as a terminal sends it) while
+/// the plugin is being built: the private build folder
+/// (`$TMPDIR/tcpshut-native-XXXXXX`, mode 0700) is removed all the same,
+/// and no plugin is installed.
+#[test]
+fn install_native_removes_its_build_folder_on_a_signal() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let home = sb.home();
+    let tmp = temp_folder(&sb);
+    let mut command = install_native_command(&sb, &home, None, &[]);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpshut runs");
+    let start = std::time::Instant::now();
+    let source = loop {
+        let made = everything_below(&tmp)
+            .into_iter()
+            .find(|p| p.ends_with("tcpshut.c"));
+        if let Some(source) = made {
+            break source;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before its build folder was seen"
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no build folder in {}",
+            tmp.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let folder = source.parent().unwrap().to_path_buf();
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", folder.display());
+    // tcpshut leads the group (under root, setpriv execs it: same pid)
+    let status = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = child.wait().unwrap();
+    assert!(!ended.success(), "the command finished before the signal");
+    // make and cc, in the same group, may still be ending
+    let start = std::time::Instant::now();
+    while !everything_below(&tmp).is_empty() && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        everything_below(&tmp).is_empty(),
+        "left behind: {:?}",
+        everything_below(&tmp)
+    );
+    assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
 /// A group-writable `~/.local`, then a world-writable HOME: the command
@@ -197,6 +285,7 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         written[0].ends_with(".local/lib/wireshark/plugins/tcpshut.lua"),
         "{written:?}"
     );
+    assert!(everything_below(&temp_folder(&sb)).is_empty());
     let plugins = home.join(".local/lib/wireshark/plugins");
     assert_eq!(
         everything_below(&plugins),
