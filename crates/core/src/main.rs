@@ -340,6 +340,10 @@ fn wireshark_install(print_only: bool, native: bool) -> anyhow::Result<Status> {
     if let Some(warning) = wireshark::root_skip_warning() {
         messages::say(&warning);
     }
+    let native_written = native && installed.native_unavailable.is_none();
+    if let Some(warning) = wireshark::root_native_warning().filter(|_| native_written) {
+        messages::say(&warning);
+    }
     if let Some(why) = &installed.native_unavailable {
         let done = if print_only {
             "would install the Lua plugin only"

@@ -614,6 +614,19 @@ pub fn root_skip_warning() -> Option<String> {
     ))
 }
 
+/// When run as root, what to tell the user about the native plugin just
+/// installed: Wireshark never loads personal C plugins for root (any
+/// release: `wsutil/plugins.c` skips the personal folder when
+/// `started_with_special_privs()`), without a word. `None` when not root.
+pub fn root_native_warning() -> Option<String> {
+    running_as_root().then(|| {
+        "tcpshut: running as root: Wireshark loads no personal C plugins for root, so the \
+         native plugin will not load for root; run `tcpshut wireshark install --native` as the \
+         user who runs Wireshark"
+            .to_string()
+    })
+}
+
 /// The Wireshark program: `$TCPSHUT_WIRESHARK` if set, else `wireshark`.
 pub fn wireshark_program() -> OsString {
     std::env::var_os("TCPSHUT_WIRESHARK")

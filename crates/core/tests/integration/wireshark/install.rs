@@ -292,3 +292,47 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         std::slice::from_ref(&written[0])
     );
 }
+
+/// As root, the command installs the native plugin into root's folder but
+/// says that Wireshark will not load it there, which `tshark -G plugins`
+/// as root confirms.
+#[test]
+fn install_native_as_root_says_the_plugin_will_not_load() {
+    assert!(
+        super::is_root(),
+        "run the tests as root: this is root's case"
+    );
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let home = sb.path("root-home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir(sb.path("root-tmp")).unwrap();
+    let out = sb
+        .tcpshut_command(None)
+        .args(["wireshark", "install", "--native"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("cfg"))
+        .env("TMPDIR", sb.path("root-tmp"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let so = personal_epan(&home).join("tcpshut.so");
+    assert!(so.is_file(), "{stderr}");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("loads no personal C plugins for root"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    let plugins = Command::new("tshark")
+        .args(["-G", "plugins"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("cfg"))
+        .output()
+        .unwrap();
+    let plugins = String::from_utf8_lossy(&plugins.stdout);
+    assert!(
+        !plugins.lines().any(|l| l.starts_with("tcpshut.so")),
+        "root's tshark loads the native plugin: the warning is wrong:\n{plugins}"
+    );
+    assert!(plugins.contains("tcpshut.lua"), "{plugins}");
+}
