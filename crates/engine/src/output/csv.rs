@@ -39,8 +39,9 @@ pub const CSV_HEADER: [&str; 16] = [
 
 /// Writes one CSV row per segment.
 ///
-/// Rows are formatted straight into a byte buffer (numbers and IPv4
-/// addresses with itoa, everything else through its `Display`) and handed
+/// Rows are formatted straight into a byte buffer (the fields every row
+/// has through [`super::csv_fast`], everything else through its
+/// `Display`) and handed
 /// to `out` in blocks: this runs once per segment and dominates a run.
 pub struct CsvSink<W: Write> {
     out: W,
