@@ -266,11 +266,7 @@ pub fn run(
     println!("\n| command | CPU without | CPU with | ratio | wall without | wall with |");
     println!("|---|---|---|---|---|---|");
     for mode in modes {
-        let (mut without, mut with) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            without.push(mode.run(&setup, false)?);
-            with.push(mode.run(&setup, true)?);
-        }
+        let (without, with) = interleaved(reps, |plugin| mode.run(&setup, plugin))?;
         let (a, b) = (measure::summarize(&without), measure::summarize(&with));
         let ratio = Targets::ratio(b.cpu, a.cpu);
         println!(
@@ -291,6 +287,29 @@ pub fn run(
     println!("load average after: {}", load_average());
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// `reps` runs without the plugin and `reps` with it, interleaved, each
+/// pair in the other order than the one before (without first, then with
+/// first, ...): a machine that slows down or speeds up within a pair
+/// then weighs on both sides alike instead of always on the second run.
+fn interleaved(
+    reps: usize,
+    mut run: impl FnMut(bool) -> anyhow::Result<Run>,
+) -> anyhow::Result<(Vec<Run>, Vec<Run>)> {
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        let plugin_first = rep % 2 == 1;
+        for plugin in [plugin_first, !plugin_first] {
+            let measured = run(plugin)?;
+            if plugin {
+                with.push(measured);
+            } else {
+                without.push(measured);
+            }
+        }
+    }
+    Ok((without, with))
 }
 
 /// The chroots' tsharks the plugin also runs in (`scripts/wireshark-chroots`:
@@ -435,11 +454,7 @@ fn releases(setup: &Setup, work: &Path, reps: usize, targets: &mut Targets) -> a
                 }
                 measure::run(&mut c)
             };
-            let (mut without, mut with) = (Vec::new(), Vec::new());
-            for _ in 0..reps {
-                without.push(run(false)?);
-                with.push(run(true)?);
-            }
+            let (without, with) = interleaved(reps, run)?;
             let (a, b) = (measure::summarize(&without), measure::summarize(&with));
             let ratio = Targets::ratio(b.cpu, a.cpu);
             let name = mode.name(&release.version);
