@@ -12,6 +12,7 @@
 //!   legacy `~/.wireshark` when only that one exists; `%APPDATA%\Wireshark` on
 //!   Windows. Profiles live in its `profiles` folder.
 
+pub mod folders;
 pub mod native;
 
 use anyhow::{bail, Context, Result};
@@ -424,10 +425,16 @@ fn profile_is_ours(existing: &str) -> bool {
 }
 
 /// Installs the plugin and the profile for `env`; with `print_only`, only
-/// says which paths it would write. A profile `preferences` file the user
+/// says which paths it would write. Every folder from `$HOME` down to the
+/// plugins folder must be the user's alone ([`folders::code_folder`]),
+/// checked before anything is written, also with `print_only`. A profile `preferences` file the user
 /// changed (in Wireshark or by hand) is never overwritten: it is kept, and
 /// a note says whether it lacks the Shutdown column and how to add it.
 pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
+    // Wireshark runs the plugin from this folder: checked before anything
+    // is written, and created (when missing) only below folders that pass.
+    let plugins = env.plugins_dir()?;
+    folders::code_folder(env, &plugins, false)?;
     let mut installed = Installed::default();
     for (path, contents) in install_plan(env)? {
         if contents == PROFILE_PREFERENCES {
@@ -467,6 +474,9 @@ pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
             }
         }
         if !print_only {
+            if contents == PLUGIN_LUA {
+                folders::code_folder(env, &plugins, true)?;
+            }
             write_atomic(&path, contents.as_bytes())?;
         }
         installed.written.push(path);
@@ -494,13 +504,12 @@ pub fn install(print_only: bool) -> Result<Installed> {
 /// and builds and writes nothing.
 pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
     use native::NativeError;
-    let home = env.home()?;
     let mut native_file = None;
     let mut unavailable = None;
     match native::release() {
         Ok(release) => {
             let dir = native::native_dir(env, &release)?;
-            native::safe_folders(&home, &dir, false)?;
+            folders::code_folder(env, &dir, false)?;
             let built = if print_only {
                 Ok(Vec::new())
             } else {
@@ -510,7 +519,7 @@ pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
                 Ok(so) => {
                     let path = dir.join(native::NATIVE_FILE);
                     if !print_only {
-                        native::safe_folders(&home, &dir, true)?;
+                        folders::code_folder(env, &dir, true)?;
                         write_atomic(&path, &so)?;
                     }
                     native_file = Some(path);

@@ -5,7 +5,7 @@
 //!
 //! Wireshark runs code from that folder, so every folder from `$HOME` down
 //! to it must be the user's and writable by nobody else, checked before
-//! anything is created; the build happens in a fresh private folder
+//! anything is created ([`super::folders`]); the build happens in a fresh private folder
 //! (`mkdtemp`, 0700) removed afterwards. When the build is not possible
 //! (no compiler, make, pkg-config or headers, or headers of another
 //! release than the installed tshark), [`NativeError::Unavailable`] says
@@ -135,70 +135,6 @@ pub fn native_dir(env: &Env, release: &Release) -> anyhow::Result<PathBuf> {
     Ok(env.plugins_dir()?.join(&release.minor).join("epan"))
 }
 
-/// Whether `dir` is the user's alone: owned by this user, and writable by
-/// neither the group nor others.
-#[cfg(unix)]
-fn private_to_user(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
-        anyhow::bail!(
-            "{}: not owned by you or writable by others; nothing was installed (Wireshark \
-             runs the native plugin from below it)",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn private_to_user(_dir: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-/// Checks every existing folder from `home` down to `dest` (each must be
-/// [`private_to_user`]), top down, before any is created; with `create`,
-/// then creates the missing ones (mode 0755) one at a time, each checked
-/// once made. `dest` must lie under `home`.
-pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()> {
-    let below = dest.strip_prefix(home).map_err(|_| {
-        anyhow::anyhow!(
-            "{}: the plugin folder is not under HOME ({})",
-            dest.display(),
-            home.display()
-        )
-    })?;
-    let mut chain = vec![home.to_path_buf()];
-    for part in below.components() {
-        chain.push(chain[chain.len() - 1].join(part));
-    }
-    let missing = chain
-        .iter()
-        .position(|d| std::fs::symlink_metadata(d).is_err())
-        .unwrap_or(chain.len());
-    for dir in &chain[..missing] {
-        private_to_user(dir)?;
-    }
-    if create {
-        for dir in &chain[missing..] {
-            let mut builder = std::fs::DirBuilder::new();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o755);
-            }
-            builder
-                .create(dir)
-                .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", dir.display()))?;
-            private_to_user(dir)?;
-        }
-    }
-    Ok(())
-}
-
 /// Builds the plugin for `release` from the embedded source in a fresh
 /// private folder (removed when done, also on error or a signal), with the Makefile's
 /// own flags, and returns the built library.
@@ -263,31 +199,5 @@ mod tests {
             Some("4.0.17")
         );
         assert_eq!(tshark_version("Running as user \"root\"\n"), None);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn folders_are_checked_before_any_is_created() {
-        use std::os::unix::fs::PermissionsExt;
-        let home = tempfile::tempdir().unwrap();
-        let dest = home.path().join(".local/lib/wireshark/plugins/4.0/epan");
-        safe_folders(home.path(), &dest, true).unwrap();
-        assert!(dest.is_dir());
-        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o022, 0, "{mode:o}");
-
-        let home = tempfile::tempdir().unwrap();
-        let local = home.path().join(".local");
-        std::fs::create_dir(&local).unwrap();
-        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o775)).unwrap();
-        let err = safe_folders(home.path(), &dest_under(home.path()), true).unwrap_err();
-        assert!(err.to_string().contains("not owned by you"), "{err}");
-        assert!(!local.join("lib").exists(), "created below a shared folder");
-        assert!(safe_folders(home.path(), Path::new("/elsewhere"), false).is_err());
-    }
-
-    #[cfg(unix)]
-    fn dest_under(home: &Path) -> PathBuf {
-        home.join(".local/lib/wireshark/plugins/4.0/epan")
     }
 }

@@ -11,17 +11,12 @@ use crate::util::testdata;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `tcpshut wireshark install --native ARGS` as the test user, with `home`
-/// as HOME (its configuration in `home/cfg`), [`temp_folder`] as TMPDIR,
-/// and `path` as PATH if given.
-fn install_native_command(
-    sb: &Sandbox,
-    home: &Path,
-    path: Option<&Path>,
-    args: &[&str],
-) -> Command {
+/// `tcpshut wireshark install ARGS` as the test user, with `home` as HOME
+/// (its configuration in `home/cfg`), [`temp_folder`] as TMPDIR, and
+/// `path` as PATH if given.
+fn install_command(sb: &Sandbox, home: &Path, path: Option<&Path>, args: &[&str]) -> Command {
     let mut cmd = sb.tcpshut_command(Some(TEST_USER));
-    cmd.args(["wireshark", "install", "--native"])
+    cmd.args(["wireshark", "install"])
         .args(args)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("cfg"))
@@ -30,6 +25,18 @@ fn install_native_command(
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
+    cmd
+}
+
+/// [`install_command`] with `--native` first.
+fn install_native_command(
+    sb: &Sandbox,
+    home: &Path,
+    path: Option<&Path>,
+    args: &[&str],
+) -> Command {
+    let mut cmd = install_command(sb, home, path, &["--native"]);
+    cmd.args(args);
     cmd
 }
 
@@ -197,6 +204,45 @@ fn install_native_removes_its_build_folder_on_a_signal() {
     assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
+/// `tcpshut wireshark install ARGS` (with `--print`, then without) in
+/// `home` refuses `folder`: exit 1, one line naming it, nothing on
+/// standard output, and nothing made or changed below `home` (no plugin,
+/// no profile, no folder).
+fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path) {
+    let before = everything_below(home);
+    for print in [true, false] {
+        let mut cmd = install_command(sb, home, None, args);
+        if print {
+            cmd.arg("--print");
+        }
+        let out = cmd.output().expect("tcpshut runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{args:?} print {print}: {}", folder.display());
+        assert_eq!(out.status.code(), Some(1), "{what}: installed: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "tcpshut: {}: not owned by you or writable by others; nothing was installed \
+                 (Wireshark runs plugins from below it)\n",
+                folder.display()
+            ),
+            "{what}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            everything_below(home),
+            before,
+            "{what}: something was made below {}",
+            home.display()
+        );
+        assert!(everything_below(&temp_folder(sb)).is_empty(), "{what}");
+    }
+}
+
 /// A group-writable `~/.local`, then a world-writable HOME: the command
 /// refuses (exit 1), says which folder, and installs nothing, not even
 /// the Lua plugin, and creates no folder.
@@ -213,35 +259,48 @@ fn install_native_refuses_folders_others_can_write_and_creates_nothing() {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::set_permissions(open, std::fs::Permissions::from_mode(mode)).unwrap();
-        for args in [&["--print"][..], &[]] {
-            let out = install_native(&sb, &shared, None, args);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "{args:?}: installed below {mode:o} {}: {stderr}",
-                open.display()
-            );
-            assert!(
-                stderr.contains(&format!(
-                    "{}: not owned by you or writable by others; nothing was installed",
-                    open.display()
-                )),
-                "{stderr}"
-            );
-            assert!(
-                out.stdout.is_empty(),
-                "{}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-            assert_eq!(
-                everything_below(&shared),
-                std::slice::from_ref(&local),
-                "{args:?}: something was made below {mode:o} {}",
-                open.display()
-            );
-        }
+        refuses(&sb, &shared, &["--native"], open);
     }
+}
+
+/// Plain `install` (the Lua plugin alone) checks the same folders as
+/// `--native`, through the same function: a plugins folder owned by
+/// another user, then one others can write, then a group-writable
+/// `~/.local`: it refuses (exit 1, one line naming the folder), with and
+/// without `--print`, and writes nothing, not even the profile.
+#[test]
+fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let (other_uid, other_gid) = super::user_when_root("tcpshut-other")
+        .expect("another user's folder needs root: run the tests as root");
+    let home = sb.path("lua-home");
+    let local = home.join(".local");
+    let plugins = local.join("lib/wireshark/plugins");
+    for dir in plugins.ancestors().take_while(|d| d.starts_with(&home)) {
+        user_folder(dir);
+    }
+    let mode = |dir: &Path, mode: u32| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    std::os::unix::fs::chown(&plugins, Some(other_uid), Some(other_gid)).unwrap();
+    refuses(&sb, &home, &[], &plugins);
+    user_folder(&plugins);
+    mode(&plugins, 0o757);
+    refuses(&sb, &home, &[], &plugins);
+    mode(&plugins, 0o755);
+    mode(&local, 0o775);
+    refuses(&sb, &home, &[], &local);
+    // the same folders, the user's alone: installed
+    mode(&local, 0o755);
+    let out = install_command(&sb, &home, None, &[]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plugins.join("tcpshut.lua").is_file());
 }
 
 /// Without a C compiler on PATH (make, pkg-config and tshark are there):
