@@ -9,6 +9,7 @@
 //! record; 4 `wireshark install --native` could not build the native
 //! plugin and installed the Lua plugin only.
 
+mod child_group;
 mod commands;
 mod inputs;
 #[cfg(target_os = "linux")]

@@ -345,8 +345,10 @@ fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
     UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// On SIGINT, SIGTERM or SIGHUP, removes the temporary files being
-/// written and ends the process as the signal would have (older outputs
+/// On SIGINT, SIGTERM or SIGHUP, ends the children running in groups of
+/// their own ([`crate::child_group::end_all`]), removes the temporary
+/// files and folders being written and ends the process as the signal
+/// would have (older outputs
 /// stay as they were). A thread waits for the signals, so the clean-up
 /// runs as ordinary code, not in a signal handler. SIGKILL cannot be
 /// caught: it can leave `.tcpshut-*.tmp` files (docs/reliability.md).
@@ -370,6 +372,9 @@ pub fn clean_up_on_signals(first_sigint_ends_streams: bool) -> io::Result<()> {
                 // Kept locked until the end: nothing is renamed into place
                 // after the clean-up.
                 let list = unfinished();
+                // Children in groups of their own (a build) may still be
+                // writing into a temporary folder: ended first.
+                crate::child_group::end_all();
                 for path in list.iter() {
                     // a TemporaryFolder (never a link: listed as made)
                     if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {

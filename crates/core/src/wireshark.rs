@@ -15,6 +15,7 @@
 pub mod folders;
 pub mod native;
 
+use crate::messages::shown;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -381,11 +382,11 @@ impl Env {
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+            .with_context(|| format!("{}: cannot create the folder", shown(dir)))?;
     }
     crate::output::write_atomically(path, |out| {
         out.write_all(contents)
-            .with_context(|| format!("writing {}", path.display()))
+            .with_context(|| format!("{}: cannot write", shown(path)))
     })
 }
 
@@ -448,7 +449,7 @@ pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
                     };
                     installed.notes.push(format!(
                         "tcpshut: {}: kept your edited profile preferences ({column})",
-                        path.display()
+                        shown(&path)
                     ));
                     continue;
                 }
@@ -467,7 +468,7 @@ pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
                     };
                     installed.notes.push(format!(
                         "tcpshut: {}: kept your edited colouring rules ({rules})",
-                        path.display()
+                        shown(&path)
                     ));
                     continue;
                 }
@@ -663,7 +664,7 @@ pub fn private_plugin_copy() -> Result<PathBuf> {
         .context("creating a private folder for the plugin")?
         .keep();
     let path = dir.join(PLUGIN_FILE);
-    std::fs::write(&path, PLUGIN_LUA).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, PLUGIN_LUA).with_context(|| format!("{}: cannot write", shown(&path)))?;
     Ok(path)
 }
 

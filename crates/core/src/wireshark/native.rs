@@ -136,8 +136,9 @@ pub fn native_dir(env: &Env, release: &Release) -> anyhow::Result<PathBuf> {
 }
 
 /// Builds the plugin for `release` from the embedded source in a fresh
-/// private folder (removed when done, also on error or a signal), with the Makefile's
-/// own flags, and returns the built library.
+/// private folder (removed when done, also on error or a signal, once
+/// make and the compilers it runs have ended), with the Makefile's own
+/// flags, and returns the built library.
 pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
     let mut builder = tempfile::Builder::new();
     builder.prefix("tcpshut-native-");
@@ -146,26 +147,37 @@ pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o700));
     }
-    let work = crate::output::TemporaryFolder::create(&builder)
-        .map_err(|e| anyhow::anyhow!("cannot create a private build folder: {e}"))?;
+    let work = crate::output::TemporaryFolder::create(&builder).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot create a private build folder: {e}",
+            crate::messages::shown(&std::env::temp_dir())
+        )
+    })?;
     let src = work.path();
     for (name, text) in [("tcpshut.c", NATIVE_SOURCE), ("Makefile", NATIVE_MAKEFILE)] {
-        std::fs::write(src.join(name), text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", src.join(name).display()))?;
+        std::fs::write(src.join(name), text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot write: {e}",
+                crate::messages::shown(&src.join(name))
+            )
+        })?;
     }
     let out = src.join("out");
-    let made = Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(src)
-        .arg(format!("OUT={}", out.display()))
-        // the installed Wireshark's headers, not another release's
-        .env_remove("WS_VERSION")
-        .env_remove("WS_CFLAGS")
-        .env_remove("WS_LIBS")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| NativeError::Unavailable(format!("cannot run make: {e}")))?;
+    // In a process group of its own, ended with make's children on a
+    // signal before the folder is removed (crate::child_group).
+    let made = crate::child_group::output(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(src)
+            .arg(format!("OUT={}", out.display()))
+            // the installed Wireshark's headers, not another release's
+            .env_remove("WS_VERSION")
+            .env_remove("WS_CFLAGS")
+            .env_remove("WS_LIBS")
+            .stdin(Stdio::null()),
+    )
+    .map_err(|e| NativeError::Unavailable(format!("cannot run make: {e}")))?;
     if !made.status.success() {
         let errors = String::from_utf8_lossy(&made.stderr);
         let errors: Vec<&str> = errors.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -178,8 +190,12 @@ pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
         )));
     }
     let so = out.join(&release.minor).join(NATIVE_FILE);
-    std::fs::read(&so)
-        .map_err(|e| NativeError::Unavailable(format!("the build made no {}: {e}", so.display())))
+    std::fs::read(&so).map_err(|e| {
+        NativeError::Unavailable(format!(
+            "the build made no {}: {e}",
+            crate::messages::shown(&so)
+        ))
+    })
 }
 
 #[cfg(test)]

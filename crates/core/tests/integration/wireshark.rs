@@ -1384,11 +1384,21 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
     )
     .unwrap();
     let skips = ws != Wireshark::V4_0;
+    // root's own HOME: install refuses one another user owns (the test
+    // user owns the sandbox's)
+    let home = sb.path("root-home");
+    std::fs::create_dir(&home).unwrap();
     for args in [
         &["wireshark", "install"][..],
         &["wireshark", "open", "syn.pcap"][..],
     ] {
-        let out = sb.tcpshut_as(args, false);
+        let out = sb
+            .tcpshut_command(None)
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("cfg"))
+            .output()
+            .expect("tcpshut runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{ws:?} {args:?}: {stderr}");
         assert_eq!(
@@ -1403,8 +1413,8 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
     // What the warning says is true: as root, tshark loads the plugin or not.
     let out = ws
         .command(Path::new("tshark"), sb.dir.path(), None)
-        .env("HOME", sb.home())
-        .env("XDG_CONFIG_HOME", sb.home().join("cfg"))
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("cfg"))
         .arg("-r")
         .arg(&cap)
         .args(["-T", "fields", "-e", "tcpshut.events"])

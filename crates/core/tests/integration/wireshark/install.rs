@@ -5,7 +5,7 @@
 //! folders another user could write, creating nothing; and without a
 //! compiler it says so once and installs the Lua plugin alone (exit 4).
 
-use super::native::{personal_epan, same_output, Mode, NATIVE_HOME};
+use super::native::{personal_epan, same_output_as, Mode, Plugin, INSTALLED_HOME};
 use super::{test_user, Sandbox, Wireshark, TEST_USER};
 use crate::util::testdata;
 use std::path::{Path, PathBuf};
@@ -76,14 +76,37 @@ fn everything_below(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
+/// The tcpshut plugins `tshark -G plugins` lists with `home` as HOME (the
+/// files it loaded them from), sorted.
+fn loaded_plugins(sb: &Sandbox, home: &Path) -> Vec<PathBuf> {
+    let out = sb
+        .tshark()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("cfg"))
+        .args(["-G", "plugins"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let mut files: Vec<PathBuf> = listed
+        .lines()
+        .filter(|l| l.starts_with("tcpshut."))
+        .filter_map(|l| l.rsplit('\t').next())
+        .map(|path| PathBuf::from(path.trim()))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The command builds and installs the native plugin where the user's
 /// tshark loads it (`tshark -G plugins` lists it there), with the Lua
-/// plugin and the profile; that tshark then shows a test capture exactly
-/// as the Lua plugin alone does.
+/// plugin and the profile. Which one annotates: with the Lua script moved
+/// away (`-G plugins` lists the .so alone), that tshark shows a test
+/// capture exactly as the Lua plugin alone does; with both as installed,
+/// the same again, so the Lua script adds nothing of its own.
 #[test]
 fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
     let sb = Sandbox::new(Wireshark::V4_0);
-    let home = sb.path(NATIVE_HOME);
+    let home = sb.path(INSTALLED_HOME);
     user_folder(&home);
     let print = install_native(&sb, &home, None, &["--print"]);
     assert_eq!(
@@ -116,38 +139,171 @@ fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
         std::slice::from_ref(&so),
         "a temporary file left behind"
     );
-    let plugins = sb
-        .tshark()
-        .env("HOME", &home)
-        .args(["-G", "plugins"])
-        .output()
-        .unwrap();
-    let plugins = String::from_utf8_lossy(&plugins.stdout);
-    assert!(
-        plugins
-            .lines()
-            .any(|l| l.starts_with("tcpshut.so") && l.contains(&*so.to_string_lossy())),
-        "tshark -G plugins does not list {}:\n{plugins}",
-        so.display()
+    let lua = &written[1];
+    assert_eq!(
+        loaded_plugins(&sb, &home),
+        [so.clone(), lua.clone()],
+        "tshark -G plugins"
     );
 
-    // tshark with this HOME (native plugin and Lua script installed)
-    // against tshark with the Lua script alone.
+    // Which plugin does the work: the installed native plugin alone (the
+    // Lua script moved out of the plugins folder, so tshark lists only the
+    // .so) shows a test capture exactly as the Lua plugin alone does.
     let name = "close-unread.pcap";
     let cap = sb.path(name);
     std::fs::copy(testdata().join(name), &cap).unwrap();
     assert!(sb.tcpshut(&["annotate", name]).status.success());
-    same_output(&sb, name, &cap, &[], &[Mode::Fields]);
+    let aside = sb.path("tcpshut.lua.aside");
+    std::fs::rename(lua, &aside).unwrap();
+    assert_eq!(
+        loaded_plugins(&sb, &home),
+        std::slice::from_ref(&so),
+        "tshark -G plugins"
+    );
+    same_output_as(
+        &sb,
+        Plugin::Installed,
+        "the native plugin alone",
+        &cap,
+        &[],
+        &[Mode::Fields],
+    );
+    // Both, as installed: the same again, so the Lua script annotated
+    // nothing more (fields would show twice, expert items count double).
+    std::fs::rename(&aside, lua).unwrap();
+    same_output_as(
+        &sb,
+        Plugin::Installed,
+        "both plugins",
+        &cap,
+        &[],
+        &[Mode::Fields],
+    );
     assert!(
         everything_below(&temp_folder(&sb)).is_empty(),
         "the build folder is left"
     );
 }
 
+/// A folder in the sandbox with links to `tools` (found on this PATH), to
+/// give the command as its PATH; setpriv too, since the command runs as
+/// the test user through it.
+fn tools_folder(sb: &Sandbox, name: &str, tools: &[&str]) -> PathBuf {
+    let bin = sb.path(name);
+    std::fs::create_dir(&bin).unwrap();
+    for tool in tools.iter().chain(&["setpriv"]) {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is not installed (scripts/install-deps)"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    bin
+}
+
+/// Whether the process `pid` still runs (exists and is not a zombie).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, f)| f.split_whitespace().next());
+        !matches!(state, Some("Z" | "X" | "x"))
+    })
+}
+
+/// Processes a test started indirectly, ended (SIGKILL) when it ends,
+/// whether it passed or not.
+struct EndOnDrop(Vec<u32>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if runs(pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// SIGTERM to tcpshut alone (`kill PID`, as a service manager or a user
+/// sends it, not to its process group) while the plugin is being built:
+/// make and what it runs are in a process group of their own, which
+/// tcpshut ends and waits for, then it removes the build folder and ends
+/// by SIGTERM (shells say 143). The build is a stand-in `make` on PATH
+/// that never ends and runs a child, as make runs cc; both note their pids.
+#[test]
+fn install_native_ends_its_build_on_a_sigterm_to_itself_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let bin = tools_folder(&sb, "bin-slow-make", &["cc", "pkg-config", "tshark"]);
+    let pids = sb.path("build-pids");
+    let make = bin.join("make");
+    std::fs::write(
+        &make,
+        format!(
+            "#!/bin/sh\nPATH=/usr/bin:/bin\nsleep 3600 &\necho \"$$ $!\" > '{0}.tmp' && mv '{0}.tmp' '{0}'\nwait\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&make, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = sb.home();
+    let tmp = temp_folder(&sb);
+    let mut child = install_native_command(&sb, &home, Some(&bin), &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpshut runs");
+    let start = std::time::Instant::now();
+    let build: Vec<u32> = loop {
+        if let Ok(text) = std::fs::read_to_string(&pids) {
+            break text
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before its build started"
+        );
+        assert!(start.elapsed().as_secs() < 60, "the build never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(build.len(), 2, "{build:?}");
+    let _build = EndOnDrop(build.clone());
+    assert!(build.iter().all(|&pid| runs(pid)), "{build:?}");
+    assert_eq!(
+        everything_below(&tmp).len(),
+        3,
+        "the build folder, its source and Makefile"
+    );
+    // tcpshut alone (under root, setpriv execs it: same pid)
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = child.wait().unwrap();
+    assert_eq!(ended.signal(), Some(15), "{ended:?}");
+    for pid in build {
+        assert!(!runs(pid), "build process {pid} outlived tcpshut");
+    }
+    assert!(
+        everything_below(&tmp).is_empty(),
+        "left behind: {:?}",
+        everything_below(&tmp)
+    );
+    assert!(!personal_epan(&home).join("tcpshut.so").exists());
+}
+
 /// Ctrl-C (SIGINT to the process group, as a terminal sends it) while
-/// the plugin is being built: the private build folder
-/// (`$TMPDIR/tcpshut-native-XXXXXX`, mode 0700) is removed all the same,
-/// and no plugin is installed.
+/// the plugin is being built: the real build (make and cc, in a group of
+/// their own that the SIGINT does not reach) is ended by tcpshut, and the
+/// private build folder (`$TMPDIR/tcpshut-native-XXXXXX`, mode 0700) is
+/// gone when tcpshut ends; no plugin is installed.
 #[test]
 fn install_native_removes_its_build_folder_on_a_signal() {
     use std::os::unix::fs::PermissionsExt;
@@ -191,11 +347,8 @@ fn install_native_removes_its_build_folder_on_a_signal() {
     assert!(status.success());
     let ended = child.wait().unwrap();
     assert!(!ended.success(), "the command finished before the signal");
-    // make and cc, in the same group, may still be ending
-    let start = std::time::Instant::now();
-    while !everything_below(&tmp).is_empty() && start.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // make and cc, in a group of their own that the terminal's SIGINT
+    // does not reach, were ended by tcpshut before it removed the folder
     assert!(
         everything_below(&tmp).is_empty(),
         "left behind: {:?}",
@@ -306,21 +459,14 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
 /// Without a C compiler on PATH (make, pkg-config and tshark are there):
 /// one line says so and what to install, the Lua plugin and the profile
 /// are installed as without `--native`, no native plugin folder is made,
-/// and the exit code is 4.
+/// and the exit code is 4. tshark then loads the Lua plugin (and no .so)
+/// from there, and it annotates a test capture.
 #[test]
 fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
     let sb = Sandbox::new(Wireshark::V4_0);
-    let bin = sb.path("bin-without-cc");
-    std::fs::create_dir(&bin).unwrap();
-    // setpriv: the command runs as the test user through it, found on this PATH
-    for tool in ["make", "pkg-config", "tshark", "setpriv"] {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join(tool))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("{tool} is not installed (scripts/install-deps)"));
-        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
-    }
-    let home = sb.home();
+    let bin = tools_folder(&sb, "bin-without-cc", &["make", "pkg-config", "tshark"]);
+    let home = sb.path(INSTALLED_HOME);
+    user_folder(&home);
     let out = install_native(&sb, &home, Some(&bin), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
@@ -349,6 +495,18 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
     assert_eq!(
         everything_below(&plugins),
         std::slice::from_ref(&written[0])
+    );
+    assert_eq!(loaded_plugins(&sb, &home), [written[0].clone()]);
+    let name = "close-unread.pcap";
+    std::fs::copy(testdata().join(name), sb.path(name)).unwrap();
+    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    same_output_as(
+        &sb,
+        Plugin::Installed,
+        "the fallback",
+        &sb.path(name),
+        &[],
+        &[Mode::Fields],
     );
 }
 

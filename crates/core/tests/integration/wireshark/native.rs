@@ -77,7 +77,11 @@ fn built_plugin(ws: Wireshark) -> &'static PathBuf {
 }
 
 /// The folder of the sandbox that [`native_home`] makes.
-pub(super) const NATIVE_HOME: &str = "native-home";
+const NATIVE_HOME: &str = "native-home";
+
+/// The folder of the sandbox that the install tests install into, for
+/// [`Plugin::Installed`]: never touched by [`native_home`].
+pub(super) const INSTALLED_HOME: &str = "installed-home";
 
 /// A HOME (in the sandbox, owned by the test user) whose personal plugin
 /// folder holds the native plugin, and no Lua plugin. A plugin already
@@ -103,10 +107,17 @@ fn native_home(sb: &Sandbox) -> PathBuf {
     home
 }
 
+/// Which plugin tshark runs with.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Plugin {
+pub(super) enum Plugin {
+    /// The Lua script, by `-X lua_script:`.
     Lua,
+    /// The native plugin alone, built here, in the personal plugin folder
+    /// of [`native_home`].
     Native,
+    /// Whatever the personal plugin folders of the [`INSTALLED_HOME`]
+    /// folder hold, as `tcpshut wireshark install` left them.
+    Installed,
 }
 
 /// tshark with one plugin: the Lua script by `-X lua_script:`, or the
@@ -124,8 +135,11 @@ fn load_plugin(cmd: &mut Command, sb: &Sandbox, plugin: Plugin) {
         Plugin::Lua => {
             cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
         }
-        Plugin::Native => {
-            let home = native_home(sb);
+        Plugin::Native | Plugin::Installed => {
+            let home = match plugin {
+                Plugin::Native => native_home(sb),
+                _ => sb.path(INSTALLED_HOME),
+            };
             cmd.env("HOME", &home)
                 .env("XDG_CONFIG_HOME", home.join("cfg"));
         }
@@ -217,9 +231,22 @@ fn run(sb: &Sandbox, plugin: Plugin, cap: &Path, args: &[String], mode: Mode) ->
 
 /// Both plugins give the same output for `cap` with `args`, in `modes`.
 pub(super) fn same_output(sb: &Sandbox, what: &str, cap: &Path, args: &[String], modes: &[Mode]) {
+    same_output_as(sb, Plugin::Native, what, cap, args, modes);
+}
+
+/// tshark with `other` gives the same output for `cap` with `args`, in
+/// `modes`, as with the Lua plugin, and that output shows something.
+pub(super) fn same_output_as(
+    sb: &Sandbox,
+    other: Plugin,
+    what: &str,
+    cap: &Path,
+    args: &[String],
+    modes: &[Mode],
+) {
     for &mode in modes {
         let lua = run(sb, Plugin::Lua, cap, args, mode);
-        let native = run(sb, Plugin::Native, cap, args, mode);
+        let native = run(sb, other, cap, args, mode);
         if lua != native {
             let diff: Vec<String> = lua
                 .lines()
@@ -230,7 +257,7 @@ pub(super) fn same_output(sb: &Sandbox, what: &str, cap: &Path, args: &[String],
                 .map(|(i, (a, b))| format!("line {}:\n  lua:    {a}\n  native: {b}", i + 1))
                 .collect();
             panic!(
-                "{what} ({mode:?}): the native plugin's output differs from the Lua plugin's \
+                "{what} ({mode:?}): the output with {other:?} differs from the Lua plugin's \
                  ({} lines against {}):\n{}",
                 native.lines().count(),
                 lua.lines().count(),
