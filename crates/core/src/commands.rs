@@ -932,7 +932,7 @@ fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
     let mut holding = Holding::default();
     let mut written = Ok(());
     let mut header_done = false;
-    let mut each = |report: ConnectionReport| {
+    let mut each = |report: &ConnectionReport| {
         outcomes.add(report.outcome);
         holding.add(&report);
         if written.is_err() || !(only.is_empty() || only.contains(&report.outcome)) {
@@ -943,7 +943,7 @@ fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
             written = writeln!(out, "{}", table_row(&TABLE_HEADER, &STREAM_WIDTHS));
         }
         if written.is_ok() {
-            written = writeln!(out, "{}", table_row(&table_cells(&report), &STREAM_WIDTHS))
+            written = writeln!(out, "{}", table_row(&table_cells(report), &STREAM_WIDTHS))
                 .and_then(|()| out.flush());
         }
     };

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use rayon::prelude::*;
+use tcpshut_engine::Schedule;
 use tcpshut_report::{Aggregate, Document};
 
 use crate::inputs::{self, Input};
@@ -35,17 +36,19 @@ impl Partial {
         self
     }
 
-    fn of(position: usize, input: &Input, spools: &Spools) -> Partial {
+    /// `schedule`: one thread or two for the capture, as for `annotate`
+    /// ([`crate::commands::schedule`]).
+    fn of(position: usize, input: &Input, spools: &Spools, schedule: Schedule) -> Partial {
         let (path, result) = match input {
             Input::Capture(path) => {
                 let name = path.display().to_string();
                 let read_from = spools.get(&name).map_or(path.as_path(), |s| s.path());
                 (
                     path,
-                    tcpshut_report::aggregate_capture_as(position, read_from, name),
+                    tcpshut_report::aggregate_capture_as(position, read_from, name, schedule),
                 )
             }
-            Input::Series(files) => return Partial::of_series(position, files),
+            Input::Series(files) => return Partial::of_series(position, files, schedule),
             Input::Problem(path, why) => {
                 return Partial::failed(position, path, why);
             }
@@ -80,9 +83,9 @@ impl Partial {
 
     /// A rotated series, aggregated as one capture; what each file gave
     /// is said by name.
-    fn of_series(position: usize, files: &[std::path::PathBuf]) -> Partial {
+    fn of_series(position: usize, files: &[std::path::PathBuf], schedule: Schedule) -> Partial {
         let series = tcpshut_engine::Series::new(files.to_vec());
-        let result = tcpshut_report::aggregate_series(position, &series);
+        let result = tcpshut_report::aggregate_series(position, &series, schedule);
         let (status, lines) = crate::series::file_lines(&series);
         let mut errors: Vec<(usize, String)> = lines.into_iter().map(|l| (position, l)).collect();
         match result {
@@ -157,7 +160,7 @@ pub fn report(
         inputs
             .par_iter()
             .enumerate()
-            .map(|(i, input)| Partial::of(i, input, &spools))
+            .map(|(i, input)| Partial::of(i, input, &spools, crate::commands::schedule(batch.jobs)))
             .reduce(Partial::default, Partial::merge)
     });
     all.errors.sort();

@@ -24,7 +24,8 @@ mod wire;
 // ---- Running the engine over a capture ----
 pub use pipeline::schedule::{
     annotate, annotate_bytes, annotate_series, annotate_with, each_report, each_report_bytes,
-    each_report_series, verdicts, verdicts_series, AnalyzeError, Schedule, MAX_HELD_ROWS,
+    each_report_series, each_report_with, verdicts, verdicts_series, AnalyzeError, Schedule,
+    MAX_HELD_ROWS,
 };
 pub use pipeline::sinks::{Pass, RowFormatter, RowSink, Tee};
 pub use pipeline::summary::{

@@ -226,7 +226,8 @@ fn streamed_reports_are_the_kept_reports() {
         let path = testdata().join(file);
         let kept = tcpshut_engine::verdicts(&path, tcpshut_engine::Detail::Reports).unwrap();
         let mut streamed = Vec::new();
-        let summary = tcpshut_engine::each_report(&path, &mut |r| streamed.push(r)).unwrap();
+        let summary =
+            tcpshut_engine::each_report(&path, &mut |r| streamed.push(r.clone())).unwrap();
         assert_eq!(summary.connections, kept.capture.connections, "{file}");
         streamed.sort_by_key(|r| r.id);
         let without_zeek = |r: &ConnectionReport| {
@@ -248,7 +249,7 @@ fn streamed_reports_are_the_kept_reports() {
 fn reports_carry_teardown_times() {
     let one = |file: &str| {
         let mut all = Vec::new();
-        tcpshut_engine::each_report(&testdata().join(file), &mut |r| all.push(r)).unwrap();
+        tcpshut_engine::each_report(&testdata().join(file), &mut |r| all.push(r.clone())).unwrap();
         assert_eq!(all.len(), 1, "{file}");
         all.pop().unwrap()
     };

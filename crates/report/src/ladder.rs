@@ -135,7 +135,7 @@ pub fn collect_series(
     collect_with(
         &series.name(),
         conns,
-        &mut |each| tcpshut_engine::each_report_series(series, each).map(drop),
+        &mut |each| tcpshut_engine::each_report_series(series, Schedule::default(), each).map(drop),
         &mut |sink| {
             tcpshut_engine::annotate_series(series, Detail::Brief, sink, Schedule::default())
                 .map(drop)
@@ -144,7 +144,8 @@ pub fn collect_series(
 }
 
 /// What one read of a capture for its reports is.
-type ReadReports<'a> = dyn FnMut(&mut dyn FnMut(ConnectionReport)) -> Result<(), AnalyzeError> + 'a;
+type ReadReports<'a> =
+    dyn FnMut(&mut dyn FnMut(&ConnectionReport)) -> Result<(), AnalyzeError> + 'a;
 /// What one read of a capture for its rows is.
 type ReadRows<'a> = dyn FnMut(&mut dyn RowSink) -> Result<(), AnalyzeError> + 'a;
 
@@ -158,7 +159,7 @@ fn collect_with(
     let mut reports = BTreeMap::new();
     read_reports(&mut |r| {
         if conns.contains(&r.id) {
-            reports.insert(r.id, r);
+            reports.insert(r.id, r.clone());
         }
     })?;
     let mut wanted: BTreeMap<u32, Pending> = reports

@@ -25,16 +25,17 @@ use std::path::Path;
 
 pub use aggregate::{Aggregate, CaptureAggregator};
 pub use document::Document;
-use tcpshut_engine::{AnalyzeError, CaptureSummary};
+use tcpshut_engine::{AnalyzeError, CaptureSummary, Schedule};
 
 /// [`aggregate_capture`] over a rotated series, read as one capture and
 /// named as the series is.
 pub fn aggregate_series(
     position: usize,
     series: &tcpshut_engine::Series,
+    schedule: Schedule,
 ) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
     let mut agg = CaptureAggregator::new(position, series.name());
-    let summary = tcpshut_engine::each_report_series(series, &mut |r| agg.add(&r))?;
+    let summary = tcpshut_engine::each_report_series(series, schedule, &mut |r| agg.add(r))?;
     Ok((agg.finish(&summary), summary))
 }
 
@@ -45,17 +46,24 @@ pub fn aggregate_capture(
     position: usize,
     path: &Path,
 ) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
-    aggregate_capture_as(position, path, path.display().to_string())
+    aggregate_capture_as(
+        position,
+        path,
+        path.display().to_string(),
+        Schedule::default(),
+    )
 }
 
 /// [`aggregate_capture`] of the capture read from `read_from` (a copy of
-/// a stream), named `name` (as the user named the stream).
+/// a stream), named `name` (as the user named the stream), on one thread
+/// or two as `schedule` says (the aggregates are the same).
 pub fn aggregate_capture_as(
     position: usize,
     read_from: &Path,
     name: String,
+    schedule: Schedule,
 ) -> Result<(Aggregate, CaptureSummary), AnalyzeError> {
     let mut agg = CaptureAggregator::new(position, name);
-    let summary = tcpshut_engine::each_report(read_from, &mut |r| agg.add(&r))?;
+    let summary = tcpshut_engine::each_report_with(read_from, schedule, &mut |r| agg.add(r))?;
     Ok((agg.finish(&summary), summary))
 }

@@ -29,9 +29,12 @@ fn mangled_captures_never_panic_the_report() {
                 *byte ^= (i as u8).wrapping_mul(37).wrapping_add(variant as u8);
             }
             let mut agg = CaptureAggregator::new(0, "mangled".into());
-            if let Ok(summary) =
-                tcpshut_engine::each_report_bytes(&b, "mangled", &mut |r| agg.add(&r))
-            {
+            if let Ok(summary) = tcpshut_engine::each_report_bytes(
+                &b,
+                "mangled",
+                tcpshut_engine::Schedule::default(),
+                &mut |r| agg.add(r),
+            ) {
                 let doc = Document::new(&agg.finish(&summary), 0);
                 let page = html::render(&doc, &html::Ladders::new());
                 assert!(page.len() < 2_000_000);

@@ -24,7 +24,7 @@ use std::path::Path;
 use crate::output::reports::{ConnectionReport, ReportKind};
 use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
-use crate::pipeline::sinks::{Pass, RowFormatter, RowSink};
+use crate::pipeline::sinks::{EachReport, Pass, RowFormatter, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::flow::Flow;
@@ -187,23 +187,37 @@ pub fn verdicts(path: &Path, detail: Detail) -> Result<Verdicts, AnalyzeError> {
 /// the flow table (closed connections as they retire, then those still
 /// held at the end, each batch in id order), keeping none of them: memory
 /// follows the connections open at a time, not the capture's length. One
-/// pass, for consumers that aggregate (`tcpshut report`); it skips Zeek's
-/// view and checksum verification, so the reports' Zeek fields are those
-/// of a connection Zeek never saw start, and `decode.bad_checksum` is 0.
+/// pass, on two threads when the machine has two cores
+/// ([`Schedule::default`]), for consumers that aggregate (`tcpshut
+/// report`); it skips Zeek's view and checksum verification, so the
+/// reports' Zeek fields are those of a connection Zeek never saw start,
+/// and `decode.bad_checksum` is 0.
 pub fn each_report(
     path: &Path,
-    each: &mut dyn FnMut(ConnectionReport),
+    each: &mut dyn FnMut(&ConnectionReport),
 ) -> Result<CaptureSummary, AnalyzeError> {
-    let source = Source::new(path, Reads::Once)?;
-    each_report_from(&|| source.open(), path, each)
+    each_report_with(path, Schedule::default(), each)
 }
 
-/// [`each_report`] over a rotated series, read as one capture.
+/// [`each_report`] with a chosen schedule: the schedules of
+/// [`annotate_with`], fed a sink of reports only ([`EachReport`]), so
+/// that the reports come in the same order on one thread or two.
+pub fn each_report_with(
+    path: &Path,
+    schedule: Schedule,
+    each: &mut dyn FnMut(&ConnectionReport),
+) -> Result<CaptureSummary, AnalyzeError> {
+    // Brief: the reports go to `each`, the tracker keeps next to nothing.
+    annotate_with(path, Detail::Brief, &mut EachReport(each), schedule).map(|v| v.capture)
+}
+
+/// [`each_report_with`] over a rotated series, read as one capture.
 pub fn each_report_series(
     series: &Series,
-    each: &mut dyn FnMut(ConnectionReport),
+    schedule: Schedule,
+    each: &mut dyn FnMut(&ConnectionReport),
 ) -> Result<CaptureSummary, AnalyzeError> {
-    each_report_from(&|| series.open(), Path::new(&series.name()), each)
+    annotate_series(series, Detail::Brief, &mut EachReport(each), schedule).map(|v| v.capture)
 }
 
 /// [`verdicts`] over a rotated series, read as one capture: the
@@ -232,35 +246,15 @@ pub fn annotate_series(
     annotate_from(&|| series.open(), Path::new(&name), detail, sink, schedule)
 }
 
-/// [`each_report`] over a capture held in memory; `name` stands in for the
-/// path in the summary.
+/// [`each_report_with`] over a capture held in memory; `name` stands in
+/// for the path in the summary.
 pub fn each_report_bytes(
     bytes: &[u8],
     name: &str,
-    each: &mut dyn FnMut(ConnectionReport),
+    schedule: Schedule,
+    each: &mut dyn FnMut(&ConnectionReport),
 ) -> Result<CaptureSummary, AnalyzeError> {
-    let open = || CaptureReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), name);
-    each_report_from(&open, Path::new(name), each)
-}
-
-fn each_report_from(
-    open: Open,
-    path: &Path,
-    each: &mut dyn FnMut(ConnectionReport),
-) -> Result<CaptureSummary, AnalyzeError> {
-    let mut reader = open()?;
-    let format = format_name(reader.format());
-    // Brief: the reports go to `each`, the tracker keeps next to nothing.
-    let mut tracker = Tracker::concluding(Detail::Brief);
-    let mut report = |flow: &Flow, verdict| each(report_of(flow, &verdict, ReportKind::Full));
-    let read = for_each_frame(&mut reader, None, &mut |_| {}, |frame| {
-        if let Some(seg) = tracker.decode(frame) {
-            tracker.observe(&seg);
-            tracker.conclude_retired(&mut report);
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    Ok(tracker.finish(report, path, format, read).capture)
+    annotate_bytes(bytes, name, Detail::Brief, &mut EachReport(each), schedule).map(|v| v.capture)
 }
 
 /// Pass 1 with `tracker`, which says what is kept, handing each
@@ -360,6 +354,8 @@ fn one_pass(
     let wants_connections = reports_wanted(&*sink);
     let mut tracker = one_pass_tracker(detail, &*sink);
     let mut held = PendingRows::new(max_held_rows);
+    // A sink of connections only (`each_report`'s) is handed no rows.
+    let keep_rows = !sink.ignores_rows();
     // Held rows fail in the frame loop as I/O errors of their own kind.
     let mut held_error = None;
     // Both the rows and the progress reports go to the sink, never at once.
@@ -373,7 +369,9 @@ fn one_pass(
             return Ok(());
         };
         let facts = tracker.observe(seg);
-        held.hold(seg, &facts)?;
+        if keep_rows {
+            held.hold(seg, &facts)?;
+        }
         let mut settled = Ok(false);
         tracker.conclude_retired(|flow, verdict| {
             if settled.is_ok() {
@@ -551,6 +549,9 @@ fn one_pass_threaded(
     let (give_back, spare) = mpsc::channel::<Batch>();
     let wants_connections = reports_wanted(&*sink);
     let mut tracker = one_pass_tracker(detail, &*sink);
+    // A sink of connections only (`each_report`'s) is handed no rows:
+    // batches then carry flows alone.
+    let keep_rows = !sink.ignores_rows();
     // Verdicts are worked out on the rows thread.
     let mut conclusions = tracker.take_conclusions();
     std::thread::scope(|scope| {
@@ -589,7 +590,9 @@ fn one_pass_threaded(
                     };
                     let facts = tracker.observe(seg);
                     let mut batch = batch.borrow_mut();
-                    batch.rows.push(PendingRow::of(seg, &facts));
+                    if keep_rows {
+                        batch.rows.push(PendingRow::of(seg, &facts));
+                    }
                     tracker.hand_over_unconcluded(|flow| batch.settle(flow));
                     if batch.is_full() && !send(&mut batch) {
                         return Ok(ControlFlow::Break(()));

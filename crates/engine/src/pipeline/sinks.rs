@@ -1,6 +1,6 @@
-//! Where rows go: the [`RowSink`] a schedule feeds, in frame order, and
-//! [`Tee`] to feed two at once. The sinks themselves (CSV, JSON, pcapng)
-//! are in the output layer.
+//! Where rows go: the [`RowSink`] a schedule feeds, in frame order,
+//! [`Tee`] to feed two at once, and [`EachReport`] for reports alone.
+//! The sinks themselves (CSV, JSON, pcapng) are in the output layer.
 
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::Row;
@@ -221,6 +221,37 @@ impl RowSink for Tee<'_> {
     }
     fn ignores_rows(&self) -> bool {
         self.0.ignores_rows() && self.1.ignores_rows()
+    }
+}
+
+/// A sink of connections only, handing each report to a function: what
+/// `each_report` runs a schedule with. It takes no rows, so a schedule
+/// holds none ([`RowSink::ignores_rows`]), and its reports are full ones
+/// without Zeek's view.
+pub(crate) struct EachReport<'a>(pub &'a mut dyn FnMut(&ConnectionReport));
+
+impl RowSink for EachReport<'_> {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+    fn begin(&mut self, _: &CaptureSummary, _: &[ConnectionReport]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn row(&mut self, _: &Row) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn ignores_rows(&self) -> bool {
+        true
+    }
+    fn wants_connections(&self) -> bool {
+        true
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        (self.0)(report);
+        Ok(())
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
