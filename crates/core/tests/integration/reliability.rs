@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{require_tool, tcpshut, testdata};
+use crate::util::{generated_capture, require_tool, tcpshut, testdata};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -490,25 +490,8 @@ fn signals_leave_no_temporary_files() {
     use std::os::unix::process::ExitStatusExt;
     use std::time::{Duration, Instant};
     let tcpshut_bin = Path::new(env!("CARGO_BIN_EXE_tcpshut"));
-    let bench = tcpshut_bin.with_file_name("tcpshut-bench");
-    assert!(
-        bench.exists(),
-        "{} is required (it generates the large capture): `cargo build -p tcpshut-bench` \
-         (`bash scripts/test` builds it first)",
-        bench.display()
-    );
     let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("large.pcap");
-    let out = Command::new(&bench)
-        .args(["gen", "--connections", "2000", "-o"])
-        .arg(&capture)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tcpshut-bench gen: {}",
-        text(&out.stderr)
-    );
+    let capture = generated_capture(dir.path(), 2000);
     let sidecar = dir.path().join("large.pcap.tcpshut.csv");
     let copy = dir.path().join("large.pcap.tcpshut.pcapng");
     fs::write(&sidecar, "an older sidecar\n").unwrap();

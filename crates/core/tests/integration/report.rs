@@ -89,6 +89,59 @@ fn report_is_the_same_whatever_the_parallelism() {
     assert_eq!(one.stdout, two.stdout);
 }
 
+/// A capture's report read on one thread and on two (one reads, decodes
+/// and tracks, the other concludes and aggregates: `tcpshut report` on
+/// one capture) is the same, byte for byte, in JSON, on the terminal (in
+/// colour) and in HTML, and the engine hands over the same reports in the
+/// same order: for every recorded capture of `testdata/`, and for a
+/// generated capture whose connections are held open at its end.
+#[test]
+fn report_is_the_same_on_one_thread_or_two() {
+    use tcpshut_engine::{ConnectionReport, Outcome, Schedule, MAX_HELD_ROWS};
+    use tcpshut_report::{aggregate_capture_as, html, terminal, Document};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut captures = crate::util::testdata_captures();
+    captures.push(crate::util::generated_capture(dir.path(), 3000));
+    let outputs = |path: &std::path::Path, schedule| {
+        let (mut reports, mut open) = (Vec::new(), 0);
+        let mut add = |r: &ConnectionReport| {
+            reports.push(serde_json::to_string(r).unwrap());
+            open += u32::from(r.outcome == Outcome::Open);
+        };
+        tcpshut_engine::each_report_with(path, schedule, &mut add).unwrap();
+        let name = path.display().to_string();
+        let (agg, _) = aggregate_capture_as(0, path, name, schedule).unwrap();
+        let doc = Document::new(&agg, 0);
+        let json = serde_json::to_string_pretty(&doc).unwrap();
+        let mut text = Vec::new();
+        terminal::write(&doc, true, &mut text).unwrap();
+        let page = html::render(&doc, &html::Ladders::new());
+        (reports, json, text, page, open)
+    };
+    let mut held_open = 0;
+    for path in &captures {
+        let one = outputs(path, Schedule::one_thread());
+        let two = outputs(
+            path,
+            Schedule::OnePassThreaded {
+                max_held_rows: MAX_HELD_ROWS,
+            },
+        );
+        let shown = path.display();
+        assert!(!one.0.is_empty(), "{shown}: no connections");
+        assert!(one.0 == two.0, "{shown}: the reports or their order differ");
+        assert!(one.1 == two.1, "{shown}: the JSON report differs");
+        assert!(one.2 == two.2, "{shown}: the terminal report differs");
+        assert!(one.3 == two.3, "{shown}: the HTML report differs");
+        held_open += one.4;
+    }
+    assert!(
+        held_open > 100,
+        "{held_open} connections held open at the end"
+    );
+}
+
 /// Not a terminal: no escape sequences, whatever NO_COLOR says.
 #[test]
 fn report_text_is_plain_when_piped() {

@@ -44,6 +44,32 @@ pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
+/// A synthetic capture of `connections` connections in `dir`, made by
+/// `tcpshut-bench gen` (built beside tcpshut): about 500 open at a time,
+/// and those in flight when the last one starts are still open at its
+/// end.
+pub fn generated_capture(dir: &Path, connections: u32) -> PathBuf {
+    let bench = Path::new(env!("CARGO_BIN_EXE_tcpshut")).with_file_name("tcpshut-bench");
+    assert!(
+        bench.exists(),
+        "{} is required (it generates the large capture): `cargo build -p tcpshut-bench` \
+         (`bash scripts/test` builds it first)",
+        bench.display()
+    );
+    let capture = dir.join(format!("synthetic-{connections}.pcap"));
+    let out = Command::new(&bench)
+        .args(["gen", "--connections", &connections.to_string(), "-o"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tcpshut-bench gen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    capture
+}
+
 /// Fails the test, saying what is missing, when a program the test needs
 /// cannot be run: a test never passes by skipping (`scripts/install-deps`
 /// installs every tool the suite uses).
