@@ -934,7 +934,7 @@ fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
     let mut header_done = false;
     let mut each = |report: &ConnectionReport| {
         outcomes.add(report.outcome);
-        holding.add(&report);
+        holding.add(report);
         if written.is_err() || !(only.is_empty() || only.contains(&report.outcome)) {
             return;
         }
