@@ -947,7 +947,9 @@ fn summary_of_stream(path: &Path, only: &[Outcome]) -> anyhow::Result<Status> {
                 .and_then(|()| out.flush());
         }
     };
-    let read = tcpshut_engine::each_report(path, &mut each);
+    // One thread: on two, a connection would wait for its batch to fill
+    // before it is printed.
+    let read = tcpshut_engine::each_report_with(path, Schedule::one_thread(), &mut each);
     written?;
     let capture = match read {
         Ok(capture) => capture,
