@@ -416,14 +416,18 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             c
         }
     };
-    // tcpshut report's target: at most 1.5× annotate on the same capture.
-    let report = {
+    // tcpshut report's target: at most 1.5× annotate on the same capture;
+    // on two threads (the default) at most 1.15× the CPU of one.
+    let report = |one_thread: bool| {
         let bin = tcpshut.clone();
         move |f: &Path| {
             let mut c = Command::new(&bin);
             c.arg("report")
                 .arg(f)
                 .args(["--format", "json", "--no-progress"]);
+            if one_thread {
+                c.args(["--jobs", "1"]);
+            }
             c
         }
     };
@@ -454,6 +458,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     const ONE_THREAD: usize = 1;
     const REPORT: usize = 2;
     const DECODE: usize = 4;
+    const REPORT_ONE_THREAD: usize = 5;
     let mut tools = vec![
         Tool {
             name: "tcpshut annotate (CSV sidecar, two threads)",
@@ -467,7 +472,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
         Tool {
             name: "tcpshut report --format json",
-            command: Box::new(report),
+            command: Box::new(report(false)),
             reps: args.reps,
         },
         Tool {
@@ -478,6 +483,11 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         Tool {
             name: "read + link decode",
             command: Box::new(read(true)),
+            reps: args.reps,
+        },
+        Tool {
+            name: "tcpshut report --format json --jobs 1 (one thread)",
+            command: Box::new(report(true)),
             reps: args.reps,
         },
     ];
@@ -561,6 +571,11 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             format!("{name}: report's wall time / annotate's"),
             Targets::ratio(wall(REPORT), annotate.wall),
             Bound::AtMost(1.5),
+        );
+        targets.check(
+            format!("{name}: report's CPU time, two threads / one"),
+            Targets::ratio(results[REPORT].cpu, results[REPORT_ONE_THREAD].cpu),
+            Bound::AtMost(1.15),
         );
         for (i, tool) in tools.iter().enumerate() {
             let (tool_name, at_least) = match tool.name {
