@@ -66,8 +66,10 @@ pub enum Schedule {
     /// the oldest wait on a temporary file.
     OnePass { max_held_rows: usize },
     /// [`Schedule::OnePass`] on two threads: one reads, decodes and
-    /// tracks, the other holds the rows, makes them and feeds the sink,
-    /// in batches; the same rows in the same order.
+    /// tracks, the other concludes the connections, holds the rows, makes
+    /// them and feeds the sink, in batches; the same rows and reports in
+    /// the same order (a sink of reports only, `each_report`'s, gets no
+    /// rows on either).
     OnePassThreaded { max_held_rows: usize },
     /// Two passes.
     TwoPasses,
@@ -531,8 +533,10 @@ impl Batch {
 /// rows ([`PendingRows`] and the sink) and the connections' reports, a
 /// second reads, decodes and tracks, and hands over the rows and the
 /// flows leaving the table in batches, in order, so the rows are the
-/// same. Neither waits for the other
-/// while a batch is in flight.
+/// same, and the reports come in the same order. A sink that ignores
+/// rows ([`RowSink::ignores_rows`]) is handed none: the batches then
+/// carry the leaving flows alone. Neither waits for the other while a
+/// batch is in flight.
 fn one_pass_threaded(
     mut reader: CaptureReader,
     path: &Path,
