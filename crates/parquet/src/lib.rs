@@ -21,6 +21,7 @@
 //! (Arrow's writer wants a `Send` output; the sink hands it a shared
 //! buffer and drains it after each row group).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,15 +32,21 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::Timestamp;
+use tcpshut_engine::{CallSet, Event, TcpState};
 use tcpshut_engine::{CaptureSummary, RowSink};
 use tcpshut_engine::{Row, Summary};
+
+mod dictionary;
+use dictionary::DictionaryColumn;
 
 /// Rows per row group of the segments table: large enough for good
 /// compression, small enough (a few MB of builders) to keep memory flat.
@@ -287,73 +294,166 @@ impl<W: Write> TableWriter<W> {
     }
 }
 
-/// Column builders for one row group of segments. The numbers that are
-/// never null go into plain vectors, which become Arrow arrays without a
-/// copy: an Arrow builder's append (which also counts validity) cost
-/// four times as many instructions.
+/// Column builders for one row group of segments, for the columns Arrow's
+/// writer encodes. The numbers that are never null go into plain
+/// vectors, which become Arrow arrays without a copy: an Arrow builder's
+/// append (which also counts validity) cost four times as many
+/// instructions.
 struct SegmentBuilders {
     capture: StringBuilder,
     frame: Vec<i64>,
     ts: Vec<i64>,
     ts_ns: Vec<i64>,
     conn: Vec<i64>,
-    src: StringBuilder,
-    dst: StringBuilder,
-    flags: StringBuilder,
     seq: Vec<i64>,
     ack: Vec<i64>,
     len: Vec<i64>,
-    sender_state: StringBuilder,
-    receiver_state: StringBuilder,
-    events: ListBuilder<StringBuilder>,
-    calls: ListBuilder<StringBuilder>,
-    summary: StringBuilder,
-    severity: StringBuilder,
     related: Int64Builder,
+}
+
+/// The text columns encoded here ([`dictionary`]), each value's
+/// dictionary index found from a key instead of by hashing its text.
+struct SegmentTexts {
+    src: DictionaryColumn,
+    dst: DictionaryColumn,
+    /// Keyed by the flags' bits.
+    flags: DictionaryColumn,
+    /// Keyed by the state's place in [`TcpState::ALL`].
+    sender_state: DictionaryColumn,
+    receiver_state: DictionaryColumn,
+    /// Keyed by the event's number.
+    events: DictionaryColumn,
+    /// Keyed by the step's place in [`SegmentColumns::calls`].
+    calls: DictionaryColumn,
+    /// Keyed by the sentence's place in [`SegmentColumns::summaries`].
+    summary: DictionaryColumn,
+    /// Keyed by the severity's number.
+    severity: DictionaryColumn,
+}
+
+/// Definition levels of the list columns (`events` is a list that is
+/// never null, `calls` one that may be; their items may be null in the
+/// schema but never are).
+const EVENTS_EMPTY: u8 = 0;
+const EVENTS_ITEM: u8 = 2;
+const CALLS_NULL: u8 = 0;
+const CALLS_EMPTY: u8 = 1;
+const CALLS_ITEM: u8 = 3;
+
+impl SegmentTexts {
+    fn new(rows: usize) -> Self {
+        let column = |keys: usize| DictionaryColumn::new(keys, rows);
+        SegmentTexts {
+            src: column(0),
+            dst: column(0),
+            flags: column(256),
+            sender_state: column(TcpState::ALL.len()),
+            receiver_state: column(TcpState::ALL.len()),
+            events: column(Event::ALL.len()),
+            calls: column(KNOWN_TEXTS),
+            summary: column(KNOWN_TEXTS),
+            severity: column(8),
+        }
+    }
+
+    /// The column encoded here of the schema's field `name`, if it is one.
+    fn column(&mut self, name: &str) -> Option<&mut DictionaryColumn> {
+        Some(match name {
+            "src" => &mut self.src,
+            "dst" => &mut self.dst,
+            "flags" => &mut self.flags,
+            "sender_state" => &mut self.sender_state,
+            "receiver_state" => &mut self.receiver_state,
+            "events" => &mut self.events,
+            "calls" => &mut self.calls,
+            "summary" => &mut self.summary,
+            "severity" => &mut self.severity,
+            _ => return None,
+        })
+    }
 }
 
 /// The rows of the row group being gathered, and what they reuse.
 struct SegmentColumns {
     builders: SegmentBuilders,
+    texts: SegmentTexts,
     /// Rows each row group's builders are made for.
     capacity: usize,
     rows: usize,
+    /// Row groups finished so far: the addresses' dictionary indices are
+    /// those of one row group.
+    group: u32,
     /// Reused for every text formatted from a `Display`.
     scratch: String,
     /// The addresses of the connections seen lately, as text.
     addresses: AddressTexts,
     /// The sentences written so far (a few dozen kinds in a capture).
-    summaries: SummaryTexts,
+    summaries: KnownTexts<Summary>,
+    /// The call steps written so far (a dozen kinds).
+    calls: KnownTexts<CallSet>,
 }
 
 /// Slots of [`AddressTexts`] (a power of two): more than the connections
 /// of a capture that usually have rows in flight at once.
 const ADDRESS_SLOTS: usize = 1 << 12;
 
+/// Not yet in the row group's dictionary.
+const NO_INDEX: u32 = u32::MAX;
+
 /// The two addresses of a connection as text, formatted once per
-/// connection: its rows repeat them, and formatting (or hashing) an
+/// connection, and their indices in the row group's `src` and `dst`
+/// dictionaries: its rows repeat them, and formatting (or hashing) an
 /// address for every row was a tenth of the segments table's cost.
 /// Direct-mapped by connection id; a slot taken by another connection
 /// is formatted again.
 struct AddressTexts {
     slots: Vec<Option<ConnAddresses>>,
+    /// The row group the indices below are of.
+    group: u32,
+    /// The indices of the addresses in this row group's `src` and `dst`
+    /// dictionaries, by address: looked up once per connection and row
+    /// group, so that an address many connections share (a server's) is
+    /// in each dictionary once.
+    src: HashMap<SocketAddr, u32>,
+    dst: HashMap<SocketAddr, u32>,
 }
 
 struct ConnAddresses {
     conn: u32,
     addrs: [SocketAddr; 2],
     texts: [Box<str>; 2],
+    /// The row group `src` and `dst` hold indices of.
+    group: u32,
+    /// Each address's index in the row group's `src` dictionary.
+    src: [u32; 2],
+    /// Each address's index in the row group's `dst` dictionary.
+    dst: [u32; 2],
 }
 
 impl AddressTexts {
     fn new() -> Self {
         AddressTexts {
             slots: (0..ADDRESS_SLOTS).map(|_| None).collect(),
+            group: 0,
+            src: HashMap::new(),
+            dst: HashMap::new(),
         }
     }
 
-    /// `src` and `dst` of a row of connection `conn`, as text.
-    fn of(&mut self, conn: u32, src: SocketAddr, dst: SocketAddr) -> (&str, &str) {
+    /// Adds `src` and `dst` of a row of connection `conn` in row group
+    /// `group` to their columns.
+    fn push(
+        &mut self,
+        conn: u32,
+        [src, dst]: [SocketAddr; 2],
+        group: u32,
+        texts: &mut SegmentTexts,
+    ) {
+        if self.group != group {
+            self.group = group;
+            self.src.clear();
+            self.dst.clear();
+        }
         let slot = &mut self.slots[conn as usize % ADDRESS_SLOTS];
         let fresh = match slot {
             Some(known) => {
@@ -366,79 +466,117 @@ impl AddressTexts {
                 conn,
                 addrs: [src, dst],
                 texts: [src.to_string().into(), dst.to_string().into()],
+                group,
+                src: [NO_INDEX; 2],
+                dst: [NO_INDEX; 2],
             });
         }
-        let known = slot.as_ref().expect("filled above");
-        let text = |addr: SocketAddr| &*known.texts[usize::from(known.addrs[0] != addr)];
-        (text(src), text(dst))
+        let known = slot.as_mut().expect("filled above");
+        if known.group != group {
+            known.group = group;
+            known.src = [NO_INDEX; 2];
+            known.dst = [NO_INDEX; 2];
+        }
+        let (s, d) = (
+            usize::from(known.addrs[0] != src),
+            usize::from(known.addrs[0] != dst),
+        );
+        if known.src[s] == NO_INDEX {
+            known.src[s] = *self
+                .src
+                .entry(src)
+                .or_insert_with(|| texts.src.add(&known.texts[s]));
+        }
+        if known.dst[d] == NO_INDEX {
+            known.dst[d] = *self
+                .dst
+                .entry(dst)
+                .or_insert_with(|| texts.dst.add(&known.texts[d]));
+        }
+        texts.src.push(known.src[s]);
+        texts.dst.push(known.dst[d]);
     }
 }
 
-/// Most sentences of a capture kept as text, each formatted once.
-/// Bounded: past [`SUMMARY_TEXTS`] kinds the rest are formatted each time.
-#[derive(Default)]
-struct SummaryTexts {
-    known: Vec<(Summary, Box<str>)>,
+/// Most values of a kind a capture shows (sentences, call steps) kept as
+/// text, each formatted once; a value's key is its place here.
+/// Bounded: past [`KNOWN_TEXTS`] kinds the rest have no key.
+struct KnownTexts<T> {
+    known: Vec<(T, Box<str>)>,
     /// Where the last one found is: rows in a row mostly share it.
     last: usize,
 }
 
-/// Sentences [`SummaryTexts`] keeps.
-const SUMMARY_TEXTS: usize = 64;
+/// Values [`KnownTexts`] keeps.
+const KNOWN_TEXTS: usize = 64;
 
-impl SummaryTexts {
-    /// `summary` as text: kept, or formatted into `scratch`.
-    fn of<'a>(&'a mut self, summary: &Summary, scratch: &'a mut String) -> &'a str {
+impl<T: PartialEq + Copy + std::fmt::Display> KnownTexts<T> {
+    fn new() -> Self {
+        KnownTexts {
+            known: Vec::new(),
+            last: 0,
+        }
+    }
+
+    /// `value`'s key and its text, kept; or, with no room left, `None`
+    /// and the text formatted into `scratch`.
+    fn of<'a>(&'a mut self, value: &T, scratch: &'a mut String) -> (Option<usize>, &'a str) {
         use std::fmt::Write as _;
         let found = match self.known.get(self.last) {
-            Some((kind, _)) if kind == summary => Some(self.last),
-            _ => self.known.iter().position(|(kind, _)| kind == summary),
+            Some((kind, _)) if kind == value => Some(self.last),
+            _ => self.known.iter().position(|(kind, _)| kind == value),
         };
         if let Some(at) = found {
             self.last = at;
-            return &self.known[at].1;
+            return (Some(at), &self.known[at].1);
         }
         scratch.clear();
-        write!(scratch, "{summary}").expect("writing to a String cannot fail");
-        if self.known.len() < SUMMARY_TEXTS {
-            self.known.push((*summary, scratch.as_str().into()));
+        write!(scratch, "{value}").expect("writing to a String cannot fail");
+        if self.known.len() < KNOWN_TEXTS {
+            self.known.push((*value, scratch.as_str().into()));
             self.last = self.known.len() - 1;
+            return (Some(self.last), scratch);
         }
-        scratch
+        (None, scratch)
+    }
+
+    /// The dictionary index of `value` in `column`, whose keys are this
+    /// set's.
+    fn index(&mut self, value: &T, scratch: &mut String, column: &mut DictionaryColumn) -> u32 {
+        let key = match self.known.get(self.last) {
+            Some((kind, _)) if kind == value => Some(self.last),
+            _ => None,
+        };
+        if let Some(index) = key.and_then(|key| column.known(key)) {
+            return index;
+        }
+        match self.of(value, scratch) {
+            (Some(key), text) => column.index(key, text),
+            (None, text) => column.index_of_text(text),
+        }
     }
 }
 
 impl SegmentBuilders {
     /// Builders with room for `rows` rows, so that they do not grow (and
     /// copy what they hold) as a row group fills: the growing was a
-    /// twentieth of writing the table. Texts get room for their usual
-    /// length; longer ones make the builder grow.
+    /// twentieth of writing the table.
     fn with_capacity(rows: usize) -> Self {
         let ints = || Vec::with_capacity(rows);
-        let texts = |bytes_each: usize| StringBuilder::with_capacity(rows, rows * bytes_each);
         SegmentBuilders {
-            capture: texts(32),
+            capture: StringBuilder::with_capacity(rows, rows * 32),
             frame: ints(),
             ts: ints(),
             ts_ns: ints(),
             conn: ints(),
-            src: texts(20),
-            dst: texts(20),
-            flags: texts(2),
             seq: ints(),
             ack: ints(),
             len: ints(),
-            sender_state: texts(11),
-            receiver_state: texts(11),
-            events: ListBuilder::with_capacity(texts(8), rows),
-            calls: ListBuilder::with_capacity(StringBuilder::new(), rows),
-            summary: texts(12),
-            severity: texts(4),
             related: Int64Builder::with_capacity(rows),
         }
     }
 
-    /// The columns, in the schema's order.
+    /// The columns Arrow's writer encodes, in the schema's order.
     fn finish(mut self) -> Vec<ArrayRef> {
         vec![
             Arc::new(self.capture.finish()),
@@ -446,18 +584,9 @@ impl SegmentBuilders {
             Arc::new(TimestampMicrosecondArray::from(self.ts).with_timezone("UTC")),
             Arc::new(Int64Array::from(self.ts_ns)),
             Arc::new(Int64Array::from(self.conn)),
-            Arc::new(self.src.finish()),
-            Arc::new(self.dst.finish()),
-            Arc::new(self.flags.finish()),
             Arc::new(Int64Array::from(self.seq)),
             Arc::new(Int64Array::from(self.ack)),
             Arc::new(Int64Array::from(self.len)),
-            Arc::new(self.sender_state.finish()),
-            Arc::new(self.receiver_state.finish()),
-            Arc::new(self.events.finish()),
-            Arc::new(self.calls.finish()),
-            Arc::new(self.summary.finish()),
-            Arc::new(self.severity.finish()),
             Arc::new(self.related.finish()),
         ]
     }
@@ -468,69 +597,170 @@ impl SegmentColumns {
     fn new(capacity: usize) -> Self {
         SegmentColumns {
             builders: SegmentBuilders::with_capacity(capacity),
+            texts: SegmentTexts::new(capacity),
             capacity,
             rows: 0,
+            group: 0,
             scratch: String::new(),
             addresses: AddressTexts::new(),
-            summaries: SummaryTexts::default(),
+            summaries: KnownTexts::new(),
+            calls: KnownTexts::new(),
         }
     }
 
     fn push(&mut self, capture: &str, row: &Row) {
-        use std::fmt::Write as _;
+        let texts = &mut self.texts;
         self.builders.capture.append_value(capture);
         self.builders.frame.push(row.frame as i64);
         self.builders.ts.push(micros(row.ts));
         self.builders.ts_ns.push(nanos(row.ts));
         self.builders.conn.push(i64::from(row.conn));
-        let (src, dst) = self.addresses.of(row.conn, row.src, row.dst);
-        self.builders.src.append_value(src);
-        self.builders.dst.append_value(dst);
-        self.builders
-            .flags
-            .append_value(row.flags.letters().as_str());
+        self.addresses
+            .push(row.conn, [row.src, row.dst], self.group, texts);
+        let flags = usize::from(row.flags.0);
+        let index = match texts.flags.known(flags) {
+            Some(index) => index,
+            None => texts.flags.insert(flags, row.flags.letters().as_str()),
+        };
+        texts.flags.push(index);
         self.builders.seq.push(i64::from(row.seq));
         self.builders.ack.push(i64::from(row.ack));
         self.builders.len.push(i64::from(row.len));
-        self.builders
-            .sender_state
-            .append_value(row.sender_state.name());
-        self.builders
-            .receiver_state
-            .append_value(row.receiver_state.name());
+        for (state, column) in [
+            (row.sender_state, &mut texts.sender_state),
+            (row.receiver_state, &mut texts.receiver_state),
+        ] {
+            let index = column.index(state as usize, state.name());
+            column.push(index);
+        }
+        let mut first = true;
         for event in row.events.iter() {
-            self.builders.events.values().append_value(event.code());
+            let index = texts.events.index(event as usize, event.code());
+            texts.events.push_item(index, first, EVENTS_ITEM);
+            first = false;
         }
-        self.builders.events.append(true);
+        if first {
+            texts.events.push_no_items(EVENTS_EMPTY);
+        }
         match &row.calls {
-            Some(calls) => {
-                for step in calls.steps() {
-                    self.scratch.clear();
-                    write!(self.scratch, "{step}").expect("writing to a String cannot fail");
-                    self.builders.calls.values().append_value(&self.scratch);
+            Some(calls) if !calls.steps().is_empty() => {
+                for (i, step) in calls.steps().iter().enumerate() {
+                    let index = self.calls.index(step, &mut self.scratch, &mut texts.calls);
+                    texts.calls.push_item(index, i == 0, CALLS_ITEM);
                 }
-                self.builders.calls.append(true);
             }
-            None => self.builders.calls.append(false),
+            Some(_) => texts.calls.push_no_items(CALLS_EMPTY),
+            None => texts.calls.push_no_items(CALLS_NULL),
         }
-        self.builders
-            .summary
-            .append_value(self.summaries.of(&row.summary, &mut self.scratch));
-        self.builders.severity.append_value(row.severity.code());
+        let index = self
+            .summaries
+            .index(&row.summary, &mut self.scratch, &mut texts.summary);
+        texts.summary.push(index);
+        let severity = texts
+            .severity
+            .index(row.severity as usize, row.severity.code());
+        texts.severity.push(severity);
         self.builders
             .related
             .append_option(row.related.map(|f| f as i64));
         self.rows += 1;
     }
 
-    /// The rows gathered so far as one batch; the builders start again.
-    fn finish(&mut self) -> io::Result<RecordBatch> {
-        self.rows = 0;
+    /// Writes the rows gathered so far as a row group of `table`; the
+    /// columns start again.
+    fn write_to<W: Write>(&mut self, table: &mut SegmentsWriter<W>) -> io::Result<()> {
         let full = std::mem::replace(
             &mut self.builders,
             SegmentBuilders::with_capacity(self.capacity),
         );
-        RecordBatch::try_new(segments_schema(), full.finish()).map_err(arrow_error)
+        table.write_group(full.finish(), &mut self.texts)?;
+        self.rows = 0;
+        self.group = self.group.wrapping_add(1);
+        Ok(())
+    }
+}
+
+/// The segments table's file: Arrow's writer encodes the numbers and the
+/// capture, [`dictionary`] the other texts, column by column into each
+/// row group (Arrow's lower-level API, `ArrowRowGroupWriterFactory`,
+/// with the file and settings `ArrowWriter` would make).
+struct SegmentsWriter<W: Write> {
+    out: W,
+    buf: SharedBuf,
+    file: Option<SerializedFileWriter<SharedBuf>>,
+    columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    descriptors: Vec<ColumnDescPtr>,
+    groups: usize,
+}
+
+impl<W: Write> SegmentsWriter<W> {
+    fn new(out: W, plan: &ColumnPlan<'_>) -> io::Result<Self> {
+        let buf = SharedBuf::default();
+        let schema = segments_schema();
+        let (file, columns) =
+            ArrowWriter::try_new(buf.clone(), schema.clone(), Some(properties(plan)))
+                .and_then(ArrowWriter::into_serialized_writer)
+                .map_err(parquet_error)?;
+        let descriptors = file.schema_descr().columns().to_vec();
+        Ok(SegmentsWriter {
+            out,
+            buf,
+            file: Some(file),
+            columns,
+            schema,
+            descriptors,
+            groups: 0,
+        })
+    }
+
+    /// Writes one row group: `arrays` are the columns Arrow's writer
+    /// encodes, in the schema's order, `texts` the others.
+    fn write_group(&mut self, arrays: Vec<ArrayRef>, texts: &mut SegmentTexts) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("parquet table already closed"))?;
+        let writers = self
+            .columns
+            .create_column_writers(self.groups)
+            .map_err(parquet_error)?;
+        self.groups += 1;
+        let mut arrays = arrays.into_iter();
+        let mut group = file.next_row_group().map_err(parquet_error)?;
+        // One leaf column per field: no field is a struct.
+        for ((field, mut writer), descriptor) in self
+            .schema
+            .fields()
+            .iter()
+            .zip(writers)
+            .zip(&self.descriptors)
+        {
+            match texts.column(field.name()) {
+                Some(column) => column.write_to(descriptor.clone(), &mut group),
+                None => {
+                    let array = arrays
+                        .next()
+                        .ok_or_else(|| io::Error::other("a segments column is missing"))?;
+                    compute_leaves(field, &array)
+                        .and_then(|leaves| leaves.iter().try_for_each(|leaf| writer.write(leaf)))
+                        .and_then(|()| writer.close())
+                        .and_then(|chunk| chunk.append_to_row_group(&mut group))
+                }
+            }
+            .map_err(parquet_error)?;
+        }
+        group.close().map_err(parquet_error)?;
+        self.buf.drain_into(&mut self.out)
+    }
+
+    /// Writes the footer and hands out the last bytes.
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.close().map_err(parquet_error)?;
+        }
+        self.buf.drain_into(&mut self.out)?;
+        self.out.flush()
     }
 }
 
@@ -699,7 +929,7 @@ pub const CONNECTIONS_PER_GROUP: usize = 1 << 14;
 /// reports come in pass 1, before [`RowSink::begin`] names the capture:
 /// they wait for it.)
 pub struct ParquetSink<S: Write, C: Write> {
-    segments: TableWriter<S>,
+    segments: SegmentsWriter<S>,
     connections: TableWriter<C>,
     capture: String,
     columns: SegmentColumns,
@@ -716,9 +946,8 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
     /// connections table to `connections`.
     pub fn new(segments: S, connections: C) -> io::Result<Self> {
         Ok(ParquetSink {
-            segments: TableWriter::new(
+            segments: SegmentsWriter::new(
                 segments,
-                segments_schema(),
                 &ColumnPlan {
                     delta: &["frame", "ts", "ts_ns", "conn", "related"],
                     plain: &["seq", "ack"],
@@ -792,8 +1021,7 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
 
     fn write_segments(&mut self) -> io::Result<()> {
         if self.columns.rows > 0 {
-            let batch = self.columns.finish()?;
-            self.segments.write_group(&batch)?;
+            self.columns.write_to(&mut self.segments)?;
         }
         Ok(())
     }
