@@ -511,6 +511,9 @@ pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
         Ok(release) => {
             let dir = native::native_dir(env, &release)?;
             folders::code_folder(env, &dir, false)?;
+            // make runs the Makefile written into a folder made there:
+            // nobody else may be able to swap that folder for theirs.
+            folders::safe_to_build_in(&std::env::temp_dir())?;
             let built = if print_only {
                 Ok(Vec::new())
             } else {

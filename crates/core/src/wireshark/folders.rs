@@ -1,9 +1,11 @@
 //! The folders Wireshark runs plugins from: `tcpshut wireshark install`
 //! (the Lua plugin) and `install --native` (the C plugin) write code there
 //! only when every folder from `$HOME` down to the plugin's is the user's
-//! alone, checked before anything is created (the project's rule: never
-//! load or run code from a path another user can write). Both commands go
-//! through [`code_folder`].
+//! alone and none on the way (above `$HOME`, behind a link) lets another
+//! user replace it, checked before anything is created (the project's
+//! rule: never load or run code from a path another user can write). Both
+//! commands go through [`code_folder`]; the native build's temporary
+//! folder through [`safe_to_build_in`].
 
 use super::Env;
 use crate::messages::shown;
@@ -55,10 +57,66 @@ fn private_to_user(_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `dir`, a folder above the user's own (`/`, `/home`, `/tmp`),
+/// leaves what the user has below it alone: owned by root or the user, and
+/// writable by nobody else, or else sticky (`/tmp`: nobody else can
+/// rename or remove what the user made there).
+#[cfg(unix)]
+fn safe_above(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(dir)))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let sticky = meta.mode() & 0o1000 != 0;
+    if (meta.uid() != uid && meta.uid() != 0) || (meta.mode() & 0o022 != 0 && !sticky) {
+        anyhow::bail!(
+            "{}: not owned by you or root, or writable by others; nothing was installed \
+             (another user could replace what tcpshut builds or installs below it)",
+            shown(dir)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn safe_above(_dir: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Checks the real path (links resolved) of `deepest`, an existing folder
+/// on the way from `home` to the plugin folder (or the folder `home` is
+/// to be made in): the folders from `/` down to `home`'s real path must be
+/// [`safe_above`], and those below it [`private_to_user`]. A link on the
+/// way (`~/.local` to a shared disk) is thereby judged by where it leads.
+fn real_path_is_safe(home: Option<&Path>, deepest: &Path) -> anyhow::Result<()> {
+    let real = std::fs::canonicalize(deepest)
+        .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(deepest)))?;
+    let real_home = home.and_then(|home| std::fs::canonicalize(home).ok());
+    let mut above: Vec<&Path> = real.ancestors().collect();
+    above.reverse();
+    for dir in above {
+        match &real_home {
+            Some(real_home) if dir.starts_with(real_home) => private_to_user(dir)?,
+            _ => safe_above(dir)?,
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `dir` (the temporary folder the native plugin is built in)
+/// and every folder above its real path are [`safe_above`]: a build
+/// folder made there cannot be replaced by another user's (with their
+/// Makefile) between its making and the build.
+pub fn safe_to_build_in(dir: &Path) -> anyhow::Result<()> {
+    real_path_is_safe(None, dir)
+}
+
 /// Checks every existing folder from `home` down to `dest` (each must be
-/// [`private_to_user`]), top down, before any is created; with `create`,
-/// then creates the missing ones (mode 0755) one at a time, each checked
-/// once made. `dest` must lie under `home`.
+/// [`private_to_user`]), top down, and the real path they lead to
+/// ([`real_path_is_safe`]: the folders above `home` too), before any is
+/// created; with `create`, then creates the missing ones (mode 0755) one
+/// at a time, each checked once made. `dest` must lie under `home`.
 pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()> {
     let below = dest.strip_prefix(home).map_err(|_| {
         anyhow::anyhow!(
@@ -75,6 +133,12 @@ pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()
         .iter()
         .position(|d| std::fs::symlink_metadata(d).is_err())
         .unwrap_or(chain.len());
+    let deepest = match missing {
+        // HOME itself is missing: the folder it is to be made in
+        0 => home.parent().unwrap_or(home),
+        _ => &chain[missing - 1],
+    };
+    real_path_is_safe(Some(home), deepest)?;
     for dir in &chain[..missing] {
         private_to_user(dir)?;
     }
@@ -124,6 +188,77 @@ mod tests {
         std::fs::write(home.path().join(".local"), "").unwrap();
         let err = safe_folders(home.path(), &dest_under(home.path()), true).unwrap_err();
         assert!(err.to_string().contains(".local: not a folder"), "{err}");
+    }
+
+    /// The folders above HOME, and a link on the way, are judged too: a
+    /// HOME in a folder anyone can write (not sticky) is refused, one in a
+    /// sticky folder (`/tmp`) is not, and `~/.local` as a link into a folder
+    /// anyone can write is refused, naming that folder.
+    #[cfg(unix)]
+    #[test]
+    fn folders_above_home_and_behind_links_are_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |dir: &Path, mode: u32| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let top = tempfile::tempdir().unwrap();
+        let shared = top.path().join("shared");
+        let home = shared.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        mode(&shared, 0o777);
+        let err = safe_folders(&home, &dest_under(&home), true).unwrap_err();
+        let real_shared = std::fs::canonicalize(&shared).unwrap();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}: not owned by you or root",
+                real_shared.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            !home.join(".local").exists(),
+            "created below a shared folder"
+        );
+        mode(&shared, 0o1777);
+        safe_folders(&home, &dest_under(&home), true).unwrap();
+
+        let home = top.path().join("home2");
+        std::fs::create_dir(&home).unwrap();
+        let elsewhere = top.path().join("open");
+        std::fs::create_dir_all(elsewhere.join("local")).unwrap();
+        mode(&elsewhere, 0o777);
+        std::os::unix::fs::symlink(elsewhere.join("local"), home.join(".local")).unwrap();
+        let err = safe_folders(&home, &dest_under(&home), true).unwrap_err();
+        let real_elsewhere = std::fs::canonicalize(&elsewhere).unwrap();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{}: not owned by you or root",
+                real_elsewhere.display()
+            )),
+            "{err}"
+        );
+        assert!(!elsewhere.join("local/lib").exists());
+        mode(&elsewhere, 0o755);
+        safe_folders(&home, &dest_under(&home), true).unwrap();
+        assert!(elsewhere
+            .join("local/lib/wireshark/plugins/4.0/epan")
+            .is_dir());
+    }
+
+    /// A temporary folder anyone can write (not sticky) is no place to
+    /// build in; a sticky one (`/tmp`) or a private one is.
+    #[cfg(unix)]
+    #[test]
+    fn build_folders_go_only_where_no_one_else_can_replace_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = tempfile::tempdir().unwrap();
+        let tmp = top.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        safe_to_build_in(&tmp).unwrap();
+        for (mode, safe) in [(0o777, false), (0o1777, true), (0o775, false)] {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(safe_to_build_in(&tmp).is_ok(), safe, "{mode:o}");
+        }
     }
 
     #[cfg(unix)]

@@ -1384,9 +1384,10 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
     )
     .unwrap();
     let skips = ws != Wireshark::V4_0;
-    // root's own HOME: install refuses one another user owns (the test
-    // user owns the sandbox's)
-    let home = sb.path("root-home");
+    // root's own HOME: install refuses one another user owns or could
+    // replace (the test user owns the sandbox)
+    let own = tempfile::tempdir().unwrap();
+    let home = own.path().join("root-home");
     std::fs::create_dir(&home).unwrap();
     for args in [
         &["wireshark", "install"][..],

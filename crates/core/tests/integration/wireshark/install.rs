@@ -357,11 +357,21 @@ fn install_native_removes_its_build_folder_on_a_signal() {
     assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
+/// What install says of a folder of the user's own that another user can
+/// write, or of one they own.
+const NOT_PRIVATE: &str = "not owned by you or writable by others; nothing was installed \
+                           (Wireshark runs plugins from below it)";
+/// What it says of one above those (above `$HOME`, or the build's
+/// temporary folder) that lets another user replace what is below it.
+const NOT_SAFE_ABOVE: &str = "not owned by you or root, or writable by others; nothing was \
+                              installed (another user could replace what tcpshut builds or \
+                              installs below it)";
+
 /// `tcpshut wireshark install ARGS` (with `--print`, then without) in
-/// `home` refuses `folder`: exit 1, one line naming it, nothing on
-/// standard output, and nothing made or changed below `home` (no plugin,
-/// no profile, no folder).
-fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path) {
+/// `home` refuses `folder` for `why`: exit 1, one line naming it, nothing
+/// on standard output, and nothing made or changed below `home` (no
+/// plugin, no profile, no folder) nor in the temporary folder.
+fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path, why: &str) {
     let before = everything_below(home);
     for print in [true, false] {
         let mut cmd = install_command(sb, home, None, args);
@@ -374,11 +384,7 @@ fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path) {
         assert_eq!(out.status.code(), Some(1), "{what}: installed: {stderr}");
         assert_eq!(
             stderr,
-            format!(
-                "tcpshut: {}: not owned by you or writable by others; nothing was installed \
-                 (Wireshark runs plugins from below it)\n",
-                folder.display()
-            ),
+            format!("tcpshut: {}: {why}\n", folder.display()),
             "{what}"
         );
         assert!(
@@ -396,9 +402,10 @@ fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path) {
     }
 }
 
-/// A group-writable `~/.local`, then a world-writable HOME: the command
-/// refuses (exit 1), says which folder, and installs nothing, not even
-/// the Lua plugin, and creates no folder.
+/// A group-writable `~/.local`, then a world-writable HOME, then a
+/// temporary folder anyone can write: the command refuses (exit 1), says
+/// which folder, and installs nothing, not even the Lua plugin, and
+/// creates no folder.
 #[test]
 fn install_native_refuses_folders_others_can_write_and_creates_nothing() {
     use std::os::unix::fs::PermissionsExt;
@@ -412,15 +419,24 @@ fn install_native_refuses_folders_others_can_write_and_creates_nothing() {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::set_permissions(open, std::fs::Permissions::from_mode(mode)).unwrap();
-        refuses(&sb, &shared, &["--native"], open);
+        refuses(&sb, &shared, &["--native"], open, NOT_PRIVATE);
     }
+    // a temporary folder anyone can write (not sticky): the build folder
+    // made there could be swapped for another user's, Makefile and all
+    let home = sb.home();
+    let tmp = temp_folder(&sb);
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let real = std::fs::canonicalize(&tmp).unwrap();
+    refuses(&sb, &home, &["--native"], &real, NOT_SAFE_ABOVE);
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Plain `install` (the Lua plugin alone) checks the same folders as
 /// `--native`, through the same function: a plugins folder owned by
 /// another user, then one others can write, then a group-writable
-/// `~/.local`: it refuses (exit 1, one line naming the folder), with and
-/// without `--print`, and writes nothing, not even the profile.
+/// `~/.local`, then a HOME in a folder another user owns: it refuses
+/// (exit 1, one line naming the folder), with and without `--print`, and
+/// writes nothing, not even the profile.
 #[test]
 fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
     use std::os::unix::fs::PermissionsExt;
@@ -437,13 +453,21 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
     };
     std::os::unix::fs::chown(&plugins, Some(other_uid), Some(other_gid)).unwrap();
-    refuses(&sb, &home, &[], &plugins);
+    refuses(&sb, &home, &[], &plugins, NOT_PRIVATE);
     user_folder(&plugins);
     mode(&plugins, 0o757);
-    refuses(&sb, &home, &[], &plugins);
+    refuses(&sb, &home, &[], &plugins, NOT_PRIVATE);
     mode(&plugins, 0o755);
     mode(&local, 0o775);
-    refuses(&sb, &home, &[], &local);
+    refuses(&sb, &home, &[], &local, NOT_PRIVATE);
+    // a HOME in a folder another user owns, who could replace it
+    let theirs = sb.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(other_uid), Some(other_gid)).unwrap();
+    let lodger = theirs.join("home");
+    user_folder(&lodger);
+    let real = std::fs::canonicalize(&theirs).unwrap();
+    refuses(&sb, &lodger, &[], &real, NOT_SAFE_ABOVE);
     // the same folders, the user's alone: installed
     mode(&local, 0o755);
     let out = install_command(&sb, &home, None, &[]).output().unwrap();
@@ -520,15 +544,18 @@ fn install_native_as_root_says_the_plugin_will_not_load() {
         "run the tests as root: this is root's case"
     );
     let sb = Sandbox::new(Wireshark::V4_0);
-    let home = sb.path("root-home");
+    // root's own folders: install refuses those below the test user's
+    // sandbox, which that user could replace
+    let own = tempfile::tempdir().unwrap();
+    let home = own.path().join("root-home");
     std::fs::create_dir(&home).unwrap();
-    std::fs::create_dir(sb.path("root-tmp")).unwrap();
+    std::fs::create_dir(own.path().join("root-tmp")).unwrap();
     let out = sb
         .tcpshut_command(None)
         .args(["wireshark", "install", "--native"])
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join("cfg"))
-        .env("TMPDIR", sb.path("root-tmp"))
+        .env("TMPDIR", own.path().join("root-tmp"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
