@@ -253,22 +253,16 @@ fn arrow_error(e: arrow_schema::ArrowError) -> io::Error {
     io::Error::other(e)
 }
 
-/// One Parquet file written from record batches, its bytes handed to
-/// `out` as each row group is done.
-struct TableWriter<W: Write> {
-    out: W,
-    buf: SharedBuf,
+/// One Parquet file written from record batches into a [`SharedBuf`].
+struct TableWriter {
     writer: Option<ArrowWriter<SharedBuf>>,
 }
 
-impl<W: Write> TableWriter<W> {
-    fn new(out: W, schema: SchemaRef, plan: &ColumnPlan<'_>) -> io::Result<Self> {
-        let buf = SharedBuf::default();
-        let writer = ArrowWriter::try_new(buf.clone(), schema, Some(properties(plan)))
-            .map_err(parquet_error)?;
+impl TableWriter {
+    fn new(buf: SharedBuf, schema: SchemaRef, plan: &ColumnPlan<'_>) -> io::Result<Self> {
+        let writer =
+            ArrowWriter::try_new(buf, schema, Some(properties(plan))).map_err(parquet_error)?;
         Ok(TableWriter {
-            out,
-            buf,
             writer: Some(writer),
         })
     }
@@ -280,17 +274,15 @@ impl<W: Write> TableWriter<W> {
             .as_mut()
             .ok_or_else(|| io::Error::other("parquet table already closed"))?;
         writer.write(batch).map_err(parquet_error)?;
-        writer.flush().map_err(parquet_error)?;
-        self.buf.drain_into(&mut self.out)
+        writer.flush().map_err(parquet_error)
     }
 
-    /// Writes the footer and hands out the last bytes.
+    /// Writes the footer.
     fn close(&mut self) -> io::Result<()> {
-        if let Some(writer) = self.writer.take() {
-            writer.close().map_err(parquet_error)?;
+        match self.writer.take() {
+            Some(writer) => writer.close().map(drop).map_err(parquet_error),
+            None => Ok(()),
         }
-        self.buf.drain_into(&mut self.out)?;
-        self.out.flush()
     }
 }
 
@@ -376,7 +368,7 @@ impl SegmentTexts {
 /// The rows of the row group being gathered, and what they reuse.
 struct SegmentColumns {
     builders: SegmentBuilders,
-    texts: SegmentTexts,
+    texts: Box<SegmentTexts>,
     /// Rows each row group's builders are made for.
     capacity: usize,
     rows: usize,
@@ -597,7 +589,7 @@ impl SegmentColumns {
     fn new(capacity: usize) -> Self {
         SegmentColumns {
             builders: SegmentBuilders::with_capacity(capacity),
-            texts: SegmentTexts::new(capacity),
+            texts: Box::new(SegmentTexts::new(capacity)),
             capacity,
             rows: 0,
             group: 0,
@@ -666,27 +658,38 @@ impl SegmentColumns {
         self.rows += 1;
     }
 
-    /// Writes the rows gathered so far as a row group of `table`; the
-    /// columns start again.
-    fn write_to<W: Write>(&mut self, table: &mut SegmentsWriter<W>) -> io::Result<()> {
+    /// The rows gathered so far, as a row group for [`SegmentsWriter`];
+    /// the columns start again, the texts' in `spare` (emptied) if given.
+    fn take_group(&mut self, spare: Option<Box<SegmentTexts>>) -> SegmentGroup {
         let full = std::mem::replace(
             &mut self.builders,
             SegmentBuilders::with_capacity(self.capacity),
         );
-        table.write_group(full.finish(), &mut self.texts)?;
+        let texts = std::mem::replace(
+            &mut self.texts,
+            spare.unwrap_or_else(|| Box::new(SegmentTexts::new(self.capacity))),
+        );
         self.rows = 0;
         self.group = self.group.wrapping_add(1);
-        Ok(())
+        SegmentGroup {
+            arrays: full.finish(),
+            texts,
+        }
     }
+}
+
+/// A row group of segments on its way to the encoding thread: the
+/// columns Arrow's writer encodes, in the schema's order, and the texts.
+struct SegmentGroup {
+    arrays: Vec<ArrayRef>,
+    texts: Box<SegmentTexts>,
 }
 
 /// The segments table's file: Arrow's writer encodes the numbers and the
 /// capture, [`dictionary`] the other texts, column by column into each
 /// row group (Arrow's lower-level API, `ArrowRowGroupWriterFactory`,
 /// with the file and settings `ArrowWriter` would make).
-struct SegmentsWriter<W: Write> {
-    out: W,
-    buf: SharedBuf,
+struct SegmentsWriter {
     file: Option<SerializedFileWriter<SharedBuf>>,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
@@ -694,18 +697,14 @@ struct SegmentsWriter<W: Write> {
     groups: usize,
 }
 
-impl<W: Write> SegmentsWriter<W> {
-    fn new(out: W, plan: &ColumnPlan<'_>) -> io::Result<Self> {
-        let buf = SharedBuf::default();
+impl SegmentsWriter {
+    fn new(buf: SharedBuf, plan: &ColumnPlan<'_>) -> io::Result<Self> {
         let schema = segments_schema();
-        let (file, columns) =
-            ArrowWriter::try_new(buf.clone(), schema.clone(), Some(properties(plan)))
-                .and_then(ArrowWriter::into_serialized_writer)
-                .map_err(parquet_error)?;
+        let (file, columns) = ArrowWriter::try_new(buf, schema.clone(), Some(properties(plan)))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(parquet_error)?;
         let descriptors = file.schema_descr().columns().to_vec();
         Ok(SegmentsWriter {
-            out,
-            buf,
             file: Some(file),
             columns,
             schema,
@@ -714,9 +713,9 @@ impl<W: Write> SegmentsWriter<W> {
         })
     }
 
-    /// Writes one row group: `arrays` are the columns Arrow's writer
-    /// encodes, in the schema's order, `texts` the others.
-    fn write_group(&mut self, arrays: Vec<ArrayRef>, texts: &mut SegmentTexts) -> io::Result<()> {
+    /// Writes one row group (its texts are left empty, for the next).
+    fn write_group(&mut self, group: &mut SegmentGroup) -> io::Result<()> {
+        let texts = &mut group.texts;
         let file = self
             .file
             .as_mut()
@@ -726,8 +725,8 @@ impl<W: Write> SegmentsWriter<W> {
             .create_column_writers(self.groups)
             .map_err(parquet_error)?;
         self.groups += 1;
-        let mut arrays = arrays.into_iter();
-        let mut group = file.next_row_group().map_err(parquet_error)?;
+        let mut arrays = std::mem::take(&mut group.arrays).into_iter();
+        let mut row_group = file.next_row_group().map_err(parquet_error)?;
         // One leaf column per field: no field is a struct.
         for ((field, mut writer), descriptor) in self
             .schema
@@ -737,7 +736,7 @@ impl<W: Write> SegmentsWriter<W> {
             .zip(&self.descriptors)
         {
             match texts.column(field.name()) {
-                Some(column) => column.write_to(descriptor.clone(), &mut group),
+                Some(column) => column.write_to(descriptor.clone(), &mut row_group),
                 None => {
                     let array = arrays
                         .next()
@@ -745,22 +744,20 @@ impl<W: Write> SegmentsWriter<W> {
                     compute_leaves(field, &array)
                         .and_then(|leaves| leaves.iter().try_for_each(|leaf| writer.write(leaf)))
                         .and_then(|()| writer.close())
-                        .and_then(|chunk| chunk.append_to_row_group(&mut group))
+                        .and_then(|chunk| chunk.append_to_row_group(&mut row_group))
                 }
             }
             .map_err(parquet_error)?;
         }
-        group.close().map_err(parquet_error)?;
-        self.buf.drain_into(&mut self.out)
+        row_group.close().map_err(parquet_error).map(drop)
     }
 
-    /// Writes the footer and hands out the last bytes.
+    /// Writes the footer.
     fn close(&mut self) -> io::Result<()> {
-        if let Some(file) = self.file.take() {
-            file.close().map_err(parquet_error)?;
+        match self.file.take() {
+            Some(file) => file.close().map(drop).map_err(parquet_error),
+            None => Ok(()),
         }
-        self.buf.drain_into(&mut self.out)?;
-        self.out.flush()
     }
 }
 
@@ -921,16 +918,100 @@ fn connections_batch(capture: &str, reports: &[ConnectionReport]) -> io::Result<
 /// 300 bytes of builders, so a group holds a few MB.
 pub const CONNECTIONS_PER_GROUP: usize = 1 << 14;
 
+/// What the sink's thread hands the encoding thread, in order.
+enum Job {
+    Segments(SegmentGroup),
+    /// A row group of connections: the capture and its reports.
+    Connections(String, Vec<ConnectionReport>),
+}
+
+/// Row groups in flight to the encoding thread besides the one it
+/// encodes: one, so that the sink's thread gathers the next meanwhile
+/// and memory holds at most three row groups of each table.
+const GROUPS_IN_FLIGHT: usize = 1;
+
+/// The thread that encodes the row groups (Arrow's writer, the
+/// dictionary pages, Snappy), while the sink's thread gathers the next
+/// rows: on the benchmark's capture encoding is about half of the
+/// Parquet rows thread's work, and annotate's own two threads leave the
+/// second core partly idle. The encoded bytes go into the two tables'
+/// [`SharedBuf`]s, which the sink's thread drains into its outputs.
+struct Encoder {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// Texts of row groups written, emptied, to gather the next ones in.
+    spare: std::sync::mpsc::Receiver<Box<SegmentTexts>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Encoder {
+    fn start(mut segments: SegmentsWriter, mut connections: TableWriter) -> io::Result<Self> {
+        use std::sync::mpsc;
+        let (jobs, todo) = mpsc::sync_channel::<Job>(GROUPS_IN_FLIGHT);
+        let (give_back, spare) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("parquet".into()).spawn(
+            move || -> io::Result<()> {
+                for job in todo {
+                    match job {
+                        Job::Segments(mut group) => {
+                            segments.write_group(&mut group)?;
+                            let _ = give_back.send(group.texts);
+                        }
+                        Job::Connections(capture, reports) => {
+                            connections.write_group(&connections_batch(&capture, &reports)?)?;
+                        }
+                    }
+                }
+                segments.close()?;
+                connections.close()
+            },
+        )?;
+        Ok(Encoder {
+            jobs: Some(jobs),
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `job` over; if the thread stopped, its error.
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            self.finish()
+                .and(Err(io::Error::other("parquet encoding thread stopped")))
+        }
+    }
+
+    /// Waits for every row group and the footers to be written.
+    fn finish(&mut self) -> io::Result<()> {
+        self.jobs = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("parquet encoding thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes the two tables of one capture in one pass, as the CSV sidecar
 /// is: the segments as rows leave the engine, the connections as their
 /// reports do ([`RowSink::connection`], with Zeek's view), each a row
-/// group at a time. Only the rows of the current row groups are held.
-/// (When another sink makes the run take two passes from the start, the
-/// reports come in pass 1, before [`RowSink::begin`] names the capture:
-/// they wait for it.)
+/// group at a time, encoded on a thread of its own ([`Encoder`]). Only
+/// the rows of the current row groups are held. (When another sink
+/// makes the run take two passes from the start, the reports come in
+/// pass 1, before [`RowSink::begin`] names the capture: they wait for
+/// it.)
 pub struct ParquetSink<S: Write, C: Write> {
-    segments: SegmentsWriter<S>,
-    connections: TableWriter<C>,
+    segments: S,
+    segments_buf: SharedBuf,
+    connections: C,
+    connections_buf: SharedBuf,
+    encoder: Encoder,
     capture: String,
     columns: SegmentColumns,
     rows_per_group: usize,
@@ -945,52 +1026,59 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
     /// A sink writing the segments table to `segments` and the
     /// connections table to `connections`.
     pub fn new(segments: S, connections: C) -> io::Result<Self> {
+        let segments_buf = SharedBuf::default();
+        let connections_buf = SharedBuf::default();
+        let segments_writer = SegmentsWriter::new(
+            segments_buf.clone(),
+            &ColumnPlan {
+                delta: &["frame", "ts", "ts_ns", "conn", "related"],
+                plain: &["seq", "ack"],
+                unique: &[],
+                statistics: Some(&["capture", "frame", "ts", "ts_ns", "conn", "related"]),
+            },
+        )?;
+        let connections_writer = TableWriter::new(
+            connections_buf.clone(),
+            connections_schema(),
+            &ColumnPlan {
+                delta: &["id", "first_frame", "last_frame", "first_ts", "last_ts"],
+                plain: &[],
+                unique: &[
+                    "client",
+                    "community_id",
+                    "rst_ts",
+                    "client_state_since",
+                    "client_fin_ts",
+                    "server_state_since",
+                    "server_fin_ts",
+                ],
+                statistics: Some(&[
+                    "capture",
+                    "id",
+                    "client_port",
+                    "server_port",
+                    "first_frame",
+                    "last_frame",
+                    "first_ts",
+                    "last_ts",
+                    "rst_ts",
+                    "client_state_since",
+                    "client_fin_ts",
+                    "client_fin_retransmits",
+                    "server_state_since",
+                    "server_fin_ts",
+                    "server_fin_retransmits",
+                    "rsts",
+                    "idle_reset_secs",
+                ]),
+            },
+        )?;
         Ok(ParquetSink {
-            segments: SegmentsWriter::new(
-                segments,
-                &ColumnPlan {
-                    delta: &["frame", "ts", "ts_ns", "conn", "related"],
-                    plain: &["seq", "ack"],
-                    unique: &[],
-                    statistics: Some(&["capture", "frame", "ts", "ts_ns", "conn", "related"]),
-                },
-            )?,
-            connections: TableWriter::new(
-                connections,
-                connections_schema(),
-                &ColumnPlan {
-                    delta: &["id", "first_frame", "last_frame", "first_ts", "last_ts"],
-                    plain: &[],
-                    unique: &[
-                        "client",
-                        "community_id",
-                        "rst_ts",
-                        "client_state_since",
-                        "client_fin_ts",
-                        "server_state_since",
-                        "server_fin_ts",
-                    ],
-                    statistics: Some(&[
-                        "capture",
-                        "id",
-                        "client_port",
-                        "server_port",
-                        "first_frame",
-                        "last_frame",
-                        "first_ts",
-                        "last_ts",
-                        "rst_ts",
-                        "client_state_since",
-                        "client_fin_ts",
-                        "client_fin_retransmits",
-                        "server_state_since",
-                        "server_fin_ts",
-                        "server_fin_retransmits",
-                        "rsts",
-                        "idle_reset_secs",
-                    ]),
-                },
-            )?,
+            segments,
+            segments_buf,
+            connections,
+            connections_buf,
+            encoder: Encoder::start(segments_writer, connections_writer)?,
             capture: String::new(),
             columns: SegmentColumns::new(ROWS_PER_GROUP),
             rows_per_group: ROWS_PER_GROUP,
@@ -1010,18 +1098,27 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
         self
     }
 
+    /// Hands what the encoding thread wrote so far to the outputs.
+    fn drain(&mut self) -> io::Result<()> {
+        self.segments_buf.drain_into(&mut self.segments)?;
+        self.connections_buf.drain_into(&mut self.connections)
+    }
+
     fn write_connections(&mut self) -> io::Result<()> {
         if !self.reports.is_empty() {
-            let batch = connections_batch(&self.capture, &self.reports)?;
-            self.connections.write_group(&batch)?;
-            self.reports.clear();
+            let reports = std::mem::take(&mut self.reports);
+            self.encoder
+                .send(Job::Connections(self.capture.clone(), reports))?;
+            self.drain()?;
         }
         Ok(())
     }
 
     fn write_segments(&mut self) -> io::Result<()> {
         if self.columns.rows > 0 {
-            self.columns.write_to(&mut self.segments)?;
+            let group = self.columns.take_group(self.encoder.spare.try_recv().ok());
+            self.encoder.send(Job::Segments(group))?;
+            self.drain()?;
         }
         Ok(())
     }
@@ -1072,8 +1169,10 @@ impl<S: Write, C: Write> RowSink for ParquetSink<S, C> {
     fn finish(&mut self) -> io::Result<()> {
         self.write_segments()?;
         self.write_connections()?;
-        self.segments.close()?;
-        self.connections.close()
+        self.encoder.finish()?;
+        self.drain()?;
+        self.segments.flush()?;
+        self.connections.flush()
     }
 }
 

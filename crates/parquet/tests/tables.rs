@@ -408,3 +408,53 @@ fn each_file_of_a_series_gets_its_share_of_the_tables() {
         }
     }
 }
+
+/// An output that takes `room` bytes, then fails as a full disk does.
+struct FillsUp {
+    room: usize,
+}
+
+impl std::io::Write for FillsUp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Row groups are encoded on the sink's own thread: an output failing
+/// midway, or at the footer, is the run's error (said, not a panic or a
+/// hang), whichever table it is.
+#[test]
+fn a_failing_output_is_the_runs_error() {
+    let capture = testdata("close-unread.pcap");
+    let (mut segments, mut connections) = (Vec::new(), Vec::new());
+    let mut sink = ParquetSink::new(&mut segments, &mut connections)
+        .unwrap()
+        .with_rows_per_group(2);
+    tcpshut_engine::annotate(&capture, Detail::Reports, &mut sink).unwrap();
+    drop(sink);
+    for room in [0, 100, segments.len() / 2, segments.len() - 1] {
+        let mut sink = ParquetSink::new(FillsUp { room }, Vec::new())
+            .unwrap()
+            .with_rows_per_group(2);
+        let Err(error) = tcpshut_engine::annotate(&capture, Detail::Reports, &mut sink) else {
+            panic!("{room}: the segments table does not fit");
+        };
+        assert!(error.to_string().contains("disk full"), "{room}: {error}");
+    }
+    for room in [0, connections.len() - 1] {
+        let mut sink = ParquetSink::new(Vec::new(), FillsUp { room })
+            .unwrap()
+            .with_rows_per_group(2);
+        let Err(error) = tcpshut_engine::annotate(&capture, Detail::Reports, &mut sink) else {
+            panic!("{room}: the connections table does not fit");
+        };
+        assert!(error.to_string().contains("disk full"), "{room}: {error}");
+    }
+}
