@@ -356,10 +356,27 @@ impl PendingRows {
     /// Holds a row made by [`PendingRow::of`] (on the tracking thread,
     /// when this runs on a thread of its own). Rows come in frame order.
     pub(crate) fn hold_row(&mut self, row: PendingRow) -> Result<(), HeldError> {
-        self.conns.add_row(row.conn);
-        self.rows.push_back(row);
-        if self.rows.len() > self.budget {
-            self.spill_oldest().map_err(HeldError::Spill)?;
+        self.hold_rows(std::slice::from_ref(&row))
+    }
+
+    /// Holds rows made by [`PendingRow::of`], in frame order: a batch
+    /// from the tracking thread is held in runs (one call and one copy
+    /// into the ring a run, not a call per row passing the row by
+    /// value), each run ending where one more row would exceed the
+    /// budget, so rows spill exactly when [`PendingRows::hold_row`] one
+    /// by one would spill them.
+    pub(crate) fn hold_rows(&mut self, mut rows: &[PendingRow]) -> Result<(), HeldError> {
+        while !rows.is_empty() {
+            let room = (self.budget + 1).saturating_sub(self.rows.len()).max(1);
+            let (run, rest) = rows.split_at(room.min(rows.len()));
+            for row in run {
+                self.conns.add_row(row.conn);
+            }
+            self.rows.extend(run.iter().copied());
+            if self.rows.len() > self.budget {
+                self.spill_oldest().map_err(HeldError::Spill)?;
+            }
+            rows = rest;
         }
         Ok(())
     }

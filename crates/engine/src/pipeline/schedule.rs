@@ -515,16 +515,12 @@ impl Batch {
     ) -> Result<(), AnalyzeError> {
         let mut held_rows = 0;
         for settled in &self.settled {
-            for row in &self.rows[held_rows..settled.rows_before] {
-                held.hold_row(*row)?;
-            }
+            held.hold_rows(&self.rows[held_rows..settled.rows_before])?;
             held_rows = settled.rows_before;
             let verdict = conclusions.conclude(&settled.flow);
             settle(held, sink, wants_connections, &settled.flow, verdict)?;
         }
-        for row in &self.rows[held_rows..] {
-            held.hold_row(*row)?;
-        }
+        held.hold_rows(&self.rows[held_rows..])?;
         Ok(())
     }
 }
