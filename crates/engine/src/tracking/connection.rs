@@ -449,6 +449,8 @@ impl Connection {
     /// The connection is one RST+ACK that acknowledges exactly this SYN:
     /// the refusal, captured before the SYN it answers (RFC 9293 3.10.7.1:
     /// the RST's ACK is the SYN's sequence number plus one).
+    /// Inlined: every segment asks, and all but a SYN answer at once.
+    #[inline]
     fn refusal_ahead_of(&self, seg: &Segment<'_>) -> bool {
         seg.flags.syn()
             && !seg.flags.ack()
@@ -659,7 +661,10 @@ impl Connection {
         } else {
             self.observe_open(&mut step);
             self.observe_ack(&mut step);
-            self.observe_payload(&mut step);
+            // Asked here, not in the call: most segments carry no payload.
+            if seg.payload_len != 0 {
+                self.observe_payload(&mut step);
+            }
             // Linux discards a SYN+FIN (tcp_rcv_state_process, LISTEN): the
             // FIN of a SYN is no teardown.
             let mut ahead = None;
@@ -864,12 +869,10 @@ impl Connection {
         self.endpoints[x].note_ack_sent(ack, seg.frame);
     }
 
-    /// Payload: who received data when, and data sent after a FIN.
+    /// Payload (the segment has some): who received data when, and data
+    /// sent after a FIN.
     fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
-        if seg.payload_len == 0 {
-            return;
-        }
         self.endpoints[y].received_payload = true;
         let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
         let data_end = data_start.wrapping_add(seg.payload_len);

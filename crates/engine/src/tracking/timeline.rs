@@ -47,6 +47,9 @@ impl Timeline {
 
     /// Notes one segment sent by endpoint `sender` at `ts`, with its
     /// `events` and each endpoint's state `before` and `after` it.
+    /// Inlined into the connection's every segment; the events' part is
+    /// not.
+    #[inline]
     pub fn note(
         &mut self,
         ts: Timestamp,
@@ -61,9 +64,14 @@ impl Timeline {
                 self.state_since[i] = ts;
             }
         }
-        if events.is_empty() {
-            return;
+        if !events.is_empty() {
+            self.note_events(ts, sender, events);
         }
+    }
+
+    /// The times and counts that `events` of `sender`'s segment at `ts`
+    /// change (out of line: most segments have no event).
+    fn note_events(&mut self, ts: Timestamp, sender: usize, events: EventSet) {
         let first_fin = [Event::FinActive, Event::FinPassive, Event::FinSimultaneous];
         if first_fin.iter().any(|&e| events.contains(e)) {
             self.fin[sender].get_or_insert(ts);
