@@ -365,6 +365,7 @@ impl OriginTrack {
 
     /// Notes segment `seg` sent by endpoint `x`; true when it is the
     /// previous segment again, one TTL lower (a router's second copy).
+    #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> bool {
         let peer_id = self.sides[1 - x].last_id;
         let peer_ts = self.sides[1 - x].last_ts;
