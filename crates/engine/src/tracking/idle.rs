@@ -34,13 +34,17 @@ pub struct IdleRst {
     pub stray: bool,
 }
 
-/// Per connection: the last distinct segment, the silence before it, and
-/// the candidate idle reset.
+/// Per connection: the last distinct segment, when the one before it came,
+/// and the candidate idle reset.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdleTrack {
     last: Option<(Timestamp, usize)>,
-    /// Silence before the last segment, µs.
-    silence_us: i64,
+    /// When the segment before the last one came (the last one's time if
+    /// none did: no silence): the silence before the last is worked out
+    /// from it only when an RST asks (every segment moves it, a copy;
+    /// working out the silence each time was a saturating multiply and a
+    /// division by 1,000).
+    before_last: Timestamp,
     /// The first RST has been seen (only it can be an idle reset).
     rst_seen: bool,
     pub candidate: Option<IdleRst>,
@@ -55,22 +59,21 @@ impl IdleTrack {
             self.rst_seen = true;
             if let Some((at, from)) = self.last {
                 let after = ts.micros_since(at);
+                let silence_us = at.micros_since(self.before_last);
                 if from != sender
-                    && self.silence_us >= IDLE_MIN_US
+                    && silence_us >= IDLE_MIN_US
                     && after <= ANSWER_MAX_US
-                    && after.saturating_mul(10) <= self.silence_us
+                    && after.saturating_mul(10) <= silence_us
                 {
                     self.candidate = Some(IdleRst {
-                        idle_ms: u32::try_from(self.silence_us / 1000).unwrap_or(u32::MAX),
+                        idle_ms: u32::try_from(silence_us / 1000).unwrap_or(u32::MAX),
                         sender,
                         stray,
                     });
                 }
             }
         }
-        if let Some((at, _)) = self.last {
-            self.silence_us = ts.micros_since(at);
-        }
+        self.before_last = self.last.map_or(ts, |(at, _)| at);
         self.last = Some((ts, sender));
     }
 }
