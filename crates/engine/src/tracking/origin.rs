@@ -443,6 +443,7 @@ impl OriginTrack {
     /// prompt answers count (a SYN+ACK, or an ACK without payload: payload
     /// waits for the application), and only before the endpoint's RST (its
     /// host may answer later segments for another reason).
+    #[inline]
     fn time_round_trip(&mut self, seg: &Segment<'_>, x: usize) {
         let end = seg.end_seq();
         let side = &mut self.sides[x];
