@@ -7,7 +7,8 @@
 //! comparison per value: a fifth of writing the table). The caller here
 //! knows a key for each value (the enum's index, the connection's slot),
 //! so the index is one array look-up, and the text is copied into the
-//! dictionary once per row group.
+//! dictionary once per row group. The segments' `len`, a number that
+//! repeats as much, is keyed by its value the same way.
 //!
 //! The column chunk is what Arrow's writer makes for such a column: a
 //! PLAIN dictionary page and an RLE_DICTIONARY data page (version 1,
@@ -30,6 +31,10 @@ use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation}
 use parquet::file::writer::{SerializedPageWriter, SerializedRowGroupWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
+/// Numbers below this are their own keys ([`DictionaryColumn::number_index`]):
+/// a segment's length is below 65,536 unless offloading merged several.
+pub(crate) const NUMBER_KEYS: usize = 1 << 16;
+
 /// No dictionary index yet for a key.
 const NONE: u32 = u32::MAX;
 
@@ -44,6 +49,8 @@ pub(crate) struct DictionaryColumn {
     /// The dictionary's texts, by text: looked up once per key and row
     /// group, and for the rare texts without a key.
     by_text: HashMap<Box<str>, u32>,
+    /// The numbers above the keys, by value.
+    by_number: HashMap<u32, u32>,
     /// Each value's dictionary index.
     indices: Vec<u32>,
     /// Repetition and definition levels, one per value or empty list
@@ -61,6 +68,7 @@ impl DictionaryColumn {
             dictionary: Vec::new(),
             entries: 0,
             by_text: HashMap::new(),
+            by_number: HashMap::new(),
             indices: Vec::with_capacity(rows),
             repetition: Vec::new(),
             definition: Vec::new(),
@@ -107,6 +115,41 @@ impl DictionaryColumn {
         let index = self.add(text);
         self.by_text.insert(text.into(), index);
         index
+    }
+
+    /// The dictionary index of `value` in an INT64 column (whose
+    /// dictionary holds PLAIN numbers: eight bytes, little-endian),
+    /// keyed by the value itself below [`NUMBER_KEYS`], found by value
+    /// above.
+    #[inline]
+    pub(crate) fn number_index(&mut self, value: u32) -> u32 {
+        let key = value as usize;
+        if let Some(index) = self.known(key) {
+            return index;
+        }
+        if key < NUMBER_KEYS {
+            if key >= self.index_of_key.len() {
+                self.index_of_key.resize(NUMBER_KEYS, NONE);
+            }
+            let index = self.add_number(value);
+            self.index_of_key[key] = index;
+            return index;
+        }
+        match self.by_number.get(&value) {
+            Some(&index) => index,
+            None => {
+                let index = self.add_number(value);
+                self.by_number.insert(value, index);
+                index
+            }
+        }
+    }
+
+    fn add_number(&mut self, value: u32) -> u32 {
+        self.dictionary
+            .extend_from_slice(&i64::from(value).to_le_bytes());
+        self.entries += 1;
+        self.entries - 1
     }
 
     /// Adds `text` to the dictionary; its index.
@@ -246,6 +289,7 @@ impl DictionaryColumn {
         self.dictionary.clear();
         self.entries = 0;
         self.by_text.clear();
+        self.by_number.clear();
         self.indices.clear();
         self.repetition.clear();
         self.definition.clear();
@@ -355,7 +399,7 @@ fn bit_pack<T: Copy + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{bit_width, encode_hybrid};
+    use super::{bit_width, encode_hybrid, DictionaryColumn, NUMBER_KEYS};
 
     /// Decodes the hybrid as parquet-format describes it.
     fn decode(mut bytes: &[u8], width: u8, count: usize) -> Vec<u32> {
@@ -429,6 +473,25 @@ mod tests {
             encode_hybrid(&values, width, &mut out);
             assert_eq!(decode(&out, width, values.len()), values, "{values:?}");
         }
+    }
+
+    #[test]
+    fn numbers_are_their_own_keys_or_found_by_value() {
+        let mut column = DictionaryColumn::new(0, 8);
+        let big = NUMBER_KEYS as u32 + 4464;
+        let indices: Vec<u32> = [0, 1460, big, 1460, big, 0, u32::MAX]
+            .iter()
+            .map(|&n| column.number_index(n))
+            .collect();
+        assert_eq!(indices, [0, 1, 2, 1, 2, 0, 3]);
+        let plain: Vec<i64> = column
+            .dictionary
+            .chunks(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(plain, [0, 1460, i64::from(big), i64::from(u32::MAX)]);
+        column.clear();
+        assert_eq!(column.number_index(big), 0, "a row group starts empty");
     }
 
     #[test]

@@ -299,17 +299,18 @@ struct SegmentBuilders {
     conn: Vec<i64>,
     seq: Vec<i64>,
     ack: Vec<i64>,
-    len: Vec<i64>,
     related: Int64Builder,
 }
 
-/// The text columns encoded here ([`dictionary`]), each value's
-/// dictionary index found from a key instead of by hashing its text.
+/// The text columns encoded here ([`dictionary`]), and `len`, each
+/// value's dictionary index found from a key instead of by hashing it.
 struct SegmentTexts {
     src: DictionaryColumn,
     dst: DictionaryColumn,
     /// Keyed by the flags' bits.
     flags: DictionaryColumn,
+    /// A number, keyed by itself.
+    len: DictionaryColumn,
     /// Keyed by the state's place in [`TcpState::ALL`].
     sender_state: DictionaryColumn,
     receiver_state: DictionaryColumn,
@@ -339,6 +340,7 @@ impl SegmentTexts {
             src: column(0),
             dst: column(0),
             flags: column(256),
+            len: column(0),
             sender_state: column(TcpState::ALL.len()),
             receiver_state: column(TcpState::ALL.len()),
             events: column(Event::ALL.len()),
@@ -354,6 +356,7 @@ impl SegmentTexts {
             "src" => &mut self.src,
             "dst" => &mut self.dst,
             "flags" => &mut self.flags,
+            "len" => &mut self.len,
             "sender_state" => &mut self.sender_state,
             "receiver_state" => &mut self.receiver_state,
             "events" => &mut self.events,
@@ -563,7 +566,6 @@ impl SegmentBuilders {
             conn: ints(),
             seq: ints(),
             ack: ints(),
-            len: ints(),
             related: Int64Builder::with_capacity(rows),
         }
     }
@@ -578,7 +580,6 @@ impl SegmentBuilders {
             Arc::new(Int64Array::from(self.conn)),
             Arc::new(Int64Array::from(self.seq)),
             Arc::new(Int64Array::from(self.ack)),
-            Arc::new(Int64Array::from(self.len)),
             Arc::new(self.related.finish()),
         ]
     }
@@ -617,7 +618,8 @@ impl SegmentColumns {
         texts.flags.push(index);
         self.builders.seq.push(i64::from(row.seq));
         self.builders.ack.push(i64::from(row.ack));
-        self.builders.len.push(i64::from(row.len));
+        let len = texts.len.number_index(row.len);
+        texts.len.push(len);
         for (state, column) in [
             (row.sender_state, &mut texts.sender_state),
             (row.receiver_state, &mut texts.receiver_state),
@@ -685,8 +687,8 @@ struct SegmentGroup {
     texts: Box<SegmentTexts>,
 }
 
-/// The segments table's file: Arrow's writer encodes the numbers and the
-/// capture, [`dictionary`] the other texts, column by column into each
+/// The segments table's file: Arrow's writer encodes the numbers but
+/// `len`, and the capture, [`dictionary`] the other texts and `len`, column by column into each
 /// row group (Arrow's lower-level API, `ArrowRowGroupWriterFactory`,
 /// with the file and settings `ArrowWriter` would make).
 struct SegmentsWriter {
