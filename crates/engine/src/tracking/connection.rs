@@ -790,6 +790,7 @@ impl Connection {
     }
 
     /// SYN and SYN+ACK, or the first plain segment of a mid-stream sender.
+    #[inline]
     fn observe_open(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         if seg.flags.syn() {
@@ -825,6 +826,7 @@ impl Connection {
 
     /// The ACK field: completes the handshake, acknowledges FINs, and shows
     /// whether an endpoint that sent FIN still reads (class 1 evidence).
+    #[inline]
     fn observe_ack(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         if !seg.flags.ack() {
