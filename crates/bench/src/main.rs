@@ -8,7 +8,9 @@
 
 mod gen;
 mod inputs;
+mod instructions;
 mod measure;
+mod paired;
 mod plugin;
 mod stages;
 mod targets;
@@ -84,9 +86,21 @@ struct RunArgs {
     /// Runs of tcpshut and the read loop per file (medians are reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Runs of tcptrace and tshark per file (they are slow).
+    /// Runs of tcptrace and tshark per file (they are slow); in the plugin
+    /// part, the pairs of runs (without, with) of the GUI rows, the Lua
+    /// plugin's rows and the rows shown without a target.
     #[arg(long, default_value_t = 3)]
     tool_reps: usize,
+    /// The plugin part: pairs of runs (without, with) of the native
+    /// plugin's tshark rows, whose targets are within reach; each pair
+    /// gives a CPU ratio, the median of the pairs' ratios is checked.
+    #[arg(long, default_value_t = 7)]
+    plugin_reps: usize,
+    /// The plugin part: the native plugin's tshark rows' instructions
+    /// (cachegrind) are counted on the capture's first frame and first this
+    /// many frames, and modelled for the whole capture (0: not counted).
+    #[arg(long, default_value_t = 10_000)]
+    plugin_cut: u64,
     /// Captures in the batch directory, and connections in each.
     #[arg(long, default_value_t = 40)]
     batch_files: u32,
@@ -834,7 +848,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);
     if args.parts.contains(&Part::Plugin) && smallest > 0 {
         let cap = capture(&dir, &config(smallest, args.seed))?;
-        plugin::run(&tcpshut, &cap.path, &dir, args.tool_reps, &mut targets)?;
+        let reps = plugin::Reps {
+            tool: args.tool_reps,
+            native: args.plugin_reps,
+            cut: args.plugin_cut,
+        };
+        plugin::run(&tcpshut, &cap.path, &dir, reps, &mut targets)?;
     }
     targets.print();
     Ok(())

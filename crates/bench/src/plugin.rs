@@ -41,6 +41,7 @@ use anyhow::{bail, Context};
 
 use crate::measure::{self, Run};
 use crate::targets::{Bound, Targets};
+use crate::{instructions, paired};
 
 /// The tables of `lua/tcpshut.lua` whose codes give a frame an Info tag.
 const TAG_TABLES: &[&str] = &["FIN_CODES", "RST_CODES", "TAG_CODES"];
@@ -104,9 +105,10 @@ impl Setup {
         c
     }
 
-    /// `program` as the native plugin's runs start it: with the plugin in
-    /// its HOME or without, as the normal user under root.
-    fn native_command(&self, program: &str, plugin: bool) -> Command {
+    /// `program` (its name and any arguments: a program under valgrind)
+    /// as the native plugin's runs start it: with the plugin in its HOME
+    /// or without, as the normal user under root.
+    fn native_command(&self, program: &[&str], plugin: bool) -> Command {
         let native = self.native.as_ref().expect("native runs only when built");
         let home = if plugin {
             &native.home
@@ -118,10 +120,15 @@ impl Setup {
                 let mut c = Command::new("setpriv");
                 c.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={gid}"))
-                    .args(["--clear-groups", "--", program]);
+                    .args(["--clear-groups", "--"])
+                    .args(program);
                 c
             }
-            None => Command::new(program),
+            None => {
+                let mut c = Command::new(program[0]);
+                c.args(&program[1..]);
+                c
+            }
         };
         c.env("HOME", home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -132,7 +139,13 @@ impl Setup {
 
     /// tshark with the native plugin (or without it, as the same user).
     fn native_tshark(&self, capture: &Path, plugin: bool) -> Command {
-        let mut c = self.native_command("tshark", plugin);
+        self.native_tshark_under(&[], capture, plugin)
+    }
+
+    /// The same, under `wrapper` (`valgrind --tool=cachegrind ...`).
+    fn native_tshark_under(&self, wrapper: &[&str], capture: &Path, plugin: bool) -> Command {
+        let program: Vec<&str> = wrapper.iter().copied().chain(["tshark"]).collect();
+        let mut c = self.native_command(&program, plugin);
         c.stderr(Stdio::null()).arg("-n").arg("-r").arg(capture);
         c
     }
@@ -167,12 +180,25 @@ impl Setup {
     }
 }
 
+/// How much the part measures.
+#[derive(Clone, Copy)]
+pub struct Reps {
+    /// Pairs of runs of the GUI rows, the Lua plugin's rows and the rows
+    /// shown without a target (`--tool-reps`).
+    pub tool: usize,
+    /// Pairs of runs of the native plugin's tshark rows (`--plugin-reps`).
+    pub native: usize,
+    /// Frames of the cut the native rows' instructions are counted on
+    /// (`--plugin-cut`; 0: not counted).
+    pub cut: u64,
+}
+
 /// Measures the plugin on `capture` (annotated into `dir/plugin` first).
 pub fn run(
     tcpshut: &Path,
     capture: &Path,
     dir: &Path,
-    reps: usize,
+    reps: Reps,
     targets: &mut Targets,
 ) -> anyhow::Result<()> {
     if !super::on_path("tshark") {
@@ -263,27 +289,42 @@ pub fn run(
     } else {
         println!("Wireshark (wireshark-qt) or Xvfb is not installed: the GUI is not measured");
     }
-    println!("\n| command | CPU without | CPU with | ratio | wall without | wall with |");
-    println!("|---|---|---|---|---|---|");
+    let counted: Vec<Mode> = modes
+        .iter()
+        .copied()
+        .filter(|m| m.native_tshark())
+        .collect();
+    let cuts = cuts(tcpshut, capture, &work, reps.cut, !counted.is_empty())?;
+    let instructions = match &cuts {
+        Some(cuts) => count_rows(cuts, &counted, Mode::bare, |capture, plugin, mode| {
+            let mut c = setup.native_tshark_under(&valgrind_args(), capture, plugin);
+            c.args(mode.options());
+            c
+        })?,
+        None => Vec::new(),
+    };
+    header("command");
     for mode in modes {
-        let (without, with) = interleaved(reps, |plugin| mode.run(&setup, plugin))?;
-        let (a, b) = (measure::summarize(&without), measure::summarize(&with));
-        let ratio = Targets::ratio(b.cpu, a.cpu);
-        println!(
-            "| {} | {:.2} s | {:.2} s | {ratio:.2} | {:.2} s | {:.2} s |",
+        let pairs = if mode.native_tshark() {
+            reps.native
+        } else {
+            reps.tool
+        };
+        let (without, with) = interleaved(pairs, |plugin| mode.run(&setup, plugin))?;
+        let counted = instructions
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, ratio)| *ratio);
+        row(
             mode.name(),
-            a.cpu.as_secs_f64(),
-            b.cpu.as_secs_f64(),
-            a.wall.as_secs_f64(),
-            b.wall.as_secs_f64()
-        );
-        targets.check(
-            format!("Wireshark plugin: {}, CPU with / without", mode.name()),
-            ratio,
+            &without,
+            &with,
+            counted,
             mode.target(),
+            targets,
         );
     }
-    releases(&setup, &work, reps, targets)?;
+    releases(&setup, &work, reps, cuts.as_ref(), targets)?;
     println!("load average after: {}", load_average());
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
@@ -312,6 +353,183 @@ fn interleaved(
     Ok((without, with))
 }
 
+/// The head of a table of rows: `first` names the first column.
+fn header(first: &str) {
+    println!(
+        "\n| {first} | pairs | CPU without | CPU with | CPU with / without: median of the pairs \
+         [range] | wall without | wall with | instructions with / without |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+}
+
+/// Prints one row (the medians of each side, the ratio of each pair's two
+/// runs: their median and range; the instruction ratio if counted) and
+/// checks the pairs' median ratio against `bound`, with the range and the
+/// instruction ratio beside it.
+fn row(
+    name: &str,
+    without: &[Run],
+    with: &[Run],
+    instructions: Option<f64>,
+    bound: Bound,
+    targets: &mut Targets,
+) {
+    let (a, b) = (measure::summarize(without), measure::summarize(with));
+    let cpu = |runs: &[Run]| runs.iter().map(|r| r.cpu).collect::<Vec<_>>();
+    let ratios = paired::pair_ratios(&cpu(without), &cpu(with));
+    let Some(spread) = paired::Spread::of(&ratios) else {
+        println!("| {name} | 0 | | | | | | |");
+        return;
+    };
+    let counted = instructions.map(|r| format!("{r:.3}")).unwrap_or_default();
+    println!(
+        "| {name} | {} | {:.2} s | {:.2} s | {} | {:.2} s | {:.2} s | {counted} |",
+        spread.count,
+        a.cpu.as_secs_f64(),
+        b.cpu.as_secs_f64(),
+        spread.show(),
+        a.wall.as_secs_f64(),
+        b.wall.as_secs_f64()
+    );
+    let mut note = format!(
+        "{} pairs, {:.2}–{:.2}",
+        spread.count, spread.min, spread.max
+    );
+    if let Some(r) = instructions {
+        note.push_str(&format!("; instructions {r:.3}"));
+    }
+    targets.check_noted(
+        format!("Wireshark plugin: {name}, CPU with / without"),
+        spread.median,
+        bound,
+        note,
+    );
+}
+
+/// The cuts the native rows' instructions are counted on: the capture's
+/// first frame and its first `frames` frames, each annotated by tcpshut
+/// (its sidecar beside it) and each also alone in a folder (no sidecar).
+struct Cuts {
+    one: PathBuf,
+    many: PathBuf,
+    bare_one: PathBuf,
+    bare_many: PathBuf,
+    /// The frames in `many`, and in the whole capture.
+    frames: u64,
+    whole: u64,
+}
+
+/// Makes the cuts in `work/cut` when `frames` > 0, `wanted` and valgrind
+/// and editcap are there; otherwise says why there are none.
+fn cuts(
+    tcpshut: &Path,
+    capture: &Path,
+    work: &Path,
+    frames: u64,
+    wanted: bool,
+) -> anyhow::Result<Option<Cuts>> {
+    if frames == 0 || !wanted {
+        return Ok(None);
+    }
+    if let Err(e) = instructions::Valgrind::find() {
+        println!("The native plugin's instructions are not counted: {e:#}");
+        return Ok(None);
+    }
+    if !super::on_path("editcap") {
+        println!("The native plugin's instructions are not counted: no editcap (wireshark-common)");
+        return Ok(None);
+    }
+    let whole = super::read_loop(capture, false)?.0;
+    let frames = frames.min(whole).max(2);
+    let name = capture.file_name().context("capture name")?;
+    // absolute: the chroots see `work` at the same path
+    let cut = work.canonicalize()?.join("cut");
+    let place = |folder: &str| -> anyhow::Result<PathBuf> {
+        let dir = cut.join(folder);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(name))
+    };
+    let cuts = Cuts {
+        one: place("one")?,
+        many: place("many")?,
+        bare_one: place("bare-one")?,
+        bare_many: place("bare-many")?,
+        frames,
+        whole,
+    };
+    for (path, bare, n) in [
+        (&cuts.one, &cuts.bare_one, 1),
+        (&cuts.many, &cuts.bare_many, frames),
+    ] {
+        instructions::cut(capture, path, n)?;
+        std::fs::hard_link(path, bare).or_else(|_| std::fs::copy(path, bare).map(|_| ()))?;
+        let made = Command::new(tcpshut)
+            .arg("annotate")
+            .arg(path)
+            .arg("--no-progress")
+            .stdout(Stdio::null())
+            .status()?;
+        if !made.success() {
+            bail!("tcpshut annotate {} failed", path.display());
+        }
+    }
+    println!(
+        "Instructions (cachegrind) of the native plugin's tshark rows: counted on the capture's \
+         first frame and first {frames} frames (each annotated), modelled for its {whole} frames \
+         (start-up plus a cost a frame; crates/bench/src/instructions.rs)"
+    );
+    Ok(Some(cuts))
+}
+
+/// valgrind's arguments before the program it runs, counting only.
+fn valgrind_args() -> Vec<&'static str> {
+    std::iter::once("valgrind")
+        .chain(instructions::CACHEGRIND.iter().copied())
+        .collect()
+}
+
+/// The instruction ratio (with / without, each modelled for the whole
+/// capture) of each of `rows`, `command(cut, plugin, row)` being the row's
+/// command under cachegrind. The start-up (the one-frame cut) is counted
+/// once for each side and kind of cut, not for each row: the options only
+/// change what each frame costs.
+fn count_rows<R: Copy>(
+    cuts: &Cuts,
+    rows: &[R],
+    bare: impl Fn(R) -> bool,
+    command: impl Fn(&Path, bool, R) -> Command,
+) -> anyhow::Result<Vec<(R, f64)>> {
+    // (bare, plugin) -> the one-frame count; without the plugin the
+    // sidecar is not read, so both kinds of cut share one
+    let mut start: Vec<((bool, bool), u64)> = Vec::new();
+    let mut ratios = Vec::new();
+    for &r in rows {
+        let is_bare = bare(r);
+        let mut whole = [0.0; 2];
+        for plugin in [false, true] {
+            let key = (is_bare && plugin, plugin);
+            let (one, many) = if key.0 {
+                (&cuts.bare_one, &cuts.bare_many)
+            } else {
+                (&cuts.one, &cuts.many)
+            };
+            let first = match start.iter().find(|(k, _)| *k == key) {
+                Some(&(_, n)) => n,
+                None => {
+                    let n = instructions::count(&mut command(one, plugin, r))?;
+                    start.push((key, n));
+                    n
+                }
+            };
+            let counted = instructions::count(&mut command(many, plugin, r))?;
+            whole[usize::from(plugin)] =
+                instructions::whole(first, counted, cuts.frames, cuts.whole);
+        }
+        ratios.push((r, whole[1] / whole[0].max(1.0)));
+    }
+    Ok(ratios)
+}
+
 /// The chroots' tsharks the plugin also runs in (`scripts/wireshark-chroots`:
 /// Debian 13's 4.4, Debian sid's 4.6), with the headers
 /// `scripts/wireshark-headers` unpacks beside each for the native plugin.
@@ -332,7 +550,7 @@ struct Release {
 }
 
 /// What is measured in each later release, with the plugin and without.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum ReleaseMode {
     NativeSidecar,
     NativeFields,
@@ -357,8 +575,14 @@ impl ReleaseMode {
         matches!(self, ReleaseMode::NativeSidecar | ReleaseMode::NativeFields)
     }
 
-    fn fields(self) -> bool {
-        matches!(self, ReleaseMode::NativeFields | ReleaseMode::LuaFields)
+    /// The options after `tshark -n -r CAPTURE`.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            ReleaseMode::NativeFields | ReleaseMode::LuaFields => {
+                &["-T", "fields", "-e", "frame.number"]
+            }
+            ReleaseMode::NativeSidecar | ReleaseMode::LuaSidecar => &[],
+        }
     }
 }
 
@@ -366,13 +590,28 @@ impl ReleaseMode {
 /// namespace that shows `work` (the captures, HOMEs and script) at the
 /// same path, and `/proc` (the native plugin finds the sidecar there) and
 /// `/dev`, as the tests do (crates/core/tests/integration/wireshark.rs).
-const IN_CHROOT: &str = r#"r=$1 w=$2 u=$3; shift 3
+/// With a valgrind (its tools' folder and launcher, `vl` and `vb`), those
+/// are shown at `work/valgrind-lib` and `work/valgrind-bin` too.
+const IN_CHROOT: &str = r#"r=$1 w=$2 u=$3 vl=$4 vb=$5; shift 5
 mkdir -p "$r$w" && mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" && mount --bind "$w" "$r$w" || exit 125
+if [ -n "$vl" ]; then mount --bind "$vl" "$r$w/valgrind-lib" && mount --bind "$vb" "$r$w/valgrind-bin" || exit 125; fi
 exec chroot --userspec="$u" "$r" "$@""#;
 
 impl Release {
     /// tshark in this release on `capture`, with one plugin or none.
     fn tshark(&self, work: &Path, capture: &Path, native: bool, plugin: bool) -> Command {
+        self.tshark_under(None, work, capture, native, plugin)
+    }
+
+    /// The same, under cachegrind when given this machine's valgrind.
+    fn tshark_under(
+        &self,
+        valgrind: Option<&instructions::Valgrind>,
+        work: &Path,
+        capture: &Path,
+        native: bool,
+        plugin: bool,
+    ) -> Command {
         let home = if native && plugin {
             &self.home
         } else {
@@ -384,14 +623,26 @@ impl Release {
             .arg("sh")
             .arg(&self.root)
             .arg(work)
-            .arg(format!("{}:{}", self.user.0, self.user.1))
-            .args(["env", "-u", "TCPSHUT_SIDECAR", "-u", "WIRESHARK_CONFIG_DIR"])
+            .arg(format!("{}:{}", self.user.0, self.user.1));
+        match valgrind {
+            Some(v) => c.arg(&v.lib).arg(&v.launcher),
+            None => c.args(["", ""]),
+        };
+        c.args(["env", "-u", "TCPSHUT_SIDECAR", "-u", "WIRESHARK_CONFIG_DIR"])
             .arg(format!("HOME={}", home.display()))
             .arg(format!(
                 "XDG_CONFIG_HOME={}",
                 home.join(".config").display()
+            ));
+        if valgrind.is_some() {
+            c.arg(format!(
+                "VALGRIND_LIB={}",
+                work.join("valgrind-lib").display()
             ))
-            .args(["tshark", "-n", "-r"])
+            .arg(work.join("valgrind-bin"))
+            .args(instructions::CACHEGRIND);
+        }
+        c.args(["tshark", "-n", "-r"])
             .arg(capture)
             .stderr(Stdio::null());
         if plugin && !native {
@@ -407,7 +658,13 @@ impl Release {
 /// each against that release's tshark alone, after checking that both
 /// give the same packet list with its Info tags. `-T fields` is where 4.0
 /// builds a shown tree and 4.2 and later one primed with the -e fields.
-fn releases(setup: &Setup, work: &Path, reps: usize, targets: &mut Targets) -> anyhow::Result<()> {
+fn releases(
+    setup: &Setup,
+    work: &Path,
+    reps: Reps,
+    cuts: Option<&Cuts>,
+    targets: &mut Targets,
+) -> anyhow::Result<()> {
     let base = std::env::var_os("TCPSHUT_CHROOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/tcpshut/chroots"));
@@ -423,6 +680,16 @@ fn releases(setup: &Setup, work: &Path, reps: usize, targets: &mut Targets) -> a
     let capture = &setup.annotated.canonicalize()?;
     let script = work.join("tcpshut.lua");
     std::fs::copy(&setup.script, &script)?;
+    // valgrind's tools and launcher are shown inside the chroots there
+    let valgrind = match cuts.map(|_| instructions::Valgrind::find()) {
+        Some(Ok(v)) => {
+            std::fs::create_dir_all(work.join("valgrind-lib"))?;
+            std::fs::write(work.join("valgrind-bin"), "")?;
+            Some(v)
+        }
+        _ => None,
+    };
+    let cuts = cuts.filter(|_| valgrind.is_some());
     for suite in RELEASE_SUITES {
         let root = base.join(suite);
         let headers = base.join(format!("{suite}.headers"));
@@ -436,39 +703,53 @@ fn releases(setup: &Setup, work: &Path, reps: usize, targets: &mut Targets) -> a
         }
         let release = release_setup(work, suite, &root, &headers, &script, user)?;
         check_release(&release, work, capture)?;
-        println!(
-            "\n| Wireshark {} (chroot {suite}) | CPU without | CPU with | ratio | wall without | wall with |",
-            release.version
-        );
-        println!("|---|---|---|---|---|---|");
-        for mode in [
+        let modes = [
             ReleaseMode::NativeSidecar,
             ReleaseMode::NativeFields,
             ReleaseMode::LuaSidecar,
             ReleaseMode::LuaFields,
-        ] {
+        ];
+        let counted: Vec<ReleaseMode> = modes.into_iter().filter(|m| m.native()).collect();
+        let instructions = match cuts {
+            Some(cuts) => count_rows(
+                cuts,
+                &counted,
+                |_| false,
+                |capture, plugin, mode| {
+                    let mut c =
+                        release.tshark_under(valgrind.as_ref(), work, capture, true, plugin);
+                    c.args(mode.options());
+                    c
+                },
+            )?,
+            None => Vec::new(),
+        };
+        header(&format!("Wireshark {} (chroot {suite})", release.version));
+        for mode in modes {
             let run = |plugin: bool| {
-                let mut c = release.tshark(work, capture, mode.native(), plugin);
-                if mode.fields() {
-                    c.args(["-T", "fields", "-e", "frame.number"]);
-                }
-                measure::run(&mut c)
+                measure::run(
+                    release
+                        .tshark(work, capture, mode.native(), plugin)
+                        .args(mode.options()),
+                )
             };
-            let (without, with) = interleaved(reps, run)?;
-            let (a, b) = (measure::summarize(&without), measure::summarize(&with));
-            let ratio = Targets::ratio(b.cpu, a.cpu);
-            let name = mode.name(&release.version);
-            println!(
-                "| {name} | {:.2} s | {:.2} s | {ratio:.2} | {:.2} s | {:.2} s |",
-                a.cpu.as_secs_f64(),
-                b.cpu.as_secs_f64(),
-                a.wall.as_secs_f64(),
-                b.wall.as_secs_f64()
-            );
-            targets.check(
-                format!("Wireshark plugin: {name}, CPU with / without"),
-                ratio,
+            let pairs = if mode.native() {
+                reps.native
+            } else {
+                reps.tool
+            };
+            let (without, with) = interleaved(pairs, run)?;
+            let counted = instructions
+                .iter()
+                .find(|(m, _)| *m == mode)
+                .map(|(_, ratio)| *ratio);
+            row(
+                &mode.name(&release.version),
+                &without,
+                &with,
+                counted,
                 Bound::AtMost(1.15),
+                targets,
             );
         }
     }
@@ -572,7 +853,7 @@ fn check_release(release: &Release, work: &Path, capture: &Path) -> anyhow::Resu
 }
 
 /// What is measured, with the plugin and without.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// `tshark -n -r` on the capture with its sidecar beside it.
     Sidecar,
@@ -631,9 +912,38 @@ impl Mode {
         }
     }
 
+    /// The options after `tshark -n -r CAPTURE` (the Lua and the native
+    /// rows alike).
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Mode::Fields | Mode::NativeFields => &["-T", "fields", "-e", "frame.number"],
+            Mode::Expert | Mode::NativeExpert => &["-q", "-z", "expert"],
+            _ => &[],
+        }
+    }
+
+    /// Whether it reads the copy with no sidecar anywhere.
+    fn bare(self) -> bool {
+        matches!(self, Mode::NoSidecar | Mode::NativeNoSidecar)
+    }
+
+    /// The native plugin's tshark rows: their targets are within reach,
+    /// so they get `--plugin-reps` pairs and an instruction count.
+    fn native_tshark(self) -> bool {
+        matches!(
+            self,
+            Mode::NativeSidecar | Mode::NativeFields | Mode::NativeExpert | Mode::NativeNoSidecar
+        )
+    }
+
     /// One run, with (the plugin; for Floor the empty post-dissector, for
     /// Comments the commented copy) or without (tshark alone on the capture).
     fn run(self, setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
+        let capture = if self.bare() {
+            &setup.bare
+        } else {
+            &setup.annotated
+        };
         match self {
             Mode::Floor => measure::run(
                 &mut setup.tshark_with(&setup.annotated, plugin.then_some(&setup.empty_script)),
@@ -646,36 +956,12 @@ impl Mode {
                 };
                 measure::run(&mut setup.tshark(capture, false))
             }
-            Mode::Sidecar => measure::run(&mut setup.tshark(&setup.annotated, plugin)),
-            Mode::Fields => measure::run(setup.tshark(&setup.annotated, plugin).args([
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-            ])),
-            Mode::Expert => measure::run(
-                setup
-                    .tshark(&setup.annotated, plugin)
-                    .args(["-q", "-z", "expert"]),
-            ),
-            Mode::NoSidecar => measure::run(&mut setup.tshark(&setup.bare, plugin)),
             Mode::Gui => gui_run(setup, plugin, false),
-            Mode::NativeSidecar => measure::run(&mut setup.native_tshark(&setup.annotated, plugin)),
-            Mode::NativeFields => {
-                measure::run(setup.native_tshark(&setup.annotated, plugin).args([
-                    "-T",
-                    "fields",
-                    "-e",
-                    "frame.number",
-                ]))
-            }
-            Mode::NativeExpert => measure::run(
-                setup
-                    .native_tshark(&setup.annotated, plugin)
-                    .args(["-q", "-z", "expert"]),
-            ),
-            Mode::NativeNoSidecar => measure::run(&mut setup.native_tshark(&setup.bare, plugin)),
             Mode::NativeGui => gui_run(setup, plugin, true),
+            _ if self.native_tshark() => {
+                measure::run(setup.native_tshark(capture, plugin).args(self.options()))
+            }
+            _ => measure::run(setup.tshark(capture, plugin).args(self.options())),
         }
     }
 }
@@ -895,7 +1181,7 @@ fn gui_run(setup: &Setup, plugin: bool, native: bool) -> anyhow::Result<Run> {
             "privs.warn_if_elevated: FALSE\n",
         )?;
         let mut cmd = if native {
-            setup.native_command("wireshark", plugin)
+            setup.native_command(&["wireshark"], plugin)
         } else {
             setup.command("wireshark")
         };
