@@ -297,12 +297,19 @@ pub fn run(
     let cuts = cuts(tcpshut, capture, &work, reps.cut, !counted.is_empty())?;
     let instructions = match &cuts {
         Some(cuts) => count_rows(cuts, &counted, Mode::bare, |capture, plugin, mode| {
-            let mut c = setup.native_tshark_under(&valgrind_args(), capture, plugin);
+            let mut c = setup.native_tshark_under(&valgrind_args(&cuts.valgrind), capture, plugin);
             c.args(mode.options());
             c
         })?,
         None => Vec::new(),
     };
+    println!(
+        "\nEach row: pairs of runs without and with, adjacent, each pair in the other order \
+         than the one before; {} pairs for the native plugin's tshark rows, {} for the others. \
+         The ratio is the median of the pairs' CPU ratios (with / without of one pair), \
+         [the smallest–the largest]; the targets judge that median.",
+        reps.native, reps.tool
+    );
     header("command");
     for mode in modes {
         let pairs = if mode.native_tshark() {
@@ -417,6 +424,8 @@ struct Cuts {
     /// The frames in `many`, and in the whole capture.
     frames: u64,
     whole: u64,
+    /// The valgrind that counts (the same inside the chroots).
+    valgrind: instructions::Valgrind,
 }
 
 /// Makes the cuts in `work/cut` when `frames` > 0, `wanted` and valgrind
@@ -431,10 +440,13 @@ fn cuts(
     if frames == 0 || !wanted {
         return Ok(None);
     }
-    if let Err(e) = instructions::Valgrind::find() {
-        println!("The native plugin's instructions are not counted: {e:#}");
-        return Ok(None);
-    }
+    let valgrind = match instructions::Valgrind::find() {
+        Ok(v) => v,
+        Err(e) => {
+            println!("The native plugin's instructions are not counted: {e:#}");
+            return Ok(None);
+        }
+    };
     if !super::on_path("editcap") {
         println!("The native plugin's instructions are not counted: no editcap (wireshark-common)");
         return Ok(None);
@@ -456,6 +468,7 @@ fn cuts(
         bare_many: place("bare-many")?,
         frames,
         whole,
+        valgrind,
     };
     for (path, bare, n) in [
         (&cuts.one, &cuts.bare_one, 1),
@@ -481,9 +494,10 @@ fn cuts(
     Ok(Some(cuts))
 }
 
-/// valgrind's arguments before the program it runs, counting only.
-fn valgrind_args() -> Vec<&'static str> {
-    std::iter::once("valgrind")
+/// valgrind's launcher and arguments before the program it runs,
+/// counting only.
+fn valgrind_args(valgrind: &instructions::Valgrind) -> Vec<&str> {
+    std::iter::once(valgrind.launcher.to_str().unwrap_or("valgrind"))
         .chain(instructions::CACHEGRIND.iter().copied())
         .collect()
 }
@@ -502,6 +516,8 @@ fn count_rows<R: Copy>(
     // (bare, plugin) -> the one-frame count; without the plugin the
     // sidecar is not read, so both kinds of cut share one
     let mut start: Vec<((bool, bool), u64)> = Vec::new();
+    let began = Instant::now();
+    let mut runs = 0;
     let mut ratios = Vec::new();
     for &r in rows {
         let is_bare = bare(r);
@@ -517,16 +533,22 @@ fn count_rows<R: Copy>(
                 Some(&(_, n)) => n,
                 None => {
                     let n = instructions::count(&mut command(one, plugin, r))?;
+                    runs += 1;
                     start.push((key, n));
                     n
                 }
             };
             let counted = instructions::count(&mut command(many, plugin, r))?;
+            runs += 1;
             whole[usize::from(plugin)] =
                 instructions::whole(first, counted, cuts.frames, cuts.whole);
         }
         ratios.push((r, whole[1] / whole[0].max(1.0)));
     }
+    println!(
+        "(instructions: {runs} runs under cachegrind, {:.0} s)",
+        began.elapsed().as_secs_f64()
+    );
     Ok(ratios)
 }
 
@@ -681,15 +703,10 @@ fn releases(
     let script = work.join("tcpshut.lua");
     std::fs::copy(&setup.script, &script)?;
     // valgrind's tools and launcher are shown inside the chroots there
-    let valgrind = match cuts.map(|_| instructions::Valgrind::find()) {
-        Some(Ok(v)) => {
-            std::fs::create_dir_all(work.join("valgrind-lib"))?;
-            std::fs::write(work.join("valgrind-bin"), "")?;
-            Some(v)
-        }
-        _ => None,
-    };
-    let cuts = cuts.filter(|_| valgrind.is_some());
+    if cuts.is_some() {
+        std::fs::create_dir_all(work.join("valgrind-lib"))?;
+        std::fs::write(work.join("valgrind-bin"), "")?;
+    }
     for suite in RELEASE_SUITES {
         let root = base.join(suite);
         let headers = base.join(format!("{suite}.headers"));
@@ -717,7 +734,7 @@ fn releases(
                 |_| false,
                 |capture, plugin, mode| {
                     let mut c =
-                        release.tshark_under(valgrind.as_ref(), work, capture, true, plugin);
+                        release.tshark_under(Some(&cuts.valgrind), work, capture, true, plugin);
                     c.args(mode.options());
                     c
                 },
