@@ -873,6 +873,7 @@ impl Connection {
 
     /// Payload (the segment has some): who received data when, and data
     /// sent after a FIN.
+    #[inline]
     fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         self.endpoints[y].received_payload = true;
