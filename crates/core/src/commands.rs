@@ -471,7 +471,11 @@ pub fn annotate(
                     };
                     guarded(guard.check(&conns_path), &conns_path)?;
                     write_atomically(&conns_path, |conns| {
-                        run(Box::new(ParquetSink::new(out, conns)?))
+                        run(Box::new(ParquetSink::for_schedule(
+                            out,
+                            conns,
+                            &schedule(batch.jobs),
+                        )?))
                     })
                 }
                 _ => run(sink_for(format, out)),

@@ -85,7 +85,9 @@ pub fn annotate(
     schedule: Schedule,
 ) -> anyhow::Result<Verdicts> {
     let mut make = |file: &SeriesFile| -> io::Result<Box<dyn RowSink>> {
-        Ok(Box::new(FileOutputs::create(&file.path, guard, format)?))
+        Ok(Box::new(FileOutputs::create(
+            &file.path, guard, format, &schedule,
+        )?))
     };
     let zeek_view = format == Format::Parquet;
     // The connections sidecar beside each file's CSV shows nothing a
@@ -157,7 +159,12 @@ struct FileOutputs {
 }
 
 impl FileOutputs {
-    fn create(capture: &Path, guard: &Guard, format: Format) -> io::Result<FileOutputs> {
+    fn create(
+        capture: &Path,
+        guard: &Guard,
+        format: Format,
+        schedule: &Schedule,
+    ) -> io::Result<FileOutputs> {
         let main = sidecar_path(capture, sidecar_extension(format));
         let beside = match format {
             Format::Csv => connections_path(&main),
@@ -179,9 +186,10 @@ impl FileOutputs {
                 sink_for(format, files[0].clone()),
                 Box::new(ConnectionsCsvSink::new(files[1].clone())),
             ],
-            Format::Parquet => vec![Box::new(ParquetSink::new(
+            Format::Parquet => vec![Box::new(ParquetSink::for_schedule(
                 files[0].clone(),
                 files[1].clone(),
+                schedule,
             )?)],
             _ => vec![sink_for(format, files[0].clone())],
         };

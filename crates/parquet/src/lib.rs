@@ -42,7 +42,7 @@ use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::Timestamp;
 use tcpshut_engine::{CallSet, Event, TcpState};
-use tcpshut_engine::{CaptureSummary, RowSink};
+use tcpshut_engine::{CaptureSummary, RowSink, Schedule};
 use tcpshut_engine::{Row, Summary};
 
 mod dictionary;
@@ -932,70 +932,140 @@ enum Job {
 /// and memory holds at most three row groups of each table.
 const GROUPS_IN_FLIGHT: usize = 1;
 
-/// The thread that encodes the row groups (Arrow's writer, the
-/// dictionary pages, Snappy), while the sink's thread gathers the next
-/// rows: on the benchmark's capture encoding is about half of the
-/// Parquet rows thread's work, and annotate's own two threads leave the
-/// second core partly idle. The encoded bytes go into the two tables'
-/// [`SharedBuf`]s, which the sink's thread drains into its outputs.
-struct Encoder {
-    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
-    /// Texts of row groups written, emptied, to gather the next ones in.
-    spare: std::sync::mpsc::Receiver<Box<SegmentTexts>>,
-    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+/// Where the row groups are encoded (Arrow's writer, the dictionary
+/// pages, Snappy). On a thread of its own while the sink's thread gathers
+/// the next rows, when annotate runs on two threads: on the benchmark's
+/// capture encoding is about half of the Parquet rows thread's work, and
+/// annotate's own two threads leave the second core partly idle. The
+/// encoded bytes go into the two tables' [`SharedBuf`]s, which the sink's
+/// thread drains into its outputs. On the sink's own thread when the run
+/// has one thread (`--jobs 1`, a batch's workers, one core): a third
+/// thread there would outnumber the threads `--jobs` asked for.
+enum Encoder {
+    Thread {
+        jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+        /// Texts of row groups written, emptied, to gather the next ones in.
+        spare: std::sync::mpsc::Receiver<Box<SegmentTexts>>,
+        thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    },
+    Inline {
+        // Boxed: the writers are large, and the sink holds one or the other.
+        tables: Option<Box<(SegmentsWriter, TableWriter)>>,
+        spare: Option<Box<SegmentTexts>>,
+    },
+}
+
+/// Encodes `job` into its table; a segments group's emptied texts back.
+fn encode(
+    job: Job,
+    segments: &mut SegmentsWriter,
+    connections: &mut TableWriter,
+) -> io::Result<Option<Box<SegmentTexts>>> {
+    match job {
+        Job::Segments(mut group) => {
+            segments.write_group(&mut group)?;
+            Ok(Some(group.texts))
+        }
+        Job::Connections(capture, reports) => {
+            connections.write_group(&connections_batch(&capture, &reports)?)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Writes both tables' footers.
+fn close_tables(segments: &mut SegmentsWriter, connections: &mut TableWriter) -> io::Result<()> {
+    segments.close()?;
+    connections.close()
 }
 
 impl Encoder {
-    fn start(mut segments: SegmentsWriter, mut connections: TableWriter) -> io::Result<Self> {
+    fn start(
+        mut segments: SegmentsWriter,
+        mut connections: TableWriter,
+        own_thread: bool,
+    ) -> io::Result<Self> {
         use std::sync::mpsc;
+        if !own_thread {
+            return Ok(Encoder::Inline {
+                tables: Some(Box::new((segments, connections))),
+                spare: None,
+            });
+        }
         let (jobs, todo) = mpsc::sync_channel::<Job>(GROUPS_IN_FLIGHT);
         let (give_back, spare) = mpsc::channel();
         let thread = std::thread::Builder::new().name("parquet".into()).spawn(
             move || -> io::Result<()> {
                 for job in todo {
-                    match job {
-                        Job::Segments(mut group) => {
-                            segments.write_group(&mut group)?;
-                            let _ = give_back.send(group.texts);
-                        }
-                        Job::Connections(capture, reports) => {
-                            connections.write_group(&connections_batch(&capture, &reports)?)?;
-                        }
+                    if let Some(texts) = encode(job, &mut segments, &mut connections)? {
+                        let _ = give_back.send(texts);
                     }
                 }
-                segments.close()?;
-                connections.close()
+                close_tables(&mut segments, &mut connections)
             },
         )?;
-        Ok(Encoder {
+        Ok(Encoder::Thread {
             jobs: Some(jobs),
             spare,
             thread: Some(thread),
         })
     }
 
-    /// Hands `job` over; if the thread stopped, its error.
+    /// Emptied texts of a written row group, to gather the next one in.
+    fn spare(&mut self) -> Option<Box<SegmentTexts>> {
+        match self {
+            Encoder::Thread { spare, .. } => spare.try_recv().ok(),
+            Encoder::Inline { spare, .. } => spare.take(),
+        }
+    }
+
+    /// Hands `job` over (or encodes it, inline); if the thread stopped,
+    /// its error.
     fn send(&mut self, job: Job) -> io::Result<()> {
-        let sent = match &self.jobs {
-            Some(jobs) => jobs.send(job).is_ok(),
-            None => false,
-        };
-        if sent {
-            Ok(())
-        } else {
-            self.finish()
-                .and(Err(io::Error::other("parquet encoding thread stopped")))
+        match self {
+            Encoder::Thread { jobs, .. } => {
+                let sent = match jobs {
+                    Some(jobs) => jobs.send(job).is_ok(),
+                    None => false,
+                };
+                if sent {
+                    Ok(())
+                } else {
+                    self.finish()
+                        .and(Err(io::Error::other("parquet encoding thread stopped")))
+                }
+            }
+            Encoder::Inline { tables, spare } => {
+                let (segments, connections) = &mut **tables
+                    .as_mut()
+                    .ok_or_else(|| io::Error::other("parquet tables already closed"))?;
+                if let Some(texts) = encode(job, segments, connections)? {
+                    *spare = Some(texts);
+                }
+                Ok(())
+            }
         }
     }
 
     /// Waits for every row group and the footers to be written.
     fn finish(&mut self) -> io::Result<()> {
-        self.jobs = None;
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("parquet encoding thread panicked"))),
-            None => Ok(()),
+        match self {
+            Encoder::Thread { jobs, thread, .. } => {
+                *jobs = None;
+                match thread.take() {
+                    Some(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(io::Error::other("parquet encoding thread panicked"))
+                    }),
+                    None => Ok(()),
+                }
+            }
+            Encoder::Inline { tables, .. } => match tables.take() {
+                Some(mut both) => {
+                    let (segments, connections) = &mut *both;
+                    close_tables(segments, connections)
+                }
+                None => Ok(()),
+            },
         }
     }
 }
@@ -1026,8 +1096,21 @@ pub struct ParquetSink<S: Write, C: Write> {
 
 impl<S: Write, C: Write> ParquetSink<S, C> {
     /// A sink writing the segments table to `segments` and the
-    /// connections table to `connections`.
+    /// connections table to `connections`, encoding on a thread of its
+    /// own.
     pub fn new(segments: S, connections: C) -> io::Result<Self> {
+        Self::with_encoder(segments, connections, true)
+    }
+
+    /// [`ParquetSink::new`] for a run on `schedule`: the encoding thread
+    /// only when the run itself has two threads, so that a run on one
+    /// (`--jobs 1`, a batch's workers) stays on one.
+    pub fn for_schedule(segments: S, connections: C, schedule: &Schedule) -> io::Result<Self> {
+        let threaded = matches!(schedule, Schedule::OnePassThreaded { .. });
+        Self::with_encoder(segments, connections, threaded)
+    }
+
+    fn with_encoder(segments: S, connections: C, own_thread: bool) -> io::Result<Self> {
         let segments_buf = SharedBuf::default();
         let connections_buf = SharedBuf::default();
         let segments_writer = SegmentsWriter::new(
@@ -1080,7 +1163,7 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
             segments_buf,
             connections,
             connections_buf,
-            encoder: Encoder::start(segments_writer, connections_writer)?,
+            encoder: Encoder::start(segments_writer, connections_writer, own_thread)?,
             capture: String::new(),
             columns: SegmentColumns::new(ROWS_PER_GROUP),
             rows_per_group: ROWS_PER_GROUP,
@@ -1118,7 +1201,7 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
 
     fn write_segments(&mut self) -> io::Result<()> {
         if self.columns.rows > 0 {
-            let group = self.columns.take_group(self.encoder.spare.try_recv().ok());
+            let group = self.columns.take_group(self.encoder.spare());
             self.encoder.send(Job::Segments(group))?;
             self.drain()?;
         }

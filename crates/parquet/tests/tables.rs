@@ -458,3 +458,30 @@ fn a_failing_output_is_the_runs_error() {
         assert!(error.to_string().contains("disk full"), "{room}: {error}");
     }
 }
+
+/// Both tables' bytes from `capture` with row groups of `rows`, the
+/// encoding on a thread of its own or not, by the schedule.
+fn table_bytes(capture: &Path, rows: usize, schedule: &Schedule) -> (Vec<u8>, Vec<u8>) {
+    let (mut segments, mut connections) = (Vec::new(), Vec::new());
+    let mut sink = ParquetSink::for_schedule(&mut segments, &mut connections, schedule)
+        .unwrap()
+        .with_rows_per_group(rows);
+    annotate_with(capture, Detail::Reports, &mut sink, *schedule).unwrap();
+    drop(sink);
+    (segments, connections)
+}
+
+#[test]
+fn a_run_on_one_thread_encodes_inline_to_the_same_bytes() {
+    let threaded = Schedule::OnePassThreaded {
+        max_held_rows: 1 << 16,
+    };
+    for name in ["close-unread.pcap", "shut_wr-then-close-unread.pcap"] {
+        let capture = testdata(name);
+        // Small row groups: many hand-overs, and texts reused between them.
+        let inline = table_bytes(&capture, 7, &Schedule::one_thread());
+        let (segments, connections) = &inline;
+        assert!(!segments.is_empty() && !connections.is_empty(), "{name}");
+        assert_eq!(inline, table_bytes(&capture, 7, &threaded), "{name}");
+    }
+}
