@@ -29,7 +29,7 @@ use nom::number::Endianness;
 use pcap_file::pcap::PcapHeader;
 use pcap_file::TsResolution;
 
-use crate::wire::compressed::{self, Compression, Consumed};
+use crate::wire::compressed::{self, Compression, Consumed, Threaded};
 use crate::wire::segment::Timestamp;
 use crate::wire::series::Chain;
 use pcapng::PcapNgState;
@@ -237,8 +237,8 @@ impl CaptureReader {
                 compression: kind.name(),
             });
         }
-        let (plain, consumed) = kind.threaded(compressed)?;
-        let mut reader = Self::from_stream(ByteStream::from_reader(plain), name, Some(kind))?;
+        let (chunks, consumed) = kind.threaded(compressed)?;
+        let mut reader = Self::from_stream(ByteStream::from_chunks(chunks), name, Some(kind))?;
         reader.consumed = Some(consumed);
         Ok(reader)
     }
@@ -676,10 +676,16 @@ fn next_pcap_record(
 ///
 /// The framing code sees one byte window whatever the source: a regular
 /// file is memory-mapped (the whole file is the window, frames borrow
-/// straight from the page cache); anything else is read into a reusable
+/// straight from the page cache); a compressed one is the chunks its
+/// decompressing thread hands over; anything else is read into a reusable
 /// buffer that `fill` tops up.
 struct ByteStream {
     source: Source,
+    /// A compressed capture's decompressing thread, when it fills the
+    /// `Read` buffer: each chunk becomes the buffer, the unread end of the
+    /// one before moved in front of it. (Beside `Source`, not in it: a
+    /// third kind of source cost the mapped one's hot path instructions.)
+    chunks: Option<Threaded>,
     /// Window of valid bytes: `bytes()[start..end]`.
     start: usize,
     end: usize,
@@ -721,6 +727,20 @@ impl ByteStream {
                 reader,
                 buf: vec![0; INITIAL_BUFFER_LEN],
             },
+            chunks: None,
+            start: 0,
+            end: 0,
+            offset: 0,
+        }
+    }
+
+    fn from_chunks(chunks: Threaded) -> Self {
+        Self {
+            source: Source::Read {
+                reader: Box::new(io::empty()),
+                buf: Vec::new(),
+            },
+            chunks: Some(chunks),
             start: 0,
             end: 0,
             offset: 0,
@@ -753,6 +773,7 @@ impl ByteStream {
                         prefetched: 0,
                         upkeep_at: 0,
                     },
+                    chunks: None,
                     start: 0,
                     end,
                     offset: 0,
@@ -805,6 +826,15 @@ impl ByteStream {
         let Source::Read { reader, buf } = &mut self.source else {
             return Ok(self.available());
         };
+        if let Some(chunks) = &mut self.chunks {
+            while self.end - self.start < want {
+                match chunks.read_on(buf, self.start..self.end)? {
+                    Some(window) => (self.start, self.end) = (window.start, window.end),
+                    None => break,
+                }
+            }
+            return Ok(self.available());
+        }
         if self.start + want > buf.len() {
             buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

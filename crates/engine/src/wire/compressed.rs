@@ -5,12 +5,15 @@
 //!
 //! The decompressing thread hands over fixed-size chunks through a
 //! bounded channel (and gets them back for reuse), so memory stays at a
-//! few chunks whatever the size of the capture. A corrupt or truncated
+//! few chunks whatever the size of the capture. The capture reader takes
+//! each chunk as its buffer, as it is: the bytes are decompressed once
+//! into it and not copied again. A corrupt or truncated
 //! compressed stream is a read error at the point where it breaks: the
 //! capture reader reports it as an early end, like a truncated capture,
 //! after every whole record before it.
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -78,19 +81,19 @@ impl Compression {
         })
     }
 
-    /// A decompressing reader over `compressed`, decompressing on a
-    /// thread of its own, and how much of `compressed` it has consumed.
-    pub fn threaded(
+    /// The chunks of `compressed` decompressed on a thread of its own,
+    /// and how much of `compressed` that thread has consumed.
+    pub(crate) fn threaded(
         self,
         compressed: Box<dyn Read + Send>,
-    ) -> io::Result<(Box<dyn Read + Send>, Consumed)> {
+    ) -> io::Result<(Threaded, Consumed)> {
         let consumed = Consumed::default();
         let counted = Box::new(Counted {
             inner: compressed,
             consumed: consumed.clone(),
         });
         let decoder = self.decoder(counted)?;
-        Ok((Box::new(Threaded::spawn(decoder, self)?), consumed))
+        Ok((Threaded::spawn(decoder, self)?, consumed))
     }
 }
 
@@ -126,13 +129,17 @@ const CHUNK_LEN: usize = 256 * 1024;
 /// Chunks in flight between the threads (memory: this many chunks, plus
 /// one on each side).
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Bytes left free in front of each chunk's data: the reader moves the
+/// unread end of its previous chunk (the start of a record) there and
+/// reads on in place. Room for a record of the largest IP packet (64 KB,
+/// segments merged by GRO included) with its record or block header; a
+/// longer one is copied along with the chunk.
+const HEADROOM: usize = 96 * 1024;
 
 /// The reading side of a decompressing thread.
-struct Threaded {
+pub(crate) struct Threaded {
     full: Receiver<io::Result<Vec<u8>>>,
     empty: SyncSender<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
     /// The thread has said its last word (end, or an error).
     ended: bool,
 }
@@ -145,9 +152,9 @@ impl Threaded {
             .name(format!("tcpshut-{}", kind.name()))
             .spawn(move || loop {
                 let mut chunk = empty_rx.try_recv().unwrap_or_default();
-                chunk.resize(CHUNK_LEN, 0);
-                let (n, error) = fill(&mut *decoder, &mut chunk);
-                chunk.truncate(n);
+                chunk.resize(HEADROOM + CHUNK_LEN, 0);
+                let (n, error) = fill(&mut *decoder, &mut chunk[HEADROOM..]);
+                chunk.truncate(HEADROOM + n);
                 // The reader is gone (it stopped early): so is the work.
                 if n > 0 && full_tx.send(Ok(chunk)).is_err() {
                     return;
@@ -165,10 +172,50 @@ impl Threaded {
         Ok(Threaded {
             full,
             empty,
-            chunk: Vec::new(),
-            at: 0,
             ended: false,
         })
+    }
+
+    /// Reads on past `buf[window]`, the bytes not yet used: the next chunk
+    /// becomes `buf`, with those bytes moved in front of its data, and the
+    /// old `buf` goes back to the thread for reuse. The new window, or
+    /// `None` at the end of the stream (`buf` unchanged). A failure comes
+    /// after every chunk before it.
+    pub(crate) fn read_on(
+        &mut self,
+        buf: &mut Vec<u8>,
+        window: Range<usize>,
+    ) -> io::Result<Option<Range<usize>>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut chunk = match self.full.recv() {
+            Ok(Ok(chunk)) if !chunk.is_empty() => chunk,
+            Ok(Ok(_)) | Err(_) => {
+                self.ended = true;
+                return Ok(None);
+            }
+            Ok(Err(err)) => {
+                self.ended = true;
+                return Err(err);
+            }
+        };
+        let keep = window.len();
+        let window = if keep <= HEADROOM {
+            let from = HEADROOM - keep;
+            chunk[from..HEADROOM].copy_from_slice(&buf[window]);
+            std::mem::swap(buf, &mut chunk);
+            from..buf.len()
+        } else {
+            // A record longer than the headroom: the chunk is copied.
+            buf.copy_within(window, 0);
+            buf.truncate(keep);
+            buf.extend_from_slice(&chunk[HEADROOM..]);
+            0..buf.len()
+        };
+        // Handed back for reuse; if the thread has ended, dropped.
+        let _ = self.empty.try_send(chunk);
+        Ok(Some(window))
     }
 }
 
@@ -185,33 +232,6 @@ pub(crate) fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::
         }
     }
     (have, None)
-}
-
-impl Read for Threaded {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.chunk.len() {
-            if self.ended {
-                return Ok(0);
-            }
-            let used = std::mem::take(&mut self.chunk);
-            // Handed back for reuse; if the thread has ended, dropped.
-            let _ = self.empty.try_send(used);
-            self.at = 0;
-            match self.full.recv() {
-                Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
-                Ok(Ok(chunk)) => self.chunk = chunk,
-                Ok(Err(err)) => {
-                    self.ended = true;
-                    return Err(err);
-                }
-                Err(_) => self.ended = true,
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.at);
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
 }
 
 /// `bytes` compressed the way the common tools write them (tests only:
@@ -249,9 +269,31 @@ pub fn compress(kind: Compression, bytes: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn read_to_end(mut reader: Box<dyn Read + Send>) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).map(|_| out)
+    /// Everything `chunks` gives, as the capture reader takes it: each
+    /// time all but the last `keep(round)` bytes of the window used.
+    fn read_to_end_keeping(
+        mut chunks: Threaded,
+        keep: impl Fn(usize) -> usize,
+    ) -> (Vec<u8>, io::Result<()>) {
+        let (mut buf, mut window, mut out) = (Vec::new(), 0..0, Vec::new());
+        for round in 0.. {
+            let kept = keep(round).min(window.len());
+            out.extend_from_slice(&buf[window.start..window.end - kept]);
+            match chunks.read_on(&mut buf, window.end - kept..window.end) {
+                Ok(Some(next)) => window = next,
+                Ok(None) => {
+                    out.extend_from_slice(&buf[window.end - kept..window.end]);
+                    return (out, Ok(()));
+                }
+                Err(e) => return (out, Err(e)),
+            }
+        }
+        unreachable!()
+    }
+
+    fn read_to_end(chunks: Threaded) -> io::Result<Vec<u8>> {
+        let (out, result) = read_to_end_keeping(chunks, |_| 0);
+        result.map(|_| out)
     }
 
     const READ: [Compression; 3] = [Compression::Gzip, Compression::Zstd, Compression::Lz4];
@@ -272,14 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn unread_bytes_carry_over_whether_or_not_they_fit_the_headroom() {
+        let plain: Vec<u8> = (0..6 * CHUNK_LEN + 777).map(|i| (i % 251) as u8).collect();
+        let packed = compress(Compression::Lz4, &plain);
+        // Nothing, a record, the headroom, more than it, more than a chunk.
+        let keeps = [0, 1500, HEADROOM, HEADROOM + 1, CHUNK_LEN + 10];
+        let chunks = Compression::Lz4
+            .threaded(Box::new(io::Cursor::new(packed)))
+            .unwrap()
+            .0;
+        let (out, result) = read_to_end_keeping(chunks, |round| keeps[round % keeps.len()]);
+        result.unwrap();
+        assert!(out == plain, "{} bytes read of {}", out.len(), plain.len());
+    }
+
+    #[test]
     fn a_cut_or_corrupt_stream_gives_its_bytes_then_an_error() {
         let plain: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
         for kind in READ {
             let packed = compress(kind, &plain);
             let cut = packed[..packed.len() / 2].to_vec();
-            let mut reader = kind.threaded(Box::new(io::Cursor::new(cut))).unwrap().0;
-            let mut got = Vec::new();
-            let err = reader.read_to_end(&mut got).unwrap_err();
+            let chunks = kind.threaded(Box::new(io::Cursor::new(cut))).unwrap().0;
+            let (got, result) = read_to_end_keeping(chunks, |_| 0);
+            let err = result.unwrap_err();
             assert!(err.to_string().starts_with(kind.name()), "{err}");
             assert!(plain.starts_with(&got), "{kind:?}: a prefix of the data");
 
