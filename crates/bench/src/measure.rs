@@ -12,6 +12,9 @@ pub struct Run {
     pub wall: Duration,
     /// User plus system CPU time.
     pub cpu: Duration,
+    /// The system (kernel) share of `cpu`, where known: what an
+    /// instruction count of user space leaves out.
+    pub system: Option<Duration>,
     /// Peak resident set size in bytes.
     pub max_rss: u64,
 }
@@ -42,6 +45,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Run> {
     Ok(Run {
         wall,
         cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        system: Some(time(usage.ru_stime)),
         // Linux reports kilobytes.
         max_rss: usage.ru_maxrss as u64 * 1024,
     })

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use crate::measure::Run;
+
 /// The median of a set of ratios and the range they spread over.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Spread {
@@ -61,6 +63,19 @@ pub fn pair_ratios(without: &[Duration], with: &[Duration]) -> Vec<f64> {
         .zip(with)
         .map(|(a, b)| b.as_secs_f64() / a.as_secs_f64().max(1e-9))
         .collect()
+}
+
+/// The median over pairs of `with.system - without.system` in seconds:
+/// the kernel time the plugin adds, which an instruction count of user
+/// space does not see. `None` when a run does not know its system time.
+pub fn system_added(without: &[Run], with: &[Run]) -> Option<f64> {
+    assert_eq!(without.len(), with.len(), "pairs need both sides");
+    let added = without
+        .iter()
+        .zip(with)
+        .map(|(a, b)| Some(b.system?.as_secs_f64() - a.system?.as_secs_f64()))
+        .collect::<Option<Vec<f64>>>()?;
+    Spread::of(&added).map(|s| s.median)
 }
 
 #[cfg(test)]
@@ -114,6 +129,32 @@ mod tests {
     fn a_zero_baseline_does_not_divide_by_zero() {
         let r = pair_ratios(&ms(&[0]), &ms(&[1]));
         assert!(r[0].is_finite() && r[0] > 1.0, "{r:?}");
+    }
+
+    fn runs(system: &[Option<u64>]) -> Vec<Run> {
+        system
+            .iter()
+            .map(|s| Run {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+                system: s.map(Duration::from_millis),
+                max_rss: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn system_time_added_is_the_median_of_the_pairs_differences() {
+        let without = runs(&[Some(10), Some(30), Some(10)]);
+        let with = runs(&[Some(14), Some(31), Some(20)]);
+        let added = system_added(&without, &with).unwrap();
+        assert!((added - 0.004).abs() < 1e-9, "{added}");
+    }
+
+    #[test]
+    fn system_time_unknown_on_either_side_gives_none() {
+        assert_eq!(system_added(&runs(&[Some(1)]), &runs(&[None])), None);
+        assert_eq!(system_added(&runs(&[None]), &runs(&[Some(1)])), None);
     }
 
     #[test]

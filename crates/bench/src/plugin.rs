@@ -404,6 +404,11 @@ fn row(
     );
     if let Some(r) = instructions {
         note.push_str(&format!("; instructions {r:.3}"));
+        // Cachegrind counts user space only: the kernel time the plugin
+        // adds (reading the sidecar, mapping its index) is shown beside it.
+        if let Some(added) = paired::system_added(without, with) {
+            note.push_str(&format!(", system CPU added {:+.1} ms", added * 1e3));
+        }
     }
     targets.check_noted(
         format!("Wireshark plugin: {name}, CPU with / without"),
@@ -1236,6 +1241,7 @@ fn gui_run(setup: &Setup, plugin: bool, native: bool) -> anyhow::Result<Run> {
                 break Run {
                     wall: since - start,
                     cpu: last,
+                    system: None,
                     max_rss: 0,
                 };
             }
