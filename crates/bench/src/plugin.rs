@@ -581,6 +581,8 @@ struct Release {
 enum ReleaseMode {
     NativeSidecar,
     NativeFields,
+    NativeExpert,
+    NativeNoSidecar,
     LuaSidecar,
     LuaFields,
 }
@@ -588,7 +590,11 @@ enum ReleaseMode {
 impl ReleaseMode {
     fn name(self, version: &str) -> String {
         let (plugin, command) = match self {
+            ReleaseMode::NativeNoSidecar => {
+                return format!("{version}, native plugin: tshark -n -r, no sidecar")
+            }
             ReleaseMode::NativeSidecar => ("native plugin", "tshark -n -r"),
+            ReleaseMode::NativeExpert => ("native plugin", "tshark -n -r -q -z expert"),
             ReleaseMode::NativeFields => {
                 ("native plugin", "tshark -n -r -T fields -e frame.number")
             }
@@ -599,7 +605,21 @@ impl ReleaseMode {
     }
 
     fn native(self) -> bool {
-        matches!(self, ReleaseMode::NativeSidecar | ReleaseMode::NativeFields)
+        !matches!(self, ReleaseMode::LuaSidecar | ReleaseMode::LuaFields)
+    }
+
+    /// Whether it reads the copy with no sidecar anywhere.
+    fn bare(self) -> bool {
+        self == ReleaseMode::NativeNoSidecar
+    }
+
+    /// The issue's target for the ratio (as `Mode::target`).
+    fn target(self) -> Bound {
+        if self.bare() {
+            Bound::AtMost(1.02)
+        } else {
+            Bound::AtMost(1.15)
+        }
     }
 
     /// The options after `tshark -n -r CAPTURE`.
@@ -608,7 +628,10 @@ impl ReleaseMode {
             ReleaseMode::NativeFields | ReleaseMode::LuaFields => {
                 &["-T", "fields", "-e", "frame.number"]
             }
-            ReleaseMode::NativeSidecar | ReleaseMode::LuaSidecar => &[],
+            ReleaseMode::NativeExpert => &["-q", "-z", "expert"],
+            ReleaseMode::NativeSidecar | ReleaseMode::NativeNoSidecar | ReleaseMode::LuaSidecar => {
+                &[]
+            }
         }
     }
 }
@@ -681,8 +704,9 @@ impl Release {
 }
 
 /// The plugins in the chroots' later releases (4.4, 4.6): the native
-/// plugin's `-r` and `-T fields -e frame.number`, the Lua plugin's too,
-/// each against that release's tshark alone, after checking that both
+/// plugin's `-r`, `-T fields -e frame.number`, `-q -z expert` and `-r` on
+/// the copy without a sidecar, the Lua plugin's first two, each against
+/// that release's tshark alone, after checking that both
 /// give the same packet list with its Info tags. `-T fields` is where 4.0
 /// builds a shown tree and 4.2 and later one primed with the -e fields.
 fn releases(
@@ -705,6 +729,7 @@ fn releases(
     // the chroot sees `work` at the same path: both must be absolute
     let work = &work.canonicalize()?;
     let capture = &setup.annotated.canonicalize()?;
+    let bare = &setup.bare.canonicalize()?;
     let script = work.join("tcpshut.lua");
     std::fs::copy(&setup.script, &script)?;
     // valgrind's tools and launcher are shown inside the chroots there
@@ -728,6 +753,8 @@ fn releases(
         let modes = [
             ReleaseMode::NativeSidecar,
             ReleaseMode::NativeFields,
+            ReleaseMode::NativeExpert,
+            ReleaseMode::NativeNoSidecar,
             ReleaseMode::LuaSidecar,
             ReleaseMode::LuaFields,
         ];
@@ -736,7 +763,7 @@ fn releases(
             Some(cuts) => count_rows(
                 cuts,
                 &counted,
-                |_| false,
+                ReleaseMode::bare,
                 |capture, plugin, mode| {
                     let mut c =
                         release.tshark_under(Some(&cuts.valgrind), work, capture, true, plugin);
@@ -748,10 +775,11 @@ fn releases(
         };
         header(&format!("Wireshark {} (chroot {suite})", release.version));
         for mode in modes {
+            let file = if mode.bare() { bare } else { capture };
             let run = |plugin: bool| {
                 measure::run(
                     release
-                        .tshark(work, capture, mode.native(), plugin)
+                        .tshark(work, file, mode.native(), plugin)
                         .args(mode.options()),
                 )
             };
@@ -770,7 +798,7 @@ fn releases(
                 &without,
                 &with,
                 counted,
-                Bound::AtMost(1.15),
+                mode.target(),
                 targets,
             );
         }
