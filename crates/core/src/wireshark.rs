@@ -549,12 +549,11 @@ pub fn install_native(print_only: bool) -> Result<Installed> {
 /// Whether this process runs as root (Unix; never on Windows, where
 /// Wireshark does not check).
 fn running_as_root() -> bool {
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() == 0 }
+        folders::effective_uid() == 0
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(unix))]
     {
         false
     }

@@ -27,6 +27,14 @@ pub fn code_folder(env: &Env, dir: &Path, create: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The user this process acts as (its effective uid): std has no call for
+/// it, so libc's, on every Unix.
+#[cfg(unix)]
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Whether `dir` is the user's alone: a folder owned by this user, and
 /// writable by neither the group nor others.
 #[cfg(unix)]
@@ -40,8 +48,7 @@ fn private_to_user(dir: &Path) -> anyhow::Result<()> {
             shown(dir)
         );
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = effective_uid();
     if meta.uid() != uid || meta.mode() & 0o022 != 0 {
         anyhow::bail!(
             "{}: not owned by you or writable by others; nothing was installed (Wireshark \
@@ -66,8 +73,7 @@ fn safe_above(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(dir)))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = effective_uid();
     let sticky = meta.mode() & 0o1000 != 0;
     if (meta.uid() != uid && meta.uid() != 0) || (meta.mode() & 0o022 != 0 && !sticky) {
         anyhow::bail!(
