@@ -252,14 +252,37 @@ local UNIX = sub(package.config, 1, 1) == "/"
 local function shell_quote(s)
     return "'" .. gsub(s, "'", "'\\''") .. "'"
 end
-local function regular_file(path)
-    if not UNIX then return true end
-    if find(path, "%z") or not io.popen then return false end
-    local ok, pipe = pcall(io.popen, "test -f " .. shell_quote(path) .. " && echo regular")
-    if not ok or not pipe then return false end
+-- What is at path: "regular" (a regular file, or a link to one), "other"
+-- (something else: a FIFO, a device, a folder), or nil (nothing: stat
+-- fails, so no such file, or a folder on the way cannot be searched).
+local function file_kind(path)
+    if not UNIX then return "regular" end
+    if find(path, "%z") or not io.popen then return "other" end
+    local q = shell_quote(path)
+    local ok, pipe = pcall(io.popen, "if test -f " .. q .. "; then echo regular; elif test -e " .. q
+        .. "; then echo other; fi")
+    if not ok or not pipe then return "other" end
     local answer = pipe:read("*l")
     pipe:close()
-    return answer == "regular"
+    return answer
+end
+
+-- Opens a sidecar (either of them) for reading, only if it is a regular
+-- file, and finds its size: the reader reads no more than that (a file
+-- that grows meanwhile is read to the size it had). Returns the handle and
+-- the size; or nil, why, and whether nothing is at path.
+local NOT_REGULAR = "not a regular file (a FIFO, a device or a folder is never read)"
+local function open_regular(path)
+    local kind = file_kind(path)
+    if kind ~= "regular" then return nil, NOT_REGULAR, kind == nil end
+    local fh, why = io.open(path, "rb")
+    if not fh then return nil, why or "not a readable file" end
+    local size = fh:seek("end")
+    if not (size and fh:seek("set", 0)) then
+        fh:close()
+        return nil, "cannot seek in it (not a regular file?)"
+    end
+    return fh, size
 end
 
 local CAPTURE_EXT = { pcap = true, pcapng = true, cap = true, ntar = true, gz = true, zst = true, lz4 = true }
@@ -769,18 +792,10 @@ local function load_sidecar()
     state.loaded = true
     local path = state.path
     if not path then return end
-    local fh, why
-    if regular_file(path) then
-        fh, why = io.open(path, "rb")
-    else
-        why = "not a regular file (a FIFO, a device or a folder is never read)"
-    end
+    local fh, size = open_regular(path)
+    local why
+    if not fh then why, size = size, nil end
     local flags, blocks, rows, last, direct, layout
-    local size = fh and fh:seek("end")
-    if fh and not (size and fh:seek("set", 0)) then
-        fh:close()
-        fh, why = nil, "cannot seek in it (not a regular file?)"
-    end
     if fh then
         local ok
         ok, flags, blocks, rows, last, direct, layout = pcall(build_index, fh, size)
@@ -835,21 +850,54 @@ local function connections_path(path)
     return sub(path, 1, -5) .. ".connections.csv"
 end
 
+-- Calls each(line) for every line of fh from its current offset to size
+-- (the line without its "\n"; false for a line longer than max bytes,
+-- which is never held whole), reading CHUNK bytes at a time: the work and
+-- the memory stay bounded whatever the file holds.
+local function each_line(fh, size, max, each)
+    local left = size - fh:seek()
+    local pending, long = "", false
+    while left > 0 do
+        local chunk = fh:read(left < CHUNK and left or CHUNK)
+        if not chunk then break end
+        left = left - #chunk
+        local p = 1
+        while true do
+            local nl = find(chunk, "\n", p, true)
+            if not long then
+                local piece = sub(chunk, p, (nl or #chunk + 1) - 1)
+                if #pending + #piece > max then
+                    pending, long = "", true
+                else
+                    pending = pending .. piece
+                end
+            end
+            if not nl then break end
+            each(not long and pending)
+            pending, long = "", false
+            p = nl + 1
+        end
+    end
+    if long or pending ~= "" then each(not long and pending) end
+end
+
 -- Reads the connections sidecar into state.conns (id -> checked line).
--- Every line is checked; a bad line is left out and counted.
+-- Every line is checked; a bad line is left out and counted. None is not
+-- an error (older sidecars have none); one that is there but cannot be
+-- read (not a regular file, no permission) is said once, like the
+-- segments' sidecar's problems.
 local function load_connections()
     state.conns_loaded = true
     local path = state.path and connections_path(state.path)
     if not path then return end
-    local fh = io.open(path, "rb")
-    if not fh then return end -- none: not an error (older sidecars have none)
-    fh:close()
-    if not regular_file(path) then
-        state.conns_err = "not a regular file: " .. path
+    local fh, size, absent = open_regular(path)
+    if not fh then
+        if not absent then
+            -- size is why; io.open's reasons name the file already
+            state.conns_err = size == NOT_REGULAR and path .. ": " .. size or size
+        end
         return
     end
-    fh = io.open(path, "rb")
-    if not fh then return end
     local first = fh:read(MAX_HEADER + 2)
     local raw = first and match(first, "^([^\n]*)\n")
     local header = raw
@@ -870,10 +918,10 @@ local function load_connections()
     fh:seek("set", #raw + 1)
     local conns, bad, first_bad = {}, 0, nil
     local n = 0
-    for line in fh:lines() do
+    each_line(fh, size, MAX_CONN_LINE + 1, function(line)
         n = n + 1
-        if byte(line, -1) == 13 then line = sub(line, 1, -2) end
-        if at and line ~= "" and #line <= MAX_CONN_LINE then
+        if line and byte(line, -1) == 13 then line = sub(line, 1, -2) end
+        if at and line and line ~= "" and #line <= MAX_CONN_LINE then
             -- into CONNS_HEADER's order (no field needs quoting)
             local fields, k = {}, 0
             for f in gmatch(line .. ",", "([^,]*),") do
@@ -896,7 +944,7 @@ local function load_connections()
             bad = bad + 1
             first_bad = first_bad or n + 1
         end
-    end
+    end)
     fh:close()
     state.conns = conns
     if bad > 0 then
@@ -1938,8 +1986,9 @@ local function connection_lines(list, stream_conns)
         format("%-5s %-22s %-22s %-11s %-7s %-24s %-24s %6s  %-10s %s", "conn", "client", "server", "outcome",
             "closer", "client calls", "server calls", "frames", "tcp.stream", "filter"),
     }
-    if state.conns_err then lines[#lines + 1] = "(the connections sidecar: " .. state.conns_err .. ")" end
-    if not state.conns then
+    if state.conns_err then
+        lines[#lines + 1] = "(the connections sidecar: " .. state.conns_err .. ")"
+    elseif not state.conns then
         lines[#lines + 1] = "(no connections sidecar: `tcpshut annotate CAPTURE` writes CAPTURE.tcpshut.connections.csv)"
     end
     for _, c in ipairs(list) do

@@ -1115,34 +1115,52 @@ static void set_error(expert_field *ei, char *text)
     st.err_ei = ei;
 }
 
+#define NOT_REGULAR "not a regular file (a FIFO, a device or a folder is never read)"
+
+/* Opens a sidecar (either of them) for reading, only if it is a regular
+ * file (a FIFO's open would block, a device never ends), and finds its
+ * size: the readers read no more than that. Returns the fd, or -1 with
+ * *why set (NULL when nothing is at path: stat fails), as the Lua
+ * plugin's open_regular. */
+static int open_regular(const char *path, guint64 *size, char **why)
+{
+    struct stat sb;
+    *why = NULL;
+    if (stat(path, &sb) != 0)
+        return -1;
+    if (!S_ISREG(sb.st_mode)) {
+        *why = g_strdup(NOT_REGULAR);
+        return -1;
+    }
+    /* O_NONBLOCK: a FIFO swapped in after the stat never blocks the open */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        *why = g_strdup_printf("%s: %s", path, g_strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        *why = g_strdup(NOT_REGULAR);
+        return -1;
+    }
+    *size = (guint64)sb.st_size;
+    return fd;
+}
+
 static void load_sidecar(void)
 {
     st.loaded = TRUE;
     if (!st.path)
         return;
     char *why = NULL;
-    int fd = -1;
-    struct stat sb;
-    if (stat(st.path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        why = g_strdup("not a regular file (a FIFO, a device or a folder is never read)");
-    } else {
-        /* O_NONBLOCK: a FIFO swapped in after the stat never blocks the open */
-        fd = open(st.path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0)
-            why = g_strdup_printf("%s: %s", st.path, g_strerror(errno));
-        else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-            why = g_strdup("not a regular file (a FIFO, a device or a folder is never read)");
-    }
-    if (why) {
-        if (fd >= 0)
-            close(fd);
+    int fd = open_regular(st.path, &st.size, &why);
+    if (fd < 0) {
         set_error(&ei_unreadable, g_strdup_printf("tcpshut: cannot read sidecar: %s; no annotations shown "
                                                   "(sidecar %s, from %s)",
-                                                  why, st.path, st.source));
+                                                  why ? why : NOT_REGULAR, st.path, st.source));
         g_free(why);
         return;
     }
-    st.size = (guint64)sb.st_size;
     why = build_index(fd, st.size);
     if (why) {
         close(fd);
@@ -1277,24 +1295,21 @@ static void load_connections(void)
     path[strlen(path) - 4] = 0;
     char *cpath = g_strconcat(path, ".connections.csv", NULL);
     g_free(path);
-    int fd = open(cpath, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    struct stat sb;
+    guint64 size = 0, done = 0;
+    char *why = NULL;
+    int fd = open_regular(cpath, &size, &why);
     if (fd < 0) {
-        g_free(cpath); /* none: not an error (older sidecars have none) */
-        return;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        st.conns_err = g_strdup_printf("not a regular file: %s", cpath);
+        /* none: not an error (older sidecars have none); else said once */
+        if (why)
+            st.conns_err = strcmp(why, NOT_REGULAR) == 0 ? g_strdup_printf("%s: %s", cpath, why) : g_strdup(why);
+        g_free(why);
         g_free(cpath);
         return;
     }
-    guint64 size = (guint64)sb.st_size, done = 0;
     char head[MAX_HEADER + 3];
     ssize_t got = pread(fd, head, MAX_HEADER + 2, 0);
     char *nl = got > 0 ? (char *)memchr(head, '\n', (size_t)got) : NULL;
     int at[NCONN], ncols = 0;
-    char *why = NULL;
     if (nl) {
         *nl = 0;
         size_t hl = (size_t)(nl - head);

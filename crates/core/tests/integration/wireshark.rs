@@ -2495,6 +2495,96 @@ fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
     assert_frames_match_sidecar(&format!("{ws:?}: short"), &frames[..5], &short);
 }
 
+/// Replaces the file or folder at `path` by `kind`: a FIFO, a folder, or a
+/// file (`text`) that tshark's user cannot read.
+fn make_not_regular_or_unreadable(path: &Path, kind: &str, text: &str) {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).unwrap();
+    } else if path.symlink_metadata().is_ok() {
+        std::fs::remove_file(path).unwrap();
+    }
+    match kind {
+        "FIFO" => assert!(Command::new("mkfifo").arg(path).status().unwrap().success()),
+        "folder" => std::fs::create_dir(path).unwrap(),
+        "unreadable" => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(path, text).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        _ => unreachable!("{kind}"),
+    }
+}
+
+/// What the connections sidecar can be other than a readable regular
+/// file, and what the plugins must then say of it.
+const CONNECTIONS_NOT_USABLE: [(&str, &str); 3] = [
+    ("FIFO", "not a regular file"),
+    ("folder", "not a regular file"),
+    ("unreadable", "Permission denied"),
+];
+
+/// Issue #13 defect 5, the connections sidecar: a FIFO there hung tshark
+/// for good (plain `-r`, `-z expert`, `-z tcpshut,conns`), since the Lua
+/// plugin opened it before checking it; a folder there is not read
+/// either, and one that cannot be read was taken for none without a word.
+/// Each is said once, naming the file, and the annotations still show.
+fn connections_sidecar_not_regular_or_unreadable(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    synthetic_capture(&sb, "conns.pcap");
+    let out = sb.tcpshut(&["annotate", "conns.pcap"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conns = sb.path("conns.pcap.tcpshut.connections.csv");
+    let text = std::fs::read_to_string(&conns).unwrap();
+    let script = format!("lua_script:{}", sb.plugin().display());
+    for (kind, reason) in CONNECTIONS_NOT_USABLE {
+        make_not_regular_or_unreadable(&conns, kind, &text);
+        for args in [
+            &[][..],
+            &["-q", "-z", "expert"][..],
+            &["-q", "-z", "tcpshut,conns"][..],
+            &[
+                "-T",
+                "fields",
+                "-e",
+                "tcpshut.events",
+                "-e",
+                "_ws.expert.message",
+            ][..],
+        ] {
+            let what = format!("{ws:?}: connections sidecar {kind}, tshark {args:?}");
+            let mut cmd = sb.tshark();
+            cmd.args(["-n", "-r"])
+                .arg(sb.path("conns.pcap"))
+                .args(["-X", &script])
+                .args(args);
+            let out = output_within(cmd, 60).unwrap_or_else(|| panic!("{what}: tshark hangs"));
+            assert_no_lua_error(&what, &out);
+            assert!(out.status.success(), "{what}: {out:?}");
+            if args.is_empty() {
+                continue;
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let said: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.contains("connections sidecar"))
+                .collect();
+            assert_eq!(said.len(), 1, "{what}: said once:\n{stdout}");
+            assert!(
+                said[0].contains("conns.pcap.tcpshut.connections.csv") && said[0].contains(reason),
+                "{what}: {said:?}"
+            );
+            if args[0] == "-T" {
+                // the rows' annotations still show
+                assert!(stdout.contains("fin-active"), "{what}:\n{stdout}");
+            }
+        }
+    }
+}
+
 /// The chroots hold the Wireshark they are meant to test.
 fn tshark_is_the_expected_version(ws: Wireshark) {
     let sb = Sandbox::new(ws);
@@ -2669,6 +2759,7 @@ in_every_wireshark!(
     pinned_sidecar_applies_to_its_own_capture_only,
     fields_filters_and_the_contract,
     sidecars_that_are_not_regular_files_or_end_early,
+    connections_sidecar_not_regular_or_unreadable,
     sidecars_of_another_user_are_shown,
     expert_items_follow_the_engine_table,
     root_is_told_when_wireshark_skips_the_plugin,

@@ -404,6 +404,20 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
         same_output(&sb, what, &cap, &preference(&side), &all);
     }
 
+    // Beside a good sidecar, a connections sidecar that is a FIFO, a
+    // folder, or unreadable: said once, the same way.
+    let side = sb.path("with-conns.csv");
+    std::fs::write(&side, &full).unwrap();
+    for (kind, _) in super::CONNECTIONS_NOT_USABLE {
+        super::make_not_regular_or_unreadable(
+            &sb.path("with-conns.connections.csv"),
+            kind,
+            "conn\n",
+        );
+        let what = format!("connections sidecar {kind}");
+        same_output(&sb, &what, &cap, &preference(&side), &all);
+    }
+
     // Times that agree, a frame removed: addresses, flags, seq decide.
     let same_time = |frames: Vec<Frame>| -> Vec<Frame> {
         frames
