@@ -652,8 +652,12 @@ pub fn wireshark_program() -> OsString {
 /// user could create that folder first and put their own Lua there, which
 /// Wireshark would then run with our rights. The folder is kept: Wireshark
 /// reads the script for as long as it runs (and again on "Reload Lua
-/// Plugins").
+/// Plugins"). The temporary folder is checked first, as `install
+/// --native` checks the one it builds in: where others can write to it
+/// and it is not sticky, another user could swap the private folder for
+/// theirs, script and all, before Wireshark reads it.
 pub fn private_plugin_copy() -> Result<PathBuf> {
+    folders::safe_to_build_in(&std::env::temp_dir())?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("tcpshut-");
     #[cfg(unix)]

@@ -2678,7 +2678,9 @@ fn open_never_runs_a_script_another_user_planted() {
     }
     let cap = sb.path("refused.pcap");
     std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
-    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // the test user's own folder (open now refuses a temporary folder
+    // below one that others can write and is not sticky: see the next test)
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let out = sb
         .tcpshut_command(Some(TEST_USER))
@@ -2724,6 +2726,63 @@ fn open_never_runs_a_script_another_user_planted() {
         "open's script",
         &frames,
         &std::fs::read_to_string(&sidecar).unwrap(),
+    );
+}
+
+/// `wireshark open` without an installed plugin writes its private copy
+/// of the script below TMPDIR only where `install --native` would build:
+/// with a TMPDIR anyone can write and that is not sticky, another user
+/// could swap the private folder for theirs, script and all, before
+/// Wireshark reads it. It refuses in the project's error form (exit 1,
+/// one line naming the folder) and writes nothing there.
+#[test]
+fn open_refuses_a_temporary_folder_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let cap = sb.path("refused.pcap");
+    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    let tmp = sb.path("open-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let open = |mode: u32| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+        sb.tcpshut_command(Some(TEST_USER))
+            .args(["wireshark", "open", "refused.pcap"])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+    };
+    let out = open(0o777);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "tcpshut: {}: not owned by you or root, or writable by others; nothing was installed \
+             (another user could replace what tcpshut builds or installs below it)\n",
+            std::fs::canonicalize(&tmp).unwrap().display()
+        )
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "written below TMPDIR"
+    );
+    // the same folder made sticky, as /tmp is: the private copy is made
+    let out = open(0o1777);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("lua_script:{}", tmp.display())),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 
