@@ -192,27 +192,12 @@ impl AtomicFile {
                 tmp: None,
             });
         }
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        // The file gets the mode any new file of the user gets (0666 less the
-        // umask), or the mode of the file it replaces: the temporary file's own
-        // 0600 would hide a sidecar from another user's Wireshark.
-        let existing = fs::metadata(dest).ok().map(|m| m.permissions());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".tcpshut-").suffix(".tmp");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(fs::Permissions::from_mode(0o666));
-        }
-        let tmp = Unfinished::create_in(&builder, dir)
-            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        if let Some(mode) = existing {
-            fs::set_permissions(tmp.path(), mode)
-                .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
-        }
+        let tmp = Unfinished::beside(dest).with_context(|| {
+            format!(
+                "cannot create a temporary file in {}",
+                folder_of(dest).display()
+            )
+        })?;
         let file = tmp
             .file()
             .try_clone()
@@ -266,7 +251,35 @@ struct Unfinished {
     file: Option<tempfile::NamedTempFile>,
 }
 
+/// The folder `dest` is in (`.` for a bare name).
+fn folder_of(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 impl Unfinished {
+    /// A temporary file beside `dest`, to be renamed onto it. It gets the
+    /// mode any new file of the user gets (0666 less the umask), or the
+    /// mode of the file it replaces: the temporary file's own 0600 would
+    /// hide a sidecar from another user's Wireshark.
+    fn beside(dest: &Path) -> io::Result<Unfinished> {
+        let existing = fs::metadata(dest).ok().map(|m| m.permissions());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".tcpshut-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let tmp = Unfinished::create_in(&builder, folder_of(dest))?;
+        if let Some(mode) = existing {
+            fs::set_permissions(tmp.path(), mode)?;
+        }
+        Ok(tmp)
+    }
+
     fn create_in(builder: &tempfile::Builder, dir: &Path) -> io::Result<Unfinished> {
         let mut list = unfinished();
         let file = builder.tempfile_in(dir)?;
@@ -299,6 +312,132 @@ impl Drop for Unfinished {
             forget(&mut list, file.path());
             drop(file);
         }
+    }
+}
+
+/// Files written to temporary files beside their destinations
+/// ([`Batch::stage`]), then put in place together ([`Batch::commit`]): all
+/// of them, or, when one cannot be, none, every destination as it was
+/// (`tcpshut wireshark install`: a plugin with no profile, or a new
+/// native plugin beside an old Lua one, is no install). Dropped before
+/// the commit, the temporary files are removed; on a signal too, like
+/// any temporary file ([`clean_up_on_signals`]).
+#[derive(Default)]
+pub struct Batch {
+    staged: Vec<(Unfinished, PathBuf)>,
+}
+
+impl Batch {
+    /// Writes `contents` to a temporary file beside `dest` (with the mode
+    /// of the file it will replace, or that the umask gives a new one).
+    pub fn stage(&mut self, dest: &Path, contents: &[u8]) -> anyhow::Result<()> {
+        let tmp = Unfinished::beside(dest).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot create a temporary file: {}",
+                crate::messages::shown(folder_of(dest)),
+                without_path(&e)
+            )
+        })?;
+        let mut file = tmp.file();
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", crate::messages::shown(dest)))?;
+        self.staged.push((tmp, dest.to_path_buf()));
+        Ok(())
+    }
+
+    /// Renames every staged file onto its destination, in the order
+    /// staged. A file it replaces is kept meanwhile as a hidden hard link
+    /// beside it; when a rename fails, the files already renamed are
+    /// taken back (a replaced file put back from its link, a new one
+    /// removed), the other temporary files are removed, and the error
+    /// says what could not be put back, if anything. It all happens with
+    /// the list of temporary files locked, so a signal's clean-up waits
+    /// for it and finds either every file in place or none.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        use crate::messages::shown;
+        let mut list = unfinished();
+        let staged: Vec<(tempfile::NamedTempFile, PathBuf)> = self
+            .staged
+            .drain(..)
+            .map(|(mut tmp, dest)| {
+                let file = tmp.file.take().expect("not renamed yet");
+                forget(&mut list, file.path());
+                (file, dest)
+            })
+            .collect();
+        let mut placed: Vec<(PathBuf, Option<tempfile::NamedTempFile<()>>)> = Vec::new();
+        let mut failure = None;
+        for (file, dest) in staged {
+            if failure.is_some() {
+                continue; // dropped: removed
+            }
+            match put_in_place(file, &dest) {
+                Ok(replaced) => placed.push((dest, replaced)),
+                Err(err) => failure = Some(err),
+            }
+        }
+        let Some(failure) = failure else {
+            return Ok(()); // the replaced files' links are removed
+        };
+        let mut not_undone = Vec::new();
+        for (dest, replaced) in placed.into_iter().rev() {
+            let undone = match replaced {
+                Some(old) => old.persist(&dest).map(drop).map_err(|e| e.error),
+                None => fs::remove_file(&dest),
+            };
+            if let Err(e) = undone {
+                not_undone.push(format!("{}: {e}", shown(&dest)));
+            }
+        }
+        drop(list);
+        if not_undone.is_empty() {
+            Err(failure)
+        } else {
+            Err(failure.context(format!(
+                "and what was renamed could not all be put back ({})",
+                not_undone.join("; ")
+            )))
+        }
+    }
+}
+
+/// Renames `file` onto `dest`, and returns a hidden hard link to the file
+/// it replaced, if any (removed when dropped, or renamed back to undo).
+fn put_in_place(
+    file: tempfile::NamedTempFile,
+    dest: &Path,
+) -> anyhow::Result<Option<tempfile::NamedTempFile<()>>> {
+    use crate::messages::shown;
+    let replaced = match fs::symlink_metadata(dest) {
+        // a folder cannot be linked, nor replaced by the rename below
+        Ok(meta) if !meta.is_dir() => Some(
+            tempfile::Builder::new()
+                .prefix(".tcpshut-")
+                .suffix(".old")
+                .make_in(folder_of(dest), |link| fs::hard_link(dest, link))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot keep the file it replaces: {}",
+                        shown(dest),
+                        without_path(&e)
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    file.persist(dest)
+        .map_err(|e| anyhow::anyhow!("{}: cannot rename into place: {}", shown(dest), e.error))?;
+    Ok(replaced)
+}
+
+/// An error of tempfile's without the ` at path "…"` it appends: the
+/// message names the folder first, in the project's `PATH: error` form.
+fn without_path(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.split_once(" at path \"") {
+        Some((plain, _)) => plain.to_string(),
+        None => text,
     }
 }
 

@@ -378,18 +378,6 @@ impl Env {
     }
 }
 
-/// Writes `contents` to `path` atomically, creating its folder.
-fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the folder", shown(dir)))?;
-    }
-    crate::output::write_atomically(path, |out| {
-        out.write_all(contents)
-            .with_context(|| format!("{}: cannot write", shown(path)))
-    })
-}
-
 /// The files [`install`] writes, and what goes into each.
 pub fn install_plan(env: &Env) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(vec![
@@ -426,63 +414,120 @@ fn profile_is_ours(existing: &str) -> bool {
 }
 
 /// Installs the plugin and the profile for `env`; with `print_only`, only
-/// says which paths it would write. Every folder from `$HOME` down to the
-/// plugins folder must be the user's alone ([`folders::code_folder`]),
-/// checked before anything is written, also with `print_only`. A profile `preferences` file the user
-/// changed (in Wireshark or by hand) is never overwritten: it is kept, and
-/// a note says whether it lacks the Shutdown column and how to add it.
+/// says which paths it would write. Every folder it writes into must be
+/// the user's alone ([`check_folders`]), checked before anything is
+/// written, also with `print_only`. A profile file the user changed (in
+/// Wireshark or by hand) is never overwritten: it is kept, and a note
+/// says what it lacks and how to add it. All or nothing: see
+/// [`put_in_place`].
 pub fn install_with(env: &Env, print_only: bool) -> Result<Installed> {
-    // Wireshark runs the plugin from this folder: checked before anything
-    // is written, and created (when missing) only below folders that pass.
-    let plugins = env.plugins_dir()?;
-    folders::code_folder(env, &plugins, false)?;
+    check_folders(env, None)?;
+    install_files(env, None, print_only)
+}
+
+/// Checks every folder install writes into or makes (the native plugin's,
+/// when given, the Lua plugins folder and the profile's), before anything
+/// is built or written: [`folders::code_folder`],
+/// [`folders::profile_folder`].
+fn check_folders(env: &Env, native_dir: Option<&Path>) -> Result<()> {
+    if let Some(dir) = native_dir {
+        folders::code_folder(env, dir, None)?;
+    }
+    folders::code_folder(env, &env.plugins_dir()?, None)?;
+    folders::profile_folder(env, &env.profile_dir()?, None)
+}
+
+/// Why an existing profile file is kept rather than replaced, if it is:
+/// it is not tcpshut's own, unchanged.
+fn kept_profile_file(path: &Path, contents: &str) -> Option<String> {
+    let existing = std::fs::read_to_string(path).ok()?;
+    if contents == PROFILE_PREFERENCES && !profile_is_ours(&existing) {
+        let column = if existing.contains("%Cus:tcpshut.summary") {
+            "it already has the Shutdown column"
+        } else {
+            "the Shutdown column was not added: in Wireshark, Edit > Preferences > \
+             Appearance > Columns, add a Custom column with the field tcpshut.summary"
+        };
+        return Some(format!(
+            "tcpshut: {}: kept your edited profile preferences ({column})",
+            shown(path)
+        ));
+    }
+    // Wireshark rewrites the file when the rules are edited in View >
+    // Coloring Rules: anything but ours, unchanged, is the user's.
+    if contents == PROFILE_COLORFILTERS && existing != PROFILE_COLORFILTERS {
+        let rules = if existing.contains("tcpshut.") {
+            "it has tcpshut rules"
+        } else {
+            "tcpshut's rules were not added: in Wireshark, View > Coloring Rules > \
+             Import, the file lua/profile/tcpshut/colorfilters"
+        };
+        return Some(format!(
+            "tcpshut: {}: kept your edited colouring rules ({rules})",
+            shown(path)
+        ));
+    }
+    None
+}
+
+/// The files of [`install_plan`] (after `native`, the native plugin and
+/// its contents, when built), less the profile files the user edited,
+/// put in place together unless `print_only`.
+fn install_files(
+    env: &Env,
+    native: Option<(PathBuf, Vec<u8>)>,
+    print_only: bool,
+) -> Result<Installed> {
     let mut installed = Installed::default();
+    let mut files: Vec<(PathBuf, std::borrow::Cow<'static, [u8]>)> = native
+        .into_iter()
+        .map(|(path, so)| (path, so.into()))
+        .collect();
     for (path, contents) in install_plan(env)? {
-        if contents == PROFILE_PREFERENCES {
-            if let Ok(existing) = std::fs::read_to_string(&path) {
-                if !profile_is_ours(&existing) {
-                    let column = if existing.contains("%Cus:tcpshut.summary") {
-                        "it already has the Shutdown column"
-                    } else {
-                        "the Shutdown column was not added: in Wireshark, Edit > Preferences > \
-                         Appearance > Columns, add a Custom column with the field tcpshut.summary"
-                    };
-                    installed.notes.push(format!(
-                        "tcpshut: {}: kept your edited profile preferences ({column})",
-                        shown(&path)
-                    ));
-                    continue;
-                }
-            }
+        match kept_profile_file(&path, contents) {
+            Some(note) => installed.notes.push(note),
+            None => files.push((path, contents.as_bytes().into())),
         }
-        if contents == PROFILE_COLORFILTERS {
-            // Wireshark rewrites the file when the rules are edited in
-            // View > Coloring Rules: anything but ours, unchanged, is the user's.
-            if let Ok(existing) = std::fs::read_to_string(&path) {
-                if existing != PROFILE_COLORFILTERS {
-                    let rules = if existing.contains("tcpshut.") {
-                        "it has tcpshut rules"
-                    } else {
-                        "tcpshut's rules were not added: in Wireshark, View > Coloring Rules > \
-                         Import, the file lua/profile/tcpshut/colorfilters"
-                    };
-                    installed.notes.push(format!(
-                        "tcpshut: {}: kept your edited colouring rules ({rules})",
-                        shown(&path)
-                    ));
-                    continue;
-                }
-            }
-        }
-        if !print_only {
-            if contents == PLUGIN_LUA {
-                folders::code_folder(env, &plugins, true)?;
-            }
-            write_atomic(&path, contents.as_bytes())?;
-        }
-        installed.written.push(path);
+    }
+    installed.written = files.iter().map(|(path, _)| path.clone()).collect();
+    if !print_only {
+        put_in_place(env, &files)?;
     }
     Ok(installed)
+}
+
+/// Makes the missing folders of `files` (each checked once made, as
+/// [`check_folders`] checked the others), writes every file to a
+/// temporary file beside it, then renames them all into place
+/// ([`crate::output::Batch`]). All or nothing: when a step fails, what
+/// this run renamed is taken back (the files it replaced put back) and
+/// the folders it made are removed, and the error says so, once.
+fn put_in_place(env: &Env, files: &[(PathBuf, std::borrow::Cow<'static, [u8]>)]) -> Result<()> {
+    let profile = env.profile_dir()?;
+    let mut made = Vec::new();
+    let done = (|| -> Result<()> {
+        let mut batch = crate::output::Batch::default();
+        for (path, contents) in files {
+            let dir = path.parent().context("a file in a folder")?;
+            if dir == profile {
+                folders::profile_folder(env, dir, Some(&mut made))?;
+            } else {
+                folders::code_folder(env, dir, Some(&mut made))?;
+            }
+            batch.stage(path, contents)?;
+        }
+        batch.commit()
+    })();
+    let Err(err) = done else {
+        return Ok(());
+    };
+    for dir in made.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Err(anyhow::anyhow!(
+        "{}; nothing was installed (what was there before is as it was)",
+        crate::messages::describe(&err)
+    ))
 }
 
 /// Installs the Lua plugin into the personal Lua plugins folder and the
@@ -494,12 +539,12 @@ pub fn install(print_only: bool) -> Result<Installed> {
 }
 
 /// `install --native`: builds the native plugin from the embedded source
-/// ([`native::build`]) and installs it atomically into the personal plugin
-/// folder of its Wireshark release, then installs the Lua plugin and the
-/// profile as [`install_with`] does (the Lua script then adds only the
-/// connections table). Every folder from HOME down to the plugin's is
-/// checked before anything is built or created; one another user could
-/// write is an error, and nothing is installed. When the native plugin
+/// ([`native::build`]) and installs it into the personal plugin folder of
+/// its Wireshark release, together with the Lua plugin and the profile as
+/// [`install_with`] does (the Lua script then adds only the connections
+/// table), all or nothing. Every folder it writes into is checked before
+/// anything is built or created ([`check_folders`]); one another user
+/// could write is an error, and nothing is installed. When the native plugin
 /// cannot be built here, [`Installed::native_unavailable`] says why and
 /// the Lua plugin is installed alone. With `print_only`, checks the same
 /// and builds and writes nothing.
@@ -510,7 +555,7 @@ pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
     match native::release() {
         Ok(release) => {
             let dir = native::native_dir(env, &release)?;
-            folders::code_folder(env, &dir, false)?;
+            check_folders(env, Some(&dir))?;
             // make runs the Makefile written into a folder made there:
             // nobody else may be able to swap that folder for theirs.
             folders::safe_to_build_in(&std::env::temp_dir())?;
@@ -520,23 +565,18 @@ pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
                 native::build(&release)
             };
             match built {
-                Ok(so) => {
-                    let path = dir.join(native::NATIVE_FILE);
-                    if !print_only {
-                        folders::code_folder(env, &dir, true)?;
-                        write_atomic(&path, &so)?;
-                    }
-                    native_file = Some(path);
-                }
+                Ok(so) => native_file = Some((dir.join(native::NATIVE_FILE), so)),
                 Err(NativeError::Unavailable(why)) => unavailable = Some(why),
                 Err(NativeError::Refused(err)) => return Err(err),
             }
         }
-        Err(NativeError::Unavailable(why)) => unavailable = Some(why),
+        Err(NativeError::Unavailable(why)) => {
+            check_folders(env, None)?;
+            unavailable = Some(why);
+        }
         Err(NativeError::Refused(err)) => return Err(err),
     }
-    let mut installed = install_with(env, print_only)?;
-    installed.written.splice(0..0, native_file);
+    let mut installed = install_files(env, native_file, print_only)?;
     installed.native_unavailable = unavailable;
     Ok(installed)
 }
@@ -973,6 +1013,121 @@ mod tests {
             "{:?}",
             done.notes
         );
+    }
+
+    /// Names in `dir` (none when it does not exist), sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A rename that fails after others were done (the profile's
+    /// `colorfilters` is a folder, which no file can replace): the files
+    /// already renamed are taken back, an older plugin put back as it was
+    /// (content and mode), the folders the run made removed, no temporary
+    /// file or kept link left, and the error says so once.
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_install_leaves_everything_as_it_was() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let env = unix_env(home.path());
+        let profile = env.profile_dir().unwrap();
+        std::fs::create_dir_all(profile.join("colorfilters/in-the-way")).unwrap();
+        let failed = |env: &Env| {
+            let err = install_with(env, false).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{}: cannot rename into place: Is a directory (os error 21); nothing was \
+                     installed (what was there before is as it was)",
+                    profile.join("colorfilters").display()
+                )
+            );
+            assert_eq!(names_in(&profile), ["colorfilters"]);
+        };
+        // a fresh HOME: the plugin folders made for the plugin are gone
+        failed(&env);
+        assert_eq!(names_in(home.path()), [".config"]);
+        // an older plugin: put back as it was
+        let plugins = env.plugins_dir().unwrap();
+        std::fs::create_dir_all(&plugins).unwrap();
+        let old = plugins.join(PLUGIN_FILE);
+        std::fs::write(&old, "-- an older tcpshut.lua\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).unwrap();
+        failed(&env);
+        assert_eq!(names_in(&plugins), [PLUGIN_FILE]);
+        assert_eq!(
+            std::fs::read_to_string(&old).unwrap(),
+            "-- an older tcpshut.lua\n"
+        );
+        let mode = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        // out of the way: installed, the older plugin replaced
+        std::fs::remove_dir_all(profile.join("colorfilters")).unwrap();
+        assert_eq!(install_with(&env, false).unwrap().written.len(), 3);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), PLUGIN_LUA);
+        assert_eq!(names_in(&plugins), [PLUGIN_FILE]);
+        assert_eq!(names_in(&profile), ["colorfilters", "preferences"]);
+    }
+
+    /// The profile's folders are checked as the plugin's are, before
+    /// anything is written: a configuration folder others can write
+    /// (under HOME), and one outside HOME in a folder anyone can write
+    /// (not sticky) or behind a link into one, stop the install with
+    /// nothing written, not even the plugin.
+    #[cfg(unix)]
+    #[test]
+    fn profile_folders_are_checked_before_anything_is_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |dir: &Path, mode: u32| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let top = tempfile::tempdir().unwrap();
+        let home = top.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let mut env = unix_env(&home);
+        let refused = |env: &Env, folder: &Path, why: &str| {
+            for print_only in [true, false] {
+                let err = install_with(env, print_only).unwrap_err().to_string();
+                assert_eq!(
+                    err,
+                    format!("{}: {why}", folder.display()),
+                    "print_only {print_only}"
+                );
+            }
+            assert!(env.installed_plugin().is_none());
+            assert!(!env.profile_installed());
+        };
+        let not_private = "not owned by you or writable by others; nothing was installed \
+                           (Wireshark reads the tcpshut profile from below it)";
+        let not_safe_above = "not owned by you or root, or writable by others; nothing was \
+                              installed (another user could replace what tcpshut builds or \
+                              installs below it)";
+        let config = home.join(".config");
+        std::fs::create_dir(&config).unwrap();
+        mode(&config, 0o775);
+        refused(&env, &config, not_private);
+        mode(&config, 0o755);
+        // Wireshark's configuration folder outside HOME
+        let open = top.path().join("open");
+        std::fs::create_dir_all(open.join("ws")).unwrap();
+        mode(&open, 0o777);
+        let real_open = std::fs::canonicalize(&open).unwrap();
+        env.wireshark_config_dir = Some(open.join("ws"));
+        refused(&env, &real_open, not_safe_above);
+        // ... or behind a link into such a folder
+        env.wireshark_config_dir = None;
+        std::os::unix::fs::symlink(open.join("ws"), config.join("wireshark")).unwrap();
+        refused(&env, &real_open, not_safe_above);
+        mode(&open, 0o1777);
+        install_with(&env, false).unwrap();
+        assert!(open.join("ws/profiles/tcpshut/preferences").is_file());
     }
 
     #[test]

@@ -1,28 +1,79 @@
-//! The folders Wireshark runs plugins from: `tcpshut wireshark install`
-//! (the Lua plugin) and `install --native` (the C plugin) write code there
-//! only when every folder from `$HOME` down to the plugin's is the user's
-//! alone and none on the way (above `$HOME`, behind a link) lets another
-//! user replace it, checked before anything is created (the project's
-//! rule: never load or run code from a path another user can write). Both
-//! commands go through [`code_folder`]; the native build's temporary
-//! folder through [`safe_to_build_in`].
+//! The folders `tcpshut wireshark install` writes into: Wireshark runs
+//! plugins from the plugin folders (the Lua plugin, and the C plugin of
+//! `install --native`) and reads the `tcpshut` profile from its folder, so
+//! install writes there only when every folder from `$HOME` (or, for a
+//! configuration folder elsewhere, from that folder) down to the one it
+//! writes into is the user's alone and none on the way (above `$HOME`,
+//! behind a link) lets another user replace it, checked before anything is
+//! created (the project's rule: never load or run code from a path another
+//! user can write). Every folder goes through [`code_folder`] or
+//! [`profile_folder`]; the native build's temporary folder through
+//! [`safe_to_build_in`].
 
 use super::Env;
 use crate::messages::shown;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What Wireshark does with what is installed below a folder, as a
+/// refusal says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Plugins,
+    Profile,
+}
+
+impl Use {
+    fn reason(self) -> &'static str {
+        match self {
+            Use::Plugins => "Wireshark runs plugins from below it",
+            Use::Profile => "Wireshark reads the tcpshut profile from below it",
+        }
+    }
+}
 
 /// Checks that `dir`, a folder Wireshark runs plugins from, and every
 /// existing folder from `$HOME` down to it are the user's alone; with
-/// `create`, then creates the missing ones ([`safe_folders`]). On Windows,
-/// where the plugin folders are under `%APPDATA%` and Wireshark does not
-/// check owners, only creates them.
-pub fn code_folder(env: &Env, dir: &Path, create: bool) -> anyhow::Result<()> {
+/// `made`, then creates the missing ones ([`safe_folders`]) and adds them
+/// to `made`, top down. On Windows, where the plugin folders are under
+/// `%APPDATA%` and Wireshark does not check owners, only creates them.
+pub fn code_folder(env: &Env, dir: &Path, made: Option<&mut Vec<PathBuf>>) -> anyhow::Result<()> {
+    checked_folder(env, dir, Use::Plugins, made)
+}
+
+/// [`code_folder`] for the `tcpshut` profile's folder, which may lie
+/// outside `$HOME` (`$WIRESHARK_CONFIG_DIR`, `$XDG_CONFIG_HOME`): then the
+/// folders from Wireshark's configuration folder down must be the user's
+/// alone, and those above it must let nobody else replace it.
+pub fn profile_folder(
+    env: &Env,
+    dir: &Path,
+    made: Option<&mut Vec<PathBuf>>,
+) -> anyhow::Result<()> {
+    checked_folder(env, dir, Use::Profile, made)
+}
+
+fn checked_folder(
+    env: &Env,
+    dir: &Path,
+    usage: Use,
+    made: Option<&mut Vec<PathBuf>>,
+) -> anyhow::Result<()> {
     if cfg!(unix) {
-        return safe_folders(&env.home()?, dir, create);
+        let home = env.home()?;
+        let top = if dir.starts_with(&home) {
+            home
+        } else {
+            env.config_dir()?
+        };
+        return safe_folders(&top, dir, usage, made);
     }
-    if create {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", shown(dir)))?;
+    if let Some(made) = made {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+        for folder in missing.into_iter().rev() {
+            std::fs::create_dir(folder)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", shown(folder)))?;
+            made.push(folder.to_path_buf());
+        }
     }
     Ok(())
 }
@@ -38,29 +89,33 @@ pub fn effective_uid() -> u32 {
 /// Whether `dir` is the user's alone: a folder owned by this user, and
 /// writable by neither the group nor others.
 #[cfg(unix)]
-fn private_to_user(dir: &Path) -> anyhow::Result<()> {
+fn private_to_user(dir: &Path, usage: Use) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(dir)))?;
     if !meta.is_dir() {
+        let below = match usage {
+            Use::Plugins => "Wireshark's plugins go below it",
+            Use::Profile => "the tcpshut profile goes below it",
+        };
         anyhow::bail!(
-            "{}: not a folder; nothing was installed (Wireshark's plugins go below it)",
+            "{}: not a folder; nothing was installed ({below})",
             shown(dir)
         );
     }
     let uid = effective_uid();
     if meta.uid() != uid || meta.mode() & 0o022 != 0 {
         anyhow::bail!(
-            "{}: not owned by you or writable by others; nothing was installed (Wireshark \
-             runs plugins from below it)",
-            shown(dir)
+            "{}: not owned by you or writable by others; nothing was installed ({})",
+            shown(dir),
+            usage.reason()
         );
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn private_to_user(_dir: &Path) -> anyhow::Result<()> {
+fn private_to_user(_dir: &Path, _usage: Use) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -95,15 +150,15 @@ fn safe_above(_dir: &Path) -> anyhow::Result<()> {
 /// to be made in): the folders from `/` down to `home`'s real path must be
 /// [`safe_above`], and those below it [`private_to_user`]. A link on the
 /// way (`~/.local` to a shared disk) is thereby judged by where it leads.
-fn real_path_is_safe(home: Option<&Path>, deepest: &Path) -> anyhow::Result<()> {
+fn real_path_is_safe(home: Option<(&Path, Use)>, deepest: &Path) -> anyhow::Result<()> {
     let real = std::fs::canonicalize(deepest)
         .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(deepest)))?;
-    let real_home = home.and_then(|home| std::fs::canonicalize(home).ok());
+    let real_home = home.and_then(|(home, usage)| Some((std::fs::canonicalize(home).ok()?, usage)));
     let mut above: Vec<&Path> = real.ancestors().collect();
     above.reverse();
     for dir in above {
         match &real_home {
-            Some(real_home) if dir.starts_with(real_home) => private_to_user(dir)?,
+            Some((real_home, usage)) if dir.starts_with(real_home) => private_to_user(dir, *usage)?,
             _ => safe_above(dir)?,
         }
     }
@@ -121,12 +176,18 @@ pub fn safe_to_build_in(dir: &Path) -> anyhow::Result<()> {
 /// Checks every existing folder from `home` down to `dest` (each must be
 /// [`private_to_user`]), top down, and the real path they lead to
 /// ([`real_path_is_safe`]: the folders above `home` too), before any is
-/// created; with `create`, then creates the missing ones (mode 0755) one
-/// at a time, each checked once made. `dest` must lie under `home`.
-pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()> {
+/// created; with `made`, then creates the missing ones (mode 0755) one at
+/// a time, each checked once made and added to `made` (so that a caller
+/// undoing its work can remove them). `dest` must lie under `home`.
+fn safe_folders(
+    home: &Path,
+    dest: &Path,
+    usage: Use,
+    made: Option<&mut Vec<PathBuf>>,
+) -> anyhow::Result<()> {
     let below = dest.strip_prefix(home).map_err(|_| {
         anyhow::anyhow!(
-            "{}: the plugin folder is not under HOME ({})",
+            "{}: the folder is not under HOME or the configuration folder ({})",
             shown(dest),
             shown(home)
         )
@@ -144,11 +205,11 @@ pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()
         0 => home.parent().unwrap_or(home),
         _ => &chain[missing - 1],
     };
-    real_path_is_safe(Some(home), deepest)?;
+    real_path_is_safe(Some((home, usage)), deepest)?;
     for dir in &chain[..missing] {
-        private_to_user(dir)?;
+        private_to_user(dir, usage)?;
     }
-    if create {
+    if let Some(made) = made {
         for dir in &chain[missing..] {
             let mut builder = std::fs::DirBuilder::new();
             #[cfg(unix)]
@@ -159,7 +220,8 @@ pub fn safe_folders(home: &Path, dest: &Path, create: bool) -> anyhow::Result<()
             builder
                 .create(dir)
                 .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", shown(dir)))?;
-            private_to_user(dir)?;
+            made.push(dir.clone());
+            private_to_user(dir, usage)?;
         }
     }
     Ok(())
@@ -175,7 +237,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
         let dest = dest_under(home.path());
-        safe_folders(home.path(), &dest, true).unwrap();
+        safe_folders(home.path(), &dest, Use::Plugins, Some(&mut Vec::new())).unwrap();
         assert!(dest.is_dir());
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o022, 0, "{mode:o}");
@@ -184,15 +246,27 @@ mod tests {
         let local = home.path().join(".local");
         std::fs::create_dir(&local).unwrap();
         std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o775)).unwrap();
-        let err = safe_folders(home.path(), &dest_under(home.path()), true).unwrap_err();
+        let err = safe_folders(
+            home.path(),
+            &dest_under(home.path()),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not owned by you"), "{err}");
         assert!(!local.join("lib").exists(), "created below a shared folder");
-        assert!(safe_folders(home.path(), Path::new("/elsewhere"), false).is_err());
+        assert!(safe_folders(home.path(), Path::new("/elsewhere"), Use::Plugins, None).is_err());
 
         // a file on the way: said as such, not as a folder of another user
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join(".local"), "").unwrap();
-        let err = safe_folders(home.path(), &dest_under(home.path()), true).unwrap_err();
+        let err = safe_folders(
+            home.path(),
+            &dest_under(home.path()),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains(".local: not a folder"), "{err}");
     }
 
@@ -212,7 +286,13 @@ mod tests {
         let home = shared.join("home");
         std::fs::create_dir_all(&home).unwrap();
         mode(&shared, 0o777);
-        let err = safe_folders(&home, &dest_under(&home), true).unwrap_err();
+        let err = safe_folders(
+            &home,
+            &dest_under(&home),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap_err();
         let real_shared = std::fs::canonicalize(&shared).unwrap();
         assert!(
             err.to_string().starts_with(&format!(
@@ -226,7 +306,13 @@ mod tests {
             "created below a shared folder"
         );
         mode(&shared, 0o1777);
-        safe_folders(&home, &dest_under(&home), true).unwrap();
+        safe_folders(
+            &home,
+            &dest_under(&home),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap();
 
         let home = top.path().join("home2");
         std::fs::create_dir(&home).unwrap();
@@ -234,7 +320,13 @@ mod tests {
         std::fs::create_dir_all(elsewhere.join("local")).unwrap();
         mode(&elsewhere, 0o777);
         std::os::unix::fs::symlink(elsewhere.join("local"), home.join(".local")).unwrap();
-        let err = safe_folders(&home, &dest_under(&home), true).unwrap_err();
+        let err = safe_folders(
+            &home,
+            &dest_under(&home),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap_err();
         let real_elsewhere = std::fs::canonicalize(&elsewhere).unwrap();
         assert!(
             err.to_string().starts_with(&format!(
@@ -245,7 +337,13 @@ mod tests {
         );
         assert!(!elsewhere.join("local/lib").exists());
         mode(&elsewhere, 0o755);
-        safe_folders(&home, &dest_under(&home), true).unwrap();
+        safe_folders(
+            &home,
+            &dest_under(&home),
+            Use::Plugins,
+            Some(&mut Vec::new()),
+        )
+        .unwrap();
         assert!(elsewhere
             .join("local/lib/wireshark/plugins/4.0/epan")
             .is_dir());

@@ -372,9 +372,24 @@ const NOT_SAFE_ABOVE: &str = "not owned by you or root, or writable by others; n
 /// on standard output, and nothing made or changed below `home` (no
 /// plugin, no profile, no folder) nor in the temporary folder.
 fn refuses(sb: &Sandbox, home: &Path, args: &[&str], folder: &Path, why: &str) {
+    refuses_with(sb, home, None, args, folder, why)
+}
+
+/// [`refuses`], with `config` as XDG_CONFIG_HOME when given.
+fn refuses_with(
+    sb: &Sandbox,
+    home: &Path,
+    config: Option<&Path>,
+    args: &[&str],
+    folder: &Path,
+    why: &str,
+) {
     let before = everything_below(home);
     for print in [true, false] {
         let mut cmd = install_command(sb, home, None, args);
+        if let Some(config) = config {
+            cmd.env("XDG_CONFIG_HOME", config);
+        }
         if print {
             cmd.arg("--print");
         }
@@ -478,6 +493,94 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(plugins.join("tcpshut.lua").is_file());
+}
+
+/// What install says of a folder on the way to the profile that another
+/// user owns or can write.
+const PROFILE_NOT_PRIVATE: &str = "not owned by you or writable by others; nothing was \
+                                   installed (Wireshark reads the tcpshut profile from below it)";
+
+/// The profile's folders get the plugin folders' check, before anything
+/// is written: a configuration folder (XDG_CONFIG_HOME) another user owns,
+/// then one its group can write, then one that is a link into a folder
+/// anyone can write (judged where it leads), then one outside HOME in a
+/// folder another user owns: refused (exit 1, one line naming the folder,
+/// with and without `--print`), and nothing written, not even the plugin.
+#[test]
+fn install_refuses_profile_folders_of_other_users_and_creates_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let (other_uid, other_gid) = super::user_when_root("tcpshut-other")
+        .expect("another user's folder needs root: run the tests as root");
+    let home = sb.path("profile-home");
+    let cfg = home.join("cfg");
+    user_folder(&home);
+    user_folder(&cfg);
+    std::os::unix::fs::chown(&cfg, Some(other_uid), Some(other_gid)).unwrap();
+    refuses(&sb, &home, &[], &cfg, PROFILE_NOT_PRIVATE);
+    user_folder(&cfg);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o775)).unwrap();
+    refuses(&sb, &home, &[], &cfg, PROFILE_NOT_PRIVATE);
+    std::fs::remove_dir(&cfg).unwrap();
+    let open = sb.path("open");
+    user_folder(&open.join("cfg"));
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(open.join("cfg"), &cfg).unwrap();
+    let real_open = std::fs::canonicalize(&open).unwrap();
+    refuses(&sb, &home, &[], &real_open, NOT_SAFE_ABOVE);
+    std::fs::remove_file(&cfg).unwrap();
+    let theirs = sb.path("their-config");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(other_uid), Some(other_gid)).unwrap();
+    let lodger = theirs.join("cfg");
+    user_folder(&lodger);
+    let real = std::fs::canonicalize(&theirs).unwrap();
+    refuses_with(&sb, &home, Some(&lodger), &[], &real, NOT_SAFE_ABOVE);
+    // the same, the user's alone: installed
+    let out = install_command(&sb, &home, None, &[]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cfg.join("wireshark/profiles/tcpshut/preferences").is_file());
+}
+
+/// `--native` whose profile cannot be written (its folder the user's, but
+/// read-only), after the plugin was built: nothing is installed, not the
+/// native plugin, not the Lua plugin, no folder is made, the build folder
+/// is gone, and one line says what failed and that nothing was installed
+/// (exit 1).
+#[test]
+fn install_native_that_cannot_write_the_profile_installs_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let home = sb.path("read-only-profile");
+    let profile = home.join("cfg/wireshark/profiles/tcpshut");
+    for dir in profile.ancestors().take_while(|d| d.starts_with(&home)) {
+        user_folder(dir);
+    }
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let before = everything_below(&home);
+    let out = install_native(&sb, &home, None, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "tcpshut: {}: cannot create a temporary file: Permission denied (os error 13); \
+             nothing was installed (what was there before is as it was)\n",
+            profile.display()
+        )
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(everything_below(&home), before, "something was installed");
+    assert!(everything_below(&temp_folder(&sb)).is_empty());
 }
 
 /// Without a C compiler on PATH (make, pkg-config and tshark are there):
