@@ -41,7 +41,7 @@ impl Valgrind {
             .into_iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
-            .context("valgrind is not installed")?;
+            .context("valgrind is not installed (scripts/install-deps --bench installs it)")?;
         let lib = [
             "/usr/libexec/valgrind",
             "/usr/lib/x86_64-linux-gnu/valgrind",
@@ -158,6 +158,49 @@ mod tests {
         // the cut's own ratio is drawn towards 1 by the start-up
         let cut_ratio = (1_000.0 + 44_000.0) / (1_000.0 + 40_000.0);
         assert!(with / without > cut_ratio);
+    }
+
+    /// The benchmark's dependency step, `scripts/install-deps --bench`,
+    /// installs valgrind on a machine without it (a fresh one: only an
+    /// empty folder on PATH), not again where it is, and the tests' step
+    /// (without `--bench`, what CI runs) never.
+    #[test]
+    fn the_bench_dependency_step_installs_valgrind_when_missing() {
+        use std::os::unix::fs::PermissionsExt;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-deps");
+        let bin = tempfile::tempdir().unwrap();
+        let packages = |args: &[&str]| -> Vec<String> {
+            let out = Command::new("/bin/bash")
+                .arg(&script)
+                .args(args)
+                .arg("--print")
+                .env("PATH", bin.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect()
+        };
+        let fresh = packages(&["--bench"]);
+        for package in ["valgrind", "tcptrace", "wireshark-qt", "xvfb", "tshark"] {
+            assert!(fresh.iter().any(|p| p == package), "{package}: {fresh:?}");
+        }
+        let tests = packages(&[]);
+        assert!(tests.iter().any(|p| p == "tshark"), "{tests:?}");
+        assert!(!tests.iter().any(|p| p == "valgrind"), "CI: {tests:?}");
+        let valgrind = bin.path().join("valgrind");
+        std::fs::write(&valgrind, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&valgrind, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let there = packages(&["--bench"]);
+        assert!(!there.iter().any(|p| p == "valgrind"), "{there:?}");
+        assert_eq!(there.len(), fresh.len() - 1, "{there:?}");
     }
 
     #[test]

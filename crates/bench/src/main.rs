@@ -9,6 +9,7 @@
 mod gen;
 mod inputs;
 mod instructions;
+mod leftovers;
 mod measure;
 mod paired;
 mod plugin;
@@ -520,7 +521,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             reps: args.tool_reps,
         });
     } else if !args.no_tools {
-        println!("tcptrace: not installed (apt-get install -y tcptrace), skipped");
+        println!("tcptrace: not installed (scripts/install-deps --bench), skipped");
     }
     if !args.no_tools && on_path("tshark") {
         println!("tshark: {}", first_line("tshark", &["--version"]));
@@ -564,6 +565,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut targets = Targets::default();
     for &size in sizes {
         let cap = capture(&dir, &config(size, args.seed))?;
+        let mut left = leftovers::Leftovers::default();
+        left.sidecars_of(&cap.path);
         let results = measure_all(&tools, &cap.path)?;
         print_table(&cap, &tools, &results);
         let name = format!("{size} connections");
@@ -656,6 +659,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         ];
         let short = capture(&dir, &config(largest, args.seed))?;
         let long = capture(&dir, &config(largest * args.long_factor, args.seed))?;
+        let mut left = leftovers::Leftovers::default();
+        left.sidecars_of(&short.path);
+        left.sidecars_of(&long.path);
         let short_results = measure_all(&long_tools, &short.path)?;
         let long_results = measure_all(&long_tools, &long.path)?;
         println!(
@@ -680,11 +686,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 },
             );
         }
-        remove_sidecars(&long.path)?;
     }
 
     if args.parts.contains(&Part::Inputs) && largest > 0 {
         let cap = capture(&dir, &config(largest, args.seed))?;
+        let mut left = leftovers::Leftovers::default();
+        left.sidecars_of(&cap.path);
         let tools = inputs::tools(&tcpshut, &cap.path, args.reps)?;
         let results = measure_all(&tools, &cap.path)?;
         println!(
@@ -693,11 +700,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         );
         print_table(&cap, &tools, &results);
         inputs::check_ratios(&tools, &results, &mut targets);
-        remove_sidecars(&cap.path)?;
     }
 
     if args.parts.contains(&Part::Formats) && largest > 0 {
         let cap = capture(&dir, &config(largest, args.seed))?;
+        let mut left = leftovers::Leftovers::default();
+        left.sidecars_of(&cap.path);
         let format = |format: &'static str| {
             let bin = tcpshut.clone();
             move |f: &Path| {
@@ -783,7 +791,6 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 csv_bytes as f64 / bytes.max(1) as f64
             );
         }
-        remove_sidecars(&cap.path)?;
     }
 
     if args.parts.contains(&Part::Batch) && args.batch_files > 0 {
@@ -792,6 +799,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.batch_files, args.batch_connections, args.concurrency
         ));
         std::fs::create_dir_all(&batch)?;
+        let mut left = leftovers::Leftovers::default();
+        left.sidecars_of(&batch);
         let mut segments = 0;
         for k in 0..args.batch_files {
             segments +=
@@ -845,7 +854,6 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 Bound::AtLeast(1.8),
             );
         }
-        remove_sidecars(&batch)?;
     }
 
     let smallest = args.sizes.iter().copied().min().unwrap_or(0);

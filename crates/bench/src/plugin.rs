@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::leftovers::Leftovers;
 use crate::measure::{self, Run};
 use crate::targets::{Bound, Targets};
 use crate::{instructions, paired};
@@ -211,6 +212,10 @@ pub fn run(
         .context("lua/tcpshut.lua")?;
     let work = dir.join("plugin");
     let _ = std::fs::remove_dir_all(&work);
+    // the work folder, and the mount points made in the chroots, go when
+    // the part ends, on an error too
+    let mut left = Leftovers::default();
+    left.tree(&work);
     let name = capture.file_name().context("capture name")?;
     let annotated = work.join("annotated").join(name);
     let mut commented = annotated.clone().into_os_string();
@@ -331,9 +336,8 @@ pub fn run(
             targets,
         );
     }
-    releases(&setup, &work, reps, cuts.as_ref(), targets)?;
+    releases(&setup, &work, reps, cuts.as_ref(), targets, &mut left)?;
     println!("load average after: {}", load_average());
-    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
@@ -641,9 +645,11 @@ impl ReleaseMode {
 /// same path, and `/proc` (the native plugin finds the sidecar there) and
 /// `/dev`, as the tests do (crates/core/tests/integration/wireshark.rs).
 /// With a valgrind (its tools' folder and launcher, `vl` and `vb`), those
-/// are shown at `work/valgrind-lib` and `work/valgrind-bin` too.
+/// are shown at `work/valgrind-lib` and `work/valgrind-bin` too. The
+/// folder `work` is mounted on inside the chroot is made by [`releases`]
+/// (and removed when the part ends), not here.
 const IN_CHROOT: &str = r#"r=$1 w=$2 u=$3 vl=$4 vb=$5; shift 5
-mkdir -p "$r$w" && mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" && mount --bind "$w" "$r$w" || exit 125
+mount -t proc proc "$r/proc" && mount --bind /dev "$r/dev" && mount --bind "$w" "$r$w" || exit 125
 if [ -n "$vl" ]; then mount --bind "$vl" "$r$w/valgrind-lib" && mount --bind "$vb" "$r$w/valgrind-bin" || exit 125; fi
 exec chroot --userspec="$u" "$r" "$@""#;
 
@@ -715,6 +721,7 @@ fn releases(
     reps: Reps,
     cuts: Option<&Cuts>,
     targets: &mut Targets,
+    left: &mut Leftovers,
 ) -> anyhow::Result<()> {
     let base = std::env::var_os("TCPSHUT_CHROOTS")
         .map(PathBuf::from)
@@ -748,6 +755,9 @@ fn releases(
             );
             continue;
         }
+        // the mount point of `work` inside the chroot (IN_CHROOT), removed
+        // when the part ends
+        left.make_folders(&root.join(work.strip_prefix("/")?))?;
         let release = release_setup(work, suite, &root, &headers, &script, user)?;
         check_release(&release, work, capture)?;
         let modes = [
