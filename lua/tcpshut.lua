@@ -132,12 +132,14 @@ local pf = {
     notes = ProtoField.string("tcpshut.notes", "Notes", base.NONE, "The connection's notes, ;-joined"),
     tunnel = ProtoField.string("tcpshut.tunnel", "Tunnel", base.NONE,
         "The tunnels the connection came through, outermost first, joined by /"),
+    sidecar_file = ProtoField.string("tcpshut.sidecar_file", "Sidecar", base.NONE,
+        "The full path of a sidecar that cannot be used, and where it was found (below its error)"),
 }
 tcpshut.fields = {
     pf.events, pf.event, pf.sender_state, pf.receiver_state, pf.calls, pf.call,
     pf.summary, pf.severity, pf.conn, pf.related, pf.relation, pf.related_by, pf.related_by_relation,
     pf.side, pf.outcome, pf.closer, pf.client, pf.server, pf.client_calls, pf.server_calls,
-    pf.client_call, pf.server_call, pf.conn_frames, pf.connection, pf.notes, pf.tunnel,
+    pf.client_call, pf.server_call, pf.conn_frames, pf.connection, pf.notes, pf.tunnel, pf.sidecar_file,
 }
 
 -- Expert info: one item per event code, its text the same on every row
@@ -1707,15 +1709,23 @@ local function add_experts(item, events)
     end
 end
 
+-- The whole sidecar's error (state.err): its expert item and, below it,
+-- the sidecar's full path and where it was found. Wireshark cuts an item's
+-- text at 240 bytes, so the texts say the sidecar's file name last and
+-- leave the whole path to this item's value (-e tcpshut.sidecar_file).
+local function show_error(tree)
+    local item = tree:add(tcpshut)
+    item:add_proto_expert_info(state.err_expert, state.err)
+    item:add(pf.sidecar_file, state.path):append_text(" (from " .. state.source .. ")")
+end
+
 function tcpshut.dissector(tvb, pinfo, tree)
     if not state.loaded then load_sidecar() end
     local num = pinfo.number
     if state.err then
         -- One error for the whole capture, on the first frame dissected.
         if not state.err_frame then state.err_frame = num end
-        if state.err_frame == num then
-            tree:add(tcpshut):add_proto_expert_info(state.err_expert, state.err)
-        end
+        if state.err_frame == num then show_error(tree) end
         return
     end
     local flags = state.flags
@@ -1793,13 +1803,13 @@ function tcpshut.dissector(tvb, pinfo, tree)
                 return tcpshut.dissector(tvb, pinfo, tree)
             end
         end
-        -- path first: Wireshark cuts expert texts at 240 bytes
-        state.err = format("tcpshut: sidecar %s (%s) does not match this capture: frame %d %s; nothing shown",
-            state.path, state.source, num, differs)
+        -- what differs first, the sidecar's file name last (show_error)
+        state.err = format("tcpshut: the sidecar does not match this capture: frame %d %s; nothing shown (sidecar %s)",
+            num, differs, match(state.path, "([^/]*)$"))
         state.err_expert = ex_mismatch
         state.err_frame = num
         state.flags, state.blocks, state.direct, state.wbuf = nil, nil, nil, nil
-        tree:add(tcpshut):add_proto_expert_info(ex_mismatch, state.err)
+        show_error(tree)
         return
     end
 

@@ -105,7 +105,7 @@ static int hf_calls = -1, hf_call = -1, hf_summary = -1, hf_severity = -1, hf_co
 static int hf_related = -1, hf_relation = -1, hf_related_by = -1, hf_related_by_relation = -1;
 static int hf_side = -1, hf_outcome = -1, hf_closer = -1, hf_client = -1, hf_server = -1;
 static int hf_client_calls = -1, hf_server_calls = -1, hf_client_call = -1, hf_server_call = -1;
-static int hf_conn_frames = -1, hf_connection = -1, hf_notes = -1, hf_tunnel = -1;
+static int hf_conn_frames = -1, hf_connection = -1, hf_notes = -1, hf_tunnel = -1, hf_sidecar_file = -1;
 static gint ett_tcpshut = -1, ett_connection = -1;
 
 static expert_field ei_unknown_event = EI_INIT, ei_mismatch = EI_INIT, ei_malformed = EI_INIT;
@@ -1889,6 +1889,19 @@ static void add_problem(proto_tree *tree, packet_info *pinfo, tvbuff_t *tvb, exp
     expert_add_info_format(pinfo, ti, ei, "%s", text);
 }
 
+/* The whole sidecar's error (st.err): its expert item and, below it, the
+ * sidecar's full path and where it was found. Wireshark cuts an item's
+ * text at 240 bytes, so the texts say the sidecar's file name last and
+ * leave the whole path to this item's value (-e tcpshut.sidecar_file). */
+static void show_error(proto_tree *tree, packet_info *pinfo, tvbuff_t *tvb)
+{
+    proto_item *ti = proto_tree_add_item(tree, proto_tcpshut, tvb, 0, 0, ENC_NA);
+    expert_add_info_format(pinfo, ti, st.err_ei, "%s", st.err);
+    proto_tree *sub = proto_item_add_subtree(ti, ett_tcpshut);
+    proto_item *path = proto_tree_add_string(sub, hf_sidecar_file, tvb, 0, 0, st.path);
+    proto_item_append_text(path, " (from %s)", st.source);
+}
+
 /* Adds text[0..len) as a string item (copied by Wireshark). */
 static void add_part(proto_tree *t, int hf, tvbuff_t *tvb, const char *text, size_t len)
 {
@@ -2115,15 +2128,16 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
             }
             g_free(autop);
         }
-        /* path first: Wireshark cuts expert texts at 240 bytes */
-        set_error(&ei_mismatch, g_strdup_printf("tcpshut: sidecar %s (%s) does not match this capture: frame %u %s; "
-                                                "nothing shown",
-                                                st.path, st.source, num, differs));
+        /* what differs first, the sidecar's file name last (show_error) */
+        const char *slash = strrchr(st.path, '/');
+        set_error(&ei_mismatch, g_strdup_printf("tcpshut: the sidecar does not match this capture: frame %u %s; "
+                                                "nothing shown (sidecar %s)",
+                                                num, differs, slash ? slash + 1 : st.path));
         g_free(differs);
         st.err_frame = num;
         g_free(st.flags);
         st.flags = NULL;
-        add_problem(tree, pinfo, tvb, st.err_ei, st.err);
+        show_error(tree, pinfo, tvb);
         return 0;
     }
     const char *conn = r.f[F_CONN], *src = r.f[F_SRC], *dst = r.f[F_DST], *events = r.f[F_EVENTS];
@@ -2285,7 +2299,7 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
         if (!st.err_frame)
             st.err_frame = num;
         if (st.err_frame == num)
-            add_problem(tree, pinfo, tvb, st.err_ei, st.err);
+            show_error(tree, pinfo, tvb);
         return 0;
     }
     if (!st.flags) {
@@ -2424,6 +2438,10 @@ static void proto_register_tcpshut(void)
                        HFILL } },
         { &hf_tunnel, { "Tunnel", "tcpshut.tunnel", FT_STRING, BASE_NONE, NULL, 0x0,
                         "The tunnels the connection came through, outermost first, joined by /", HFILL } },
+        { &hf_sidecar_file, { "Sidecar", "tcpshut.sidecar_file", FT_STRING, BASE_NONE, NULL, 0x0,
+                              "The full path of a sidecar that cannot be used, and where it was found (below its "
+                              "error)",
+                              HFILL } },
     };
     static gint *ett[] = { &ett_tcpshut, &ett_connection };
     static ei_register_info ei_fixed[] = {
