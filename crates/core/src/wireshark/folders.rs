@@ -22,6 +22,8 @@ enum Use {
     Profile,
 }
 
+// Only the Unix checks refuse (Windows has no owner check here).
+#[cfg_attr(not(unix), allow(dead_code))]
 impl Use {
     fn reason(self) -> &'static str {
         match self {
