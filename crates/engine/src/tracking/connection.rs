@@ -368,6 +368,10 @@ pub struct Connection {
     /// ([`Connection::apply`]), for [`SegmentFacts::if_fins_crossed`].
     /// The endpoint's index is a byte ([`side_byte`]).
     if_fins_crossed: Option<(u8, TcpState)>,
+    /// [`Connection::is_closed`] as of its last segment: the flow table
+    /// asks once a segment whether that segment closed it
+    /// ([`Connection::closed_by_last_segment`]).
+    closed: bool,
 }
 
 /// Endpoint index `i` (0 or 1) in a byte: the connection keeps the indexes
@@ -433,6 +437,7 @@ impl Connection {
             window_unknown: false,
             handshake_client: None,
             if_fins_crossed: None,
+            closed: false,
         }
     }
 
@@ -446,15 +451,15 @@ impl Connection {
         }
     }
 
-    /// The connection is one RST+ACK that acknowledges exactly this SYN:
-    /// the refusal, captured before the SYN it answers (RFC 9293 3.10.7.1:
-    /// the RST's ACK is the SYN's sequence number plus one).
+    /// The connection is one RST+ACK that acknowledges exactly this SYN of
+    /// endpoint `x`: the refusal, captured before the SYN it answers (RFC
+    /// 9293 3.10.7.1: the RST's ACK is the SYN's sequence number plus one).
     /// Inlined: every segment asks, and all but a SYN answer at once.
     #[inline]
-    fn refusal_ahead_of(&self, seg: &Segment<'_>) -> bool {
+    fn refusal_ahead_of(&self, seg: &Segment<'_>, x: usize) -> bool {
         seg.flags.syn()
             && !seg.flags.ack()
-            && self.sender_of(seg) == 1
+            && x == 1
             && self.opened_by_rst_ack == Some(seg.seq.wrapping_add(1))
     }
 
@@ -469,6 +474,16 @@ impl Connection {
             || self.refused
             || self.endpoints.iter().all(|e| e.state.is_finished())
             || self.evidence.iter().all(|e| e.fin_frame.is_some())
+    }
+
+    /// Was it open before its last segment and closed after it
+    /// ([`Connection::is_closed`])? Asked once after each segment: the
+    /// answer before it is the one kept from the segment before.
+    #[inline]
+    pub fn closed_by_last_segment(&mut self) -> bool {
+        let was_closed = self.closed;
+        self.closed = self.is_closed();
+        self.closed && !was_closed
     }
 
     /// Should a SYN from `sender` start a new connection on this 4-tuple?
@@ -598,13 +613,15 @@ impl Connection {
         }
     }
 
-    /// Processes one segment: updates states and evidence, and says what
-    /// the segment meant, as far as the segments so far tell. Inlined
-    /// into its one caller on the hot path, the flow table, which then
-    /// builds the segment's facts in place instead of copying them back.
+    /// Processes one segment sent by endpoint `x` ([`Connection::sender_of`],
+    /// which the flow table's look-up has found already): updates states
+    /// and evidence, and says what the segment meant, as far as the
+    /// segments so far tell. Inlined into its one caller on the hot path,
+    /// the flow table, which then builds the segment's facts in place
+    /// instead of copying them back.
     #[inline]
-    pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
-        let x = self.sender_of(seg);
+    pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> SegmentFacts {
+        debug_assert_eq!(x, self.sender_of(seg));
         let y = 1 - x;
         let states_before = self.states();
         let mut step = Step {
@@ -616,7 +633,7 @@ impl Connection {
             if_receiver_stopped_reading: None,
             late_fin: false,
         };
-        let refusal_seen_late = self.refusal_ahead_of(seg);
+        let refusal_seen_late = self.refusal_ahead_of(seg, x);
         // The same packet seen again one TTL lower (a router's `-i any`
         // capture sees it coming in and going out) is one packet.
         let copy = self.origin.observe(seg, x);

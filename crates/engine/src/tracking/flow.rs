@@ -67,9 +67,23 @@ fn flow_key_hash(flow: &Flow) -> u64 {
 /// the same tunnel?
 #[inline]
 fn same_flow(conn: &Connection, seg: &Segment<'_>) -> bool {
+    sender_in_flow(conn, seg).is_some()
+}
+
+/// If `seg` is one of `conn`'s ([`same_flow`]), the index of its sender
+/// in [`Connection::endpoints`]: the look-up's comparison tells the
+/// direction, so the connection need not compare the addresses again.
+#[inline]
+fn sender_in_flow(conn: &Connection, seg: &Segment<'_>) -> Option<usize> {
     let [a, b] = [&conn.endpoints[0].addr, &conn.endpoints[1].addr];
-    ((*a == seg.src && *b == seg.dst) || (*a == seg.dst && *b == seg.src))
-        && conn.came_through(seg.tunnel())
+    let sender = if *a == seg.src && *b == seg.dst {
+        0
+    } else if *a == seg.dst && *b == seg.src {
+        1
+    } else {
+        return None;
+    };
+    conn.came_through(seg.tunnel()).then_some(sender)
 }
 
 /// Hands out connection ids in order of first appearance.
@@ -119,6 +133,9 @@ pub struct FlowTable {
     /// Closed connections in the order they closed, with the time they
     /// did and their key's hash.
     closing: VecDeque<(i64, u64, u32)>,
+    /// Before this time (seconds) the front of `closing` cannot expire:
+    /// the one comparison every segment makes ([`FlowTable::retire_expired`]).
+    next_expiry: i64,
     next_id: u32,
     /// Connections that left the table, waiting for [`FlowTable::drain_retired`].
     retired: Retired,
@@ -148,16 +165,24 @@ impl FlowTable {
 
     /// Routes one segment to its connection and returns what it meant.
     pub fn observe(&mut self, seg: &Segment<'_>) -> SegmentFacts {
-        self.retire_expired(seg.ts.secs);
+        if seg.ts.secs >= self.next_expiry {
+            self.retire_expired(seg.ts.secs);
+        }
         let hash = segment_hash(seg);
         // GTP-U: which of the connections of this key the segment's TEID
         // belongs to (the oldest whose TEIDs agree; none: a new one).
         let teids = seg.tunnel().carries_teid();
         let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
+        // The sender's index, as the matching comparison found it (a new
+        // connection's first segment is its endpoint 0's).
+        let mut sender = 0;
         // One hash lookup per segment: this runs for every segment (a
         // lookup alone, not an entry, which makes room for an insertion).
         let flow = match self.open.find_mut(hash, |flow| {
-            same_flow(&flow.conn, seg) && wanted.is_none_or(|id| id == Some(flow.conn.id))
+            sender_in_flow(&flow.conn, seg).is_some_and(|x| {
+                sender = x;
+                wanted.is_none_or(|id| id == Some(flow.conn.id))
+            })
         }) {
             Some(flow) => {
                 // Only a SYN reopens: most segments skip the call.
@@ -165,10 +190,12 @@ impl FlowTable {
                     let reuses = Some(flow.conn.id);
                     let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
                     self.retired.push(std::mem::replace(flow, new));
+                    sender = 0;
                 }
                 flow
             }
             None => {
+                sender = 0;
                 let new = new_flow(&mut self.next_id, self.without_zeek, seg, None);
                 self.open
                     .insert_unique(hash, new, |flow| flow_key_hash(flow))
@@ -180,11 +207,13 @@ impl FlowTable {
             conn.learn_teids(seg.tunnel());
         }
         if let Some(zeek) = &mut flow.zeek {
-            zeek.observe(seg, conn.sender_of(seg) == 0);
+            zeek.observe(seg, sender == 0);
         }
-        let was_closed = conn.is_closed();
-        let facts = conn.observe(seg);
-        if !was_closed && conn.is_closed() {
+        let facts = conn.observe(seg, sender);
+        if conn.closed_by_last_segment() {
+            if self.closing.is_empty() {
+                self.next_expiry = seg.ts.secs.saturating_add(CLOSED_LINGER_SECS);
+            }
             self.closing.push_back((seg.ts.secs, hash, conn.id));
         }
         facts
@@ -227,11 +256,16 @@ impl FlowTable {
         all
     }
 
-    /// Drops connections closed longer than [`CLOSED_LINGER_SECS`] ago.
+    /// Drops connections closed longer than [`CLOSED_LINGER_SECS`] ago
+    /// (called once `now_secs` reaches `next_expiry`). Only the front is
+    /// asked, as ever: captures are not always in time order.
+    #[cold]
     fn retire_expired(&mut self, now_secs: i64) {
         while let Some(&(closed_at, hash, id)) = self.closing.front() {
             if now_secs.saturating_sub(closed_at) < CLOSED_LINGER_SECS {
-                break;
+                // Exact: before this time the difference stays below the linger.
+                self.next_expiry = closed_at.saturating_add(CLOSED_LINGER_SECS);
+                return;
             }
             self.closing.pop_front();
             // The entry may already be a newer connection on the same 4-tuple.
@@ -239,6 +273,7 @@ impl FlowTable {
                 self.retired.push(entry.remove().0);
             }
         }
+        self.next_expiry = i64::MAX;
     }
 }
 
