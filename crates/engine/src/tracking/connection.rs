@@ -696,16 +696,16 @@ impl Connection {
             self.refused_before_syn();
         }
 
-        let idle_before = self.idle.candidate.is_some();
+        // This is the connection's first RST and its idle reset candidate
+        // (a copy changes nothing).
+        let mut idle_rst = false;
         if !copy {
+            // Only an RST (`observe_rst`) has these events.
             let accepted = [Event::RstAbort, Event::RstStray, Event::RstAfterClose];
-            let rst = accepted
-                .iter()
-                .any(|&e| step.events.contains(e))
+            let rst = (seg.flags.rst() && accepted.iter().any(|&e| step.events.contains(e)))
                 .then(|| step.events.contains(Event::RstStray));
-            self.idle.observe(seg.ts, x, rst);
+            idle_rst = self.idle.observe(seg.ts, x, rst);
         }
-        let idle_rst = !idle_before && self.idle.candidate.is_some();
         let own = &self.evidence[x];
         let reveals = own.fin_frame == seg.frame_number()
             || own.abort_frame == seg.frame_number()

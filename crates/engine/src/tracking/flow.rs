@@ -70,20 +70,22 @@ fn same_flow(conn: &Connection, seg: &Segment<'_>) -> bool {
     sender_in_flow(conn, seg).is_some()
 }
 
-/// If `seg` is one of `conn`'s ([`same_flow`]), the index of its sender
-/// in [`Connection::endpoints`]: the look-up's comparison tells the
-/// direction, so the connection need not compare the addresses again.
+/// If `seg` is one of `conn`'s ([`same_flow`]), whether its sender is
+/// the second of [`Connection::endpoints`]: the look-up's comparison
+/// tells the direction, so the connection need not compare the addresses
+/// again. A bool, not an index: the index made of it is known to be 0 or
+/// 1, so indexing the connection's pairs by it needs no bounds check.
 #[inline]
-fn sender_in_flow(conn: &Connection, seg: &Segment<'_>) -> Option<usize> {
+fn sender_in_flow(conn: &Connection, seg: &Segment<'_>) -> Option<bool> {
     let [a, b] = [&conn.endpoints[0].addr, &conn.endpoints[1].addr];
-    let sender = if *a == seg.src && *b == seg.dst {
-        0
+    let second = if *a == seg.src && *b == seg.dst {
+        false
     } else if *a == seg.dst && *b == seg.src {
-        1
+        true
     } else {
         return None;
     };
-    conn.came_through(seg.tunnel()).then_some(sender)
+    conn.came_through(seg.tunnel()).then_some(second)
 }
 
 /// Hands out connection ids in order of first appearance.
@@ -173,14 +175,14 @@ impl FlowTable {
         // belongs to (the oldest whose TEIDs agree; none: a new one).
         let teids = seg.tunnel().carries_teid();
         let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
-        // The sender's index, as the matching comparison found it (a new
+        // The sender, as the matching comparison found it (a new
         // connection's first segment is its endpoint 0's).
-        let mut sender = 0;
+        let mut from_second = false;
         // One hash lookup per segment: this runs for every segment (a
         // lookup alone, not an entry, which makes room for an insertion).
         let flow = match self.open.find_mut(hash, |flow| {
-            sender_in_flow(&flow.conn, seg).is_some_and(|x| {
-                sender = x;
+            sender_in_flow(&flow.conn, seg).is_some_and(|second| {
+                from_second = second;
                 wanted.is_none_or(|id| id == Some(flow.conn.id))
             })
         }) {
@@ -190,12 +192,12 @@ impl FlowTable {
                     let reuses = Some(flow.conn.id);
                     let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
                     self.retired.push(std::mem::replace(flow, new));
-                    sender = 0;
+                    from_second = false;
                 }
                 flow
             }
             None => {
-                sender = 0;
+                from_second = false;
                 let new = new_flow(&mut self.next_id, self.without_zeek, seg, None);
                 self.open
                     .insert_unique(hash, new, |flow| flow_key_hash(flow))
@@ -207,9 +209,9 @@ impl FlowTable {
             conn.learn_teids(seg.tunnel());
         }
         if let Some(zeek) = &mut flow.zeek {
-            zeek.observe(seg, sender == 0);
+            zeek.observe(seg, !from_second);
         }
-        let facts = conn.observe(seg, sender);
+        let facts = conn.observe(seg, usize::from(from_second));
         if conn.closed_by_last_segment() {
             if self.closing.is_empty() {
                 self.next_expiry = seg.ts.secs.saturating_add(CLOSED_LINGER_SECS);

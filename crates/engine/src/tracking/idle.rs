@@ -38,7 +38,12 @@ pub struct IdleRst {
 /// and the candidate idle reset.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdleTrack {
-    last: Option<(Timestamp, usize)>,
+    /// When the last segment came (if `seen`), and from which endpoint:
+    /// plain fields, not an optional pair, as every segment moves them.
+    last: Timestamp,
+    last_sender: u8,
+    /// A segment has been noted (`last` is its).
+    seen: bool,
     /// When the segment before the last one came (the last one's time if
     /// none did: no silence): the silence before the last is worked out
     /// from it only when an RST asks (every segment moves it, a copy;
@@ -53,28 +58,45 @@ pub struct IdleTrack {
 impl IdleTrack {
     /// Notes a segment of endpoint `sender` at `ts` (a router's second
     /// copy of a packet is not passed here); `rst` is `Some(stray)` for an
-    /// RST that took effect or was judged at all.
-    pub fn observe(&mut self, ts: Timestamp, sender: usize, rst: Option<bool>) {
+    /// RST that took effect or was judged at all. True when this RST is
+    /// the candidate (which only the first RST can be): the caller's
+    /// answer without a look at `candidate` before and after.
+    #[inline]
+    pub fn observe(&mut self, ts: Timestamp, sender: usize, rst: Option<bool>) -> bool {
+        let mut candidate = false;
         if let (Some(stray), false) = (rst, self.rst_seen) {
-            self.rst_seen = true;
-            if let Some((at, from)) = self.last {
-                let after = ts.micros_since(at);
-                let silence_us = at.micros_since(self.before_last);
-                if from != sender
-                    && silence_us >= IDLE_MIN_US
-                    && after <= ANSWER_MAX_US
-                    && after.saturating_mul(10) <= silence_us
-                {
-                    self.candidate = Some(IdleRst {
-                        idle_ms: u32::try_from(silence_us / 1000).unwrap_or(u32::MAX),
-                        sender,
-                        stray,
-                    });
-                }
-            }
+            candidate = self.first_rst(ts, sender, stray);
         }
-        self.before_last = self.last.map_or(ts, |(at, _)| at);
-        self.last = Some((ts, sender));
+        self.before_last = if self.seen { self.last } else { ts };
+        self.last = ts;
+        self.last_sender = u8::from(sender != 0);
+        self.seen = true;
+        candidate
+    }
+
+    /// The connection's first RST, from `sender` at `ts`: is it right
+    /// after a silence? (Out of line: once a connection at most.)
+    fn first_rst(&mut self, ts: Timestamp, sender: usize, stray: bool) -> bool {
+        self.rst_seen = true;
+        if !self.seen {
+            return false;
+        }
+        let at = self.last;
+        let after = ts.micros_since(at);
+        let silence_us = at.micros_since(self.before_last);
+        if usize::from(self.last_sender) != sender
+            && silence_us >= IDLE_MIN_US
+            && after <= ANSWER_MAX_US
+            && after.saturating_mul(10) <= silence_us
+        {
+            self.candidate = Some(IdleRst {
+                idle_ms: u32::try_from(silence_us / 1000).unwrap_or(u32::MAX),
+                sender,
+                stray,
+            });
+            return true;
+        }
+        false
     }
 }
 
@@ -94,8 +116,11 @@ mod tests {
         let mut t = IdleTrack::default();
         t.observe(at(0), 0, None);
         t.observe(at(5), 1, None);
-        t.observe(at(3505), 0, None);
-        t.observe(at(3506), 1, Some(true));
+        assert!(!t.observe(at(3505), 0, None));
+        assert!(
+            t.observe(at(3506), 1, Some(true)),
+            "the RST is the candidate"
+        );
         assert_eq!(
             t.candidate,
             Some(IdleRst {
@@ -112,7 +137,7 @@ mod tests {
         let mut t = IdleTrack::default();
         t.observe(at(0), 0, None);
         t.observe(at(900), 0, None);
-        t.observe(at(901), 1, Some(true));
+        assert!(!t.observe(at(901), 1, Some(true)));
         assert_eq!(t.candidate, None);
         // The RST comes long after the packet that broke the silence.
         let mut t = IdleTrack::default();
