@@ -389,12 +389,15 @@ impl Connection {
         self.tunnel.as_deref().unwrap_or(&Tunnel::NONE)
     }
 
-    /// Did its segments come through `tunnel` (none: `Tunnel::NONE`)?
+    /// Did its segments come through `tunnel` (a segment's, optional as
+    /// the segment holds it: most have none, and two without one need no
+    /// look at `Tunnel::NONE`)?
     #[inline]
-    pub fn came_through(&self, tunnel: &Tunnel) -> bool {
-        match &self.tunnel {
-            None => tunnel.is_none(),
-            Some(own) => **own == *tunnel,
+    pub fn came_through(&self, tunnel: Option<&Tunnel>) -> bool {
+        match (&self.tunnel, tunnel) {
+            (None, None) => true,
+            (None, Some(tunnel)) => tunnel.is_none(),
+            (Some(own), tunnel) => **own == *tunnel.unwrap_or(&Tunnel::NONE),
         }
     }
 

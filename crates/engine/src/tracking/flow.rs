@@ -38,14 +38,16 @@ fn endpoint_word(addr: &SocketAddr) -> u64 {
 /// the tunnel it came through, if any (direction-free too:
 /// [`TunnelLayer`](crate::wire::tunnel::TunnelLayer)), so that identical
 /// inner 4-tuples in two tunnels stay apart. Two words and no ordering of
-/// addresses: this runs for every segment.
+/// addresses: this runs for every segment. The tunnel is optional, as a
+/// segment holds it: most have none, which then needs no look at
+/// `Tunnel::NONE`.
 #[inline]
-fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: &Tunnel) -> u64 {
+fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: Option<&Tunnel>) -> u64 {
     let (a, b) = (endpoint_word(a), endpoint_word(b));
     let mut hasher = FxHasher::default();
     hasher.write_u64(a.min(b));
     hasher.write_u64(a.max(b));
-    if !tunnel.is_none() {
+    if let Some(tunnel) = tunnel.filter(|t| !t.is_none()) {
         tunnel.hash(&mut hasher);
     }
     hasher.finish()
@@ -54,13 +56,13 @@ fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: &Tunnel) -> u64 {
 /// The hash of `seg`'s connection.
 #[inline]
 fn segment_hash(seg: &Segment<'_>) -> u64 {
-    flow_hash(&seg.src, &seg.dst, seg.tunnel())
+    flow_hash(&seg.src, &seg.dst, seg.tunnel.as_deref())
 }
 
 /// The hash of `flow`'s key (the same as its segments').
 fn flow_key_hash(flow: &Flow) -> u64 {
     let ends = &flow.conn.endpoints;
-    flow_hash(&ends[0].addr, &ends[1].addr, flow.conn.tunnel())
+    flow_hash(&ends[0].addr, &ends[1].addr, Some(flow.conn.tunnel()))
 }
 
 /// Is `seg` one of `conn`'s: the same two endpoints, either way, through
@@ -85,7 +87,7 @@ fn sender_in_flow(conn: &Connection, seg: &Segment<'_>) -> Option<bool> {
     } else {
         return None;
     };
-    conn.came_through(seg.tunnel()).then_some(second)
+    conn.came_through(seg.tunnel.as_deref()).then_some(second)
 }
 
 /// Hands out connection ids in order of first appearance.
@@ -173,7 +175,7 @@ impl FlowTable {
         let hash = segment_hash(seg);
         // GTP-U: which of the connections of this key the segment's TEID
         // belongs to (the oldest whose TEIDs agree; none: a new one).
-        let teids = seg.tunnel().carries_teid();
+        let teids = seg.tunnel.as_deref().is_some_and(Tunnel::carries_teid);
         let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
         // The sender, as the matching comparison found it (a new
         // connection's first segment is its endpoint 0's).
