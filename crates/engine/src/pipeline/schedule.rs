@@ -27,10 +27,12 @@ use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
 use crate::pipeline::sinks::{EachReport, Pass, RowFormatter, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
+use crate::tracking::connection::SegmentFacts;
 use crate::tracking::flow::Flow;
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame};
 use crate::wire::link::DecodeStats;
+use crate::wire::segment::Segment;
 use crate::wire::series::Series;
 use crate::wire::source::{Reads, Source};
 
@@ -128,18 +130,25 @@ fn for_each_frame(
     progress: &mut dyn FnMut(u64),
     mut each: impl FnMut(&Frame<'_>) -> std::io::Result<ControlFlow<()>>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
+    // One comparison a frame, not an Option's two.
+    let limit = limit.unwrap_or(u64::MAX);
     let mut frames = 0;
     let stopped = loop {
-        if limit.is_some_and(|l| frames >= l) {
+        if frames >= limit {
             break None;
         }
-        let frame = match reader.next_frame() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
+        let flow = {
+            // The frame is borrowed where it was returned, not moved out
+            // of its Result (a copy per frame).
+            let next = reader.next_frame();
+            let frame = match &next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            };
+            frames += 1;
+            each(frame).map_err(AnalyzeError::Output)?
         };
-        frames += 1;
-        let flow = each(&frame).map_err(AnalyzeError::Output)?;
         if frames % PROGRESS_EVERY == 0 {
             progress(reader.bytes_read());
         }
@@ -496,6 +505,25 @@ impl Batch {
         self.rows.len() >= BATCH || self.settled.len() >= BATCH_FLOWS
     }
 
+    /// The row of `seg`, which its connection observed as `facts`. A
+    /// batch goes once full ([`Batch::is_full`]), so the row finds room:
+    /// it is written straight into place, with no growth path (which made
+    /// the row on the stack first, then copied it) on every segment.
+    #[inline(always)]
+    fn hold(&mut self, seg: &Segment<'_>, facts: &SegmentFacts) {
+        if self.rows.len() < self.rows.capacity() {
+            self.rows.push(PendingRow::of(seg, facts));
+        } else {
+            self.hold_growing(PendingRow::of(seg, facts));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hold_growing(&mut self, row: PendingRow) {
+        self.rows.push(row);
+    }
+
     /// A connection left the flow table.
     fn settle(&mut self, flow: Box<Flow>) {
         self.settled.push(SettledAfter {
@@ -591,7 +619,7 @@ fn one_pass_threaded(
                     let facts = tracker.observe(seg);
                     let mut batch = batch.borrow_mut();
                     if keep_rows {
-                        batch.rows.push(PendingRow::of(seg, &facts));
+                        batch.hold(seg, &facts);
                     }
                     tracker.hand_over_unconcluded(|flow| batch.settle(flow));
                     if batch.is_full() && !send(&mut batch) {
