@@ -482,10 +482,13 @@ struct Batch {
 
 /// A connection that left the flow table after the first `rows_before`
 /// rows of its batch (its flow as the flow table boxed it: handed over
-/// without a copy), concluded on the rows thread.
+/// without a copy), concluded on the rows thread; with its verdict when
+/// the tracking thread worked it out (the end of the capture, when that
+/// thread would otherwise wait for the rows thread).
 struct SettledAfter {
     rows_before: usize,
     flow: Box<Flow>,
+    verdict: Option<ConnVerdict>,
 }
 
 impl Batch {
@@ -529,6 +532,20 @@ impl Batch {
         self.settled.push(SettledAfter {
             rows_before: self.rows.len(),
             flow,
+            verdict: None,
+        });
+    }
+
+    /// A connection left the flow table at the end of the capture: its
+    /// verdict is worked out here, on the tracking thread, which has
+    /// nothing else to do then, so that the rows thread (on which the end
+    /// waits) only records it.
+    fn settle_concluded(&mut self, flow: Box<Flow>) {
+        let verdict = Some(flow.conn.verdict());
+        self.settled.push(SettledAfter {
+            rows_before: self.rows.len(),
+            flow,
+            verdict,
         });
     }
 
@@ -545,7 +562,10 @@ impl Batch {
         for settled in &self.settled {
             held.hold_rows(&self.rows[held_rows..settled.rows_before])?;
             held_rows = settled.rows_before;
-            let verdict = conclusions.conclude(&settled.flow);
+            let verdict = match settled.verdict {
+                Some(verdict) => conclusions.conclude_as(&settled.flow, verdict),
+                None => conclusions.conclude(&settled.flow),
+            };
             settle(held, sink, wants_connections, &settled.flow, verdict)?;
         }
         held.hold_rows(&self.rows[held_rows..])?;
@@ -633,7 +653,7 @@ fn one_pass_threaded(
             let read = read.map(|read| {
                 let capture = tracker.finish_unconcluded(
                     |flow| {
-                        batch.settle(flow);
+                        batch.settle_concluded(flow);
                         if batch.is_full() {
                             send(&mut batch);
                         }

@@ -205,8 +205,13 @@ impl Conclusions {
 
     /// Records a connection that left the flow table; returns its verdict.
     pub(crate) fn conclude(&mut self, flow: &Flow) -> ConnVerdict {
+        self.conclude_as(flow, flow.conn.verdict())
+    }
+
+    /// [`Conclusions::conclude`] with the connection's `verdict` worked
+    /// out already (by the tracking thread at the end of a capture).
+    pub(crate) fn conclude_as(&mut self, flow: &Flow, verdict: ConnVerdict) -> ConnVerdict {
         let conn = &flow.conn;
-        let verdict = conn.verdict();
         self.outcomes.add(verdict.outcome);
         self.sight.add(&verdict);
         let slot = conn.id as usize;
