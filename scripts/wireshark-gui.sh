@@ -25,7 +25,7 @@ tcpshut_bin() {
 }
 
 # gui_home BIN HOME WIDTH HEIGHT: the plugin and the tcpshut profile
-# installed by `BIN wireshark install` into HOME (the plugin then replaced
+# installed by `BIN wireshark install --lua` into HOME (the plugin then replaced
 # by the source tree's lua/tcpshut.lua, or $TCPSHUT_PLUGIN: the binary's
 # embedded copy may be older), and a recent_common that sizes the main
 # window to the screen (Xvfb has no window manager to maximise it) and
@@ -33,7 +33,7 @@ tcpshut_bin() {
 gui_home() {
   local bin=$1 home=$2
   mkdir -p "$home/.config/wireshark"
-  HOME=$home XDG_CONFIG_HOME=$home/.config "$bin" wireshark install >/dev/null 2>&1
+  HOME=$home XDG_CONFIG_HOME=$home/.config "$bin" wireshark install --lua >/dev/null 2>&1
   cp "${TCPSHUT_PLUGIN:-lua/tcpshut.lua}" "$home/.local/lib/wireshark/plugins/tcpshut.lua"
   cat >"$home/.config/wireshark/recent_common" <<RECENT
 gui.geometry_main_x: 0

@@ -152,13 +152,14 @@ impl Setup {
     }
 
     /// Installs the `tcpshut` profile into the private HOME with `tcpshut
-    /// wireshark install`, and removes the plugin it installs too: the
+    /// wireshark install --lua` (nothing built), and removes the plugin it
+    /// installs too: the
     /// runs load the source tree's script themselves, and only those with
     /// the plugin.
     fn install_profile(&self, tcpshut: &Path) -> anyhow::Result<()> {
         let out = self
             .command(tcpshut.to_str().context("tcpshut path")?)
-            .args(["wireshark", "install"])
+            .args(["wireshark", "install", "--lua"])
             .stdout(Stdio::null())
             .output()?;
         if !out.status.success() {

@@ -191,17 +191,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum WiresharkAction {
-    /// Install the Lua plugin and the `tcpshut` profile (Shutdown column) for this user.
+    /// Install the plugin and the `tcpshut` profile (Shutdown column) for
+    /// this user: the native (C) plugin where it can be built here, with
+    /// the Lua plugin beside it (which then adds only the connections
+    /// table); where it cannot, the Lua plugin alone, saying why.
     Install {
         /// Only print where the files would go.
         #[arg(long)]
         print: bool,
-        /// Also build and install the native (C) plugin, much cheaper per
-        /// frame (Linux; needs cc, make, pkg-config and libwireshark-dev).
-        /// When it cannot be built, says why, installs the Lua plugin
-        /// alone and exits 4.
-        #[arg(long)]
+        /// Require the native (C) plugin, much cheaper per frame (Linux;
+        /// needs cc, make, pkg-config and libwireshark-dev): when it
+        /// cannot be built, says why, installs the Lua plugin alone and
+        /// exits 4.
+        #[arg(long, conflicts_with = "lua")]
         native: bool,
+        /// Install the Lua plugin only: nothing is built.
+        #[arg(long)]
+        lua: bool,
     },
     /// Annotate the capture if its sidecar is missing or stale, then open it in Wireshark.
     Open { capture: PathBuf },
@@ -279,7 +285,14 @@ fn main() -> ExitCode {
             output,
         } => report::ladder(&capture, conn, output.as_deref()),
         Command::Wireshark { action } => match action {
-            WiresharkAction::Install { print, native } => wireshark_install(print, native),
+            WiresharkAction::Install { print, native, lua } => {
+                let plugins = match (native, lua) {
+                    (true, _) => Plugins::NativeRequired,
+                    (_, true) => Plugins::LuaOnly,
+                    _ => Plugins::NativeWherePossible,
+                };
+                wireshark_install(print, plugins)
+            }
             WiresharkAction::Open { capture } => wireshark_open(&capture),
         },
         #[cfg(target_os = "linux")]
@@ -312,12 +325,26 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
     })
 }
 
+/// Which plugins `wireshark install` puts in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plugins {
+    /// The default: the native plugin where it can be built (the one that
+    /// meets issue #13's cost targets), else the Lua plugin alone, said
+    /// once, and still a success.
+    NativeWherePossible,
+    /// `--native`: as the default, but the Lua plugin alone is exit 4.
+    NativeRequired,
+    /// `--lua`: the Lua plugin only, nothing built.
+    LuaOnly,
+}
+
 /// `tcpshut wireshark install`: prints each path written (or, with
 /// `--print`, that would be written). A folder that cannot be written, or
-/// (with `--native`) that another user could write, is a failure (exit
-/// 1), not a usage error; a native plugin that cannot be built here is
-/// said once, and the Lua plugin is installed alone (exit 4).
-fn wireshark_install(print_only: bool, native: bool) -> anyhow::Result<Status> {
+/// another user could write, is a failure (exit 1), not a usage error; a
+/// native plugin that cannot be built here is said once, and the Lua
+/// plugin is installed alone (exit 0, or 4 with `--native`).
+fn wireshark_install(print_only: bool, plugins: Plugins) -> anyhow::Result<Status> {
+    let native = plugins != Plugins::LuaOnly;
     let result = if native {
         wireshark::install_native(print_only)
     } else {
@@ -351,10 +378,16 @@ fn wireshark_install(print_only: bool, native: bool) -> anyhow::Result<Status> {
         } else {
             "installed the Lua plugin only"
         };
+        if plugins == Plugins::NativeRequired {
+            messages::say(&format!(
+                "tcpshut: wireshark install --native: cannot build the native plugin: {why}; {done}"
+            ));
+            return Ok(Status::WithoutNative);
+        }
         messages::say(&format!(
-            "tcpshut: wireshark install --native: cannot build the native plugin: {why}; {done}"
+            "tcpshut: wireshark install: {done}: the native plugin, much cheaper per frame, \
+             cannot be built here: {why}"
         ));
-        return Ok(Status::WithoutNative);
     }
     Ok(Status::Complete)
 }

@@ -59,7 +59,7 @@ fn wireshark_install_that_cannot_write_exits_1() {
     let home = dir.path().join("home");
     fs::write(&home, b"").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-        .args(["wireshark", "install"])
+        .args(["wireshark", "install", "--lua"])
         .env("HOME", &home)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("WIRESHARK_CONFIG_DIR")

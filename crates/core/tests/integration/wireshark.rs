@@ -203,7 +203,7 @@ impl Sandbox {
     /// wireshark install`, as a user would.
     fn installed(ws: Wireshark) -> Sandbox {
         let sb = Sandbox::new(ws);
-        let out = sb.tcpshut(&["wireshark", "install"]);
+        let out = sb.tcpshut(&["wireshark", "install", "--lua"]);
         assert!(
             out.status.success(),
             "{ws:?}: tcpshut wireshark install: {}",
@@ -917,7 +917,7 @@ fn lookup_order_preference_argument_environment(ws: Wireshark) {
 
 fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark) {
     let sb = Sandbox::new(ws);
-    let out = sb.tcpshut(&["wireshark", "install"]);
+    let out = sb.tcpshut(&["wireshark", "install", "--lua"]);
     assert!(
         out.status.success(),
         "{}",
@@ -1013,7 +1013,7 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
         std::fs::read_to_string(prefs).unwrap()
     );
     std::fs::write(prefs, &edited).unwrap();
-    let out = sb.tcpshut(&["wireshark", "install"]);
+    let out = sb.tcpshut(&["wireshark", "install", "--lua"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -1390,7 +1390,7 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
     let home = own.path().join("root-home");
     std::fs::create_dir(&home).unwrap();
     for args in [
-        &["wireshark", "install"][..],
+        &["wireshark", "install", "--lua"][..],
         &["wireshark", "open", "syn.pcap"][..],
     ] {
         let out = sb
@@ -2670,7 +2670,7 @@ fn tshark_is_the_expected_version(ws: Wireshark) {
 #[test]
 fn install_print_and_open_without_wireshark() {
     let sb = Sandbox::new(Wireshark::V4_0);
-    let out = sb.tcpshut(&["wireshark", "install", "--print"]);
+    let out = sb.tcpshut(&["wireshark", "install", "--lua", "--print"]);
     assert!(
         out.status.success(),
         "{}",

@@ -1,9 +1,10 @@
-//! `tcpshut wireshark install --native` (issue #13), as the normal test
+//! `tcpshut wireshark install` and `--native` (issue #13), as the normal test
 //! user in the host's Wireshark (Debian's 4.0 loads no personal C plugins
 //! for root): it builds the plugin from the source in the binary and
 //! installs it where tshark loads it, beside the Lua plugin; it refuses
 //! folders another user could write, creating nothing; and without a
-//! compiler it says so once and installs the Lua plugin alone (exit 4).
+//! compiler it says so once and installs the Lua plugin alone (exit 4
+//! with `--native`, 0 without).
 
 use super::native::{personal_epan, same_output_as, Mode, Plugin, INSTALLED_HOME};
 use super::{test_user, Sandbox, Wireshark, TEST_USER};
@@ -97,14 +98,15 @@ fn loaded_plugins(sb: &Sandbox, home: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The command builds and installs the native plugin where the user's
-/// tshark loads it (`tshark -G plugins` lists it there), with the Lua
-/// plugin and the profile. Which one annotates: with the Lua script moved
+/// Plain `install` (no option) builds and installs the native plugin
+/// where the user's tshark loads it (`tshark -G plugins` lists it there),
+/// with the Lua plugin and the profile: the same files `--native --print`
+/// names. Which one annotates: with the Lua script moved
 /// away (`-G plugins` lists the .so alone), that tshark shows a test
 /// capture exactly as the Lua plugin alone does; with both as installed,
 /// the same again, so the Lua script adds nothing of its own.
 #[test]
-fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
+fn install_builds_the_native_plugin_by_default_that_tshark_loads_and_that_annotates() {
     let sb = Sandbox::new(Wireshark::V4_0);
     let home = sb.path(INSTALLED_HOME);
     user_folder(&home);
@@ -117,7 +119,7 @@ fn install_native_installs_a_plugin_tshark_loads_and_that_annotates() {
     );
     assert!(everything_below(&home).is_empty(), "--print wrote");
 
-    let out = install_native(&sb, &home, None, &[]);
+    let out = install_command(&sb, &home, None, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(out.stdout, print.stdout, "--print said other paths");
@@ -446,7 +448,7 @@ fn install_native_refuses_folders_others_can_write_and_creates_nothing() {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Plain `install` (the Lua plugin alone) checks the same folders as
+/// `install --lua` (the Lua plugin alone) checks the same folders as
 /// `--native`, through the same function: a plugins folder owned by
 /// another user, then one others can write, then a group-writable
 /// `~/.local`, then a HOME in a folder another user owns: it refuses
@@ -468,13 +470,13 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
     };
     std::os::unix::fs::chown(&plugins, Some(other_uid), Some(other_gid)).unwrap();
-    refuses(&sb, &home, &[], &plugins, NOT_PRIVATE);
+    refuses(&sb, &home, &["--lua"], &plugins, NOT_PRIVATE);
     user_folder(&plugins);
     mode(&plugins, 0o757);
-    refuses(&sb, &home, &[], &plugins, NOT_PRIVATE);
+    refuses(&sb, &home, &["--lua"], &plugins, NOT_PRIVATE);
     mode(&plugins, 0o755);
     mode(&local, 0o775);
-    refuses(&sb, &home, &[], &local, NOT_PRIVATE);
+    refuses(&sb, &home, &["--lua"], &local, NOT_PRIVATE);
     // a HOME in a folder another user owns, who could replace it
     let theirs = sb.path("theirs");
     std::fs::create_dir(&theirs).unwrap();
@@ -482,10 +484,12 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
     let lodger = theirs.join("home");
     user_folder(&lodger);
     let real = std::fs::canonicalize(&theirs).unwrap();
-    refuses(&sb, &lodger, &[], &real, NOT_SAFE_ABOVE);
+    refuses(&sb, &lodger, &["--lua"], &real, NOT_SAFE_ABOVE);
     // the same folders, the user's alone: installed
     mode(&local, 0o755);
-    let out = install_command(&sb, &home, None, &[]).output().unwrap();
+    let out = install_command(&sb, &home, None, &["--lua"])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -517,17 +521,17 @@ fn install_refuses_profile_folders_of_other_users_and_creates_nothing() {
     user_folder(&home);
     user_folder(&cfg);
     std::os::unix::fs::chown(&cfg, Some(other_uid), Some(other_gid)).unwrap();
-    refuses(&sb, &home, &[], &cfg, PROFILE_NOT_PRIVATE);
+    refuses(&sb, &home, &["--lua"], &cfg, PROFILE_NOT_PRIVATE);
     user_folder(&cfg);
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o775)).unwrap();
-    refuses(&sb, &home, &[], &cfg, PROFILE_NOT_PRIVATE);
+    refuses(&sb, &home, &["--lua"], &cfg, PROFILE_NOT_PRIVATE);
     std::fs::remove_dir(&cfg).unwrap();
     let open = sb.path("open");
     user_folder(&open.join("cfg"));
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::os::unix::fs::symlink(open.join("cfg"), &cfg).unwrap();
     let real_open = std::fs::canonicalize(&open).unwrap();
-    refuses(&sb, &home, &[], &real_open, NOT_SAFE_ABOVE);
+    refuses(&sb, &home, &["--lua"], &real_open, NOT_SAFE_ABOVE);
     std::fs::remove_file(&cfg).unwrap();
     let theirs = sb.path("their-config");
     std::fs::create_dir(&theirs).unwrap();
@@ -535,9 +539,11 @@ fn install_refuses_profile_folders_of_other_users_and_creates_nothing() {
     let lodger = theirs.join("cfg");
     user_folder(&lodger);
     let real = std::fs::canonicalize(&theirs).unwrap();
-    refuses_with(&sb, &home, Some(&lodger), &[], &real, NOT_SAFE_ABOVE);
+    refuses_with(&sb, &home, Some(&lodger), &["--lua"], &real, NOT_SAFE_ABOVE);
     // the same, the user's alone: installed
-    let out = install_command(&sb, &home, None, &[]).output().unwrap();
+    let out = install_command(&sb, &home, None, &["--lua"])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -635,6 +641,48 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         &[],
         &[Mode::Fields],
     );
+}
+
+/// Plain `install` where the native plugin cannot be built (no C compiler
+/// on PATH): the Lua plugin and the profile, one line saying why the
+/// native plugin is missing and what to install, and exit 0: only
+/// `--native` makes that exit 4. `--lua` builds nothing and says nothing
+/// of it; `--lua` with `--native` is a usage error (exit 2).
+#[test]
+fn install_without_a_compiler_installs_the_lua_plugin_says_why_and_succeeds() {
+    let sb = Sandbox::new(Wireshark::V4_0);
+    let bin = tools_folder(&sb, "bin-without-cc", &["make", "pkg-config", "tshark"]);
+    let why = "tcpshut: wireshark install: installed the Lua plugin only: the native plugin, \
+               much cheaper per frame, cannot be built here: no C compiler (cc is not on \
+               PATH; on Debian/Ubuntu: apt install gcc)";
+    for (name, args, said) in [
+        ("home-default", &[][..], vec![why]),
+        ("home-lua", &["--lua"][..], vec![]),
+    ] {
+        let home = sb.path(name);
+        user_folder(&home);
+        let out = install_command(&sb, &home, Some(&bin), args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("native")).collect();
+        assert_eq!(lines, said, "{args:?}: {stderr}");
+        let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(written.len(), 3, "{args:?}: {written:?}");
+        assert_eq!(loaded_plugins(&sb, &home), [written[0].clone()], "{args:?}");
+        assert!(everything_below(&temp_folder(&sb)).is_empty(), "{args:?}");
+    }
+    let home = sb.path("home-both");
+    user_folder(&home);
+    let out = install_command(&sb, &home, Some(&bin), &["--lua", "--native"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(everything_below(&home).is_empty(), "a usage error wrote");
 }
 
 /// As root, the command installs the native plugin into root's folder but
