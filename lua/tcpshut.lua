@@ -1650,7 +1650,28 @@ end
 wanted = first_wanted
 
 local registered = false
-local noted_capture = nil -- the capture the no-sidecar note was given for
+
+-- Whether this run can show the no-sidecar note (an expert item) at all.
+-- Wireshark: always. tshark: only when its command line asks for the tree,
+-- a filter, fields or statistics (-V, -O, -T, -e, -Y, -R, -z, also inside
+-- a cluster such as -nV); plain `tshark -r` prints the summary line alone,
+-- where no expert item ever shows. Read once from /proc/self/cmdline;
+-- where that cannot be read, it counts as yes (slower, never silent).
+local note_shows = nil
+local function note_can_show()
+    if note_shows ~= nil then return note_shows end
+    note_shows = true
+    if gui_enabled and gui_enabled() then return true end
+    local fh = io.open("/proc/self/cmdline", "rb")
+    local cmdline = fh and fh:read(1048576)
+    if fh then fh:close() end
+    if not cmdline then return true end
+    note_shows = false
+    for arg in gmatch(cmdline, "[^%z]+") do
+        if find(arg, "^%-[%w]*[VOTeYRz]") then note_shows = true end
+    end
+    return note_shows
+end
 
 function tcpshut.init()
     if not self_handle then
@@ -1659,27 +1680,17 @@ function tcpshut.init()
     end
     if state.fh then pcall(io.close, state.fh) end
     state = new_state()
-    local capture
-    state.path, state.source, capture = resolve_sidecar()
+    state.path, state.source = resolve_sidecar()
     -- Wireshark calls a post-dissector for every frame, and that call alone
-    -- (the Lua objects it makes) costs more than nothing at all: so the
-    -- plugin becomes one only when a capture with a sidecar (or a sidecar
-    -- named by preference, argument or environment) is opened. Without,
-    -- it costs nothing; once registered it stays (Lua cannot unregister),
-    -- and a later capture without a sidecar gets the one quiet note.
-    if state.path and not registered then
+    -- (the Lua objects it makes) costs about 15 % of plain `tshark -r`: so
+    -- the plugin becomes one only when a capture with a sidecar (or a
+    -- sidecar named by preference, argument or environment) is opened, or
+    -- when the no-sidecar note on the first frame can show (note_can_show:
+    -- Wireshark, and tshark asked for more than its summary lines). Once
+    -- registered it stays (Lua cannot unregister).
+    if not registered and (state.path or note_can_show()) then
         registered = true
         register_postdissector(tcpshut)
-    end
-    -- Not registered, so no frame can carry the note: tshark says it once
-    -- on standard error instead, for the capture file it opened (never for
-    -- a live capture, which has no file open here). The GUI shows no
-    -- standard error; there the note waits for a registered plugin.
-    if not state.path and not registered and capture and capture ~= noted_capture
-        and not (gui_enabled and gui_enabled()) then
-        noted_capture = capture
-        io.stderr:write(format("tcpshut: no sidecar for %s (the tcpshut plugin shows nothing; "
-            .. "`tcpshut annotate %s` makes one)\n", capture, shell_quote(capture)))
     end
 end
 

@@ -26,7 +26,6 @@
 #include <epan/to_str.h>
 #include <epan/address.h>
 #include <epan/ex-opt.h>
-#include <epan/funnel.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,8 +240,6 @@ typedef struct {
 } sidecar_state;
 
 static sidecar_state st;
-static gboolean ever_had_sidecar; /* a capture of this session had one: the no-sidecar note */
-static char *noted_capture;
 
 static void seq_base_free(gpointer p)
 {
@@ -2303,7 +2300,7 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
         return 0;
     }
     if (!st.flags) {
-        if (!st.path && ever_had_sidecar) {
+        if (!st.path) {
             /* no sidecar anywhere: one quiet note on the first frame, no more */
             if (!st.note_frame)
                 st.note_frame = num;
@@ -2329,41 +2326,11 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     return 0;
 }
 
-static char *shell_quote(const char *s)
-{
-    GString *o = g_string_new("'");
-    for (; *s; s++) {
-        if (*s == '\'')
-            g_string_append(o, "'\\''");
-        else
-            g_string_append_c(o, *s);
-    }
-    g_string_append_c(o, '\'');
-    return g_string_free(o, FALSE);
-}
-
 static void tcpshut_init(void)
 {
     state_clear();
     char *capture = NULL;
     resolve_sidecar(&capture);
-    if (st.path)
-        ever_had_sidecar = TRUE;
-    /* tshark says once on standard error that there is no sidecar, for the
-     * capture file it opened (never for a live capture); the GUI shows no
-     * standard error. */
-    /* the GUI, as the Lua API's gui_enabled() tells it: tshark has funnel
-     * operations too, but no buttons */
-    const funnel_ops_t *ops = funnel_get_funnel_ops();
-    gboolean gui = ops != NULL && ops->add_button != NULL;
-    if (!st.path && !ever_had_sidecar && capture && !gui && g_strcmp0(capture, noted_capture) != 0) {
-        g_free(noted_capture);
-        noted_capture = g_strdup(capture);
-        char *q = shell_quote(capture);
-        fprintf(stderr, "tcpshut: no sidecar for %s (the tcpshut plugin shows nothing; `tcpshut annotate %s` makes one)\n",
-                capture, q);
-        g_free(q);
-    }
     g_free(capture);
 }
 

@@ -902,9 +902,8 @@ fn lookup_order_preference_argument_environment(ws: Wireshark) {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("cannot read sidecar"), "{errs:?}");
     assert!(errs[0].contains("TCPSHUT_SIDECAR"), "{errs:?}");
-    // nothing set and nothing beside the capture: the plugin is no
-    // post-dissector at all (issue #13 cost: nothing to show costs
-    // nothing), so nothing is shown, not even the note
+    // nothing set and nothing beside the capture: no fields, only the
+    // quiet note on the first frame
     let f = run(vec!["-X".into(), x], None);
     assert!(f.iter().all(|d| !has_tcpshut_fields(d)), "{f:?}");
     let notes: Vec<Vec<String>> = f
@@ -912,7 +911,8 @@ fn lookup_order_preference_argument_environment(ws: Wireshark) {
         .map(tcpshut_experts)
         .filter(|e| !e.is_empty())
         .collect();
-    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(notes, [[NO_SIDECAR_NOTE]], "{notes:?}");
+    assert_eq!(tcpshut_experts(&f[0]), [NO_SIDECAR_NOTE]);
 }
 
 fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark) {
@@ -2082,11 +2082,18 @@ fn colouring_rules_mark_teardown_frames(ws: Wireshark) {
     );
 }
 
-/// Issue #13 "at a glance": with no sidecar, tshark says once (on
-/// standard error, since the plugin then is no post-dissector and adds
-/// nothing to any frame) how to make one, naming the capture; nothing else
-/// changes. With a sidecar beside the capture, no note.
-fn no_sidecar_note_once_in_tshark(ws: Wireshark) {
+/// The no-sidecar note's text (the expert item `tcpshut.no_sidecar`).
+const NO_SIDECAR_NOTE: &str =
+    "tcpshut: no sidecar for this capture; `tcpshut annotate CAPTURE` makes \
+                               CAPTURE.tcpshut.csv beside it";
+
+/// Issue #13 "at a glance": with no sidecar, one quiet note (an expert
+/// item, chat) on the first frame saying how to make one, and nothing
+/// more: in the tree (`-V`, also with `-2`), in `-z expert` and as a field,
+/// exactly one, on frame 1; nothing on standard error, and plain `tshark
+/// -r` prints what it prints without the plugin. With a sidecar beside
+/// the capture, no note.
+fn no_sidecar_note_once_on_the_first_frame(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = synthetic_capture(&sb, "plain.pcap");
     let script = format!("lua_script:{}", sb.plugin().display());
@@ -2099,45 +2106,71 @@ fn no_sidecar_note_once_in_tshark(ws: Wireshark) {
         let out = cmd.output().unwrap();
         assert_no_lua_error(&format!("{ws:?} {extra:?}"), &out);
         assert!(out.status.success(), "{ws:?} {extra:?}: {out:?}");
-        out
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("tcpshut"), "{ws:?} {extra:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let notes = |out: &std::process::Output| -> Vec<String> {
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .filter(|l| l.contains("tcpshut"))
-            .map(str::to_string)
-            .collect()
-    };
-    for extra in [
-        &[][..],
-        &["-2"][..],
-        &["-q", "-z", "expert"][..],
-        &["-V"][..],
-    ] {
-        let with = run(extra, true);
-        let notes = notes(&with);
-        assert_eq!(notes.len(), 1, "{ws:?} {extra:?}: {notes:?}");
-        assert!(
-            notes[0].starts_with("tcpshut: no sidecar for ")
-                && notes[0].contains("plain.pcap")
-                && notes[0].contains("`tcpshut annotate "),
-            "{ws:?} {extra:?}: {notes:?}"
-        );
-        // the frames themselves are as without the plugin
-        assert_eq!(
-            String::from_utf8_lossy(&with.stdout),
-            String::from_utf8_lossy(&run(extra, false).stdout),
-            "{ws:?} {extra:?}"
-        );
+    // the tree, once and twice through the capture: one note, in frame 1
+    for extra in [&["-V"][..], &["-2", "-V"][..]] {
+        let out = run(extra, true);
+        let frames: Vec<&str> = out.split("\nFrame ").collect();
+        let with_note: Vec<usize> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.contains(NO_SIDECAR_NOTE))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(with_note, [1], "{ws:?} {extra:?}:\n{out}");
+        // one item, a chat (-V prints its text as its label and its message)
+        let item = format!("[Expert Info (Chat/Protocol): {NO_SIDECAR_NOTE}]");
+        assert_eq!(out.matches(&item).count(), 1, "{ws:?} {extra:?}:\n{out}");
+        assert_eq!(out.matches(NO_SIDECAR_NOTE).count(), 2, "{ws:?} {extra:?}");
     }
+    // -z expert: one chat, counted once
+    let out = run(&["-q", "-z", "expert"], true);
+    let mut section = "";
+    let mut found = Vec::new();
+    for l in out.lines() {
+        if !l.starts_with(' ') && l.contains(" (") {
+            section = l;
+        } else if l.contains(NO_SIDECAR_NOTE) {
+            found.push((section, l.split_whitespace().next().unwrap_or_default()));
+        }
+    }
+    assert_eq!(found.len(), 1, "{ws:?}:\n{out}");
+    assert!(
+        found[0].0.starts_with("Chats (") && found[0].1 == "1",
+        "{ws:?}: {found:?}\n{out}"
+    );
+    // as a field: frame 1's only
+    let out = run(
+        &[
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.message",
+        ],
+        true,
+    );
+    let noted: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(NO_SIDECAR_NOTE))
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(noted, ["1"], "{ws:?}:\n{out}");
+    // plain tshark -r: as without the plugin
+    assert_eq!(run(&[], true), run(&[], false), "{ws:?}");
+
     std::fs::write(
         sb.path("plain.pcap.tcpshut.csv"),
         sidecar_text(&synthetic_rows()),
     )
     .unwrap();
-    let annotated = run(&[], true);
-    assert!(notes(&annotated).is_empty(), "{ws:?}: {annotated:?}");
-    assert!(String::from_utf8_lossy(&annotated.stdout).contains(" [FIN "));
+    let annotated = run(&["-V"], true);
+    assert!(!annotated.contains("no sidecar"), "{ws:?}: {annotated}");
+    assert!(annotated.contains("TCP Shutdown"), "{ws:?}");
 }
 
 /// Issue #13 "at a glance": `tcpshut.conn` and Wireshark's `tcp.stream`
@@ -2534,10 +2567,10 @@ fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
         .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on a FIFO beside the capture"));
     assert_no_lua_error("FIFO beside", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // no sidecar: nothing at all
-    assert_eq!(
-        stdout.lines().filter(|l| l.contains("tcpshut")).count(),
-        0,
+    // no sidecar: the quiet note on the first frame, nothing else
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("tcpshut")).collect();
+    assert!(
+        lines.len() == 1 && lines[0].ends_with(&format!(",{NO_SIDECAR_NOTE}")),
         "{stdout}"
     );
 
@@ -2880,7 +2913,7 @@ in_every_wireshark!(
     mismatch_message_keeps_its_reason_within_240_bytes,
     mismatch_is_found_by_seq_and_length,
     info_tag_and_connection_filters,
-    no_sidecar_note_once_in_tshark,
+    no_sidecar_note_once_on_the_first_frame,
     conn_and_tcp_stream_differ_where_expected,
     colouring_rules_mark_teardown_frames,
     pinned_sidecar_applies_to_its_own_capture_only,
