@@ -2029,6 +2029,28 @@ local function connection_lines(list, stream_conns)
     return lines
 end
 
+-- A click that filters to one connection: the packet list's context menu
+-- (right-click a frame: tcpshut > This connection) applies
+-- `tcpshut.conn == N` for the frame's connection. register_packet_menu
+-- exists from Wireshark 4.2 (4.4 and 4.6 here); Wireshark passes the
+-- selected frame's fields, and shows the entry only on frames that have
+-- tcpshut.conn. In 4.0 there is no such menu: right-click the
+-- "Connection: N" line in the packet details, Apply as Filter > Selected.
+-- tshark keeps the entry and never shows it. Registered with the native
+-- plugin too (its fields have the same names).
+local function filter_to_connection(...)
+    for _, field in ipairs({ ... }) do
+        if field.name == "tcpshut.conn" then
+            set_filter("tcpshut.conn == " .. tostring(field.value))
+            apply_filter()
+            return
+        end
+    end
+end
+if register_packet_menu then
+    register_packet_menu("tcpshut/This connection (tcpshut.conn == N)", filter_to_connection, "tcpshut.conn")
+end
+
 if register_stat_cmd_arg then
     register_stat_cmd_arg("tcpshut,conns", function()
         local tap, data = connections_tap()

@@ -2685,6 +2685,113 @@ fn connections_sidecar_not_regular_or_unreadable(ws: Wireshark) {
     }
 }
 
+/// Issue #13 "a click that filters to that connection": from Wireshark
+/// 4.2 the packet list's context menu has "tcpshut > This connection",
+/// which applies `tcpshut.conn == N` for the selected frame. No GUI here:
+/// a harness script stands in for Wireshark's menu and filter bar (it
+/// records what the plugin registers and the filter it sets), loads the
+/// plugin, and on every frame calls the entry's action with that frame's
+/// real fields, as Wireshark does on a right-click. 4.0 has no such menu
+/// (the docs say what to click there instead).
+fn packet_menu_filters_to_the_frames_connection(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "menu.pcap");
+    let probe = sb.path("probe.lua");
+    std::fs::write(
+        &probe,
+        "print(\"register_packet_menu \" .. (register_packet_menu and \"yes\" or \"no\"))\n",
+    )
+    .unwrap();
+    let out = sb
+        .tshark()
+        .args(["-n", "-c", "1", "-r"])
+        .arg(&cap)
+        .args(["-X", &format!("lua_script:{}", probe.display())])
+        .output()
+        .unwrap();
+    let has_menu = ws != Wireshark::V4_0;
+    let want = format!(
+        "register_packet_menu {}",
+        if has_menu { "yes" } else { "no" }
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&want),
+        "{ws:?}: {want}: {out:?}"
+    );
+    if !has_menu {
+        return;
+    }
+    let harness = sb.path("harness.lua");
+    std::fs::write(
+        &harness,
+        format!(
+            r#"-- each script has an environment of its own over _G (4.4 and later)
+local action, filter
+_G.register_packet_menu = function(name, fn, required)
+    action = fn
+    print("menu: " .. name .. " | " .. tostring(required))
+end
+_G.set_filter = function(f) filter = f end
+_G.apply_filter = function() print("applied: " .. tostring(filter)) end
+dofile("{}")
+local tap = Listener.new("frame")
+function tap.packet(pinfo)
+    filter = nil
+    action(all_field_infos())
+    print("frame " .. pinfo.number .. " filter " .. tostring(filter))
+end
+"#,
+            sb.plugin().display()
+        ),
+    )
+    .unwrap();
+    // two connections on one 4-tuple, the sidecar beside the capture
+    let cap = sb.path("port-reuse.pcap");
+    std::fs::copy(repo_root().join("testdata/port-reuse.pcap"), &cap).unwrap();
+    let annotated = sb.tcpshut(&["annotate", "port-reuse.pcap"]);
+    assert!(annotated.status.success(), "{annotated:?}");
+    let text = std::fs::read_to_string(sb.path("port-reuse.pcap.tcpshut.csv")).unwrap();
+    let conn_of: BTreeMap<u32, String> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[2].to_string())
+        })
+        .collect();
+    let conns: std::collections::BTreeSet<&String> = conn_of.values().collect();
+    assert!(conns.len() > 1, "{conns:?}");
+    let out = sb
+        .tshark()
+        .args(["-n", "-V", "-r"])
+        .arg(&cap)
+        .args(["-X", &format!("lua_script:{}", harness.display())])
+        .output()
+        .unwrap();
+    assert_no_lua_error(&format!("{ws:?}: packet menu"), &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("menu: ") || l.starts_with("frame ") || l.starts_with("applied: ")
+        })
+        .collect();
+    let mut want =
+        vec!["menu: tcpshut/This connection (tcpshut.conn == N) | tcpshut.conn".to_string()];
+    let frames = stdout.lines().filter(|l| l.starts_with("Frame ")).count() as u32;
+    for frame in 1..=frames {
+        match conn_of.get(&frame) {
+            Some(conn) => {
+                want.push(format!("applied: tcpshut.conn == {conn}"));
+                want.push(format!("frame {frame} filter tcpshut.conn == {conn}"));
+            }
+            // no row: no tcpshut.conn (Wireshark shows no entry there)
+            None => want.push(format!("frame {frame} filter nil")),
+        }
+    }
+    assert_eq!(ours, want, "{ws:?}:\n{stdout}");
+}
+
 /// The chroots hold the Wireshark they are meant to test.
 fn tshark_is_the_expected_version(ws: Wireshark) {
     let sb = Sandbox::new(ws);
@@ -2914,6 +3021,7 @@ in_every_wireshark!(
     mismatch_is_found_by_seq_and_length,
     info_tag_and_connection_filters,
     no_sidecar_note_once_on_the_first_frame,
+    packet_menu_filters_to_the_frames_connection,
     conn_and_tcp_stream_differ_where_expected,
     colouring_rules_mark_teardown_frames,
     pinned_sidecar_applies_to_its_own_capture_only,
