@@ -165,6 +165,7 @@ impl Line {
         self.secs.text[..len].copy_from_slice(&self.bytes[at..self.len]);
     }
 
+    #[inline]
     pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -194,7 +195,7 @@ impl Line {
     /// Epoch seconds with exactly nine decimals; `false` (nothing written)
     /// for times before 1970 and nanoseconds past a second (never from
     /// a capture), which `Timestamp`'s `Display` handles.
-    #[inline]
+    #[inline(always)]
     pub(super) fn timestamp(&mut self, ts: Timestamp) -> bool {
         let Ok(secs) = u64::try_from(ts.secs) else {
             return false;
@@ -214,7 +215,7 @@ impl Line {
 
     /// `a.b.c.d:port,e.f.g.h:port,` from [`Line::pairs`], or formatted
     /// and kept there; `false` (nothing written) unless both are IPv4.
-    #[inline]
+    #[inline(always)]
     pub(super) fn addr_pair(&mut self, src: &SocketAddr, dst: &SocketAddr) -> bool {
         let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
             return false;
