@@ -177,8 +177,8 @@ impl<W: Write> CsvSink<W> {
             self.flush_line();
             self.display(row.ts);
         }
-        self.line.number(row.conn.into());
-        if !self.line.addr_pair(&row.src, &row.dst) {
+        if !self.line.conn_and_addrs(row.conn, &row.src, &row.dst) {
+            self.line.number(row.conn.into());
             for addr in [&row.src, &row.dst] {
                 if !self.line.addr(addr) {
                     self.flush_line();

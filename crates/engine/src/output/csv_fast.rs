@@ -27,15 +27,16 @@ pub(super) struct Line {
     /// The last whole seconds written, with their digits and the dot:
     /// consecutive rows mostly share them.
     secs: Cached,
-    /// Recently written IPv4 `source,destination,` pairs, direct-mapped
-    /// by a hash of the two: a row's addresses are mostly those of one
-    /// direction of the few hundred connections open at the time, and
-    /// one look-up serves both fields.
+    /// Recently written `conn,source,destination,` fields (IPv4),
+    /// direct-mapped by connection and direction: a row's are those of
+    /// one direction of the few hundred connections open at the time,
+    /// and one look-up serves the three fields.
     pairs: Box<[CachedPair; PAIR_CACHE]>,
 }
 
 /// Slots of [`Line::pairs`] (a power of two): two directions of the
-/// connections open at once on a busy link, in 144 KB.
+/// last 1,024 connections (numbered in order of appearance, those open at
+/// once on a busy link have nearby numbers), in 176 KB.
 pub(super) const PAIR_CACHE: usize = 2048;
 
 /// A formatted field (at most 24 bytes) and what it was formatted from.
@@ -55,26 +56,29 @@ impl Cached {
     };
 }
 
-/// Two formatted IPv4 `address:port` fields with their commas (at most
-/// 44 bytes), and the addresses they were formatted from ([`v4_key`]).
+/// A formatted connection number and two IPv4 `address:port` fields,
+/// with their commas (at most 55 bytes), and what they were formatted
+/// from (the addresses as [`v4_key`]s).
 #[derive(Clone, Copy)]
 pub(super) struct CachedPair {
     /// `u64::MAX`: empty (no address has this key).
     src: u64,
     dst: u64,
-    text: [u8; PAIR_TEXT],
+    conn: u32,
     len: u8,
+    text: [u8; PAIR_TEXT],
 }
 
-/// Room for two `address:port,` fields, copied whole.
-const PAIR_TEXT: usize = 48;
+/// Room for `conn,address:port,address:port,`, copied whole.
+const PAIR_TEXT: usize = 64;
 
 impl CachedPair {
     const EMPTY: CachedPair = CachedPair {
         src: u64::MAX,
         dst: u64::MAX,
-        text: [0; PAIR_TEXT],
+        conn: 0,
         len: 0,
+        text: [0; PAIR_TEXT],
     };
 }
 
@@ -213,26 +217,28 @@ impl Line {
         true
     }
 
-    /// `a.b.c.d:port,e.f.g.h:port,` from [`Line::pairs`], or formatted
-    /// and kept there; `false` (nothing written) unless both are IPv4.
+    /// `conn,a.b.c.d:port,e.f.g.h:port,` from [`Line::pairs`], or
+    /// formatted and kept there; `false` (nothing written) unless both
+    /// addresses are IPv4.
     #[inline(always)]
-    pub(super) fn addr_pair(&mut self, src: &SocketAddr, dst: &SocketAddr) -> bool {
+    pub(super) fn conn_and_addrs(&mut self, conn: u32, src: &SocketAddr, dst: &SocketAddr) -> bool {
         let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
             return false;
         };
         let (src_key, dst_key) = (v4_key(src), v4_key(dst));
-        // Fibonacci hashing: the top bits of the product mix every bit of
-        // the keys; the rotation tells the two directions apart.
-        let slot = ((src_key ^ dst_key.rotate_left(24)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (64 - PAIR_CACHE.ilog2())) as usize;
+        // The connection's number picks two slots, its direction (which
+        // address is the larger) one of them.
+        let slot = (conn as usize) << 1 | usize::from(src_key > dst_key);
+        let slot = slot & (PAIR_CACHE - 1);
         let at = self.len;
         let cached = &self.pairs[slot];
-        if cached.src == src_key && cached.dst == dst_key {
+        if cached.src == src_key && cached.dst == dst_key && cached.conn == conn {
             let (text, len) = (cached.text, usize::from(cached.len));
             self.bytes[at..at + PAIR_TEXT].copy_from_slice(&text);
             self.len += len;
             return true;
         }
+        self.number(conn.into());
         for v4 in [src, dst] {
             self.len += put_ipv4_socket(&mut self.bytes[self.len..], v4);
             self.comma();
@@ -242,8 +248,9 @@ impl Line {
         *entry = CachedPair {
             src: src_key,
             dst: dst_key,
-            text: [0; PAIR_TEXT],
+            conn,
             len: len as u8,
+            text: [0; PAIR_TEXT],
         };
         entry.text[..len].copy_from_slice(&self.bytes[at..at + len]);
         true
@@ -518,9 +525,15 @@ mod tests {
                 secs: (1_700_000_000 + (pick % 3)) as i64,
                 nanos: (x >> 34) as u32 % 1_000_000_000,
             };
-            assert!(line.addr_pair(&src, &dst));
+            // Mostly the connection the addresses had, at times another.
+            let conn = if x & 6 == 0 {
+                pick as u32 ^ 1
+            } else {
+                pick as u32
+            };
+            assert!(line.conn_and_addrs(conn, &src, &dst));
             assert!(line.timestamp(ts));
-            expected.push_str(&format!("{src},{dst},{ts},"));
+            expected.push_str(&format!("{conn},{src},{dst},{ts},"));
             assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
             line.len = 0;
             expected.clear();
@@ -587,7 +600,7 @@ mod tests {
         assert!(!line.addr(&"[::1]:80".parse().unwrap()));
         let v4 = "10.0.0.1:1".parse().unwrap();
         let v6 = "[::1]:80".parse().unwrap();
-        assert!(!line.addr_pair(&v4, &v6) && !line.addr_pair(&v6, &v4));
+        assert!(!line.conn_and_addrs(1, &v4, &v6) && !line.conn_and_addrs(1, &v6, &v4));
         assert!(!line.timestamp(Timestamp { secs: -1, nanos: 0 }));
         let past_a_second = Timestamp {
             secs: 1,
