@@ -147,16 +147,23 @@ impl Line {
     }
 
     /// Writes the seconds' digits and dot from [`Line::secs`] if they
-    /// were made from `secs`; otherwise formats them and keeps them there.
-    #[inline]
+    /// were made from `secs` (inlined: most rows); otherwise formats them
+    /// and keeps them there (out of line).
+    #[inline(always)]
     fn secs(&mut self, secs: u64) {
-        let at = self.len;
         if self.secs.key == secs {
-            let (text, len) = (self.secs.text, usize::from(self.secs.len));
+            let (at, text, len) = (self.len, self.secs.text, usize::from(self.secs.len));
             self.bytes[at..at + 24].copy_from_slice(&text);
             self.len += len;
             return;
         }
+        self.new_secs(secs);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_secs(&mut self, secs: u64) {
+        let at = self.len;
         self.len += put_number(&mut self.bytes[self.len..], secs);
         self.bytes[self.len] = b'.';
         self.len += 1;
