@@ -140,6 +140,15 @@ pub struct Summary {
     after_peer: bool,
 }
 
+impl Summary {
+    /// What tells most sentences apart (the events, the sender's side
+    /// and calls): cheaper to hash than the whole, for a cache's slot
+    /// (the cache still compares the whole).
+    pub(crate) fn gist(&self) -> (EventSet, Side, CallSteps) {
+        (self.events, self.sender, self.calls)
+    }
+}
+
 /// What a step of calls means, in words.
 fn describe_step(step: CallSet) -> &'static str {
     if step == CallSet::of(FIN_STILL_READING) {
