@@ -290,9 +290,8 @@ end
 local CAPTURE_EXT = { pcap = true, pcapng = true, cap = true, ntar = true, gz = true, zst = true, lz4 = true }
 
 -- Linux: look at the files this process has open and take the most recently
--- opened one (highest fd) that has a CAPTURE.tcpshut.csv sibling. Returns
--- that sidecar's path (or nil) and, for the note where there is none, the
--- open capture the same way chosen among all capture-like regular files.
+-- opened one (highest fd) that has a CAPTURE.tcpshut.csv sibling, capture-
+-- like names first. Returns that sidecar's path, or nil.
 local function find_beside_capture()
     local fh = io.open("/proc/self/stat", "r")
     if not fh then return nil end
@@ -307,7 +306,6 @@ local function find_beside_capture()
         .. "[ -f \"$t.tcpshut.csv\" ] && s=1; printf '%s %s %s\\n' \"${f##*/}\" \"$s\" \"$t\"; }; done 2>/dev/null")
     if not ok or not pipe then return nil end
     local best_fd, best, best_is_cap = -1, nil, false
-    local cap_fd, cap = -1, nil
     for line in pipe:lines() do
         local fd, has_sidecar, target = match(line, "^(%d+) ([01]) (/.+)$")
         if fd and not match(target, "^/proc/") and not match(target, "^/dev/") and not match(target, "^/sys/")
@@ -318,11 +316,10 @@ local function find_beside_capture()
             if has_sidecar == "1" and ((is_cap and not best_is_cap) or (is_cap == best_is_cap and n > best_fd)) then
                 best_fd, best, best_is_cap = n, target .. ".tcpshut.csv", is_cap
             end
-            if is_cap and n > cap_fd then cap_fd, cap = n, target end
         end
     end
     pipe:close()
-    return best, cap
+    return best
 end
 
 local BESIDE = "beside the capture"
@@ -339,9 +336,9 @@ local function resolve_sidecar()
     if type(arg1) == "string" and arg1 ~= "" then return arg1, "argument lua_script1" end
     local env = os.getenv("TCPSHUT_SIDECAR")
     if env and env ~= "" then return env, "TCPSHUT_SIDECAR" end
-    local ok, auto, capture = pcall(find_beside_capture)
+    local ok, auto = pcall(find_beside_capture)
     if ok and auto then return auto, BESIDE end
-    return nil, nil, ok and capture or nil
+    return nil
 end
 
 ---------------------------------------------------------------------------

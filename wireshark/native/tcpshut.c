@@ -452,19 +452,15 @@ static gboolean capture_extension(const char *path)
 
 /* Linux: the files this process has open; the most recently opened one
  * (highest fd) with a CAPTURE.tcpshut.csv sibling that is a regular file,
- * capture-like names first. Returns that sidecar (newly allocated) or NULL,
- * and in *capture the open capture chosen the same way among capture-like
- * regular files (for the no-sidecar note). */
-static char *find_beside_capture(char **capture)
+ * capture-like names first. Returns that sidecar (newly allocated) or NULL. */
+static char *find_beside_capture(void)
 {
-    if (capture)
-        *capture = NULL;
     DIR *dir = opendir("/proc/self/fd");
     if (!dir)
         return NULL;
-    long best_fd = -1, cap_fd = -1;
+    long best_fd = -1;
     gboolean best_is_cap = FALSE;
-    char *best = NULL, *cap = NULL;
+    char *best = NULL;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         if (!all_digits(de->d_name, strlen(de->d_name)) || strlen(de->d_name) > 9)
@@ -490,17 +486,8 @@ static char *find_beside_capture(char **capture)
         } else {
             g_free(sidecar);
         }
-        if (is_cap && fd > cap_fd) {
-            cap_fd = fd;
-            g_free(cap);
-            cap = g_strdup(target);
-        }
     }
     closedir(dir);
-    if (capture)
-        *capture = cap;
-    else
-        g_free(cap);
     return best;
 }
 
@@ -517,9 +504,8 @@ static const char *script_argument(void)
     return a;
 }
 
-static void resolve_sidecar(char **capture)
+static void resolve_sidecar(void)
 {
-    *capture = NULL;
     const char *arg, *env;
     if (pref_sidecar && *pref_sidecar) {
         st.path = g_strdup(pref_sidecar);
@@ -531,7 +517,7 @@ static void resolve_sidecar(char **capture)
         st.path = g_strdup(env);
         st.source = g_strdup("TCPSHUT_SIDECAR");
     } else {
-        st.path = find_beside_capture(capture);
+        st.path = find_beside_capture();
         if (st.path)
             st.source = g_strdup(BESIDE);
     }
@@ -2113,7 +2099,7 @@ static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guin
         /* A sidecar named by a preference, argument or environment variable
          * belongs to one capture: for another one, the sidecar beside it. */
         if (strcmp(st.source, BESIDE) != 0 && !st.fell_back) {
-            char *autop = find_beside_capture(NULL);
+            char *autop = find_beside_capture();
             if (autop && strcmp(autop, st.path) != 0) {
                 char *source = g_strdup_printf("%s (not %s)", BESIDE, st.source);
                 state_clear();
@@ -2329,9 +2315,7 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
 static void tcpshut_init(void)
 {
     state_clear();
-    char *capture = NULL;
-    resolve_sidecar(&capture);
-    g_free(capture);
+    resolve_sidecar();
 }
 
 static void tcpshut_cleanup(void)
