@@ -84,6 +84,9 @@ impl Row {
 
     /// The row of the segment sent from `src_dst[0]` to `src_dst[1]`,
     /// given only the fields of it a row shows (held rows keep no more).
+    /// Always inlined: the held rows make a row at two sites, so that
+    /// each writes its own facts straight into it.
+    #[inline(always)]
     pub(crate) fn of_fields(
         frame: u64,
         ts: Timestamp,

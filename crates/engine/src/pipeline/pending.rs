@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 
 use crate::output::rows::Row;
 use crate::pipeline::spill::{RowFile, Settled, VerdictFile};
-use crate::tracking::connection::{Connection, SegmentFacts};
+use crate::tracking::connection::{Connection, ResolvedFacts, SegmentFacts};
 use crate::tracking::endpoint::TcpState;
 use crate::tracking::event::EventSet;
 use crate::tracking::inference::ConnVerdict;
@@ -204,7 +204,31 @@ impl PendingRow {
     }
 
     /// Its row, from the connection's `endpoints` and `verdict`.
+    ///
+    /// `SegmentFacts::resolved`, with the row made in each branch: a
+    /// quiet row's facts (most rows) then go straight into it, and the
+    /// other rows' (one in five, the rules applied) are made out of line,
+    /// so that the quiet ones do not lay their facts out for the rules.
     fn row(&self, settled: &Settled) -> Row {
+        let facts = self.facts();
+        let verdict = &settled.verdict;
+        if facts.quiet(verdict, self.frame) {
+            self.row_of(settled, &facts.resolved_quietly(verdict))
+        } else {
+            self.row_by_the_rules(settled)
+        }
+    }
+
+    #[inline(never)]
+    fn row_by_the_rules(&self, settled: &Settled) -> Row {
+        let resolved = self
+            .facts()
+            .resolved_by_the_rules(&settled.verdict, self.frame);
+        self.row_of(settled, &resolved)
+    }
+
+    #[inline(always)]
+    fn row_of(&self, settled: &Settled, resolved: &ResolvedFacts) -> Row {
         let sender = usize::from(self.sender);
         let endpoints = settled.endpoints;
         Row::of_fields(
@@ -216,7 +240,7 @@ impl PendingRow {
             [endpoints[sender], endpoints[1 - sender]],
             self.flags,
             self.payload_len,
-            &self.facts().resolved(&settled.verdict, self.frame),
+            resolved,
         )
     }
 }
