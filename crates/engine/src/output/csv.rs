@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use rustc_hash::FxBuildHasher;
 
-use super::csv_fast::{padded_name, Line};
+use super::csv_fast::{padded_name, Block};
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::{Row, Summary};
 use crate::pipeline::sinks::{RowFormatter, RowSink};
@@ -39,16 +39,14 @@ pub const CSV_HEADER: [&str; 16] = [
 
 /// Writes one CSV row per segment.
 ///
-/// Rows are formatted straight into a byte buffer (the fields every row
-/// has through [`super::csv_fast`], everything else through its
-/// `Display`) and handed
-/// to `out` in blocks: this runs once per segment and dominates a run.
+/// Rows are formatted straight into a block of bytes (the fields every
+/// row has through [`super::csv_fast`], everything else through its
+/// `Display`) and handed to `out` in blocks: this runs once per segment
+/// and dominates a run.
 pub struct CsvSink<W: Write> {
     out: W,
     /// Formatted rows not yet handed to `out`.
-    buf: Vec<u8>,
-    /// The row being formatted (kept: it is larger than most rows).
-    line: Box<Line>,
+    block: Box<Block>,
     /// The events, calls, sentence and severity fields of rows with
     /// events, by what they are made from: a capture has few distinct
     /// combinations, so each is formatted about once.
@@ -71,8 +69,7 @@ impl<W: Write> CsvSink<W> {
     pub fn new(out: W) -> Self {
         CsvSink {
             out,
-            buf: Vec::with_capacity(CSV_BLOCK + 1024),
-            line: Box::new(Line::new()),
+            block: Box::new(Block::new(CSV_BLOCK + 1024)),
             tails: vec![None; TAIL_CACHE],
         }
     }
@@ -83,8 +80,8 @@ impl<W: Write> CsvSink<W> {
     }
 
     fn flush_block(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
+        self.out.write_all(self.block.as_bytes())?;
+        self.block.clear();
         Ok(())
     }
 
@@ -97,11 +94,11 @@ impl<W: Write> CsvSink<W> {
         let tail: Tail = (row.calls, row.summary);
         if let Some((made_from, bytes)) = &self.tails[slot] {
             if *made_from == tail {
-                self.buf.extend_from_slice(bytes);
+                self.block.put(bytes);
                 return;
             }
         }
-        let start = self.buf.len();
+        let start = self.block.len();
         self.display(row.events);
         match &row.calls {
             Some(calls) => self.display(calls),
@@ -109,62 +106,46 @@ impl<W: Write> CsvSink<W> {
         }
         self.display(row.summary);
         self.text(row.severity.code());
-        self.tails[slot] = Some((tail, self.buf[start..].to_vec()));
-    }
-
-    /// Moves the line's fields into the block.
-    fn flush_line(&mut self) {
-        self.buf.extend_from_slice(self.line.as_bytes());
-        self.line.clear();
-    }
-
-    fn number(&mut self, value: u64) {
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        self.buf.push(b',');
+        self.tails[slot] = Some((tail, self.block.as_bytes()[start..].to_vec()));
     }
 
     fn text(&mut self, value: &str) {
-        self.buf.extend_from_slice(value.as_bytes());
-        self.buf.push(b',');
+        self.block.put(value.as_bytes());
+        self.block.comma();
     }
 
     /// Formats `value` as one field, quoted per RFC 4180 when it contains
     /// a comma, a quote or a line break.
     fn display(&mut self, value: impl fmt::Display) {
-        let start = self.buf.len();
-        write!(Bytes(&mut self.buf), "{value}").expect("writing to a Vec cannot fail");
-        if self.buf[start..]
+        let start = self.block.len();
+        write!(Bytes(&mut self.block), "{value}").expect("writing to a block cannot fail");
+        let field = &self.block.as_bytes()[start..];
+        if field
             .iter()
             .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
         {
-            let field = self.buf.split_off(start);
-            self.buf.push(b'"');
-            for &b in &field {
+            let mut quoted = vec![b'"'];
+            for &b in field {
                 if b == b'"' {
-                    self.buf.push(b'"');
+                    quoted.push(b'"');
                 }
-                self.buf.push(b);
+                quoted.push(b);
             }
-            self.buf.push(b'"');
+            quoted.push(b'"');
+            self.block.truncate(start);
+            self.block.put(&quoted);
         }
-        self.buf.push(b',');
+        self.block.comma();
     }
 
     /// Replaces the last field's comma with the end of the record.
     fn end_record(&mut self) -> io::Result<()> {
-        self.close_record();
+        self.block.close_record();
         self.flush_if_full()
     }
 
-    fn close_record(&mut self) {
-        if let Some(last) = self.buf.last_mut() {
-            *last = b'\n';
-        }
-    }
-
     fn flush_if_full(&mut self) -> io::Result<()> {
-        if self.buf.len() >= CSV_BLOCK {
+        if self.block.len() >= CSV_BLOCK {
             self.flush_whole_blocks()?;
         }
         Ok(())
@@ -172,60 +153,63 @@ impl<W: Write> CsvSink<W> {
 
     /// Formats `row` into the block (not handed to the output yet).
     fn put_row(&mut self, row: &Row) {
-        // The fields every row has, bounded in length, through the line;
-        // IPv6 addresses and negative times are rare enough for `fmt`.
-        self.line.number(row.frame);
-        if !self.line.timestamp(row.ts) {
-            self.flush_line();
+        // The fields every row has, bounded in length, in place; IPv6
+        // addresses and negative times are rare enough for `fmt`.
+        let mut line = self.block.line();
+        line.number(row.frame);
+        if !line.timestamp(row.ts) {
+            line.done();
             self.display(row.ts);
+            line = self.block.line();
         }
-        if !self.line.conn_and_addrs(row.conn, &row.src, &row.dst) {
-            self.line.number(row.conn.into());
+        if !line.conn_and_addrs(row.conn, &row.src, &row.dst) {
+            line.number(row.conn.into());
             for addr in [&row.src, &row.dst] {
-                if !self.line.addr(addr) {
-                    self.flush_line();
+                if !line.addr(addr) {
+                    line.done();
                     self.display(addr);
+                    line = self.block.line();
                 }
             }
         }
-        let line = &mut self.line;
         line.flags(row.flags);
         line.number(row.seq.into());
         line.number(row.ack.into());
         line.number(row.len.into());
         line.padded(padded_name(row.sender_state));
         line.padded(padded_name(row.receiver_state));
-        self.flush_line();
         // Most rows have no events, hence no calls, sentence or severity.
         if row.events.is_empty() {
-            self.buf.extend_from_slice(b",,,,");
+            line.empty_fields::<4>();
         } else {
+            line.done();
             self.tail(row);
+            line = self.block.line();
         }
         match row.related {
-            Some(frame) => self.number(frame),
-            None => self.text(""),
+            Some(frame) => line.number(frame),
+            None => line.empty_fields::<1>(),
         }
-        self.close_record();
+        line.done();
+        self.block.close_record();
     }
 
     /// Hands whole blocks to the output and keeps the rest, so that every
     /// write covers whole pages of the file at page-aligned offsets.
     fn flush_whole_blocks(&mut self) -> io::Result<()> {
-        let whole = self.buf.len() - self.buf.len() % CSV_BLOCK;
-        self.out.write_all(&self.buf[..whole])?;
-        self.buf.copy_within(whole.., 0);
-        self.buf.truncate(self.buf.len() - whole);
+        let whole = self.block.len() - self.block.len() % CSV_BLOCK;
+        self.out.write_all(&self.block.as_bytes()[..whole])?;
+        self.block.drop_front(whole);
         Ok(())
     }
 }
 
-/// `fmt::Write` into a byte buffer.
-struct Bytes<'a>(&'a mut Vec<u8>);
+/// `fmt::Write` into the block.
+struct Bytes<'a>(&'a mut Block);
 
 impl fmt::Write for Bytes<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
+        self.0.put(s.as_bytes());
         Ok(())
     }
 }
@@ -259,7 +243,7 @@ impl<W: Write> RowSink for CsvSink<W> {
     }
 
     fn formatted_rows(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(bytes);
+        self.block.put(bytes);
         self.flush_if_full()
     }
 }
@@ -270,9 +254,9 @@ struct CsvRows(CsvSink<io::Sink>);
 
 impl RowFormatter for CsvRows {
     fn format(&mut self, row: &Row, out: &mut Vec<u8>) {
-        std::mem::swap(&mut self.0.buf, out);
         self.0.put_row(row);
-        std::mem::swap(&mut self.0.buf, out);
+        out.extend_from_slice(self.0.block.as_bytes());
+        self.0.block.clear();
     }
 }
 

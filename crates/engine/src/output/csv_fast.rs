@@ -1,8 +1,10 @@
-//! The CSV sidecar's fast path: the fields every row has, formatted in a
-//! fixed buffer without `fmt` (the row's CSV was a fifth of a run).
+//! The CSV sidecar's fast path: the fields every row has, formatted
+//! without `fmt` straight into the block of rows that is written out
+//! (the row's CSV was a fifth of a run).
 //!
-//! Invariant: everything [`Line`] writes needs no CSV quoting and is what
-//! the field's `Display` would write. Its fields are decimal numbers,
+//! Invariant: every field [`Block`] formats (all its writes but
+//! [`Block::put`], which copies what `CsvSink` made) needs no CSV quoting
+//! and is what the field's `Display` would write. Its fields are decimal numbers,
 //! epoch times with nine decimals (from 1970 on), IPv4 `a.b.c.d:port`,
 //! flag letters and RFC 9293 state names: digits, `.`, `:`, capital
 //! letters and `-`, never a comma, quote or line break, so no field here
@@ -17,13 +19,22 @@ use std::net::{SocketAddr, SocketAddrV4};
 use crate::tracking::endpoint::TcpState;
 use crate::wire::segment::{TcpFlags, Timestamp};
 
-/// A row's bounded fields, formatted in a fixed buffer: digits are written in
-/// place and short texts are copied as fixed-size padded blocks, so that
-/// no field costs a call to `memcpy` or the `fmt` machinery (the row's
-/// CSV was a fifth of a run). Each field ends with its comma.
-pub(super) struct Line {
-    bytes: [u8; LINE_CAPACITY],
+/// The sidecar's block being filled, rows formatted straight into it
+/// through a [`Line`] (the bounded fields of a row) and [`Block::put`]
+/// (the other fields, copied in). It was a line buffer copied into a
+/// `Vec` once a row: a `memcpy` call and the `Vec`'s checks.
+pub(super) struct Block {
+    /// `bytes[..len]` are formatted; the rest is room, initialised once
+    /// (so that fields are written without a `Vec`'s checks), at least
+    /// [`LINE_CAPACITY`] of it at a [`Line`]'s start and after every
+    /// [`Block::put`].
+    bytes: Vec<u8>,
     len: usize,
+    caches: Caches,
+}
+
+/// Fields formatted before, kept to be copied again.
+struct Caches {
     /// The last whole seconds written, with their digits and the dot:
     /// consecutive rows mostly share them.
     secs: Cached,
@@ -34,7 +45,22 @@ pub(super) struct Line {
     pairs: Box<[CachedPair; PAIR_CACHE]>,
 }
 
-/// Slots of [`Line::pairs`] (a power of two): two directions of the
+/// A row's bounded fields, formatted in place in the block's room (a
+/// window of fixed size, so one bounds check a row and none a field, and
+/// its length in a register: the block's own length, behind a pointer
+/// the digits' stores might alias, was reloaded at every field): digits
+/// are written in place and short texts are copied as fixed-size padded
+/// blocks, so that no field costs a call to `memcpy` or the `fmt`
+/// machinery. Each field ends with its comma; [`Line::done`] adds them
+/// to the block.
+pub(super) struct Line<'a> {
+    bytes: &'a mut [u8; LINE_CAPACITY],
+    len: usize,
+    filled: &'a mut usize,
+    caches: &'a mut Caches,
+}
+
+/// Slots of [`Caches::pairs`] (a power of two): two directions of the
 /// last 1,024 connections (numbered in order of appearance, those open at
 /// once on a busy link have nearby numbers), in 176 KB.
 pub(super) const PAIR_CACHE: usize = 2048;
@@ -89,8 +115,9 @@ fn v4_key(v4: &SocketAddrV4) -> u64 {
 }
 
 /// Room for the bounded fields of a row (frame, ts, conn, two IPv4
-/// addresses, flags, seq, ack, len, two states: at most 200 bytes) plus
-/// the slack a padded or cached copy writes past its text.
+/// addresses, flags, seq, ack, len, two states, and the four empty
+/// fields and the related frame of a row without events: at most 200
+/// bytes) plus the slack a padded or cached copy writes past its text.
 pub(super) const LINE_CAPACITY: usize = 256;
 
 /// A text of at most 16 bytes, padded to 16 so that it copies in one move.
@@ -136,23 +163,118 @@ impl Padded {
     }
 }
 
-impl Line {
-    pub(super) fn new() -> Line {
-        Line {
-            bytes: [0; LINE_CAPACITY],
+impl Block {
+    /// An empty block with room for `bytes` before it grows.
+    pub(super) fn new(bytes: usize) -> Block {
+        Block {
+            bytes: vec![0; bytes.max(LINE_CAPACITY)],
             len: 0,
-            secs: Cached::EMPTY,
-            pairs: Box::new([CachedPair::EMPTY; PAIR_CACHE]),
+            caches: Caches {
+                secs: Cached::EMPTY,
+                pairs: Box::new([CachedPair::EMPTY; PAIR_CACHE]),
+            },
         }
     }
 
-    /// Writes the seconds' digits and dot from [`Line::secs`] if they
+    /// A line of bounded fields at the end of the block.
+    #[inline(always)]
+    pub(super) fn line(&mut self) -> Line<'_> {
+        if self.len + LINE_CAPACITY > self.bytes.len() {
+            self.grow(0);
+        }
+        let at = self.len;
+        Line {
+            bytes: (&mut self.bytes[at..at + LINE_CAPACITY])
+                .try_into()
+                .expect("room for a line"),
+            len: 0,
+            filled: &mut self.len,
+            caches: &mut self.caches,
+        }
+    }
+
+    /// Room for `more` bytes and [`LINE_CAPACITY`] after them.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, more: usize) {
+        self.bytes.resize(self.len + more + LINE_CAPACITY, 0);
+    }
+
+    /// Appends `bytes` (a field of any length, or formatted rows).
+    #[inline]
+    pub(super) fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() + LINE_CAPACITY > self.bytes.len() {
+            self.grow(bytes.len());
+        }
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Bytes formatted.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets the bytes from `len` on.
+    pub(super) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Forgets the first `len` bytes (written out), keeping the rest.
+    pub(super) fn drop_front(&mut self, len: usize) {
+        self.bytes.copy_within(len..self.len, 0);
+        self.len -= len;
+    }
+
+    /// Replaces the last field's comma with the end of the record.
+    #[inline]
+    pub(super) fn close_record(&mut self) {
+        if let Some(last) = self.len.checked_sub(1) {
+            self.bytes[last] = b'\n';
+        }
+    }
+
+    #[inline]
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Empties the block.
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Ends a field.
+    pub(super) fn comma(&mut self) {
+        self.put(b",");
+    }
+}
+
+impl Line<'_> {
+    /// The fields written so far.
+    #[cfg(test)]
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Adds the line's fields to the block.
+    #[inline(always)]
+    pub(super) fn done(self) {
+        *self.filled += self.len;
+    }
+
+    /// Writes the seconds' digits and dot from [`Caches::secs`] if they
     /// were made from `secs` (inlined: most rows); otherwise formats them
     /// and keeps them there (out of line).
     #[inline(always)]
     fn secs(&mut self, secs: u64) {
-        if self.secs.key == secs {
-            let (at, text, len) = (self.len, self.secs.text, usize::from(self.secs.len));
+        if self.caches.secs.key == secs {
+            let (at, text, len) = (
+                self.len,
+                self.caches.secs.text,
+                usize::from(self.caches.secs.len),
+            );
             self.bytes[at..at + 24].copy_from_slice(&text);
             self.len += len;
             return;
@@ -168,22 +290,12 @@ impl Line {
         self.bytes[self.len] = b'.';
         self.len += 1;
         let len = self.len - at;
-        self.secs = Cached {
+        self.caches.secs = Cached {
             key: secs,
             text: [0; 24],
             len: len as u8,
         };
-        self.secs.text[..len].copy_from_slice(&self.bytes[at..self.len]);
-    }
-
-    #[inline]
-    pub(super) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// Empties the line for the next row.
-    pub(super) fn clear(&mut self) {
-        self.len = 0;
+        self.caches.secs.text[..len].copy_from_slice(&self.bytes[at..self.len]);
     }
 
     #[inline]
@@ -224,7 +336,7 @@ impl Line {
         true
     }
 
-    /// `conn,a.b.c.d:port,e.f.g.h:port,` from [`Line::pairs`], or
+    /// `conn,a.b.c.d:port,e.f.g.h:port,` from [`Caches::pairs`], or
     /// formatted and kept there; `false` (nothing written) unless both
     /// addresses are IPv4.
     #[inline(always)]
@@ -238,7 +350,7 @@ impl Line {
         let slot = (conn as usize) << 1 | usize::from(src_key > dst_key);
         let slot = slot & (PAIR_CACHE - 1);
         let at = self.len;
-        let cached = &self.pairs[slot];
+        let cached = &self.caches.pairs[slot];
         if cached.src == src_key && cached.dst == dst_key && cached.conn == conn {
             let (text, len) = (cached.text, usize::from(cached.len));
             self.bytes[at..at + PAIR_TEXT].copy_from_slice(&text);
@@ -251,7 +363,7 @@ impl Line {
             self.comma();
         }
         let len = self.len - at;
-        let entry = &mut self.pairs[slot];
+        let entry = &mut self.caches.pairs[slot];
         *entry = CachedPair {
             src: src_key,
             dst: dst_key,
@@ -272,6 +384,13 @@ impl Line {
         self.len += put_ipv4_socket(&mut self.bytes[self.len..], v4);
         self.comma();
         true
+    }
+
+    /// `N` empty fields: their commas.
+    #[inline]
+    pub(super) fn empty_fields<const N: usize>(&mut self) {
+        self.bytes[self.len..self.len + N].copy_from_slice(&[b','; N]);
+        self.len += N;
     }
 
     #[inline]
@@ -511,10 +630,12 @@ mod tests {
     /// the caches, format as their `Display` does.
     #[test]
     fn cached_fields_format_like_display() {
-        let mut line = Line::new();
+        let mut block = Block::new(0);
         let mut expected = String::new();
         let mut x: u64 = 12345;
         for i in 0..20_000u64 {
+            // A new line each time, the block's caches kept.
+            let mut line = block.line();
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
@@ -542,7 +663,6 @@ mod tests {
             assert!(line.timestamp(ts));
             expected.push_str(&format!("{conn},{src},{dst},{ts},"));
             assert_eq!(std::str::from_utf8(line.as_bytes()).unwrap(), expected);
-            line.len = 0;
             expected.clear();
         }
     }
@@ -550,7 +670,8 @@ mod tests {
     #[test]
     fn flag_letters_come_from_the_table() {
         for bits in 0..=255u8 {
-            let mut line = Line::new();
+            let mut block = Block::new(0);
+            let mut line = block.line();
             line.flags(TcpFlags(bits));
             let expected = format!("{},", TcpFlags(bits).letters().as_str());
             assert_eq!(line.as_bytes(), expected.as_bytes());
@@ -583,17 +704,18 @@ mod tests {
             let ten = 10u64.pow(power);
             values.extend([ten - 1, ten, ten + 1, ten / 7 * 9]);
         }
-        let mut line = Line::new();
+        let mut block = Block::new(0);
         for value in values {
+            let mut line = block.line();
             line.number(value);
             assert_eq!(line.as_bytes(), format!("{value},").as_bytes());
-            line.clear();
         }
     }
 
     #[test]
     fn numbers_times_and_addresses_format_like_display() {
-        let mut line = Line::new();
+        let mut block = Block::new(0);
+        let mut line = block.line();
         for n in [0, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
             line.number(n);
         }
