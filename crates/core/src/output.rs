@@ -239,8 +239,22 @@ impl Write for AtomicFile {
     }
 }
 
-/// Temporary files being written, for [`clean_up_on_signals`].
-static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What a signal must take back ([`clean_up_on_signals`]): the temporary
+/// files and folders being written, and the folders a [`Batch`] made for
+/// files not yet in place.
+struct Pending {
+    /// Temporary files and folders, removed with their contents.
+    paths: Vec<PathBuf>,
+    /// Folders made for a [`Batch`] before its commit, parents first:
+    /// removed deepest first, each only if empty (by then the batch's
+    /// temporary files are gone; anything else put there is left alone).
+    made_folders: Vec<PathBuf>,
+}
+
+static UNFINISHED: Mutex<Pending> = Mutex::new(Pending {
+    paths: Vec::new(),
+    made_folders: Vec::new(),
+});
 
 /// A temporary file listed in [`UNFINISHED`] while it exists. It is
 /// created, renamed or removed with the list locked, so that a signal
@@ -283,7 +297,7 @@ impl Unfinished {
     fn create_in(builder: &tempfile::Builder, dir: &Path) -> io::Result<Unfinished> {
         let mut list = unfinished();
         let file = builder.tempfile_in(dir)?;
-        list.push(file.path().to_path_buf());
+        list.paths.push(file.path().to_path_buf());
         Ok(Unfinished { file: Some(file) })
     }
 
@@ -299,7 +313,7 @@ impl Unfinished {
     fn persist(mut self, dest: &Path) -> io::Result<()> {
         let mut list = unfinished();
         let file = self.file.take().expect("not renamed yet");
-        forget(&mut list, file.path());
+        forget(&mut list.paths, file.path());
         file.persist(dest).map(drop).map_err(|e| e.error)
     }
 }
@@ -309,7 +323,7 @@ impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(file) = self.file.take() {
             let mut list = unfinished();
-            forget(&mut list, file.path());
+            forget(&mut list.paths, file.path());
             drop(file);
         }
     }
@@ -321,13 +335,46 @@ impl Drop for Unfinished {
 /// (`tcpshut wireshark install`: a plugin with no profile, or a new
 /// native plugin beside an old Lua one, is no install). Dropped before
 /// the commit, the temporary files are removed; on a signal too, like
-/// any temporary file ([`clean_up_on_signals`]).
+/// any temporary file ([`clean_up_on_signals`]). The folders made for it
+/// ([`Batch::create_folder`]) go with them: when the commit fails, when
+/// it is dropped uncommitted, and on a signal before the commit.
 #[derive(Default)]
 pub struct Batch {
     staged: Vec<(Unfinished, PathBuf)>,
+    /// Folders made for the staged files, parents first.
+    made_folders: Vec<PathBuf>,
 }
 
 impl Batch {
+    /// Creates the folder `dir` (whose parent exists) for files to be
+    /// staged, with `mode` on Unix, listed for removal until the commit
+    /// succeeds. Created with the list locked, so a signal finds every
+    /// folder made.
+    pub fn create_folder(&mut self, dir: &Path, mode: u32) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut list = unfinished();
+        builder.create(dir)?;
+        list.made_folders.push(dir.to_path_buf());
+        self.made_folders.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Removes the folders made for this batch, deepest first, each only
+    /// if empty, and forgets them; `list` is the locked list.
+    fn remove_made_folders(&mut self, list: &mut Pending) {
+        for dir in self.made_folders.drain(..).rev() {
+            let _ = fs::remove_dir(&dir);
+            forget(&mut list.made_folders, &dir);
+        }
+    }
+
     /// Writes `contents` to a temporary file beside `dest` (with the mode
     /// of the file it will replace, or that the umask gives a new one).
     pub fn stage(&mut self, dest: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -362,7 +409,7 @@ impl Batch {
             .drain(..)
             .map(|(mut tmp, dest)| {
                 let file = tmp.file.take().expect("not renamed yet");
-                forget(&mut list, file.path());
+                forget(&mut list.paths, file.path());
                 (file, dest)
             })
             .collect();
@@ -378,6 +425,10 @@ impl Batch {
             }
         }
         let Some(failure) = failure else {
+            // in place: the folders made for them stay
+            for dir in self.made_folders.drain(..) {
+                forget(&mut list.made_folders, &dir);
+            }
             return Ok(()); // the replaced files' links are removed
         };
         let mut not_undone = Vec::new();
@@ -390,6 +441,7 @@ impl Batch {
                 not_undone.push(format!("{}: {e}", shown(&dest)));
             }
         }
+        self.remove_made_folders(&mut list);
         drop(list);
         if not_undone.is_empty() {
             Err(failure)
@@ -398,6 +450,18 @@ impl Batch {
                 "and what was renamed could not all be put back ({})",
                 not_undone.join("; ")
             )))
+        }
+    }
+}
+
+impl Drop for Batch {
+    /// Uncommitted (a step before the commit failed): the temporary files
+    /// are removed, then the folders made for them.
+    fn drop(&mut self) {
+        self.staged.clear();
+        if !self.made_folders.is_empty() {
+            let mut list = unfinished();
+            self.remove_made_folders(&mut list);
         }
     }
 }
@@ -453,7 +517,7 @@ impl TemporaryFolder {
     pub fn create(builder: &tempfile::Builder) -> io::Result<TemporaryFolder> {
         let mut list = unfinished();
         let dir = builder.tempdir()?;
-        list.push(dir.path().to_path_buf());
+        list.paths.push(dir.path().to_path_buf());
         Ok(TemporaryFolder { dir: Some(dir) })
     }
 
@@ -466,7 +530,7 @@ impl Drop for TemporaryFolder {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
             let mut list = unfinished();
-            forget(&mut list, dir.path());
+            forget(&mut list.paths, dir.path());
             drop(dir);
         }
     }
@@ -480,14 +544,15 @@ fn forget(list: &mut Vec<PathBuf>, path: &Path) {
 
 /// The list, even if a thread panicked holding it (it stays consistent:
 /// each change is one push or one removal).
-fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
+fn unfinished() -> MutexGuard<'static, Pending> {
     UNFINISHED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// On SIGINT, SIGTERM or SIGHUP, ends the children running in groups of
 /// their own ([`crate::child_group::end_all`]), removes the temporary
-/// files and folders being written and ends the process as the signal
-/// would have (older outputs
+/// files and folders being written, then the folders made for files not
+/// yet in place ([`Batch::create_folder`]), and ends the process as the
+/// signal would have (older outputs
 /// stay as they were). A thread waits for the signals, so the clean-up
 /// runs as ordinary code, not in a signal handler. SIGKILL cannot be
 /// caught: it can leave `.tcpshut-*.tmp` files (docs/reliability.md).
@@ -514,13 +579,17 @@ pub fn clean_up_on_signals(first_sigint_ends_streams: bool) -> io::Result<()> {
                 // Children in groups of their own (a build) may still be
                 // writing into a temporary folder: ended first.
                 crate::child_group::end_all();
-                for path in list.iter() {
+                for path in list.paths.iter() {
                     // a TemporaryFolder (never a link: listed as made)
                     if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
                         let _ = fs::remove_dir_all(path);
                     } else {
                         let _ = fs::remove_file(path);
                     }
+                }
+                // emptied of the temporary files above: deepest first
+                for dir in list.made_folders.iter().rev() {
+                    let _ = fs::remove_dir(dir);
                 }
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);

@@ -504,15 +504,16 @@ fn install_files(
 /// the folders it made are removed, and the error says so, once.
 fn put_in_place(env: &Env, files: &[(PathBuf, std::borrow::Cow<'static, [u8]>)]) -> Result<()> {
     let profile = env.profile_dir()?;
-    let mut made = Vec::new();
+    // The batch removes the folders it made unless its files are put in
+    // place: on an error (dropped or failed commit) and on a signal.
     let done = (|| -> Result<()> {
         let mut batch = crate::output::Batch::default();
         for (path, contents) in files {
             let dir = path.parent().context("a file in a folder")?;
             if dir == profile {
-                folders::profile_folder(env, dir, Some(&mut made))?;
+                folders::profile_folder(env, dir, Some(&mut batch))?;
             } else {
-                folders::code_folder(env, dir, Some(&mut made))?;
+                folders::code_folder(env, dir, Some(&mut batch))?;
             }
             batch.stage(path, contents)?;
         }
@@ -521,9 +522,6 @@ fn put_in_place(env: &Env, files: &[(PathBuf, std::borrow::Cow<'static, [u8]>)])
     let Err(err) = done else {
         return Ok(());
     };
-    for dir in made.iter().rev() {
-        let _ = std::fs::remove_dir(dir);
-    }
     Err(anyhow::anyhow!(
         "{}; nothing was installed (what was there before is as it was)",
         crate::messages::describe(&err)
@@ -558,7 +556,7 @@ pub fn install_native_with(env: &Env, print_only: bool) -> Result<Installed> {
             check_folders(env, Some(&dir))?;
             // make runs the Makefile written into a folder made there:
             // nobody else may be able to swap that folder for theirs.
-            folders::safe_to_build_in(&std::env::temp_dir())?;
+            folders::safe_temporary_folder(&std::env::temp_dir(), folders::Temporary::Build)?;
             let built = if print_only {
                 Ok(Vec::new())
             } else {
@@ -697,7 +695,7 @@ pub fn wireshark_program() -> OsString {
 /// and it is not sticky, another user could swap the private folder for
 /// theirs, script and all, before Wireshark reads it.
 pub fn private_plugin_copy() -> Result<PathBuf> {
-    folders::safe_to_build_in(&std::env::temp_dir())?;
+    folders::safe_temporary_folder(&std::env::temp_dir(), folders::Temporary::OpenScript)?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("tcpshut-");
     #[cfg(unix)]

@@ -7,12 +7,14 @@
 //! behind a link) lets another user replace it, checked before anything is
 //! created (the project's rule: never load or run code from a path another
 //! user can write). Every folder goes through [`code_folder`] or
-//! [`profile_folder`]; the native build's temporary folder through
-//! [`safe_to_build_in`].
+//! [`profile_folder`]; the native build's temporary folder, and the one
+//! `wireshark open` writes its private copy of the Lua plugin into,
+//! through [`safe_temporary_folder`].
 
 use super::Env;
 use crate::messages::shown;
-use std::path::{Path, PathBuf};
+use crate::output::Batch;
+use std::path::Path;
 
 /// What Wireshark does with what is installed below a folder, as a
 /// refusal says it.
@@ -35,10 +37,10 @@ impl Use {
 
 /// Checks that `dir`, a folder Wireshark runs plugins from, and every
 /// existing folder from `$HOME` down to it are the user's alone; with
-/// `made`, then creates the missing ones ([`safe_folders`]) and adds them
-/// to `made`, top down. On Windows, where the plugin folders are under
+/// `made`, then creates the missing ones ([`safe_folders`]) for that
+/// batch, which removes them unless its files are put in place. On Windows, where the plugin folders are under
 /// `%APPDATA%` and Wireshark does not check owners, only creates them.
-pub fn code_folder(env: &Env, dir: &Path, made: Option<&mut Vec<PathBuf>>) -> anyhow::Result<()> {
+pub fn code_folder(env: &Env, dir: &Path, made: Option<&mut Batch>) -> anyhow::Result<()> {
     checked_folder(env, dir, Use::Plugins, made)
 }
 
@@ -49,7 +51,7 @@ pub fn code_folder(env: &Env, dir: &Path, made: Option<&mut Vec<PathBuf>>) -> an
 pub fn profile_folder(
     env: &Env,
     dir: &Path,
-    made: Option<&mut Vec<PathBuf>>,
+    made: Option<&mut Batch>,
 ) -> anyhow::Result<()> {
     checked_folder(env, dir, Use::Profile, made)
 }
@@ -58,7 +60,7 @@ fn checked_folder(
     env: &Env,
     dir: &Path,
     usage: Use,
-    made: Option<&mut Vec<PathBuf>>,
+    made: Option<&mut Batch>,
 ) -> anyhow::Result<()> {
     if cfg!(unix) {
         let home = env.home()?;
@@ -72,9 +74,8 @@ fn checked_folder(
     if let Some(made) = made {
         let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
         for folder in missing.into_iter().rev() {
-            std::fs::create_dir(folder)
+            made.create_folder(folder, 0o755)
                 .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", shown(folder)))?;
-            made.push(folder.to_path_buf());
         }
     }
     Ok(())
@@ -121,12 +122,43 @@ fn private_to_user(_dir: &Path, _usage: Use) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What tcpshut would do below a temporary folder, as its refusal says
+/// what was therefore not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporary {
+    /// `install --native` builds the plugin there (and installs it).
+    Build,
+    /// `wireshark open` writes its private copy of the Lua plugin there,
+    /// which Wireshark then runs.
+    OpenScript,
+}
+
+/// The end of a refusal of a folder above the user's own: what was not
+/// done, and why.
+const ABOVE_INSTALL: &str = "nothing was installed \
+     (another user could replace what tcpshut builds or installs below it)";
+
+// Only the Unix checks refuse (Windows has no owner check here).
+#[cfg_attr(not(unix), allow(dead_code))]
+impl Temporary {
+    fn refusal(self) -> &'static str {
+        match self {
+            Temporary::Build => ABOVE_INSTALL,
+            Temporary::OpenScript => {
+                "the plugin was not written there and Wireshark was not started \
+                 (another user could replace the plugin's copy below it before Wireshark runs it)"
+            }
+        }
+    }
+}
+
 /// Whether `dir`, a folder above the user's own (`/`, `/home`, `/tmp`),
 /// leaves what the user has below it alone: owned by root or the user, and
 /// writable by nobody else, or else sticky (`/tmp`: nobody else can
-/// rename or remove what the user made there).
+/// rename or remove what the user made there). `refusal` ends the error:
+/// what was not done, and why.
 #[cfg(unix)]
-fn safe_above(dir: &Path) -> anyhow::Result<()> {
+fn safe_above(dir: &Path, refusal: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(dir)))?;
@@ -134,8 +166,7 @@ fn safe_above(dir: &Path) -> anyhow::Result<()> {
     let sticky = meta.mode() & 0o1000 != 0;
     if (meta.uid() != uid && meta.uid() != 0) || (meta.mode() & 0o022 != 0 && !sticky) {
         anyhow::bail!(
-            "{}: not owned by you or root, or writable by others; nothing was installed \
-             (another user could replace what tcpshut builds or installs below it)",
+            "{}: not owned by you or root, or writable by others; {refusal}",
             shown(dir)
         );
     }
@@ -143,7 +174,7 @@ fn safe_above(dir: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn safe_above(_dir: &Path) -> anyhow::Result<()> {
+fn safe_above(_dir: &Path, _refusal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -152,7 +183,12 @@ fn safe_above(_dir: &Path) -> anyhow::Result<()> {
 /// to be made in): the folders from `/` down to `home`'s real path must be
 /// [`safe_above`], and those below it [`private_to_user`]. A link on the
 /// way (`~/.local` to a shared disk) is thereby judged by where it leads.
-fn real_path_is_safe(home: Option<(&Path, Use)>, deepest: &Path) -> anyhow::Result<()> {
+/// `refusal` ends the error for a folder above `home`.
+fn real_path_is_safe(
+    home: Option<(&Path, Use)>,
+    deepest: &Path,
+    refusal: &str,
+) -> anyhow::Result<()> {
     let real = std::fs::canonicalize(deepest)
         .map_err(|e| anyhow::anyhow!("{}: cannot check the folder: {e}", shown(deepest)))?;
     let real_home = home.and_then(|(home, usage)| Some((std::fs::canonicalize(home).ok()?, usage)));
@@ -161,31 +197,33 @@ fn real_path_is_safe(home: Option<(&Path, Use)>, deepest: &Path) -> anyhow::Resu
     for dir in above {
         match &real_home {
             Some((real_home, usage)) if dir.starts_with(real_home) => private_to_user(dir, *usage)?,
-            _ => safe_above(dir)?,
+            _ => safe_above(dir, refusal)?,
         }
     }
     Ok(())
 }
 
-/// Checks that `dir` (the temporary folder the native plugin is built in)
-/// and every folder above its real path are [`safe_above`]: a build
+/// Checks that `dir` (the temporary folder the native plugin is built
+/// in, or `wireshark open` writes its private copy of the plugin into)
+/// and every folder above its real path are [`safe_above`]: a private
 /// folder made there cannot be replaced by another user's (with their
-/// Makefile) between its making and the build.
-pub fn safe_to_build_in(dir: &Path) -> anyhow::Result<()> {
-    real_path_is_safe(None, dir)
+/// Makefile, or their Lua) between its making and its use.
+pub fn safe_temporary_folder(dir: &Path, usage: Temporary) -> anyhow::Result<()> {
+    real_path_is_safe(None, dir, usage.refusal())
 }
 
 /// Checks every existing folder from `home` down to `dest` (each must be
 /// [`private_to_user`]), top down, and the real path they lead to
 /// ([`real_path_is_safe`]: the folders above `home` too), before any is
 /// created; with `made`, then creates the missing ones (mode 0755) one at
-/// a time, each checked once made and added to `made` (so that a caller
-/// undoing its work can remove them). `dest` must lie under `home`.
+/// a time for that batch ([`Batch::create_folder`]: removed unless its
+/// files are put in place, also on a signal), each checked once made.
+/// `dest` must lie under `home`.
 fn safe_folders(
     home: &Path,
     dest: &Path,
     usage: Use,
-    made: Option<&mut Vec<PathBuf>>,
+    made: Option<&mut Batch>,
 ) -> anyhow::Result<()> {
     let below = dest.strip_prefix(home).map_err(|_| {
         anyhow::anyhow!(
@@ -207,22 +245,14 @@ fn safe_folders(
         0 => home.parent().unwrap_or(home),
         _ => &chain[missing - 1],
     };
-    real_path_is_safe(Some((home, usage)), deepest)?;
+    real_path_is_safe(Some((home, usage)), deepest, ABOVE_INSTALL)?;
     for dir in &chain[..missing] {
         private_to_user(dir, usage)?;
     }
     if let Some(made) = made {
         for dir in &chain[missing..] {
-            let mut builder = std::fs::DirBuilder::new();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o755);
-            }
-            builder
-                .create(dir)
+            made.create_folder(dir, 0o755)
                 .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", shown(dir)))?;
-            made.push(dir.clone());
             private_to_user(dir, usage)?;
         }
     }
@@ -233,13 +263,21 @@ fn safe_folders(
 mod tests {
     use super::*;
 
+    /// [`safe_folders`] making the missing folders for good (their batch
+    /// committed with no files).
+    fn kept_folders(home: &Path, dest: &Path, usage: Use) -> anyhow::Result<()> {
+        let mut batch = Batch::default();
+        safe_folders(home, dest, usage, Some(&mut batch))?;
+        batch.commit()
+    }
+
     #[cfg(unix)]
     #[test]
     fn folders_are_checked_before_any_is_created() {
         use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
         let dest = dest_under(home.path());
-        safe_folders(home.path(), &dest, Use::Plugins, Some(&mut Vec::new())).unwrap();
+        kept_folders(home.path(), &dest, Use::Plugins).unwrap();
         assert!(dest.is_dir());
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o022, 0, "{mode:o}");
@@ -252,7 +290,7 @@ mod tests {
             home.path(),
             &dest_under(home.path()),
             Use::Plugins,
-            Some(&mut Vec::new()),
+            Some(&mut Batch::default()),
         )
         .unwrap_err();
         assert!(err.to_string().contains("not owned by you"), "{err}");
@@ -266,7 +304,7 @@ mod tests {
             home.path(),
             &dest_under(home.path()),
             Use::Plugins,
-            Some(&mut Vec::new()),
+            Some(&mut Batch::default()),
         )
         .unwrap_err();
         assert!(err.to_string().contains(".local: not a folder"), "{err}");
@@ -288,12 +326,9 @@ mod tests {
         let home = shared.join("home");
         std::fs::create_dir_all(&home).unwrap();
         mode(&shared, 0o777);
-        let err = safe_folders(
-            &home,
+        let err = kept_folders(&home,
             &dest_under(&home),
-            Use::Plugins,
-            Some(&mut Vec::new()),
-        )
+            Use::Plugins)
         .unwrap_err();
         let real_shared = std::fs::canonicalize(&shared).unwrap();
         assert!(
@@ -308,12 +343,9 @@ mod tests {
             "created below a shared folder"
         );
         mode(&shared, 0o1777);
-        safe_folders(
-            &home,
+        kept_folders(&home,
             &dest_under(&home),
-            Use::Plugins,
-            Some(&mut Vec::new()),
-        )
+            Use::Plugins)
         .unwrap();
 
         let home = top.path().join("home2");
@@ -322,12 +354,9 @@ mod tests {
         std::fs::create_dir_all(elsewhere.join("local")).unwrap();
         mode(&elsewhere, 0o777);
         std::os::unix::fs::symlink(elsewhere.join("local"), home.join(".local")).unwrap();
-        let err = safe_folders(
-            &home,
+        let err = kept_folders(&home,
             &dest_under(&home),
-            Use::Plugins,
-            Some(&mut Vec::new()),
-        )
+            Use::Plugins)
         .unwrap_err();
         let real_elsewhere = std::fs::canonicalize(&elsewhere).unwrap();
         assert!(
@@ -339,12 +368,9 @@ mod tests {
         );
         assert!(!elsewhere.join("local/lib").exists());
         mode(&elsewhere, 0o755);
-        safe_folders(
-            &home,
+        kept_folders(&home,
             &dest_under(&home),
-            Use::Plugins,
-            Some(&mut Vec::new()),
-        )
+            Use::Plugins)
         .unwrap();
         assert!(elsewhere
             .join("local/lib/wireshark/plugins/4.0/epan")
@@ -360,10 +386,10 @@ mod tests {
         let top = tempfile::tempdir().unwrap();
         let tmp = top.path().join("tmp");
         std::fs::create_dir(&tmp).unwrap();
-        safe_to_build_in(&tmp).unwrap();
+        safe_temporary_folder(&tmp, Temporary::Build).unwrap();
         for (mode, safe) in [(0o777, false), (0o1777, true), (0o775, false)] {
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
-            assert_eq!(safe_to_build_in(&tmp).is_ok(), safe, "{mode:o}");
+            assert_eq!(safe_temporary_folder(&tmp, Temporary::Build).is_ok(), safe, "{mode:o}");
         }
     }
 

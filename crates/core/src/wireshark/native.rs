@@ -139,7 +139,7 @@ pub fn native_dir(env: &Env, release: &Release) -> anyhow::Result<PathBuf> {
 /// private folder (removed when done, also on error or a signal, once
 /// make and the compilers it runs have ended), with the Makefile's own
 /// flags, and returns the built library. The caller has checked the
-/// temporary folder with [`super::folders::safe_to_build_in`].
+/// temporary folder with [`super::folders::safe_temporary_folder`].
 pub fn build(release: &Release) -> Result<Vec<u8>, NativeError> {
     let mut builder = tempfile::Builder::new();
     builder.prefix("tcpshut-native-");

@@ -2964,8 +2964,9 @@ fn open_refuses_a_temporary_folder_others_can_write() {
     assert_eq!(
         stderr,
         format!(
-            "tcpshut: {}: not owned by you or root, or writable by others; nothing was installed \
-             (another user could replace what tcpshut builds or installs below it)\n",
+            "tcpshut: {}: not owned by you or root, or writable by others; the plugin was not \
+             written there and Wireshark was not started (another user could replace the \
+             plugin's copy below it before Wireshark runs it)\n",
             std::fs::canonicalize(&tmp).unwrap().display()
         )
     );

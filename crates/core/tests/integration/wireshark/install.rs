@@ -359,6 +359,67 @@ fn install_native_removes_its_build_folder_on_a_signal() {
     assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
+/// A signal (SIGTERM to tcpshut alone) while `install` makes the folders
+/// of a fresh HOME: the install is all or nothing, so the folders it made
+/// go with its temporary files, and HOME is as empty as before. strace
+/// holds each `mkdir` for 0.3 s (`delay_exit`) so that the signal comes
+/// while the folders are being made; tcpshut ends by SIGTERM.
+#[test]
+fn install_interrupted_by_a_signal_leaves_no_folder_it_made() {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new(Wireshark::V4_0);
+    crate::util::require_tool("strace", "the test that interrupts install");
+    let home = sb.home();
+    assert!(everything_below(&home).is_empty());
+    let install = install_command(&sb, &home, None, &["--lua"]);
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir,mkdirat"])
+        .args(["-e", "inject=mkdir,mkdirat:delay_exit=300000"])
+        .arg(install.get_program())
+        .args(install.get_args());
+    for (name, value) in install.get_envs() {
+        match value {
+            Some(value) => traced.env(name, value),
+            None => traced.env_remove(name),
+        };
+    }
+    let mut strace = traced
+        .current_dir(install.get_current_dir().unwrap_or(&home))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strace runs");
+    let start = std::time::Instant::now();
+    while !home.join(".local").exists() {
+        assert!(
+            strace.try_wait().unwrap().is_none(),
+            "install ended before it made a folder"
+        );
+        assert!(start.elapsed().as_secs() < 60, "install made no folder");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // tcpshut is strace's child (setpriv execs it: same pid)
+    let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))
+        .unwrap()
+        .trim()
+        .to_string();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert!(comm.starts_with("tcpshut"), "{pid}: {comm}");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = strace.wait().unwrap();
+    assert_eq!(ended.signal(), Some(15), "{ended:?}");
+    assert!(
+        everything_below(&home).is_empty(),
+        "left behind: {:?}",
+        everything_below(&home)
+    );
+}
+
 /// What install says of a folder of the user's own that another user can
 /// write, or of one they own.
 const NOT_PRIVATE: &str = "not owned by you or writable by others; nothing was installed \
