@@ -1649,11 +1649,71 @@ wanted = first_wanted
 local registered = false
 
 -- Whether this run can show the no-sidecar note (an expert item) at all.
--- Wireshark: always. tshark: only when its command line asks for the tree,
--- a filter, fields or statistics (-V, -O, -T, -e, -Y, -R, -z, also inside
--- a cluster such as -nV); plain `tshark -r` prints the summary line alone,
--- where no expert item ever shows. Read once from /proc/self/cmdline;
--- where that cannot be read, it counts as yes (slower, never silent).
+-- Wireshark: always. tshark: when its command line asks for the tree, a
+-- filter, fields, statistics or colouring rules, or names the note or the
+-- expert fields in a preference (a custom column), or when the profile's
+-- preferences do (its columns print in every summary line); plain `tshark
+-- -r` prints the summary line alone, where no expert item ever shows.
+-- The command line is read once from /proc/self/cmdline and parsed as
+-- tshark's getopt parses it (the option lists of the native plugin's
+-- fields_without_ours); anything the parse does not know, or a command
+-- line that cannot be read, counts as yes (slower, never silent).
+local SHOWING_SHORT = "VOTeYRz" -- the tree, fields, filters, statistics
+local SHORT_WITH_VALUE = "abBcdefiACEFGHjJKMNoOrRsStTuUwWXyYz"
+local SHORT_WITHOUT = "2DILpnghlPqQvVx"
+local SHOWING_LONG = { color = true, ["display-filter"] = true, ["read-filter"] = true }
+local LONG_WITHOUT = {}
+for name in gmatch("help version monitor-mode list-interfaces list-data-link-types no-promiscuous-mode "
+    .. "list-time-stamp-types print no-duplicate-keys", "%S+") do LONG_WITHOUT[name] = true end
+local LONG_WITH_VALUE = {}
+for name in gmatch("interface snapshot-length buffer-size linktype time-stamp-type autostop ring-buffer "
+    .. "read-file enable-protocol disable-protocol enable-heuristic disable-heuristic capture-comment hexdump "
+    .. "export-objects export-tls-session-keys elastic-mapping-filter temp-dir log-level log-fatal log-domains "
+    .. "log-debug log-noisy log-file log-fatal-domains only-protocols compress", "%S+") do
+    LONG_WITH_VALUE[name] = true
+end
+
+-- Whether a preference's text names the note or the expert fields (a
+-- custom column "%Cus:_ws.expert.message", a column on tcpshut.no_sidecar).
+local function names_the_note(text)
+    return find(text, "_ws.expert", 1, true) or find(text, "tcpshut.no_sidecar", 1, true)
+end
+
+-- Whether tshark's arguments (argv[1] on) can show an expert item.
+local function arguments_can_show(args)
+    local i = 1
+    while i <= #args do
+        local a = args[i]
+        if sub(a, 1, 2) == "--" then
+            local name, eq = match(a, "^%-%-([^=]*)(=?)")
+            if SHOWING_LONG[name] then return true end
+            if LONG_WITH_VALUE[name] then
+                if eq == "" then i = i + 1 end
+            elseif not LONG_WITHOUT[name] then
+                return true -- unknown
+            end
+        elseif sub(a, 1, 1) == "-" and #a > 1 then
+            for j = 2, #a do
+                local c = sub(a, j, j)
+                if find(SHOWING_SHORT, c, 1, true) then return true end
+                if find(SHORT_WITH_VALUE, c, 1, true) then
+                    local value = sub(a, j + 1)
+                    if value == "" then
+                        i = i + 1
+                        value = args[i] or ""
+                    end
+                    if c == "o" and names_the_note(value) then return true end
+                    break
+                elseif not find(SHORT_WITHOUT, c, 1, true) then
+                    return true -- unknown
+                end
+            end
+        end
+        i = i + 1
+    end
+    return false
+end
+
 local note_shows = nil
 local function note_can_show()
     if note_shows ~= nil then return note_shows end
@@ -1663,11 +1723,21 @@ local function note_can_show()
     local cmdline = fh and fh:read(1048576)
     if fh then fh:close() end
     if not cmdline then return true end
-    note_shows = false
-    for arg in gmatch(cmdline, "[^%z]+") do
-        if find(arg, "^%-[%w]*[VOTeYRz]") then note_shows = true end
+    local args = {}
+    for arg in gmatch(cmdline, "[^%z]+") do args[#args + 1] = arg end
+    table.remove(args, 1)
+    if arguments_can_show(args) then return true end
+    -- the profile's own columns (tshark sets the profile, -C, before
+    -- loading plugins)
+    local ok, prefs = pcall(Dir.personal_config_path, "preferences")
+    local pf = ok and prefs and open_regular(prefs)
+    if pf then
+        local text = pf:read(1048576) or ""
+        pf:close()
+        if names_the_note(text) then return true end
     end
-    return note_shows
+    note_shows = false
+    return false
 end
 
 function tcpshut.init()

@@ -1518,6 +1518,69 @@ fn mismatch_is_found_when_times_agree(ws: Wireshark) {
     }
 }
 
+/// Issue #13 defect 3, rows whose events are all quiet (`syn`, `syn-ack`,
+/// `fin-acked`): without a tree they are not read, so not checked against
+/// their frame either. Why the check still covers them: without a tree
+/// the plugin shows only expert items and Info tags, which such a row
+/// does not have, and every row that has one is checked before it shows.
+/// So (1) a sidecar wrong in a quiet row only (the SYN-ACK's addresses
+/// swapped) gives, without a tree, the very output of the right sidecar
+/// (nothing of that row shows, right or wrong), and with a tree the
+/// mismatch on that frame; (2) a capture whose first shifted row is quiet
+/// (the SYN-ACK removed) shows, without a tree, the mismatch at the first
+/// row that would show something, and no annotation at all.
+fn quiet_rows_show_nothing_unchecked_without_a_tree(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = synthetic_capture(&sb, "quiet.pcap");
+    let good = sb.path("good.csv");
+    std::fs::write(&good, sidecar_text(&synthetic_rows())).unwrap();
+    let mut rows = synthetic_rows();
+    assert_eq!(rows[1][11], "syn-ack");
+    rows[1].swap(3, 4);
+    let bad = sb.path("bad.csv");
+    std::fs::write(&bad, sidecar_text(&rows)).unwrap();
+    let without_tree = |cap: &Path, sidecar: &Path| {
+        let out = sb
+            .tshark()
+            .args(["-n", "-r"])
+            .arg(cap)
+            .args(sb.with_plugin(sidecar))
+            .args(["-z", "expert"])
+            .output()
+            .unwrap();
+        assert_no_lua_error(&format!("{ws:?}"), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = without_tree(&cap, &good);
+    assert!(shown.contains("[FIN 10.0.0.1:40000: "), "{ws:?}:\n{shown}");
+    assert_eq!(without_tree(&cap, &bad), shown, "{ws:?}");
+    // with a tree: frame 1's row matched and shows; the mismatch on
+    // frame 2, and nothing from there on
+    let frames = dissect_with(&sb, &cap, &bad);
+    only_one_error(
+        "a quiet row wrong, with a tree",
+        &frames[1..],
+        "frame 2 is 10.0.0.2:80 > 10.0.0.1:40000, its row 10.0.0.1:40000 > 10.0.0.2:80",
+    );
+
+    let mut frames = synthetic_frames();
+    frames.remove(1);
+    let cut = sb.path("cut.pcap");
+    write_pcap(&cut, &frames);
+    let out = without_tree(&cut, &good);
+    // -z expert's Errors: that one item, on the FIN's row, now frame 5
+    assert_eq!(
+        out.matches("the sidecar does not match this capture: ").count(),
+        1,
+        "{ws:?}:\n{out}"
+    );
+    assert!(
+        out.contains("the sidecar does not match this capture: frame 5 is at "),
+        "{ws:?}:\n{out}"
+    );
+    assert!(!out.contains("[FIN ") && !out.contains("[RST "), "{ws:?}:\n{out}");
+}
+
 /// Issue #13 defect 8, second round: Wireshark cuts an expert text at 240
 /// bytes, and the mismatch message began with the sidecar's path, so a
 /// long path (or IPv6 addresses) cut the reason off. The reason now comes
@@ -2162,6 +2225,30 @@ fn no_sidecar_note_once_on_the_first_frame(ws: Wireshark) {
     assert_eq!(noted, ["1"], "{ws:?}:\n{out}");
     // plain tshark -r: as without the plugin
     assert_eq!(run(&[], true), run(&[], false), "{ws:?}");
+    // plain summary lines that can show it: a column on the expert
+    // message (by -o, or in the profile's preferences), and the long form
+    // of -Y (4.4 and later): frame 1, once
+    let on_frame_1 = |what: &str, out: &str| {
+        let noted: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(NO_SIDECAR_NOTE))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(noted, ["1"], "{ws:?} {what}:\n{out}");
+    };
+    let column = r#""No.","%m","Expert","%Cus:_ws.expert.message""#;
+    let option = format!("gui.column.format:{column}");
+    on_frame_1("-o", &run(&["-o", &option], true));
+    let prefs = sb.home().join("cfg/wireshark/preferences");
+    std::fs::create_dir_all(prefs.parent().unwrap()).unwrap();
+    std::fs::write(&prefs, format!("gui.column.format: {column}\n")).unwrap();
+    on_frame_1("the profile's column", &run(&[], true));
+    std::fs::remove_file(&prefs).unwrap();
+    if ws != Wireshark::V4_0 {
+        let out = run(&["--display-filter", "tcpshut.no_sidecar"], true);
+        assert_eq!(out.lines().count(), 1, "{ws:?}:\n{out}");
+        assert!(out.trim_start().starts_with("1 "), "{ws:?}:\n{out}");
+    }
 
     std::fs::write(
         sb.path("plain.pcap.tcpshut.csv"),
@@ -3018,6 +3105,7 @@ in_every_wireshark!(
     series_files_match_their_own_sidecars,
     pcapng_custom_blocks_are_numbered_like_wireshark,
     mismatch_is_found_when_times_agree,
+    quiet_rows_show_nothing_unchecked_without_a_tree,
     mismatch_message_keeps_its_reason_within_240_bytes,
     mismatch_is_found_by_seq_and_length,
     info_tag_and_connection_filters,

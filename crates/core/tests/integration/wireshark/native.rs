@@ -462,6 +462,35 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
     same_output(&sb, "no sidecar", &bare, &[], &all);
     let text = run(&sb, Plugin::Native, &bare, &[], Mode::NoTree);
     assert_eq!(text.matches(super::NO_SIDECAR_NOTE).count(), 1, "{text}");
+    // plain summary lines, where only a column on the expert message or a
+    // display filter on the note can show it (the long option, 4.4 on)
+    let mut plain: Vec<Vec<&str>> = vec![vec![
+        "-o",
+        r#"gui.column.format:"No.","%m","Expert","%Cus:_ws.expert.message""#,
+    ]];
+    if ws != Wireshark::V4_0 {
+        plain.push(vec!["--display-filter", "tcpshut.no_sidecar"]);
+    }
+    for args in plain {
+        let output = |plugin| {
+            let out = tshark_with(&sb, plugin)
+                .arg("-n")
+                .arg("-r")
+                .arg(&bare)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert_no_lua_error(&format!("{plugin:?} {args:?}"), &out);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let native = output(Plugin::Native);
+        assert_eq!(
+            native.matches(super::NO_SIDECAR_NOTE).count(),
+            1,
+            "{args:?}: {native}"
+        );
+        assert_eq!(output(Plugin::Lua), native, "{args:?}");
+    }
 }
 
 /// `-T fields` whose `-e` fields are none of the plugin's: in 4.0 tshark
