@@ -48,11 +48,7 @@ pub fn code_folder(env: &Env, dir: &Path, made: Option<&mut Batch>) -> anyhow::R
 /// outside `$HOME` (`$WIRESHARK_CONFIG_DIR`, `$XDG_CONFIG_HOME`): then the
 /// folders from Wireshark's configuration folder down must be the user's
 /// alone, and those above it must let nobody else replace it.
-pub fn profile_folder(
-    env: &Env,
-    dir: &Path,
-    made: Option<&mut Batch>,
-) -> anyhow::Result<()> {
+pub fn profile_folder(env: &Env, dir: &Path, made: Option<&mut Batch>) -> anyhow::Result<()> {
     checked_folder(env, dir, Use::Profile, made)
 }
 
@@ -326,10 +322,7 @@ mod tests {
         let home = shared.join("home");
         std::fs::create_dir_all(&home).unwrap();
         mode(&shared, 0o777);
-        let err = kept_folders(&home,
-            &dest_under(&home),
-            Use::Plugins)
-        .unwrap_err();
+        let err = kept_folders(&home, &dest_under(&home), Use::Plugins).unwrap_err();
         let real_shared = std::fs::canonicalize(&shared).unwrap();
         assert!(
             err.to_string().starts_with(&format!(
@@ -343,10 +336,7 @@ mod tests {
             "created below a shared folder"
         );
         mode(&shared, 0o1777);
-        kept_folders(&home,
-            &dest_under(&home),
-            Use::Plugins)
-        .unwrap();
+        kept_folders(&home, &dest_under(&home), Use::Plugins).unwrap();
 
         let home = top.path().join("home2");
         std::fs::create_dir(&home).unwrap();
@@ -354,10 +344,7 @@ mod tests {
         std::fs::create_dir_all(elsewhere.join("local")).unwrap();
         mode(&elsewhere, 0o777);
         std::os::unix::fs::symlink(elsewhere.join("local"), home.join(".local")).unwrap();
-        let err = kept_folders(&home,
-            &dest_under(&home),
-            Use::Plugins)
-        .unwrap_err();
+        let err = kept_folders(&home, &dest_under(&home), Use::Plugins).unwrap_err();
         let real_elsewhere = std::fs::canonicalize(&elsewhere).unwrap();
         assert!(
             err.to_string().starts_with(&format!(
@@ -368,10 +355,7 @@ mod tests {
         );
         assert!(!elsewhere.join("local/lib").exists());
         mode(&elsewhere, 0o755);
-        kept_folders(&home,
-            &dest_under(&home),
-            Use::Plugins)
-        .unwrap();
+        kept_folders(&home, &dest_under(&home), Use::Plugins).unwrap();
         assert!(elsewhere
             .join("local/lib/wireshark/plugins/4.0/epan")
             .is_dir());
@@ -389,7 +373,11 @@ mod tests {
         safe_temporary_folder(&tmp, Temporary::Build).unwrap();
         for (mode, safe) in [(0o777, false), (0o1777, true), (0o775, false)] {
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
-            assert_eq!(safe_temporary_folder(&tmp, Temporary::Build).is_ok(), safe, "{mode:o}");
+            assert_eq!(
+                safe_temporary_folder(&tmp, Temporary::Build).is_ok(),
+                safe,
+                "{mode:o}"
+            );
         }
     }
 

@@ -1570,7 +1570,8 @@ fn quiet_rows_show_nothing_unchecked_without_a_tree(ws: Wireshark) {
     let out = without_tree(&cut, &good);
     // -z expert's Errors: that one item, on the FIN's row, now frame 5
     assert_eq!(
-        out.matches("the sidecar does not match this capture: ").count(),
+        out.matches("the sidecar does not match this capture: ")
+            .count(),
         1,
         "{ws:?}:\n{out}"
     );
@@ -1578,7 +1579,10 @@ fn quiet_rows_show_nothing_unchecked_without_a_tree(ws: Wireshark) {
         out.contains("the sidecar does not match this capture: frame 5 is at "),
         "{ws:?}:\n{out}"
     );
-    assert!(!out.contains("[FIN ") && !out.contains("[RST "), "{ws:?}:\n{out}");
+    assert!(
+        !out.contains("[FIN ") && !out.contains("[RST "),
+        "{ws:?}:\n{out}"
+    );
 }
 
 /// Issue #13 defect 8, second round: Wireshark cuts an expert text at 240

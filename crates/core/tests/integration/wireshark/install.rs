@@ -406,10 +406,7 @@ fn install_interrupted_by_a_signal_leaves_no_folder_it_made() {
         .to_string();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert!(comm.starts_with("tcpshut"), "{pid}: {comm}");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let ended = strace.wait().unwrap();
     assert_eq!(ended.signal(), Some(15), "{ended:?}");
