@@ -19,31 +19,42 @@ use crate::wire::segment::{Segment, Tunnel};
 /// keeps TIME-WAIT for 60 s; twice that covers a peer's retransmissions.
 pub const CLOSED_LINGER_SECS: i64 = 120;
 
-/// One endpoint folded into a word of the flow hash: an IPv4 address and
-/// port exactly, an IPv6 address folded (two that fold alike only cost a
-/// comparison).
+/// One endpoint folded into a word of the flow hash and key: an IPv4
+/// address and port exactly (below bit 48), an IPv6 address folded, with
+/// bit 63 set (two that fold alike only cost a comparison of the
+/// addresses themselves, [`sender_in_flow`]).
 #[inline]
 fn endpoint_word(addr: &SocketAddr) -> u64 {
     match addr {
         SocketAddr::V4(a) => (u64::from(a.ip().to_bits()) << 16) | u64::from(a.port()),
         SocketAddr::V6(a) => {
             let ip = a.ip().to_bits();
-            ((ip >> 64) as u64 ^ ip as u64).rotate_left(16) ^ u64::from(a.port())
+            let folded = ((ip >> 64) as u64 ^ ip as u64).rotate_left(16) ^ u64::from(a.port());
+            folded | IPV6_WORD
         }
     }
 }
 
-/// The hash of a connection's key: its two endpoints, in either order
-/// (the smaller word first, so that both directions hash alike), and
-/// the tunnel it came through, if any (direction-free too:
+/// The bit that marks an IPv6 endpoint's (folded, so inexact) word.
+const IPV6_WORD: u64 = 1 << 63;
+
+/// A segment's endpoints as words, sender first: what its connection's
+/// key ([`Flow::key`]) is compared with.
+#[inline]
+fn segment_words(seg: &Segment<'_>) -> [u64; 2] {
+    [endpoint_word(&seg.src), endpoint_word(&seg.dst)]
+}
+
+/// The hash of a connection's key: its two endpoints' words, in either
+/// order (the smaller word first, so that both directions hash alike),
+/// and the tunnel it came through, if any (direction-free too:
 /// [`TunnelLayer`](crate::wire::tunnel::TunnelLayer)), so that identical
 /// inner 4-tuples in two tunnels stay apart. Two words and no ordering of
 /// addresses: this runs for every segment. The tunnel is optional, as a
 /// segment holds it: most have none, which then needs no look at
 /// `Tunnel::NONE`.
 #[inline]
-fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: Option<&Tunnel>) -> u64 {
-    let (a, b) = (endpoint_word(a), endpoint_word(b));
+fn flow_hash([a, b]: [u64; 2], tunnel: Option<&Tunnel>) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write_u64(a.min(b));
     hasher.write_u64(a.max(b));
@@ -53,32 +64,43 @@ fn flow_hash(a: &SocketAddr, b: &SocketAddr, tunnel: Option<&Tunnel>) -> u64 {
     hasher.finish()
 }
 
-/// The hash of `seg`'s connection.
-#[inline]
-fn segment_hash(seg: &Segment<'_>) -> u64 {
-    flow_hash(&seg.src, &seg.dst, seg.tunnel.as_deref())
-}
-
 /// The hash of `flow`'s key (the same as its segments').
 fn flow_key_hash(flow: &Flow) -> u64 {
-    let ends = &flow.conn.endpoints;
-    flow_hash(&ends[0].addr, &ends[1].addr, Some(flow.conn.tunnel()))
+    flow_hash(flow.key, Some(flow.conn.tunnel()))
 }
 
-/// Is `seg` one of `conn`'s: the same two endpoints, either way, through
-/// the same tunnel?
+/// If `seg` (whose endpoints' words are `words`) is one of `flow`'s (the
+/// same two endpoints, either way, through the same tunnel), whether its
+/// sender is the second of [`Connection::endpoints`]: the look-up's
+/// comparison tells the direction, so the connection need not compare the
+/// addresses again. A bool, not an index: the index made of it is known
+/// to be 0 or 1, so indexing the connection's pairs by it needs no bounds
+/// check.
+///
+/// The words decide for IPv4, which they hold exactly: two words compared
+/// instead of two `SocketAddr`s (their variant, address and port) each
+/// way. Words that differ are different addresses whatever the family;
+/// IPv6 words that agree are compared again in full.
 #[inline]
-fn same_flow(conn: &Connection, seg: &Segment<'_>) -> bool {
-    sender_in_flow(conn, seg).is_some()
+fn sender_in_flow(flow: &Flow, seg: &Segment<'_>, [src, dst]: [u64; 2]) -> Option<bool> {
+    let second = if flow.key == [src, dst] {
+        false
+    } else if flow.key == [dst, src] {
+        true
+    } else {
+        return None;
+    };
+    let conn = &flow.conn;
+    if (src | dst) & IPV6_WORD != 0 {
+        return sender_of_addresses(conn, seg);
+    }
+    conn.came_through(seg.tunnel.as_deref()).then_some(second)
 }
 
-/// If `seg` is one of `conn`'s ([`same_flow`]), whether its sender is
-/// the second of [`Connection::endpoints`]: the look-up's comparison
-/// tells the direction, so the connection need not compare the addresses
-/// again. A bool, not an index: the index made of it is known to be 0 or
-/// 1, so indexing the connection's pairs by it needs no bounds check.
-#[inline]
-fn sender_in_flow(conn: &Connection, seg: &Segment<'_>) -> Option<bool> {
+/// [`sender_in_flow`] by the addresses themselves (IPv6, whose words are
+/// folded). Out of line: IPv4 never comes here.
+#[inline(never)]
+fn sender_of_addresses(conn: &Connection, seg: &Segment<'_>) -> Option<bool> {
     let [a, b] = [&conn.endpoints[0].addr, &conn.endpoints[1].addr];
     let second = if *a == seg.src && *b == seg.dst {
         false
@@ -102,6 +124,9 @@ fn next_id(counter: &mut u32) -> u32 {
 /// it; boxed so that a flow without it stays small).
 #[derive(Clone, Debug)]
 pub struct Flow {
+    /// The words of the connection's endpoints ([`endpoint_word`]), its
+    /// [`Connection::endpoints`]' order: the look-up compares these.
+    key: [u64; 2],
     pub conn: Connection,
     pub zeek: Option<Box<ZeekTracker>>,
 }
@@ -111,9 +136,11 @@ fn new_flow(
     counter: &mut u32,
     without_zeek: bool,
     seg: &Segment<'_>,
+    words: [u64; 2],
     reuses: Option<u32>,
 ) -> Box<Flow> {
     Box::new(Flow {
+        key: words,
         conn: Connection::new(next_id(counter), seg, reuses),
         zeek: (!without_zeek).then(Box::default),
     })
@@ -172,18 +199,19 @@ impl FlowTable {
         if seg.ts.secs >= self.next_expiry {
             self.retire_expired(seg.ts.secs);
         }
-        let hash = segment_hash(seg);
+        let words = segment_words(seg);
+        let hash = flow_hash(words, seg.tunnel.as_deref());
         // GTP-U: which of the connections of this key the segment's TEID
         // belongs to (the oldest whose TEIDs agree; none: a new one).
         let teids = seg.tunnel.as_deref().is_some_and(Tunnel::carries_teid);
-        let wanted = teids.then(|| self.oldest_agreeing(hash, seg));
+        let wanted = teids.then(|| self.oldest_agreeing(hash, seg, words));
         // The sender, as the matching comparison found it (a new
         // connection's first segment is its endpoint 0's).
         let mut from_second = false;
         // One hash lookup per segment: this runs for every segment (a
         // lookup alone, not an entry, which makes room for an insertion).
         let flow = match self.open.find_mut(hash, |flow| {
-            sender_in_flow(&flow.conn, seg).is_some_and(|second| {
+            sender_in_flow(flow, seg, words).is_some_and(|second| {
                 from_second = second;
                 wanted.is_none_or(|id| id == Some(flow.conn.id))
             })
@@ -192,7 +220,7 @@ impl FlowTable {
                 // Only a SYN reopens: most segments skip the call.
                 if seg.flags.syn() && flow.conn.reopened_by(seg) {
                     let reuses = Some(flow.conn.id);
-                    let new = new_flow(&mut self.next_id, self.without_zeek, seg, reuses);
+                    let new = new_flow(&mut self.next_id, self.without_zeek, seg, words, reuses);
                     self.retired.push(std::mem::replace(flow, new));
                     from_second = false;
                 }
@@ -200,7 +228,7 @@ impl FlowTable {
             }
             None => {
                 from_second = false;
-                let new = new_flow(&mut self.next_id, self.without_zeek, seg, None);
+                let new = new_flow(&mut self.next_id, self.without_zeek, seg, words, None);
                 self.open
                     .insert_unique(hash, new, |flow| flow_key_hash(flow))
                     .into_mut()
@@ -229,11 +257,12 @@ impl FlowTable {
     /// inner 4-tuple and tunnel endpoints goes to the older one that
     /// lacks it, as the first SYN of a pair of connections would.
     #[cold]
-    fn oldest_agreeing(&self, hash: u64, seg: &Segment<'_>) -> Option<u32> {
+    fn oldest_agreeing(&self, hash: u64, seg: &Segment<'_>, words: [u64; 2]) -> Option<u32> {
         self.open
             .iter_hash(hash)
             .filter(|flow| {
-                same_flow(&flow.conn, seg) && flow.conn.tunnel().teids_agree(seg.tunnel())
+                sender_in_flow(flow, seg, words).is_some()
+                    && flow.conn.tunnel().teids_agree(seg.tunnel())
             })
             .map(|flow| flow.conn.id)
             .min()
