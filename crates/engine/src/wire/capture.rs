@@ -608,17 +608,28 @@ fn is_pcap_magic(head: &[u8]) -> bool {
 
 /// ts_sec, ts_frac, incl_len, orig_len, in the file's byte order: four
 /// words at fixed places, read directly (a nom parser of four words was
-/// a tenth of reading a frame).
+/// a tenth of reading a frame), the byte order asked once for the four.
 fn pcap_record_header(header: &[u8; PCAP_RECORD_HEADER_LEN], endian: Endianness) -> [u32; 4] {
     let word = |at: usize| {
-        let bytes = [header[at], header[at + 1], header[at + 2], header[at + 3]];
-        match endian {
-            Endianness::Big => u32::from_be_bytes(bytes),
-            Endianness::Little => u32::from_le_bytes(bytes),
-            Endianness::Native => u32::from_ne_bytes(bytes),
-        }
+        u32::from_ne_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    [word(0), word(4), word(8), word(12)]
+    let words = [word(0), word(4), word(8), word(12)];
+    let swap = match endian {
+        Endianness::Big => cfg!(target_endian = "little"),
+        Endianness::Little => cfg!(target_endian = "big"),
+        Endianness::Native => false,
+    };
+    if swap {
+        let [a, b, c, d] = words;
+        [
+            a.swap_bytes(),
+            b.swap_bytes(),
+            c.swap_bytes(),
+            d.swap_bytes(),
+        ]
+    } else {
+        words
+    }
 }
 
 #[inline(always)]
@@ -657,9 +668,16 @@ fn next_pcap_record(
     } else {
         u64::from(frac) * 1000
     };
-    let ts = Timestamp {
-        secs: i64::from(secs) + (nanos / u64::from(NANOS_PER_SEC)) as i64,
-        nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
+    let ts = match u32::try_from(nanos) {
+        // Below a second, as every writer makes it: no division.
+        Ok(nanos) if nanos < NANOS_PER_SEC => Timestamp {
+            secs: i64::from(secs),
+            nanos,
+        },
+        _ => Timestamp {
+            secs: i64::from(secs) + (nanos / u64::from(NANOS_PER_SEC)) as i64,
+            nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
+        },
     };
     let data = stream.consume(record_len);
     Ok(Some(Located {
