@@ -312,7 +312,61 @@ impl FlowTable {
 
 #[cfg(test)]
 mod tests {
-    use super::Flow;
+    use std::net::SocketAddr;
+
+    use super::{endpoint_word, Flow, FlowTable};
+    use crate::wire::segment::{Segment, TcpFlags};
+
+    /// The look-up compares endpoints' words, which hold an IPv4 address
+    /// and port exactly but fold an IPv6 address: two clients whose
+    /// addresses fold alike are still two connections, and the server's
+    /// answer goes to the one it is addressed to.
+    #[test]
+    fn ipv6_endpoints_whose_words_agree_stay_apart() {
+        let server: SocketAddr = "[2001:db8::80]:443".parse().unwrap();
+        let one: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
+        let other: SocketAddr = "[2001:db8:0:ff::fe]:40000".parse().unwrap();
+        assert_eq!(
+            endpoint_word(&one),
+            endpoint_word(&other),
+            "the test needs two addresses that fold alike"
+        );
+        let segment = |frame, src, dst, flags, seq, ack| Segment {
+            frame,
+            ..Segment::for_test(src, dst, flags, seq, ack, 0)
+        };
+        let mut table = FlowTable::without_zeek();
+        let first = table.observe(&segment(1, one, server, TcpFlags::SYN, 100, 0));
+        let second = table.observe(&segment(2, other, server, TcpFlags::SYN, 700, 0));
+        assert_ne!(first.conn, second.conn);
+        let answer = segment(3, server, other, TcpFlags::SYN | TcpFlags::ACK, 500, 701);
+        let answer = table.observe(&answer);
+        assert_eq!((answer.conn, answer.sender), (second.conn, 1));
+        let again = table.observe(&segment(4, one, server, TcpFlags::ACK, 101, 0));
+        assert_eq!((again.conn, again.sender), (first.conn, 0));
+    }
+
+    /// IPv4 words are exact: the reply of a connection is its own, from
+    /// its second endpoint, and a neighbour port is another connection.
+    #[test]
+    fn ipv4_words_tell_direction_and_ports_apart() {
+        let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let neighbour: SocketAddr = "10.0.0.1:40001".parse().unwrap();
+        let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let mut table = FlowTable::without_zeek();
+        let syn = table.observe(&Segment::for_test(client, server, TcpFlags::SYN, 1, 0, 0));
+        let answer = Segment {
+            frame: 2,
+            ..Segment::for_test(server, client, TcpFlags::SYN | TcpFlags::ACK, 9, 2, 0)
+        };
+        let answer = table.observe(&answer);
+        assert_eq!((answer.conn, answer.sender), (syn.conn, 1));
+        let other = Segment {
+            frame: 3,
+            ..Segment::for_test(neighbour, server, TcpFlags::SYN, 1, 0, 0)
+        };
+        assert_ne!(table.observe(&other).conn, syn.conn);
+    }
 
     /// Memory grows with the connections open at once, one boxed `Flow`
     /// each, so a Flow's size is a choice, not an accident: a field that
