@@ -2129,6 +2129,27 @@ if register_stat_cmd_arg then
     end)
 end
 
+-- The table window's first line: how to choose connections in it.
+local MARK_HINT = "Type * at the start of connection lines, then press \"Filter to the marked connections\"."
+
+-- The display filter for the connections marked in the table's text (a
+-- `*` at the start of a connection's line, spaces allowed around it), in
+-- the table's order; nil when none is.
+local function marked_filter(text)
+    local ids, seen = {}, {}
+    for line in gmatch(text or "", "[^\n]+") do
+        local id = match(line, "^%s*%*%s*(%d+)%s")
+        if id and not seen[id] then
+            seen[id] = true
+            ids[#ids + 1] = id
+        end
+    end
+    if #ids == 0 then return nil end
+    if #ids == 1 then return "tcpshut.conn == " .. ids[1] end
+    -- 4.0 needs the commas
+    return "tcpshut.conn in {" .. concat(ids, ", ") .. "}"
+end
+
 if gui_enabled and gui_enabled() and register_menu and TextWindow then
     register_menu("tcpshut connections", function()
         local tap, data = connections_tap()
@@ -2139,7 +2160,23 @@ if gui_enabled and gui_enabled() and register_menu and TextWindow then
         -- a filter from the connection dialog crashed Wireshark 4.0 and
         -- 4.4 (scripts/check-wireshark-gui).
         tap:remove()
-        win:set(concat(connection_lines(data()), "\n"))
+        -- The window's lines cannot be clicked (a TextWindow reports no
+        -- cursor or selection, in 4.0 to 4.6), so a line is chosen by
+        -- marking it: the text is editable, a `*` typed at the start of a
+        -- line marks its connection, and the first button filters to the
+        -- marked ones (marked_filter).
+        win:set(MARK_HINT .. "\n" .. concat(connection_lines(data()), "\n"))
+        win:set_editable(true)
+        win:add_button("Filter to the marked connections", function()
+            local filter = marked_filter(win:get_text())
+            if filter then
+                set_filter(filter)
+                apply_filter()
+            else
+                report_failure("tcpshut: no connection is marked: type * at the start of a connection's "
+                    .. "line in the table, then press the button again")
+            end
+        end)
         win:add_button("Filter to a connection...", function()
             new_dialog("tcpshut: show one connection", function(id)
                 if match(id or "", "^%d+$") then

@@ -2883,6 +2883,113 @@ end
     assert_eq!(ours, want, "{ws:?}:\n{stdout}");
 }
 
+/// Issue #13, the connections table's click: its window (a Lua
+/// TextWindow, whose lines report no click, cursor or selection in 4.0 to
+/// 4.6) is editable, and "Filter to the marked connections" filters to the
+/// connections whose lines the user marked with a `*`. The window's
+/// functions are stood in for in real tshark (the GUI itself is driven by
+/// scripts/check-wireshark-gui): the first button says nothing is marked
+/// and filters nothing; one line marked gives `tcpshut.conn == 13`; every
+/// reset line marked (spaces around the `*`) gives `tcpshut.conn in {...}`
+/// with commas (4.0 needs them), which tshark accepts as a filter.
+fn connections_table_filters_to_the_marked_lines(ws: Wireshark) {
+    let sb = Sandbox::new(ws);
+    let cap = sb.path("mix.pcap");
+    std::fs::copy(repo_root().join("testdata/report-mix/mix.pcap"), &cap).unwrap();
+    let out = sb.tcpshut(&["annotate", "mix.pcap"]);
+    assert!(out.status.success(), "{out:?}");
+    let harness = sb.path("table-harness.lua");
+    std::fs::write(
+        &harness,
+        format!(
+            r#"-- each script has an environment of its own over _G (4.4 and later)
+local menu_fn, text, filter
+local buttons = {{}}
+_G.gui_enabled = function() return true end
+_G.register_menu = function(name, fn) menu_fn = fn end
+_G.retap_packets = function() end
+_G.TextWindow = {{ new = function(title)
+    local w = {{}}
+    function w:set(t) text = t end
+    function w:get_text() return text end
+    function w:set_editable(e) print("editable: " .. tostring(e)) end
+    function w:add_button(label, fn) buttons[#buttons + 1] = {{ label, fn }} end
+    return w
+end }}
+_G.set_filter = function(f) filter = f end
+_G.apply_filter = function() print("applied: " .. tostring(filter)) end
+_G.report_failure = function(m) print("failure: " .. m) end
+dofile("{}")
+local tap = Listener.new("frame")
+function tap.draw()
+    menu_fn()
+    print("first button: " .. buttons[1][1])
+    local press = buttons[1][2]
+    press()
+    text = string.gsub(text, "\n(13 )", "\n*%1", 1)
+    press()
+    text = string.gsub(text, "\n%*", "\n")
+    text = string.gsub(text, "\n(%d+ +%S+ +%S+ +reset )", "\n * %1")
+    press()
+end
+"#,
+            sb.plugin().display()
+        ),
+    )
+    .unwrap();
+    let out = sb
+        .tshark()
+        .args(["-n", "-q", "-r"])
+        .arg(&cap)
+        .args(["-X", &format!("lua_script:{}", harness.display())])
+        .output()
+        .unwrap();
+    assert_no_lua_error(&format!("{ws:?}: table"), &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // the reset connections, from the connections sidecar
+    let conns = std::fs::read_to_string(sb.path("mix.pcap.tcpshut.connections.csv")).unwrap();
+    let header: Vec<&str> = conns.lines().next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let reset: Vec<&str> = conns
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[at("outcome")] == "reset")
+        .map(|f| f[at("conn")])
+        .collect::<Vec<_>>();
+    assert!(reset.len() > 1 && reset.contains(&"13"), "{reset:?}");
+    let all_reset = format!("applied: tcpshut.conn in {{{}}}", reset.join(", "));
+    assert_eq!(
+        lines,
+        [
+            "editable: true",
+            "first button: Filter to the marked connections",
+            "failure: tcpshut: no connection is marked: type * at the start of a connection's \
+             line in the table, then press the button again",
+            "applied: tcpshut.conn == 13",
+            all_reset.as_str(),
+        ],
+        "{ws:?}:\n{stdout}"
+    );
+    // the filter is one tshark accepts, and it keeps those connections' frames
+    let filter = all_reset.trim_start_matches("applied: ");
+    let out = sb
+        .tshark()
+        .args(["-n", "-r"])
+        .arg(&cap)
+        .args(["-X", &format!("lua_script:{}", sb.plugin().display())])
+        .args(["-Y", filter, "-T", "fields", "-e", "tcpshut.outcome"])
+        .output()
+        .unwrap();
+    assert_no_lua_error(&format!("{ws:?}: {filter}"), &out);
+    let outcomes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !outcomes.is_empty() && outcomes.lines().all(|l| l == "reset"),
+        "{ws:?}: {outcomes}"
+    );
+}
+
 /// The chroots hold the Wireshark they are meant to test.
 fn tshark_is_the_expected_version(ws: Wireshark) {
     let sb = Sandbox::new(ws);
@@ -3115,6 +3222,7 @@ in_every_wireshark!(
     info_tag_and_connection_filters,
     no_sidecar_note_once_on_the_first_frame,
     packet_menu_filters_to_the_frames_connection,
+    connections_table_filters_to_the_marked_lines,
     conn_and_tcp_stream_differ_where_expected,
     colouring_rules_mark_teardown_frames,
     pinned_sidecar_applies_to_its_own_capture_only,
