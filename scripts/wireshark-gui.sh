@@ -2,10 +2,11 @@
 # (scripts/screenshot-wireshark, scripts/check-wireshark-gui): sourced,
 # not run. Each function stops the script (set -e) when it fails.
 
-# gui_tools: installs with apt what driving the GUI needs, when missing.
+# gui_tools [PROGRAM:PACKAGE ...]: installs with apt what driving the GUI
+# needs, and the packages of the PROGRAMs given, when missing.
 gui_tools() {
   local need=() tool
-  for tool in wireshark:wireshark-qt Xvfb:xvfb xdotool:xdotool import:imagemagick; do
+  for tool in wireshark:wireshark-qt Xvfb:xvfb xdotool:xdotool "$@"; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -24,8 +25,9 @@ tcpshut_bin() {
   fi
 }
 
-# gui_home BIN HOME WIDTH HEIGHT: the plugin and the tcpshut profile
-# installed by `BIN wireshark install --lua` into HOME (the plugin then replaced
+# gui_home BIN HOME WIDTH HEIGHT [native]: the plugin and the tcpshut
+# profile installed by `BIN wireshark install --lua` (with native: plain
+# `install`, the native plugin too) into HOME (the Lua plugin then replaced
 # by the source tree's lua/tcpshut.lua, or $TCPSHUT_PLUGIN: the binary's
 # embedded copy may be older), and a recent_common that sizes the main
 # window to the screen (Xvfb has no window manager to maximise it) and
@@ -33,7 +35,10 @@ tcpshut_bin() {
 gui_home() {
   local bin=$1 home=$2
   mkdir -p "$home/.config/wireshark"
-  HOME=$home XDG_CONFIG_HOME=$home/.config "$bin" wireshark install --lua >/dev/null 2>&1
+  local mode=--lua
+  [ "${5:-}" != native ] || mode=--native
+  HOME=$home XDG_CONFIG_HOME=$home/.config "$bin" wireshark install $mode >/dev/null 2>&1 \
+    || { echo "tcpshut wireshark install $mode failed in $home" >&2; return 1; }
   cp "${TCPSHUT_PLUGIN:-lua/tcpshut.lua}" "$home/.local/lib/wireshark/plugins/tcpshut.lua"
   cat >"$home/.config/wireshark/recent_common" <<RECENT
 gui.geometry_main_x: 0
