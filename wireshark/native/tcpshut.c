@@ -1922,6 +1922,64 @@ static gboolean any_referenced(proto_tree *tree, const int *hfs, size_t n)
 }
 
 /* ------------------------------------------------------------------------
+ * tshark's command line
+ * ------------------------------------------------------------------------ */
+
+/* This process's command line (/proc/self/cmdline), its arguments split, or
+ * NULL when it cannot be read; free it with g_strfreev. */
+static char **own_argv(int *argc)
+{
+    gchar *text = NULL;
+    gsize len = 0;
+    *argc = 0;
+    if (!g_file_get_contents("/proc/self/cmdline", &text, &len, NULL))
+        return NULL;
+    if (len == 0 || text[len - 1] != 0) {
+        g_free(text);
+        return NULL;
+    }
+    GPtrArray *argv = g_ptr_array_new();
+    for (gsize at = 0; at < len; at += strlen(text + at) + 1)
+        g_ptr_array_add(argv, g_strdup(text + at));
+    *argc = (int)argv->len;
+    g_ptr_array_add(argv, NULL);
+    g_free(text);
+    return (char **)g_ptr_array_free(argv, FALSE);
+}
+
+/* Whether argv[0] names tshark. */
+static gboolean is_tshark(char **argv, int argc)
+{
+    if (argc < 1)
+        return FALSE;
+    char *name = g_path_get_basename(argv[0]);
+    gboolean tshark = strcmp(name, "tshark") == 0;
+    g_free(name);
+    return tshark;
+}
+
+/* Whether this process is tshark dissecting each frame once, in order, so
+ * that a frame it has passed is never dissected again: not with -2 (its
+ * second pass dissects every frame again), and not the GUI (which does on
+ * every click, filter and tap). Any option group with a 2 anywhere in it
+ * counts as -2, an option's value too: wrongly keeping the post-dissector
+ * only costs time. Read once. */
+static gboolean one_pass_tshark(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    int argc;
+    char **argv = own_argv(&argc);
+    known = argv && is_tshark(argv, argc);
+    for (int i = 1; known && i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '-' && strchr(argv[i], '2'))
+            known = 0;
+    g_strfreev(argv);
+    return known;
+}
+
+/* ------------------------------------------------------------------------
  * Wireshark 4.0's tshark -T fields: a shown tree nobody reads
  * ------------------------------------------------------------------------ */
 
@@ -1968,12 +2026,7 @@ static gboolean shows_our_items(const char *field)
  * ours, parsed as tshark 4.0's getopt parses it. */
 static gboolean fields_without_ours(char **argv, int argc)
 {
-    if (argc < 1)
-        return FALSE;
-    char *name = g_path_get_basename(argv[0]);
-    gboolean tshark = strcmp(name, "tshark") == 0;
-    g_free(name);
-    if (!tshark)
+    if (!is_tshark(argv, argc))
         return FALSE;
     int formats = 0;
     gboolean fields = FALSE;
@@ -2019,17 +2072,10 @@ static gboolean tshark_fields_without_ours(void)
     static int known = -1;
     if (known >= 0)
         return known;
-    known = 0;
-    gchar *text = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents("/proc/self/cmdline", &text, &len, NULL))
-        return FALSE;
-    GPtrArray *argv = g_ptr_array_new();
-    for (gsize at = 0; at < len; at += strlen(text + at) + 1)
-        g_ptr_array_add(argv, text + at);
-    known = len > 0 && text[len - 1] == 0 && fields_without_ours((char **)argv->pdata, (int)argv->len);
-    g_ptr_array_free(argv, TRUE);
-    g_free(text);
+    int argc;
+    char **argv = own_argv(&argc);
+    known = argv && fields_without_ours(argv, argc);
+    g_strfreev(argv);
     return known;
 }
 
@@ -2063,6 +2109,36 @@ static gboolean shown_but_unread(void)
  * ------------------------------------------------------------------------ */
 
 static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_);
+
+/* Whether the protocol is disabled by step_out(), not by the user. */
+static gboolean stepped_out;
+
+/* Called once the first frame dissected has what a capture without a usable
+ * sidecar gets (the note, or the error): no later frame gets anything. In a
+ * tshark that dissects each frame once, the plugin then disables its
+ * protocol, so Wireshark stops calling the post-dissector at all
+ * (have_postdissector() is FALSE for a disabled one): its per-frame call,
+ * some 500 instructions in Wireshark (an exception frame, the layer list),
+ * would otherwise be most of what the plugin costs a capture without a
+ * sidecar (docs/performance.md, "Tenth round"). The next capture's init
+ * enables it again. Wherever a frame may be dissected again (-2, the GUI)
+ * the note must show each time, so the calls stay. */
+static void step_out(void)
+{
+    if (!stepped_out && one_pass_tshark() && proto_can_toggle_protocol(proto_tcpshut)) {
+        proto_set_decoding(proto_tcpshut, FALSE);
+        stepped_out = TRUE;
+    }
+}
+
+/* Undoes step_out(): a new capture, or the end. */
+static void step_back_in(void)
+{
+    if (stepped_out) {
+        proto_set_decoding(proto_tcpshut, TRUE);
+        stepped_out = FALSE;
+    }
+}
 
 static int dissect_row(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guint32 num, gboolean bare)
 {
@@ -2281,8 +2357,10 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
         /* One error for the whole capture, on the first frame dissected. */
         if (!st.err_frame)
             st.err_frame = num;
-        if (st.err_frame == num)
+        if (st.err_frame == num) {
             show_error(tree, pinfo, tvb);
+            step_out();
+        }
         return 0;
     }
     if (!st.flags) {
@@ -2293,6 +2371,7 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
             if (st.note_frame == num) {
                 proto_item *ti = proto_tree_add_item(tree, proto_tcpshut, tvb, 0, 0, ENC_NA);
                 expert_add_info(pinfo, ti, &ei_no_sidecar);
+                step_out();
             }
         }
         return 0;
@@ -2314,12 +2393,14 @@ static int dissect_tcpshut(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
 
 static void tcpshut_init(void)
 {
+    step_back_in();
     state_clear();
     resolve_sidecar();
 }
 
 static void tcpshut_cleanup(void)
 {
+    step_back_in();
     state_clear();
 }
 

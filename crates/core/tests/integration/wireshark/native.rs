@@ -493,6 +493,22 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
         assert_eq!(shown, 1, "{args:?}: {native}");
         assert_eq!(output(Plugin::Lua), native, "{args:?}");
     }
+    // With nothing to show past the first frame, the native plugin stops
+    // being called in a tshark that dissects each frame once; -2 dissects
+    // every frame again, and the second pass must show the note, or the
+    // error, on the first frame again.
+    let two_passes = |mut args: Vec<String>| {
+        args.push("-2".into());
+        args
+    };
+    same_output(&sb, "no sidecar, -2", &bare, &two_passes(Vec::new()), &all);
+    same_output(
+        &sb,
+        "an unreadable sidecar, -2",
+        &cap,
+        &two_passes(preference(&sb.path("no-such.csv"))),
+        &all,
+    );
 }
 
 /// `-T fields` whose `-e` fields are none of the plugin's: in 4.0 tshark
