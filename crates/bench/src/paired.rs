@@ -10,9 +10,44 @@
 //! whichever pair happened to be in the middle, possibly two different
 //! pairs measured at different speeds.
 
+use std::process::Command;
 use std::time::Duration;
 
-use crate::measure::Run;
+use crate::measure::{self, Run};
+
+/// `pairs` pairs of runs, without and with, each pair's two runs started
+/// together on one CPU (`measure::run_together`), the CPU going round
+/// `cpus` from pair to pair and the side started first alternating;
+/// `command(with)` makes the command of one side. The two lists are the
+/// pairs' sides, in order.
+///
+/// Why together on one CPU, and not one after the other: on this VM a
+/// process's CPU time moves by tens of percent within seconds. tshark
+/// against itself ("A/A", where every ratio should be 1): two runs one
+/// after the other gave pair ratios from 0.60 to 1.58, and the median of
+/// fifteen such pairs read from 0.82 to 1.21 in seven repetitions; two
+/// runs at once, one on each CPU, 0.66 to 1.65 (the two CPUs are slowed
+/// apart), medians 0.95 to 1.03; two runs sharing one CPU, in slices of
+/// milliseconds, see the same machine: pairs 0.96 to 1.09, medians 0.993
+/// to 1.008 in three repetitions, at load averages of 5 to 20
+/// (docs/performance.md, "Tenth round").
+pub fn together(
+    pairs: usize,
+    cpus: &[usize],
+    mut command: impl FnMut(bool) -> anyhow::Result<Command>,
+) -> anyhow::Result<(Vec<Run>, Vec<Run>)> {
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let cpu = cpus[pair % cpus.len().max(1)];
+        let with_first = pair % 2 == 1;
+        let (mut first, mut second) = (command(with_first)?, command(!with_first)?);
+        let (a, b) = measure::run_together(&mut first, &mut second, cpu)?;
+        let (run_without, run_with) = if with_first { (b, a) } else { (a, b) };
+        without.push(run_without);
+        with.push(run_with);
+    }
+    Ok((without, with))
+}
 
 /// The median of a set of ratios and the range they spread over.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,6 +190,42 @@ mod tests {
     fn system_time_unknown_on_either_side_gives_none() {
         assert_eq!(system_added(&runs(&[Some(1)]), &runs(&[None])), None);
         assert_eq!(system_added(&runs(&[None]), &runs(&[Some(1)])), None);
+    }
+
+    /// Both runs of a pair are bound to the pair's CPU, the CPUs go
+    /// round, and the side started first alternates.
+    #[test]
+    fn together_binds_each_pair_to_one_cpu_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpus = measure::allowed_cpus();
+        let mut asked = Vec::new();
+        let mut n = 0;
+        let (without, with) = together(3, &cpus, |plugin| {
+            asked.push(plugin);
+            n += 1;
+            let out = dir.path().join(format!("{n}-{plugin}"));
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("grep Cpus_allowed_list /proc/self/status > \"$1\"")
+                .arg("sh")
+                .arg(&out);
+            Ok(c)
+        })
+        .unwrap();
+        assert_eq!((without.len(), with.len()), (3, 3));
+        assert_eq!(asked, [false, true, true, false, false, true]);
+        for (i, pair) in asked.chunks(2).enumerate() {
+            let cpu = cpus[i % cpus.len()];
+            for (j, plugin) in pair.iter().enumerate() {
+                let file = dir.path().join(format!("{}-{plugin}", 2 * i + j + 1));
+                let text = std::fs::read_to_string(&file).unwrap();
+                assert_eq!(
+                    text.split_whitespace().last(),
+                    Some(cpu.to_string().as_str()),
+                    "pair {i}: {text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -272,6 +272,7 @@ pub fn run(
     }
 
     let mut modes = vec![
+        Mode::Noise,
         Mode::Sidecar,
         Mode::Fields,
         Mode::Expert,
@@ -309,35 +310,57 @@ pub fn run(
         })?,
         None => Vec::new(),
     };
+    let cpus = measure::allowed_cpus();
     println!(
-        "\nEach row: pairs of runs without and with, adjacent, each pair in the other order \
-         than the one before; {} pairs for the native plugin's tshark rows, {} for the others. \
-         The ratio is the median of the pairs' CPU ratios (with / without of one pair), \
-         [the smallest–the largest]; the targets judge that median.",
+        "\nEach tshark row: pairs of runs without and with, the two runs of a pair started \
+         together and bound to one CPU (they share it, so both see the same machine), the CPU \
+         going round {cpus:?} and the side started first alternating from pair to pair; the GUI \
+         rows: pairs one run after the other, in alternating order. {} pairs for the native \
+         plugin's tshark rows and the A/A row, {} for the others. The ratio is the median of \
+         the pairs' CPU ratios (with / without of one pair), [the smallest–the largest]; the \
+         targets judge that median. The A/A row runs tshark alone on both sides: how far from \
+         1.00 a ratio reads by noise alone.",
         reps.native, reps.tool
     );
     header("command");
+    let mut floor = None;
     for mode in modes {
-        let pairs = if mode.native_tshark() {
+        let pairs = if mode.native_tshark() || mode == Mode::Noise {
             reps.native
         } else {
             reps.tool
         };
-        let (without, with) = interleaved(pairs, |plugin| mode.run(&setup, plugin))?;
+        let (without, with) = match mode {
+            Mode::Gui => interleaved(pairs, |plugin| gui_run(&setup, plugin, false))?,
+            Mode::NativeGui => interleaved(pairs, |plugin| gui_run(&setup, plugin, true))?,
+            _ => paired::together(pairs, &cpus, |plugin| Ok(mode.command(&setup, plugin)))?,
+        };
         let counted = instructions
             .iter()
             .find(|(m, _)| *m == mode)
             .map(|(_, ratio)| *ratio);
-        row(
+        let spread = row(
             mode.name(),
             &without,
             &with,
             counted,
+            floor,
             mode.target(),
             targets,
         );
+        if mode == Mode::Noise {
+            floor = spread;
+        }
     }
-    releases(&setup, &work, reps, cuts.as_ref(), targets, &mut left)?;
+    releases(
+        &setup,
+        &work,
+        reps,
+        &cpus,
+        cuts.as_ref(),
+        targets,
+        &mut left,
+    )?;
     println!("load average after: {}", load_average());
     Ok(())
 }
@@ -346,6 +369,8 @@ pub fn run(
 /// pair in the other order than the one before (without first, then with
 /// first, ...): a machine that slows down or speeds up within a pair
 /// then weighs on both sides alike instead of always on the second run.
+/// For the GUI rows only, whose runs cannot share a CPU as tshark's do
+/// (`paired::together`): each waits for Wireshark to go idle.
 fn interleaved(
     reps: usize,
     mut run: impl FnMut(bool) -> anyhow::Result<Run>,
@@ -376,22 +401,24 @@ fn header(first: &str) {
 
 /// Prints one row (the medians of each side, the ratio of each pair's two
 /// runs: their median and range; the instruction ratio if counted) and
-/// checks the pairs' median ratio against `bound`, with the range and the
-/// instruction ratio beside it.
+/// checks the pairs' median ratio against `bound`, with the range, the
+/// instruction ratio and the table's A/A row (`floor`, the noise) beside
+/// it. Returns the pairs' spread.
 fn row(
     name: &str,
     without: &[Run],
     with: &[Run],
     instructions: Option<f64>,
+    floor: Option<paired::Spread>,
     bound: Bound,
     targets: &mut Targets,
-) {
+) -> Option<paired::Spread> {
     let (a, b) = (measure::summarize(without), measure::summarize(with));
     let cpu = |runs: &[Run]| runs.iter().map(|r| r.cpu).collect::<Vec<_>>();
     let ratios = paired::pair_ratios(&cpu(without), &cpu(with));
     let Some(spread) = paired::Spread::of(&ratios) else {
         println!("| {name} | 0 | | | | | | |");
-        return;
+        return None;
     };
     let counted = instructions.map(|r| format!("{r:.3}")).unwrap_or_default();
     println!(
@@ -415,12 +442,16 @@ fn row(
             note.push_str(&format!(", system CPU added {:+.1} ms", added * 1e3));
         }
     }
+    if let (Some(aa), false) = (floor, matches!(bound, Bound::Shown)) {
+        note.push_str(&format!("; A/A {}", aa.show()));
+    }
     targets.check_noted(
         format!("Wireshark plugin: {name}, CPU with / without"),
         spread.median,
         bound,
         note,
     );
+    Some(spread)
 }
 
 /// The cuts the native rows' instructions are counted on: the capture's
@@ -584,6 +615,8 @@ struct Release {
 /// What is measured in each later release, with the plugin and without.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReleaseMode {
+    /// A/A: that release's tshark alone on both sides (the noise).
+    Noise,
     NativeSidecar,
     NativeFields,
     NativeExpert,
@@ -595,6 +628,11 @@ enum ReleaseMode {
 impl ReleaseMode {
     fn name(self, version: &str) -> String {
         let (plugin, command) = match self {
+            ReleaseMode::Noise => {
+                return format!(
+                "{version}, A/A: tshark -n -r against itself (no plugin on either side: the noise)"
+            )
+            }
             ReleaseMode::NativeNoSidecar => {
                 return format!("{version}, native plugin: tshark -n -r, no sidecar")
             }
@@ -610,7 +648,10 @@ impl ReleaseMode {
     }
 
     fn native(self) -> bool {
-        !matches!(self, ReleaseMode::LuaSidecar | ReleaseMode::LuaFields)
+        !matches!(
+            self,
+            ReleaseMode::LuaSidecar | ReleaseMode::LuaFields | ReleaseMode::Noise
+        )
     }
 
     /// Whether it reads the copy with no sidecar anywhere.
@@ -620,7 +661,9 @@ impl ReleaseMode {
 
     /// The issue's target for the ratio (as `Mode::target`).
     fn target(self) -> Bound {
-        if self.bare() {
+        if self == ReleaseMode::Noise {
+            Bound::Shown
+        } else if self.bare() {
             Bound::AtMost(1.02)
         } else {
             Bound::AtMost(1.15)
@@ -634,9 +677,10 @@ impl ReleaseMode {
                 &["-T", "fields", "-e", "frame.number"]
             }
             ReleaseMode::NativeExpert => &["-q", "-z", "expert"],
-            ReleaseMode::NativeSidecar | ReleaseMode::NativeNoSidecar | ReleaseMode::LuaSidecar => {
-                &[]
-            }
+            ReleaseMode::Noise
+            | ReleaseMode::NativeSidecar
+            | ReleaseMode::NativeNoSidecar
+            | ReleaseMode::LuaSidecar => &[],
         }
     }
 }
@@ -720,6 +764,7 @@ fn releases(
     setup: &Setup,
     work: &Path,
     reps: Reps,
+    cpus: &[usize],
     cuts: Option<&Cuts>,
     targets: &mut Targets,
     left: &mut Leftovers,
@@ -762,6 +807,7 @@ fn releases(
         let release = release_setup(work, suite, &root, &headers, &script, user)?;
         check_release(&release, work, capture)?;
         let modes = [
+            ReleaseMode::Noise,
             ReleaseMode::NativeSidecar,
             ReleaseMode::NativeFields,
             ReleaseMode::NativeExpert,
@@ -785,33 +831,41 @@ fn releases(
             None => Vec::new(),
         };
         header(&format!("Wireshark {} (chroot {suite})", release.version));
+        let mut floor = None;
         for mode in modes {
             let file = if mode.bare() { bare } else { capture };
-            let run = |plugin: bool| {
-                measure::run(
-                    release
-                        .tshark(work, file, mode.native(), plugin)
-                        .args(mode.options()),
-                )
+            let command = |plugin: bool| {
+                // A/A: the native rows' baseline on both sides
+                let (native, plugin) = match mode {
+                    ReleaseMode::Noise => (true, false),
+                    _ => (mode.native(), plugin),
+                };
+                let mut c = release.tshark(work, file, native, plugin);
+                c.args(mode.options());
+                Ok(c)
             };
-            let pairs = if mode.native() {
+            let pairs = if mode.native() || mode == ReleaseMode::Noise {
                 reps.native
             } else {
                 reps.tool
             };
-            let (without, with) = interleaved(pairs, run)?;
+            let (without, with) = paired::together(pairs, cpus, command)?;
             let counted = instructions
                 .iter()
                 .find(|(m, _)| *m == mode)
                 .map(|(_, ratio)| *ratio);
-            row(
+            let spread = row(
                 &mode.name(&release.version),
                 &without,
                 &with,
                 counted,
+                floor,
                 mode.target(),
                 targets,
             );
+            if mode == ReleaseMode::Noise {
+                floor = spread;
+            }
         }
     }
     Ok(())
@@ -916,6 +970,9 @@ fn check_release(release: &Release, work: &Path, capture: &Path) -> anyhow::Resu
 /// What is measured, with the plugin and without.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// A/A: `tshark -n -r` on the capture, without the plugin, on both
+    /// sides (as the native rows' baseline runs it when built): the noise.
+    Noise,
     /// `tshark -n -r` on the capture with its sidecar beside it.
     Sidecar,
     /// The same with `-T fields -e frame.number` (a tree is built).
@@ -942,6 +999,7 @@ enum Mode {
 impl Mode {
     fn name(self) -> &'static str {
         match self {
+            Mode::Noise => "A/A: tshark -n -r against itself (no plugin on either side: the noise)",
             Mode::Sidecar => "tshark -n -r, with the sidecar",
             Mode::Fields => "tshark -n -r -T fields -e frame.number, with the sidecar",
             Mode::Expert => "tshark -n -r -q -z expert, with the sidecar",
@@ -969,7 +1027,7 @@ impl Mode {
             Mode::NativeSidecar | Mode::NativeFields | Mode::NativeExpert => Bound::AtMost(1.15),
             Mode::NoSidecar | Mode::NativeNoSidecar => Bound::AtMost(1.02),
             Mode::Gui | Mode::NativeGui => Bound::AtMost(1.3),
-            Mode::Floor | Mode::Comments => Bound::Shown,
+            Mode::Noise | Mode::Floor | Mode::Comments => Bound::Shown,
         }
     }
 
@@ -997,32 +1055,39 @@ impl Mode {
         )
     }
 
-    /// One run, with (the plugin; for Floor the empty post-dissector, for
-    /// Comments the commented copy) or without (tshark alone on the capture).
-    fn run(self, setup: &Setup, plugin: bool) -> anyhow::Result<Run> {
+    /// The command of one tshark run, with (the plugin; for Floor the
+    /// empty post-dissector, for Comments the commented copy) or without
+    /// (tshark alone on the capture). Not for the GUI rows (`gui_run`).
+    fn command(self, setup: &Setup, plugin: bool) -> Command {
         let capture = if self.bare() {
             &setup.bare
         } else {
             &setup.annotated
         };
         match self {
-            Mode::Floor => measure::run(
-                &mut setup.tshark_with(&setup.annotated, plugin.then_some(&setup.empty_script)),
-            ),
+            Mode::Noise if setup.native.is_some() => setup.native_tshark(capture, false),
+            Mode::Noise => setup.tshark(capture, false),
+            Mode::Floor => {
+                setup.tshark_with(&setup.annotated, plugin.then_some(&setup.empty_script))
+            }
             Mode::Comments => {
                 let capture = if plugin {
                     &setup.commented
                 } else {
                     &setup.annotated
                 };
-                measure::run(&mut setup.tshark(capture, false))
+                setup.tshark(capture, false)
             }
-            Mode::Gui => gui_run(setup, plugin, false),
-            Mode::NativeGui => gui_run(setup, plugin, true),
             _ if self.native_tshark() => {
-                measure::run(setup.native_tshark(capture, plugin).args(self.options()))
+                let mut c = setup.native_tshark(capture, plugin);
+                c.args(self.options());
+                c
             }
-            _ => measure::run(setup.tshark(capture, plugin).args(self.options())),
+            _ => {
+                let mut c = setup.tshark(capture, plugin);
+                c.args(self.options());
+                c
+            }
         }
     }
 }
