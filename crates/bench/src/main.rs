@@ -93,11 +93,12 @@ struct RunArgs {
     #[arg(long, default_value_t = 3)]
     tool_reps: usize,
     /// The plugin part: pairs of runs (without, with) of the native
-    /// plugin's tshark rows, whose targets are within reach; each pair
-    /// gives a CPU ratio, the median of the pairs' ratios is checked.
-    /// Fifteen, because a pair's ratio on this VM spreads over ±50 %
-    /// around a target 15 % above 1: seven left the median ±0.1 apart
-    /// from one run of the part to the next.
+    /// plugin's tshark rows, whose targets are within reach, and of the
+    /// A/A rows (tshark against itself: the noise); each pair gives a CPU
+    /// ratio, the median of the pairs' ratios is checked. Fifteen: the two
+    /// runs of a pair share one CPU, and there A/A pairs spread over
+    /// ±5 % (one after the other, ±50 %), within the 2 % margin of the
+    /// no-sidecar target only as a median of many.
     #[arg(long, default_value_t = 15)]
     plugin_reps: usize,
     /// The plugin part: the native plugin's tshark rows' instructions
