@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use tcpshut_engine::CaptureReader;
+use tcpshut_engine::{CaptureReader, FramesRun};
 use tcpshut_engine::{Detail, Tracker};
 
 use gen::GenConfig;
@@ -185,13 +185,18 @@ fn read_loop(path: &Path, decode: bool) -> anyhow::Result<(u64, u64)> {
     let mut tracker = Tracker::concluding(Detail::Brief);
     let mut segments = 0u64;
     let mut bytes = 0u64;
-    while let Some(frame) = reader.next_frame()? {
+    // Read as annotate's frame loop reads (`CaptureReader::read_frames`).
+    let (_, ended) = reader.read_frames(u64::MAX, |frame| {
         bytes = bytes.wrapping_add(frame.data.len() as u64);
         if decode {
-            let seg = tracker.decode(&frame);
+            let seg = tracker.decode(frame);
             segments += u64::from(seg.is_some());
             std::hint::black_box(seg);
         }
+        std::ops::ControlFlow::Continue(())
+    });
+    if let FramesRun::Broke(e) = ended {
+        return Err(e.into());
     }
     std::hint::black_box(bytes);
     Ok((reader.frames_read(), segments))

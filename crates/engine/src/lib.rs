@@ -55,7 +55,8 @@ pub use wire::segment::Timestamp;
 
 // ---- Reading captures (finding them by content, streams, decoding) ----
 pub use wire::capture::{
-    file_looks_like_capture, starts_like_capture, CaptureError, CaptureReader, Frame, Record,
+    file_looks_like_capture, starts_like_capture, CaptureError, CaptureReader, Frame, FramesRun,
+    Record,
 };
 pub use wire::compressed::Compression;
 pub use wire::link::{

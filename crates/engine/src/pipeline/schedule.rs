@@ -30,7 +30,7 @@ use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::connection::SegmentFacts;
 use crate::tracking::flow::Flow;
 use crate::tracking::inference::ConnVerdict;
-use crate::wire::capture::{CaptureError, CaptureReader, Frame};
+use crate::wire::capture::{CaptureError, CaptureReader, Frame, FramesRun};
 use crate::wire::link::DecodeStats;
 use crate::wire::segment::Segment;
 use crate::wire::series::Series;
@@ -130,30 +130,34 @@ fn for_each_frame(
     progress: &mut dyn FnMut(u64),
     mut each: impl FnMut(&Frame<'_>) -> std::io::Result<ControlFlow<()>>,
 ) -> Result<(u64, Option<String>), AnalyzeError> {
-    // One comparison a frame, not an Option's two.
     let limit = limit.unwrap_or(u64::MAX);
     let mut frames = 0;
     let stopped = loop {
         if frames >= limit {
             break None;
         }
-        let flow = {
-            // The frame is borrowed where it was returned, not moved out
-            // of its Result (a copy per frame).
-            let next = reader.next_frame();
-            let frame = match &next {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break None,
-                Err(e) => break Some(e.to_string()),
-            };
-            frames += 1;
-            each(frame).map_err(AnalyzeError::Output)?
-        };
-        if frames % PROGRESS_EVERY == 0 {
+        // Frames in runs up to the next progress report (or the limit):
+        // the reader frames a run in one loop ([`CaptureReader::read_frames`]).
+        let run = (limit - frames).min(PROGRESS_EVERY - frames % PROGRESS_EVERY);
+        let mut failed = None;
+        let (given, ended) = reader.read_frames(run, |frame| {
+            each(frame).unwrap_or_else(|e| {
+                failed = Some(e);
+                ControlFlow::Break(())
+            })
+        });
+        frames += given;
+        if let Some(e) = failed {
+            return Err(AnalyzeError::Output(e));
+        }
+        if given > 0 && frames % PROGRESS_EVERY == 0 {
             progress(reader.bytes_read());
         }
-        if flow.is_break() {
-            return Ok((frames, None));
+        match ended {
+            FramesRun::Full => {}
+            FramesRun::Stopped => return Ok((frames, None)),
+            FramesRun::Ended => break None,
+            FramesRun::Broke(e) => break Some(e.to_string()),
         }
     };
     progress(reader.bytes_read());

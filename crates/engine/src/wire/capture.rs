@@ -19,7 +19,7 @@ mod pcapng;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 
 #[cfg(unix)]
@@ -48,6 +48,20 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length on the wire before snaplen truncation.
     pub orig_len: u32,
+}
+
+/// Why [`CaptureReader::read_frames`] stopped.
+#[derive(Debug)]
+pub enum FramesRun {
+    /// It handed over as many frames as asked; more may follow.
+    Full,
+    /// The frames' callee asked to stop.
+    Stopped,
+    /// The capture ended cleanly.
+    Ended,
+    /// The capture broke (every frame before the faulty record was
+    /// handed over): what [`CaptureReader::next_frame`] returns then.
+    Broke(CaptureError),
 }
 
 /// A record of the file as it is there, for a copy that keeps everything
@@ -376,6 +390,100 @@ impl CaptureReader {
         }))
     }
 
+    /// Hands `each` the next frames, as [`CaptureReader::next_frame`]
+    /// would return them, until it has had `max`, it breaks, or the
+    /// capture ends; returns how many it had, and why it stopped.
+    ///
+    /// The frame loop of every schedule reads this way: the records of a
+    /// pcap file that lie whole in the window (all of a mapped file's)
+    /// are framed in one loop, each frame built where `each` borrows it,
+    /// instead of one call a frame, each through a `Result<Option<_>>`;
+    /// whatever else comes (pcapng, a series, a record to read in or
+    /// cut short, an error) takes one `next_frame` and the loop goes on.
+    pub fn read_frames(
+        &mut self,
+        max: u64,
+        mut each: impl FnMut(&Frame<'_>) -> ControlFlow<()>,
+    ) -> (u64, FramesRun) {
+        let mut given = 0;
+        loop {
+            let (whole, stopped) = self.whole_pcap_records(max - given, &mut each);
+            given += whole;
+            if stopped {
+                return (given, FramesRun::Stopped);
+            }
+            if given == max {
+                return (given, FramesRun::Full);
+            }
+            match self.next_frame() {
+                Ok(Some(frame)) => {
+                    given += 1;
+                    if each(&frame).is_break() {
+                        return (given, FramesRun::Stopped);
+                    }
+                }
+                Ok(None) => return (given, FramesRun::Ended),
+                Err(e) => return (given, FramesRun::Broke(e)),
+            }
+        }
+    }
+
+    /// The records of a single pcap file that lie whole in the window,
+    /// up to `max` of them, handed to `each`: how many, and whether
+    /// `each` broke. Stops (for `next_frame` to take on) at a record that
+    /// is not whole in the window or whose length is absurd, so that the
+    /// frames and errors are `next_frame`'s.
+    #[inline(always)]
+    fn whole_pcap_records(
+        &mut self,
+        max: u64,
+        each: &mut impl FnMut(&Frame<'_>) -> ControlFlow<()>,
+    ) -> (u64, bool) {
+        let Container::Pcap {
+            endianness,
+            nanosecond,
+            link,
+        } = self.container
+        else {
+            return (0, false);
+        };
+        if self.chain.is_some() || self.finished || self.cut_before_header.is_some() {
+            return (0, false);
+        }
+        let mut given = 0;
+        while given < max {
+            let stream = &mut self.stream;
+            if stream.start >= stream.upkeep_at {
+                stream.upkeep();
+            }
+            let window = &stream.bytes()[stream.start..stream.end];
+            let Some(header) = window.first_chunk() else {
+                break;
+            };
+            let [secs, frac, caplen, orig_len] = pcap_record_header(header, endianness);
+            let record_len = PCAP_RECORD_HEADER_LEN + caplen as usize;
+            if caplen > MAX_CAPLEN || window.len() < record_len {
+                break;
+            }
+            let data = stream.consume(record_len);
+            self.frames_read += 1;
+            given += 1;
+            let frame = Frame {
+                number: self.frames_read,
+                ts: pcap_timestamp(secs, frac, nanosecond),
+                link,
+                data: self
+                    .stream
+                    .slice(data.start + PCAP_RECORD_HEADER_LEN..data.end),
+                orig_len,
+            };
+            if each(&frame).is_break() {
+                return (given, true);
+            }
+        }
+        (given, false)
+    }
+
     /// The next packet of this file, with its number in the file.
     /// Inlined, as are the record's framing and the stream's `fill`: the
     /// frame is then built where it is returned, not moved through three
@@ -632,6 +740,28 @@ fn pcap_record_header(header: &[u8; PCAP_RECORD_HEADER_LEN], endian: Endianness)
     }
 }
 
+/// A pcap record's time from its seconds and fraction (microseconds, or
+/// nanoseconds in a nanosecond file).
+#[inline(always)]
+fn pcap_timestamp(secs: u32, frac: u32, nanosecond: bool) -> Timestamp {
+    let nanos = if nanosecond {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1000
+    };
+    match u32::try_from(nanos) {
+        // Below a second, as every writer makes it: no division.
+        Ok(nanos) if nanos < NANOS_PER_SEC => Timestamp {
+            secs: i64::from(secs),
+            nanos,
+        },
+        _ => Timestamp {
+            secs: i64::from(secs) + (nanos / u64::from(NANOS_PER_SEC)) as i64,
+            nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
+        },
+    }
+}
+
 #[inline(always)]
 fn next_pcap_record(
     stream: &mut ByteStream,
@@ -663,22 +793,7 @@ fn next_pcap_record(
         stream.fill(record_len)?;
         stream.require(record_len, frame)?;
     }
-    let nanos = if nanosecond {
-        u64::from(frac)
-    } else {
-        u64::from(frac) * 1000
-    };
-    let ts = match u32::try_from(nanos) {
-        // Below a second, as every writer makes it: no division.
-        Ok(nanos) if nanos < NANOS_PER_SEC => Timestamp {
-            secs: i64::from(secs),
-            nanos,
-        },
-        _ => Timestamp {
-            secs: i64::from(secs) + (nanos / u64::from(NANOS_PER_SEC)) as i64,
-            nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
-        },
-    };
+    let ts = pcap_timestamp(secs, frac, nanosecond);
     let data = stream.consume(record_len);
     Ok(Some(Located {
         data: data.start + PCAP_RECORD_HEADER_LEN..data.end,
@@ -709,6 +824,11 @@ struct ByteStream {
     end: usize,
     /// File offset of `bytes()[start]`.
     offset: u64,
+    /// The read position at which a mapping's [`ByteStream::upkeep`]
+    /// runs next (`usize::MAX` for other sources, which need none). Here
+    /// rather than in `Source::Mapped`, so that the record loop of
+    /// [`CaptureReader::read_frames`] asks it without a `match`.
+    upkeep_at: usize,
 }
 
 enum Source {
@@ -720,8 +840,6 @@ enum Source {
         released: usize,
         /// How far the mapping has been prefetched ([`PREFETCH_AHEAD`]).
         prefetched: usize,
-        /// The read position at which [`ByteStream::upkeep`] runs next.
-        upkeep_at: usize,
     },
     /// Any other byte source, through a buffer that grows only up to the
     /// largest record.
@@ -749,6 +867,7 @@ impl ByteStream {
             start: 0,
             end: 0,
             offset: 0,
+            upkeep_at: usize::MAX,
         }
     }
 
@@ -762,6 +881,7 @@ impl ByteStream {
             start: 0,
             end: 0,
             offset: 0,
+            upkeep_at: usize::MAX,
         }
     }
 
@@ -789,12 +909,12 @@ impl ByteStream {
                         map,
                         released: 0,
                         prefetched: 0,
-                        upkeep_at: 0,
                     },
                     chunks: None,
                     start: 0,
                     end,
                     offset: 0,
+                    upkeep_at: 0,
                 });
             }
         }
@@ -824,10 +944,10 @@ impl ByteStream {
     #[inline]
     fn fill(&mut self, want: usize) -> io::Result<usize> {
         match self.source {
-            Source::Mapped { upkeep_at, .. } => {
+            Source::Mapped { .. } => {
                 // Everything is available already; the mapping's upkeep
                 // runs once every few records, not on each.
-                if self.start >= upkeep_at {
+                if self.start >= self.upkeep_at {
                     self.upkeep();
                 }
             }
@@ -882,7 +1002,6 @@ impl ByteStream {
             map,
             released,
             prefetched,
-            upkeep_at,
         } = &mut self.source
         else {
             return;
@@ -906,7 +1025,7 @@ impl ByteStream {
         } else {
             ahead - PREFETCH_AHEAD
         };
-        *upkeep_at = refill.min(*released + RELEASE_CHUNK);
+        self.upkeep_at = refill.min(*released + RELEASE_CHUNK);
     }
 
     /// Fails with [`CaptureError::TruncatedRecord`] unless `need` bytes are

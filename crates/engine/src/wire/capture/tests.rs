@@ -414,6 +414,122 @@ fn mapped_file_errors_like_a_reader() {
     }
 }
 
+type Frames = Vec<(u64, Timestamp, LinkType, Vec<u8>, u32)>;
+
+/// Every frame `next_frame` gives, and how reading ended.
+fn frames_one_by_one(mut reader: CaptureReader) -> (Frames, String) {
+    let mut frames = Vec::new();
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => frames.push(owned(&frame)),
+            Ok(None) => return (frames, "ended".into()),
+            Err(e) => return (frames, e.to_string()),
+        }
+    }
+}
+
+/// Every frame `read_frames` gives in runs of `run`, and how reading ended.
+fn frames_in_runs(mut reader: CaptureReader, run: u64) -> (Frames, String) {
+    let mut frames = Vec::new();
+    loop {
+        let (given, ended) = reader.read_frames(run, |frame| {
+            frames.push(owned(frame));
+            ControlFlow::Continue(())
+        });
+        assert!(given <= run);
+        match ended {
+            FramesRun::Full => assert_eq!(given, run),
+            FramesRun::Stopped => panic!("nothing asked to stop"),
+            FramesRun::Ended => return (frames, "ended".into()),
+            FramesRun::Broke(e) => return (frames, e.to_string()),
+        }
+    }
+}
+
+fn owned(frame: &Frame<'_>) -> (u64, Timestamp, LinkType, Vec<u8>, u32) {
+    (
+        frame.number,
+        frame.ts,
+        frame.link,
+        frame.data.to_vec(),
+        frame.orig_len,
+    )
+}
+
+#[test]
+fn frames_in_runs_are_the_frames_one_by_one() {
+    let mut files = Vec::new();
+    for endianness in [FileEndianness::Little, FileEndianness::Big] {
+        for resolution in [TsResolution::MicroSecond, TsResolution::NanoSecond] {
+            files.push(pcap_file(endianness, resolution, &kilobyte_packets(3000)));
+            files.push(pcap_file(endianness, resolution, &two_packets()));
+        }
+    }
+    let whole = pcap_file(
+        FileEndianness::Little,
+        TsResolution::MicroSecond,
+        &kilobyte_packets(300),
+    );
+    // Cut inside a record's data and inside a record's header.
+    files.push(whole[..whole.len() - 7].to_vec());
+    files.push(whole[..whole.len() - 1000 - 9].to_vec());
+    // An absurd length in the 101st record.
+    let mut absurd = whole.clone();
+    let at = 24 + 100 * (16 + 1000) + 8;
+    absurd[at..at + 4].copy_from_slice(&0x4000_0000u32.to_le_bytes());
+    files.push(absurd);
+    // A fraction of a second of a second or more (not framed in the loop's
+    // way by any writer, but read).
+    let mut late = whole.clone();
+    late[24 + 4..24 + 8].copy_from_slice(&2_500_000u32.to_le_bytes());
+    files.push(late);
+    let mut pcapng = ethernet_pcapng(FileEndianness::Big);
+    for i in 0..50u8 {
+        pcapng
+            .write_block(&enhanced(0, u64::from(i), 60, &[i; 60]))
+            .unwrap();
+    }
+    files.push(pcapng.into_inner());
+    for (i, bytes) in files.iter().enumerate() {
+        let file = temp_capture(bytes);
+        let expected = frames_one_by_one(reader(bytes.clone()).unwrap());
+        assert!(!expected.0.is_empty(), "file {i}");
+        for run in [1, 7, u64::MAX] {
+            let mapped = CaptureReader::open(file.path()).unwrap();
+            assert_eq!(frames_in_runs(mapped, run), expected, "file {i}, run {run}");
+            let read = reader(bytes.clone()).unwrap();
+            assert_eq!(frames_in_runs(read, run), expected, "file {i}, run {run}");
+        }
+        let trickled =
+            CaptureReader::from_reader(Box::new(Trickle(io::Cursor::new(bytes.clone()))), "t");
+        assert_eq!(frames_in_runs(trickled.unwrap(), 5), expected, "file {i}");
+    }
+}
+
+#[test]
+fn frames_in_runs_stop_when_asked() {
+    let bytes = pcap_file(
+        FileEndianness::Little,
+        TsResolution::MicroSecond,
+        &kilobyte_packets(100),
+    );
+    let file = temp_capture(&bytes);
+    let mut mapped = CaptureReader::open(file.path()).unwrap();
+    let mut seen = Vec::new();
+    let (given, ended) = mapped.read_frames(50, |frame| {
+        seen.push(frame.number);
+        if frame.number == 30 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert_eq!((given, seen.len()), (30, 30));
+    assert!(matches!(ended, FramesRun::Stopped));
+    // Reading goes on after the frame it stopped at.
+    assert_eq!(mapped.next_frame().unwrap().unwrap().number, 31);
+}
+
 // ---- pcapng ----
 
 fn interface(linktype: DataLink, tsresol: Option<u8>) -> Block<'static> {
