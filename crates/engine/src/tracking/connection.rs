@@ -21,7 +21,7 @@ use crate::tracking::inference::{
 };
 use crate::tracking::origin::{OriginTrack, Why};
 use crate::tracking::timeline::Timeline;
-use crate::wire::segment::{FrameNumber, Segment, Tunnel};
+use crate::wire::segment::{FrameNumber, Segment, TcpFlags, Tunnel};
 use crate::wire::seq::{seq_diff, seq_gt, seq_max};
 
 /// What one segment meant, for its row, as far as the segments up to it
@@ -380,7 +380,7 @@ pub struct Connection {
     /// The endpoint's index is a byte ([`side_byte`]).
     if_fins_crossed: Option<(u8, TcpState)>,
     /// [`Connection::is_closed`] as of its last segment: the flow table
-    /// asks once a segment whether that segment closed it
+    /// learns from [`Connection::observe`] whether that segment closed it
     /// ([`Connection::closed_by_last_segment`]).
     closed: bool,
 }
@@ -491,10 +491,11 @@ impl Connection {
     }
 
     /// Was it open before its last segment and closed after it
-    /// ([`Connection::is_closed`])? Asked once after each segment: the
-    /// answer before it is the one kept from the segment before.
+    /// ([`Connection::is_closed`])? Asked after each segment but a quiet
+    /// one, which changes nothing the question reads: the answer before
+    /// it is the one kept from the segment before.
     #[inline]
-    pub fn closed_by_last_segment(&mut self) -> bool {
+    fn closed_by_last_segment(&mut self) -> bool {
         let was_closed = self.closed;
         self.closed = self.is_closed();
         self.closed && !was_closed
@@ -630,12 +631,86 @@ impl Connection {
     /// Processes one segment sent by endpoint `x` ([`Connection::sender_of`],
     /// which the flow table's look-up has found already): updates states
     /// and evidence, and says what the segment meant, as far as the
-    /// segments so far tell. Inlined into its one caller on the hot path,
-    /// the flow table, which then builds the segment's facts in place
-    /// instead of copying them back.
+    /// segments so far tell, and whether it closed the connection
+    /// ([`Connection::closed_by_last_segment`]). Inlined into its one
+    /// caller on the hot path, the flow table, which then builds the
+    /// segment's facts in place instead of copying them back.
+    ///
+    /// A quiet segment ([`Connection::quiet`]: most of them) takes a short
+    /// path that updates only what such a segment moves; every other
+    /// segment goes through every rule, out of line.
     #[inline]
-    pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> SegmentFacts {
+    pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> (SegmentFacts, bool) {
         debug_assert_eq!(x, self.sender_of(seg));
+        let quiet = self.quiet(seg, x);
+        // The same packet seen again one TTL lower (a router's `-i any`
+        // capture sees it coming in and going out) is one packet. The
+        // marks read nothing of the connection's, so they are noted first.
+        let copy = self.origin.observe(seg, x);
+        if quiet && !copy {
+            // It changes nothing `is_closed` reads: `closed` stays right.
+            return (self.observe_quietly(seg, x), false);
+        }
+        let facts = self.observe_by_the_rules(seg, x, copy);
+        (facts, self.closed_by_last_segment())
+    }
+
+    /// Is `seg`, from endpoint `x`, quiet, as far as the connection can
+    /// tell before its marks are noted (a router's copy is not)? An ACK,
+    /// with or without payload, and no SYN, FIN or RST; not the
+    /// connection's first segment, its options whole; both endpoints
+    /// ESTABLISHED, no FIN of the receiver known, and no FIN awaiting its
+    /// crossing one. Every rule then comes to nothing: no event, no state
+    /// change, no "what if" marker; what such a segment still moves is
+    /// [`Connection::observe_quietly`]'s.
+    #[inline]
+    fn quiet(&self, seg: &Segment<'_>, x: usize) -> bool {
+        const DECIDING: u8 = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK;
+        let y = 1 - x;
+        seg.flags.0 & DECIDING == TcpFlags::ACK
+            && seg.frame != self.first_frame
+            && !seg.options.cut
+            && self.endpoints[x].state == TcpState::Established
+            && self.endpoints[y].state == TcpState::Established
+            && self.endpoints[y].fin_seq.is_none()
+            && self.if_fins_crossed.is_none()
+    }
+
+    /// [`Connection::observe_by_the_rules`] of a quiet segment (not a
+    /// copy), by the parts that move anything: the rules' other parts ask
+    /// what [`Connection::quiet`] has answered. Its sender's SendMidStream
+    /// and its receiver's ACK of SYN leave ESTABLISHED as it is, and with
+    /// no FIN of the receiver its payload is only new data or old.
+    #[inline]
+    fn observe_quietly(&mut self, seg: &Segment<'_>, x: usize) -> SegmentFacts {
+        let y = 1 - x;
+        self.opened_by_rst_ack = None;
+        self.last_frame = seg.frame;
+        self.learn_sequence_bases(seg, x, y);
+        self.acked[x] = true;
+        self.note_ack_sent(seg, x);
+        if seg.payload_len != 0 {
+            if let Some(from) = self.new_payload(seg, x, y) {
+                self.payload_ahead(seg, x, y, from);
+            }
+        }
+        self.unanswered_data_after_fin[x] = None;
+        let idle_rst = self.idle.observe(seg.ts, x, None);
+        let reveals = self.reveals(seg, x);
+        self.note_sender(seg, x, false);
+        self.timeline.note_time(seg.ts);
+        SegmentFacts {
+            idle_rst,
+            ..self.facts(seg, x, reveals)
+        }
+    }
+
+    /// [`Connection::observe`] by every rule: any segment, `copy` when it
+    /// is a router's second copy of its sender's previous one (its marks
+    /// noted already). Out of line: the quiet segments keep their short
+    /// path's registers.
+    #[inline(never)]
+    fn observe_by_the_rules(&mut self, seg: &Segment<'_>, x: usize, copy: bool) -> SegmentFacts {
         let y = 1 - x;
         let states_before = self.states();
         let mut step = Step {
@@ -648,9 +723,6 @@ impl Connection {
             late_fin: false,
         };
         let refusal_seen_late = self.refusal_ahead_of(seg, x);
-        // The same packet seen again one TTL lower (a router's `-i any`
-        // capture sees it coming in and going out) is one packet.
-        let copy = self.origin.observe(seg, x);
         if seg.frame != self.first_frame && !copy {
             self.opened_by_rst_ack = None;
         }
@@ -720,10 +792,40 @@ impl Connection {
                 .then(|| step.events.contains(Event::RstStray));
             idle_rst = self.idle.observe(seg.ts, x, rst);
         }
+        let reveals = self.reveals(seg, x) || step.late_fin;
+        self.note_sender(seg, x, stray_syn);
+        self.timeline
+            .note(seg.ts, x, step.events, states_before, self.states());
+        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
+        let if_fins_crossed = self.if_fins_crossed.map(|(endpoint, state)| {
+            if usize::from(endpoint) == x {
+                [state, receiver.state]
+            } else {
+                [sender.state, state]
+            }
+        });
+        SegmentFacts {
+            events: step.events,
+            related: step.related,
+            if_receiver_stopped_reading: step.if_receiver_stopped_reading,
+            if_fins_crossed,
+            idle_rst,
+            ..self.facts(seg, x, reveals)
+        }
+    }
+
+    /// Does `seg` reveal its sender's (`x`) teardown: is it the sender's
+    /// first FIN or its first abortive RST?
+    #[inline]
+    fn reveals(&self, seg: &Segment<'_>, x: usize) -> bool {
         let own = &self.evidence[x];
-        let reveals = own.fin_frame == seg.frame_number()
-            || own.abort_frame == seg.frame_number()
-            || step.late_fin;
+        own.fin_frame == seg.frame_number() || own.abort_frame == seg.frame_number()
+    }
+
+    /// What the sender (`x`) of `seg` shows of itself: what it has sent
+    /// (unless the segment took no effect, `stray_syn`), and its window.
+    #[inline]
+    fn note_sender(&mut self, seg: &Segment<'_>, x: usize, stray_syn: bool) {
         let window_scaling = self.window_scaling;
         let sender = &mut self.endpoints[x];
         if !stray_syn {
@@ -737,23 +839,21 @@ impl Connection {
             _ => 0,
         };
         sender.window = u32::from(seg.window) << scale;
-        self.timeline
-            .note(seg.ts, x, step.events, states_before, self.states());
-        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
-        let if_fins_crossed = self.if_fins_crossed.map(|(endpoint, state)| {
-            if usize::from(endpoint) == x {
-                [state, receiver.state]
-            } else {
-                [sender.state, state]
-            }
-        });
+    }
+
+    /// The facts of `seg` from endpoint `x` (`reveals` its teardown or
+    /// not) as a quiet segment has them: the endpoints' states and the
+    /// relative numbers, no event, nothing related, no marker.
+    #[inline]
+    fn facts(&self, seg: &Segment<'_>, x: usize, reveals: bool) -> SegmentFacts {
+        let (sender, receiver) = (&self.endpoints[x], &self.endpoints[1 - x]);
         SegmentFacts {
             conn: self.id,
             sender: x,
-            events: step.events,
+            events: EventSet::default(),
             sender_state: sender.state,
             receiver_state: receiver.state,
-            related: step.related,
+            related: None,
             rel_seq: sender.relative(seg.seq),
             rel_ack: if seg.flags.ack() {
                 receiver.relative(seg.ack)
@@ -761,9 +861,9 @@ impl Connection {
                 0
             },
             reveals,
-            if_receiver_stopped_reading: step.if_receiver_stopped_reading,
-            if_fins_crossed,
-            idle_rst,
+            if_receiver_stopped_reading: None,
+            if_fins_crossed: None,
+            idle_rst: false,
         }
     }
 
@@ -890,6 +990,15 @@ impl Connection {
                 }
             }
         }
+        self.note_ack_sent(seg, x);
+    }
+
+    /// The ACK number of `seg` (which has the flag), sent by `x`: its
+    /// highest, and whether it acknowledges the new data `x` received
+    /// after its own FIN (class 1 evidence).
+    #[inline]
+    fn note_ack_sent(&mut self, seg: &Segment<'_>, x: usize) {
+        let ack = seg.ack;
         let own = &mut self.evidence[x];
         if own.acked_new_data_frame.is_none()
             && own.reset_new_data_frame.is_none()
@@ -907,41 +1016,13 @@ impl Connection {
     #[inline]
     fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
-        self.endpoints[y].received_payload = true;
-        let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
-        let data_end = data_start.wrapping_add(seg.payload_len);
-        // New: beyond the sender's payload seen so far (its own segments
-        // keep their order). Not beyond its SND.NXT, which a FIN seen out
-        // of order (ahead of the data sent before it) has already moved
-        // past that data.
-        let seen = self.payload_end[x];
-        if !seen.is_none_or(|end| seq_gt(data_end, end)) {
+        let Some(from) = self.new_payload(seg, x, y) else {
             return;
-        }
-        self.payload_end[x] = Some(data_end);
-        let open = &mut self.open_until[x];
-        *open = Some(open.map_or(data_end, |o| seq_max(o, data_end)));
-        // The receiver's first signal acknowledged no more than this: it
-        // had not received a FIN of this sender, whatever the capture order.
-        if self.signal_ack[y].is_some_and(|ack| !seq_gt(ack, data_end)) {
-            self.evidence[y].peer_may_have_closed_first = false;
-        }
-        let from = seen.map_or(data_start, |end| seq_max(end, data_start));
+        };
         let (Some(peer_fin), Some(fin_seq)) =
             (self.evidence[y].fin_frame, self.endpoints[y].fin_seq)
         else {
-            // The peer's FIN may still turn up, captured behind this data.
-            let peer_nxt = self.endpoints[y].snd_nxt;
-            if seg.flags.ack()
-                && peer_nxt.is_none_or(|nxt| seq_gt(seg.ack, nxt))
-                && self.ahead_payload[x].is_none_or(|a| peer_nxt.is_some_and(|n| !seq_gt(a.ack, n)))
-            {
-                self.ahead_payload[x] = seg.frame_number().map(|frame| AheadPayload {
-                    from,
-                    ack: seg.ack,
-                    frame,
-                });
-            }
+            self.payload_ahead(seg, x, y, from);
             return;
         };
         // Data after the peer's FIN is data its sender sent once it had
@@ -960,6 +1041,49 @@ impl Connection {
         // (`SegmentFacts::resolved`). Later steps only fill `related` if
         // empty, so this is its final value in that case.
         step.if_receiver_stopped_reading = Some(step.related.unwrap_or(peer_fin.get()));
+    }
+
+    /// The payload of `seg` (it has some), from `x` to `y`: its receiver
+    /// has received payload, and if it is new (beyond the sender's payload
+    /// seen so far: its own segments keep their order), where its new part
+    /// starts. Not beyond its SND.NXT, which a FIN seen out of order
+    /// (ahead of the data sent before it) has already moved past that data.
+    #[inline]
+    fn new_payload(&mut self, seg: &Segment<'_>, x: usize, y: usize) -> Option<u32> {
+        self.endpoints[y].received_payload = true;
+        let data_start = seg.seq.wrapping_add(u32::from(seg.flags.syn()));
+        let data_end = data_start.wrapping_add(seg.payload_len);
+        let seen = self.payload_end[x];
+        if !seen.is_none_or(|end| seq_gt(data_end, end)) {
+            return None;
+        }
+        self.payload_end[x] = Some(data_end);
+        let open = &mut self.open_until[x];
+        *open = Some(open.map_or(data_end, |o| seq_max(o, data_end)));
+        // The receiver's first signal acknowledged no more than this: it
+        // had not received a FIN of this sender, whatever the capture order.
+        if self.signal_ack[y].is_some_and(|ack| !seq_gt(ack, data_end)) {
+            self.evidence[y].peer_may_have_closed_first = false;
+        }
+        Some(seen.map_or(data_start, |end| seq_max(end, data_start)))
+    }
+
+    /// New payload of `seg` from `from` on, sent by `x` before any FIN of
+    /// `y` the capture has shown: `y`'s FIN may still turn up, captured
+    /// behind this data ([`AheadPayload`]).
+    #[inline]
+    fn payload_ahead(&mut self, seg: &Segment<'_>, x: usize, y: usize, from: u32) {
+        let peer_nxt = self.endpoints[y].snd_nxt;
+        if seg.flags.ack()
+            && peer_nxt.is_none_or(|nxt| seq_gt(seg.ack, nxt))
+            && self.ahead_payload[x].is_none_or(|a| peer_nxt.is_some_and(|n| !seq_gt(a.ack, n)))
+        {
+            self.ahead_payload[x] = seg.frame_number().map(|frame| AheadPayload {
+                from,
+                ack: seg.ack,
+                frame,
+            });
+        }
     }
 
     /// Endpoint `y`, after its FIN, receives new data from `from` on (in
@@ -1214,6 +1338,86 @@ fn is_synchronized(state: TcpState) -> bool {
 mod tests {
     use super::*;
     use crate::tracking::idle::IdleRst;
+
+    /// The capture files under `dir`, in every folder below it.
+    fn captures(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                captures(&path, out);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng")
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    /// A quiet segment's short path leaves its connection and its facts
+    /// as every rule would: each quiet segment of the test captures
+    /// (retransmissions, keep-alives, zero windows, merged and reordered
+    /// directions, cut snaplens...) goes through both, on two copies of
+    /// its connection, which must then read alike (a router's copy takes
+    /// the rules either way).
+    #[test]
+    fn quiet_segments_are_observed_as_by_the_rules() {
+        use crate::wire::capture::CaptureReader;
+        use crate::wire::link::{decode, DecodeStats};
+        use std::collections::HashMap;
+        use std::net::SocketAddr;
+
+        let mut files = Vec::new();
+        captures(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata")),
+            &mut files,
+        );
+        let mut quiet = 0;
+        for path in &files {
+            let Ok(mut reader) = CaptureReader::open(path) else {
+                continue;
+            };
+            let mut stats = DecodeStats::default();
+            let mut conns: HashMap<[SocketAddr; 2], Connection> = HashMap::new();
+            while let Ok(Some(frame)) = reader.next_frame() {
+                let Some(seg) = decode(&frame, &mut stats) else {
+                    continue;
+                };
+                let key = [seg.src.min(seg.dst), seg.src.max(seg.dst)];
+                let id = conns.len() as u32;
+                let conn = conns
+                    .entry(key)
+                    .or_insert_with(|| Connection::new(id, &seg, None));
+                if conn.first_frame != seg.frame && conn.reopened_by(&seg) {
+                    *conn = Connection::new(id, &seg, Some(conn.id));
+                }
+                let x = conn.sender_of(&seg);
+                if !conn.quiet(&seg, x) {
+                    conn.observe(&seg, x);
+                    continue;
+                }
+                let mut by_the_rules = conn.clone();
+                let copy = by_the_rules.origin.observe(&seg, x);
+                let expected = by_the_rules.observe_by_the_rules(&seg, x, copy);
+                let closed = by_the_rules.closed_by_last_segment();
+                let (facts, quietly_closed) = conn.observe(&seg, x);
+                let at = format!("{}, frame {}", path.display(), seg.frame);
+                assert_eq!(format!("{facts:?}"), format!("{expected:?}"), "{at}");
+                assert_eq!(format!("{conn:?}"), format!("{by_the_rules:?}"), "{at}");
+                assert_eq!(quietly_closed, closed, "{at}");
+                quiet += usize::from(!copy);
+            }
+        }
+        assert!(
+            quiet > 1000,
+            "{quiet} quiet segments in {} captures",
+            files.len()
+        );
+    }
 
     /// Quiet facts (no event, no marker) resolve as every rule applied
     /// would resolve them, whatever the verdict.

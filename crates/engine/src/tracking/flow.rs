@@ -241,8 +241,8 @@ impl FlowTable {
         if let Some(zeek) = &mut flow.zeek {
             zeek.observe(seg, !from_second);
         }
-        let facts = conn.observe(seg, usize::from(from_second));
-        if conn.closed_by_last_segment() {
+        let (facts, closed) = conn.observe(seg, usize::from(from_second));
+        if closed {
             if self.closing.is_empty() {
                 self.next_expiry = seg.ts.secs.saturating_add(CLOSED_LINGER_SECS);
             }

@@ -58,7 +58,7 @@ impl Timeline {
         before: [TcpState; 2],
         after: [TcpState; 2],
     ) {
-        self.last = ts;
+        self.note_time(ts);
         for i in 0..2 {
             if before[i] != after[i] {
                 self.state_since[i] = ts;
@@ -67,6 +67,13 @@ impl Timeline {
         if !events.is_empty() {
             self.note_events(ts, sender, events);
         }
+    }
+
+    /// Notes a segment at `ts` that changed no state and had no event
+    /// (a quiet one): its time is all it moves.
+    #[inline]
+    pub fn note_time(&mut self, ts: Timestamp) {
+        self.last = ts;
     }
 
     /// The times and counts that `events` of `sender`'s segment at `ts`
