@@ -157,9 +157,19 @@ fn decode_frame<'a>(
         Some(ip) if ip.payload.ip_number == ip_number::TCP => {
             match TcpFields::of(ip.payload.payload) {
                 Ok(tcp) => {
-                    let segment = segment_of(frame, ip, tcp, None, options);
-                    counted(stats, &segment);
-                    return Some(segment);
+                    // Each path writes the segment where it is returned:
+                    // a call in the midst of the common one (a SYN's
+                    // options) kept its fields on the stack, and a
+                    // segment made on either path and then returned is
+                    // copied.
+                    return match whole_header_wanted(&ip.payload, &tcp, options) {
+                        None => {
+                            let segment = segment_of(frame, ip, tcp, None, None);
+                            counted(stats, &segment);
+                            Some(segment)
+                        }
+                        Some(verify) => segment_with_whole_header(frame, ip, tcp, verify, stats),
+                    };
                 }
                 Err(skip) => Err(skip),
             }
@@ -546,7 +556,8 @@ fn tcp_segment<'a>(
         return Err(Skip::Fragment);
     }
     let tcp = TcpFields::of(ip.payload.payload)?;
-    let segment = segment_of(frame, ip, tcp, tunnel, options);
+    let whole_header = whole_header_wanted(&ip.payload, &tcp, options);
+    let segment = segment_of(frame, ip, tcp, tunnel, whole_header);
     match outer_fragment {
         None => Ok(segment),
         Some(key) => {
@@ -559,14 +570,15 @@ fn tcp_segment<'a>(
 }
 
 /// The segment of a TCP header `tcp` in the IP packet `ip` (the
-/// innermost, inside `tunnel`'s layers) of `frame`.
+/// innermost, inside `tunnel`'s layers) of `frame`, with what its whole
+/// header gives when [`whole_header_wanted`] says so.
 #[inline(always)]
 fn segment_of<'a>(
     frame: &Frame<'a>,
     ip: IpFields<'a>,
     tcp: TcpFields<'a>,
     tunnel: Option<Box<Tunnel>>,
-    options: DecodeOptions,
+    whole_header_wanted: Option<bool>,
 ) -> Segment<'a> {
     let IpFields {
         src,
@@ -583,7 +595,7 @@ fn segment_of<'a>(
         .saturating_sub(tcp.header_len);
     let captured = tcp.payload;
     let flags = tcp.flags();
-    let whole = tcp.whole();
+    let cut = tcp.options_cut();
     // A length that does not even cover the headers (0 with TCP
     // segmentation offload, or an IPv6 jumbogram): the headers and the
     // TCP segment instead.
@@ -592,7 +604,7 @@ fn segment_of<'a>(
         total if total > headers_len => total,
         _ => headers_len + tcp.header_len + payload_len,
     };
-    Segment {
+    let mut segment = Segment {
         frame: frame.number,
         ts: frame.ts,
         src: SocketAddr::new(src, tcp.u16_at(0)),
@@ -603,18 +615,11 @@ fn segment_of<'a>(
         window: tcp.u16_at(14),
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         payload: &captured[..captured.len().min(payload_len)],
-        options: match &whole {
-            Some(whole) if flags.syn() => syn_options(whole),
-            Some(_) => TcpOptionsSummary::default(),
-            None => TcpOptionsSummary {
-                cut: true,
-                ..TcpOptionsSummary::default()
-            },
+        options: TcpOptionsSummary {
+            cut,
+            ..TcpOptionsSummary::default()
         },
-        checksum_ok: match &whole {
-            Some(whole) if options.verify_checksums => verify_checksum(whole, ip_payload, src, dst),
-            _ => None,
-        },
+        checksum_ok: None,
         marks: SenderMarks {
             ttl,
             ip_id,
@@ -628,6 +633,57 @@ fn segment_of<'a>(
         },
         tunnel,
         reassembled: false,
+    };
+    if let Some(verify) = whole_header_wanted {
+        whole_header_facts(&mut segment, tcp.bytes, verify);
+    }
+    segment
+}
+
+/// Whether a segment needs what only its whole TCP header gives (a SYN's
+/// options; the checksum, when `options` ask to verify it and the IP
+/// header gave the segment's extent), and has it: `Some(verify)` then.
+#[inline(always)]
+fn whole_header_wanted(
+    ip_payload: &LaxIpPayloadSlice<'_>,
+    tcp: &TcpFields<'_>,
+    options: DecodeOptions,
+) -> Option<bool> {
+    let verify = options.verify_checksums && checksum_verifiable(ip_payload);
+    (!tcp.options_cut() && (verify || tcp.flags().syn())).then_some(verify)
+}
+
+/// [`segment_of`] for a segment whose whole header is wanted
+/// ([`whole_header_wanted`]), counted, out of line: the common frame's segment
+/// wants none, and is then written in place without a call between its
+/// fields ([`decode_frame`]).
+#[inline(never)]
+fn segment_with_whole_header<'a>(
+    frame: &Frame<'a>,
+    ip: IpFields<'a>,
+    tcp: TcpFields<'a>,
+    verify: bool,
+    stats: &mut DecodeStats,
+) -> Option<Segment<'a>> {
+    let segment = segment_of(frame, ip, tcp, None, Some(verify));
+    counted(stats, &segment);
+    Some(segment)
+}
+
+/// Fills in what a segment's whole TCP header `tcp` gives: a SYN's
+/// options, and whether its checksum is right when `verify`.
+#[inline(never)]
+fn whole_header_facts(segment: &mut Segment<'_>, tcp: &[u8], verify: bool) {
+    // Sliced again here rather than by the caller: the common segment
+    // needs none of it.
+    let Ok(tcp) = TcpSlice::from_slice(tcp) else {
+        return;
+    };
+    if verify {
+        segment.checksum_ok = verify_checksum(&tcp, segment.src.ip(), segment.dst.ip());
+    }
+    if segment.flags.syn() {
+        segment.options = syn_options(&tcp);
     }
 }
 
@@ -665,12 +721,10 @@ impl<'a> TcpFields<'a> {
         })
     }
 
-    /// The whole header, when the capture has all of it (options too).
-    fn whole(&self) -> Option<TcpSlice<'a>> {
-        if self.bytes.len() < self.header_len {
-            return None;
-        }
-        TcpSlice::from_slice(self.bytes).ok()
+    /// Whether the capture cut the header (its options), so that
+    /// [`whole_header_facts`] cannot be had.
+    fn options_cut(&self) -> bool {
+        self.bytes.len() < self.header_len
     }
 
     fn u16_at(&self, at: usize) -> u16 {
@@ -742,17 +796,15 @@ impl DeclaredLen {
     }
 }
 
-/// `None` unless the whole segment was captured and the IP header gave its
-/// length (a zero length, as with TSO, leaves the extent unknown).
-fn verify_checksum(
-    tcp: &TcpSlice<'_>,
-    ip_payload: &LaxIpPayloadSlice<'_>,
-    src: IpAddr,
-    dst: IpAddr,
-) -> Option<bool> {
-    if ip_payload.incomplete || ip_payload.len_source == LenSource::Slice {
-        return None;
-    }
+/// Whether the IP header gave the segment's extent and all of it was
+/// captured, so that its checksum can be verified (a zero length, as
+/// with TSO, leaves the extent unknown).
+fn checksum_verifiable(ip_payload: &LaxIpPayloadSlice<'_>) -> bool {
+    !ip_payload.incomplete && ip_payload.len_source != LenSource::Slice
+}
+
+/// Whether a whole segment's checksum is right (`None`: not computed).
+fn verify_checksum(tcp: &TcpSlice<'_>, src: IpAddr, dst: IpAddr) -> Option<bool> {
     let computed = match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => tcp.calc_checksum_ipv4(src.octets(), dst.octets()),
         (IpAddr::V6(src), IpAddr::V6(dst)) => tcp.calc_checksum_ipv6(src.octets(), dst.octets()),
@@ -762,6 +814,8 @@ fn verify_checksum(
     Some(computed == tcp.checksum())
 }
 
+/// A SYN's options (MSS, window scale, SACK permitted): the only
+/// segments whose options the rules read.
 fn syn_options(tcp: &TcpSlice<'_>) -> TcpOptionsSummary {
     let mut summary = TcpOptionsSummary::default();
     // A malformed option ends the walk; what came before still counts.
