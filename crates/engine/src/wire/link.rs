@@ -26,8 +26,7 @@ use etherparse::err::{ipv6_exts, macsec, Layer, LenError};
 use etherparse::{
     ether_type, ip_number, ArpPacketSlice, Ethernet2HeaderSlice, Ethernet2Slice, Icmpv4Slice,
     Icmpv6Slice, IgmpSlice, Ipv4HeaderSlice, LaxIpPayloadSlice, LaxIpSlice, LaxMacsecPayloadSlice,
-    LaxMacsecSlice, LaxSlicedPacket, LenSource, SingleVlanSlice, TcpOptionElement, TcpSlice,
-    UdpSlice,
+    LaxMacsecSlice, LaxSlicedPacket, LenSource, SingleVlanSlice, TcpSlice, UdpSlice,
 };
 
 use crate::wire::capture::{Frame, LinkType};
@@ -635,7 +634,7 @@ fn segment_of<'a>(
         reassembled: false,
     };
     if let Some(verify) = whole_header_wanted {
-        whole_header_facts(&mut segment, tcp.bytes, verify);
+        whole_header_facts(&mut segment, &tcp, verify);
     }
     segment
 }
@@ -673,17 +672,14 @@ fn segment_with_whole_header<'a>(
 /// Fills in what a segment's whole TCP header `tcp` gives: a SYN's
 /// options, and whether its checksum is right when `verify`.
 #[inline(never)]
-fn whole_header_facts(segment: &mut Segment<'_>, tcp: &[u8], verify: bool) {
-    // Sliced again here rather than by the caller: the common segment
-    // needs none of it.
-    let Ok(tcp) = TcpSlice::from_slice(tcp) else {
-        return;
-    };
+fn whole_header_facts(segment: &mut Segment<'_>, tcp: &TcpFields<'_>, verify: bool) {
     if verify {
-        segment.checksum_ok = verify_checksum(&tcp, segment.src.ip(), segment.dst.ip());
+        segment.checksum_ok = TcpSlice::from_slice(tcp.bytes)
+            .ok()
+            .and_then(|whole| verify_checksum(&whole, segment.src.ip(), segment.dst.ip()));
     }
     if segment.flags.syn() {
-        segment.options = syn_options(&tcp);
+        segment.options = syn_options(tcp.options());
     }
 }
 
@@ -725,6 +721,12 @@ impl<'a> TcpFields<'a> {
     /// [`whole_header_facts`] cannot be had.
     fn options_cut(&self) -> bool {
         self.bytes.len() < self.header_len
+    }
+
+    /// The options, as far as they were captured.
+    fn options(&self) -> &'a [u8] {
+        let end = self.header_len.min(self.bytes.len());
+        self.bytes.get(20..end).unwrap_or_default()
     }
 
     fn u16_at(&self, at: usize) -> u16 {
@@ -816,16 +818,43 @@ fn verify_checksum(tcp: &TcpSlice<'_>, src: IpAddr, dst: IpAddr) -> Option<bool>
 
 /// A SYN's options (MSS, window scale, SACK permitted): the only
 /// segments whose options the rules read.
-fn syn_options(tcp: &TcpSlice<'_>) -> TcpOptionsSummary {
+///
+/// Walked as etherparse's options iterator walks them (the tests hold the
+/// two to the same answer): the walk ends at the end of the list, at a
+/// kind it does not know (whatever its length says), or at an option
+/// whose length is not its kind's or runs past the header; what came
+/// before counts. By hand, because the iterator's items (a SACK's blocks,
+/// the errors) made it about 270 instructions a SYN.
+fn syn_options(options: &[u8]) -> TcpOptionsSummary {
     let mut summary = TcpOptionsSummary::default();
-    // A malformed option ends the walk; what came before still counts.
-    for option in tcp.options_iterator().map_while(Result::ok) {
+    let mut rest = options;
+    while let [kind, after @ ..] = rest {
+        let len = match *kind {
+            1 => 1,
+            2 => 4,
+            3 => 3,
+            4 => 2,
+            8 => 10,
+            5 => match after.first() {
+                Some(&len @ (10 | 18 | 26 | 34)) => usize::from(len),
+                _ => break,
+            },
+            // The end of the list, or a kind the walk does not know.
+            _ => break,
+        };
+        let Some(option) = rest.get(..len) else {
+            break;
+        };
+        if len > 1 && usize::from(option[1]) != len {
+            break;
+        }
         match option {
-            TcpOptionElement::MaximumSegmentSize(mss) => summary.mss = Some(mss),
-            TcpOptionElement::WindowScale(shift) => summary.window_scale = Some(shift),
-            TcpOptionElement::SelectiveAcknowledgementPermitted => summary.sack_permitted = true,
+            [2, _, high, low] => summary.mss = Some(u16::from_be_bytes([*high, *low])),
+            [3, _, shift] => summary.window_scale = Some(*shift),
+            [4, _] => summary.sack_permitted = true,
             _ => {}
         }
+        rest = &rest[len..];
     }
     summary
 }

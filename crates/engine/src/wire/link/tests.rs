@@ -1,7 +1,7 @@
 //! Tests for link decoding: an IP+TCP packet is built with etherparse's
 //! PacketBuilder, then wrapped by hand in each link/encapsulation header.
 
-use etherparse::{IpNumber, PacketBuilder, TcpOptionElement};
+use etherparse::{IpNumber, PacketBuilder, TcpOptionElement, TcpOptionsIterator};
 
 use super::*;
 use crate::wire::segment::Timestamp;
@@ -890,4 +890,71 @@ fn plain_ipv4_shortcut_agrees_with_the_general_path() {
     // Other links never take the shortcut.
     let raw = ipv4_syn();
     assert!(plain_ipv4(&frame(linktype::RAW, &raw)).is_none());
+}
+
+/// A SYN's options as etherparse's options iterator gives them: what
+/// `syn_options`, which walks them by hand, is held to.
+fn syn_options_by_etherparse(options: &[u8]) -> TcpOptionsSummary {
+    let mut summary = TcpOptionsSummary::default();
+    for option in TcpOptionsIterator::from_slice(options).map_while(Result::ok) {
+        match option {
+            TcpOptionElement::MaximumSegmentSize(mss) => summary.mss = Some(mss),
+            TcpOptionElement::WindowScale(shift) => summary.window_scale = Some(shift),
+            TcpOptionElement::SelectiveAcknowledgementPermitted => summary.sack_permitted = true,
+            _ => {}
+        }
+    }
+    summary
+}
+
+#[test]
+fn syn_options_walk_as_etherparse_walks() {
+    let mut cases: Vec<Vec<u8>> = vec![
+        // Linux: MSS, SACK permitted, timestamps, NOP, window scale.
+        vec![
+            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ],
+        // Windows: MSS, NOP, WS, NOP, NOP, SACK permitted.
+        vec![2, 4, 5, 180, 1, 3, 3, 8, 1, 1, 4, 2],
+        // A kind the walk does not know (MPTCP) before the window scale.
+        vec![2, 4, 5, 180, 30, 4, 0, 0, 3, 3, 7, 0],
+        // The end of the list before the window scale.
+        vec![2, 4, 5, 180, 0, 0, 3, 3, 7, 0],
+        // Lengths not their kind's, or past the header.
+        vec![2, 5, 5, 180, 0, 3, 3, 7],
+        vec![3, 3, 7, 2, 4, 5],
+        vec![3, 2, 7, 4, 2],
+        vec![4, 3, 0, 2, 4, 1, 0],
+        vec![5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 3, 3, 9],
+        vec![5, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 3, 3, 9],
+        vec![5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 3, 3, 9],
+        vec![5],
+        vec![8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 2, 4, 1, 0],
+        vec![8, 9, 0, 0, 0, 1, 0, 0, 0, 2, 2, 4, 1, 0],
+        vec![2],
+        vec![2, 4],
+        vec![1, 1, 1],
+        vec![],
+    ];
+    // And a few thousand lists drawn from the kinds and lengths the walk
+    // tells apart (xorshift, so every run draws the same).
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let bytes = [0u8, 1, 2, 3, 4, 5, 8, 2, 3, 4, 10, 18, 26, 34, 30, 255];
+    for _ in 0..5000 {
+        let len = (next() % 41) as usize;
+        cases.push((0..len).map(|_| bytes[(next() % 16) as usize]).collect());
+    }
+    for options in cases {
+        assert_eq!(
+            syn_options(&options),
+            syn_options_by_etherparse(&options),
+            "{options:?}"
+        );
+    }
 }
