@@ -41,6 +41,17 @@ const FIELDS: &[&str] = &[
 
 type Dissected = BTreeMap<String, Vec<String>>;
 
+/// tshark's arguments for each frame's events and expert messages, a line
+/// a frame.
+const EVENTS_AND_EXPERTS: [&str; 6] = [
+    "-T",
+    "fields",
+    "-e",
+    "tcpshut.events",
+    "-e",
+    "_ws.expert.message",
+];
+
 mod install;
 mod native;
 
@@ -215,15 +226,62 @@ impl Sandbox {
     /// `tshark -z tcpshut,conns` on the capture `name` in the sandbox:
     /// the plugin's connections table, with no Lua error.
     fn connections_table(&self, name: &str) -> String {
-        let out = self
-            .tshark()
-            .args(["-q", "-n", "-r"])
-            .arg(self.path(name))
-            .args(["-z", "tcpshut,conns"])
-            .output()
-            .unwrap();
-        assert_no_lua_error(name, &out);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        lua_clean_stdout(
+            name,
+            self.tshark_reading(&self.path(name))
+                .args(["-q", "-z", "tcpshut,conns"]),
+        )
+    }
+
+    /// `tshark -q -n -r CAPTURE -z expert` with the plugin and `sidecar`:
+    /// the expert report, with no Lua error.
+    fn expert_report(&self, capture: &Path, sidecar: &Path) -> String {
+        lua_clean_stdout(
+            "-z expert",
+            self.tshark_reading(capture)
+                .args(self.with_plugin(sidecar))
+                .args(["-q", "-z", "expert"]),
+        )
+    }
+
+    /// Copies `testdata/SOURCE` into the sandbox, under its file name.
+    fn copy_testdata(&self, source: &str) -> PathBuf {
+        let copy = self.path(Path::new(source).file_name().unwrap().to_str().unwrap());
+        std::fs::copy(repo_root().join("testdata").join(source), &copy).unwrap();
+        copy
+    }
+
+    /// `tcpshut annotate NAME` (a capture in the sandbox) as the test
+    /// user, which must succeed.
+    fn annotate(&self, name: &str) {
+        let out = self.tcpshut(&["annotate", name]);
+        assert!(
+            out.status.success(),
+            "{:?}: tcpshut annotate {name}: {}",
+            self.ws,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The numbers of the frames of `capture` that the display filter
+    /// `filter` keeps, with the plugin and `sidecar`.
+    fn frames_matching(&self, capture: &Path, sidecar: &Path, filter: &str) -> Vec<String> {
+        let args = [self.with_plugin(sidecar), vec!["-Y".into(), filter.into()]].concat();
+        frame_numbers(&self.dissect(capture, &args, &["frame.number"]))
+    }
+
+    /// Writes the sidecar of `rows` as `name` in the sandbox.
+    fn sidecar(&self, name: &str, rows: &[[String; 16]]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, sidecar_text(rows)).unwrap();
+        path
+    }
+
+    /// [`Sandbox::copy_testdata`], then [`Sandbox::annotate`]: the copy.
+    fn annotated_testdata(&self, source: &str) -> PathBuf {
+        let cap = self.copy_testdata(source);
+        self.annotate(cap.file_name().unwrap().to_str().unwrap());
+        cap
     }
 
     fn new(ws: Wireshark) -> Sandbox {
@@ -316,55 +374,137 @@ impl Sandbox {
         cmd
     }
 
+    /// [`Sandbox::tshark`] reading `capture` with `-n -r`; the caller adds
+    /// the rest.
+    fn tshark_reading(&self, capture: &Path) -> Command {
+        let mut cmd = self.tshark();
+        cmd.args(["-n", "-r"]).arg(capture);
+        cmd
+    }
+
     /// Dissects `capture` with `args` added, returning each frame's fields.
     fn dissect(&self, capture: &Path, args: &[String], fields: &[&str]) -> Vec<Dissected> {
-        let mut cmd = self.tshark();
-        cmd.arg("-n")
-            .arg("-r")
-            .arg(capture)
-            .args(args)
-            .args(["-T", "json"]);
-        for f in fields {
-            cmd.args(["-e", f]);
-        }
-        let out = cmd.output().expect("running tshark");
-        assert_no_lua_error(&format!("{:?}: tshark {args:?}", self.ws), &out);
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "tshark -T json output: {e}\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        json.as_array()
-            .expect("a JSON array")
-            .iter()
-            .map(|pkt| {
-                let layers = &pkt["_source"]["layers"];
-                let mut m = Dissected::new();
-                for f in fields {
-                    if let Some(vals) = layers.get(*f).and_then(|v| v.as_array()) {
-                        m.insert(
-                            f.to_string(),
-                            vals.iter()
-                                .map(|v| v.as_str().unwrap_or_default().to_string())
-                                .collect(),
-                        );
-                    }
-                }
-                m
-            })
-            .collect()
+        let mut cmd = self.tshark_reading(capture);
+        cmd.args(args);
+        dissected_by(&format!("{:?}: tshark {args:?}", self.ws), &mut cmd, fields)
+    }
+
+    /// `-X lua_script:PLUGIN`: the plugin, as a script tshark loads.
+    fn with_script(&self) -> [String; 2] {
+        lua_script(&self.plugin())
     }
 
     /// `-X lua_script:PLUGIN -o tcpshut.sidecar:SIDECAR`.
     fn with_plugin(&self, sidecar: &Path) -> Vec<String> {
-        vec![
-            "-X".into(),
-            format!("lua_script:{}", self.plugin().display()),
-            "-o".into(),
-            format!("tcpshut.sidecar:{}", sidecar.display()),
-        ]
+        [self.with_script(), preference(sidecar)].concat()
     }
+}
+
+/// `-X lua_script:SCRIPT`.
+fn lua_script(script: &Path) -> [String; 2] {
+    ["-X".into(), format!("lua_script:{}", script.display())]
+}
+
+/// `-o tcpshut.sidecar:SIDECAR`.
+fn preference(sidecar: &Path) -> [String; 2] {
+    [
+        "-o".into(),
+        format!("tcpshut.sidecar:{}", sidecar.display()),
+    ]
+}
+
+/// Runs `cmd` (a tshark) and returns its standard output, which with its
+/// standard error shows no Lua error (`what` names the run).
+fn lua_clean_stdout(what: &str, cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert_no_lua_error(what, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd` (a tshark, killed after `secs` seconds), which must end in
+/// time and show no Lua error (`what` names the run).
+fn output_without_lua_error(what: &str, cmd: Command, secs: u64) -> std::process::Output {
+    let out = output_within(cmd, secs).unwrap_or_else(|| panic!("{what}: tshark hangs"));
+    assert_no_lua_error(what, &out);
+    out
+}
+
+/// Runs `cmd` (a tshark, no Lua error) with `-T json` and `fields`,
+/// returning each frame's fields: every value a string.
+fn dissected_by(what: &str, cmd: &mut Command, fields: &[&str]) -> Vec<Dissected> {
+    cmd.args(["-T", "json"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("running tshark");
+    assert_no_lua_error(what, &out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tshark -T json output: {e}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    json.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|pkt| {
+            let layers = &pkt["_source"]["layers"];
+            let mut m = Dissected::new();
+            for f in fields {
+                if let Some(vals) = layers.get(*f) {
+                    let vals = vals
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{what}: {f} is not an array: {vals}"));
+                    m.insert(
+                        f.to_string(),
+                        vals.iter()
+                            .map(|v| {
+                                v.as_str()
+                                    .unwrap_or_else(|| panic!("{what}: {f}: not a string: {v}"))
+                                    .to_string()
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// The paths a `tcpshut wireshark install` printed, one a line.
+fn printed_paths(out: &std::process::Output) -> Vec<PathBuf> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// The numbers of `frames`.
+fn frame_numbers(frames: &[Dissected]) -> Vec<String> {
+    frames.iter().map(|d| one(d, "frame.number")).collect()
+}
+
+/// The tcpshut expert items of `frames`: exactly one (`what` names the
+/// run), returned.
+fn the_one_error(what: &str, frames: &[Dissected]) -> String {
+    let errs: Vec<String> = frames.iter().flat_map(tcpshut_experts).collect();
+    assert_eq!(errs.len(), 1, "{what}: {errs:?}");
+    errs.into_iter().next().unwrap()
+}
+
+/// Frame `num` of `frames` shows no row (a row rejected) and exactly one
+/// tcpshut expert item, which holds `needle`; returns that item.
+fn row_rejected(what: &str, frames: &[Dissected], num: &str, needle: &str) -> String {
+    let d = frames
+        .iter()
+        .find(|d| one(d, "frame.number") == num)
+        .unwrap();
+    assert!(!has_tcpshut_fields(d), "{what} frame {num}: {d:?}");
+    let errs = tcpshut_experts(d);
+    assert_eq!(errs.len(), 1, "{what} frame {num}: {errs:?}");
+    assert!(errs[0].contains(needle), "{what} frame {num}: {errs:?}");
+    errs.into_iter().next().unwrap()
 }
 
 fn one(d: &Dissected, field: &str) -> String {
@@ -699,48 +839,17 @@ fn handmade_sidecar_fields_match_rows(ws: Wireshark) {
     assert_frames_match_sidecar("hand-made sidecar", &frames, &text);
 
     // Filters on single event codes and on expert messages.
-    let filtered = sb.dissect(
-        &cap,
-        &[
-            sb.with_plugin(&side),
-            vec!["-Y".into(), "tcpshut.event == \"rst-ignored\"".into()],
-        ]
-        .concat(),
-        &["frame.number"],
-    );
     assert_eq!(
-        filtered
-            .iter()
-            .map(|d| one(d, "frame.number"))
-            .collect::<Vec<_>>(),
+        sb.frames_matching(&cap, &side, "tcpshut.event == \"rst-ignored\""),
         ["8"]
     );
-    let filtered = sb.dissect(
-        &cap,
-        &[
-            sb.with_plugin(&side),
-            vec![
-                "-Y".into(),
-                "_ws.expert.message contains \"tcpshut\"".into(),
-            ],
-        ]
-        .concat(),
-        &["frame.number"],
+    assert_eq!(
+        sb.frames_matching(&cap, &side, "_ws.expert.message contains \"tcpshut\""),
+        ["7", "8"]
     );
-    let nums: Vec<String> = filtered.iter().map(|d| one(d, "frame.number")).collect();
-    assert_eq!(nums, ["7", "8"]);
 
     // Expert severities as documented.
-    let out = sb
-        .tshark()
-        .args(["-q", "-n", "-r"])
-        .arg(&cap)
-        .args(sb.with_plugin(&side))
-        .args(["-z", "expert"])
-        .output()
-        .unwrap();
-    assert_no_lua_error("-z expert", &out);
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = sb.expert_report(&cap, &side);
     let section = |name: &str| -> String {
         report
             .split("\n\n")
@@ -790,18 +899,8 @@ fn expert_items_follow_the_engine_table(ws: Wireshark) {
             row
         })
         .collect();
-    let side = sb.path("events.csv");
-    std::fs::write(&side, sidecar_text(&rows)).unwrap();
-    let out = sb
-        .tshark()
-        .args(["-q", "-n", "-r"])
-        .arg(&cap)
-        .args(sb.with_plugin(&side))
-        .args(["-z", "expert"])
-        .output()
-        .unwrap();
-    assert_no_lua_error("-z expert", &out);
-    let report = String::from_utf8_lossy(&out.stdout);
+    let side = sb.sidecar("events.csv", &rows);
+    let report = sb.expert_report(&cap, &side);
     // -z expert's sections, each a header line then its items
     let section_of = |text: &str| -> Option<String> {
         report
@@ -835,76 +934,39 @@ fn expert_items_follow_the_engine_table(ws: Wireshark) {
 fn lookup_order_preference_argument_environment(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = synthetic_capture(&sb, "syn.pcap");
-    let good = sb.path("good.csv");
-    std::fs::write(&good, sidecar_text(&synthetic_rows())).unwrap();
+    let good = sb.sidecar("good.csv", &synthetic_rows());
     let bad = sb.path("missing.csv");
-    let x = format!("lua_script:{}", sb.plugin().display());
     let run = |args: Vec<String>, env: Option<&Path>| -> Vec<Dissected> {
-        let mut cmd = sb.tshark();
+        let mut cmd = sb.tshark_reading(&cap);
         if let Some(e) = env {
             cmd.env("TCPSHUT_SIDECAR", e);
         }
-        cmd.arg("-r").arg(&cap).args(&args).args(["-T", "json"]);
-        for f in ["frame.number", "tcpshut.events", "_ws.expert.message"] {
-            cmd.args(["-e", f]);
-        }
-        let out = cmd.output().unwrap();
-        assert_no_lua_error(&format!("{args:?}"), &out);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let mut m = Dissected::new();
-                for (k, v) in p["_source"]["layers"].as_object().unwrap() {
-                    m.insert(
-                        k.clone(),
-                        v.as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|s| s.as_str().unwrap().to_string())
-                            .collect(),
-                    );
-                }
-                m
-            })
-            .collect()
+        cmd.args(sb.with_script()).args(&args);
+        dissected_by(
+            &format!("{args:?}"),
+            &mut cmd,
+            &["frame.number", "tcpshut.events", "_ws.expert.message"],
+        )
     };
     let annotated = |frames: &[Dissected]| one(&frames[0], "tcpshut.events") == "syn";
-    let arg = |p: &Path| format!("lua_script1:{}", p.display());
-    let pref = |p: &Path| format!("tcpshut.sidecar:{}", p.display());
+    let arg = |p: &Path| vec!["-X".into(), format!("lua_script1:{}", p.display())];
     // preference beats argument and environment
-    let f = run(
-        vec![
-            "-X".into(),
-            x.clone(),
-            "-X".into(),
-            arg(&bad),
-            "-o".into(),
-            pref(&good),
-        ],
-        Some(&bad),
-    );
+    let f = run([arg(&bad), preference(&good).into()].concat(), Some(&bad));
     assert!(annotated(&f), "{f:?}");
     // argument beats environment
-    let f = run(
-        vec!["-X".into(), x.clone(), "-X".into(), arg(&good)],
-        Some(&bad),
-    );
+    let f = run(arg(&good), Some(&bad));
     assert!(annotated(&f), "{f:?}");
     // environment alone
-    let f = run(vec!["-X".into(), x.clone()], Some(&good));
+    let f = run(vec![], Some(&good));
     assert!(annotated(&f), "{f:?}");
     // an explicit path that cannot be read: one error, naming its source
-    let f = run(vec!["-X".into(), x.clone()], Some(&bad));
-    let errs: Vec<String> = f.iter().flat_map(tcpshut_experts).collect();
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("cannot read sidecar"), "{errs:?}");
-    assert!(errs[0].contains("TCPSHUT_SIDECAR"), "{errs:?}");
+    let f = run(vec![], Some(&bad));
+    let err = the_one_error("TCPSHUT_SIDECAR unreadable", &f);
+    assert!(err.contains("cannot read sidecar"), "{err:?}");
+    assert!(err.contains("TCPSHUT_SIDECAR"), "{err:?}");
     // nothing set and nothing beside the capture: no fields, only the
     // quiet note on the first frame
-    let f = run(vec!["-X".into(), x], None);
+    let f = run(vec![], None);
     assert!(f.iter().all(|d| !has_tcpshut_fields(d)), "{f:?}");
     let notes: Vec<Vec<String>> = f
         .iter()
@@ -923,10 +985,7 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+    let written = printed_paths(&out);
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(
         written
@@ -951,17 +1010,11 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
     );
 
     // The profile's default output shows the column after Info.
-    let out = sb
-        .tshark()
-        .args(["-n", "-C", "tcpshut", "-r"])
-        .arg(&cap)
-        .output()
-        .unwrap();
-    assert_no_lua_error("tshark -C tcpshut", &out);
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let out = lua_clean_stdout(
+        "tshark -C tcpshut",
+        sb.tshark_reading(&cap).args(["-C", "tcpshut"]),
+    );
+    let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 8, "{lines:?}");
     // (4.0 names the column's field _ws.col.Shutdown, 4.4 and later do not
     // register one: the text output is what all of them share.)
@@ -1002,8 +1055,7 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
 
     // Only the protocol named in a filter: the frames with rows.
     let filtered = sb.dissect(&cap, &["-Y".into(), "tcpshut".into()], &["frame.number"]);
-    let nums: Vec<String> = filtered.iter().map(|d| one(d, "frame.number")).collect();
-    assert_eq!(nums, ["1", "2", "4", "5", "7", "8"]);
+    assert_eq!(frame_numbers(&filtered), ["1", "2", "4", "5", "7", "8"]);
 
     // Issue #13 defect 6: the user's edits to the profile survive a second
     // install (which says so), and the profile still works.
@@ -1022,9 +1074,8 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
     );
     assert_eq!(std::fs::read_to_string(prefs).unwrap(), edited);
     let out = sb
-        .tshark()
-        .args(["-n", "-C", "tcpshut", "-r"])
-        .arg(&cap)
+        .tshark_reading(&cap)
+        .args(["-C", "tcpshut"])
         .args(["-T", "fields", "-e", "tcp.seq", "-e", "tcpshut.summary"])
         .output()
         .unwrap();
@@ -1040,7 +1091,7 @@ fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark
     );
 
     // Without the profile, no Shutdown column.
-    let out = sb.tshark().args(["-n", "-r"]).arg(&cap).output().unwrap();
+    let out = sb.tshark_reading(&cap).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("opens the connection"));
 }
 
@@ -1050,9 +1101,8 @@ fn dissect_with(sb: &Sandbox, cap: &Path, sidecar: &Path) -> Vec<Dissected> {
 }
 
 fn only_one_error(what: &str, frames: &[Dissected], needle: &str) {
-    let errs: Vec<String> = frames.iter().flat_map(tcpshut_experts).collect();
-    assert_eq!(errs.len(), 1, "{what}: {errs:?}");
-    assert!(errs[0].contains(needle), "{what}: {errs:?}");
+    let err = the_one_error(what, frames);
+    assert!(err.contains(needle), "{what}: {err:?}");
     assert!(
         frames.iter().all(|d| !has_tcpshut_fields(d)),
         "{what}: annotations shown: {frames:?}"
@@ -1068,8 +1118,7 @@ fn sidecar_of_another_capture_does_not_match(ws: Wireshark) {
         let us: u64 = r[1][11..17].parse().unwrap();
         r[1] = format!("1700000000.{:06}000", us + 1);
     }
-    let side = sb.path("other.csv");
-    std::fs::write(&side, sidecar_text(&rows)).unwrap();
+    let side = sb.sidecar("other.csv", &rows);
     only_one_error(
         "another capture",
         &dissect_with(&sb, &cap, &side),
@@ -1080,8 +1129,7 @@ fn sidecar_of_another_capture_does_not_match(ws: Wireshark) {
     // Frames renumbered (the first one dropped, as a read filter would).
     let renumbered = sb.path("renumbered.pcap");
     write_pcap(&renumbered, &synthetic_frames()[1..]);
-    let side = sb.path("rows.csv");
-    std::fs::write(&side, sidecar_text(&synthetic_rows())).unwrap();
+    let side = sb.sidecar("rows.csv", &synthetic_rows());
     only_one_error(
         "renumbered",
         &dissect_with(&sb, &renumbered, &side),
@@ -1133,10 +1181,10 @@ fn truncated_or_misshapen_sidecars_give_one_error(ws: Wireshark) {
         std::fs::write(&side, text).unwrap();
         let frames = dissect_with(&sb, &cap, &side);
         only_one_error(what, &frames, needle);
-        let errs: Vec<String> = frames.iter().flat_map(tcpshut_experts).collect();
+        let err = the_one_error(what, &frames);
         assert!(
-            errs[0].starts_with("tcpshut: malformed sidecar"),
-            "{what}: {errs:?}"
+            err.starts_with("tcpshut: malformed sidecar"),
+            "{what}: {err:?}"
         );
     }
 }
@@ -1144,7 +1192,7 @@ fn truncated_or_misshapen_sidecars_give_one_error(ws: Wireshark) {
 /// `tshark -n -r CAPTURE` with the installed plugin's sidecar beside it:
 /// the packet list, Info tags included (no tree: the plugin's fast path).
 fn packet_list(sb: &Sandbox, cap: &Path) -> String {
-    let out = sb.tshark().args(["-n", "-r"]).arg(cap).output().unwrap();
+    let out = sb.tshark_reading(cap).output().unwrap();
     assert_no_lua_error("tshark -r", &out);
     String::from_utf8(out.stdout).unwrap()
 }
@@ -1179,9 +1227,7 @@ fn relaid_csv(text: &str, value: &str, drop: Option<&str>) -> String {
 fn sidecar_columns_are_read_by_name(ws: Wireshark) {
     let sb = Sandbox::installed(ws);
     let name = "port-reuse.pcap";
-    let cap = sb.path(name);
-    std::fs::copy(repo_root().join("testdata").join(name), &cap).unwrap();
-    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let cap = sb.annotated_testdata(name);
     let side = sb.path(&format!("{name}.tcpshut.csv"));
     let conns = sb.path(&format!("{name}.tcpshut.connections.csv"));
     let (rows, records) = (
@@ -1275,15 +1321,11 @@ fn hostile_and_malformed_rows_are_data_and_rejected_row_by_row(ws: Wireshark) {
         ("5", "control character"),
         ("7", "bad ack"),
     ] {
-        let d = by_num(n);
-        assert!(!has_tcpshut_fields(d), "frame {n}: {d:?}");
-        let errs = tcpshut_experts(d);
-        assert_eq!(errs.len(), 1, "frame {n}: {errs:?}");
+        let err = row_rejected(&format!("{ws:?}"), &frames, n, needle);
         assert!(
-            errs[0].starts_with(&format!("tcpshut: malformed sidecar row for frame {n}:")),
-            "{errs:?}"
+            err.starts_with(&format!("tcpshut: malformed sidecar row for frame {n}:")),
+            "{err:?}"
         );
-        assert!(errs[0].contains(needle), "frame {n}: {errs:?}");
     }
     // The row after them is intact.
     assert_eq!(
@@ -1321,11 +1363,10 @@ fn annotate_each(sb: &Sandbox, captures: &[PathBuf], check: impl Fn(&str, &Path)
                 let name = original.file_name().unwrap().to_str().unwrap();
                 let cap = sb.path(name);
                 std::fs::copy(original, &cap).unwrap();
-                let out = sb.tcpshut(&["annotate", name]);
+                sb.annotate(name);
                 assert!(
-                    out.status.success() && sb.path(&format!("{name}.tcpshut.csv")).is_file(),
-                    "tcpshut annotate {name}: {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    sb.path(&format!("{name}.tcpshut.csv")).is_file(),
+                    "tcpshut annotate {name}: no sidecar"
                 );
                 check(name, &cap);
             });
@@ -1435,8 +1476,7 @@ fn root_is_told_when_wireshark_skips_the_plugin(ws: Wireshark) {
 fn sidecars_of_another_user_are_shown(ws: Wireshark) {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::installed(ws);
-    let cap = sb.path("refused.pcap");
-    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    let cap = sb.copy_testdata("refused.pcap");
     let side = sb.path("refused.pcap.tcpshut.csv");
     // Annotated by the caller (root in CI), umask 022, on the host.
     let annotate = || {
@@ -1506,14 +1546,13 @@ fn mismatch_is_found_when_times_agree(ws: Wireshark) {
         let cap = sb.path("cut.pcap");
         write_pcap(&cap, &frames);
         let got = dissect_with(&sb, &cap, &side);
-        let errs: Vec<String> = got.iter().flat_map(tcpshut_experts).collect();
-        assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
-        assert!(errs[0].contains(needle), "{ws:?}: {errs:?}");
+        let err = the_one_error(&format!("{ws:?}"), &got);
+        assert!(err.contains(needle), "{ws:?}: {err:?}");
         let name = side.file_name().unwrap().to_string_lossy();
         assert!(
-            errs[0].starts_with("tcpshut: the sidecar does not match this capture: ")
-                && errs[0].ends_with(&format!("; nothing shown (sidecar {name})")),
-            "{errs:?}"
+            err.starts_with("tcpshut: the sidecar does not match this capture: ")
+                && err.ends_with(&format!("; nothing shown (sidecar {name})")),
+            "{err:?}"
         );
     }
 }
@@ -1532,24 +1571,18 @@ fn mismatch_is_found_when_times_agree(ws: Wireshark) {
 fn quiet_rows_show_nothing_unchecked_without_a_tree(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = synthetic_capture(&sb, "quiet.pcap");
-    let good = sb.path("good.csv");
-    std::fs::write(&good, sidecar_text(&synthetic_rows())).unwrap();
+    let good = sb.sidecar("good.csv", &synthetic_rows());
     let mut rows = synthetic_rows();
     assert_eq!(rows[1][11], "syn-ack");
     rows[1].swap(3, 4);
-    let bad = sb.path("bad.csv");
-    std::fs::write(&bad, sidecar_text(&rows)).unwrap();
+    let bad = sb.sidecar("bad.csv", &rows);
     let without_tree = |cap: &Path, sidecar: &Path| {
-        let out = sb
-            .tshark()
-            .args(["-n", "-r"])
-            .arg(cap)
-            .args(sb.with_plugin(sidecar))
-            .args(["-z", "expert"])
-            .output()
-            .unwrap();
-        assert_no_lua_error(&format!("{ws:?}"), &out);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        lua_clean_stdout(
+            &format!("{ws:?}"),
+            sb.tshark_reading(cap)
+                .args(sb.with_plugin(sidecar))
+                .args(["-z", "expert"]),
+        )
     };
     let shown = without_tree(&cap, &good);
     assert!(shown.contains("[FIN 10.0.0.1:40000: "), "{ws:?}:\n{shown}");
@@ -1594,12 +1627,7 @@ fn mismatch_message_keeps_its_reason_within_240_bytes(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = sb.path("v6.pcap");
     std::fs::copy(repo_root().join("testdata/refused-ipv6.pcap"), &cap).unwrap();
-    let out = sb.tcpshut(&["annotate", "v6.pcap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.annotate("v6.pcap");
     // the RST's row with its endpoints swapped: that frame is not the row
     // (a row with events is checked without a tree too)
     let text = std::fs::read_to_string(sb.path("v6.pcap.tcpshut.csv")).unwrap();
@@ -1632,18 +1660,13 @@ fn mismatch_message_keeps_its_reason_within_240_bytes(ws: Wireshark) {
         &sb.with_plugin(&side),
         &["_ws.expert.message", "tcpshut.sidecar_file"],
     );
-    let errs: Vec<String> = got.iter().flat_map(tcpshut_experts).collect();
-    assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
+    let err = the_one_error(&format!("{ws:?}"), &got);
     let reason = format!("frame {frame} is {dst} > {src}, its row {src} > {dst}");
     assert!(
-        errs[0].contains(&reason) && errs[0].ends_with("; nothing shown (sidecar v6.csv)"),
-        "{ws:?}: {reason} in {errs:?}"
+        err.contains(&reason) && err.ends_with("; nothing shown (sidecar v6.csv)"),
+        "{ws:?}: {reason} in {err:?}"
     );
-    assert!(
-        errs[0].len() < 240,
-        "{ws:?}: {} bytes: {errs:?}",
-        errs[0].len()
-    );
+    assert!(err.len() < 240, "{ws:?}: {} bytes: {err:?}", err.len());
     let paths: Vec<&String> = got
         .iter()
         .flat_map(|d| d.get("tcpshut.sidecar_file").into_iter().flatten())
@@ -1727,9 +1750,8 @@ fn mismatch_is_found_by_seq_and_length(ws: Wireshark) {
         let cap = sb.path("cut.pcap");
         write_pcap(&cap, &cut);
         let got = dissect_with(&sb, &cap, &side);
-        let errs: Vec<String> = got.iter().flat_map(tcpshut_experts).collect();
-        assert_eq!(errs.len(), 1, "{ws:?}: {errs:?}");
-        assert!(errs[0].contains(needle), "{ws:?}: {errs:?}");
+        let err = the_one_error(&format!("{ws:?}"), &got);
+        assert!(err.contains(needle), "{ws:?}: {err:?}");
     }
 }
 
@@ -1830,26 +1852,17 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
         "shut_rd-client-first.pcap",
         "refused.pcap",
     ] {
-        std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
-        let out = sb.tcpshut(&["annotate", name]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        sb.annotated_testdata(name);
         assert!(sb
             .path(&format!("{name}.tcpshut.connections.csv"))
             .is_file());
     }
     let lines = |name: &str, filter: Option<&str>| -> Vec<String> {
-        let mut cmd = sb.tshark();
-        cmd.args(["-n", "-r"]).arg(sb.path(name));
+        let mut cmd = sb.tshark_reading(&sb.path(name));
         if let Some(f) = filter {
             cmd.args(["-Y", f]);
         }
-        let out = cmd.output().unwrap();
-        assert_no_lua_error(name, &out);
-        String::from_utf8_lossy(&out.stdout)
+        lua_clean_stdout(name, &mut cmd)
             .lines()
             .map(str::to_string)
             .collect()
@@ -1974,8 +1987,7 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
     // the filter that shows it.
     for name in ["port-reuse.pcap", "refused.pcap"] {
         if !sb.path(name).exists() {
-            std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
-            assert!(sb.tcpshut(&["annotate", name]).status.success());
+            sb.annotated_testdata(name);
         }
         let table = sb.connections_table(name);
         let conns = json_connections(&sb, name);
@@ -2093,33 +2105,24 @@ fn info_tag_and_connection_filters(ws: Wireshark) {
 fn colouring_rules_mark_teardown_frames(ws: Wireshark) {
     let sb = Sandbox::installed(ws);
     let rules = |name: &str| -> BTreeMap<String, String> {
-        std::fs::copy(repo_root().join("testdata").join(name), sb.path(name)).unwrap();
-        let out = sb.tcpshut(&["annotate", name]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = sb
-            .tshark()
-            .args(["-n", "-C", "tcpshut", "--color", "-r"])
-            .arg(sb.path(name))
-            .args([
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "frame.coloring_rule.name",
-            ])
-            .output()
-            .unwrap();
-        assert_no_lua_error(name, &out);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(n, r)| (n.to_string(), r.to_string()))
-            .collect()
+        let cap = sb.annotated_testdata(name);
+        lua_clean_stdout(
+            name,
+            sb.tshark_reading(&cap)
+                .args(["-C", "tcpshut", "--color"])
+                .args([
+                    "-T",
+                    "fields",
+                    "-e",
+                    "frame.number",
+                    "-e",
+                    "frame.coloring_rule.name",
+                ]),
+        )
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, r)| (n.to_string(), r.to_string()))
+        .collect()
     };
     let by_frame = rules("data-after-close.pcap");
     assert_eq!(
@@ -2163,12 +2166,11 @@ const NO_SIDECAR_NOTE: &str =
 fn no_sidecar_note_once_on_the_first_frame(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = synthetic_capture(&sb, "plain.pcap");
-    let script = format!("lua_script:{}", sb.plugin().display());
     let run = |extra: &[&str], plugin: bool| {
-        let mut cmd = sb.tshark();
-        cmd.args(["-n", "-r"]).arg(&cap).args(extra);
+        let mut cmd = sb.tshark_reading(&cap);
+        cmd.args(extra);
         if plugin {
-            cmd.args(["-X", &script]);
+            cmd.args(sb.with_script());
         }
         let out = cmd.output().unwrap();
         assert_no_lua_error(&format!("{ws:?} {extra:?}"), &out);
@@ -2286,11 +2288,9 @@ fn conn_and_tcp_stream_differ_where_expected(ws: Wireshark) {
         ("third-party/zeek__pop3__pop3.pcap", retried, None),
         ("syn-fin.pcap", &[][..], Some(0u32)),
     ] {
-        let name = Path::new(source).file_name().unwrap().to_str().unwrap();
-        std::fs::copy(repo_root().join("testdata").join(source), sb.path(name)).unwrap();
-        let out = sb.tcpshut(&["annotate", name]);
-        assert!(out.status.success(), "{out:?}");
-        let frames = sb.dissect(&sb.path(name), &[], &["tcpshut.conn", "tcp.stream"]);
+        let cap = sb.annotated_testdata(source);
+        let name = cap.file_name().unwrap().to_str().unwrap();
+        let frames = sb.dissect(&cap, &[], &["tcpshut.conn", "tcp.stream"]);
         let mut streams_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         let mut conns_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for d in &frames {
@@ -2414,18 +2414,8 @@ fn fields_filters_and_the_contract(ws: Wireshark) {
 
     let sb = Sandbox::new(ws);
     let cap = synthetic_capture(&sb, "syn.pcap");
-    let side = sb.path("rows.csv");
-    std::fs::write(&side, sidecar_text(&synthetic_rows())).unwrap();
-    let frames_matching = |filter: &str| -> Vec<String> {
-        sb.dissect(
-            &cap,
-            &[sb.with_plugin(&side), vec!["-Y".into(), filter.into()]].concat(),
-            &["frame.number"],
-        )
-        .iter()
-        .map(|d| one(d, "frame.number"))
-        .collect()
-    };
+    let side = sb.sidecar("rows.csv", &synthetic_rows());
+    let frames_matching = |filter: &str| sb.frames_matching(&cap, &side, filter);
     assert_eq!(
         frames_matching("tcpshut.calls contains \"shut_rd\""),
         ["5", "7"]
@@ -2441,19 +2431,14 @@ fn fields_filters_and_the_contract(ws: Wireshark) {
     rows[0][9] = "LISTEN".into();
     rows[1][14] = "critical".into();
     rows[3][1] = "1700000000.300001".into();
-    let bad = sb.path("bad.csv");
-    std::fs::write(&bad, sidecar_text(&rows)).unwrap();
+    let bad = sb.sidecar("bad.csv", &rows);
     let frames = dissect_with(&sb, &cap, &bad);
     for (n, needle) in [
         ("1", "bad sender_state \"LISTEN\""),
         ("2", "bad severity \"critical\""),
         ("5", "exactly 9 decimals"),
     ] {
-        let d = frames.iter().find(|d| one(d, "frame.number") == n).unwrap();
-        assert!(!has_tcpshut_fields(d), "{ws:?} frame {n}: {d:?}");
-        let errs = tcpshut_experts(d);
-        assert_eq!(errs.len(), 1, "{ws:?} frame {n}: {errs:?}");
-        assert!(errs[0].contains(needle), "{ws:?} frame {n}: {errs:?}");
+        row_rejected(&format!("{ws:?}"), &frames, n, needle);
     }
 }
 
@@ -2545,12 +2530,7 @@ fn pcapng_custom_blocks_are_numbered_like_wireshark(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = sb.path("custom.pcapng");
     write_pcapng_with_custom_blocks(&cap, &synthetic_frames());
-    let out = sb.tcpshut(&["annotate", "custom.pcapng"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.annotate("custom.pcapng");
     let text = std::fs::read_to_string(sb.path("custom.pcapng.tcpshut.csv")).unwrap();
     let frames = sb.dissect(&cap, &[], &["frame.number"]);
     assert_eq!(frames.len(), 10, "{ws:?}: 8 packets and 2 custom blocks");
@@ -2621,14 +2601,11 @@ fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
         PathBuf::from("/dev/zero"),
         sb.dir.path().to_path_buf(),
     ] {
-        let mut cmd = sb.tshark();
-        cmd.args(["-n", "-r"])
-            .arg(&cap)
-            .args(sb.with_plugin(&sidecar))
+        let mut cmd = sb.tshark_reading(&cap);
+        cmd.args(sb.with_plugin(&sidecar))
             .args(["-T", "fields", "-e", "_ws.expert.message"]);
-        let out = output_within(cmd, 60)
-            .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on the sidecar {}", sidecar.display()));
-        assert_no_lua_error(&format!("sidecar {}", sidecar.display()), &out);
+        let out =
+            output_without_lua_error(&format!("{ws:?}: sidecar {}", sidecar.display()), cmd, 60);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let errors: Vec<&str> = stdout.lines().filter(|l| l.contains("tcpshut")).collect();
         assert_eq!(errors.len(), 1, "{ws:?} {}: {stdout}", sidecar.display());
@@ -2642,21 +2619,9 @@ fn sidecars_that_are_not_regular_files_or_end_early(ws: Wireshark) {
         .status()
         .unwrap();
     assert!(made.success());
-    let mut cmd = sb.tshark();
-    cmd.args(["-n", "-r"])
-        .arg(&beside)
-        .args(["-X", &format!("lua_script:{}", sb.plugin().display())])
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "tcpshut.events",
-            "-e",
-            "_ws.expert.message",
-        ]);
-    let out = output_within(cmd, 60)
-        .unwrap_or_else(|| panic!("{ws:?}: tshark hangs on a FIFO beside the capture"));
-    assert_no_lua_error("FIFO beside", &out);
+    let mut cmd = sb.tshark_reading(&beside);
+    cmd.args(sb.with_script()).args(EVENTS_AND_EXPERTS);
+    let out = output_without_lua_error(&format!("{ws:?}: a FIFO beside the capture"), cmd, 60);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // no sidecar: the quiet note on the first frame, nothing else
     let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("tcpshut")).collect();
@@ -2721,39 +2686,22 @@ const CONNECTIONS_NOT_USABLE: [(&str, &str); 3] = [
 /// Each is said once, naming the file, and the annotations still show.
 fn connections_sidecar_not_regular_or_unreadable(ws: Wireshark) {
     let sb = Sandbox::new(ws);
-    synthetic_capture(&sb, "conns.pcap");
-    let out = sb.tcpshut(&["annotate", "conns.pcap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cap = synthetic_capture(&sb, "conns.pcap");
+    sb.annotate("conns.pcap");
     let conns = sb.path("conns.pcap.tcpshut.connections.csv");
     let text = std::fs::read_to_string(&conns).unwrap();
-    let script = format!("lua_script:{}", sb.plugin().display());
     for (kind, reason) in CONNECTIONS_NOT_USABLE {
         make_not_regular_or_unreadable(&conns, kind, &text);
         for args in [
             &[][..],
             &["-q", "-z", "expert"][..],
             &["-q", "-z", "tcpshut,conns"][..],
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "tcpshut.events",
-                "-e",
-                "_ws.expert.message",
-            ][..],
+            &EVENTS_AND_EXPERTS[..],
         ] {
             let what = format!("{ws:?}: connections sidecar {kind}, tshark {args:?}");
-            let mut cmd = sb.tshark();
-            cmd.args(["-n", "-r"])
-                .arg(sb.path("conns.pcap"))
-                .args(["-X", &script])
-                .args(args);
-            let out = output_within(cmd, 60).unwrap_or_else(|| panic!("{what}: tshark hangs"));
-            assert_no_lua_error(&what, &out);
+            let mut cmd = sb.tshark_reading(&cap);
+            cmd.args(sb.with_script()).args(args);
+            let out = output_without_lua_error(&what, cmd, 60);
             assert!(out.status.success(), "{what}: {out:?}");
             if args.is_empty() {
                 continue;
@@ -2776,6 +2724,43 @@ fn connections_sidecar_not_regular_or_unreadable(ws: Wireshark) {
     }
 }
 
+/// The standard output of `tshark -n -r CAPTURE MODE` (no Lua error) with
+/// a harness script that stands in for Wireshark's GUI: `stubs` (Lua,
+/// over `_G`) for what the plugin calls, with a filter bar whose
+/// `set_filter` keeps the filter in `filter` and whose `apply_filter`
+/// prints it (`applied: FILTER`); then the plugin, then `tap` (Lua) on a
+/// frame `Listener` named `tap`.
+fn with_harness(
+    sb: &Sandbox,
+    what: &str,
+    cap: &Path,
+    mode: &str,
+    stubs: &str,
+    tap: &str,
+) -> String {
+    let harness = sb.path("harness.lua");
+    std::fs::write(
+        &harness,
+        format!(
+            r#"-- each script has an environment of its own over _G (4.4 and later)
+local filter
+{stubs}
+_G.set_filter = function(f) filter = f end
+_G.apply_filter = function() print("applied: " .. tostring(filter)) end
+dofile("{}")
+local tap = Listener.new("frame")
+{tap}
+"#,
+            sb.plugin().display()
+        ),
+    )
+    .unwrap();
+    lua_clean_stdout(
+        what,
+        sb.tshark_reading(cap).arg(mode).args(lua_script(&harness)),
+    )
+}
+
 /// Issue #13 "a click that filters to that connection": from Wireshark
 /// 4.2 the packet list's context menu has "tcpshut > This connection",
 /// which applies `tcpshut.conn == N` for the selected frame. No GUI here:
@@ -2794,10 +2779,9 @@ fn packet_menu_filters_to_the_frames_connection(ws: Wireshark) {
     )
     .unwrap();
     let out = sb
-        .tshark()
-        .args(["-n", "-c", "1", "-r"])
-        .arg(&cap)
-        .args(["-X", &format!("lua_script:{}", probe.display())])
+        .tshark_reading(&cap)
+        .args(["-c", "1"])
+        .args(lua_script(&probe))
         .output()
         .unwrap();
     let has_menu = ws != Wireshark::V4_0;
@@ -2812,35 +2796,8 @@ fn packet_menu_filters_to_the_frames_connection(ws: Wireshark) {
     if !has_menu {
         return;
     }
-    let harness = sb.path("harness.lua");
-    std::fs::write(
-        &harness,
-        format!(
-            r#"-- each script has an environment of its own over _G (4.4 and later)
-local action, filter
-_G.register_packet_menu = function(name, fn, required)
-    action = fn
-    print("menu: " .. name .. " | " .. tostring(required))
-end
-_G.set_filter = function(f) filter = f end
-_G.apply_filter = function() print("applied: " .. tostring(filter)) end
-dofile("{}")
-local tap = Listener.new("frame")
-function tap.packet(pinfo)
-    filter = nil
-    action(all_field_infos())
-    print("frame " .. pinfo.number .. " filter " .. tostring(filter))
-end
-"#,
-            sb.plugin().display()
-        ),
-    )
-    .unwrap();
     // two connections on one 4-tuple, the sidecar beside the capture
-    let cap = sb.path("port-reuse.pcap");
-    std::fs::copy(repo_root().join("testdata/port-reuse.pcap"), &cap).unwrap();
-    let annotated = sb.tcpshut(&["annotate", "port-reuse.pcap"]);
-    assert!(annotated.status.success(), "{annotated:?}");
+    let cap = sb.annotated_testdata("port-reuse.pcap");
     let text = std::fs::read_to_string(sb.path("port-reuse.pcap.tcpshut.csv")).unwrap();
     let conn_of: BTreeMap<u32, String> = text
         .lines()
@@ -2852,15 +2809,22 @@ end
         .collect();
     let conns: std::collections::BTreeSet<&String> = conn_of.values().collect();
     assert!(conns.len() > 1, "{conns:?}");
-    let out = sb
-        .tshark()
-        .args(["-n", "-V", "-r"])
-        .arg(&cap)
-        .args(["-X", &format!("lua_script:{}", harness.display())])
-        .output()
-        .unwrap();
-    assert_no_lua_error(&format!("{ws:?}: packet menu"), &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = with_harness(
+        &sb,
+        &format!("{ws:?}: packet menu"),
+        &cap,
+        "-V",
+        r#"local action
+_G.register_packet_menu = function(name, fn, required)
+    action = fn
+    print("menu: " .. name .. " | " .. tostring(required))
+end"#,
+        r#"function tap.packet(pinfo)
+    filter = nil
+    action(all_field_infos())
+    print("frame " .. pinfo.number .. " filter " .. tostring(filter))
+end"#,
+    );
     let ours: Vec<&str> = stdout
         .lines()
         .filter(|l| {
@@ -2894,34 +2858,27 @@ end
 /// with commas (4.0 needs them), which tshark accepts as a filter.
 fn connections_table_filters_to_the_marked_lines(ws: Wireshark) {
     let sb = Sandbox::new(ws);
-    let cap = sb.path("mix.pcap");
-    std::fs::copy(repo_root().join("testdata/report-mix/mix.pcap"), &cap).unwrap();
-    let out = sb.tcpshut(&["annotate", "mix.pcap"]);
-    assert!(out.status.success(), "{out:?}");
-    let harness = sb.path("table-harness.lua");
-    std::fs::write(
-        &harness,
-        format!(
-            r#"-- each script has an environment of its own over _G (4.4 and later)
-local menu_fn, text, filter
-local buttons = {{}}
+    let cap = sb.annotated_testdata("report-mix/mix.pcap");
+    let stdout = with_harness(
+        &sb,
+        &format!("{ws:?}: table"),
+        &cap,
+        "-q",
+        r#"local menu_fn, text
+local buttons = {}
 _G.gui_enabled = function() return true end
 _G.register_menu = function(name, fn) menu_fn = fn end
 _G.retap_packets = function() end
-_G.TextWindow = {{ new = function(title)
-    local w = {{}}
+_G.TextWindow = { new = function(title)
+    local w = {}
     function w:set(t) text = t end
     function w:get_text() return text end
     function w:set_editable(e) print("editable: " .. tostring(e)) end
-    function w:add_button(label, fn) buttons[#buttons + 1] = {{ label, fn }} end
+    function w:add_button(label, fn) buttons[#buttons + 1] = { label, fn } end
     return w
-end }}
-_G.set_filter = function(f) filter = f end
-_G.apply_filter = function() print("applied: " .. tostring(filter)) end
-_G.report_failure = function(m) print("failure: " .. m) end
-dofile("{}")
-local tap = Listener.new("frame")
-function tap.draw()
+end }
+_G.report_failure = function(m) print("failure: " .. m) end"#,
+        r#"function tap.draw()
     menu_fn()
     print("first button: " .. buttons[1][1])
     local press = buttons[1][2]
@@ -2931,21 +2888,8 @@ function tap.draw()
     text = string.gsub(text, "\n%*", "\n")
     text = string.gsub(text, "\n(%d+ +%S+ +%S+ +reset )", "\n * %1")
     press()
-end
-"#,
-            sb.plugin().display()
-        ),
-    )
-    .unwrap();
-    let out = sb
-        .tshark()
-        .args(["-n", "-q", "-r"])
-        .arg(&cap)
-        .args(["-X", &format!("lua_script:{}", harness.display())])
-        .output()
-        .unwrap();
-    assert_no_lua_error(&format!("{ws:?}: table"), &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+end"#,
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     // the reset connections, from the connections sidecar
     let conns = std::fs::read_to_string(sb.path("mix.pcap.tcpshut.connections.csv")).unwrap();
@@ -2974,16 +2918,17 @@ end
     );
     // the filter is one tshark accepts, and it keeps those connections' frames
     let filter = all_reset.trim_start_matches("applied: ");
-    let out = sb
-        .tshark()
-        .args(["-n", "-r"])
-        .arg(&cap)
-        .args(["-X", &format!("lua_script:{}", sb.plugin().display())])
-        .args(["-Y", filter, "-T", "fields", "-e", "tcpshut.outcome"])
-        .output()
-        .unwrap();
-    assert_no_lua_error(&format!("{ws:?}: {filter}"), &out);
-    let outcomes = String::from_utf8_lossy(&out.stdout);
+    let outcomes = lua_clean_stdout(
+        &format!("{ws:?}: {filter}"),
+        sb.tshark_reading(&cap).args(sb.with_script()).args([
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-e",
+            "tcpshut.outcome",
+        ]),
+    );
     assert!(
         !outcomes.is_empty() && outcomes.lines().all(|l| l == "reset"),
         "{ws:?}: {outcomes}"
@@ -3014,10 +2959,7 @@ fn install_print_and_open_without_wireshark() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+    let paths = printed_paths(&out);
     assert_eq!(paths.len(), 3, "{paths:?}");
     assert!(paths
         .iter()
@@ -3081,8 +3023,7 @@ fn open_never_runs_a_script_another_user_planted() {
     for p in [&planted_dir, &planted] {
         std::os::unix::fs::chown(p, Some(other_uid), Some(other_gid)).unwrap();
     }
-    let cap = sb.path("refused.pcap");
-    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    let cap = sb.copy_testdata("refused.pcap");
     // the test user's own folder (open now refuses a temporary folder
     // below one that others can write and is not sticky: see the next test)
     std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -3118,12 +3059,7 @@ fn open_never_runs_a_script_another_user_planted() {
     let sidecar = sb.path("refused.pcap.tcpshut.csv");
     let frames = sb.dissect(
         &cap,
-        &[
-            "-X".into(),
-            format!("lua_script:{}", script.display()),
-            "-o".into(),
-            format!("tcpshut.sidecar:{}", sidecar.display()),
-        ],
+        &[lua_script(&script), preference(&sidecar)].concat(),
         FIELDS,
     );
     assert!(!marker.exists(), "the planted script ran");
@@ -3144,8 +3080,7 @@ fn open_never_runs_a_script_another_user_planted() {
 fn open_refuses_a_temporary_folder_others_can_write() {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new(Wireshark::V4_0);
-    let cap = sb.path("refused.pcap");
-    std::fs::copy(repo_root().join("testdata/refused.pcap"), &cap).unwrap();
+    sb.copy_testdata("refused.pcap");
     let tmp = sb.path("open-tmp");
     std::fs::create_dir(&tmp).unwrap();
     let open = |mode: u32| {

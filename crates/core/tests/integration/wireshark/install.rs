@@ -7,8 +7,7 @@
 //! with `--native`, 0 without).
 
 use super::native::{personal_epan, same_output_as, Mode, Plugin, INSTALLED_HOME};
-use super::{test_user, Sandbox, Wireshark, TEST_USER};
-use crate::util::testdata;
+use super::{printed_paths, test_user, Sandbox, Wireshark, TEST_USER};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -124,10 +123,7 @@ fn install_builds_the_native_plugin_by_default_that_tshark_loads_and_that_annota
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(out.stdout, print.stdout, "--print said other paths");
     let so = personal_epan(&home).join("tcpshut.so");
-    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+    let written = printed_paths(&out);
     assert_eq!(written.len(), 4, "{written:?}");
     assert_eq!(written[0], so);
     assert!(written.iter().all(|p| p.is_file()), "{written:?}");
@@ -151,10 +147,7 @@ fn install_builds_the_native_plugin_by_default_that_tshark_loads_and_that_annota
     // Which plugin does the work: the installed native plugin alone (the
     // Lua script moved out of the plugins folder, so tshark lists only the
     // .so) shows a test capture exactly as the Lua plugin alone does.
-    let name = "close-unread.pcap";
-    let cap = sb.path(name);
-    std::fs::copy(testdata().join(name), &cap).unwrap();
-    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let cap = sb.annotated_testdata("close-unread.pcap");
     let aside = sb.path("tcpshut.lua.aside");
     std::fs::rename(lua, &aside).unwrap();
     assert_eq!(
@@ -671,10 +664,7 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         ],
         "{stderr}"
     );
-    let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+    let written = printed_paths(&out);
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(written.iter().all(|p| p.is_file()), "{written:?}");
     assert!(
@@ -688,14 +678,12 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         std::slice::from_ref(&written[0])
     );
     assert_eq!(loaded_plugins(&sb, &home), [written[0].clone()]);
-    let name = "close-unread.pcap";
-    std::fs::copy(testdata().join(name), sb.path(name)).unwrap();
-    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let cap = sb.annotated_testdata("close-unread.pcap");
     same_output_as(
         &sb,
         Plugin::Installed,
         "the fallback",
-        &sb.path(name),
+        &cap,
         &[],
         &[Mode::Fields],
     );
@@ -726,10 +714,7 @@ fn install_without_a_compiler_installs_the_lua_plugin_says_why_and_succeeds() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("native")).collect();
         assert_eq!(lines, said, "{args:?}: {stderr}");
-        let written: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(PathBuf::from)
-            .collect();
+        let written = printed_paths(&out);
         assert_eq!(written.len(), 3, "{args:?}: {written:?}");
         assert_eq!(loaded_plugins(&sb, &home), [written[0].clone()], "{args:?}");
         assert!(everything_below(&temp_folder(&sb)).is_empty(), "{args:?}");

@@ -10,10 +10,11 @@
 //! private HOME.
 
 use super::{
-    annotate_each, output_within, relaid_csv, sidecar_text, synthetic_capture, synthetic_frames,
-    synthetic_rows, write_pcapng_with_custom_blocks, Sandbox, Wireshark,
+    annotate_each, lua_clean_stdout, output_without_lua_error, preference, relaid_csv,
+    sidecar_text, synthetic_capture, synthetic_frames, synthetic_rows,
+    write_pcapng_with_custom_blocks, Sandbox, Wireshark,
 };
-use crate::util::{assert_no_lua_error, repo_root, testdata_captures, write_pcap, Frame};
+use crate::util::{repo_root, testdata_captures, write_pcap, Frame};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -120,10 +121,10 @@ pub(super) enum Plugin {
     Installed,
 }
 
-/// tshark with one plugin: the Lua script by `-X lua_script:`, or the
-/// native one from the personal plugin folder.
-fn tshark_with(sb: &Sandbox, plugin: Plugin) -> Command {
-    let mut cmd = sb.tshark();
+/// tshark reading `cap` (`-n -r`) with one plugin: the Lua script by
+/// `-X lua_script:`, or the native one from the personal plugin folder.
+fn tshark_with(sb: &Sandbox, plugin: Plugin, cap: &Path) -> Command {
+    let mut cmd = sb.tshark_reading(cap);
     load_plugin(&mut cmd, sb, plugin);
     cmd
 }
@@ -133,7 +134,7 @@ fn tshark_with(sb: &Sandbox, plugin: Plugin) -> Command {
 fn load_plugin(cmd: &mut Command, sb: &Sandbox, plugin: Plugin) {
     match plugin {
         Plugin::Lua => {
-            cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
+            cmd.args(sb.with_script());
         }
         Plugin::Native | Plugin::Installed => {
             let home = match plugin {
@@ -192,8 +193,8 @@ pub(super) enum Mode {
 
 /// The output of one tshark run, stdout and tcpshut's lines on stderr.
 fn run(sb: &Sandbox, plugin: Plugin, cap: &Path, args: &[String], mode: Mode) -> String {
-    let mut cmd = tshark_with(sb, plugin);
-    cmd.arg("-n").arg("-r").arg(cap).args(args);
+    let mut cmd = tshark_with(sb, plugin, cap);
+    cmd.args(args);
     match mode {
         Mode::Fields => {
             cmd.args(["-T", "fields", "-E", "header=y", "-E", "occurrence=a"]);
@@ -218,8 +219,7 @@ fn run(sb: &Sandbox, plugin: Plugin, cap: &Path, args: &[String], mode: Mode) ->
         }
     }
     let what = format!("{plugin:?} {mode:?} {} {args:?}", cap.display());
-    let out = output_within(cmd, 120).unwrap_or_else(|| panic!("{what}: tshark hangs"));
-    assert_no_lua_error(&what, &out);
+    let out = output_without_lua_error(&what, cmd, 120);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("tcpshut")).collect();
     format!(
@@ -284,13 +284,6 @@ fn shows_tcpshut(output: &str, mode: Mode) -> bool {
         Mode::NoTree | Mode::Verbose => stdout,
     };
     shown.contains("tcpshut") || !notes.trim().is_empty()
-}
-
-fn preference(sidecar: &Path) -> Vec<String> {
-    vec![
-        "-o".into(),
-        format!("tcpshut.sidecar:{}", sidecar.display()),
-    ]
 }
 
 /// The same protocol, fields (abbreviations, types, names, descriptions)
@@ -429,8 +422,7 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
     for r in &mut at_once {
         r[1] = "1700000000.000000000".into();
     }
-    let side = sb.path("at-once.csv");
-    std::fs::write(&side, sidecar_text(&at_once)).unwrap();
+    let side = sb.sidecar("at-once.csv", &at_once);
     for removed in [1, 3, 5] {
         let mut frames = same_time(synthetic_frames());
         frames.remove(removed);
@@ -448,12 +440,7 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
     // Custom pcapng blocks: numbered as Wireshark does, sidecar beside.
     let custom = sb.path("custom.pcapng");
     write_pcapng_with_custom_blocks(&custom, &synthetic_frames());
-    let out = sb.tcpshut(&["annotate", "custom.pcapng"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.annotate("custom.pcapng");
     same_output(&sb, "custom blocks", &custom, &[], &all);
 
     // No sidecar anywhere: one quiet note on the first frame, nothing else.
@@ -473,15 +460,10 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
     }
     for args in plain {
         let output = |plugin| {
-            let out = tshark_with(&sb, plugin)
-                .arg("-n")
-                .arg("-r")
-                .arg(&bare)
-                .args(&args)
-                .output()
-                .unwrap();
-            assert_no_lua_error(&format!("{plugin:?} {args:?}"), &out);
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            lua_clean_stdout(
+                &format!("{plugin:?} {args:?}"),
+                tshark_with(&sb, plugin, &bare).args(&args),
+            )
         };
         let native = output(Plugin::Native);
         // the column's text, or the one frame the filter keeps
@@ -506,7 +488,7 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
         &sb,
         "an unreadable sidecar, -2",
         &cap,
-        &two_passes(preference(&sb.path("no-such.csv"))),
+        &two_passes(preference(&sb.path("no-such.csv")).into()),
         &all,
     );
 }
@@ -522,10 +504,7 @@ fn hostile_sidecars_give_the_same_messages(ws: Wireshark) {
 /// something, or it would compare nothing.
 fn fields_of_others_give_the_same(ws: Wireshark) {
     let sb = Sandbox::new(ws);
-    let name = "close-unread.pcap";
-    let cap = sb.path(name);
-    std::fs::copy(crate::util::testdata().join(name), &cap).unwrap();
-    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let cap = sb.annotated_testdata("close-unread.pcap");
     let column = r#"gui.column.format:"No.","%m","Shutdown","%Cus:tcpshut.summary:0:R""#;
     let cases: &[(&[&str], &str)] = &[
         (
@@ -598,14 +577,10 @@ fn fields_of_others_give_the_same(ws: Wireshark) {
             continue; // 4.4 and 4.6 do not take an -o column as an -e field
         }
         let output = |plugin: Plugin| {
-            let out = tshark_with(&sb, plugin)
-                .args(["-n", "-r"])
-                .arg(&cap)
-                .args(*args)
-                .output()
-                .unwrap();
-            assert_no_lua_error(&format!("{ws:?} {plugin:?} {args:?}"), &out);
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            lua_clean_stdout(
+                &format!("{ws:?} {plugin:?} {args:?}"),
+                tshark_with(&sb, plugin, &cap).args(*args),
+            )
         };
         let (lua, native) = (output(Plugin::Lua), output(Plugin::Native));
         // a tap's table: its one interval counted some events
@@ -632,8 +607,7 @@ fn lookup_order_and_pinned_fallback_are_the_same(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let (name, other) = ("close-unread.pcap", "port-reuse.pcap");
     for n in [name, other] {
-        std::fs::copy(crate::util::testdata().join(n), sb.path(n)).unwrap();
-        assert!(sb.tcpshut(&["annotate", n]).status.success());
+        sb.annotated_testdata(n);
     }
     let cap = sb.path(name);
     let beside = std::fs::read_to_string(sb.path(&format!("{name}.tcpshut.csv"))).unwrap();
@@ -667,12 +641,7 @@ fn lookup_order_and_pinned_fallback_are_the_same(ws: Wireshark) {
                   pref: Option<&Path>,
                   arg: Option<&Path>,
                   env: Option<&Path>| {
-        let mut cmd = sb.tshark();
-        if plugin == Plugin::Lua {
-            cmd.args(["-X", &format!("lua_script:{}", sb.plugin().display())]);
-        } else {
-            load_plugin(&mut cmd, &sb, plugin);
-        }
+        let mut cmd = tshark_with(&sb, plugin, cap);
         if let Some(arg) = arg {
             cmd.args(["-X", &format!("lua_script1:{}", arg.display())]);
         }
@@ -682,9 +651,8 @@ fn lookup_order_and_pinned_fallback_are_the_same(ws: Wireshark) {
         if let Some(env) = env {
             cmd.env("TCPSHUT_SIDECAR", env);
         }
-        cmd.arg("-n").arg("-r").arg(cap).args(fields);
-        let out = output_within(cmd, 120).expect("tshark hangs");
-        assert_no_lua_error(&format!("{ws:?} {plugin:?}"), &out);
+        cmd.args(fields);
+        let out = output_without_lua_error(&format!("{ws:?} {plugin:?}"), cmd, 120);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let (p, a, e) = (
@@ -747,10 +715,7 @@ fn with_both_installed_only_the_native_one_dissects(ws: Wireshark) {
     if let Some((uid, gid)) = super::test_user() {
         std::os::unix::fs::chown(lua_dir.join("tcpshut.lua"), Some(uid), Some(gid)).unwrap();
     }
-    let name = "close-unread.pcap";
-    let cap = sb.path(name);
-    std::fs::copy(crate::util::testdata().join(name), &cap).unwrap();
-    assert!(sb.tcpshut(&["annotate", name]).status.success());
+    let cap = sb.annotated_testdata("close-unread.pcap");
     for args in [
         vec![
             "-T",
@@ -764,26 +729,18 @@ fn with_both_installed_only_the_native_one_dissects(ws: Wireshark) {
         ],
         vec!["-q", "-z", "tcpshut,conns"],
     ] {
-        let both = sb
-            .tshark()
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join("cfg"))
-            .args(["-n", "-r"])
-            .arg(&cap)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_no_lua_error(&format!("{ws:?}: both plugins {args:?}"), &both);
-        let lua = tshark_with(&sb, Plugin::Lua)
-            .args(["-n", "-r"])
-            .arg(&cap)
-            .args(&args)
-            .output()
-            .unwrap();
-        let (both, lua) = (
-            String::from_utf8_lossy(&both.stdout),
-            String::from_utf8_lossy(&lua.stdout),
+        let both = lua_clean_stdout(
+            &format!("{ws:?}: both plugins {args:?}"),
+            sb.tshark_reading(&cap)
+                .env("HOME", &home)
+                .env("XDG_CONFIG_HOME", home.join("cfg"))
+                .args(&args),
         );
+        let lua = tshark_with(&sb, Plugin::Lua, &cap)
+            .args(&args)
+            .output()
+            .unwrap();
+        let lua = String::from_utf8_lossy(&lua.stdout);
         assert!(
             lua.contains("rst-abort") || lua.contains("close_unread"),
             "{args:?}: {lua}"
