@@ -9,7 +9,7 @@
 use super::native::{personal_epan, same_output_as, Mode, Plugin, INSTALLED_HOME};
 use super::{printed_paths, test_user, Sandbox, Wireshark, TEST_USER};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// `tcpshut wireshark install ARGS` as the test user, with `home` as HOME
 /// (its configuration in `home/cfg`), [`temp_folder`] as TMPDIR, and
@@ -74,6 +74,12 @@ fn everything_below(dir: &Path) -> Vec<PathBuf> {
         .collect();
     all.sort();
     all
+}
+
+/// Fails when anything is below `dir` (`what` says when).
+fn assert_nothing_below(dir: &Path, what: &str) {
+    let left = everything_below(dir);
+    assert!(left.is_empty(), "{what}: left behind: {left:?}");
 }
 
 /// The tcpshut plugins `tshark -G plugins` lists with `home` as HOME (the
@@ -174,10 +180,7 @@ fn install_builds_the_native_plugin_by_default_that_tshark_loads_and_that_annota
         &[],
         &[Mode::Fields],
     );
-    assert!(
-        everything_below(&temp_folder(&sb)).is_empty(),
-        "the build folder is left"
-    );
+    assert_nothing_below(&temp_folder(&sb), "the build folder");
 }
 
 /// A folder in the sandbox with links to `tools` (found on this PATH), to
@@ -194,6 +197,39 @@ fn tools_folder(sb: &Sandbox, name: &str, tools: &[&str]) -> PathBuf {
         std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
     }
     bin
+}
+
+/// Starts `cmd` with its output discarded.
+fn spawn_quietly(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the command runs")
+}
+
+/// What `found` finds, asked every 5 ms while `child` runs: fails when
+/// `child` ends first (saying `ended`) or after a minute (`never`).
+fn while_running<T>(
+    child: &mut Child,
+    ended: &str,
+    never: &str,
+    mut found: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(found) = found() {
+            return found;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{ended}");
+        assert!(start.elapsed().as_secs() < 60, "{never}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `kill ARGS` (a signal, then whom), which must succeed.
+fn kill(args: &[&str]) {
+    let status = Command::new("kill").args(args).status().unwrap();
+    assert!(status.success(), "kill {args:?}");
 }
 
 /// Whether the process `pid` still runs (exists and is not a zombie).
@@ -247,26 +283,20 @@ fn install_native_ends_its_build_on_a_sigterm_to_itself_alone() {
     std::fs::set_permissions(&make, std::fs::Permissions::from_mode(0o755)).unwrap();
     let home = sb.home();
     let tmp = temp_folder(&sb);
-    let mut child = install_native_command(&sb, &home, Some(&bin), &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpshut runs");
-    let start = std::time::Instant::now();
-    let build: Vec<u32> = loop {
-        if let Ok(text) = std::fs::read_to_string(&pids) {
-            break text
-                .split_whitespace()
-                .map(|p| p.parse().unwrap())
-                .collect();
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the command ended before its build started"
-        );
-        assert!(start.elapsed().as_secs() < 60, "the build never started");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let mut child = spawn_quietly(&mut install_native_command(&sb, &home, Some(&bin), &[]));
+    let build: Vec<u32> = while_running(
+        &mut child,
+        "the command ended before its build started",
+        "the build never started",
+        || {
+            let text = std::fs::read_to_string(&pids).ok()?;
+            Some(
+                text.split_whitespace()
+                    .map(|p| p.parse().unwrap())
+                    .collect(),
+            )
+        },
+    );
     assert_eq!(build.len(), 2, "{build:?}");
     let _build = EndOnDrop(build.clone());
     assert!(build.iter().all(|&pid| runs(pid)), "{build:?}");
@@ -276,21 +306,13 @@ fn install_native_ends_its_build_on_a_sigterm_to_itself_alone() {
         "the build folder, its source and Makefile"
     );
     // tcpshut alone (under root, setpriv execs it: same pid)
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill(&["-TERM", &child.id().to_string()]);
     let ended = child.wait().unwrap();
     assert_eq!(ended.signal(), Some(15), "{ended:?}");
     for pid in build {
         assert!(!runs(pid), "build process {pid} outlived tcpshut");
     }
-    assert!(
-        everything_below(&tmp).is_empty(),
-        "left behind: {:?}",
-        everything_below(&tmp)
-    );
+    assert_nothing_below(&tmp, "SIGTERM");
     assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
@@ -307,48 +329,27 @@ fn install_native_removes_its_build_folder_on_a_signal() {
     let tmp = temp_folder(&sb);
     let mut command = install_native_command(&sb, &home, None, &[]);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpshut runs");
-    let start = std::time::Instant::now();
-    let source = loop {
-        let made = everything_below(&tmp)
-            .into_iter()
-            .find(|p| p.ends_with("tcpshut.c"));
-        if let Some(source) = made {
-            break source;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the command ended before its build folder was seen"
-        );
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "no build folder in {}",
-            tmp.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let mut child = spawn_quietly(&mut command);
+    let source = while_running(
+        &mut child,
+        "the command ended before its build folder was seen",
+        &format!("no build folder in {}", tmp.display()),
+        || {
+            everything_below(&tmp)
+                .into_iter()
+                .find(|p| p.ends_with("tcpshut.c"))
+        },
+    );
     let folder = source.parent().unwrap().to_path_buf();
     let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", folder.display());
     // tcpshut leads the group (under root, setpriv execs it: same pid)
-    let status = Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill(&["-INT", "--", &format!("-{}", child.id())]);
     let ended = child.wait().unwrap();
     assert!(!ended.success(), "the command finished before the signal");
     // make and cc, in a group of their own that the terminal's SIGINT
     // does not reach, were ended by tcpshut before it removed the folder
-    assert!(
-        everything_below(&tmp).is_empty(),
-        "left behind: {:?}",
-        everything_below(&tmp)
-    );
+    assert_nothing_below(&tmp, "SIGINT");
     assert!(!personal_epan(&home).join("tcpshut.so").exists());
 }
 
@@ -377,21 +378,13 @@ fn install_interrupted_by_a_signal_leaves_no_folder_it_made() {
             None => traced.env_remove(name),
         };
     }
-    let mut strace = traced
-        .current_dir(install.get_current_dir().unwrap_or(&home))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("strace runs");
-    let start = std::time::Instant::now();
-    while !home.join(".local").exists() {
-        assert!(
-            strace.try_wait().unwrap().is_none(),
-            "install ended before it made a folder"
-        );
-        assert!(start.elapsed().as_secs() < 60, "install made no folder");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut strace = spawn_quietly(traced.current_dir(install.get_current_dir().unwrap_or(&home)));
+    while_running(
+        &mut strace,
+        "install ended before it made a folder",
+        "install made no folder",
+        || home.join(".local").exists().then_some(()),
+    );
     // tcpshut is strace's child (setpriv execs it: same pid)
     let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id()))
         .unwrap()
@@ -399,15 +392,10 @@ fn install_interrupted_by_a_signal_leaves_no_folder_it_made() {
         .to_string();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert!(comm.starts_with("tcpshut"), "{pid}: {comm}");
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
+    kill(&["-TERM", &pid]);
     let ended = strace.wait().unwrap();
     assert_eq!(ended.signal(), Some(15), "{ended:?}");
-    assert!(
-        everything_below(&home).is_empty(),
-        "left behind: {:?}",
-        everything_below(&home)
-    );
+    assert_nothing_below(&home, "install interrupted");
 }
 
 /// What install says of a folder of the user's own that another user can
@@ -466,8 +454,33 @@ fn refuses_with(
             "{what}: something was made below {}",
             home.display()
         );
-        assert!(everything_below(&temp_folder(sb)).is_empty(), "{what}");
+        assert_nothing_below(&temp_folder(sb), &what);
     }
+}
+
+/// A folder `lodger` of the test user's in the sandbox's folder `name`,
+/// which `owner` (another user's uid and gid) owns: the lodger's path,
+/// and the owner's folder as install names it (resolved).
+fn lodged(sb: &Sandbox, name: &str, lodger: &str, owner: (u32, u32)) -> (PathBuf, PathBuf) {
+    let theirs = sb.path(name);
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(owner.0), Some(owner.1)).unwrap();
+    let lodger = theirs.join(lodger);
+    user_folder(&lodger);
+    (lodger, std::fs::canonicalize(&theirs).unwrap())
+}
+
+/// `tcpshut wireshark install --lua` in `home`, which must succeed.
+fn installs_lua(sb: &Sandbox, home: &Path) {
+    let out = install_command(sb, home, None, &["--lua"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A group-writable `~/.local`, then a world-writable HOME, then a
@@ -529,24 +542,11 @@ fn install_refuses_plugin_folders_of_other_users_and_creates_nothing() {
     mode(&local, 0o775);
     refuses(&sb, &home, &["--lua"], &local, NOT_PRIVATE);
     // a HOME in a folder another user owns, who could replace it
-    let theirs = sb.path("theirs");
-    std::fs::create_dir(&theirs).unwrap();
-    std::os::unix::fs::chown(&theirs, Some(other_uid), Some(other_gid)).unwrap();
-    let lodger = theirs.join("home");
-    user_folder(&lodger);
-    let real = std::fs::canonicalize(&theirs).unwrap();
+    let (lodger, real) = lodged(&sb, "theirs", "home", (other_uid, other_gid));
     refuses(&sb, &lodger, &["--lua"], &real, NOT_SAFE_ABOVE);
     // the same folders, the user's alone: installed
     mode(&local, 0o755);
-    let out = install_command(&sb, &home, None, &["--lua"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    installs_lua(&sb, &home);
     assert!(plugins.join("tcpshut.lua").is_file());
 }
 
@@ -584,23 +584,10 @@ fn install_refuses_profile_folders_of_other_users_and_creates_nothing() {
     let real_open = std::fs::canonicalize(&open).unwrap();
     refuses(&sb, &home, &["--lua"], &real_open, NOT_SAFE_ABOVE);
     std::fs::remove_file(&cfg).unwrap();
-    let theirs = sb.path("their-config");
-    std::fs::create_dir(&theirs).unwrap();
-    std::os::unix::fs::chown(&theirs, Some(other_uid), Some(other_gid)).unwrap();
-    let lodger = theirs.join("cfg");
-    user_folder(&lodger);
-    let real = std::fs::canonicalize(&theirs).unwrap();
+    let (lodger, real) = lodged(&sb, "their-config", "cfg", (other_uid, other_gid));
     refuses_with(&sb, &home, Some(&lodger), &["--lua"], &real, NOT_SAFE_ABOVE);
     // the same, the user's alone: installed
-    let out = install_command(&sb, &home, None, &["--lua"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    installs_lua(&sb, &home);
     assert!(cfg.join("wireshark/profiles/tcpshut/preferences").is_file());
 }
 
@@ -637,7 +624,7 @@ fn install_native_that_cannot_write_the_profile_installs_nothing() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(everything_below(&home), before, "something was installed");
-    assert!(everything_below(&temp_folder(&sb)).is_empty());
+    assert_nothing_below(&temp_folder(&sb), "the profile not written");
 }
 
 /// Without a C compiler on PATH (make, pkg-config and tshark are there):
@@ -671,7 +658,7 @@ fn install_native_without_a_compiler_installs_the_lua_plugin_and_exits_4() {
         written[0].ends_with(".local/lib/wireshark/plugins/tcpshut.lua"),
         "{written:?}"
     );
-    assert!(everything_below(&temp_folder(&sb)).is_empty());
+    assert_nothing_below(&temp_folder(&sb), "no compiler");
     let plugins = home.join(".local/lib/wireshark/plugins");
     assert_eq!(
         everything_below(&plugins),
@@ -717,7 +704,7 @@ fn install_without_a_compiler_installs_the_lua_plugin_says_why_and_succeeds() {
         let written = printed_paths(&out);
         assert_eq!(written.len(), 3, "{args:?}: {written:?}");
         assert_eq!(loaded_plugins(&sb, &home), [written[0].clone()], "{args:?}");
-        assert!(everything_below(&temp_folder(&sb)).is_empty(), "{args:?}");
+        assert_nothing_below(&temp_folder(&sb), &format!("{args:?}"));
     }
     let home = sb.path("home-both");
     user_folder(&home);
