@@ -506,69 +506,26 @@ fn fields_of_others_give_the_same(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let cap = sb.annotated_testdata("close-unread.pcap");
     let column = r#"gui.column.format:"No.","%m","Shutdown","%Cus:tcpshut.summary:0:R""#;
-    let cases: &[(&[&str], &str)] = &[
+    // each frame's number, and `more`
+    let numbers_and =
+        |more: &[&'static str]| [&["-T", "fields", "-e", "frame.number"][..], more].concat();
+    let cases: &[(Vec<&str>, &str)] = &[
+        (numbers_and(&["-e", "_ws.col.Info", "-z", "expert"]), "RST"),
         (
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "_ws.col.Info",
-                "-z",
-                "expert",
-            ],
+            vec!["-Tfields", "-eframe.number", "-Y", "tcpshut.events"],
+            "\n",
+        ),
+        (numbers_and(&["-Y", "tcpshut.rst_abort"]), "\n"),
+        (
+            numbers_and(&["-Y", "_ws.expert.message contains \"tcpshut\""]),
+            "\n",
+        ),
+        (
+            numbers_and(&["-e", "_ws.col.Shutdown", "-o", column]),
             "RST",
         ),
         (
-            &["-Tfields", "-eframe.number", "-Y", "tcpshut.events"],
-            "\n",
-        ),
-        (
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-Y",
-                "tcpshut.rst_abort",
-            ],
-            "\n",
-        ),
-        (
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-Y",
-                "_ws.expert.message contains \"tcpshut\"",
-            ],
-            "\n",
-        ),
-        (
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "_ws.col.Shutdown",
-                "-o",
-                column,
-            ],
-            "RST",
-        ),
-        (
-            &[
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-q",
-                "-z",
-                "io,stat,0,COUNT(tcpshut.event)tcpshut.event",
-            ],
+            numbers_and(&["-q", "-z", "io,stat,0,COUNT(tcpshut.event)tcpshut.event"]),
             "COUNT",
         ),
     ];
@@ -579,7 +536,7 @@ fn fields_of_others_give_the_same(ws: Wireshark) {
         let output = |plugin: Plugin| {
             lua_clean_stdout(
                 &format!("{ws:?} {plugin:?} {args:?}"),
-                tshark_with(&sb, plugin, &cap).args(*args),
+                tshark_with(&sb, plugin, &cap).args(args),
             )
         };
         let (lua, native) = (output(Plugin::Lua), output(Plugin::Native));
