@@ -4,22 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::{strings, tcpshut, testdata, testdata_captures};
+use crate::util::{annotate_json, strings, tcpshut, testdata, testdata_captures};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `tcpshut annotate CAPTURE --format json -o -`.
-fn annotate_json(capture: &Path) -> std::process::Output {
-    tcpshut(&[
-        "annotate",
-        capture.to_str().unwrap(),
-        "--format",
-        "json",
-        "-o",
-        "-",
-    ])
 }
 
 fn copy_into(dir: &Path, capture: &Path) -> PathBuf {

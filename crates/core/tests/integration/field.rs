@@ -8,7 +8,9 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::util::{parse_csv, require_tool, tcpshut, testdata, testdata_captures};
+use crate::util::{
+    annotate_json, parse_csv, require_tool, tcpshut, tcpshut_piped, testdata, testdata_captures,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -16,13 +18,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// `tcpshut ARGS` with `input` on standard input.
 fn tcpshut_fed(args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpshut runs");
+    let mut child = tcpshut_piped(args).spawn().expect("tcpshut runs");
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -66,15 +62,7 @@ fn standard_input_gives_the_sidecar_of_the_file() {
         &["annotate", "-", "--format", "json", "-o", "-"],
         &fs::read(&capture).unwrap(),
     );
-    let file = tcpshut(&[
-        "annotate",
-        capture.to_str().unwrap(),
-        "--format",
-        "json",
-        "-o",
-        "-",
-    ]);
-    assert_eq!(json(piped), json(file));
+    assert_eq!(json(piped), json(annotate_json(&capture)));
 }
 
 #[test]
@@ -213,11 +201,7 @@ fn a_tcpdump_pipe_ended_by_sigint_is_annotated_whole() {
     tcpdump_err.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "tcpdump: {line}");
     let sidecar = dir.path().join("live.csv");
-    let mut tcpshut = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-        .args(["annotate", "-", "-o", sidecar.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut tcpshut = tcpshut_piped(&["annotate", "-", "-o", sidecar.to_str().unwrap()])
         .process_group(group)
         .spawn()
         .expect("tcpshut runs");
@@ -476,11 +460,7 @@ fn summary_of_standard_input_prints_connections_as_they_end() {
     let later = fs::read(testdata().join("refused.pcap")).unwrap();
     let mut stream = first.clone();
     stream.extend(records_shifted(&later, 300));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpshut"))
-        .args(["summary", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = tcpshut_piped(&["summary", "-"])
         .spawn()
         .expect("tcpshut runs");
     let mut stdin = child.stdin.take().unwrap();

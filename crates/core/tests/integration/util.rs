@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -14,6 +14,29 @@ pub fn tcpshut<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
         .args(args)
         .output()
         .expect("tcpshut runs")
+}
+
+/// `tcpshut annotate CAPTURE --format json -o -`.
+pub fn annotate_json(capture: &Path) -> Output {
+    tcpshut(&[
+        "annotate",
+        capture.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        "-",
+    ])
+}
+
+/// The built `tcpshut` with `args` and its standard input, output and
+/// error piped, for the caller to spawn.
+pub fn tcpshut_piped(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcpshut"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 /// The repository's `testdata/`.
