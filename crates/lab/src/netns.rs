@@ -60,6 +60,55 @@ pub fn enter(ns: &str) -> Result<()> {
     Ok(())
 }
 
+/// A name for a new lab's namespaces, `PREFIX<pid>-<tag><serial>`: this
+/// process's (see [`PREFIX`]) and never used before in it.
+pub(crate) fn lab_name(tag: &str) -> String {
+    let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+    format!("{PREFIX}{}-{tag}{n}", std::process::id())
+}
+
+/// Adds the namespaces `names`, told to `cleanup` first: whichever step
+/// fails, or an interruption, removes those that exist.
+pub(crate) fn add_namespaces(names: &[&str]) -> Result<()> {
+    cleanup::with_namespaces(names, || {
+        for ns in names {
+            run("ip", &["netns", "add", ns])?;
+        }
+        Ok(())
+    })
+}
+
+/// Deletes the namespaces `names` (a lab's, when it is dropped).
+pub(crate) fn delete_namespaces(names: &[&str]) {
+    for ns in names {
+        cleanup::delete_namespace(ns);
+    }
+    cleanup::namespaces_gone(names);
+}
+
+/// A veth pair: [`IFACE`] in `ns`, its peer `peer` in `peer_ns`.
+pub(crate) fn add_veth(ns: &str, peer: &str, peer_ns: &str) -> Result<()> {
+    run(
+        "ip",
+        &[
+            "-n", ns, "link", "add", IFACE, "type", "veth", "peer", "name", peer, "netns", peer_ns,
+        ],
+    )
+}
+
+/// Gives `iface` in `ns` the addresses `v4`/24 and `v6`/64, and brings it
+/// and `lo` up.
+pub(crate) fn address(ns: &str, iface: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> Result<()> {
+    let v4 = format!("{v4}/24");
+    let v6 = format!("{v6}/64");
+    run("ip", &["-n", ns, "addr", "add", &v4, "dev", iface])?;
+    // nodad: the address is usable at once instead of after ~1 s of
+    // duplicate address detection.
+    run("ip", &["-n", ns, "addr", "add", &v6, "dev", iface, "nodad"])?;
+    run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+    run("ip", &["-n", ns, "link", "set", iface, "up"])
+}
+
 /// Two namespaces with a veth pair; deleted on drop, even after an error.
 pub struct Lab {
     pub client: String,
@@ -68,48 +117,17 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Result<Lab> {
-        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let base = format!("{PREFIX}{}-{n}", std::process::id());
+        let base = lab_name("");
         // Construct the guard first: whatever step fails below, Drop removes
         // whichever namespaces already exist.
         let lab = Lab {
             client: format!("{base}-c"),
             server: format!("{base}-s"),
         };
-        cleanup::with_namespaces(&[&lab.client, &lab.server], || {
-            run("ip", &["netns", "add", &lab.client])?;
-            run("ip", &["netns", "add", &lab.server])
-        })?;
-        run(
-            "ip",
-            &[
-                "-n",
-                &lab.client,
-                "link",
-                "add",
-                IFACE,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                IFACE,
-                "netns",
-                &lab.server,
-            ],
-        )?;
-        for (ns, v4, v6) in [
-            (&lab.client, CLIENT_V4, CLIENT_V6),
-            (&lab.server, SERVER_V4, SERVER_V6),
-        ] {
-            let v4 = format!("{v4}/24");
-            let v6 = format!("{v6}/64");
-            run("ip", &["-n", ns, "addr", "add", &v4, "dev", IFACE])?;
-            // nodad: the address is usable at once instead of after ~1 s of
-            // duplicate address detection.
-            run("ip", &["-n", ns, "addr", "add", &v6, "dev", IFACE, "nodad"])?;
-            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            run("ip", &["-n", ns, "link", "set", IFACE, "up"])?;
-        }
+        add_namespaces(&[&lab.client, &lab.server])?;
+        add_veth(&lab.client, IFACE, &lab.server)?;
+        address(&lab.client, IFACE, CLIENT_V4, CLIENT_V6)?;
+        address(&lab.server, IFACE, SERVER_V4, SERVER_V6)?;
         lab.wait_carrier()?;
         Ok(lab)
     }
@@ -156,10 +174,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in [&self.client, &self.server] {
-            cleanup::delete_namespace(ns);
-        }
-        cleanup::namespaces_gone(&[&self.client, &self.server]);
+        delete_namespaces(&[&self.client, &self.server]);
     }
 }
 

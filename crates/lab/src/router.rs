@@ -10,12 +10,13 @@
 //! Torn down by a Drop guard and by the interruption handler of `cleanup`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Result;
 
-use crate::cleanup::{self, PREFIX};
-use crate::netns::{run, run_in, wait_until_up, IFACE};
+use crate::netns::{
+    add_namespaces, add_veth, address, delete_namespaces, lab_name, run, run_in, wait_until_up,
+    IFACE,
+};
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 1);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 2);
@@ -29,8 +30,6 @@ const ROUTER_SERVER_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd78, 2, 0, 0, 0, 0, 0, 
 pub const TO_CLIENT: &str = "toclient";
 pub const TO_SERVER: &str = "toserver";
 
-static SERIAL: AtomicU32 = AtomicU32::new(0);
-
 /// Three namespaces, client - router - server; deleted on drop.
 pub struct RoutedLab {
     pub client: String,
@@ -40,37 +39,16 @@ pub struct RoutedLab {
 
 impl RoutedLab {
     pub fn new() -> Result<RoutedLab> {
-        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
-        let base = format!("{PREFIX}{}-r{n}", std::process::id());
+        let base = lab_name("r");
+        // the guard first, as in [`crate::netns::Lab::new`]
         let lab = RoutedLab {
             client: format!("{base}-c"),
             router: format!("{base}-r"),
             server: format!("{base}-s"),
         };
-        cleanup::with_namespaces(&[&lab.client, &lab.router, &lab.server], || {
-            for ns in [&lab.client, &lab.router, &lab.server] {
-                run("ip", &["netns", "add", ns])?;
-            }
-            anyhow::Ok(())
-        })?;
+        add_namespaces(&[&lab.client, &lab.router, &lab.server])?;
         for (ns, there) in [(&lab.client, TO_CLIENT), (&lab.server, TO_SERVER)] {
-            run(
-                "ip",
-                &[
-                    "-n",
-                    ns,
-                    "link",
-                    "add",
-                    IFACE,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    there,
-                    "netns",
-                    &lab.router,
-                ],
-            )?;
+            add_veth(ns, there, &lab.router)?;
         }
         let (c, s) = (Some(ROUTER_CLIENT_SIDE), Some(ROUTER_SERVER_SIDE));
         let (c6, s6) = (Some(ROUTER_CLIENT_SIDE_V6), Some(ROUTER_SERVER_SIDE_V6));
@@ -94,14 +72,7 @@ impl RoutedLab {
                 None,
             ),
         ] {
-            run(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", iface],
-            )?;
-            let v6 = format!("{addr6}/64");
-            run("ip", &["-n", ns, "addr", "add", &v6, "dev", iface, "nodad"])?;
-            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            run("ip", &["-n", ns, "link", "set", iface, "up"])?;
+            address(ns, iface, addr, addr6)?;
             if let (Some(gw), Some(gw6)) = (gateway, gateway6) {
                 run(
                     "ip",
@@ -154,10 +125,6 @@ impl RoutedLab {
 
 impl Drop for RoutedLab {
     fn drop(&mut self) {
-        let all = [&self.client, &self.router, &self.server];
-        for ns in all {
-            cleanup::delete_namespace(ns);
-        }
-        cleanup::namespaces_gone(&[&self.client, &self.router, &self.server]);
+        delete_namespaces(&[&self.client, &self.router, &self.server]);
     }
 }
