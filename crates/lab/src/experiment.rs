@@ -29,8 +29,42 @@ pub struct Run {
     pub server_ip: IpAddr,
 }
 
-fn join(handle: ScopedJoinHandle<'_, Result<SideLog>>) -> Result<SideLog> {
+/// What a side's thread (from [`spawn_sides`]) logged.
+pub fn join(handle: ScopedJoinHandle<'_, Result<SideLog>>) -> Result<SideLog> {
     handle.join().map_err(|_| anyhow!("side thread panicked"))?
+}
+
+/// One side of a run: the namespace it runs in, its address there, and
+/// its steps.
+pub struct Party<'a> {
+    pub ns: &'a str,
+    pub local: IpAddr,
+    pub steps: &'a [Step],
+}
+
+/// Starts the client's and the server's steps (`parties`), each in a
+/// thread of `scope` inside its namespace, sharing `board`, connecting to
+/// `server`; failed calls noted and gone past when `keep_going` (see
+/// [`Env::keep_going`]). [`join`] gives what each logged.
+pub fn spawn_sides<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    parties: [Party<'env>; 2],
+    board: &'env Board,
+    server: IpAddr,
+    keep_going: bool,
+) -> [ScopedJoinHandle<'scope, Result<SideLog>>; 2] {
+    parties.map(|party| {
+        scope.spawn(move || {
+            let env = Env {
+                ns: party.ns,
+                board,
+                local: party.local,
+                server,
+                keep_going,
+            };
+            script::run_side(&env, party.steps)
+        })
+    })
 }
 
 /// How a run is made.
@@ -48,16 +82,20 @@ pub fn run(client: &[Step], server: &[Step], setup: Setup, file: &Path) -> Resul
     let (client_ip, server_ip) = netns::addrs(setup.ipv6);
     let td = Tcpdump::start(&lab.client, netns::IFACE, file, setup.capture)?;
     let board = Board::default();
-    let env = |ns, local| Env {
-        ns,
-        board: &board,
-        local,
-        server: server_ip,
-        keep_going: setup.keep_going,
-    };
+    let parties = [
+        Party {
+            ns: &lab.client,
+            local: client_ip,
+            steps: client,
+        },
+        Party {
+            ns: &lab.server,
+            local: server_ip,
+            steps: server,
+        },
+    ];
     let (c, s) = std::thread::scope(|scope| {
-        let c = scope.spawn(|| script::run_side(&env(&lab.client, client_ip), client));
-        let s = scope.spawn(|| script::run_side(&env(&lab.server, server_ip), server));
+        let [c, s] = spawn_sides(scope, parties, &board, server_ip, setup.keep_going);
         (join(c), join(s))
     });
     let (mut client, mut server) = (c.context("client")?, s.context("server")?);

@@ -25,10 +25,11 @@ use serde::{Deserialize, Serialize};
 use crate::degrade::Truth;
 use crate::derive;
 use crate::loss;
+use tcpshut_lab::experiment::{join, spawn_sides, Party};
 use tcpshut_lab::router::{RoutedLab, CLIENT, SERVER};
 
 use tcpshut_lab::scenarios::{self, ConnExpect};
-use tcpshut_lab::script::{self, Board, Call, Env, Step};
+use tcpshut_lab::script::{self, Board, Call, Step};
 use tcpshut_lab::tcpdump::{self, Tcpdump};
 
 const ATTEMPTS: usize = 3;
@@ -399,20 +400,21 @@ fn record_once(sc: &RouterScenario, ipv6: bool, out: &Path) -> Result<Vec<Router
         .collect::<Result<Vec<_>>>()?;
     let (client_ip, server_ip) = RoutedLab::addrs(ipv6);
     let board = Board::default();
-    let env = |ns, local| Env {
-        ns,
-        board: &board,
-        local,
-        server: server_ip,
-        keep_going: false,
-    };
+    let parties = [
+        Party {
+            ns: &lab.client,
+            local: client_ip,
+            steps: &sc.client,
+        },
+        Party {
+            ns: &lab.server,
+            local: server_ip,
+            steps: &sc.server,
+        },
+    ];
     let (c, s, r) = std::thread::scope(|scope| {
-        let c = scope.spawn(|| script::run_side(&env(&lab.client, client_ip), &sc.client));
-        let s = scope.spawn(|| script::run_side(&env(&lab.server, server_ip), &sc.server));
+        let [c, s] = spawn_sides(scope, parties, &board, server_ip, false);
         let r = scope.spawn(|| router_thread(&lab, &board, sc.middlebox, ipv6));
-        let join = |h: std::thread::ScopedJoinHandle<'_, Result<_>>| {
-            h.join().map_err(|_| anyhow!("thread panicked"))?
-        };
         (
             join(c),
             join(s),
