@@ -5,7 +5,9 @@
 //! Each header is sliced with etherparse's per-header slices (Ethernet,
 //! VLAN, MACsec, lax IP with extension headers, TCP); the headers it lacks
 //! are stepped over in [`headers`], which hands back an ether type and the
-//! bytes after it. Lax slicing means a snaplen-cut frame still yields a
+//! bytes after it. The common frame (Ethernet II, IPv4 without options,
+//! TCP) is read by hand at fixed places first, and the tests hold it to
+//! the general path's answer. Lax slicing means a snaplen-cut frame still yields a
 //! segment as long as the TCP fields the rules need (ports, sequence and
 //! acknowledgement numbers, flags, window: the first 16 bytes) are there;
 //! options and payload cut short are counted, and the payload length comes
