@@ -367,6 +367,10 @@ pub struct Connection {
     payload_end: [Option<u32>; 2],
     /// Window scaling is in effect (both SYNs carried the option).
     window_scaling: bool,
+    /// The shift each endpoint's windows take (RFC 7323): its SYN's
+    /// window scale, at most 14, while window scaling is in effect, else
+    /// 0. Worked out when a SYN changes it, not on every segment.
+    window_shift: [u8; 2],
     /// A SYN's options were cut by the snaplen: whether the window is
     /// scaled, and so the receive window, is unknown.
     window_unknown: bool,
@@ -448,6 +452,7 @@ impl Connection {
             opened_by_rst_ack: (first.flags.rst() && first.flags.ack()).then_some(first.ack),
             payload_end: [None; 2],
             window_scaling: false,
+            window_shift: [0; 2],
             window_unknown: false,
             handshake_client: None,
             if_fins_crossed: None,
@@ -826,18 +831,18 @@ impl Connection {
     /// (unless the segment took no effect, `stray_syn`), and its window.
     #[inline]
     fn note_sender(&mut self, seg: &Segment<'_>, x: usize, stray_syn: bool) {
-        let window_scaling = self.window_scaling;
+        // RFC 7323 2.2: the window of a SYN is never scaled.
+        let scale = if seg.flags.syn() {
+            0
+        } else {
+            self.window_shift[x]
+        };
         let sender = &mut self.endpoints[x];
         if !stray_syn {
             sender.note_sent(seg.end_seq());
         }
         sender.sent_any = true;
         sender.last_sent_frame = seg.frame_number();
-        // RFC 7323 2.2: the window of a SYN is never scaled.
-        let scale = match sender.window_scale {
-            Some(shift) if window_scaling && !seg.flags.syn() => shift.min(14),
-            _ => 0,
-        };
         sender.window = u32::from(seg.window) << scale;
     }
 
@@ -936,6 +941,7 @@ impl Connection {
             let sender = &mut self.endpoints[x];
             sender.syn_frame = sender.syn_frame.or(seg.frame_number());
             sender.window_scale = seg.options.window_scale;
+            self.note_window_shifts();
             // A SYN its peer has already answered (the capture showed the
             // answer first) moves its sender nowhere it has not been.
             if self.endpoints[y].acked_beyond(seg.seq).is_none() {
@@ -948,11 +954,21 @@ impl Connection {
             let scale = seg.options.window_scale;
             self.window_scaling = scale.is_some() && self.endpoints[y].window_scale.is_some();
             self.endpoints[x].window_scale = scale;
+            self.note_window_shifts();
             self.apply(x, EndpointEvent::SendSynAck);
             self.apply(y, EndpointEvent::RecvSynAck);
         } else {
             self.apply(x, EndpointEvent::SendMidStream);
         }
+    }
+
+    /// Each endpoint's [`Connection::window_shift`], after a SYN changed
+    /// its window scale or whether scaling is in effect.
+    fn note_window_shifts(&mut self) {
+        self.window_shift = [0, 1].map(|i| match self.endpoints[i].window_scale {
+            Some(shift) if self.window_scaling => shift.min(14),
+            _ => 0,
+        });
     }
 
     /// The ACK field: completes the handshake, acknowledges FINs, and shows
