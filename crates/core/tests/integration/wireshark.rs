@@ -480,6 +480,15 @@ fn printed_paths(out: &std::process::Output) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Fails, showing its standard error, unless the run `out` succeeded.
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The numbers of `frames`.
 fn frame_numbers(frames: &[Dissected]) -> Vec<String> {
     frames.iter().map(|d| one(d, "frame.number")).collect()
@@ -639,9 +648,11 @@ fn expert_text(code: &str) -> Option<String> {
 const C: [u8; 4] = [10, 0, 0, 1];
 const S: [u8; 4] = [10, 0, 0, 2];
 
-fn synthetic_frames() -> Vec<Frame> {
+/// A frame of the synthetic connection at 1700000000 s and `usecs`,
+/// from the client (`fwd`) or the server.
+fn synthetic_frame(usecs: u32, fwd: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Frame {
     let (c, s) = ((C, 40000), (S, 80));
-    let f = |usecs, fwd: bool, flags, seq, ack, payload: &[u8]| Frame {
+    Frame {
         secs: 1_700_000_000,
         usecs,
         src: if fwd { c } else { s },
@@ -650,7 +661,11 @@ fn synthetic_frames() -> Vec<Frame> {
         seq,
         ack,
         payload: payload.to_vec(),
-    };
+    }
+}
+
+fn synthetic_frames() -> Vec<Frame> {
+    let f = synthetic_frame;
     vec![
         f(0, true, 0x02, 100, 0, b""),
         f(1500, false, 0x12, 900, 101, b""),
@@ -980,11 +995,7 @@ fn lookup_order_preference_argument_environment(ws: Wireshark) {
 fn profile_column_and_installed_plugin_find_sidecar_beside_capture(ws: Wireshark) {
     let sb = Sandbox::new(ws);
     let out = sb.tcpshut(&["wireshark", "install", "--lua"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let written = printed_paths(&out);
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(
@@ -1400,11 +1411,7 @@ fn series_files_match_their_own_sidecars(ws: Wireshark) {
     let mut args = vec!["annotate", "--series"];
     args.extend(parts.iter().map(String::as_str));
     let out = sb.tcpshut(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     for name in &parts {
         let text = std::fs::read_to_string(sb.path(&format!("{name}.tcpshut.csv"))).unwrap();
         let frames = sb.dissect(&sb.path(name), &[], FIELDS);
@@ -1486,11 +1493,7 @@ fn sidecars_of_another_user_are_shown(ws: Wireshark) {
             .arg(&cap)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
     };
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     annotate();
@@ -1680,17 +1683,9 @@ fn mismatch_message_keeps_its_reason_within_240_bytes(ws: Wireshark) {
 /// frame's.
 fn mismatch_is_found_by_seq_and_length(ws: Wireshark) {
     let sb = Sandbox::new(ws);
-    let (c, s) = ((C, 40000), (S, 80));
-    let f = |fwd: bool, flags, seq, ack, payload: &[u8]| Frame {
-        secs: 1_700_000_000,
-        usecs: 0,
-        src: if fwd { c } else { s },
-        dst: if fwd { s } else { c },
-        flags,
-        seq,
-        ack,
-        payload: payload.to_vec(),
-    };
+    let c = (C, 40000);
+    let f =
+        |fwd, flags, seq, ack, payload: &[u8]| synthetic_frame(0, fwd, flags, seq, ack, payload);
     let frames = vec![
         f(true, 0x02, 100, 0, b""),
         f(false, 0x12, 900, 101, b""),
@@ -1759,11 +1754,7 @@ fn mismatch_is_found_by_seq_and_length(ws: Wireshark) {
 /// closer, and each side's calls as the CSV writes them.
 fn json_connections(sb: &Sandbox, name: &str) -> BTreeMap<String, [String; 6]> {
     let out = sb.tcpshut(&["annotate", name, "--format", "json", "-o", "-"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let calls = |ep: &serde_json::Value| -> String {
         ep["calls"]
@@ -2954,11 +2945,7 @@ fn tshark_is_the_expected_version(ws: Wireshark) {
 fn install_print_and_open_without_wireshark() {
     let sb = Sandbox::new(Wireshark::V4_0);
     let out = sb.tcpshut(&["wireshark", "install", "--lua", "--print"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let paths = printed_paths(&out);
     assert_eq!(paths.len(), 3, "{paths:?}");
     assert!(paths
@@ -2976,11 +2963,7 @@ fn install_print_and_open_without_wireshark() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let sidecar = sb.path("open me.pcap.tcpshut.csv");
     assert!(sidecar.exists(), "the sidecar was made first");
     assert!(stdout.contains("Wireshark is not installed"), "{stdout}");
@@ -3035,11 +3018,7 @@ fn open_never_runs_a_script_another_user_planted() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let script = stdout
         .split_whitespace()
         .find_map(|w| w.trim_matches('\'').strip_prefix("lua_script:"))
@@ -3115,11 +3094,7 @@ fn open_refuses_a_temporary_folder_others_can_write() {
     );
     // the same folder made sticky, as /tmp is: the private copy is made
     let out = open(0o1777);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("lua_script:{}", tmp.display())),
         "{}",
