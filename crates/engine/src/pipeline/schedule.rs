@@ -24,7 +24,7 @@ use std::path::Path;
 use crate::output::reports::{ConnectionReport, ReportKind};
 use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
-use crate::pipeline::sinks::{EachReport, Pass, RowFormatter, RowSink};
+use crate::pipeline::sinks::{rows_sink, EachReport, Pass, RowFormatter, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::connection::SegmentFacts;
@@ -401,7 +401,9 @@ fn one_pass(
             }
         });
         if settled? {
-            held.release(|row| sink.borrow_mut().row(row))?;
+            let mut sink = sink.borrow_mut();
+            let to = rows_sink(&mut **sink);
+            held.release(|row| to.row(row))?;
         }
         Ok(())
     };
@@ -430,7 +432,8 @@ fn one_pass(
         read,
     );
     settled?;
-    held.release(|row| sink.row(row))?;
+    let to = rows_sink(sink);
+    held.release(|row| to.row(row))?;
     sink.finish().map_err(AnalyzeError::Output)?;
     Ok(verdicts)
 }
@@ -688,7 +691,8 @@ fn one_pass_threaded(
                     ToRows::Batch(batch) => {
                         batch.take(&mut held, sink, wants_connections, &mut conclusions)?;
                         if !(read_ended && share_the_end) {
-                            held.release(|row| sink.row(row))?;
+                            let to = rows_sink(sink);
+                            held.release(|row| to.row(row))?;
                         }
                         let _ = give_back.send(batch);
                     }
@@ -708,10 +712,11 @@ fn one_pass_threaded(
         // (No helper for an end with nothing held.)
         let end = held.all_settled().filter(|rows| !rows.is_empty());
         if let (Some(rows), Some(formatter)) = (end, formatter) {
-            make_on_two_threads(rows, formatter, sink).map_err(AnalyzeError::Output)?;
+            make_on_two_threads(rows, formatter, rows_sink(sink)).map_err(AnalyzeError::Output)?;
             held.clear();
         }
-        held.release(|row| sink.row(row))?;
+        let to = rows_sink(sink);
+        held.release(|row| to.row(row))?;
         sink.finish().map_err(AnalyzeError::Output)?;
         Ok(conclusions.into_verdicts(capture))
     })
