@@ -13,7 +13,7 @@ use rustc_hash::FxBuildHasher;
 use super::csv_fast::{padded_name, Block};
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::{Row, Summary};
-use crate::pipeline::sinks::{RowFormatter, RowSink};
+use crate::pipeline::sinks::{FormattedRows, RowFormatter, RowSink};
 use crate::pipeline::summary::CaptureSummary;
 use crate::tracking::inference::CallSteps;
 
@@ -253,10 +253,20 @@ impl<W: Write> RowSink for CsvSink<W> {
 struct CsvRows(CsvSink<io::Sink>);
 
 impl RowFormatter for CsvRows {
-    fn format(&mut self, row: &Row, out: &mut Vec<u8>) {
+    /// Into the block, as [`CsvSink::row`] (never written out: the block
+    /// is handed over whole).
+    fn format(&mut self, row: &Row) {
         self.0.put_row(row);
-        out.extend_from_slice(self.0.block.as_bytes());
-        self.0.block.clear();
+    }
+
+    fn take(&mut self, room: FormattedRows) -> FormattedRows {
+        let mut room = room.into_room();
+        if room.len() < CSV_BLOCK {
+            // A chunk's rows fit in a block as the sink's own do.
+            room = vec![0; CSV_BLOCK + 1024];
+        }
+        let (bytes, len) = self.0.block.swap(room);
+        FormattedRows::new(bytes, len)
     }
 }
 

@@ -240,6 +240,19 @@ impl Block {
         &self.bytes[..self.len]
     }
 
+    /// Hands the block's bytes over in their allocation (the first `len`
+    /// of the pair returned are formatted) and goes on, empty, in `room`
+    /// (whose length is kept: the rest of a used allocation is still
+    /// initialised room, so nothing is cleared). The caches stay.
+    pub(super) fn swap(&mut self, room: Vec<u8>) -> (Vec<u8>, usize) {
+        let bytes = std::mem::replace(&mut self.bytes, room);
+        let len = std::mem::take(&mut self.len);
+        if self.bytes.len() < LINE_CAPACITY {
+            self.grow(0);
+        }
+        (bytes, len)
+    }
+
     /// Empties the block.
     pub(super) fn clear(&mut self) {
         self.len = 0;

@@ -24,7 +24,7 @@ use std::path::Path;
 use crate::output::reports::{ConnectionReport, ReportKind};
 use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
-use crate::pipeline::sinks::{rows_sink, EachReport, Pass, RowFormatter, RowSink};
+use crate::pipeline::sinks::{rows_sink, EachReport, FormattedRows, Pass, RowFormatter, RowSink};
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::connection::SegmentFacts;
@@ -747,8 +747,8 @@ fn make_on_two_threads(
     let chunks = total.div_ceil(chunk);
     let rows_of = |c: usize| c * chunk..((c + 1) * chunk).min(total);
     let next = AtomicUsize::new(0);
-    let (made, formatted) = mpsc::sync_channel::<Vec<u8>>(2);
-    let (give_back, spare) = mpsc::channel::<Vec<u8>>();
+    let (made, formatted) = mpsc::sync_channel::<FormattedRows>(2);
+    let (give_back, spare) = mpsc::channel::<FormattedRows>();
     std::thread::scope(|scope| {
         let (next, rows_of) = (&next, &rows_of);
         scope.spawn(move || loop {
@@ -756,11 +756,10 @@ fn make_on_two_threads(
             if c >= chunks {
                 break;
             }
-            let mut bytes = spare.try_recv().unwrap_or_default();
-            bytes.clear();
             for i in rows_of(c) {
-                formatter.format(&rows.row(i), &mut bytes);
+                formatter.format(&rows.row(i));
             }
+            let bytes = formatter.take(spare.try_recv().unwrap_or_default());
             if made.send(bytes).is_err() {
                 // The sink failed.
                 break;
@@ -775,7 +774,7 @@ fn make_on_two_threads(
                     let bytes = formatted
                         .recv()
                         .expect("the helper makes every chunk it takes");
-                    sink.formatted_rows(&bytes)?;
+                    sink.formatted_rows(bytes.as_bytes())?;
                     let _ = give_back.send(bytes);
                     written += 1;
                 }
