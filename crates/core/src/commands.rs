@@ -611,13 +611,7 @@ impl RowSink for WithProgress<'_> {
     /// Rows skip the bar: they go straight to the sink that takes them
     /// (one call through `dyn RowSink` a row), progress still comes here.
     fn rows_to(&mut self) -> Option<&mut dyn RowSink> {
-        // Asked twice, as the engine's `rows_sink` does: the borrow of the
-        // first answer cannot be returned in one branch only.
-        if self.inner.rows_to().is_some() {
-            self.inner.rows_to()
-        } else {
-            Some(&mut *self.inner)
-        }
+        Some(tcpshut_engine::rows_sink(&mut *self.inner))
     }
     fn progress(&mut self, pass: Pass, bytes: u64) {
         self.bar.set_message(format!("{}/{}", pass.number, pass.of));

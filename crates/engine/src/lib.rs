@@ -27,7 +27,7 @@ pub use pipeline::schedule::{
     each_report_series, each_report_with, verdicts, verdicts_series, AnalyzeError, Schedule,
     MAX_HELD_ROWS,
 };
-pub use pipeline::sinks::{FormattedRows, Pass, RowFormatter, RowSink, Tee};
+pub use pipeline::sinks::{rows_sink, FormattedRows, Pass, RowFormatter, RowSink, Tee};
 pub use pipeline::summary::{
     CaptureSummary, Detail, OutcomeCounts, Peers, SightCounts, Verdicts, BRIEF_CONNECTIONS,
 };

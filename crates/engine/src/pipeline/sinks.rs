@@ -155,7 +155,7 @@ pub trait RowSink {
 
 /// Where `sink`'s rows go in the end ([`RowSink::rows_to`]): the rows of
 /// a batch are handed to it, the rest (reports, progress) to `sink`.
-pub(crate) fn rows_sink(sink: &mut dyn RowSink) -> &mut dyn RowSink {
+pub fn rows_sink(sink: &mut dyn RowSink) -> &mut dyn RowSink {
     // Asked twice: returning the first answer's borrow in one branch and
     // `sink` in the other is refused by the borrow checker.
     if sink.rows_to().is_some() {
