@@ -2,19 +2,9 @@
 //! input, exit codes.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::util::{annotate_json, strings, tcpshut, testdata, testdata_captures};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
-    let dest = dir.join(capture.file_name().unwrap());
-    fs::copy(capture, &dest).unwrap();
-    dest
-}
+use crate::util::{annotate_json, copy_into, strings, tcpshut, testdata, testdata_captures, text};
 
 /// The connections sidecar goes beside a CSV sidecar (`NAME.csv` gives
 /// `NAME.connections.csv`), never onto standard output, and agrees with

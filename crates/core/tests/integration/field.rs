@@ -10,11 +10,8 @@ use std::process::{Command, Stdio};
 
 use crate::util::{
     annotate_json, parse_csv, require_tool, tcpshut, tcpshut_piped, testdata, testdata_captures,
+    text,
 };
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `tcpshut ARGS` with `input` on standard input.
 fn tcpshut_fed(args: &[&str], input: &[u8]) -> std::process::Output {

@@ -8,11 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::util::{parse_csv, tcpshut};
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
+use crate::util::{parse_csv, tcpshut, text};
 
 /// The lab needs root; the suite runs as root (CI does). A suite run
 /// without it fails here, saying so, instead of skipping.

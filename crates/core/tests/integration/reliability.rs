@@ -7,17 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{generated_capture, require_tool, tcpshut, testdata};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
-    let dest = dir.join(capture.file_name().unwrap());
-    fs::copy(capture, &dest).unwrap();
-    dest
-}
+use crate::util::{copy_into, generated_capture, require_tool, tcpshut, testdata, text};
 
 /// Runs `tcpshut` with its standard output a pipe whose reader has gone.
 fn with_closed_stdout(args: &[&str]) -> std::process::Output {

@@ -5,11 +5,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::util::{repo_root, tcpshut, testdata};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::util::{repo_root, tcpshut, testdata, text};
 
 fn json_report(args: &[&str]) -> Value {
     let mut all = vec!["report", "--format", "json"];

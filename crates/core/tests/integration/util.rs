@@ -252,3 +252,15 @@ pub fn strings(v: &serde_json::Value) -> Vec<&str> {
         .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")))
         .collect()
 }
+
+/// A child's output as text, invalid UTF-8 replaced.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `capture` copied into `dir` under its own name; the copy's path.
+pub fn copy_into(dir: &Path, capture: &Path) -> PathBuf {
+    let dest = dir.join(capture.file_name().unwrap());
+    std::fs::copy(capture, &dest).unwrap();
+    dest
+}
