@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use rustc_hash::FxBuildHasher;
 
-use super::csv_fast::{padded_name, Block};
+use super::csv_fast::Block;
 use crate::output::reports::ConnectionReport;
 use crate::output::rows::{Row, Summary};
 use crate::pipeline::sinks::{FormattedRows, RowFormatter, RowSink};
@@ -156,7 +156,7 @@ impl<W: Write> CsvSink<W> {
         // The fields every row has, bounded in length, in place; IPv6
         // addresses and negative times are rare enough for `fmt`.
         let mut line = self.block.line();
-        line.number(row.frame);
+        line.frame(row.frame);
         if !line.timestamp(row.ts) {
             line.done();
             self.display(row.ts);
@@ -176,9 +176,14 @@ impl<W: Write> CsvSink<W> {
         line.number(row.seq.into());
         line.number(row.ack.into());
         line.number(row.len.into());
-        line.padded(padded_name(row.sender_state));
-        line.padded(padded_name(row.receiver_state));
-        // Most rows have no events, hence no calls, sentence or severity.
+        line.states(row.sender_state, row.receiver_state);
+        // Most rows have no events, hence no calls, sentence or severity,
+        // and no related frame: their end is one copy.
+        if row.events.is_empty() && row.related.is_none() {
+            line.quiet_end();
+            line.done();
+            return;
+        }
         if row.events.is_empty() {
             line.empty_fields::<4>();
         } else {
