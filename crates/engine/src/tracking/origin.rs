@@ -305,9 +305,9 @@ struct SideMarks {
     ids_rising: bool,
     with_options: u32,
     nonzero_window: bool,
-    /// The last segment (seq, ack, flags, IP ID, TTL): a router capture
-    /// (`-i any`) sees each forwarded packet twice, one TTL lower.
-    last_key: Option<(u32, u32, u8, Option<u16>, u8)>,
+    /// The last segment: a router capture (`-i any`) sees each forwarded
+    /// packet twice, one TTL lower.
+    last_key: CopyKey,
     /// Own segments seen a second time so, and whether the RST was.
     copies: u32,
     rst_copied: bool,
@@ -331,6 +331,58 @@ struct SideMarks {
     rtt_us: Option<u32>,
 }
 
+/// What tells a router's second copy of a segment: its seq, ack, flags
+/// and IP ID, and its TTL one lower or higher. Before an endpoint's first
+/// segment its TTL is [`CopyKey::NONE`], which no TTL is one away from:
+/// no `Option` to set and ask on every segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CopyKey {
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ip_id: Option<u16>,
+    ttl: u16,
+}
+
+impl CopyKey {
+    /// A TTL beyond any (a `u8`), and beyond any one away from one.
+    const NONE: u16 = 0x8000;
+
+    fn of(seg: &Segment<'_>) -> CopyKey {
+        CopyKey {
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags.0,
+            ip_id: seg.marks.ip_id,
+            ttl: u16::from(seg.marks.ttl),
+        }
+    }
+}
+
+impl Default for CopyKey {
+    fn default() -> Self {
+        CopyKey {
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            ip_id: None,
+            ttl: CopyKey::NONE,
+        }
+    }
+}
+
+/// Microseconds from `since` to `ts`, clamped to a `u32` (0 if `ts` is
+/// earlier). Within one second (a round trip, nearly always) without the
+/// saturating arithmetic of [`Timestamp::micros_since`], whose result it
+/// equals.
+#[inline]
+fn micros_after(ts: Timestamp, since: Timestamp) -> u32 {
+    if ts.secs == since.secs {
+        return ts.nanos.saturating_sub(since.nanos) / 1000;
+    }
+    ts.micros_since(since).clamp(0, i64::from(u32::MAX)) as u32
+}
+
 /// Both endpoints' marks, kept by the connection (a few dozen bytes).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OriginTrack {
@@ -348,15 +400,18 @@ impl OriginTrack {
     /// `Some(true)` when `seg` is its sender's previous segment again one
     /// TTL higher (the original after its forwarded copy), `Some(false)`
     /// one TTL lower (the forwarded copy after the original).
+    #[inline]
     fn copy_of_previous(&self, seg: &Segment<'_>, x: usize) -> Option<bool> {
-        let marks = seg.marks;
-        let (seq, ack, flags, id, ttl) = self.sides[x].last_key?;
-        if (seq, ack, flags, id) != (seg.seq, seg.ack, seg.flags.0, marks.ip_id) {
+        let key = &self.sides[x].last_key;
+        if (key.seq, key.ack, key.flags, key.ip_id)
+            != (seg.seq, seg.ack, seg.flags.0, seg.marks.ip_id)
+        {
             return None;
         }
-        if ttl.checked_sub(1) == Some(marks.ttl) {
+        let ttl = u16::from(seg.marks.ttl);
+        if key.ttl == ttl + 1 {
             Some(false)
-        } else if marks.ttl.checked_sub(1) == Some(ttl) {
+        } else if ttl == key.ttl + 1 {
             Some(true)
         } else {
             None
@@ -367,48 +422,13 @@ impl OriginTrack {
     /// previous segment again, one TTL lower (a router's second copy).
     #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> bool {
-        let peer_id = self.sides[1 - x].last_id;
-        let peer_ts = self.sides[1 - x].last_ts;
-        let peer_seen = self.sides[1 - x].own > 0;
         let copy = self.copy_of_previous(seg, x);
+        self.sides[x].last_key = CopyKey::of(seg);
+        if copy.is_some() || seg.flags.rst() {
+            return self.observe_copy_or_rst(seg, x, copy);
+        }
         let side = &mut self.sides[x];
-        let marks = seg.marks;
-        side.last_key = Some((seg.seq, seg.ack, seg.flags.0, marks.ip_id, marks.ttl));
-        if let Some(original_last) = copy {
-            if seg.flags.rst() {
-                side.rst_copied = true;
-                // The RST's marks are the original's, the higher TTL.
-                if let (true, Some(rst)) = (original_last, &mut side.rst) {
-                    rst.ttl = marks.ttl;
-                }
-            } else {
-                side.copies += 1;
-            }
-            return true;
-        }
-        if seg.flags.rst() {
-            match &side.rst {
-                Some(first) => side.several_seqs |= first.seq != seg.seq,
-                None => {
-                    side.rst = Some(RstMarks {
-                        ttl: marks.ttl,
-                        ip_id: marks.ip_id,
-                        id_copied: marks.ip_id.is_some_and(|id| id != 0) && marks.ip_id == peer_id,
-                        rising_from: side.last_id.filter(|_| side.ids_rising && side.own >= 2),
-                        with_ack: seg.flags.ack(),
-                        has_options: marks.has_options(),
-                        window: seg.window,
-                        payload: seg.payload_len > 0,
-                        seq: seg.seq,
-                        after_us: peer_seen.then(|| {
-                            seg.ts.micros_since(peer_ts).clamp(0, i64::from(u32::MAX)) as u32
-                        }),
-                        came_in: marks.outgoing == Some(false),
-                    })
-                }
-            }
-            return false;
-        }
+        let marks = &seg.marks;
         if side.rst.is_some() && !seg.flags.syn() {
             side.sent_after_rst = true;
         }
@@ -437,6 +457,52 @@ impl OriginTrack {
         false
     }
 
+    /// [`OriginTrack::observe`] of a router's copy (`copy`: the original
+    /// after its copy, or the copy after the original) or an RST: few
+    /// segments, out of line, so that an endpoint's own segments keep
+    /// their short path (the peer's marks it reads are only loaded here).
+    #[cold]
+    #[inline(never)]
+    fn observe_copy_or_rst(&mut self, seg: &Segment<'_>, x: usize, copy: Option<bool>) -> bool {
+        let peer_id = self.sides[1 - x].last_id;
+        let peer_ts = self.sides[1 - x].last_ts;
+        let peer_seen = self.sides[1 - x].own > 0;
+        let side = &mut self.sides[x];
+        let marks = seg.marks;
+        if let Some(original_last) = copy {
+            if seg.flags.rst() {
+                side.rst_copied = true;
+                // The RST's marks are the original's, the higher TTL.
+                if let (true, Some(rst)) = (original_last, &mut side.rst) {
+                    rst.ttl = marks.ttl;
+                }
+            } else {
+                side.copies += 1;
+            }
+            return true;
+        }
+        // An RST, not a copy.
+        match &side.rst {
+            Some(first) => side.several_seqs |= first.seq != seg.seq,
+            None => {
+                side.rst = Some(RstMarks {
+                    ttl: marks.ttl,
+                    ip_id: marks.ip_id,
+                    id_copied: marks.ip_id.is_some_and(|id| id != 0) && marks.ip_id == peer_id,
+                    rising_from: side.last_id.filter(|_| side.ids_rising && side.own >= 2),
+                    with_ack: seg.flags.ack(),
+                    has_options: marks.has_options(),
+                    window: seg.window,
+                    payload: seg.payload_len > 0,
+                    seq: seg.seq,
+                    after_us: peer_seen.then(|| micros_after(seg.ts, peer_ts)),
+                    came_in: marks.outgoing == Some(false),
+                })
+            }
+        }
+        false
+    }
+
     /// Round-trip samples: endpoint `x`'s segment acknowledges the peer's
     /// awaited one; a segment of `x` that takes sequence space is awaited
     /// by the peer in turn, unless it is sent again. Only the kernel's own
@@ -451,7 +517,7 @@ impl OriginTrack {
             if seg.flags.ack() && seq_diff(seg.ack, awaited) >= 0 {
                 let prompt = seg.flags.syn() || seg.payload_len == 0;
                 if prompt && side.rst.is_none() {
-                    let us = seg.ts.micros_since(since).clamp(0, i64::from(u32::MAX)) as u32;
+                    let us = micros_after(seg.ts, since);
                     side.rtt_us = Some(side.rtt_us.map_or(us, |r| r.min(us)));
                 }
                 side.awaited = None;
@@ -634,6 +700,43 @@ mod tests {
             origin.why().to_string(),
             "hop limit 64 where this host's segments carry 63"
         );
+    }
+
+    /// The short way within one second gives what the clamped
+    /// `micros_since` gives, across seconds, backwards and far apart too.
+    #[test]
+    fn micros_after_is_micros_since_clamped() {
+        let at = |secs, nanos| Timestamp { secs, nanos };
+        let times = [
+            at(0, 0),
+            at(0, 999),
+            at(0, 1_000),
+            at(0, 999_999_999),
+            at(1, 0),
+            at(1, 500_000_000),
+            at(-1, 500_000_000),
+            at(5_000, 1),
+            at(i64::MAX, 999_999_999),
+            at(i64::MIN, 0),
+        ];
+        for &ts in &times {
+            for &since in &times {
+                let clamped = ts.micros_since(since).clamp(0, i64::from(u32::MAX)) as u32;
+                assert_eq!(micros_after(ts, since), clamped, "{ts:?} after {since:?}");
+            }
+        }
+    }
+
+    /// Before an endpoint's first segment no segment is a copy, whatever
+    /// its TTL (the key's TTL is none).
+    #[test]
+    fn a_first_segment_is_no_copy() {
+        for ttl in 0..=u8::MAX {
+            let mut first = seg(0, 0, 0, 0, 0, ttl);
+            first.marks.ip_id = None;
+            let t = OriginTrack::default();
+            assert!(!t.is_copy(&first, 0) && !t.is_copy(&first, 1), "TTL {ttl}");
+        }
     }
 
     #[test]
