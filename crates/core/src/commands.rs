@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use tcpshut_engine::ConnectionReport;
 use tcpshut_engine::ConnectionsCsvSink;
 use tcpshut_engine::TcpState;
@@ -22,6 +21,7 @@ use tcpshut_parquet::ParquetSink;
 use crate::inputs::{self, Input};
 use crate::messages::{self, shown};
 use crate::output::{self, sidecar_path, write_atomically, Guard, Refusal};
+use crate::queue;
 use crate::{BatchArgs, Format, Status};
 
 /// What one input produced: text for the user, and how it ended.
@@ -79,7 +79,8 @@ impl Done {
 }
 
 /// Runs `work` on every input (`series` on each rotated series, with
-/// `--series`), in parallel, and prints the results in input order.
+/// `--series`), in parallel, the largest first ([`queue`]), and prints the
+/// results in input order.
 /// Returns the worst status.
 fn run_batch(
     batch: &BatchArgs,
@@ -114,19 +115,14 @@ fn run_batch(
         .num_threads(workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
-    let results: Vec<Done> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| {
-                let result = match input {
-                    Input::Capture(path) => work(path, &guard),
-                    Input::Series(files) => series(&Series::new(files.clone()), &guard),
-                    Input::Problem(path, why) => Done::failed(path, &anyhow::anyhow!("{why}")),
-                };
-                progress.inc(1);
-                result
-            })
-            .collect()
+    let results: Vec<Done> = queue::map(&pool, &inputs, |input| {
+        let result = match input {
+            Input::Capture(path) => work(path, &guard),
+            Input::Series(files) => series(&Series::new(files.clone()), &guard),
+            Input::Problem(path, why) => Done::failed(path, &anyhow::anyhow!("{why}")),
+        };
+        progress.inc(1);
+        result
     });
     progress.finish_and_clear();
 

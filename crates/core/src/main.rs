@@ -16,6 +16,7 @@ mod inputs;
 mod lab;
 mod messages;
 mod output;
+mod queue;
 mod report;
 mod series;
 mod wireshark;

@@ -1,6 +1,7 @@
-//! The `report` command: aggregates over every input (in parallel, merged
-//! in input order), printed for a terminal or as JSON, optionally an HTML file; and
-//! `ladder`, one connection's diagram. The work is
+//! The `report` command: aggregates over every input (in parallel, each
+//! worker merging its own in the order it took them: the result is the
+//! same in any order), printed for a terminal or as JSON, optionally an
+//! HTML file; and `ladder`, one connection's diagram. The work is
 //! tcpshut-report's; this is the glue.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +9,6 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use rayon::prelude::*;
 use tcpshut_engine::Schedule;
 use tcpshut_report::{Aggregate, Document};
 
@@ -154,15 +154,27 @@ pub fn report(
         .num_threads(crate::commands::workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
-    // An order-keeping reduction: partial results merge with their
-    // neighbours, never all held at once.
-    let mut all = pool.install(|| {
-        inputs
-            .par_iter()
-            .enumerate()
-            .map(|(i, input)| Partial::of(i, input, &spools, crate::commands::schedule(batch.jobs)))
-            .reduce(Partial::default, Partial::merge)
-    });
+    // Each worker merges what its captures give into its own partial
+    // result as it goes, never all held at once; the workers' are merged
+    // once, at the end. The aggregates are the same in any order and
+    // grouping, and the errors are sorted by input position below.
+    let partials = crate::queue::fold(
+        &pool,
+        &inputs,
+        || None,
+        |mine, i, input| {
+            let partial = Partial::of(i, input, &spools, crate::commands::schedule(batch.jobs));
+            Some(match mine {
+                None => partial,
+                Some(mine) => Partial::merge(mine, partial),
+            })
+        },
+    );
+    let mut all = partials
+        .into_iter()
+        .flatten()
+        .reduce(Partial::merge)
+        .unwrap_or_default();
     all.errors.sort();
     for (_, line) in &all.errors {
         eprintln!("{line}");
