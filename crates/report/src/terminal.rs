@@ -185,20 +185,22 @@ fn confidence_word(c: crate::findings::Confidence) -> &'static str {
     }
 }
 
-/// A table's rows, with the count of rows left out.
+/// A table's first rows, with the count of rows left out. The rows are
+/// made as they are taken, so only those shown are (a table of client
+/// hosts can have many thousands).
 fn table(
     p: &Paint,
     out: &mut dyn Write,
     title: &str,
     header: &[&str],
-    rows: Vec<Vec<String>>,
+    rows: impl ExactSizeIterator<Item = Vec<String>>,
 ) -> io::Result<()> {
-    if rows.is_empty() {
+    if rows.len() == 0 {
         return Ok(());
     }
     writeln!(out, "{}", p.heading(title))?;
     let more = rows.len().saturating_sub(TERMINAL_ROWS);
-    let rows: Vec<Vec<String>> = rows.into_iter().take(TERMINAL_ROWS).collect();
+    let rows: Vec<Vec<String>> = rows.take(TERMINAL_ROWS).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -243,15 +245,11 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
             .chain(crate::document::tally_columns())
             .collect()
     };
-    let rows = doc
-        .services
-        .iter()
-        .map(|r| {
-            std::iter::once(r.service.clone())
-                .chain(tally(&r.tally))
-                .collect()
-        })
-        .collect();
+    let rows = doc.services.iter().map(|r| {
+        std::iter::once(r.service.clone())
+            .chain(tally(&r.tally))
+            .collect()
+    });
     table(
         p,
         out,
@@ -259,25 +257,21 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         &strs(&header("service")),
         rows,
     )?;
-    let rows = doc
-        .services
-        .iter()
-        .map(|r| {
-            let classes = |m: &std::collections::BTreeMap<String, u64>| {
-                let mut v: Vec<(&String, &u64)> = m.iter().collect();
-                v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-                v.iter()
-                    .map(|(k, n)| format!("{k} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            vec![
-                r.service.clone(),
-                classes(&r.client_calls),
-                classes(&r.server_calls),
-            ]
-        })
-        .collect();
+    let rows = doc.services.iter().map(|r| {
+        let classes = |m: &std::collections::BTreeMap<String, u64>| {
+            let mut v: Vec<(&String, &u64)> = m.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            v.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        vec![
+            r.service.clone(),
+            classes(&r.client_calls),
+            classes(&r.server_calls),
+        ]
+    });
     table(
         p,
         out,
@@ -285,37 +279,25 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         &["service", "client calls", "server calls"],
         rows,
     )?;
-    let rows = doc
-        .ports
-        .iter()
-        .map(|r| {
-            std::iter::once(format!(":{}", r.port))
-                .chain(tally(&r.tally))
-                .collect()
-        })
-        .collect();
+    let rows = doc.ports.iter().map(|r| {
+        std::iter::once(format!(":{}", r.port))
+            .chain(tally(&r.tally))
+            .collect()
+    });
     table(p, out, "Server ports", &strs(&header("port")), rows)?;
-    let rows = doc
-        .clients
-        .iter()
-        .map(|r| {
-            std::iter::once(r.host.clone())
-                .chain(tally(&r.tally))
-                .collect()
-        })
-        .collect();
+    let rows = doc.clients.iter().map(|r| {
+        std::iter::once(r.host.clone())
+            .chain(tally(&r.tally))
+            .collect()
+    });
     table(p, out, "Client hosts", &strs(&header("client")), rows)?;
-    let rows = doc
-        .causes
-        .iter()
-        .map(|r| {
-            vec![
-                r.outcome.to_string(),
-                r.cause.clone(),
-                r.connections.to_string(),
-            ]
-        })
-        .collect();
+    let rows = doc.causes.iter().map(|r| {
+        vec![
+            r.outcome.to_string(),
+            r.cause.clone(),
+            r.connections.to_string(),
+        ]
+    });
     table(
         p,
         out,
@@ -324,21 +306,17 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         rows,
     )?;
     let a = &doc.assumptions;
-    let rows = doc
-        .time_wait
-        .iter()
-        .map(|r| {
-            vec![
-                r.holder.clone(),
-                r.side.name().to_string(),
-                r.service.clone(),
-                thousands(r.peak),
-                thousands(r.connections),
-                r.port_pressure_pct
-                    .map_or("-".into(), |p| format!("{p:.2}%")),
-            ]
-        })
-        .collect();
+    let rows = doc.time_wait.iter().map(|r| {
+        vec![
+            r.holder.clone(),
+            r.side.name().to_string(),
+            r.service.clone(),
+            thousands(r.peak),
+            thousands(r.connections),
+            r.port_pressure_pct
+                .map_or("-".into(), |p| format!("{p:.2}%")),
+        ]
+    });
     table(
         p,
         out,
@@ -350,19 +328,15 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         &["holder", "side", "service", "peak", "conns", "ports used"],
         rows,
     )?;
-    let rows = doc
-        .close_wait
-        .iter()
-        .map(|r| {
-            vec![
-                r.service.clone(),
-                r.side.name().to_string(),
-                thousands(r.connections),
-                duration(r.oldest_secs),
-                thousands(r.older_than_limit),
-            ]
-        })
-        .collect();
+    let rows = doc.close_wait.iter().map(|r| {
+        vec![
+            r.service.clone(),
+            r.side.name().to_string(),
+            thousands(r.connections),
+            duration(r.oldest_secs),
+            thousands(r.older_than_limit),
+        ]
+    });
     table(
         p,
         out,
@@ -376,17 +350,13 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         ],
         rows,
     )?;
-    let rows = doc
-        .refused
-        .iter()
-        .map(|r| {
-            vec![
-                r.service.clone(),
-                thousands(r.attempts),
-                thousands(r.client_hosts),
-            ]
-        })
-        .collect();
+    let rows = doc.refused.iter().map(|r| {
+        vec![
+            r.service.clone(),
+            thousands(r.attempts),
+            thousands(r.client_hosts),
+        ]
+    });
     table(
         p,
         out,
@@ -394,20 +364,16 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         &["service", "attempts", "client hosts"],
         rows,
     )?;
-    let rows = doc
-        .idle_resets
-        .iter()
-        .map(|r| {
-            vec![
-                r.client.clone(),
-                r.service.clone(),
-                thousands(r.idle.connections),
-                thousands(r.idle.forged),
-                duration(r.idle.shortest_secs),
-                duration(r.idle.longest_secs),
-            ]
-        })
-        .collect();
+    let rows = doc.idle_resets.iter().map(|r| {
+        vec![
+            r.client.clone(),
+            r.service.clone(),
+            thousands(r.idle.connections),
+            thousands(r.idle.forged),
+            duration(r.idle.shortest_secs),
+            duration(r.idle.longest_secs),
+        ]
+    });
     table(
         p,
         out,
@@ -427,7 +393,8 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
                 thousands(r.fin_retransmits),
             ]
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .into_iter();
     table(
         p,
         out,
@@ -452,8 +419,7 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
             let mut row = vec![format!("{start}"), segments[0].to_string()];
             row.extend(counts.iter().map(u64::to_string));
             row
-        })
-        .collect::<Vec<_>>();
+        });
     let mut header = vec!["from (epoch s)", "RSTs"];
     header.extend(t.series.iter().copied());
     let title = format!(
