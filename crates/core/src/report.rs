@@ -1,12 +1,13 @@
 //! The `report` command: aggregates over every input (in parallel, each
-//! worker merging its own in the order it took them: the result is the
-//! same in any order), printed for a terminal or as JSON, optionally an
+//! capture's merged into the result as it ends: the result is the same
+//! in any order), printed for a terminal or as JSON, optionally an
 //! HTML file; and `ladder`, one connection's diagram. The work is
 //! tcpshut-report's; this is the glue.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{bail, Context};
 use tcpshut_engine::Schedule;
@@ -154,26 +155,29 @@ pub fn report(
         .num_threads(crate::commands::workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
-    // Each worker merges what its captures give into its own partial
-    // result as it goes, never all held at once; the workers' are merged
-    // once, at the end. The aggregates are the same in any order and
-    // grouping, and the errors are sorted by input position below.
-    let partials = crate::queue::fold(
+    // Each capture's aggregates are merged into the one result as soon as
+    // they are made (a worker waits for that lock only while the other
+    // merges, a few per cent of a capture's time), so what is left when
+    // the last capture ends is its own merge. The aggregates are the same
+    // in any order and grouping; the errors are sorted by input position
+    // below.
+    let merged: Mutex<Option<Partial>> = Mutex::new(None);
+    crate::queue::fold(
         &pool,
         &inputs,
-        || None,
-        |mine, i, input| {
+        || (),
+        |(), i, input| {
             let partial = Partial::of(i, input, &spools, crate::commands::schedule(batch.jobs));
-            Some(match mine {
+            let mut merged = merged.lock().unwrap_or_else(PoisonError::into_inner);
+            *merged = Some(match merged.take() {
                 None => partial,
-                Some(mine) => Partial::merge(mine, partial),
-            })
+                Some(all) => all.merge(partial),
+            });
         },
     );
-    let mut all = partials
-        .into_iter()
-        .flatten()
-        .reduce(Partial::merge)
+    let mut all = merged
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
         .unwrap_or_default();
     all.errors.sort();
     for (_, line) in &all.errors {
@@ -181,21 +185,11 @@ pub fn report(
     }
     let worst = all.worst.unwrap_or(Status::Complete);
     let doc = Document::new(&all.agg, all.failed);
-    let mut out = output::stdout();
-    match format {
-        ReportFormat::Text => {
-            let colour = tcpshut_report::terminal::wants_colour(
-                std::io::stdout().is_terminal(),
-                std::env::var_os("NO_COLOR").as_deref(),
-            );
-            tcpshut_report::terminal::write(&doc, colour, &mut out)?;
-        }
-        ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &doc)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
+    // The aggregates are freed on a worker while the report is printed:
+    // the end of a batch is one thread's, and freeing need not be in it.
+    let agg = std::mem::take(&mut all.agg);
+    let (printed, ()) = pool.join(|| print(&doc, format), move || drop(agg));
+    printed?;
     if let Some(file) = html {
         let series: BTreeMap<String, tcpshut_engine::Series> = inputs
             .iter()
@@ -214,6 +208,26 @@ pub fn report(
         }
     }
     Ok(worst)
+}
+
+/// The report on standard output: for a terminal, or as JSON.
+fn print(doc: &Document, format: ReportFormat) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    match format {
+        ReportFormat::Text => {
+            let colour = tcpshut_report::terminal::wants_colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            tcpshut_report::terminal::write(doc, colour, &mut out)?;
+        }
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, doc)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Never write over a capture (`--html capture.pcap` is a slip).
