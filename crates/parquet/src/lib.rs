@@ -30,7 +30,11 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder, UInt16Builder,
 };
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
@@ -292,7 +296,6 @@ impl TableWriter {
 /// append (which also counts validity) cost four times as many
 /// instructions.
 struct SegmentBuilders {
-    capture: StringBuilder,
     frame: Vec<i64>,
     ts: Vec<i64>,
     ts_ns: Vec<i64>,
@@ -559,7 +562,6 @@ impl SegmentBuilders {
     fn with_capacity(rows: usize) -> Self {
         let ints = || Vec::with_capacity(rows);
         SegmentBuilders {
-            capture: StringBuilder::with_capacity(rows, rows * 32),
             frame: ints(),
             ts: ints(),
             ts_ns: ints(),
@@ -570,10 +572,11 @@ impl SegmentBuilders {
         }
     }
 
-    /// The columns Arrow's writer encodes, in the schema's order.
-    fn finish(mut self) -> Vec<ArrayRef> {
+    /// The columns Arrow's writer encodes, in the schema's order, for
+    /// `rows` rows of `capture`.
+    fn finish(mut self, capture: &str, rows: usize) -> Vec<ArrayRef> {
         vec![
-            Arc::new(self.capture.finish()),
+            capture_column(capture, rows),
             Arc::new(Int64Array::from(self.frame)),
             Arc::new(TimestampMicrosecondArray::from(self.ts).with_timezone("UTC")),
             Arc::new(Int64Array::from(self.ts_ns)),
@@ -583,6 +586,17 @@ impl SegmentBuilders {
             Arc::new(self.related.finish()),
         ]
     }
+}
+
+/// `capture` for each of `rows` rows, as a dictionary array of one value:
+/// the column is the same for every row, so no row copies it (a
+/// `StringBuilder` append a row, ~50 instructions). Arrow's writer takes
+/// a dictionary array for a text field and encodes its values as those
+/// of a text array, to the same bytes.
+fn capture_column(capture: &str, rows: usize) -> ArrayRef {
+    let keys = Int32Array::from(vec![0; rows]);
+    let values: ArrayRef = Arc::new(StringArray::from(vec![capture]));
+    Arc::new(DictionaryArray::<Int32Type>::new(keys, values))
 }
 
 impl SegmentColumns {
@@ -601,9 +615,8 @@ impl SegmentColumns {
         }
     }
 
-    fn push(&mut self, capture: &str, row: &Row) {
+    fn push(&mut self, row: &Row) {
         let texts = &mut self.texts;
-        self.builders.capture.append_value(capture);
         self.builders.frame.push(row.frame as i64);
         self.builders.ts.push(micros(row.ts));
         self.builders.ts_ns.push(nanos(row.ts));
@@ -662,7 +675,7 @@ impl SegmentColumns {
 
     /// The rows gathered so far, as a row group for [`SegmentsWriter`];
     /// the columns start again, the texts' in `spare` (emptied) if given.
-    fn take_group(&mut self, spare: Option<Box<SegmentTexts>>) -> SegmentGroup {
+    fn take_group(&mut self, capture: &str, spare: Option<Box<SegmentTexts>>) -> SegmentGroup {
         let full = std::mem::replace(
             &mut self.builders,
             SegmentBuilders::with_capacity(self.capacity),
@@ -671,10 +684,10 @@ impl SegmentColumns {
             &mut self.texts,
             spare.unwrap_or_else(|| Box::new(SegmentTexts::new(self.capacity))),
         );
-        self.rows = 0;
+        let rows = std::mem::take(&mut self.rows);
         self.group = self.group.wrapping_add(1);
         SegmentGroup {
-            arrays: full.finish(),
+            arrays: full.finish(capture, rows),
             texts,
         }
     }
@@ -1201,7 +1214,8 @@ impl<S: Write, C: Write> ParquetSink<S, C> {
 
     fn write_segments(&mut self) -> io::Result<()> {
         if self.columns.rows > 0 {
-            let group = self.columns.take_group(self.encoder.spare());
+            let spare = self.encoder.spare();
+            let group = self.columns.take_group(&self.capture, spare);
             self.encoder.send(Job::Segments(group))?;
             self.drain()?;
         }
@@ -1244,7 +1258,7 @@ impl<S: Write, C: Write> RowSink for ParquetSink<S, C> {
     }
 
     fn row(&mut self, row: &Row) -> io::Result<()> {
-        self.columns.push(&self.capture, row);
+        self.columns.push(row);
         if self.columns.rows >= self.rows_per_group {
             self.write_segments()?;
         }
