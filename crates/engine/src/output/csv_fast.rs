@@ -84,6 +84,17 @@ impl Cached {
         text: [0; 24],
         len: 0,
     };
+
+    /// The text just written for `key`, kept to be copied whole next time.
+    fn of(key: u64, written: &[u8]) -> Cached {
+        let mut text = [0; 24];
+        text[..written.len()].copy_from_slice(written);
+        Cached {
+            key,
+            text,
+            len: written.len() as u8,
+        }
+    }
 }
 
 /// A formatted connection number and two IPv4 `address:port` fields,
@@ -317,13 +328,7 @@ impl Line<'_> {
         self.len += put_number(&mut self.bytes[self.len..], secs);
         self.bytes[self.len] = b'.';
         self.len += 1;
-        let len = self.len - at;
-        self.caches.secs = Cached {
-            key: secs,
-            text: [0; 24],
-            len: len as u8,
-        };
-        self.caches.secs.text[..len].copy_from_slice(&self.bytes[at..self.len]);
+        self.caches.secs = Cached::of(secs, &self.bytes[at..self.len]);
     }
 
     #[inline]
@@ -356,13 +361,7 @@ impl Line<'_> {
     fn new_frame(&mut self, frame: u64) {
         let at = self.len;
         self.number(frame);
-        let len = self.len - at;
-        self.caches.frame = Cached {
-            key: frame,
-            text: [0; 24],
-            len: len as u8,
-        };
-        self.caches.frame.text[..len].copy_from_slice(&self.bytes[at..self.len]);
+        self.caches.frame = Cached::of(frame, &self.bytes[at..self.len]);
     }
 
     /// Inlined in each field (one call per number cost a fifth of it),
