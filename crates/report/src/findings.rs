@@ -77,6 +77,20 @@ pub struct Finding {
     pub examples: Vec<Example>,
 }
 
+/// `close 12, shutdown-wr 3`: a map's counts, most first (ties by name),
+/// each written by `entry`, joined with commas (a service row's calls).
+pub fn by_count(
+    counts: &std::collections::BTreeMap<String, u64>,
+    entry: impl Fn(&str, u64) -> String,
+) -> String {
+    let mut v: Vec<(&String, &u64)> = counts.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| entry(k, **n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `3,900`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -14,7 +14,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::chart;
 use crate::document::Document;
-use crate::findings::{duration, thousands, Finding, Severity};
+use crate::findings::{by_count, duration, thousands, Finding, Severity};
 use crate::ladder::{self, Ladder};
 
 pub const MAX_FINDINGS: usize = 60;
@@ -198,14 +198,7 @@ pub fn render(doc: &Document, ladders: &Ladders) -> String {
         .take(MAX_BARS)
         .map(|s| (s.service.clone(), s.tally.outcomes.0.to_vec()))
         .collect();
-    let classes = |m: &BTreeMap<String, u64>| {
-        let mut v: Vec<(&String, &u64)> = m.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter()
-            .map(|(k, n)| format!("{k} ({n})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let classes = |m: &BTreeMap<String, u64>| by_count(m, |k, n| format!("{k} ({n})"));
     let page = html! {
         (DOCTYPE)
         html lang="en" {

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 
 use crate::document::Document;
-use crate::findings::{duration, share, thousands, Severity};
+use crate::findings::{by_count, duration, share, thousands, Severity};
 
 /// Rows per table on a terminal; JSON and HTML have more.
 const TERMINAL_ROWS: usize = 15;
@@ -258,14 +258,7 @@ fn tables(doc: &Document, p: &Paint, out: &mut dyn Write) -> io::Result<()> {
         rows,
     )?;
     let rows = doc.services.iter().map(|r| {
-        let classes = |m: &std::collections::BTreeMap<String, u64>| {
-            let mut v: Vec<(&String, &u64)> = m.iter().collect();
-            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            v.iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let classes = |m| by_count(m, |k, n| format!("{k} {n}"));
         vec![
             r.service.clone(),
             classes(&r.client_calls),
