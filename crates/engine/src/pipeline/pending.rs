@@ -282,6 +282,7 @@ impl Conns {
         conn?.settled.as_ref()
     }
 
+    #[inline]
     fn get(&mut self, id: u32) -> Option<&mut PendingConn> {
         match id.checked_sub(self.first) {
             Some(index) => self.window.get_mut(index as usize),
@@ -559,8 +560,8 @@ impl PendingRows {
 /// none of them on file) while each one's connection is settled,
 /// counting each down in its connection; returns how many were made, and
 /// whether all were (`Ok(false)`: stopped at a row whose connection is
-/// not settled). The connection is looked up once a row, in the window
-/// inline, and its verdict borrowed, not copied (a verdict and its
+/// not settled). The connection is looked up once a row
+/// ([`Conns::get`]), and its verdict borrowed, not copied (a verdict and its
 /// endpoints are larger than the row: a `memcpy` call a row).
 #[inline(always)]
 fn release_run(
@@ -569,18 +570,15 @@ fn release_run(
     make: &mut impl FnMut(&PendingRow, &Settled) -> Result<(), HeldError>,
 ) -> (usize, Result<bool, HeldError>) {
     for (made, row) in run.iter().enumerate() {
-        let conn = match row.conn.checked_sub(conns.first) {
-            Some(index) => conns.window.get_mut(index as usize),
-            None => conns.older.get_mut(&row.conn),
-        };
-        let conn = conn.expect("a held row's connection");
+        let in_window = row.conn >= conns.first;
+        let conn = conns.get(row.conn).expect("a held row's connection");
         let Some(settled) = &conn.settled else {
             return (made, Ok(false));
         };
         if let Err(e) = make(row, settled) {
             return (made, Err(e));
         }
-        if row.conn >= conns.first {
+        if in_window {
             conn.in_memory -= 1;
         } else {
             // An older connection left with no row in memory leaves.
