@@ -146,7 +146,18 @@ enum Part {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    leftovers::clean_up_on_signals()?;
+    let result = run_command(command);
+    if result.is_err() {
+        // A tool the signal thread ended is not the failure to report.
+        leftovers::wait_if_ending();
+    }
+    result
+}
+
+fn run_command(command: Cmd) -> anyhow::Result<()> {
+    match command {
         Cmd::Gen {
             connections,
             concurrency,
