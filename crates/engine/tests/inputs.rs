@@ -6,12 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tcpshut_engine::testing::compress;
 use tcpshut_engine::Compression;
 use tcpshut_engine::{annotate_with, CsvSink, Detail, Schedule};
 
+use common::fifo::read_through_fifo;
 use common::testdata_dir as testdata;
 
 /// The test captures (the recordings of `testdata/`, in name order, and a
@@ -34,21 +34,8 @@ fn csv_on(path: &Path, schedule: Schedule) -> Vec<u8> {
 
 /// The CSV of `capture` read through a FIFO that a thread fills.
 fn csv_through_fifo(capture: &Path, schedule: Schedule) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("live.pcap");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "mkfifo (coreutils) is required"
-    );
     let bytes = std::fs::read(capture).unwrap();
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-    };
-    let csv = csv_on(&fifo, schedule);
-    writer.join().unwrap();
-    csv
+    read_through_fifo(bytes, |fifo| csv_on(fifo, schedule))
 }
 
 #[test]
@@ -144,26 +131,11 @@ fn a_connection_open_from_first_to_last_frame_is_read_once() {
         Schedule::OnePassThreaded { max_held_rows: 2 },
     ] {
         for through_fifo in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = if through_fifo {
-                let fifo = dir.path().join("live.pcap");
-                let made = Command::new("mkfifo").arg(&fifo).status();
-                assert!(
-                    made.is_ok_and(|s| s.success()),
-                    "mkfifo (coreutils) is required"
-                );
-                fifo
+            let (got_rows, got_conns, progress) = if through_fifo {
+                read_through_fifo(bytes.clone(), |fifo| run(fifo, schedule))
             } else {
-                capture.clone()
+                run(&capture, schedule)
             };
-            let writer = through_fifo.then(|| {
-                let (fifo, bytes) = (path.clone(), bytes.clone());
-                std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-            });
-            let (got_rows, got_conns, progress) = run(&path, schedule);
-            if let Some(writer) = writer {
-                writer.join().unwrap();
-            }
             let case = format!("{schedule:?}, through a FIFO: {through_fifo}");
             assert!(got_rows == rows, "{case}: rows");
             assert!(got_conns == conns, "{case}: connections");

@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::fifo::read_through_fifo;
 use crate::util::{
     annotate_json, parse_csv, require_tool, tcpshut, tcpshut_piped, testdata, testdata_captures,
     text,
@@ -90,21 +91,11 @@ fn a_capture_that_is_not_a_regular_file_needs_output_named() {
 
 #[test]
 fn a_fifo_is_read_like_standard_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("live.pcap");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "mkfifo (coreutils) is required"
-    );
     let capture = testdata().join("close-client-first.pcap");
     let bytes = fs::read(&capture).unwrap();
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || fs::write(fifo, bytes).unwrap())
-    };
-    let out = tcpshut(&["annotate", fifo.to_str().unwrap(), "-o", "-"]);
-    writer.join().unwrap();
+    let out = read_through_fifo(bytes, |fifo| {
+        tcpshut(&["annotate", fifo.to_str().unwrap(), "-o", "-"])
+    });
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stdout == csv_of_file(&capture));
 }

@@ -3,6 +3,9 @@
 
 mod cli;
 mod field;
+// The engine's tests' FIFO, fed by a thread: one helper for both crates.
+#[path = "../../../engine/tests/common/fifo.rs"]
+mod fifo;
 #[cfg(target_os = "linux")]
 mod lab;
 mod reliability;

@@ -5,6 +5,8 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
+pub mod fifo;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
