@@ -26,11 +26,15 @@
 //!   differ in latency. On these veth recordings a whole connection takes
 //!   less than that, so one direction then comes almost entirely first.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tcpshut_engine::{decode, CaptureReader, ConnectionReport, DecodeStats, Record};
+
+use common::testdata_dir as testdata;
 
 /// Frames further apart than this are never swapped.
 const WINDOW_NS: i128 = 5_000_000;
@@ -50,23 +54,10 @@ const KNOWN_LIMITS: &[(&str, &str, &str)] = &[(
      its receiver's window is unknown and the RST is taken as accepted",
 )];
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
 /// Every real-kernel capture, in a fixed order.
 fn captures() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for dir in ["", "degraded", "router", "report-mix"] {
-        let dir = testdata().join(dir);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut files: Vec<PathBuf> = entries
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-            .collect();
-        files.sort();
-        out.extend(files);
-    }
+    let dirs = ["", "degraded", "router", "report-mix"].map(|dir| testdata().join(dir));
+    let out = common::captures_in(&dirs);
     assert!(out.len() > 60, "the testdata captures are committed");
     out
 }
