@@ -284,6 +284,22 @@ struct Step<'s, 'a> {
     late_fin: bool,
 }
 
+impl<'s, 'a> Step<'s, 'a> {
+    /// `seg`, sent by endpoint `x`, before any rule.
+    #[inline]
+    fn of(seg: &'s Segment<'a>, x: usize) -> Self {
+        Step {
+            seg,
+            x,
+            y: 1 - x,
+            events: EventSet::default(),
+            related: None,
+            if_receiver_stopped_reading: None,
+            late_fin: false,
+        }
+    }
+}
+
 /// New payload from an endpoint whose ACK goes beyond everything the
 /// capture has shown of its peer so far: if the peer's FIN turns up
 /// later, captured behind this data, the data was sent after that FIN.
@@ -642,12 +658,17 @@ impl Connection {
     /// segment's facts in place instead of copying them back.
     ///
     /// A quiet segment ([`Connection::quiet`]: most of them) takes a short
-    /// path that updates only what such a segment moves; every other
-    /// segment goes through every rule, out of line.
+    /// path that updates only what such a segment moves; any other plain
+    /// segment ([`Connection::plain`]: the handshake's last ACK, the ACKs
+    /// and data of a closing connection) the rules' path without the
+    /// rules that only a SYN, FIN or RST, a connection's first segment, cut
+    /// options or a router's copy reach; every other segment goes through
+    /// every rule. Both out of line.
     #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> (SegmentFacts, bool) {
         debug_assert_eq!(x, self.sender_of(seg));
-        let quiet = self.quiet(seg, x);
+        let plain = self.plain(seg);
+        let quiet = plain && self.quiet(x);
         // The same packet seen again one TTL lower (a router's `-i any`
         // capture sees it coming in and going out) is one packet. The
         // marks read nothing of the connection's, so they are noted first.
@@ -656,26 +677,35 @@ impl Connection {
             // It changes nothing `is_closed` reads: `closed` stays right.
             return (self.observe_quietly(seg, x), false);
         }
-        let facts = self.observe_by_the_rules(seg, x, copy);
+        let facts = if plain && !copy {
+            self.observe_plainly(seg, x)
+        } else {
+            self.observe_by_the_rules(seg, x, copy)
+        };
         (facts, self.closed_by_last_segment())
     }
 
-    /// Is `seg`, from endpoint `x`, quiet, as far as the connection can
-    /// tell before its marks are noted (a router's copy is not)? An ACK,
-    /// with or without payload, and no SYN, FIN or RST; not the
-    /// connection's first segment, its options whole; both endpoints
-    /// ESTABLISHED, no FIN of the receiver known, and no FIN awaiting its
-    /// crossing one. Every rule then comes to nothing: no event, no state
-    /// change, no "what if" marker; what such a segment still moves is
-    /// [`Connection::observe_quietly`]'s.
+    /// Is `seg` plain, as far as the connection can tell before its marks
+    /// are noted (a router's copy is not)? An ACK, with or without
+    /// payload, and no SYN, FIN or RST; not the connection's first
+    /// segment, its options whole. The rules that only a SYN, FIN or RST,
+    /// a first segment or cut options reach then come to nothing
+    /// ([`Connection::observe_plainly`]).
     #[inline]
-    fn quiet(&self, seg: &Segment<'_>, x: usize) -> bool {
+    fn plain(&self, seg: &Segment<'_>) -> bool {
         const DECIDING: u8 = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK;
+        seg.flags.0 & DECIDING == TcpFlags::ACK && seg.frame != self.first_frame && !seg.options.cut
+    }
+
+    /// Is a [`Connection::plain`] segment from endpoint `x` quiet too?
+    /// Both endpoints ESTABLISHED, no FIN of the receiver known, and no
+    /// FIN awaiting its crossing one. Every rule then comes to nothing: no
+    /// event, no state change, no "what if" marker; what such a segment
+    /// still moves is [`Connection::observe_quietly`]'s.
+    #[inline]
+    fn quiet(&self, x: usize) -> bool {
         let y = 1 - x;
-        seg.flags.0 & DECIDING == TcpFlags::ACK
-            && seg.frame != self.first_frame
-            && !seg.options.cut
-            && self.endpoints[x].state == TcpState::Established
+        self.endpoints[x].state == TcpState::Established
             && self.endpoints[y].state == TcpState::Established
             && self.endpoints[y].fin_seq.is_none()
             && self.if_fins_crossed.is_none()
@@ -710,6 +740,33 @@ impl Connection {
         }
     }
 
+    /// [`Connection::observe_by_the_rules`] of a [`Connection::plain`]
+    /// segment that is not a router's copy (most of those that are not
+    /// quiet: the handshake's last ACK, the ACKs and data of a closing
+    /// connection), by the rules it reaches: the opening of a mid-stream
+    /// sender, the ACK, the payload. The other rules ask what
+    /// [`Connection::plain`] has answered. Out of line, as the rules.
+    #[inline(never)]
+    fn observe_plainly(&mut self, seg: &Segment<'_>, x: usize) -> SegmentFacts {
+        let y = 1 - x;
+        let states_before = self.states();
+        let mut step = Step::of(seg, x);
+        self.opened_by_rst_ack = None;
+        self.last_frame = seg.frame;
+        self.learn_sequence_bases(seg, x, y);
+        self.acked[x] = true;
+        self.observe_open(&mut step);
+        self.observe_ack(&mut step);
+        if seg.payload_len != 0 {
+            self.observe_payload(&mut step);
+        }
+        self.unanswered_data_after_fin[x] = None;
+        let idle_rst = self.idle.observe(seg.ts, x, None);
+        let reveals = self.reveals(seg, x);
+        self.note_sender(seg, x, false);
+        self.step_facts(step, states_before, idle_rst, reveals)
+    }
+
     /// [`Connection::observe`] by every rule: any segment, `copy` when it
     /// is a router's second copy of its sender's previous one (its marks
     /// noted already). Out of line: the quiet segments keep their short
@@ -718,15 +775,7 @@ impl Connection {
     fn observe_by_the_rules(&mut self, seg: &Segment<'_>, x: usize, copy: bool) -> SegmentFacts {
         let y = 1 - x;
         let states_before = self.states();
-        let mut step = Step {
-            seg,
-            x,
-            y,
-            events: EventSet::default(),
-            related: None,
-            if_receiver_stopped_reading: None,
-            late_fin: false,
-        };
+        let mut step = Step::of(seg, x);
         let refusal_seen_late = self.refusal_ahead_of(seg, x);
         if seg.frame != self.first_frame && !copy {
             self.opened_by_rst_ack = None;
@@ -799,6 +848,21 @@ impl Connection {
         }
         let reveals = self.reveals(seg, x) || step.late_fin;
         self.note_sender(seg, x, stray_syn);
+        self.step_facts(step, states_before, idle_rst, reveals)
+    }
+
+    /// The end of a segment's way through the rules (`step`, the states
+    /// before it): its time and what it changed go on the timeline, and
+    /// its facts are made, with the states had the FINs crossed.
+    #[inline(always)]
+    fn step_facts(
+        &mut self,
+        step: Step<'_, '_>,
+        states_before: [TcpState; 2],
+        idle_rst: bool,
+        reveals: bool,
+    ) -> SegmentFacts {
+        let (seg, x, y) = (step.seg, step.x, step.y);
         self.timeline
             .note(seg.ts, x, step.events, states_before, self.states());
         let (sender, receiver) = (&self.endpoints[x], &self.endpoints[y]);
@@ -926,7 +990,7 @@ impl Connection {
     }
 
     /// SYN and SYN+ACK, or the first plain segment of a mid-stream sender.
-    #[inline]
+    #[inline(always)]
     fn observe_open(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         if seg.flags.syn() {
@@ -973,7 +1037,7 @@ impl Connection {
 
     /// The ACK field: completes the handshake, acknowledges FINs, and shows
     /// whether an endpoint that sent FIN still reads (class 1 evidence).
-    #[inline]
+    #[inline(always)]
     fn observe_ack(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         if !seg.flags.ack() {
@@ -1029,7 +1093,7 @@ impl Connection {
 
     /// Payload (the segment has some): who received data when, and data
     /// sent after a FIN.
-    #[inline]
+    #[inline(always)]
     fn observe_payload(&mut self, step: &mut Step<'_, '_>) {
         let (seg, x, y) = (step.seg, step.x, step.y);
         let Some(from) = self.new_payload(seg, x, y) else {
@@ -1374,14 +1438,16 @@ mod tests {
         }
     }
 
-    /// A quiet segment's short path leaves its connection and its facts
-    /// as every rule would: each quiet segment of the test captures
-    /// (retransmissions, keep-alives, zero windows, merged and reordered
-    /// directions, cut snaplens...) goes through both, on two copies of
-    /// its connection, which must then read alike (a router's copy takes
-    /// the rules either way).
+    /// The quiet and the plain segments' short paths leave their
+    /// connection and their facts as every rule would: each quiet or plain
+    /// segment of the test captures (retransmissions, keep-alives, zero
+    /// windows, merged and reordered directions, cut snaplens, the
+    /// handshake's last ACK, ACKs of FINs, data and ACKs after a FIN...)
+    /// goes through its path and through every rule, on two copies of its
+    /// connection, which must then read alike (a router's copy takes the
+    /// rules either way).
     #[test]
-    fn quiet_segments_are_observed_as_by_the_rules() {
+    fn quiet_and_plain_segments_are_observed_as_by_the_rules() {
         use crate::wire::capture::CaptureReader;
         use crate::wire::link::{decode, DecodeStats};
         use std::collections::HashMap;
@@ -1392,7 +1458,8 @@ mod tests {
             std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata")),
             &mut files,
         );
-        let mut quiet = 0;
+        // Quiet, plain; plain with an event or a "what if" marker.
+        let (mut quiet, mut plain, mut plain_marked) = (0, 0, 0);
         for path in &files {
             let Ok(mut reader) = CaptureReader::open(path) else {
                 continue;
@@ -1412,10 +1479,11 @@ mod tests {
                     *conn = Connection::new(id, &seg, Some(conn.id));
                 }
                 let x = conn.sender_of(&seg);
-                if !conn.quiet(&seg, x) {
+                if !conn.plain(&seg) {
                     conn.observe(&seg, x);
                     continue;
                 }
+                let is_quiet = conn.quiet(x);
                 let mut by_the_rules = conn.clone();
                 let copy = by_the_rules.origin.observe(&seg, x);
                 let expected = by_the_rules.observe_by_the_rules(&seg, x, copy);
@@ -1425,12 +1493,20 @@ mod tests {
                 assert_eq!(format!("{facts:?}"), format!("{expected:?}"), "{at}");
                 assert_eq!(format!("{conn:?}"), format!("{by_the_rules:?}"), "{at}");
                 assert_eq!(quietly_closed, closed, "{at}");
-                quiet += usize::from(!copy);
+                if !copy && is_quiet {
+                    quiet += 1;
+                } else if !copy {
+                    plain += 1;
+                    let marked = !facts.events.is_empty()
+                        || facts.if_fins_crossed.is_some()
+                        || facts.if_receiver_stopped_reading.is_some();
+                    plain_marked += usize::from(marked);
+                }
             }
         }
         assert!(
-            quiet > 1000,
-            "{quiet} quiet segments in {} captures",
+            quiet > 1000 && plain > 500 && plain_marked > 100,
+            "{quiet} quiet and {plain} plain segments ({plain_marked} with an event or a marker) in {} captures",
             files.len()
         );
     }
