@@ -662,8 +662,10 @@ impl Connection {
     /// segment ([`Connection::plain`]: the handshake's last ACK, the ACKs
     /// and data of a closing connection) the rules' path without the
     /// rules that only a SYN, FIN or RST, a connection's first segment, cut
-    /// options or a router's copy reach; every other segment goes through
-    /// every rule. Both out of line.
+    /// options or a router's copy reach, inlined too (out of line its
+    /// facts came back through memory: 3.8 instructions a frame more);
+    /// every other segment goes through every rule, out of line (inlined,
+    /// the block's registers cost 4.8 a frame more).
     #[inline]
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> (SegmentFacts, bool) {
         debug_assert_eq!(x, self.sender_of(seg));
@@ -745,8 +747,8 @@ impl Connection {
     /// quiet: the handshake's last ACK, the ACKs and data of a closing
     /// connection), by the rules it reaches: the opening of a mid-stream
     /// sender, the ACK, the payload. The other rules ask what
-    /// [`Connection::plain`] has answered. Out of line, as the rules.
-    #[inline(never)]
+    /// [`Connection::plain`] has answered.
+    #[inline]
     fn observe_plainly(&mut self, seg: &Segment<'_>, x: usize) -> SegmentFacts {
         let y = 1 - x;
         let states_before = self.states();
