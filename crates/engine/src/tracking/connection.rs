@@ -527,6 +527,12 @@ impl Connection {
         if !seg.flags.syn() || seg.flags.rst() {
             return false;
         }
+        // A SYN+ACK reopens only a closed connection (below): most answer
+        // the SYN of an open one, which `closed` (`is_closed` as of the
+        // last segment) tells without the questions before.
+        if seg.flags.ack() && !self.closed {
+            return false;
+        }
         let x = self.sender_of(seg);
         // A router's second copy of its sender's previous segment, or a SYN
         // this connection already knows: its own.
