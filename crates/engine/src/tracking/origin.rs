@@ -420,7 +420,11 @@ impl OriginTrack {
 
     /// Notes segment `seg` sent by endpoint `x`; true when it is the
     /// previous segment again, one TTL lower (a router's second copy).
-    #[inline]
+    /// Always inlined into the flow table's block: once that block held
+    /// the plain segments' path too, LLVM kept it out of line, and the
+    /// call and its marks' loads and stores cost 14 instructions a frame
+    /// (docs/performance.md, "Thirteenth round: the flow table").
+    #[inline(always)]
     pub fn observe(&mut self, seg: &Segment<'_>, x: usize) -> bool {
         let copy = self.copy_of_previous(seg, x);
         self.sides[x].last_key = CopyKey::of(seg);
