@@ -87,6 +87,15 @@ struct RunArgs {
     /// Runs of tcpshut and the read loop per file (medians are reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Untimed runs of a command right before each of its timed runs (the
+    /// plugin part excepted, which times pairs). One by default: the
+    /// commands run in turn, and a run times the state the run before it
+    /// left behind, of another tool unless warmed up: annotate right
+    /// after a tshark run took 0.48-0.51 s, right after another annotate
+    /// 0.37-0.44 s (docs/performance.md, "Fourteenth round: warm-up
+    /// runs"). Every command gets the same, tshark and tcptrace included.
+    #[arg(long, default_value_t = 1)]
+    warmups: usize,
     /// Runs of tcptrace and tshark per file (they are slow); in the plugin
     /// part, the pairs of runs (without, with) of the GUI rows, the Lua
     /// plugin's rows and the rows shown without a target.
@@ -398,13 +407,20 @@ fn sidecars(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Measures every tool on `file`, runs interleaved so that background
-/// noise spreads evenly; returns each tool's summary.
-fn measure_all(tools: &[Tool], file: &Path) -> anyhow::Result<Vec<Summary>> {
+/// noise spreads evenly, each timed run right after `warmups` untimed
+/// runs of the same command (so that it follows itself, not another
+/// tool); returns each tool's summary.
+fn measure_all(tools: &[Tool], file: &Path, warmups: usize) -> anyhow::Result<Vec<Summary>> {
     let mut runs: Vec<Vec<measure::Run>> = tools.iter().map(|_| Vec::new()).collect();
     let max_reps = tools.iter().map(|t| t.reps).max().unwrap_or(0);
     for rep in 0..max_reps {
         for (tool, runs) in tools.iter().zip(&mut runs) {
             if rep < tool.reps {
+                for _ in 0..warmups {
+                    remove_sidecars(file)?;
+                    settle_writeback();
+                    measure::run(&mut (tool.command)(file))?;
+                }
                 remove_sidecars(file)?;
                 settle_writeback();
                 runs.push(measure::run(&mut (tool.command)(file))?);
@@ -576,9 +592,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("tshark: not installed, skipped");
     }
     println!(
-        "\nMedians of {} runs for tcpshut and the read loops, {} for tcptrace and tshark; files in the page cache; \
-         each tcpshut run writes its sidecars anew (the previous run's are deleted first, outside the measurement).",
-        args.reps, args.tool_reps
+        "\nMedians of {} runs for tcpshut and the read loops, {} for tcptrace and tshark, each right after {} untimed run(s) of the same command; \
+         files in the page cache; each tcpshut run writes its sidecars anew (the previous run's are deleted first, outside the measurement).",
+        args.reps, args.tool_reps, args.warmups
     );
 
     let config = |connections: u32, seed: u64| GenConfig {
@@ -596,7 +612,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let cap = capture(&dir, &config(size, args.seed))?;
         let mut left = leftovers::Leftovers::default();
         left.sidecars_of(&cap.path);
-        let results = measure_all(&tools, &cap.path)?;
+        let results = measure_all(&tools, &cap.path, args.warmups)?;
         print_table(&cap, &tools, &results);
         let name = format!("{size} connections");
         let annotate = &results[ANNOTATE];
@@ -691,8 +707,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let mut left = leftovers::Leftovers::default();
         left.sidecars_of(&short.path);
         left.sidecars_of(&long.path);
-        let short_results = measure_all(&long_tools, &short.path)?;
-        let long_results = measure_all(&long_tools, &long.path)?;
+        let short_results = measure_all(&long_tools, &short.path, args.warmups)?;
+        let long_results = measure_all(&long_tools, &long.path, args.warmups)?;
         println!(
             "\nThe long capture: {}× the connections over {}× the time, same concurrency, \
              against the largest capture.",
@@ -722,7 +738,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         let mut left = leftovers::Leftovers::default();
         left.sidecars_of(&cap.path);
         let tools = inputs::tools(&tcpshut, &cap.path, args.reps)?;
-        let results = measure_all(&tools, &cap.path)?;
+        let results = measure_all(&tools, &cap.path, args.warmups)?;
         println!(
             "\nInputs as they arrive: the capture compressed by the usual tools' defaults \
              (decompressed on a second thread), and read from a pipe; each writes the same sidecar."
@@ -763,7 +779,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 reps: args.reps,
             },
         ];
-        let results = measure_all(&format_tools, &cap.path)?;
+        let results = measure_all(&format_tools, &cap.path, args.warmups)?;
         println!("\nOutput formats on the same capture (CSV is the sidecar of the tables above).");
         print_table(&cap, &format_tools, &results);
         // What each writes, from one more run each (not timed).
@@ -866,7 +882,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 reps: args.reps,
             },
         ];
-        let results = measure_all(&batch_tools, &batch)?;
+        let results = measure_all(&batch_tools, &batch, args.warmups)?;
         let cap = Capture {
             path: batch.clone(),
             segments,
