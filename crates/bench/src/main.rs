@@ -914,3 +914,46 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     targets.print();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each timed run comes right after `warmups` untimed runs of the same
+    /// command, rounds interleaving the tools, and only the timed runs are
+    /// summarised; the sidecars of each run are gone before the next.
+    #[test]
+    fn every_timed_run_follows_its_own_warm_up_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = dir.path().join("cap.pcap");
+        std::fs::write(&capture, b"").unwrap();
+        let log = dir.path().join("log");
+        let tool = |name: &'static str, reps: usize| {
+            let log = log.clone();
+            Tool {
+                name,
+                command: Box::new(move |file: &Path| {
+                    let mut c = Command::new("sh");
+                    // Logs its name and whether the previous run's sidecar
+                    // was still there, then leaves one of its own.
+                    c.arg("-c")
+                        .arg(r#"s="$1.tcpshut.csv"; [ -e "$s" ] && n=stale || n=fresh; echo "$0 $n" >> "$2"; touch "$s""#)
+                        .arg(name)
+                        .arg(file)
+                        .arg(&log);
+                    c
+                }),
+                reps,
+            }
+        };
+        let tools = [tool("a", 2), tool("b", 1)];
+        let summaries = measure_all(&tools, &capture, 1).unwrap();
+        let runs: Vec<usize> = summaries.iter().map(|s| s.runs).collect();
+        assert_eq!(runs, [2, 1]);
+        let order = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            order.lines().collect::<Vec<_>>(),
+            ["a fresh", "a fresh", "b fresh", "b fresh", "a fresh", "a fresh"]
+        );
+    }
+}
