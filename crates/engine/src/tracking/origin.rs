@@ -512,8 +512,12 @@ impl OriginTrack {
     /// by the peer in turn, unless it is sent again. Only the kernel's own
     /// prompt answers count (a SYN+ACK, or an ACK without payload: payload
     /// waits for the application), and only before the endpoint's RST (its
-    /// host may answer later segments for another reason).
-    #[inline]
+    /// host may answer later segments for another reason). Always inlined
+    /// into [`OriginTrack::observe`] (so into the flow table's block): LLVM
+    /// had kept it out of line, a call of ~62 instructions a segment whose
+    /// entry, exit and spills were 7.4 a frame (docs/performance.md,
+    /// "Fourteenth round: the tracking thread").
+    #[inline(always)]
     fn time_round_trip(&mut self, seg: &Segment<'_>, x: usize) {
         let end = seg.end_seq();
         let side = &mut self.sides[x];
