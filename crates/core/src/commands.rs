@@ -589,6 +589,9 @@ impl RowSink for WithProgress<'_> {
     fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
         self.inner.connection(report)
     }
+    fn settled(&mut self, settled: &tcpshut_engine::SettledConnection<'_>) -> std::io::Result<()> {
+        self.inner.settled(settled)
+    }
     fn wants_zeek_view(&self) -> bool {
         self.inner.wants_zeek_view()
     }

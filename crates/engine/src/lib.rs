@@ -42,7 +42,7 @@ pub use output::series::{MakeFileSink, SeriesSink};
 pub use output::zeek_log::{ZeekForm, ZeekLogSink};
 
 // ---- What rows and reports say ----
-pub use output::reports::{ConnectionReport, EndpointReport};
+pub use output::reports::{ConnectionReport, EndpointReport, SettledConnection};
 pub use output::rows::{Row, Side, Summary};
 pub use tracking::endpoint::TcpState;
 pub use tracking::event::{Event, Severity};

@@ -4,8 +4,10 @@
 //! same bytes for every capture in `testdata/` (the real-kernel captures,
 //! their derived copies and the third-party corpus). The connections
 //! sidecar's writer likewise, against each field's `Display` joined by
-//! `format!` from the full reports (the writer itself takes brief ones,
-//! [`RowSink::brief_reports`]); and the brief reports against the full.
+//! `format!` from the full reports, both as the one-pass schedules feed it
+//! (straight from each settled connection, [`RowSink::settled`]) and from
+//! brief reports (as a series' files feed it, [`RowSink::brief_reports`]);
+//! and the brief reports against the full.
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +107,38 @@ impl RowSink for ReferenceConnections {
     }
 }
 
+/// The connections sidecar's writer fed each connection's brief report
+/// ([`RowSink::connection`]) instead of the connection itself.
+struct ThroughReports<'a>(ConnectionsCsvSink<&'a mut Vec<u8>>);
+
+impl RowSink for ThroughReports<'_> {
+    fn needs_first_pass(&self) -> bool {
+        false
+    }
+    fn wants_connections(&self) -> bool {
+        true
+    }
+    fn brief_reports(&self) -> bool {
+        true
+    }
+    fn begin(
+        &mut self,
+        capture: &CaptureSummary,
+        reports: &[ConnectionReport],
+    ) -> std::io::Result<()> {
+        self.0.begin(capture, reports)
+    }
+    fn row(&mut self, _: &tcpshut_engine::Row) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
+        self.0.connection(report)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish()
+    }
+}
+
 /// Every file under `dir` that starts like a capture, in name order.
 fn captures(dir: &Path, found: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -160,6 +194,17 @@ fn the_fast_csv_writer_writes_what_the_csv_crate_writes() {
         .ok();
         if fast_conns != reference_conns.out {
             differ.push(format!("{} (connections)", file.display()));
+        }
+        let mut from_reports = Vec::new();
+        annotate_with(
+            file,
+            Detail::Brief,
+            &mut ThroughReports(ConnectionsCsvSink::new(&mut from_reports)),
+            Schedule::default(),
+        )
+        .ok();
+        if from_reports != reference_conns.out {
+            differ.push(format!("{} (connections from reports)", file.display()));
         }
         // A line with a tunnel does not end with its empty last field.
         let text = String::from_utf8_lossy(&fast_conns);

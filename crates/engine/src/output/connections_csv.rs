@@ -5,24 +5,31 @@
 //! is settled (as they leave the flow table, then those still open at the
 //! end), not in id order: nothing is held, and readers key them by `conn`.
 
-use crate::output::reports::ConnectionReport;
+use std::net::SocketAddr;
+
+use crate::output::csv_fast::push_socket_addr;
+use crate::output::reports::{each_note, ConnectionReport, SettledConnection};
 use crate::output::rows::Row;
 use crate::pipeline::sinks::RowSink;
 use crate::pipeline::summary::CaptureSummary;
+use crate::tracking::inference::{CallSteps, Closer, Outcome};
 use crate::wire::capture::Frame;
+use crate::wire::tunnel::Tunnel;
 use std::io::{self, Write};
 
 /// The header line, exactly (docs/sidecar.md).
 pub const CONNECTIONS_HEADER: &str =
     "conn,client,server,outcome,closer,client_calls,server_calls,first_frame,last_frame,notes,tunnel";
 
-/// Writes the connections sidecar from [`RowSink::connection`]; rows are
+/// Writes the connections sidecar from [`RowSink::settled`] (straight
+/// from each connection) or [`RowSink::connection`] (from its report: a
+/// series' files, whose frames are renumbered in the report); rows are
 /// ignored.
 pub struct ConnectionsCsvSink<W: Write> {
     out: W,
     started: bool,
     /// The line being written (kept: one allocation for all).
-    line: String,
+    line: Vec<u8>,
 }
 
 impl<W: Write> ConnectionsCsvSink<W> {
@@ -30,7 +37,7 @@ impl<W: Write> ConnectionsCsvSink<W> {
         ConnectionsCsvSink {
             out,
             started: false,
-            line: String::with_capacity(160),
+            line: Vec::with_capacity(160),
         }
     }
 
@@ -41,44 +48,121 @@ impl<W: Write> ConnectionsCsvSink<W> {
         }
         Ok(())
     }
+
+    /// Writes the line `push` makes, with its line break.
+    fn write_line(&mut self, push: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        self.start()?;
+        self.line.clear();
+        push(&mut self.line);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+}
+
+/// What a connection's line shows, from its report or from the connection
+/// and its verdict, client first.
+struct LineFields<'a> {
+    id: u32,
+    ends: [End<'a>; 2],
+    outcome: Outcome,
+    closer: Closer,
+    calls: [CallSteps; 2],
+    frames: [u64; 2],
+    tunnel: &'a Tunnel,
+}
+
+/// An endpoint's address: as a report shows it, or as the connection holds it.
+enum End<'a> {
+    Text(&'a str),
+    Addr(&'a SocketAddr),
+}
+
+/// A report's line.
+fn report_line(report: &ConnectionReport, line: &mut Vec<u8>) {
+    let [client, server] = &report.endpoints;
+    let fields = LineFields {
+        id: report.id,
+        ends: [End::Text(&report.client), End::Text(&report.server)],
+        outcome: report.outcome,
+        closer: report.closer,
+        calls: [client.calls, server.calls],
+        frames: [report.first_frame, report.last_frame],
+        tunnel: &report.tunnel,
+    };
+    push_connection_line(
+        &fields,
+        |note| report.notes.iter().for_each(|n| note(n)),
+        line,
+    );
+}
+
+/// The same line straight from the connection and its verdict, as its
+/// brief report would show it ([`ConnectionReport::brief`]: the same
+/// fields, the same notes).
+fn settled_line(settled: &SettledConnection<'_>, line: &mut Vec<u8>) {
+    let (conn, verdict) = (settled.conn, settled.verdict);
+    let client = verdict.client.index;
+    let fields = LineFields {
+        id: conn.id,
+        ends: [
+            End::Addr(&conn.endpoints[client].addr),
+            End::Addr(&conn.endpoints[1 - client].addr),
+        ],
+        outcome: verdict.outcome,
+        closer: verdict.closer,
+        calls: [
+            verdict.endpoints[client].calls,
+            verdict.endpoints[1 - client].calls,
+        ],
+        frames: [conn.first_frame, conn.last_frame],
+        tunnel: conn.tunnel(),
+    };
+    push_connection_line(&fields, |note| each_note(conn, verdict, note), line);
 }
 
 /// One connection's line, without its line break, into `line` (no field
 /// needs quoting: addresses, codes, numbers, and the tunnel as shown
 /// everywhere, which has no comma), pieced together without `format!`
-/// (it is written for every connection).
-fn push_connection_line(report: &ConnectionReport, line: &mut String) {
-    use std::fmt::Write as _;
-    let [client, server] = &report.endpoints;
+/// (it is written for every connection); `notes` hands each note to the
+/// function it is given.
+fn push_connection_line(
+    fields: &LineFields<'_>,
+    notes: impl FnOnce(&mut dyn FnMut(&'static str)),
+    line: &mut Vec<u8>,
+) {
     let mut numbers = itoa::Buffer::new();
-    line.push_str(numbers.format(report.id));
-    for text in [
-        &report.client,
-        &report.server,
-        report.outcome.name(),
-        report.closer.name(),
-    ] {
-        line.push(',');
-        line.push_str(text);
-    }
-    for calls in [client.calls, server.calls] {
-        line.push(',');
-        calls.pieces(|piece| line.push_str(piece));
-    }
-    for frame in [report.first_frame, report.last_frame] {
-        line.push(',');
-        line.push_str(numbers.format(frame));
-    }
-    line.push(',');
-    for (i, note) in report.notes.iter().enumerate() {
-        if i > 0 {
-            line.push(';');
+    line.extend_from_slice(numbers.format(fields.id).as_bytes());
+    for end in &fields.ends {
+        line.push(b',');
+        match end {
+            End::Text(text) => line.extend_from_slice(text.as_bytes()),
+            End::Addr(addr) => push_socket_addr(line, addr),
         }
-        line.push_str(note);
     }
-    line.push(',');
-    if !report.tunnel.is_none() {
-        write!(line, "{}", report.tunnel).expect("a String takes any text");
+    for text in [fields.outcome.name(), fields.closer.name()] {
+        line.push(b',');
+        line.extend_from_slice(text.as_bytes());
+    }
+    for calls in fields.calls {
+        line.push(b',');
+        calls.pieces(|piece| line.extend_from_slice(piece.as_bytes()));
+    }
+    for frame in fields.frames {
+        line.push(b',');
+        line.extend_from_slice(numbers.format(frame).as_bytes());
+    }
+    line.push(b',');
+    let mut first = true;
+    notes(&mut |note| {
+        if !first {
+            line.push(b';');
+        }
+        first = false;
+        line.extend_from_slice(note.as_bytes());
+    });
+    line.push(b',');
+    if !fields.tunnel.is_none() {
+        write!(line, "{}", fields.tunnel).expect("a Vec takes any bytes");
     }
 }
 
@@ -106,11 +190,10 @@ impl<W: Write> RowSink for ConnectionsCsvSink<W> {
         Ok(())
     }
     fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
-        self.start()?;
-        self.line.clear();
-        push_connection_line(report, &mut self.line);
-        self.line.push('\n');
-        self.out.write_all(self.line.as_bytes())
+        self.write_line(|line| report_line(report, line))
+    }
+    fn settled(&mut self, settled: &SettledConnection<'_>) -> io::Result<()> {
+        self.write_line(|line| settled_line(settled, line))
     }
     fn finish(&mut self) -> io::Result<()> {
         self.start()?;

@@ -666,6 +666,23 @@ pub(super) fn socket_addr_text(addr: &SocketAddr) -> String {
     }
 }
 
+/// `addr` as its `Display` writes it, added to `out` (the connections
+/// sidecar's line: the IPv4 one without the `fmt` machinery, or a
+/// `String` a connection).
+pub(super) fn push_socket_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut buf = [0u8; IPV4_SOCKET_MAX];
+            let len = put_ipv4_socket(&mut buf, v4);
+            out.extend_from_slice(&buf[..len]);
+        }
+        SocketAddr::V6(_) => {
+            use std::io::Write as _;
+            write!(out, "{addr}").expect("a Vec takes any bytes");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,49 +191,7 @@ impl ConnectionReport {
             _ => "partial",
         };
         let mut notes = Vec::new();
-        let states = [
-            conn.endpoints[client].state,
-            conn.endpoints[1 - client].state,
-        ];
-        let note_if = |notes: &mut Vec<_>, cond: bool, note| {
-            if cond {
-                notes.push(note)
-            }
-        };
-        note_if(&mut notes, conn.mid_stream, "mid-stream");
-        note_if(&mut notes, verdict.client.guessed, "client-guessed");
-        note_if(&mut notes, conn.reuses.is_some(), "port-reuse");
-        note_if(&mut notes, verdict.simultaneous, "simultaneous-close");
-        note_if(&mut notes, conn.rst_ignored, "rst-ignored");
-        let sight = conn.sight();
-        note_if(&mut notes, sight.unseen.contains(&true), "one-direction");
-        note_if(
-            &mut notes,
-            conn.evidence.iter().any(|e| e.fin_unseen),
-            "fin-unseen",
-        );
-        note_if(&mut notes, verdict.end_unseen_at.is_some(), "end-unseen");
-        note_if(
-            &mut notes,
-            verdict.endpoints.iter().any(|e| e.rst_forged),
-            "rst-forged",
-        );
-        note_if(&mut notes, verdict.idle_reset.is_some(), "idle-reset");
-        note_if(
-            &mut notes,
-            (0..2).any(|i| conn.origin.judge(i).is_some_and(|o| o.unchecked)),
-            "rst-origin-unchecked",
-        );
-        note_if(
-            &mut notes,
-            states.contains(&TcpState::CloseWait),
-            "close-wait-at-end",
-        );
-        note_if(
-            &mut notes,
-            states.contains(&TcpState::FinWait2),
-            "fin-wait-2-at-end",
-        );
+        each_note(conn, verdict, |note| notes.push(note));
         ConnectionReport {
             id: conn.id,
             client: socket_addr_text(&conn.endpoints[client].addr),
@@ -258,6 +216,70 @@ impl ConnectionReport {
             zeek_history: String::new(),
             zeek_rows: Vec::new(),
             endpoints: [endpoint(client), endpoint(1 - client)],
+        }
+    }
+}
+
+/// The notes of `conn`, settled as `verdict`, in the order a report lists
+/// them: for [`ConnectionReport::brief`], and for a line written straight
+/// from the connection (the connections sidecar's).
+pub(crate) fn each_note(
+    conn: &Connection,
+    verdict: &ConnVerdict,
+    mut note: impl FnMut(&'static str),
+) {
+    let client = verdict.client.index;
+    let states = [
+        conn.endpoints[client].state,
+        conn.endpoints[1 - client].state,
+    ];
+    let mut note_if = |cond: bool, text| {
+        if cond {
+            note(text)
+        }
+    };
+    note_if(conn.mid_stream, "mid-stream");
+    note_if(verdict.client.guessed, "client-guessed");
+    note_if(conn.reuses.is_some(), "port-reuse");
+    note_if(verdict.simultaneous, "simultaneous-close");
+    note_if(conn.rst_ignored, "rst-ignored");
+    let sight = conn.sight();
+    note_if(sight.unseen.contains(&true), "one-direction");
+    note_if(conn.evidence.iter().any(|e| e.fin_unseen), "fin-unseen");
+    note_if(verdict.end_unseen_at.is_some(), "end-unseen");
+    note_if(verdict.endpoints.iter().any(|e| e.rst_forged), "rst-forged");
+    note_if(verdict.idle_reset.is_some(), "idle-reset");
+    note_if(
+        (0..2).any(|i| conn.origin.judge(i).is_some_and(|o| o.unchecked)),
+        "rst-origin-unchecked",
+    );
+    note_if(states.contains(&TcpState::CloseWait), "close-wait-at-end");
+    note_if(states.contains(&TcpState::FinWait2), "fin-wait-2-at-end");
+}
+
+/// A connection whose verdict is settled, as the one-pass schedules hand
+/// it to [`RowSink::settled`]: its report is made only for a sink that
+/// asks for it ([`SettledConnection::report`]), so that a sink writing a
+/// few of a report's fields can take them from the connection instead
+/// (the connections sidecar: a brief report, made and dropped, was
+/// three fifths of its ~2,200 instructions a connection).
+///
+/// [`RowSink::settled`]: crate::pipeline::sinks::RowSink::settled
+pub struct SettledConnection<'a> {
+    pub(crate) conn: &'a Connection,
+    /// Zeek's view of it, when the pass followed one.
+    pub(crate) zeek: Option<&'a ZeekTracker>,
+    pub(crate) verdict: &'a ConnVerdict,
+}
+
+impl SettledConnection<'_> {
+    /// Its report: [`ConnectionReport::brief`] when `brief`, else
+    /// [`ConnectionReport::new`] (with Zeek's view, if followed).
+    pub fn report(&self, brief: bool) -> ConnectionReport {
+        if brief {
+            ConnectionReport::brief(self.conn, self.verdict)
+        } else {
+            ConnectionReport::new(self.conn, self.zeek, self.verdict)
         }
     }
 }

@@ -21,7 +21,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::output::reports::{ConnectionReport, ReportKind};
+use crate::output::reports::{ConnectionReport, ReportKind, SettledConnection};
 use crate::output::rows::Row;
 use crate::pipeline::pending::{HeldError, PendingRow, PendingRows, SettledRows};
 use crate::pipeline::sinks::{rows_sink, EachReport, FormattedRows, Pass, RowFormatter, RowSink};
@@ -175,9 +175,15 @@ fn for_each_frame<S: ?Sized>(
 /// when the tracker follows it ([`RowSink::wants_zeek_view`]), as brief
 /// as the sink allows ([`RowSink::brief_reports`]).
 fn report_of(flow: &Flow, verdict: &ConnVerdict, kind: ReportKind) -> ConnectionReport {
-    match kind {
-        ReportKind::Full => ConnectionReport::new(&flow.conn, flow.zeek.as_deref(), verdict),
-        ReportKind::Brief => ConnectionReport::brief(&flow.conn, verdict),
+    settled_connection(flow, verdict).report(kind == ReportKind::Brief)
+}
+
+/// A connection leaving the flow table with its verdict, for the sink.
+fn settled_connection<'a>(flow: &'a Flow, verdict: &'a ConnVerdict) -> SettledConnection<'a> {
+    SettledConnection {
+        conn: &flow.conn,
+        zeek: flow.zeek.as_deref(),
+        verdict,
     }
 }
 
@@ -379,7 +385,7 @@ fn one_pass(
     let format = format_name(reader.format());
     let opening = CaptureSummary::of_read(path, format, (0, None), 0, DecodeStats::default());
     sink.begin(&opening, &[]).map_err(AnalyzeError::Output)?;
-    let wants_connections = reports_wanted(&*sink);
+    let wants_connections = sink.wants_connections();
     let mut tracker = one_pass_tracker(detail, &*sink);
     let mut held = PendingRows::new(max_held_rows);
     // A sink of connections only (`each_report`'s) is handed no rows.
@@ -476,12 +482,12 @@ fn one_pass_tracker(detail: Detail, sink: &dyn RowSink) -> Tracker {
 fn settle(
     held: &mut PendingRows,
     sink: &mut dyn RowSink,
-    wants_connections: Option<ReportKind>,
+    wants_connections: bool,
     flow: &Flow,
     verdict: ConnVerdict,
 ) -> Result<(), HeldError> {
-    if let Some(kind) = wants_connections {
-        sink.connection(&report_of(flow, &verdict, kind))
+    if wants_connections {
+        sink.settled(&settled_connection(flow, &verdict))
             .map_err(HeldError::Output)?;
     }
     held.settle(&flow.conn, verdict)
@@ -606,7 +612,7 @@ impl Batch {
         &self,
         held: &mut PendingRows,
         sink: &mut dyn RowSink,
-        wants_connections: Option<ReportKind>,
+        wants_connections: bool,
         conclusions: &mut Conclusions,
     ) -> Result<(), AnalyzeError> {
         let mut held_rows = 0;
@@ -646,7 +652,7 @@ fn one_pass_threaded(
     let (to_rows, batches) = mpsc::sync_channel::<ToRows>(BATCHES_IN_FLIGHT);
     // Used batches come back, so that none is allocated after the first few.
     let (give_back, spare) = mpsc::channel::<Batch>();
-    let wants_connections = reports_wanted(&*sink);
+    let wants_connections = sink.wants_connections();
     let mut tracker = one_pass_tracker(detail, &*sink);
     // A sink of connections only (`each_report`'s) is handed no rows:
     // batches then carry flows alone.

@@ -2,7 +2,7 @@
 //! [`Tee`] to feed two at once, and [`EachReport`] for reports alone.
 //! The sinks themselves (CSV, JSON, pcapng) are in the output layer.
 
-use crate::output::reports::ConnectionReport;
+use crate::output::reports::{ConnectionReport, SettledConnection};
 use crate::output::rows::Row;
 use crate::pipeline::summary::CaptureSummary;
 use crate::wire::capture::Frame;
@@ -103,6 +103,14 @@ pub trait RowSink {
     fn connection(&mut self, _report: &ConnectionReport) -> std::io::Result<()> {
         Ok(())
     }
+    /// How the one-pass schedules hand over a connection as its verdict is
+    /// settled (when [`RowSink::wants_connections`]): by default its report,
+    /// brief if [`RowSink::brief_reports`], to [`RowSink::connection`]. A
+    /// sink that shows a few of a report's fields may write them from the
+    /// connection instead, the same as from its report.
+    fn settled(&mut self, settled: &SettledConnection<'_>) -> std::io::Result<()> {
+        self.connection(&settled.report(self.brief_reports()))
+    }
     /// Whether the reports handed to [`RowSink::connection`] must carry
     /// Zeek's view of the connection (`zeek_rows`, `zeek_conn_state`,
     /// `zeek_history`). Following Zeek's model costs on every segment, so
@@ -192,6 +200,9 @@ impl<T: RowSink + ?Sized> RowSink for &mut T {
     fn connection(&mut self, report: &ConnectionReport) -> std::io::Result<()> {
         (**self).connection(report)
     }
+    fn settled(&mut self, settled: &SettledConnection<'_>) -> std::io::Result<()> {
+        (**self).settled(settled)
+    }
     fn wants_zeek_view(&self) -> bool {
         (**self).wants_zeek_view()
     }
@@ -253,6 +264,16 @@ impl RowSink for Tee<'_> {
             self.1.connection(report)?;
         }
         Ok(())
+    }
+    /// Straight to the one sink that wants connections; one report for
+    /// both when both do.
+    fn settled(&mut self, settled: &SettledConnection<'_>) -> std::io::Result<()> {
+        match (self.0.wants_connections(), self.1.wants_connections()) {
+            (true, false) => self.0.settled(settled),
+            (false, true) => self.1.settled(settled),
+            (true, true) => self.connection(&settled.report(self.brief_reports())),
+            (false, false) => Ok(()),
+        }
     }
     fn wants_zeek_view(&self) -> bool {
         (self.0.wants_connections() && self.0.wants_zeek_view())
