@@ -5,7 +5,10 @@
 //! is settled (as they leave the flow table, then those still open at the
 //! end), not in id order: nothing is held, and readers key them by `conn`.
 
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
+
+use rustc_hash::FxBuildHasher;
 
 use crate::output::csv_fast::push_socket_addr;
 use crate::output::reports::{each_note, ConnectionReport, SettledConnection};
@@ -30,7 +33,17 @@ pub struct ConnectionsCsvSink<W: Write> {
     started: bool,
     /// The line being written (kept: one allocation for all).
     line: Vec<u8>,
+    /// The outcome, closer and calls fields, by what they are made of: a
+    /// capture has few distinct combinations, so each is pieced together
+    /// about once (it was ~400 instructions a line, a third of it).
+    middles: Vec<Option<(Middle, Vec<u8>)>>,
 }
+
+/// What a line's outcome, closer and calls fields are made of.
+type Middle = (Outcome, Closer, [CallSteps; 2]);
+
+/// Slots of [`ConnectionsCsvSink::middles`] (a power of two).
+const MIDDLE_CACHE: usize = 64;
 
 impl<W: Write> ConnectionsCsvSink<W> {
     pub fn new(out: W) -> Self {
@@ -38,6 +51,7 @@ impl<W: Write> ConnectionsCsvSink<W> {
             out,
             started: false,
             line: Vec::with_capacity(160),
+            middles: vec![None; MIDDLE_CACHE],
         }
     }
 
@@ -49,11 +63,15 @@ impl<W: Write> ConnectionsCsvSink<W> {
         Ok(())
     }
 
-    /// Writes the line `push` makes, with its line break.
-    fn write_line(&mut self, push: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+    /// Writes the line `push` makes (with the cached middles), with its
+    /// line break.
+    fn write_line(
+        &mut self,
+        push: impl FnOnce(&mut Vec<u8>, &mut [Option<(Middle, Vec<u8>)>]),
+    ) -> io::Result<()> {
         self.start()?;
         self.line.clear();
-        push(&mut self.line);
+        push(&mut self.line, &mut self.middles);
         self.line.push(b'\n');
         self.out.write_all(&self.line)
     }
@@ -78,7 +96,11 @@ enum End<'a> {
 }
 
 /// A report's line.
-fn report_line(report: &ConnectionReport, line: &mut Vec<u8>) {
+fn report_line(
+    report: &ConnectionReport,
+    line: &mut Vec<u8>,
+    middles: &mut [Option<(Middle, Vec<u8>)>],
+) {
     let [client, server] = &report.endpoints;
     let fields = LineFields {
         id: report.id,
@@ -93,13 +115,18 @@ fn report_line(report: &ConnectionReport, line: &mut Vec<u8>) {
         &fields,
         |note| report.notes.iter().for_each(|n| note(n)),
         line,
+        middles,
     );
 }
 
 /// The same line straight from the connection and its verdict, as its
 /// brief report would show it ([`ConnectionReport::brief`]: the same
 /// fields, the same notes).
-fn settled_line(settled: &SettledConnection<'_>, line: &mut Vec<u8>) {
+fn settled_line(
+    settled: &SettledConnection<'_>,
+    line: &mut Vec<u8>,
+    middles: &mut [Option<(Middle, Vec<u8>)>],
+) {
     let (conn, verdict) = (settled.conn, settled.verdict);
     let client = verdict.client.index;
     let fields = LineFields {
@@ -117,18 +144,25 @@ fn settled_line(settled: &SettledConnection<'_>, line: &mut Vec<u8>) {
         frames: [conn.first_frame, conn.last_frame],
         tunnel: conn.tunnel(),
     };
-    push_connection_line(&fields, |note| each_note(conn, verdict, note), line);
+    push_connection_line(
+        &fields,
+        |note| each_note(conn, verdict, note),
+        line,
+        middles,
+    );
 }
 
 /// One connection's line, without its line break, into `line` (no field
 /// needs quoting: addresses, codes, numbers, and the tunnel as shown
 /// everywhere, which has no comma), pieced together without `format!`
 /// (it is written for every connection); `notes` hands each note to the
-/// function it is given.
+/// function it is given, and `middles` caches the outcome, closer and
+/// calls fields ([`ConnectionsCsvSink::middles`]).
 fn push_connection_line(
     fields: &LineFields<'_>,
     notes: impl FnOnce(&mut dyn FnMut(&'static str)),
     line: &mut Vec<u8>,
+    middles: &mut [Option<(Middle, Vec<u8>)>],
 ) {
     let mut numbers = itoa::Buffer::new();
     line.extend_from_slice(numbers.format(fields.id).as_bytes());
@@ -139,13 +173,22 @@ fn push_connection_line(
             End::Addr(addr) => push_socket_addr(line, addr),
         }
     }
-    for text in [fields.outcome.name(), fields.closer.name()] {
-        line.push(b',');
-        line.extend_from_slice(text.as_bytes());
-    }
-    for calls in fields.calls {
-        line.push(b',');
-        calls.pieces(|piece| line.extend_from_slice(piece.as_bytes()));
+    let middle: Middle = (fields.outcome, fields.closer, fields.calls);
+    let slot = FxBuildHasher.hash_one(middle) as usize % middles.len();
+    match &middles[slot] {
+        Some((made_from, bytes)) if *made_from == middle => line.extend_from_slice(bytes),
+        _ => {
+            let start = line.len();
+            for text in [fields.outcome.name(), fields.closer.name()] {
+                line.push(b',');
+                line.extend_from_slice(text.as_bytes());
+            }
+            for calls in fields.calls {
+                line.push(b',');
+                calls.pieces(|piece| line.extend_from_slice(piece.as_bytes()));
+            }
+            middles[slot] = Some((middle, line[start..].to_vec()));
+        }
     }
     for frame in fields.frames {
         line.push(b',');
@@ -190,10 +233,10 @@ impl<W: Write> RowSink for ConnectionsCsvSink<W> {
         Ok(())
     }
     fn connection(&mut self, report: &ConnectionReport) -> io::Result<()> {
-        self.write_line(|line| report_line(report, line))
+        self.write_line(|line, middles| report_line(report, line, middles))
     }
     fn settled(&mut self, settled: &SettledConnection<'_>) -> io::Result<()> {
-        self.write_line(|line| settled_line(settled, line))
+        self.write_line(|line, middles| settled_line(settled, line, middles))
     }
     fn finish(&mut self) -> io::Result<()> {
         self.start()?;
