@@ -440,6 +440,10 @@ impl Connection {
         }
     }
 
+    /// The connection `first` opens. `#[inline]`: out of line (in another
+    /// codegen unit than the flow table) it is made on the stack and
+    /// copied into its box.
+    #[inline]
     pub fn new(id: u32, first: &Segment<'_>, reuses: Option<u32>) -> Self {
         Connection {
             id,
@@ -645,7 +649,9 @@ impl Connection {
     }
 
     /// Endpoint `i` goes through `event` (the only way states change),
-    /// and so does its state in case the FINs cross.
+    /// and so does its state in case the FINs cross. `#[inline]`, as
+    /// [`Endpoint::apply`]: a hint that holds across codegen units.
+    #[inline]
     fn apply(&mut self, i: usize, event: EndpointEvent) {
         self.endpoints[i].apply(event);
         if let Some((endpoint, state)) = &mut self.if_fins_crossed {

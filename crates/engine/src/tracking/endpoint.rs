@@ -236,6 +236,11 @@ impl Endpoint {
         }
     }
 
+    /// Goes through `event`. `#[inline]`: without it the flow table's
+    /// paths inline it only when the two share a codegen unit, which
+    /// unrelated changes move (docs/performance.md, "Fourteenth round: the
+    /// tracking thread").
+    #[inline]
     pub fn apply(&mut self, event: EndpointEvent) {
         self.state = transition(self.state, event);
     }
