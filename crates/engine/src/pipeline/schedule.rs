@@ -28,7 +28,7 @@ use crate::pipeline::sinks::{rows_sink, EachReport, FormattedRows, Pass, RowForm
 use crate::pipeline::summary::{format_name, CaptureSummary, Detail, Verdicts, BRIEF_CONNECTIONS};
 use crate::pipeline::tracker::{Conclusions, Tracker};
 use crate::tracking::connection::SegmentFacts;
-use crate::tracking::flow::Flow;
+use crate::tracking::flow::{Flow, Retired};
 use crate::tracking::inference::ConnVerdict;
 use crate::wire::capture::{CaptureError, CaptureReader, Frame, FramesRun};
 use crate::wire::link::DecodeStats;
@@ -517,13 +517,18 @@ enum ToRows {
 /// Rows to hold, in frame order, and the connections that left the flow
 /// table between them. Nothing in it is allocated per row, and it
 /// travels back to the tracking thread once used, where it is cleared:
-/// the flows are freed on the thread that allocated them, and each
+/// the flows' boxes go back to the flow table for new connections (on the
+/// thread that allocated them, each saving a free and a malloc), and each
 /// connection's report is made, handed to the sink and freed on the rows
 /// thread (allocating memory on one thread and freeing it on the other
 /// cost as much as making the reports).
 struct Batch {
     rows: Vec<PendingRow>,
     settled: Vec<SettledAfter>,
+    /// Once the batch is back from the rows thread, its connections, done
+    /// with: each goes to the flow table in exchange for one that leaves
+    /// it ([`Batch::settle`]), its box for a new connection.
+    done: Retired,
     /// The rows it holds before it goes: [`BATCH`], or none once it holds
     /// [`BATCH_FLOWS`] flows, so that one compare a frame tells whether
     /// it is full ([`Batch::is_full`]).
@@ -546,13 +551,19 @@ impl Batch {
         Batch {
             rows: Vec::with_capacity(rows),
             settled: Vec::new(),
+            done: Vec::new(),
             room: BATCH,
         }
     }
 
+    /// Empties a batch back from the rows thread: its connections, done
+    /// with, are exchanged for those that leave the flow table next
+    /// ([`Batch::settle`]).
     fn clear(&mut self) {
         self.rows.clear();
-        self.settled.clear();
+        self.done.clear();
+        self.done
+            .extend(self.settled.drain(..).map(|settled| settled.flow));
         self.room = BATCH;
     }
 
@@ -581,9 +592,13 @@ impl Batch {
         self.rows.push(row);
     }
 
-    /// A connection left the flow table.
-    fn settle(&mut self, flow: Box<Flow>) {
+    /// A connection left the flow table: in exchange, the box of one done
+    /// with, if the batch has one ([`FlowTable::exchange_retired`]).
+    ///
+    /// [`FlowTable::exchange_retired`]: crate::tracking::flow::FlowTable::exchange_retired
+    fn settle(&mut self, flow: Box<Flow>) -> Option<Box<Flow>> {
         self.settle_as(flow, None);
+        self.done.pop()
     }
 
     /// A connection left the flow table at the end of the capture: its

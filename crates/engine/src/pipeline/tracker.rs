@@ -136,12 +136,16 @@ impl Tracker {
     /// id order, not concluded: for the schedule on two threads, whose
     /// rows thread concludes them with the conclusions of
     /// [`Tracker::take_conclusions`] (the tracking thread is the longer
-    /// of the two).
+    /// of the two). `each` may give back for each the box of a connection
+    /// done with, for a new one ([`FlowTable::exchange_retired`]).
     #[inline]
-    pub(crate) fn hand_over_unconcluded(&mut self, each: impl FnMut(Box<Flow>)) {
+    pub(crate) fn hand_over_unconcluded(
+        &mut self,
+        each: impl FnMut(Box<Flow>) -> Option<Box<Flow>>,
+    ) {
         // Most segments retire nothing: no iterator made and dropped.
         if self.table.has_retired() {
-            self.table.drain_retired().for_each(each);
+            self.table.exchange_retired(each);
         }
     }
 
