@@ -21,6 +21,7 @@ fn compressed(plain: &Path, format: &str, suffix: &str) -> anyhow::Result<PathBu
     name.push(suffix);
     let path = PathBuf::from(name);
     if path.exists() {
+        crate::read_back_from_disk(&path)?;
         return Ok(path);
     }
     let partial = path.with_extension("partial");
@@ -47,6 +48,7 @@ fn compressed(plain: &Path, format: &str, suffix: &str) -> anyhow::Result<PathBu
         }
     }
     std::fs::rename(&partial, &path)?;
+    crate::read_back_from_disk(&path)?;
     eprintln!(
         "compressed {} with {format}: {} MB",
         path.display(),
