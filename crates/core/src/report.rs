@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 
 use anyhow::{bail, Context};
 use tcpshut_engine::Schedule;
@@ -155,29 +154,30 @@ pub fn report(
         .num_threads(crate::commands::workers(batch.jobs, inputs.len()))
         .build()
         .context("cannot start worker threads")?;
-    // Each capture's aggregates are merged into the one result as soon as
-    // they are made (a worker waits for that lock only while the other
-    // merges, a few per cent of a capture's time), so what is left when
-    // the last capture ends is its own merge. The aggregates are the same
-    // in any order and grouping; the errors are sorted by input position
-    // below.
-    let merged: Mutex<Option<Partial>> = Mutex::new(None);
-    crate::queue::fold(
+    // Each worker merges its captures' aggregates into its own, and the
+    // workers' are merged when all have ended. Merged into one shared
+    // result as they were made, under a lock, the aggregates of one
+    // worker's captures were freed and grown by the other, and glibc's
+    // malloc then takes the first worker's arena lock for each such
+    // free: the two workers waited for each other's allocator ~2,000
+    // times on the bench's batch (`futex`), which instruction counts do
+    // not show ("Fourteenth round: batches on a faster machine").
+    let partials = crate::queue::fold(
         &pool,
         &inputs,
-        || (),
-        |(), i, input| {
+        || None,
+        |merged: Option<Partial>, i, input| {
             let partial = Partial::of(i, input, &spools, crate::commands::schedule(batch.jobs));
-            let mut merged = merged.lock().unwrap_or_else(PoisonError::into_inner);
-            *merged = Some(match merged.take() {
+            Some(match merged {
                 None => partial,
                 Some(all) => all.merge(partial),
-            });
+            })
         },
     );
-    let mut all = merged
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
+    let mut all = partials
+        .into_iter()
+        .flatten()
+        .reduce(Partial::merge)
         .unwrap_or_default();
     all.errors.sort();
     for (_, line) in &all.errors {
