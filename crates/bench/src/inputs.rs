@@ -14,16 +14,23 @@ use crate::Tool;
 /// How each compressed copy is written, and its suffix.
 const FORMATS: [(&str, &str); 3] = [("gzip", "gz"), ("zstd", "zst"), ("lz4", "lz4")];
 
-/// `plain` compressed as `format` (kept beside it, written once).
+/// `plain` compressed as `format` (kept beside it, written once), read
+/// back from the disk like every capture the benchmark measures.
 fn compressed(plain: &Path, format: &str, suffix: &str) -> anyhow::Result<PathBuf> {
     let mut name = plain.as_os_str().to_owned();
     name.push(".");
     name.push(suffix);
     let path = PathBuf::from(name);
-    if path.exists() {
-        crate::read_back_from_disk(&path)?;
-        return Ok(path);
+    if !path.exists() {
+        write_compressed(plain, format, &path)?;
     }
+    crate::read_back_from_disk(&path)?;
+    Ok(path)
+}
+
+/// Writes `plain` compressed as `format` to `path`, through a partial
+/// file renamed into place.
+fn write_compressed(plain: &Path, format: &str, path: &Path) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
     let out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
     let mut input = std::io::BufReader::new(std::fs::File::open(plain)?);
@@ -47,14 +54,13 @@ fn compressed(plain: &Path, format: &str, suffix: &str) -> anyhow::Result<PathBu
             enc.finish()?.flush()?;
         }
     }
-    std::fs::rename(&partial, &path)?;
-    crate::read_back_from_disk(&path)?;
+    std::fs::rename(&partial, path)?;
     eprintln!(
         "compressed {} with {format}: {} MB",
         path.display(),
-        std::fs::metadata(&path)?.len() / 1_000_000
+        std::fs::metadata(path)?.len() / 1_000_000
     );
-    Ok(path)
+    Ok(())
 }
 
 /// The sidecar every run writes: the plain capture's.

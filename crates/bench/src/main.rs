@@ -380,7 +380,8 @@ fn settle_writeback() {
 /// folios), the bench capture's read + decode floor took 0.095 s; copied
 /// with `cp`, 0.072 s; dropped and read back (readahead's large folios,
 /// 547 page faults instead of 6,749), 0.060 s, while annotate took 0.18 s
-/// in either of the last two ("Fourteenth round: the page cache").
+/// in either of the last two (docs/performance.md, "Fourteenth round: a
+/// faster machine, and the page cache").
 pub(crate) fn read_back_from_disk(path: &Path) -> anyhow::Result<()> {
     use std::io::Read;
     use std::os::unix::io::AsRawFd;
